@@ -1,0 +1,331 @@
+//! `config.json`: the desktop streamer. Keys and meanings follow the seed file of the
+//! "Desktop Streamer with Self-Healing" system, so existing files load unchanged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{ConfigFile, Format};
+use crate::validate::Validator;
+
+/// Encoders `auto` may choose from, in the order it tries them.
+pub const KNOWN_ENCODERS: &[&str] = &["vaapih264enc", "vah264enc", "x264enc", "openh264enc"];
+
+pub const DEFAULT_FPS: u32 = 15;
+pub const DEFAULT_WIDTH: u32 = 1280;
+pub const DEFAULT_HEIGHT: u32 = 720;
+pub const DEFAULT_BITRATE_KBPS: u32 = 2000;
+pub const DEFAULT_KEYFRAME_INTERVAL_S: u32 = 2;
+pub const DEFAULT_SEGMENT_DURATION_S: u32 = 2;
+/// Not under /tmp: systemd's PrivateTmp would hide it from the other services.
+pub const DEFAULT_OUTPUT_DIR: &str = "/var/lib/desktop-streamer/hls";
+pub const DEFAULT_MAX_RESTARTS: u32 = 15;
+pub const DEFAULT_RESTART_DELAY_S: u32 = 60;
+pub const DEFAULT_MAX_ERRORS: u32 = 10;
+pub const DEFAULT_ERROR_WINDOW_S: u32 = 600;
+pub const DEFAULT_ENCODER: &str = "auto";
+pub const DEFAULT_SCREEN: u32 = 1;
+pub const DEFAULT_FROZEN_AFTER_S: u32 = 60;
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8888";
+
+/// The streamer's whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamerConfig {
+    /// Frames per second captured and encoded. Default 15; 1..=120.
+    pub fps: u32,
+    /// Width of the stream in pixels; the monitor is scaled to fit, keeping its aspect ratio
+    /// (bars fill the rest). Default 1280; even, 16..=7680.
+    pub width: u32,
+    /// Height of the stream in pixels. Default 720; even, 16..=4320.
+    pub height: u32,
+    /// Constant video bitrate in kbit/s. Default 2000; 100..=100000.
+    pub bitrate: u32,
+    /// Seconds between keyframes. Default 2; 1..=60, at most `segment_duration`.
+    pub keyframe_interval: u32,
+    /// Target length of an HLS segment in seconds (EXT-X-TARGETDURATION). Default 2; 1..=30.
+    pub segment_duration: u32,
+    /// Directory for segments and the playlist. Default /var/lib/desktop-streamer/hls.
+    pub output_dir: PathBuf,
+    /// In-process rebuilds in a row, each failing, after which the state is reported as
+    /// `failing`; rebuilding still goes on at the `restart_delay` cap. Default 15.
+    pub max_restarts: u32,
+    /// Longest wait between rebuild attempts in seconds; repeated failures back off
+    /// exponentially from one second up to this cap. Default 60; 1..=3600.
+    pub restart_delay: u32,
+    /// Pipeline errors within `error_window` after which the process exits non-zero so systemd
+    /// starts a fresh one. Default 10; 1..=1000.
+    pub max_errors: u32,
+    /// Seconds over which `max_errors` are counted. Default 600; 10..=86400.
+    pub error_window: u32,
+    /// `auto` (hardware first, then software) or a GStreamer H.264 encoder element name.
+    /// Default `auto`.
+    pub encoder: String,
+    /// Which monitor to capture, counted from 0 in RandR's order. Default 1 (the second).
+    pub screen: u32,
+    /// Selects the monitor by RandR output name (`HDMI-1`) instead of `screen`. Default none.
+    pub monitor: Option<String>,
+    /// Seconds without any change in the captured picture after which the health API reports
+    /// frozen content; 0 turns the check off. Default 60.
+    pub frozen_after_seconds: u32,
+    /// Seconds without an encoded buffer that count as a stall. Default none, meaning
+    /// 2 × `segment_duration`.
+    pub stall_timeout_seconds: Option<u32>,
+    /// Address of the health API and HLS server. Default 0.0.0.0:8888.
+    pub listen: SocketAddr,
+    pub live_streaming: LiveStreaming,
+    pub unity_optimization: UnityOptimization,
+    pub real_time: RealTime,
+    pub monitoring: Monitoring,
+    pub performance: Performance,
+}
+
+impl Default for StreamerConfig {
+    fn default() -> Self {
+        StreamerConfig {
+            fps: DEFAULT_FPS,
+            width: DEFAULT_WIDTH,
+            height: DEFAULT_HEIGHT,
+            bitrate: DEFAULT_BITRATE_KBPS,
+            keyframe_interval: DEFAULT_KEYFRAME_INTERVAL_S,
+            segment_duration: DEFAULT_SEGMENT_DURATION_S,
+            output_dir: PathBuf::from(DEFAULT_OUTPUT_DIR),
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_delay: DEFAULT_RESTART_DELAY_S,
+            max_errors: DEFAULT_MAX_ERRORS,
+            error_window: DEFAULT_ERROR_WINDOW_S,
+            encoder: DEFAULT_ENCODER.to_owned(),
+            screen: DEFAULT_SCREEN,
+            monitor: None,
+            frozen_after_seconds: DEFAULT_FROZEN_AFTER_S,
+            stall_timeout_seconds: None,
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            live_streaming: LiveStreaming::default(),
+            unity_optimization: UnityOptimization::default(),
+            real_time: RealTime::default(),
+            monitoring: Monitoring::default(),
+            performance: Performance::default(),
+        }
+    }
+}
+
+/// `live_streaming`: the playlist window and disk-pressure cleanup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LiveStreaming {
+    /// Segments in the live playlist window. Default 5; 3..=100 (and never shorter than three
+    /// target durations).
+    pub max_segments: u32,
+    /// Window under emergency disk pressure. Default 2; 1..=`max_segments` (raised if needed
+    /// so the playlist still spans three target durations).
+    pub emergency_segments: u32,
+    /// Output filesystem use (%) at which old segments and orphans are removed first.
+    /// Default 70; 1..=99.
+    pub cleanup_threshold_percent: u32,
+    /// Output filesystem use (%) at which the window shrinks to `emergency_segments`.
+    /// Default 85; above `cleanup_threshold_percent`, at most 100.
+    pub emergency_cleanup_threshold_percent: u32,
+}
+
+impl Default for LiveStreaming {
+    fn default() -> Self {
+        LiveStreaming {
+            max_segments: 5,
+            emergency_segments: 2,
+            cleanup_threshold_percent: 70,
+            emergency_cleanup_threshold_percent: 85,
+        }
+    }
+}
+
+/// `unity_optimization`: limits that keep the stream from starving the kiosk application.
+/// The installer turns them into systemd resource controls for the streamer unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnityOptimization {
+    /// Whether the limits below are applied. Default true.
+    pub enabled: bool,
+    /// GPU memory in MB the machine may use before the watchdog warns. Default 1024.
+    pub gpu_memory_limit_mb: u32,
+    /// CPU the streamer may use, in percent of one core (systemd CPUQuota). Default 30;
+    /// 1..=1000.
+    pub cpu_quota_percent: u32,
+    /// Memory the streamer may use in MB (systemd MemoryMax). Default 800; 64..=65536.
+    pub memory_limit_mb: u32,
+}
+
+impl Default for UnityOptimization {
+    fn default() -> Self {
+        UnityOptimization { enabled: true, gpu_memory_limit_mb: 1024, cpu_quota_percent: 30, memory_limit_mb: 800 }
+    }
+}
+
+/// `real_time`: latency over completeness.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RealTime {
+    /// Whether the settings below apply. Default false.
+    pub enabled: bool,
+    /// Measured frame rate below which the health API reports the stream as degraded.
+    /// Default none (off).
+    pub min_fps: Option<u32>,
+    /// Seconds of frames queued before the encoder. Default 0.1; 0.01..=5.
+    pub buffer_size: f64,
+    /// Drop the oldest frames when the encoder falls behind, instead of slowing capture.
+    /// Default true.
+    pub drop_frames: bool,
+}
+
+impl Default for RealTime {
+    fn default() -> Self {
+        RealTime { enabled: false, min_fps: None, buffer_size: 0.1, drop_frames: true }
+    }
+}
+
+/// `monitoring`: the streamer's own health bookkeeping.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Monitoring {
+    /// Seconds between health samples (disk use, memory). Default 30; 1..=3600.
+    pub check_interval_seconds: u32,
+    /// Health samples kept in memory for the API. Default 1000; 10..=100000.
+    pub health_metrics_history_size: u32,
+    /// Errors and restarts (with reasons) kept for the API. Default 100; 10..=10000.
+    pub error_events_history_size: u32,
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Monitoring { check_interval_seconds: 30, health_metrics_history_size: 1000, error_events_history_size: 100 }
+    }
+}
+
+/// `performance`: encoder tuning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Performance {
+    /// No B-frames, zero-latency tuning. Default true.
+    pub low_latency_mode: bool,
+    /// Whether `encoder: auto` tries hardware encoders first. Default true.
+    pub hardware_acceleration: bool,
+    /// Encoder threads; 0 lets the encoder choose. Default 2; 0..=64.
+    pub thread_count: u32,
+}
+
+impl Default for Performance {
+    fn default() -> Self {
+        Performance { low_latency_mode: true, hardware_acceleration: true, thread_count: 2 }
+    }
+}
+
+impl StreamerConfig {
+    /// How long without an encoded buffer counts as a stall.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.stall_timeout_seconds.unwrap_or(2 * self.segment_duration)))
+    }
+}
+
+impl ConfigFile for StreamerConfig {
+    const FILE_NAME: &'static str = "config.json";
+    const FORMAT: Format = Format::Json;
+    const LEGACY_KEYS: &'static [(&'static str, &'static str)] = &[
+        ("live_streaming.enabled", "the stream is always live"),
+        (
+            "unity_optimization.disk_cleanup_threshold_percent",
+            "live_streaming.cleanup_threshold_percent sets the cleanup threshold",
+        ),
+        (
+            "unity_optimization.emergency_cleanup_threshold_percent",
+            "live_streaming.emergency_cleanup_threshold_percent sets the emergency threshold",
+        ),
+        ("real_time.target_latency_ms", "latency follows from segment_duration and the playlist window"),
+        ("real_time.sync_tolerance_ms", "the stream has no audio to keep in sync"),
+        ("monitoring.log_rotation_mb", "logrotate/desktop-streamer rotates the logs"),
+        ("performance.buffer_size", "real_time.buffer_size sets the queue before the encoder"),
+    ];
+
+    fn validate(&self, v: &mut Validator<'_>) {
+        v.range("fps", self.fps, 1..=120);
+        v.range("width", self.width, 16..=7680);
+        v.range("height", self.height, 16..=4320);
+        for (key, n) in [("width", self.width), ("height", self.height)] {
+            if n % 2 != 0 {
+                v.error(key, "must be even (H.264 with 4:2:0 colour needs even sizes)");
+            }
+        }
+        v.range("bitrate", self.bitrate, 100..=100_000);
+        v.range("keyframe_interval", self.keyframe_interval, 1..=60);
+        v.range("segment_duration", self.segment_duration, 1..=30);
+        if self.keyframe_interval > self.segment_duration {
+            v.error(
+                "keyframe_interval",
+                format!(
+                    "must be at most segment_duration ({} s): segments can only split on keyframes",
+                    self.segment_duration
+                ),
+            );
+        } else if self.keyframe_interval > 0 && self.segment_duration % self.keyframe_interval != 0 {
+            v.warn(
+                "keyframe_interval",
+                format!(
+                    "segment_duration ({} s) is not a multiple of it, so segments will be uneven",
+                    self.segment_duration
+                ),
+            );
+        }
+        if self.output_dir.as_os_str().is_empty() || !self.output_dir.is_absolute() {
+            v.error("output_dir", "must be an absolute directory path");
+        } else if self.output_dir.starts_with("/tmp") {
+            v.warn(
+                "output_dir",
+                "is under /tmp; services with PrivateTmp cannot see it (default /var/lib/desktop-streamer/hls)",
+            );
+        }
+        v.range("restart_delay", self.restart_delay, 1..=3600);
+        v.range("max_errors", self.max_errors, 1..=1000);
+        v.range("error_window", self.error_window, 10..=86_400);
+        if self.encoder.trim().is_empty() || self.encoder.contains(|c: char| c.is_whitespace() || c == '!') {
+            v.error(
+                "encoder",
+                format!("must be `auto` or one GStreamer element name such as {}", KNOWN_ENCODERS.join(", ")),
+            );
+        }
+        v.range("screen", self.screen, 0..=15);
+        if let Some(m) = &self.monitor {
+            v.non_empty("monitor", m, "a RandR output name such as HDMI-1, or leave the key out");
+        }
+        v.range("frozen_after_seconds", self.frozen_after_seconds, 0..=86_400);
+        if let Some(s) = self.stall_timeout_seconds {
+            v.range("stall_timeout_seconds", s, self.segment_duration..=600);
+        }
+
+        let ls = &self.live_streaming;
+        v.range("live_streaming.max_segments", ls.max_segments, 3..=100);
+        v.range("live_streaming.emergency_segments", ls.emergency_segments, 1..=ls.max_segments.max(1));
+        v.range("live_streaming.cleanup_threshold_percent", ls.cleanup_threshold_percent, 1..=99);
+        v.range(
+            "live_streaming.emergency_cleanup_threshold_percent",
+            ls.emergency_cleanup_threshold_percent,
+            ls.cleanup_threshold_percent.saturating_add(1)..=100,
+        );
+
+        let uo = &self.unity_optimization;
+        v.range("unity_optimization.cpu_quota_percent", uo.cpu_quota_percent, 1..=1000);
+        v.range("unity_optimization.memory_limit_mb", uo.memory_limit_mb, 64..=65_536);
+
+        let rt = &self.real_time;
+        if let Some(min) = rt.min_fps {
+            v.range("real_time.min_fps", min, 1..=self.fps.max(1));
+        }
+        v.range("real_time.buffer_size", rt.buffer_size, 0.01..=5.0);
+
+        let m = &self.monitoring;
+        v.range("monitoring.check_interval_seconds", m.check_interval_seconds, 1..=3600);
+        v.range("monitoring.health_metrics_history_size", m.health_metrics_history_size, 10..=100_000);
+        v.range("monitoring.error_events_history_size", m.error_events_history_size, 10..=10_000);
+
+        v.range("performance.thread_count", self.performance.thread_count, 0..=64);
+    }
+}

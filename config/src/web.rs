@@ -1,0 +1,83 @@
+//! `web-config.json`: the dashboard and camera heartbeat monitor (`desktop-streamer-web`),
+//! also read by the `desktop-streamer-monitor` CLI to find the dashboard.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::{ConfigFile, Format};
+use crate::validate::Validator;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+pub const DEFAULT_CAMERAS_FILE: &str = "/etc/desktop-streamer/cameras.yaml";
+pub const DEFAULT_STREAMER_CONFIG: &str = "/etc/desktop-streamer/config.json";
+pub const DEFAULT_DATABASE: &str = "/var/lib/desktop-streamer/cameras.db";
+pub const DEFAULT_STREAMER_URL: &str = "http://127.0.0.1:8888";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebConfig {
+    /// Address of the dashboard and its API. Default 0.0.0.0:8080.
+    pub listen: SocketAddr,
+    /// The camera list. A relative path is taken from this file's directory.
+    /// Default /etc/desktop-streamer/cameras.yaml.
+    pub cameras_file: PathBuf,
+    /// The streamer's config (for its HLS directory). Relative paths as above.
+    /// Default /etc/desktop-streamer/config.json.
+    pub streamer_config: PathBuf,
+    /// SQLite database of heartbeats and state changes. Default
+    /// /var/lib/desktop-streamer/cameras.db.
+    pub database: PathBuf,
+    /// Base URL of the streamer's health API. Default http://127.0.0.1:8888.
+    pub streamer_url: String,
+    /// Whether pages and read-only APIs answer without logging in. State-changing calls
+    /// always need a session or an API token. Default true.
+    pub public_read: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            cameras_file: PathBuf::from(DEFAULT_CAMERAS_FILE),
+            streamer_config: PathBuf::from(DEFAULT_STREAMER_CONFIG),
+            database: PathBuf::from(DEFAULT_DATABASE),
+            streamer_url: DEFAULT_STREAMER_URL.to_owned(),
+            public_read: true,
+        }
+    }
+}
+
+impl WebConfig {
+    /// Makes relative paths relative to the directory of the file they came from.
+    pub fn resolve_paths(&mut self, config_file: &Path) {
+        let base = config_file.parent().unwrap_or(Path::new("."));
+        for p in [&mut self.cameras_file, &mut self.streamer_config, &mut self.database] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+}
+
+impl ConfigFile for WebConfig {
+    const FILE_NAME: &'static str = "web-config.json";
+    const FORMAT: Format = Format::Json;
+
+    fn validate(&self, v: &mut Validator<'_>) {
+        for (key, p) in [
+            ("cameras_file", &self.cameras_file),
+            ("streamer_config", &self.streamer_config),
+            ("database", &self.database),
+        ] {
+            if p.as_os_str().is_empty() {
+                v.error(key, "must be a file path");
+            }
+        }
+        match url::Url::parse(&self.streamer_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => v.error("streamer_url", "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8888"),
+        }
+    }
+}

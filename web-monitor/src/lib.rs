@@ -1,0 +1,57 @@
+//! desktop-streamer-web: the operator's dashboard on :8080 and the camera heartbeat monitor;
+//! also the library behind the `desktop-streamer-monitor` CLI.
+
+pub mod cli;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ds_config::WebConfig;
+use ds_runtime::{ConfigArgs, Shutdown};
+
+#[derive(Debug, Parser)]
+#[command(name = "desktop-streamer-web", version, about = "Dashboard and camera heartbeat monitor of desktop-streamer")]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address of the dashboard, overriding `listen` in the config
+    #[arg(long, value_name = "ADDR:PORT", global = true)]
+    pub listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the dashboard (the default)
+    Run,
+    /// Check the configuration file and the camera list it names: exit 0 if both are usable,
+    /// 1 with every problem printed
+    CheckConfig,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => Ok(settings::check(&args.config)),
+        Command::Run => {
+            ds_runtime::logging::init();
+            let mut settings = settings::load(&args.config)?;
+            if let Some(listen) = args.listen {
+                settings.web.listen = listen;
+            }
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(serve(settings.web))
+        }
+    }
+}
+
+async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::new();
+    let _signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
+    tracing::info!(listen = %config.listen, "desktop-streamer-web started");
+    shutdown.wait().await;
+    Ok(ExitCode::SUCCESS)
+}

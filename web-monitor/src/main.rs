@@ -1,0 +1,7 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    ds_runtime::exit_with(desktop_streamer_web::run(desktop_streamer_web::Args::parse()))
+}
