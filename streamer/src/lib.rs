@@ -1,6 +1,10 @@
 //! desktop-streamer: captures the kiosk's second monitor into a live HLS stream that heals
 //! itself, and serves it with a health API on :8888.
 
+pub mod encoder;
+pub mod monitor;
+pub mod playlist;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 

@@ -1,1 +1,5 @@
-//! placeholder
+//! The test harness of desktop-streamer: real peers for end-to-end tests (an X server with
+//! two monitors, the project's binaries) and helpers to drive them.
+
+pub mod bins;
+pub mod xorg;

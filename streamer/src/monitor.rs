@@ -1,0 +1,1 @@
+//! Which monitor to capture: RandR monitors, selection by index or output name, and change events.

@@ -1,0 +1,26 @@
+//! The project's binaries, as built by `cargo build --workspace --bins` (the test command
+//! builds them before running tests).
+
+use std::path::PathBuf;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// Path of one of the project's binaries, next to the running test's own target directory.
+///
+/// # Panics
+/// If the binary was not built; the message says how to build it.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("test runs from target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (tests/run.sh does)",
+        path.display()
+    );
+    path
+}
