@@ -47,7 +47,6 @@ impl Default for CamerasConfig {
 pub struct Camera {
     /// Stable identifier that keeps a camera's history across renames; the editor assigns
     /// one. Default none (derived from the name).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Name shown to people; unique. Required.
     pub name: String,
@@ -55,7 +54,6 @@ pub struct Camera {
     /// (`rtsp://user:pass@host/…`); they are never shown. Required.
     pub url: String,
     /// Overrides the file's `heartbeat_seconds` for this camera. Default none.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_seconds: Option<u32>,
 }
 
@@ -69,6 +67,11 @@ impl Camera {
 impl ConfigFile for CamerasConfig {
     const FILE_NAME: &'static str = "cameras.yaml";
     const FORMAT: Format = Format::Yaml;
+
+    fn key_tree() -> Value {
+        let example = CamerasConfig { streams: vec![Camera::default()], ..CamerasConfig::default() };
+        serde_json::to_value(example).unwrap_or(Value::Null)
+    }
 
     fn validate(&self, v: &mut Validator<'_>) {
         v.range("heartbeat_seconds", self.heartbeat_seconds, 5..=86_400);

@@ -34,6 +34,12 @@ pub trait ConfigFile: DeserializeOwned + Serialize + Default {
 
     /// Checks values serde accepted by type; reports every problem through `v`.
     fn validate(&self, v: &mut Validator<'_>);
+
+    /// A value holding every key the file may have, lists with one element: what unknown
+    /// keys are compared with for "did you mean", and what sections must look like.
+    fn key_tree() -> Value {
+        serde_json::to_value(Self::default()).unwrap_or(Value::Null)
+    }
 }
 
 /// A file that loaded: the value, and warnings worth showing.
@@ -76,10 +82,17 @@ pub fn load_document<T: ConfigFile>(doc: &Document) -> Result<Loaded<T>, Problem
             )));
         }
     };
+    let tree = T::key_tree();
     let mut diagnostics = Vec::new();
     // Paths whose value was wrong by type: the default stands in, and checks below them are
     // not repeated.
     let mut bad_paths: Vec<String> = Vec::new();
+    // serde would fill a section from a list by position; a section must be a mapping.
+    for path in sections_given_as_lists(&working, &tree, "") {
+        diagnostics.push(type_error(doc, &path, "expected a mapping of keys to values"));
+        remove_bad_value(&mut working, &path, false);
+        bad_paths.push(path);
+    }
     let (config, ignored) = loop {
         let mut ignored = Vec::new();
         let mut record = |p: serde_ignored::Path<'_>| ignored.push(ignored_path(&p));
@@ -101,11 +114,10 @@ pub fn load_document<T: ConfigFile>(doc: &Document) -> Result<Loaded<T>, Problem
         }
     };
 
-    let defaults = serde_json::to_value(T::default()).unwrap_or(Value::Null);
     let mut reported = HashSet::new();
     for path in ignored {
         if reported.insert(path.clone()) {
-            diagnostics.push(unknown_key::<T>(doc, &path, &defaults));
+            diagnostics.push(unknown_key::<T>(doc, &path, &tree));
         }
     }
 
@@ -162,13 +174,34 @@ fn remove_bad_value(root: &mut Value, path: &str, repeated: bool) -> bool {
     }
 }
 
-fn unknown_key<T: ConfigFile>(doc: &Document, path: &str, defaults: &Value) -> Diagnostic {
+/// Paths where the file has a list and the model a section (a mapping).
+fn sections_given_as_lists(value: &Value, tree: &Value, path: &str) -> Vec<String> {
+    match (value, tree) {
+        (Value::Array(_), Value::Object(_)) => vec![path.to_owned()],
+        (Value::Object(v), Value::Object(t)) => v
+            .iter()
+            .filter_map(|(k, child)| t.get(k).map(|sub| sections_given_as_lists(child, sub, &push_key(path, k))))
+            .flatten()
+            .collect(),
+        (Value::Array(items), Value::Array(t)) => match t.first() {
+            Some(element) => items
+                .iter()
+                .enumerate()
+                .flat_map(|(i, item)| sections_given_as_lists(item, element, &push_index(path, i)))
+                .collect(),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn unknown_key<T: ConfigFile>(doc: &Document, path: &str, tree: &Value) -> Diagnostic {
     let generic = generic_path(path);
     let message = match T::LEGACY_KEYS.iter().find(|(k, _)| *k == generic) {
         Some((_, note)) => format!("not used by desktop-streamer, ignored: {note}"),
         None => {
             let mut m = "unknown key, ignored".to_owned();
-            if let Some(s) = suggestion(path, defaults) {
+            if let Some(s) = suggestion(path, tree) {
                 m.push_str(&format!(" (did you mean `{s}`?)"));
             }
             m
@@ -185,9 +218,9 @@ fn unknown_key<T: ConfigFile>(doc: &Document, path: &str, defaults: &Value) -> D
 }
 
 /// The known key at the same level that is closest in spelling, if any is close.
-fn suggestion(path: &str, defaults: &Value) -> Option<String> {
+fn suggestion(path: &str, tree: &Value) -> Option<String> {
     let key = last_key(path)?;
-    let siblings = get_path(defaults, &generic_path(parent_path(path)?).replace("[]", "[0]"))?.as_object()?;
+    let siblings = get_path(tree, &generic_path(parent_path(path)?).replace("[]", "[0]"))?.as_object()?;
     siblings
         .keys()
         .map(|k| (strsim::damerau_levenshtein(key, k), k))

@@ -7,15 +7,19 @@ use crate::document::last_key;
 /// Key names whose values are secrets wherever they appear.
 const SECRET_KEYS: &[&str] = &["password", "token", "api_token", "secret"];
 
-/// `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`; text that is not such a URL is
-/// returned unchanged.
+/// `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`; other text is returned unchanged.
+///
+/// Works on the text, not on a parsed URL, so that a URL too broken to parse (and so shown
+/// in an error message) still loses its password.
 pub fn mask_url_credentials(text: &str) -> String {
-    match url::Url::parse(text) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => text.to_owned(),
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else { return text.to_owned() };
+    let authority_end = text[scheme_end..].find(['/', '?', '#']).map_or(text.len(), |i| scheme_end + i);
+    let Some(at) = text[scheme_end..authority_end].rfind('@').map(|i| scheme_end + i) else {
+        return text.to_owned();
+    };
+    match text[scheme_end..at].find(':').map(|i| scheme_end + i) {
+        Some(colon) => format!("{}***{}", &text[..=colon], &text[at..]),
+        None => text.to_owned(),
     }
 }
 
@@ -47,6 +51,10 @@ mod tests {
         assert_eq!(mask_url_credentials("rtsp://user:pass@10.0.0.1:554/s1"), "rtsp://user:***@10.0.0.1:554/s1");
         assert_eq!(mask_url_credentials("http://10.0.0.1:9081"), "http://10.0.0.1:9081");
         assert_eq!(mask_url_credentials("not a url"), "not a url");
+        // Too broken for a URL parser, still masked.
+        assert_eq!(mask_url_credentials("rtsp://admin:top@secret@/x"), "rtsp://admin:***@/x");
+        assert_eq!(mask_url_credentials("rtsp://admin@h/x"), "rtsp://admin@h/x");
+        assert_eq!(mask_url_credentials("http://h/a@b:c"), "http://h/a@b:c");
     }
 
     #[test]

@@ -266,7 +266,7 @@ impl ConfigFile for StreamerConfig {
                     self.segment_duration
                 ),
             );
-        } else if self.keyframe_interval > 0 && self.segment_duration % self.keyframe_interval != 0 {
+        } else if self.keyframe_interval > 0 && !self.segment_duration.is_multiple_of(self.keyframe_interval) {
             v.warn(
                 "keyframe_interval",
                 format!(

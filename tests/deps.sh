@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the test suite need, and only those missing.
+# Safe to run again: it does nothing when everything is there.
+set -euo pipefail
+
+packages=(
+    # Building the GStreamer bindings
+    pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+    # GStreamer elements the streamer uses (capture, encoders, HLS) and gst-launch for benchmarks
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+    gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-tools gstreamer1.0-vaapi
+    # A real X server with two monitors (Xorg's dummy driver) and xrandr to change them
+    xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils
+    # Decoding produced segments in tests
+    ffmpeg
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#packages[@]} Debian packages present"
+    exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps: missing ${missing[*]}; run as root or install sudo" >&2; exit 1; }
+    sudo=(sudo)
+fi
+echo "deps: installing ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
