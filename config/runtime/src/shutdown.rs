@@ -1,7 +1,7 @@
 //! One shutdown signal for a whole process, created in `main` and cloned into every task.
 //!
 //! The first SIGTERM or SIGINT triggers it (tasks drain within their time limit); a second one
-//! exits at once. SIGHUP is passed on as a reload request.
+//! exits at once. SIGHUP is passed on as a reload request, SIGUSR1 as a restart request.
 
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ impl Shutdown {
 pub enum SignalEvent {
     /// SIGHUP: read the configuration again.
     Reload,
+    /// SIGUSR1: restart the service's work in process (the streamer rebuilds its pipeline).
+    Restart,
 }
 
 /// Exit status used when a second termination signal cuts the drain short.
@@ -57,6 +59,7 @@ pub fn spawn_signal_handler(shutdown: Shutdown) -> std::io::Result<mpsc::Unbound
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -66,6 +69,11 @@ pub fn spawn_signal_handler(shutdown: Shutdown) -> std::io::Result<mpsc::Unbound
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading configuration");
                     let _ = tx.send(SignalEvent::Reload);
+                    continue;
+                }
+                _ = usr1.recv() => {
+                    tracing::info!("SIGUSR1: restart requested");
+                    let _ = tx.send(SignalEvent::Restart);
                     continue;
                 }
             };

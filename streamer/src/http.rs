@@ -1,0 +1,232 @@
+//! HTTP on :8888: the health API, `/metrics`, and the HLS stream itself. Everything here only
+//! reads, so it keeps answering while the pipeline restarts, and GETs are open to any origin
+//! so web players elsewhere can load the stream.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use ds_config::StreamerConfig;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::health::{DetailedReport, HealthReport, Verdict};
+use crate::metrics;
+use crate::playlist::PLAYLIST_FILE;
+use crate::status::{State as StreamState, StatusHandle};
+use crate::system::SystemMonitor;
+
+/// What the handlers read.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub status: StatusHandle,
+    pub config: watch::Receiver<Arc<StreamerConfig>>,
+    pub system: SystemMonitor,
+}
+
+impl AppState {
+    fn config(&self) -> Arc<StreamerConfig> {
+        self.config.borrow().clone()
+    }
+
+    fn detailed(&self) -> DetailedReport {
+        DetailedReport::build(&self.status, &self.config(), self.system.latest())
+    }
+}
+
+/// The whole router; tests call it with `oneshot` or serve it on port 0.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/health/detailed", get(detailed))
+        .route("/api/status", get(status))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/hls/desktop/{file}", get(hls_file).options(preflight))
+        .fallback(not_found)
+        .layer(axum::middleware::map_response(cors))
+        .with_state(state)
+}
+
+async fn health(State(s): State<AppState>) -> Json<HealthReport> {
+    Json(HealthReport::build(&s.status, &s.config(), s.system.latest()))
+}
+
+async fn detailed(State(s): State<AppState>) -> Json<DetailedReport> {
+    Json(s.detailed())
+}
+
+/// The seed's `/api/status` shape: service, stream, health, system.
+#[derive(Serialize)]
+struct StatusReport {
+    service: ServiceReport,
+    stream: StreamReport,
+    health: HealthReport,
+    system: SystemReport,
+}
+
+#[derive(Serialize)]
+struct ServiceReport {
+    active: bool,
+    /// This process's own view of its unit's state (it is answering, so it runs).
+    details: ServiceDetails,
+    managed_by_systemd: bool,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct ServiceDetails {
+    ActiveState: &'static str,
+    SubState: &'static str,
+}
+
+#[derive(Serialize)]
+struct StreamReport {
+    playlist_exists: bool,
+    segment_count: usize,
+    total_size_mb: f64,
+    stream_active: bool,
+}
+
+#[derive(Serialize)]
+struct SystemReport {
+    cpu_percent: Option<f64>,
+    memory_percent: Option<f64>,
+    disk_usage_percent: Option<f64>,
+}
+
+async fn status(State(s): State<AppState>) -> Json<StatusReport> {
+    let config = s.config();
+    let d = s.detailed();
+    let playlist_exists = tokio::fs::try_exists(config.output_dir.join(PLAYLIST_FILE)).await.unwrap_or(false);
+    let stopping = d.health.current_state == StreamState::Stopping;
+    Json(StatusReport {
+        service: ServiceReport {
+            active: !stopping,
+            details: ServiceDetails {
+                ActiveState: if stopping { "deactivating" } else { "active" },
+                SubState: if stopping { "stop-sigterm" } else { "running" },
+            },
+            managed_by_systemd: std::env::var_os("INVOCATION_ID").is_some(),
+        },
+        stream: StreamReport {
+            playlist_exists,
+            segment_count: d.playlist.as_ref().map_or(0, |p| p.segment_count),
+            total_size_mb: d.playlist.as_ref().map_or(0.0, |p| p.window_bytes as f64 / 1_048_576.0),
+            stream_active: d.health.stream_active,
+        },
+        system: SystemReport {
+            cpu_percent: d.system.map(|x| x.cpu_percent),
+            memory_percent: d.system.map(|x| x.memory_percent),
+            disk_usage_percent: d.system.and_then(|x| x.disk_usage_percent),
+        },
+        health: d.health,
+    })
+}
+
+/// 200 while fresh segments flow, 503 otherwise; the body says why.
+async fn healthz(State(s): State<AppState>) -> Response {
+    let h = HealthReport::build(&s.status, &s.config(), None);
+    let code = if h.health == Verdict::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let text = match (&h.health, h.newest_segment_age_seconds) {
+        (Verdict::Unhealthy, Some(age)) => {
+            format!("unhealthy: newest segment is {age:.1} s old ({:?})\n", h.current_state)
+        }
+        (Verdict::Unhealthy, None) => format!("unhealthy: no segment yet ({:?})\n", h.current_state),
+        (v, _) => format!("{v:?}: {:?}\n", h.current_state).to_lowercase(),
+    };
+    (code, text).into_response()
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render(&s.detailed()))
+        .into_response()
+}
+
+/// A segment or the playlist. Only names the streamer writes are served: letters, digits,
+/// `-`, `_` and one extension; nothing else can reach the file system.
+async fn hls_file(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+    let Some(kind) = hls_kind(&file) else {
+        return error(StatusCode::NOT_FOUND, "no such stream file; the playlist is /hls/desktop/playlist.m3u8");
+    };
+    let path: PathBuf = s.config().output_dir.join(&file);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let cache = if kind == HlsKind::Playlist { "no-cache" } else { "public, max-age=300, immutable" };
+            let ctype = if kind == HlsKind::Playlist { "application/vnd.apple.mpegurl" } else { "video/mp2t" };
+            ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, cache)], bytes).into_response()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let why = if kind == HlsKind::Playlist {
+                "the stream has not produced a playlist yet"
+            } else {
+                "segment not found (it may have expired)"
+            };
+            error(StatusCode::NOT_FOUND, why)
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read HLS file");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the file")
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HlsKind {
+    Playlist,
+    Segment,
+}
+
+fn hls_kind(name: &str) -> Option<HlsKind> {
+    if name == PLAYLIST_FILE {
+        return Some(HlsKind::Playlist);
+    }
+    let stem = name.strip_suffix(".ts")?;
+    let ok = !stem.is_empty() && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then_some(HlsKind::Segment)
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see /api/health, /api/status, /api/health/detailed, /healthz, /metrics, /hls/desktop/playlist.m3u8",
+    )
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    (code, Json(json!({ "error": message }))).into_response()
+}
+
+/// Every answer may be read from any origin: this server only serves reads.
+async fn cors(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stream_file_names_are_served() {
+        assert!(hls_kind("playlist.m3u8") == Some(HlsKind::Playlist));
+        assert!(hls_kind("run000003-seg00012.ts") == Some(HlsKind::Segment));
+        for bad in
+            ["../config.json", "..%2Fetc%2Fpasswd", ".ts", ".playlist-state.json", "a/b.ts", "x.ts.bak", "seg 1.ts"]
+        {
+            assert!(hls_kind(bad).is_none(), "{bad} must be refused");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The machine as the health API reports it: CPU, memory, the process's own memory, and how
+//! full the output directory's filesystem is. Sampled in the background because CPU use is
+//! a difference between two readings.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System};
+
+use ds_runtime::Shutdown;
+
+/// One reading.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct SystemSample {
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub process_memory_mb: f64,
+    /// Use of the filesystem holding the output directory, `None` if it cannot be read.
+    pub disk_usage_percent: Option<f64>,
+}
+
+/// The latest reading, shared.
+#[derive(Clone, Debug, Default)]
+pub struct SystemMonitor {
+    latest: Arc<Mutex<Option<SystemSample>>>,
+}
+
+/// How often the machine is sampled.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+impl SystemMonitor {
+    pub fn latest(&self) -> Option<SystemSample> {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Samples until shutdown.
+    pub async fn run(self, output_dir: PathBuf, shutdown: Shutdown) {
+        let mut sys = match System::new_with_specifics(RefreshKind::nothing()) {
+            Ok(sys) => sys,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read system statistics; the health API will leave them out");
+                return;
+            }
+        };
+        let pid = Pid::from_u32(std::process::id());
+        loop {
+            sys.refresh_cpu_usage();
+            sys.refresh_memory();
+            sys.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                true,
+                ProcessRefreshKind::nothing().with_memory(),
+            );
+            let total = sys.total_memory().max(1) as f64;
+            let sample = SystemSample {
+                cpu_percent: f64::from(sys.global_cpu_usage()),
+                memory_percent: (total - sys.available_memory() as f64) / total * 100.0,
+                process_memory_mb: sys.process(pid).map_or(0.0, |p| p.memory() as f64 / 1_048_576.0),
+                disk_usage_percent: disk_usage_percent(&output_dir),
+            };
+            *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sample);
+            if !shutdown.sleep(SAMPLE_INTERVAL).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Percentage of the filesystem holding `dir` that is in use, as `df` counts it (blocks
+/// reserved for root count as unavailable). Walks up to the nearest existing ancestor so a
+/// removed output directory still gets an answer.
+pub fn disk_usage_percent(dir: &Path) -> Option<f64> {
+    let existing = dir.ancestors().find(|p| p.exists())?;
+    let st = rustix::fs::statvfs(existing).ok()?;
+    let used = st.f_blocks.saturating_sub(st.f_bfree) as f64;
+    let usable = used + st.f_bavail as f64;
+    (usable > 0.0).then(|| used / usable * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_usage_of_a_real_directory_is_a_percentage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = disk_usage_percent(dir.path()).unwrap();
+        assert!((0.0..=100.0).contains(&p), "{p}");
+        // A directory that does not exist (yet) is answered from its parent's filesystem.
+        let gone = dir.path().join("hls/not/yet");
+        assert_eq!(disk_usage_percent(&gone).map(|v| v.round()), Some(p.round()));
+    }
+}

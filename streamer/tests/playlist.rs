@@ -1,0 +1,584 @@
+//! RFC 8216 rules of the live playlist, checked on a real directory the way a player sees it:
+//! every published playlist is parsed and compared with the one before, across pipeline runs,
+//! process restarts (drop + reopen), vanished files and disk emergencies. Time is injected.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use desktop_streamer::playlist::{PLAYLIST_FILE, Playlist, PlaylistError, PlaylistSettings, RunLocation, STATE_FILE};
+
+#[derive(Debug, Clone, PartialEq)]
+struct Listed {
+    name: String,
+    extinf: String,
+    discontinuity: bool,
+}
+
+impl Listed {
+    fn rounded_secs(&self) -> u64 {
+        self.extinf.parse::<f64>().unwrap().round() as u64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Published {
+    target: u64,
+    media_sequence: u64,
+    discontinuity_sequence: u64,
+    segments: Vec<Listed>,
+}
+
+impl Published {
+    fn duration(&self) -> f64 {
+        self.segments.iter().map(|s| s.extinf.parse::<f64>().unwrap()).sum()
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.segments.iter().map(|s| s.name.as_str()).collect()
+    }
+}
+
+/// Parses `playlist.m3u8` and asserts what every live media playlist must satisfy on its own.
+fn parse(dir: &Path, text: &str) -> Published {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("#EXTM3U"), "first line:\n{text}");
+    assert!(text.ends_with('\n'), "a complete playlist ends with a newline:\n{text}");
+    let mut header: HashMap<&str, u64> = HashMap::new();
+    let mut segments = Vec::new();
+    let mut discontinuity = false;
+    let mut extinf: Option<String> = None;
+    for line in lines {
+        assert!(!line.starts_with("#EXT-X-ENDLIST"), "a live stream that will come back has no ENDLIST:\n{text}");
+        if let Some(v) = line.strip_prefix("#EXTINF:") {
+            let (d, _title) = v.split_once(',').expect("EXTINF needs a comma");
+            assert_eq!(d.split_once('.').map(|(_, f)| f.len()), Some(3), "EXTINF with 3 decimals: {line}");
+            extinf = Some(d.to_owned());
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            discontinuity = true;
+        } else if let Some((tag, value)) = line.split_once(':') {
+            assert!(segments.is_empty() && extinf.is_none(), "{tag} after the first segment:\n{text}");
+            assert!(header.insert(tag, value.parse().unwrap()).is_none(), "{tag} twice:\n{text}");
+        } else {
+            assert!(!line.starts_with('#') && !line.is_empty(), "unexpected line {line:?}:\n{text}");
+            let extinf = extinf.take().unwrap_or_else(|| panic!("URI {line} without EXTINF:\n{text}"));
+            assert!(!line.contains('/'), "URIs are relative names: {line}");
+            assert!(dir.join(line).is_file(), "listed segment {line} must exist on disk");
+            segments.push(Listed { name: line.to_owned(), extinf, discontinuity: std::mem::take(&mut discontinuity) });
+        }
+    }
+    assert!(extinf.is_none() && !discontinuity, "dangling segment tags:\n{text}");
+    assert_eq!(header.get("#EXT-X-VERSION"), Some(&3), "{text}");
+    Published {
+        target: header["#EXT-X-TARGETDURATION"],
+        media_sequence: header["#EXT-X-MEDIA-SEQUENCE"],
+        discontinuity_sequence: header.get("#EXT-X-DISCONTINUITY-SEQUENCE").copied().unwrap_or(0),
+        segments,
+    }
+}
+
+fn read(dir: &Path) -> Published {
+    parse(dir, &fs::read_to_string(dir.join(PLAYLIST_FILE)).expect("the playlist is always there"))
+}
+
+/// A player reloading the playlist after every change: checks the rules between reloads
+/// (RFC 8216 §6.2.1, §6.2.2, §6.3.4) and that no name ever stands for two sequence numbers.
+struct Viewer {
+    dir: PathBuf,
+    last: Option<Published>,
+    name_of: HashMap<u64, String>,
+    sequence_of: HashMap<String, u64>,
+}
+
+impl Viewer {
+    fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf(), last: None, name_of: HashMap::new(), sequence_of: HashMap::new() }
+    }
+
+    fn reload(&mut self) -> Published {
+        let p = read(&self.dir);
+        for s in &p.segments {
+            assert!(s.rounded_secs() <= p.target, "EXTINF {} rounds above target {}", s.extinf, p.target);
+        }
+        if let Some(prev) = &self.last {
+            assert_eq!(p.target, prev.target, "EXT-X-TARGETDURATION changed");
+            assert!(p.media_sequence >= prev.media_sequence, "media sequence went back: {prev:?} -> {p:?}");
+            let removed = usize::try_from(p.media_sequence - prev.media_sequence).unwrap();
+            let removed_tags = prev.segments.iter().take(removed).filter(|s| s.discontinuity).count() as u64;
+            if removed <= prev.segments.len() {
+                assert_eq!(
+                    p.discontinuity_sequence,
+                    prev.discontinuity_sequence + removed_tags,
+                    "discontinuity sequence must count the tags that left: {prev:?} -> {p:?}"
+                );
+                let kept = &prev.segments[removed..];
+                assert!(p.segments.len() >= kept.len(), "segments vanished from the end: {prev:?} -> {p:?}");
+                assert_eq!(&p.segments[..kept.len()], kept, "segments changed in place: {prev:?} -> {p:?}");
+            } else {
+                assert!(p.discontinuity_sequence >= prev.discontinuity_sequence + removed_tags);
+            }
+        }
+        for (i, s) in p.segments.iter().enumerate() {
+            let seq = p.media_sequence + i as u64;
+            let name = self.name_of.entry(seq).or_insert_with(|| s.name.clone());
+            assert_eq!(name, &s.name, "sequence number {seq} names two segments");
+            let first_seq = *self.sequence_of.entry(s.name.clone()).or_insert(seq);
+            assert_eq!(first_seq, seq, "segment name {} reused", s.name);
+        }
+        self.last = Some(p.clone());
+        p
+    }
+}
+
+fn at(secs: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_secs_f64(secs)
+}
+
+fn settings(target_duration_secs: u32, max_segments: usize) -> PlaylistSettings {
+    PlaylistSettings { target_duration_secs, max_segments }
+}
+
+/// Writes fragment `index` of a run as hlssink2 would, with a size that tells segments apart.
+fn write_segment(run: &RunLocation, index: u32) -> PathBuf {
+    let path = run.segment_path(index);
+    fs::write(&path, vec![0x47; 188 * (index as usize + 1)]).unwrap();
+    path
+}
+
+/// Writes and adds `count` segments of `duration` each, one every `duration` seconds from `*t`.
+fn add(pl: &mut Playlist, run: &RunLocation, first: u32, count: u32, duration: f64, t: &mut f64, v: &mut Viewer) {
+    for i in first..first + count {
+        *t += duration;
+        let path = write_segment(run, i);
+        pl.add_segment(&path, duration, at(*t)).unwrap();
+        v.reload();
+    }
+}
+
+fn exists(dir: &Path, name: &str) -> bool {
+    dir.join(name).exists()
+}
+
+fn seg(run: &RunLocation, index: u32) -> String {
+    run.segment_path(index).file_name().unwrap().to_string_lossy().into_owned()
+}
+
+mod playlist {
+    use super::*;
+
+    #[test]
+    fn media_sequence_and_names_never_repeat_across_pipeline_and_process_restarts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run_a = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run_a, 0, 5, 2.0, &mut t, &mut v);
+        let run_b = pl.begin_run(at(t)).unwrap();
+        assert!(run_b.run > run_a.run);
+        add(&mut pl, &run_b, 0, 4, 2.0, &mut t, &mut v);
+        let before_restart = v.reload();
+        drop(pl);
+
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t + 30.0)).unwrap();
+        assert_eq!(v.reload(), before_restart, "a restarted process serves the old window at once");
+        let run_c = pl.begin_run(at(t)).unwrap();
+        assert!(run_c.run > run_b.run, "run numbers survive a process restart");
+        add(&mut pl, &run_c, 0, 4, 2.0, &mut t, &mut v);
+        let last = v.reload();
+        assert_eq!(last.media_sequence, 13 - 3);
+        assert_eq!(last.names(), [seg(&run_c, 1), seg(&run_c, 2), seg(&run_c, 3)]);
+        assert_eq!(v.sequence_of.len(), 13, "13 segments, 13 distinct names");
+
+        let stats = pl.stats(at(t + 1.5));
+        assert_eq!((stats.media_sequence, stats.segment_count), (10, 3));
+        assert_eq!(stats.window_duration_secs, 6.0);
+        assert_eq!(stats.window_bytes, 188 * (2 + 3 + 4));
+        assert_eq!(stats.newest_segment_age_secs, Some(1.5));
+    }
+
+    #[test]
+    fn discontinuity_marks_each_restart_and_its_sequence_counts_tags_that_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(1, 3), at(t)).unwrap();
+        let r0 = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &r0, 0, 2, 1.0, &mut t, &mut v);
+        assert!(!v.reload().segments[0].discontinuity, "the very first segment continues nothing");
+        let r1 = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &r1, 0, 2, 1.0, &mut t, &mut v);
+        let p = v.reload();
+        assert_eq!(p.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(), [false, true, false]);
+        pl.mark_discontinuity(); // live -> slate inside the running pipeline
+        add(&mut pl, &r1, 2, 2, 1.0, &mut t, &mut v);
+        let p = v.reload();
+        assert_eq!(p.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(), [false, true, false]);
+        assert_eq!(p.discontinuity_sequence, 1, "run 1's tag left the window");
+        drop(pl);
+
+        let mut pl = Playlist::open(dir, settings(1, 3), at(t)).unwrap();
+        let r2 = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &r2, 0, 1, 1.0, &mut t, &mut v);
+        assert!(v.reload().segments[2].discontinuity, "first segment after a process restart");
+        add(&mut pl, &r2, 1, 2, 1.0, &mut t, &mut v);
+        let p = v.reload();
+        assert_eq!(p.segments.iter().map(|s| s.discontinuity).collect::<Vec<_>>(), [true, false, false]);
+        assert_eq!(p.discontinuity_sequence, 2, "run 1 and slate tags left, run 2's is still listed");
+        assert_eq!(pl.stats(at(t)).discontinuity_sequence, 2);
+    }
+
+    #[test]
+    fn target_duration_never_changes_and_overlong_segments_are_listed_and_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut pl = Playlist::open(dir, settings(2, 10), at(0.0)).unwrap();
+        let run = pl.begin_run(at(0.0)).unwrap();
+        let durations = [2.0, 2.4994, 2.4996, 1.2, 3.7];
+        for (i, d) in (0..).zip(durations) {
+            pl.add_segment(&write_segment(&run, i), d, at(f64::from(i) * 3.0)).unwrap();
+            assert_eq!(read(dir).target, 2);
+        }
+        let p = read(dir);
+        let extinfs: Vec<_> = p.segments.iter().map(|s| s.extinf.as_str()).collect();
+        assert_eq!(extinfs, ["2.000", "2.499", "2.500", "1.200", "3.700"], "overlong segments are still listed");
+        let overlong: Vec<_> = p.segments.iter().filter(|s| s.rounded_secs() > p.target).map(|s| &s.extinf).collect();
+        assert_eq!(overlong, ["2.500", "3.700"]);
+        assert_eq!(pl.stats(at(15.0)).overlong_segments, 2, "2.4996 is written 2.500, which players round to 3");
+        drop(pl);
+        Playlist::open(dir, settings(2, 10), at(20.0)).unwrap();
+        assert_eq!(read(dir).target, 2);
+    }
+
+    #[test]
+    fn window_never_shorter_than_three_target_durations_whatever_max_segments_says() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(4, 2), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        for i in 0..20 {
+            add(&mut pl, &run, i, 1, 1.5, &mut t, &mut v);
+            let p = v.reload();
+            assert!(p.duration() >= 12.0 || p.media_sequence == 0, "{p:?} is shorter than 3 x 4 s");
+        }
+        assert_eq!(v.reload().segments.len(), 8, "12 s of 1.5 s segments, and not one more");
+        pl.set_window(0, at(t)).unwrap();
+        assert_eq!(v.reload().segments.len(), 8);
+    }
+
+    #[test]
+    fn window_follows_max_segments_and_set_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 5), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 10, 2.0, &mut t, &mut v);
+        assert_eq!(v.reload().segments.len(), 5);
+        pl.set_window(3, at(t)).unwrap();
+        assert_eq!(v.reload().segments.len(), 3);
+        pl.set_window(2, at(t)).unwrap();
+        assert_eq!(v.reload().segments.len(), 3, "3 x 2 s is the floor");
+        add(&mut pl, &run, 10, 2, 2.0, &mut t, &mut v);
+        assert_eq!(v.reload().segments.len(), 3);
+    }
+
+    #[test]
+    fn segment_file_outlives_its_removal_by_its_duration_plus_the_playlist_duration() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 4, 2.0, &mut t, &mut v);
+        let removed_at = t;
+        assert_eq!(v.reload().media_sequence, 1);
+        // 2 s segment + a 6 s playlist = 8 s.
+        assert!(pl.collect_garbage(at(removed_at + 7.999)).unwrap().is_empty());
+        assert!(exists(dir, &seg(&run, 0)), "deleted before its lifetime");
+        assert_eq!(pl.collect_garbage(at(removed_at + 8.0)).unwrap(), [run.segment_path(0)]);
+        assert!(!exists(dir, &seg(&run, 0)), "kept after its lifetime");
+        assert_eq!(pl.stats(at(t)).pending_deletions, 0);
+
+        // The longest playlist that listed a segment counts, not the one left after removal.
+        pl.set_window(5, at(t)).unwrap();
+        add(&mut pl, &run, 4, 2, 2.0, &mut t, &mut v);
+        assert_eq!(v.reload().segments.len(), 5);
+        pl.set_window(3, at(t)).unwrap();
+        let shrunk_at = t;
+        assert_eq!(v.reload().names(), [seg(&run, 3), seg(&run, 4), seg(&run, 5)]);
+        pl.collect_garbage(at(shrunk_at + 11.999)).unwrap();
+        assert!(exists(dir, &seg(&run, 1)) && exists(dir, &seg(&run, 2)), "2 s + 10 s not over yet");
+        pl.collect_garbage(at(shrunk_at + 12.0)).unwrap();
+        assert!(!exists(dir, &seg(&run, 1)) && !exists(dir, &seg(&run, 2)));
+    }
+
+    #[test]
+    fn pending_deletions_survive_a_process_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 4, 2.0, &mut t, &mut v); // seg 0 leaves at t = 8
+        add(&mut pl, &run, 4, 1, 2.0, &mut t, &mut v); // seg 1 leaves at t = 10
+        assert_eq!(pl.stats(at(t)).pending_deletions, 2);
+        drop(pl);
+
+        let mut pl = Playlist::open(dir, settings(2, 3), at(11.0)).unwrap();
+        assert_eq!(pl.stats(at(11.0)).pending_deletions, 2, "the restart forgot pending deletions");
+        pl.collect_garbage(at(15.999)).unwrap();
+        assert!(exists(dir, &seg(&run, 0)) && exists(dir, &seg(&run, 1)));
+        pl.collect_garbage(at(16.0)).unwrap();
+        assert!(!exists(dir, &seg(&run, 0)), "seg 0: removed at 8, lifetime 8 s");
+        // Seg 1's removal was published but not yet persisted when the process stopped, so its
+        // lifetime conservatively starts at the reopen (11 s), never earlier than the removal.
+        pl.collect_garbage(at(18.999)).unwrap();
+        assert!(exists(dir, &seg(&run, 1)));
+        pl.collect_garbage(at(19.0)).unwrap();
+        assert!(!exists(dir, &seg(&run, 1)));
+        assert_eq!(pl.stats(at(19.0)).pending_deletions, 0);
+        drop(pl);
+        assert_eq!(Playlist::open(dir, settings(2, 3), at(20.0)).unwrap().stats(at(20.0)).pending_deletions, 0);
+    }
+
+    #[test]
+    fn reopen_republishes_the_window_and_skips_files_that_are_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(1, 5), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 5, 1.0, &mut t, &mut v);
+        let served = v.reload();
+        drop(pl);
+
+        fs::remove_file(dir.join(PLAYLIST_FILE)).unwrap();
+        let pl = Playlist::open(dir, settings(1, 5), at(t)).unwrap();
+        assert_eq!(v.reload(), served, "reopen writes the persisted window at once");
+        drop(pl);
+
+        // Only removal from the start keeps sequence numbers meaningful, so a missing middle
+        // file takes the ones before it out too (they stay on disk for their lifetime).
+        fs::remove_file(run.segment_path(2)).unwrap();
+        let pl = Playlist::open(dir, settings(1, 5), at(t)).unwrap();
+        let p = v.reload();
+        assert_eq!(p.names(), [seg(&run, 3), seg(&run, 4)]);
+        assert_eq!(p.media_sequence, 3);
+        assert!(exists(dir, &seg(&run, 0)) && exists(dir, &seg(&run, 1)));
+        assert_eq!(pl.stats(at(t)).pending_deletions, 2);
+    }
+
+    #[test]
+    fn removed_output_directory_is_recreated_and_no_gone_segment_is_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("hls");
+        let mut v = Viewer::new(&dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(&dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 4, 2.0, &mut t, &mut v);
+
+        fs::remove_dir_all(&dir).unwrap();
+        pl.collect_garbage(at(t)).unwrap();
+        let p = v.reload();
+        assert!(p.segments.is_empty());
+        assert_eq!(p.media_sequence, 4, "the gone segments still count");
+
+        fs::remove_dir_all(&dir).unwrap();
+        let next = pl.begin_run(at(t)).unwrap();
+        assert!(dir.is_dir(), "begin_run recreates the directory hlssink2 writes into");
+        add(&mut pl, &next, 0, 2, 2.0, &mut t, &mut v);
+        let p = v.reload();
+        assert_eq!(p.media_sequence, 4);
+        assert!(p.segments[0].discontinuity);
+
+        fs::remove_dir_all(&dir).unwrap();
+        let err = pl.add_segment(&next.segment_path(2), 2.0, at(t)).unwrap_err();
+        assert!(matches!(err, PlaylistError::SegmentMissing { .. }), "{err}");
+        assert!(v.reload().segments.is_empty(), "a failed add still unlists the gone files");
+    }
+
+    #[test]
+    fn orphans_are_deleted_after_the_lifetime_and_their_names_are_never_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::write(dir.join("run000099-seg00003.ts"), b"old run").unwrap();
+        fs::write(dir.join("stray.ts"), b"crash leftover").unwrap();
+        fs::write(dir.join("notes.txt"), b"not ours").unwrap();
+        let stale_tmp = dir.join(format!(".{PLAYLIST_FILE}.Xq3ZpA.tmp"));
+        fs::write(&stale_tmp, b"#EXTM3U\n#EXT-X-VERS").unwrap();
+        let mut pl = Playlist::open(dir, settings(2, 5), at(0.0)).unwrap();
+        assert!(!stale_tmp.exists(), "a crashed atomic write's temporary file is cleaned up at open");
+        assert_eq!(pl.stats(at(0.0)).pending_deletions, 2);
+        assert!(read(dir).segments.is_empty());
+        assert_eq!(pl.begin_run(at(0.0)).unwrap().run, 100, "run numbers skip past names on disk");
+        // Never listed here, but maybe by a lost state: 2 s + a full 5 x 2 s window.
+        pl.collect_garbage(at(11.999)).unwrap();
+        assert!(exists(dir, "run000099-seg00003.ts") && exists(dir, "stray.ts"));
+        pl.collect_garbage(at(12.0)).unwrap();
+        assert!(!exists(dir, "run000099-seg00003.ts") && !exists(dir, "stray.ts"));
+        assert!(exists(dir, "notes.txt"), "only segment files are ours to delete");
+    }
+
+    #[test]
+    fn emergency_cleanup_frees_all_outside_the_window_but_the_segment_being_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 6, 2.0, &mut t, &mut v);
+        fs::write(dir.join("stray.ts"), vec![0; 1000]).unwrap();
+        let writing = write_segment(&run, 6);
+        let freed = pl.emergency_cleanup(at(t)).unwrap();
+        assert_eq!(freed, 188 * (1 + 2 + 3) + 1000, "bytes of segments 0-2 and the stray file");
+        for i in 0..3 {
+            assert!(!exists(dir, &seg(&run, i)));
+        }
+        assert!(writing.exists(), "the file hlssink2 is still writing survives");
+        assert_eq!(v.reload().names(), [seg(&run, 3), seg(&run, 4), seg(&run, 5)]);
+        assert_eq!(pl.stats(at(t)).pending_deletions, 0);
+        pl.add_segment(&writing, 2.0, at(t + 2.0)).unwrap();
+        v.reload();
+    }
+
+    #[test]
+    fn playlist_rewrites_are_atomic_and_leave_no_temporary_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        // A window that never slides: the reader checks listed files exist, and deletions would
+        // race with its reads because injected time runs far ahead of the wall clock here.
+        let mut pl = Playlist::open(&dir, settings(1, 1000), at(0.0)).unwrap();
+        let run = pl.begin_run(at(0.0)).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (dir, done) = (dir.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let text = fs::read_to_string(dir.join(PLAYLIST_FILE)).expect("never missing");
+                    let p = parse(&dir, &text);
+                    assert!(p.target == 1, "partial playlist seen:\n{text}");
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..150 {
+            pl.add_segment(&write_segment(&run, i), 1.0, at(f64::from(i))).unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().expect("the reader saw only whole playlists") > 0);
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".ts") && n != PLAYLIST_FILE && n != STATE_FILE)
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn rejected_segments_say_why_and_are_never_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut pl = Playlist::open(dir, settings(2, 5), at(0.0)).unwrap();
+        let early = dir.join("run000000-seg00000.ts");
+        fs::write(&early, b"x").unwrap();
+        let err = pl.add_segment(&early, 2.0, at(0.0)).unwrap_err();
+        assert!(
+            err.to_string().contains(&early.display().to_string()) && err.to_string().contains("begin_run"),
+            "{err}"
+        );
+
+        let run = pl.begin_run(at(0.0)).unwrap();
+        let foreign = dir.join("run000999-seg00000.ts");
+        fs::write(&foreign, b"x").unwrap();
+        let err = pl.add_segment(&foreign, 2.0, at(1.0)).unwrap_err();
+        assert!(err.to_string().contains("run000001-seg"), "{err}");
+
+        let first = write_segment(&run, 0);
+        pl.add_segment(&first, 2.0, at(2.0)).unwrap();
+        let err = pl.add_segment(&first, 2.0, at(3.0)).unwrap_err();
+        assert!(matches!(err, PlaylistError::Duplicate { .. }), "{err}");
+        let err = pl.add_segment(&write_segment(&run, 1), f64::NAN, at(3.0)).unwrap_err();
+        assert!(err.to_string().contains("NaN"), "{err}");
+        let err = pl.add_segment(&tmp.path().join("elsewhere").join("x.ts"), 2.0, at(3.0)).unwrap_err();
+        assert!(matches!(err, PlaylistError::NotInOutputDir { .. }), "{err}");
+        let err = pl.add_segment(&run.segment_path(2), 2.0, at(4.0)).unwrap_err();
+        assert!(err.to_string().contains("seg00002.ts"), "{err}");
+        pl.add_segment(&write_segment(&run, 3), 2.0, at(6.0)).unwrap();
+
+        let p = read(dir);
+        assert_eq!(p.names(), [seg(&run, 0), seg(&run, 3)]);
+        assert!(p.segments[1].discontinuity, "a skipped segment leaves a hole in the timeline");
+        // Rejected files are not listed but do not stay on disk forever either.
+        assert_eq!(pl.stats(at(6.0)).pending_deletions, 3);
+        pl.collect_garbage(at(100.0)).unwrap();
+        assert!(!early.exists() && !foreign.exists() && !run.segment_path(1).exists());
+    }
+
+    #[test]
+    fn lost_state_file_recovers_sequence_numbers_from_the_playlist() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 6, 2.0, &mut t, &mut v);
+        let served = v.reload();
+        drop(pl);
+
+        fs::write(dir.join(STATE_FILE), b"{ truncated").unwrap();
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        assert_eq!(v.reload(), served);
+        let next = pl.begin_run(at(t)).unwrap();
+        assert!(next.run > run.run);
+        add(&mut pl, &next, 0, 2, 2.0, &mut t, &mut v);
+        assert_eq!(v.reload().media_sequence, 5);
+    }
+
+    #[test]
+    fn a_shorter_configured_target_duration_unlists_segments_that_no_longer_fit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut pl = Playlist::open(dir, settings(2, 10), at(0.0)).unwrap();
+        let run = pl.begin_run(at(0.0)).unwrap();
+        for (i, d) in (0..).zip([2.0, 1.0, 2.0, 1.0, 1.0, 1.0]) {
+            pl.add_segment(&write_segment(&run, i), d, at(f64::from(i) * 2.0)).unwrap();
+        }
+        let before = v.reload();
+        drop(pl);
+
+        Playlist::open(dir, settings(1, 10), at(20.0)).unwrap();
+        let after = read(dir);
+        assert_eq!(after.target, 1);
+        assert_eq!(after.names(), [seg(&run, 3), seg(&run, 4), seg(&run, 5)], "only a prefix may leave");
+        assert_eq!(after.media_sequence, before.media_sequence + 3);
+        assert!(after.segments.iter().all(|s| s.rounded_secs() <= 1));
+    }
+
+    #[test]
+    fn a_state_file_from_a_newer_streamer_is_refused_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let state = dir.join(STATE_FILE);
+        fs::write(&state, br#"{"version": 99, "media_sequence": 123456}"#).unwrap();
+        let err = Playlist::open(dir, settings(2, 5), at(0.0)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(&state.display().to_string()) && text.contains("version 99"), "{text}");
+        assert_eq!(fs::read_to_string(&state).unwrap(), r#"{"version": 99, "media_sequence": 123456}"#);
+    }
+}
