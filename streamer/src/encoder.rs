@@ -18,7 +18,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The config value that asks for the first encoder that works.
 pub const AUTO: &str = "auto";
@@ -37,7 +37,7 @@ const ERROR_MESSAGE_WAIT: Duration = Duration::from_millis(500);
 const HARDWARE_ENCODERS: &[&str] = &["vaapih264enc", "vah264enc"];
 
 /// Why a candidate encoder was not chosen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SkipReason {
     /// The caller excluded it, normally because it failed in the running pipeline.
@@ -82,7 +82,7 @@ impl fmt::Display for SkipReason {
 }
 
 /// A candidate that was not chosen, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedEncoder {
     pub name: String,
     pub reason: SkipReason,
@@ -98,21 +98,21 @@ impl SkippedEncoder {
 }
 
 /// One property an encoder is configured with, in `gst-launch` syntax.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
-    pub property: &'static str,
+    pub property: String,
     pub value: String,
 }
 
 /// The encoder that was proven to work, its settings, and every candidate passed over.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderChoice {
     /// GStreamer element name, e.g. `x264enc`.
     pub name: String,
     pub hardware: bool,
     /// Raw format the encoder takes without conversion inside it; `None` for encoders this
     /// module does not know.
-    pub input_format: Option<&'static str>,
+    pub input_format: Option<String>,
     /// Properties set on the element; empty for an encoder this module does not know, which
     /// then runs with its own defaults.
     pub settings: Vec<Setting>,
@@ -219,7 +219,7 @@ pub fn select_encoder(config: &StreamerConfig, exclude: &[String]) -> Result<Enc
                 }
                 return Ok(EncoderChoice {
                     hardware: is_hardware(&name),
-                    input_format: input_format(&name),
+                    input_format: input_format(&name).map(str::to_owned),
                     settings,
                     name,
                     skipped,
@@ -252,7 +252,7 @@ pub fn settings_for(name: &str, config: &StreamerConfig) -> Vec<Setting> {
     let gop = keyframe_interval_frames(config);
     let threads = config.performance.thread_count;
     let low_latency = config.performance.low_latency_mode;
-    let s = |property: &'static str, value: String| Setting { property, value };
+    let s = |property: &str, value: String| Setting { property: property.to_owned(), value };
     match name {
         "x264enc" => {
             let mut v = vec![
@@ -302,9 +302,9 @@ pub fn make_encoder(name: &str, config: &StreamerConfig) -> Result<gst::Element,
     for Setting { property, value } in settings_for(name, config) {
         let fail =
             |detail: String| SkipReason::Configure { property: property.to_owned(), value: value.clone(), detail };
-        let pspec = element.find_property(property).ok_or_else(|| fail("the element has no such property".into()))?;
+        let pspec = element.find_property(&property).ok_or_else(|| fail("the element has no such property".into()))?;
         let v = glib_value(&value, &pspec).map_err(|e| fail(e.to_string()))?;
-        element.set_property_from_value(property, &v);
+        element.set_property_from_value(&property, &v);
     }
     Ok(element)
 }

@@ -1,7 +1,8 @@
 //! Facts measured from the stream itself: encoded buffers and bytes leaving the encoder (for
 //! fps, bitrate and stall detection) and whether the captured picture still changes (frozen
-//! content). Pad probes on GStreamer's streaming threads write these lock-free; the
-//! supervisor and the HTTP API read them.
+//! content). In the worker, pad probes on GStreamer's streaming threads write these
+//! lock-free; the worker reports them, and the supervisor's copy absorbs the reports for the
+//! HTTP API.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -89,6 +90,27 @@ impl FlowCounters {
 
     pub fn last_picture_change(&self) -> Option<Instant> {
         self.instant(self.last_picture_change_ms.load(Ordering::Relaxed))
+    }
+
+    /// Takes in a worker's report: new buffers and bytes since its last report, and how long
+    /// ago (as the worker saw it) the last buffer and the last picture change were.
+    pub fn absorb(
+        &self,
+        buffers: u64,
+        bytes: u64,
+        since_buffer: Option<Duration>,
+        since_picture_change: Option<Duration>,
+    ) {
+        self.buffers.fetch_add(buffers, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let now = self.now_ms();
+        let at = |ago: Duration| now.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX)).max(1);
+        if let Some(ago) = since_buffer {
+            self.last_buffer_ms.store(at(ago), Ordering::Relaxed);
+        }
+        if let Some(ago) = since_picture_change {
+            self.last_picture_change_ms.store(at(ago), Ordering::Relaxed);
+        }
     }
 
     /// Forgets the picture history (a new source starts: no frozen verdict carries over).

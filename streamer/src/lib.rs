@@ -13,6 +13,7 @@ pub mod playlist;
 pub mod status;
 pub mod supervisor;
 pub mod system;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +47,9 @@ pub enum Command {
     Run,
     /// Check the configuration file: exit 0 if it is usable, 1 with every problem printed
     CheckConfig,
+    /// Run one pipeline for the streamer (started by the streamer itself; speaks JSON lines)
+    #[command(hide = true)]
+    Worker,
     /// Print the GStreamer pipeline the streamer would run now, in gst-launch-1.0 syntax
     PrintPipeline {
         /// Segment file pattern for hlssink2's `location`
@@ -62,8 +66,11 @@ fn x_display_name() -> String {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = args.config.path_for::<StreamerConfig>();
     let command = args.command.unwrap_or(Command::Run);
-    if let Command::CheckConfig = command {
-        return Ok(check_config::<StreamerConfig>(&path, |_| Vec::new()));
+    match command {
+        Command::CheckConfig => return Ok(check_config::<StreamerConfig>(&path, |_| Vec::new())),
+        // A worker speaks only its protocol; its parent already loaded the configuration.
+        Command::Worker => return Ok(worker::child_main()),
+        _ => {}
     }
     ds_runtime::logging::init();
     let loaded =
@@ -78,7 +85,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match command {
         Command::PrintPipeline { location } => print_pipeline(&config, &location),
         _ => {
-            encoder::init().context("cannot initialise GStreamer")?;
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(serve(config, args.config))
         }
@@ -128,8 +134,17 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     tracing::info!(listen = %config.listen, display = %x_display, output_dir = %config.output_dir.display(), "desktop-streamer started");
 
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
-    let sup =
-        supervisor::Supervisor::new(config_rx, status, monitor_rx, x_display, requests_rx, shutdown.clone(), playlist);
+    let exe = worker::current_exe().context("cannot find this program to start capture processes")?;
+    let sup = supervisor::Supervisor::new(
+        config_rx,
+        status,
+        monitor_rx,
+        x_display,
+        requests_rx,
+        shutdown.clone(),
+        playlist,
+        exe,
+    );
     let mut supervised = tokio::spawn(sup.run());
     let exit = loop {
         tokio::select! {

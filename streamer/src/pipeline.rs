@@ -53,7 +53,7 @@ pub enum PipelineError {
 /// The `gst-launch-1.0` description of the pipeline.
 pub fn describe(source: &Source, encoder: &EncoderChoice, config: &StreamerConfig, location: &Path) -> String {
     let (w, h, fps) = (config.width, config.height, config.fps);
-    let format = encoder.input_format.unwrap_or("I420");
+    let format = encoder.input_format.as_deref().unwrap_or("I420");
     let head = match source {
         Source::Screen { display, monitor } => format!(
             "ximagesrc name={SRC} display-name={display} startx={x} starty={y} endx={ex} endy={ey} \
@@ -151,8 +151,8 @@ mod tests {
         EncoderChoice {
             name: "x264enc".into(),
             hardware: false,
-            input_format: Some("I420"),
-            settings: vec![Setting { property: "bitrate", value: "2000".into() }],
+            input_format: Some("I420".into()),
+            settings: vec![Setting { property: "bitrate".into(), value: "2000".into() }],
             skipped: Vec::new(),
         }
     }

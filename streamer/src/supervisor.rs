@@ -10,20 +10,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use std::path::PathBuf;
+
 use ds_config::StreamerConfig;
 use ds_runtime::Shutdown;
-use futures_util::StreamExt as _;
-use gstreamer as gst;
-use gstreamer::prelude::*;
 use tokio::sync::{mpsc, watch};
 
-use crate::encoder::{self, EncoderChoice};
+use crate::encoder::EncoderChoice;
 use crate::monitor::MonitorState;
 use crate::notify::Notifier;
-use crate::pipeline::{self, ENC, SINK, Source};
+use crate::pipeline::{self, Source};
 use crate::playlist::{Playlist, PlaylistSettings, RunLocation};
 use crate::status::{RestartReason, State, StatusHandle};
 use crate::system::disk_usage_percent;
+use crate::worker::{self, Event, Worker};
 
 /// How often the supervisor samples rates, checks for stalls, collects old segments and
 /// pets systemd's watchdog.
@@ -32,8 +32,11 @@ const TICK: Duration = Duration::from_millis(500);
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// First back-off after repeated fast failures; doubles up to `restart_delay`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-/// How long stopping a pipeline may take before it is abandoned.
-const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a new worker may take to report its pipeline playing.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a worker ends by itself, how long to wait for the monitor watcher to explain it (an
+/// X server that died takes its capture process with it a moment before the watcher sees it).
+const MONITOR_SETTLE: Duration = Duration::from_millis(700);
 /// How long to wait for the monitor watcher's first answer before showing the slate.
 const FIRST_MONITOR_WAIT: Duration = Duration::from_secs(3);
 /// Longest slate message line.
@@ -90,6 +93,8 @@ pub struct Supervisor {
     pub requests: mpsc::UnboundedReceiver<Request>,
     pub shutdown: Shutdown,
     pub notifier: Notifier,
+    /// This program, started as `worker` for every pipeline run.
+    exe: PathBuf,
     playlist: Playlist,
     encoder: Option<EncoderChoice>,
     excluded: Vec<String>,
@@ -105,14 +110,12 @@ impl std::fmt::Debug for Supervisor {
 struct RunState {
     run: RunLocation,
     started: Instant,
-    /// Running time at which hlssink2 opened the current fragment.
-    fragment_opened: Option<u64>,
-    /// Fragments of this run closed so far: the index of the next one's file name.
-    fragments: u32,
     first_segment: Option<Instant>,
     last_segment: Option<Instant>,
     /// Whether the X server was unreachable when the run was built.
     x_unavailable_at_start: bool,
+    /// The worker's counters at its previous report.
+    reported: (u64, u64),
 }
 
 impl Supervisor {
@@ -125,6 +128,7 @@ impl Supervisor {
         requests: mpsc::UnboundedReceiver<Request>,
         shutdown: Shutdown,
         playlist: Playlist,
+        exe: PathBuf,
     ) -> Self {
         Supervisor {
             config,
@@ -134,6 +138,7 @@ impl Supervisor {
             requests,
             shutdown,
             notifier: Notifier::default(),
+            exe,
             playlist,
             encoder: None,
             excluded: Vec::new(),
@@ -178,11 +183,7 @@ impl Supervisor {
                 };
             }
             let end = match self.start_run(&config, &source).await {
-                Ok((pipeline, run)) => {
-                    let end = self.watch_run(&config, &pipeline, &source, run).await;
-                    stop(pipeline).await;
-                    end
-                }
+                Ok((worker, run)) => self.watch_run(&config, worker, &source, run).await,
                 Err(end) => end,
             };
             let Some(reason) = end.reason else { return Exit::Shutdown };
@@ -238,60 +239,73 @@ impl Supervisor {
         if let Some(e) = &self.encoder {
             return Ok(e.clone());
         }
-        let (cfg, excluded) = (Arc::clone(config), self.excluded.clone());
-        let chosen = tokio::task::spawn_blocking(move || encoder::select_encoder(&cfg, &excluded)).await;
-        match chosen {
-            Ok(Ok(choice)) => {
+        match worker::select_encoder(&self.exe, config, &self.excluded).await {
+            Ok(choice) => {
                 self.status.lock().encoder = Some(choice.clone());
                 self.encoder = Some(choice.clone());
                 Ok(choice)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 // Never give up for good: the next attempt tries every encoder again.
                 self.excluded.clear();
-                Err(RunEnd::new(RestartReason::EncoderFailed, e.to_string()))
+                Err(RunEnd::new(RestartReason::EncoderFailed, e))
             }
-            Err(e) => Err(RunEnd::new(RestartReason::PipelineError, format!("encoder selection panicked: {e}"))),
         }
     }
 
-    async fn start_run(
-        &mut self,
-        config: &Arc<StreamerConfig>,
-        source: &Source,
-    ) -> Result<(gst::Pipeline, RunState), RunEnd> {
+    async fn start_run(&mut self, config: &Arc<StreamerConfig>, source: &Source) -> Result<(Worker, RunState), RunEnd> {
         let encoder = self.choose_encoder(config).await?;
         let run = self
             .playlist
             .begin_run(SystemTime::now())
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, e.to_string()))?;
         let description = pipeline::describe(source, &encoder, config, &run.location);
-        tracing::debug!(pipeline = %description, "building");
-        let pipeline = pipeline::build(&description, &self.status.flow, !source.is_slate())
-            .map_err(|e| RunEnd::new(RestartReason::PipelineError, e.to_string()))?;
+        tracing::debug!(pipeline = %description, "starting");
+        let request = worker::Request::Run { description, sample_picture: !source.is_slate() };
+        let mut worker = Worker::spawn(&self.exe, &request)
+            .await
+            .map_err(|e| RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}")))?;
         self.status.flow.reset_picture();
-        if let Err(e) = pipeline.set_state(gst::State::Playing) {
-            let detail = first_error(&pipeline).unwrap_or_else(|| (false, e.to_string()));
-            stop(pipeline).await;
-            return Err(self.classify_error(detail.0, detail.1));
+        match tokio::time::timeout(START_TIMEOUT, worker.next()).await {
+            Ok(Some(Event::Playing)) => {}
+            Ok(Some(Event::Error { from_encoder, detail })) => {
+                worker.stop().await;
+                return Err(self.classify_error(from_encoder, detail));
+            }
+            Ok(Some(other)) => {
+                worker.stop().await;
+                return Err(RunEnd::new(RestartReason::PipelineError, format!("unexpected first report {other:?}")));
+            }
+            Ok(None) => {
+                let detail = worker.end_detail().await;
+                return Err(RunEnd::new(RestartReason::PipelineError, detail));
+            }
+            Err(_) => {
+                worker.stop().await;
+                return Err(RunEnd::new(
+                    RestartReason::PipelineError,
+                    format!("the pipeline did not start within {} s", START_TIMEOUT.as_secs()),
+                ));
+            }
         }
         tracing::info!(
             source = %match source { Source::Screen { monitor, .. } => monitor.to_string(), Source::Slate { message } => message.clone() },
             encoder = %encoder.name,
             run = run.run,
+            pid = worker.pid,
             "pipeline started"
         );
         let x_unavailable_at_start = matches!(*self.monitor.borrow(), MonitorState::XUnavailable { .. });
+        let now = Instant::now();
         Ok((
-            pipeline,
+            worker,
             RunState {
                 run,
-                started: Instant::now(),
-                fragment_opened: None,
-                fragments: 0,
+                started: now,
                 first_segment: None,
                 last_segment: None,
                 x_unavailable_at_start,
+                reported: (0, 0),
             },
         ))
     }
@@ -309,126 +323,114 @@ impl Supervisor {
     async fn watch_run(
         &mut self,
         config: &Arc<StreamerConfig>,
-        pipeline: &gst::Pipeline,
+        mut worker: Worker,
         source: &Source,
         mut run: RunState,
     ) -> RunEnd {
-        enum Event {
-            Bus(Option<gst::Message>),
+        enum Wake {
+            Worker(Option<Event>),
             Tick,
             Monitor,
             Config,
             Request(Option<Request>),
             Shutdown,
         }
-        let Some(bus) = pipeline.bus() else {
-            return RunEnd::new(RestartReason::PipelineError, "the pipeline has no bus");
-        };
-        let mut messages = bus.stream();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stall_timeout = config.stall_timeout();
-        loop {
-            let event = tokio::select! {
-                m = messages.next() => Event::Bus(m),
-                _ = tick.tick() => Event::Tick,
-                Ok(()) = self.monitor.changed() => Event::Monitor,
-                Ok(()) = self.config.changed() => Event::Config,
-                r = self.requests.recv() => Event::Request(r),
-                () = self.shutdown.wait() => Event::Shutdown,
+        let mut end = loop {
+            let wake = tokio::select! {
+                e = worker.next() => Wake::Worker(e),
+                _ = tick.tick() => Wake::Tick,
+                Ok(()) = self.monitor.changed() => Wake::Monitor,
+                Ok(()) = self.config.changed() => Wake::Config,
+                r = self.requests.recv() => Wake::Request(r),
+                () = self.shutdown.wait() => Wake::Shutdown,
             };
-            let end = match event {
-                Event::Bus(None) => Some(RunEnd::new(RestartReason::PipelineError, "the pipeline's bus closed")),
-                Event::Bus(Some(msg)) => self.on_message(&msg, pipeline, source, &mut run),
-                Event::Tick => self.on_tick(config, &run, stall_timeout, source),
-                Event::Monitor => {
-                    let next = self.source();
-                    (next != *source).then(|| {
-                        // The X server going or coming back is a display change; anything
-                        // else (moved, resized, unplugged, back) a monitor change.
-                        let x_gone = matches!(*self.monitor.borrow(), MonitorState::XUnavailable { .. });
-                        let reason = if x_gone || run.x_unavailable_at_start {
-                            RestartReason::DisplayChanged
-                        } else {
-                            RestartReason::MonitorChanged
-                        };
-                        let detail = match &next {
-                            Source::Screen { monitor, .. } => format!("capturing {monitor}"),
-                            Source::Slate { message } => message.clone(),
-                        };
-                        RunEnd::new(reason, detail)
-                    })
+            let end = match wake {
+                Wake::Worker(None) => {
+                    let detail = worker.end_detail().await;
+                    // An X server that died takes its capture process with it; let the
+                    // watcher say so before calling it a fault.
+                    let _ = tokio::time::timeout(MONITOR_SETTLE, self.monitor.changed()).await;
+                    Some(
+                        self.source_change(source, &run)
+                            .unwrap_or_else(|| RunEnd::new(RestartReason::PipelineError, detail)),
+                    )
                 }
-                Event::Config => {
+                Wake::Worker(Some(event)) => self.on_event(event, source, &mut run),
+                Wake::Tick => self.on_tick(config, &run, stall_timeout),
+                Wake::Monitor => self.source_change(source, &run),
+                Wake::Config => {
                     self.encoder = None;
                     self.excluded.clear();
                     Some(RunEnd::new(RestartReason::ConfigReloaded, "configuration reloaded"))
                 }
-                Event::Request(Some(Request::Restart(why))) => Some(RunEnd::new(RestartReason::Requested, why)),
-                Event::Request(None) => None,
-                Event::Shutdown => Some(RunEnd::shutdown()),
+                Wake::Request(Some(Request::Restart(why))) => Some(RunEnd::new(RestartReason::Requested, why)),
+                Wake::Request(None) => None,
+                Wake::Shutdown => Some(RunEnd::shutdown()),
             };
-            if let Some(mut end) = end {
-                end.streamed = run.last_segment.zip(run.first_segment).map_or(Duration::ZERO, |(l, f)| l - f);
-                return end;
+            if let Some(end) = end {
+                break end;
             }
-        }
+        };
+        worker.stop().await;
+        end.streamed = run.last_segment.zip(run.first_segment).map_or(Duration::ZERO, |(l, f)| l - f);
+        end
     }
 
-    fn on_message(
-        &mut self,
-        msg: &gst::Message,
-        pipeline: &gst::Pipeline,
-        source: &Source,
-        run: &mut RunState,
-    ) -> Option<RunEnd> {
-        use gst::MessageView;
-        match msg.view() {
-            MessageView::Error(err) => {
-                let (from_encoder, detail) = describe_error(err);
+    /// A rebuild if what should be shown is no longer what this run shows.
+    fn source_change(&self, source: &Source, run: &RunState) -> Option<RunEnd> {
+        let next = self.source();
+        if next == *source {
+            return None;
+        }
+        // The X server going or coming back is a display change; anything else (moved,
+        // resized, unplugged, back) a monitor change.
+        let x_gone = matches!(*self.monitor.borrow(), MonitorState::XUnavailable { .. });
+        let reason = if x_gone || run.x_unavailable_at_start {
+            RestartReason::DisplayChanged
+        } else {
+            RestartReason::MonitorChanged
+        };
+        let detail = match &next {
+            Source::Screen { monitor, .. } => format!("capturing {monitor}"),
+            Source::Slate { message } => message.clone(),
+        };
+        Some(RunEnd::new(reason, detail))
+    }
+
+    fn on_event(&mut self, event: Event, source: &Source, run: &mut RunState) -> Option<RunEnd> {
+        match event {
+            Event::Playing => None,
+            Event::Segment { index, duration } => {
+                self.on_segment(run, index, duration, source);
+                None
+            }
+            Event::Flow { buffers, bytes, since_buffer_ms, since_picture_change_ms } => {
+                let (b0, y0) = run.reported;
+                run.reported = (buffers, bytes);
+                self.status.flow.absorb(
+                    buffers.saturating_sub(b0),
+                    bytes.saturating_sub(y0),
+                    since_buffer_ms.map(Duration::from_millis),
+                    since_picture_change_ms.map(Duration::from_millis),
+                );
+                None
+            }
+            Event::Error { from_encoder, detail } => {
                 tracing::warn!(error = %detail, "pipeline error");
                 Some(self.classify_error(from_encoder, detail))
             }
-            MessageView::Eos(_) => Some(RunEnd::new(RestartReason::EndOfStream, "the pipeline ended its stream")),
-            MessageView::StateChanged(sc) if msg.src() == Some(pipeline.upcast_ref()) => {
-                let unexpected = sc.old() == gst::State::Playing && sc.current() < gst::State::Playing;
-                unexpected.then(|| {
-                    RunEnd::new(
-                        RestartReason::UnexpectedStateChange,
-                        format!("pipeline went from PLAYING to {:?}", sc.current()),
-                    )
-                })
-            }
-            MessageView::Warning(w) => {
-                tracing::warn!(element = %msg.src().map(|s| s.path_string()).unwrap_or_default(), warning = %w.error(), "pipeline warning");
-                None
-            }
-            MessageView::Element(e) => {
-                let s = e.structure()?;
-                let running_time = s.get::<u64>("running-time").ok();
-                match s.name().as_str() {
-                    "splitmuxsink-fragment-opened" => run.fragment_opened = running_time,
-                    "splitmuxsink-fragment-closed" => self.on_fragment_closed(run, running_time, source),
-                    _ => {}
-                }
-                None
-            }
-            _ => None,
+            Event::EndOfStream => Some(RunEnd::new(RestartReason::EndOfStream, "the pipeline ended its stream")),
+            Event::StateChanged { detail } => Some(RunEnd::new(RestartReason::UnexpectedStateChange, detail)),
         }
     }
 
     /// hlssink2 closed a segment: list it. Its file name follows from the run's location
-    /// pattern and the fragment count (hlssink2 in GStreamer 1.22 reports no location).
-    fn on_fragment_closed(&mut self, run: &mut RunState, closed_at: Option<u64>, source: &Source) {
-        let path = run.run.segment_path(run.fragments);
-        run.fragments += 1;
-        let duration = match (run.fragment_opened.take(), closed_at) {
-            (Some(open), Some(close)) if close > open => (close - open) as f64 / 1e9,
-            _ => {
-                tracing::warn!(path = %path.display(), "segment without timing; not listed");
-                return;
-            }
-        };
+    /// pattern and the fragment index (hlssink2 in GStreamer 1.22 reports no location).
+    fn on_segment(&mut self, run: &mut RunState, index: u32, duration: f64, source: &Source) {
+        let path = run.run.segment_path(index);
         let now = SystemTime::now();
         if let Err(e) = self.playlist.add_segment(&path, duration, now) {
             tracing::warn!(error = %e, "segment not listed");
@@ -484,13 +486,7 @@ impl Supervisor {
         self.status.lock().disk_pressure = pressure;
     }
 
-    fn on_tick(
-        &mut self,
-        config: &StreamerConfig,
-        run: &RunState,
-        stall_timeout: Duration,
-        _source: &Source,
-    ) -> Option<RunEnd> {
+    fn on_tick(&mut self, config: &StreamerConfig, run: &RunState, stall_timeout: Duration) -> Option<RunEnd> {
         let now = Instant::now();
         self.status.rates.sample(now, &self.status.flow);
         if let Err(e) = self.playlist.collect_garbage(SystemTime::now()) {
@@ -534,39 +530,6 @@ impl Supervisor {
             )
         };
         self.notifier.status(&line);
-    }
-}
-
-/// The text of an error message with the element path; whether the encoder sent it.
-fn describe_error(err: &gst::message::Error) -> (bool, String) {
-    let src = err.src();
-    let path = src.map(|s| s.path_string().to_string()).unwrap_or_default();
-    let from_encoder = src.is_some_and(|s| s.name() == ENC || s.path_string().contains(&format!("/{ENC}")));
-    let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-    let from_sink = src.is_some_and(|s| s.path_string().contains(&format!("/{SINK}")));
-    let hint = if from_sink { "; is the output directory there and writable?" } else { "" };
-    (from_encoder, format!("{path}: {}{debug}{hint}", err.error()))
-}
-
-/// The first error waiting on a pipeline's bus, if any (after a failed state change).
-fn first_error(pipeline: &gst::Pipeline) -> Option<(bool, String)> {
-    let bus = pipeline.bus()?;
-    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return Some(describe_error(e));
-        }
-    }
-    None
-}
-
-/// Stops a pipeline (to NULL) off the async threads, abandoning it if it hangs.
-async fn stop(pipeline: gst::Pipeline) {
-    let stopping = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null));
-    match tokio::time::timeout(STOP_TIMEOUT, stopping).await {
-        Ok(Ok(Ok(_))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "pipeline did not stop cleanly"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "stopping the pipeline panicked"),
-        Err(_) => tracing::error!(timeout_s = STOP_TIMEOUT.as_secs(), "pipeline did not stop in time; abandoned"),
     }
 }
 
