@@ -70,6 +70,8 @@ pub struct DetailedReport {
     #[serde(flatten)]
     pub health: HealthReport,
     pub started_at: jiff::Timestamp,
+    /// Process id of the capture worker running the pipeline now.
+    pub worker_pid: Option<u32>,
     pub encoder_choice: Option<EncoderChoice>,
     pub playlist: Option<PlaylistStats>,
     pub system: Option<SystemSample>,
@@ -151,6 +153,7 @@ impl DetailedReport {
         DetailedReport {
             health,
             started_at: status.started_at,
+            worker_pid: s.worker_pid,
             encoder_choice: s.encoder.clone(),
             playlist: s.playlist.clone(),
             system,

@@ -114,6 +114,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
+    let bound = listener.local_addr().context("cannot read the listening address")?;
     let playlist = supervisor::Supervisor::open_playlist(&config)
         .with_context(|| format!("cannot use the output directory {}", config.output_dir.display()))?;
     let x_display = x_display_name();
@@ -131,7 +132,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
-    tracing::info!(listen = %config.listen, display = %x_display, output_dir = %config.output_dir.display(), "desktop-streamer started");
+    tracing::info!(listen = %bound, display = %x_display, output_dir = %config.output_dir.display(), "desktop-streamer started");
 
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
     let exe = worker::current_exe().context("cannot find this program to start capture processes")?;

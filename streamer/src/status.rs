@@ -123,6 +123,8 @@ pub struct Status {
     pub first_segment_at: Option<Instant>,
     /// A reason the stream is under disk pressure, if it is.
     pub disk_pressure: Option<String>,
+    /// Process id of the running capture worker.
+    pub worker_pid: Option<u32>,
     /// The playlist as last written (`None` until it was opened).
     pub playlist: Option<PlaylistStats>,
     /// When `playlist` was taken, to age its newest segment.
@@ -161,6 +163,7 @@ impl StatusHandle {
                 consecutive_failures: 0,
                 first_segment_at: None,
                 disk_pressure: None,
+                worker_pid: None,
                 playlist: None,
                 playlist_at: None,
                 history_size: history_size.max(1),

@@ -17,7 +17,7 @@ use ds_runtime::Shutdown;
 use tokio::sync::{mpsc, watch};
 
 use crate::encoder::EncoderChoice;
-use crate::monitor::MonitorState;
+use crate::monitor::{self, MonitorState, Selection};
 use crate::notify::Notifier;
 use crate::pipeline::{self, Source};
 use crate::playlist::{Playlist, PlaylistSettings, RunLocation};
@@ -34,9 +34,11 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a new worker may take to report its pipeline playing.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// After a worker ends by itself, how long to wait for the monitor watcher to explain it (an
-/// X server that died takes its capture process with it a moment before the watcher sees it).
-const MONITOR_SETTLE: Duration = Duration::from_millis(700);
+/// When a failed worker's display is changing (an X server that died takes its capture
+/// process with it a moment before the watcher sees it), how long to let the watcher catch up.
+const SOURCE_SETTLE: Duration = Duration::from_millis(2500);
+/// Longest look at the display after a failure.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long to wait for the monitor watcher's first answer before showing the slate.
 const FIRST_MONITOR_WAIT: Duration = Duration::from_secs(3);
 /// Longest slate message line.
@@ -73,6 +75,17 @@ impl RunEnd {
 
     fn shutdown() -> Self {
         RunEnd { reason: None, detail: String::new(), streamed: Duration::ZERO }
+    }
+}
+
+/// Whether a watcher state asks for something else than `current` shows.
+fn differs(state: &MonitorState, current: &Source) -> bool {
+    match (state, current) {
+        (MonitorState::Available(m), Source::Screen { monitor, .. }) => m != monitor,
+        (MonitorState::Available(_), Source::Slate { .. }) => true,
+        (MonitorState::Missing { .. } | MonitorState::XUnavailable { .. }, Source::Screen { .. }) => true,
+        (MonitorState::Missing { .. } | MonitorState::XUnavailable { .. }, Source::Slate { .. }) => false,
+        (MonitorState::Starting, _) => false,
     }
 }
 
@@ -221,6 +234,10 @@ impl Supervisor {
 
     /// What to show: the selected monitor if it is there, else the slate saying why.
     fn source(&self) -> Source {
+        self.source_for(&self.monitor.borrow())
+    }
+
+    fn source_for(&self, state: &MonitorState) -> Source {
         let slate = |why: &str| {
             let mut message = format!("Display unavailable: {why}");
             if message.chars().count() > SLATE_TEXT_MAX {
@@ -228,11 +245,41 @@ impl Supervisor {
             }
             Source::Slate { message }
         };
-        match &*self.monitor.borrow() {
+        match state {
             MonitorState::Available(m) => Source::Screen { display: self.display.clone(), monitor: m.clone() },
             MonitorState::Missing { reason } | MonitorState::XUnavailable { reason } => slate(reason),
             MonitorState::Starting => slate("connecting to the X display"),
         }
+    }
+
+    /// A worker failed: if the display is changing under it (monitor unplugged, X server
+    /// gone), that is a source change, not a fault. The watcher may lag a moment behind, so
+    /// look at the display directly and wait for the watcher only when it is changing.
+    async fn explain_failure(
+        &mut self,
+        config: &StreamerConfig,
+        source: &Source,
+        run: &RunState,
+        fault: RunEnd,
+    ) -> RunEnd {
+        if let Some(change) = self.source_change(source, run) {
+            return change;
+        }
+        let (display, selection) = (self.display.clone(), Selection::from_config(config));
+        let look = tokio::task::spawn_blocking(move || match monitor::list_monitors(&display) {
+            Ok(monitors) => selection.resolve(&display, &monitors),
+            Err(e) => MonitorState::XUnavailable { reason: e.to_string() },
+        });
+        let now = match tokio::time::timeout(PROBE_TIMEOUT, look).await {
+            Ok(Ok(state)) => state,
+            // No answer in time: a hung X server.
+            _ => MonitorState::XUnavailable { reason: "the X server does not answer".into() },
+        };
+        if self.source_for(&now) == *source {
+            return fault;
+        }
+        let _ = tokio::time::timeout(SOURCE_SETTLE, self.monitor.wait_for(|s| differs(s, source))).await;
+        self.source_change(source, run).unwrap_or(fault)
     }
 
     async fn choose_encoder(&mut self, config: &Arc<StreamerConfig>) -> Result<EncoderChoice, RunEnd> {
@@ -266,6 +313,7 @@ impl Supervisor {
             .await
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}")))?;
         self.status.flow.reset_picture();
+        self.status.lock().worker_pid = worker.pid;
         match tokio::time::timeout(START_TIMEOUT, worker.next()).await {
             Ok(Some(Event::Playing)) => {}
             Ok(Some(Event::Error { from_encoder, detail })) => {
@@ -350,15 +398,15 @@ impl Supervisor {
             let end = match wake {
                 Wake::Worker(None) => {
                     let detail = worker.end_detail().await;
-                    // An X server that died takes its capture process with it; let the
-                    // watcher say so before calling it a fault.
-                    let _ = tokio::time::timeout(MONITOR_SETTLE, self.monitor.changed()).await;
-                    Some(
-                        self.source_change(source, &run)
-                            .unwrap_or_else(|| RunEnd::new(RestartReason::PipelineError, detail)),
-                    )
+                    let fault = RunEnd::new(RestartReason::PipelineError, detail);
+                    Some(self.explain_failure(config, source, &run, fault).await)
                 }
-                Wake::Worker(Some(event)) => self.on_event(event, source, &mut run),
+                Wake::Worker(Some(event)) => match self.on_event(event, source, &mut run) {
+                    Some(end) if end.reason.is_some_and(RestartReason::is_fault) => {
+                        Some(self.explain_failure(config, source, &run, end).await)
+                    }
+                    other => other,
+                },
                 Wake::Tick => self.on_tick(config, &run, stall_timeout),
                 Wake::Monitor => self.source_change(source, &run),
                 Wake::Config => {
@@ -375,6 +423,7 @@ impl Supervisor {
             }
         };
         worker.stop().await;
+        self.status.lock().worker_pid = None;
         end.streamed = run.last_segment.zip(run.first_segment).map_or(Duration::ZERO, |(l, f)| l - f);
         end
     }

@@ -1,5 +1,9 @@
 //! The test harness of desktop-streamer: real peers for end-to-end tests (an X server with
-//! two monitors, the project's binaries) and helpers to drive them.
+//! two monitors, the project's binaries) and helpers to drive and check them.
 
 pub mod bins;
+pub mod hls;
+pub mod http;
+pub mod media;
+pub mod streamer;
 pub mod xorg;

@@ -1,0 +1,270 @@
+//! desktop-streamer end to end: a real two-monitor X server (Xorg's dummy driver), the real
+//! binary with its capture workers, real GStreamer, and produced segments decoded by ffmpeg.
+//! Each fault is injected for real and the playlist's RFC 8216 rules are checked across it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ds_tests::hls::{self, Viewer};
+use ds_tests::media::{close, first_frame_rgb, pixel};
+use ds_tests::streamer::{StreamerProcess, signal_pid};
+use ds_tests::xorg::{DummyDisplay, FIRST_MONITOR, SECOND_MONITOR};
+use serde_json::{Value, json};
+
+const RED: u32 = 0xff0000;
+const BLUE: u32 = 0x0000ff;
+/// How far a colour may drift through 4:2:0 H.264.
+const TOLERANCE: u8 = 40;
+const WAIT: Duration = Duration::from_secs(20);
+
+fn state(h: &Value) -> &str {
+    h["current_state"].as_str().unwrap_or("")
+}
+
+/// The colour in the middle of the newest listed segment's first frame.
+fn newest_centre(dir: &Path) -> u32 {
+    let p = hls::read(dir);
+    let newest = &p.segments.last().expect("a listed segment").name;
+    let rgb = first_frame_rgb(&dir.join(newest), 1280, 720);
+    pixel(&rgb, 1280, 640, 360)
+}
+
+/// Waits until a segment newer than `after` (a media sequence number) is listed and shows
+/// `colour` (or, with `not`, anything but it).
+fn wait_for_picture(s: &StreamerProcess, viewer: &mut Viewer, colour: u32, shows: bool) -> u64 {
+    let start = Instant::now();
+    let mut last = 0;
+    while start.elapsed() < WAIT {
+        let p = viewer.reload();
+        if let Some(seg) = p.segments.last() {
+            let rgb = first_frame_rgb(&s.hls_dir().join(&seg.name), 1280, 720);
+            last = pixel(&rgb, 1280, 640, 360);
+            if close(last, colour, TOLERANCE) == shows {
+                return p.media_sequence + p.segments.len() as u64 - 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "no segment {} {colour:06x} within {WAIT:?} (last centre {last:06x});\n{}",
+        if shows { "showing" } else { "not showing" },
+        s.logs()
+    );
+}
+
+fn display_with_colours() -> (DummyDisplay, ds_tests::xorg::Patch, ds_tests::xorg::Patch) {
+    let x = DummyDisplay::start().expect("dummy Xorg with two monitors");
+    let blue = x.paint(FIRST_MONITOR, BLUE).unwrap();
+    let red = x.paint(SECOND_MONITOR, RED).unwrap();
+    (x, blue, red)
+}
+
+#[test]
+fn streams_the_second_monitor_and_serves_it_over_http() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    let h = s.wait_for("streaming with two segments", WAIT, |h| {
+        state(h) == "streaming" && h["playlist"]["segment_count"].as_u64() >= Some(2)
+    });
+    assert_eq!(h["monitor"]["name"], "DUMMY1", "{h:#}");
+    assert_eq!((h["monitor"]["x"].as_i64(), h["monitor"]["width"].as_u64()), (Some(1920), Some(1280)));
+    assert_eq!(h["encoder"], "x264enc");
+    assert!(h["encoder_choice"]["skipped"].as_array().unwrap().iter().any(|e| e["name"] == "vaapih264enc"), "{h:#}");
+    assert!(
+        close(newest_centre(s.hls_dir()), RED, TOLERANCE),
+        "the stream shows the second monitor (red), not the first (blue)"
+    );
+
+    // Measured, not configured: about 15 frames per second of output.
+    let h = s.wait_for("a measured frame rate", WAIT, |h| h["fps"].as_f64().is_some_and(|f| f > 0.0));
+    let fps = h["fps"].as_f64().unwrap();
+    assert!((12.0..=18.0).contains(&fps), "fps {fps}");
+    assert!(h["bitrate_kbps"].as_f64().unwrap() > 0.0);
+    assert_eq!(h["stream_active"], true);
+
+    let playlist = s.get("/hls/desktop/playlist.m3u8").unwrap();
+    assert_eq!(playlist.status, 200);
+    assert_eq!(playlist.header("content-type"), Some("application/vnd.apple.mpegurl"));
+    assert_eq!(playlist.header("cache-control"), Some("no-cache"));
+    assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
+    let first = playlist.text().lines().find(|l| l.ends_with(".ts")).unwrap().to_owned();
+    let segment = s.get(&format!("/hls/desktop/{first}")).unwrap();
+    assert_eq!((segment.status, segment.header("content-type")), (200, Some("video/mp2t")));
+    for bad in [
+        "/hls/desktop/..%2Fconfig.json",
+        "/hls/desktop/.playlist-state.json",
+        "/hls/desktop/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    ] {
+        assert_eq!(s.get(bad).unwrap().status, 404, "{bad}");
+    }
+    assert_eq!(s.get("/healthz").unwrap().status, 200);
+    let status = s.get("/api/status").unwrap().json();
+    assert_eq!(status["stream"]["playlist_exists"], true);
+    assert_eq!(status["service"]["details"]["ActiveState"], "active");
+    let metrics = s.get("/metrics").unwrap().text();
+    assert!(metrics.contains("desktop_streamer_stream_active 1"), "{metrics}");
+    assert!(metrics.contains("desktop_streamer_state{state=\"streaming\"} 1"), "{metrics}");
+}
+
+#[test]
+fn a_switched_off_monitor_gets_the_slate_and_the_stream_returns_with_it() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    let mut viewer = Viewer::new(s.hls_dir());
+    s.wait_for("streaming", WAIT, |h| state(h) == "streaming");
+    wait_for_picture(&s, &mut viewer, RED, true);
+
+    x.second_monitor_off().unwrap();
+    let h = s.wait_for("the slate", WAIT, |h| state(h) == "slate");
+    assert!(h["source_problem"].as_str().unwrap().contains("Display unavailable"), "{h:#}");
+    let slate_seq = wait_for_picture(&s, &mut viewer, RED, false);
+    let p = viewer.reload();
+    let slate_first =
+        p.segments.iter().position(|seg| !close(newest_centre_of(s.hls_dir(), &seg.name), RED, TOLERANCE));
+    assert!(
+        slate_first.is_some_and(|i| p.segments[i].discontinuity),
+        "the first slate segment is marked discontinuous: {p:?}"
+    );
+    assert_eq!(s.get("/healthz").unwrap().status, 200, "the slate keeps the stream alive");
+
+    x.second_monitor_on().unwrap();
+    let _red_again = x.paint(SECOND_MONITOR, RED).unwrap();
+    s.wait_for("streaming again", WAIT, |h| state(h) == "streaming");
+    let back = wait_for_picture(&s, &mut viewer, RED, true);
+    assert!(back > slate_seq);
+    let reasons: Vec<_> =
+        s.detailed()["recent_restarts"].as_array().unwrap().iter().map(|r| r["reason"].clone()).collect();
+    assert!(reasons.iter().all(|r| r == "monitor_changed"), "{reasons:?}");
+    assert_eq!(s.detailed()["total_errors"], 0, "a monitor going away is not a fault");
+}
+
+fn newest_centre_of(dir: &Path, name: &str) -> u32 {
+    pixel(&first_frame_rgb(&dir.join(name), 1280, 720), 1280, 640, 360)
+}
+
+#[test]
+fn a_killed_x_server_gets_the_slate_and_capture_resumes_when_it_returns() {
+    let (mut x, blue, red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    let mut viewer = Viewer::new(s.hls_dir());
+    s.wait_for("streaming", WAIT, |h| state(h) == "streaming");
+    wait_for_picture(&s, &mut viewer, RED, true);
+    drop((blue, red));
+
+    x.kill_server().unwrap();
+    let h = s.wait_for("the slate", WAIT, |h| state(h) == "slate");
+    assert!(h["source_problem"].as_str().unwrap().contains(&x.display()), "{h:#}");
+    wait_for_picture(&s, &mut viewer, RED, false);
+    assert_eq!(s.get("/healthz").unwrap().status, 200, "HTTP and the stream live on without X");
+
+    x.restart_server().unwrap();
+    let _red = x.paint(SECOND_MONITOR, RED).unwrap();
+    s.wait_for("streaming again", WAIT, |h| state(h) == "streaming");
+    wait_for_picture(&s, &mut viewer, RED, true);
+    let h = s.detailed();
+    assert_eq!(h["total_errors"], 0, "X going away and coming back is not a fault: {h:#}");
+    assert!(h["recent_restarts"].as_array().unwrap().iter().any(|r| r["reason"] == "display_changed"), "{h:#}");
+}
+
+#[test]
+fn a_named_encoder_that_does_not_exist_falls_back_and_says_so() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({"encoder": "nvh264enc"}));
+    let h = s.wait_for("streaming", WAIT, |h| state(h) == "streaming");
+    assert_eq!(h["encoder"], "x264enc");
+    let skipped = h["encoder_choice"]["skipped"].as_array().unwrap();
+    let nv = skipped.iter().find(|e| e["name"] == "nvh264enc").unwrap_or_else(|| panic!("{h:#}"));
+    assert!(nv["message"].as_str().unwrap().contains("no GStreamer element named nvh264enc"), "{nv}");
+}
+
+#[test]
+fn a_removed_output_directory_is_recreated_and_the_sequence_goes_on() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    let h = s.wait_for("two segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
+    let before = h["playlist"]["media_sequence"].as_u64().unwrap() + h["playlist"]["segment_count"].as_u64().unwrap();
+    std::fs::remove_dir_all(s.hls_dir()).unwrap();
+    s.wait_for("a playlist again", WAIT, |_| {
+        s.hls_dir().join("playlist.m3u8").exists() && !hls::read(s.hls_dir()).segments.is_empty()
+    });
+    let p = hls::read(s.hls_dir());
+    assert!(p.media_sequence >= before, "media sequence never goes back: {before} then {p:?}");
+    assert!(p.segments[0].discontinuity, "the first segment after the fault is discontinuous");
+}
+
+#[test]
+fn a_killed_streamer_is_replaced_by_a_new_process_that_continues_the_sequence() {
+    let (x, _blue, _red) = display_with_colours();
+    let dir = tempfile::tempdir().unwrap();
+    let hls_dir = dir.path().join("hls");
+    let s = StreamerProcess::start_in(&x.display(), json!({}), &hls_dir, dir.path(), None);
+    let mut viewer = Viewer::new(&hls_dir);
+    s.wait_for("two segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
+    let worker = s.detailed()["worker_pid"].as_u64().unwrap() as u32;
+    let before = viewer.reload();
+    s.kill();
+    // The orphaned worker notices its parent is gone (stdin closes) and stops.
+    let gone = Instant::now();
+    while Path::new(&format!("/proc/{worker}")).exists() && gone.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!Path::new(&format!("/proc/{worker}")).exists(), "worker {worker} outlived its parent");
+
+    let s2 = StreamerProcess::start_in(&x.display(), json!({}), &hls_dir, dir.path(), None);
+    s2.wait_for("a new segment", WAIT, |_| {
+        let p = hls::read(&hls_dir);
+        p.media_sequence + p.segments.len() as u64 > before.media_sequence + before.segments.len() as u64
+    });
+    let after = viewer.reload();
+    let first_new = before.segments.len() - usize::try_from(after.media_sequence - before.media_sequence).unwrap_or(0);
+    assert!(after.segments.get(first_new).is_some_and(|s| s.discontinuity), "{before:?}\n{after:?}");
+}
+
+#[test]
+fn sigterm_stops_the_streamer_and_its_worker_within_five_seconds() {
+    let (x, _blue, _red) = display_with_colours();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("hls");
+    let s = StreamerProcess::start_in(&x.display(), json!({}), &dir, tmp.path(), None);
+    s.wait_for("streaming", WAIT, |h| state(h) == "streaming");
+    let worker = s.detailed()["worker_pid"].as_u64().unwrap() as u32;
+    let (status, took) = s.terminate(Duration::from_secs(5));
+    let status = status.unwrap_or_else(|| panic!("still running after {took:?}"));
+    assert!(status.success(), "{status:?}");
+    assert!(!Path::new(&format!("/proc/{worker}")).exists(), "worker stopped with its parent");
+    let text = std::fs::read_to_string(dir.join("playlist.m3u8")).unwrap();
+    assert!(!text.contains("ENDLIST"), "a live stream that will come back has no ENDLIST");
+}
+
+#[test]
+fn ffmpeg_keeps_playing_through_a_killed_capture_worker() {
+    let (x, _blue, _animation) = (DummyDisplay::start().unwrap(), (), ());
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    s.wait_for("three segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(3));
+    let url = format!("http://127.0.0.1:{}/hls/desktop/playlist.m3u8", s.port);
+    let mut player = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i", &url, "-t", "12", "-f", "null", "-"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let worker = s.detailed()["worker_pid"].as_u64().unwrap() as u32;
+    signal_pid(worker, "KILL");
+    s.wait_for("a restart after the fault", WAIT, |h| {
+        h["restart_count"].as_u64() >= Some(1) && state(h) == "streaming"
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = player.try_wait().unwrap() {
+            break st;
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "ffmpeg stopped reading through the restart");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(player.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "ffmpeg read 12 s of the stream across the restart: {err}");
+    let h = s.detailed();
+    assert_eq!(h["recent_restarts"][0]["reason"], "pipeline_error", "{h:#}");
+}
