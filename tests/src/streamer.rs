@@ -29,20 +29,36 @@ impl StreamerProcess {
     /// Starts a streamer on `display` with `config` (a JSON object; `output_dir` is set to a
     /// fresh directory unless given) and waits until its HTTP API answers.
     pub fn start(display: &str, config: Value) -> StreamerProcess {
+        StreamerProcess::start_with_env(display, config, &[])
+    }
+
+    /// Like [`start`](Self::start) with extra environment variables.
+    pub fn start_with_env(display: &str, config: Value, env: &[(&str, &str)]) -> StreamerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let hls = dir.path().join("hls");
         let conf_dir = dir.path().to_owned();
-        StreamerProcess::start_in(display, config, &hls, &conf_dir, Some(dir))
+        StreamerProcess::spawn(display, config, &hls, &conf_dir, Some(dir), env)
     }
 
     /// Like [`start`](Self::start) with a given output directory and config location (to
     /// start a second process on the same stream).
     pub fn start_in(
         display: &str,
+        config: Value,
+        hls: &Path,
+        conf_dir: &Path,
+        dir: Option<tempfile::TempDir>,
+    ) -> StreamerProcess {
+        StreamerProcess::spawn(display, config, hls, conf_dir, dir, &[])
+    }
+
+    fn spawn(
+        display: &str,
         mut config: Value,
         hls: &Path,
         conf_dir: &Path,
         dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
     ) -> StreamerProcess {
         config
             .as_object_mut()
@@ -57,6 +73,7 @@ impl StreamerProcess {
             .args(["--listen", "127.0.0.1:0"])
             .env("DISPLAY", display)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -133,6 +150,19 @@ impl StreamerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         (None, start.elapsed())
+    }
+
+    /// Waits for the process to end by itself, at most `limit`; its log comes back too.
+    pub fn terminate_when_exited(mut self, limit: Duration) -> (Option<ExitStatus>, String) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (Some(status), self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (None, self.logs())
     }
 
     /// SIGKILL, as a crash.

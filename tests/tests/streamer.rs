@@ -268,3 +268,94 @@ fn ffmpeg_keeps_playing_through_a_killed_capture_worker() {
     let h = s.detailed();
     assert_eq!(h["recent_restarts"][0]["reason"], "pipeline_error", "{h:#}");
 }
+
+#[test]
+fn sighup_reloads_a_good_config_and_refuses_a_bad_one_keeping_the_old() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({"bitrate": 2000}));
+    s.wait_for("streaming", WAIT, |h| state(h) == "streaming");
+
+    std::fs::write(&s.config_path, "{ \"fps\": 0, \"output_dir\": \"relative\" }").unwrap();
+    s.signal("HUP");
+    let start = Instant::now();
+    while !s.logs().contains("new configuration refused") && start.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = s.logs();
+    assert!(logs.contains("fps = 0: must be 1..=120"), "the reason is logged:\n{logs}");
+    assert_eq!(s.detailed()["restart_count"], 0, "a refused config changes nothing");
+    assert_eq!(s.detailed()["config"]["fps"], 15);
+
+    let good = json!({"bitrate": 1000, "fps": 10, "output_dir": s.hls_dir().display().to_string()});
+    std::fs::write(&s.config_path, good.to_string()).unwrap();
+    s.signal("HUP");
+    let h = s.wait_for("the new config running", WAIT, |h| h["config"]["fps"] == 10 && state(h) == "streaming");
+    assert_eq!(h["config"]["bitrate_kbps"], 1000);
+    assert_eq!(h["recent_restarts"][0]["reason"], "config_reloaded");
+}
+
+#[test]
+fn an_unchanging_picture_is_reported_frozen_and_a_moving_one_is_not() {
+    let x = DummyDisplay::start().unwrap();
+    let _still = x.paint(SECOND_MONITOR, RED).unwrap();
+    let s = StreamerProcess::start(&x.display(), json!({"frozen_after_seconds": 3}));
+    let h = s.wait_for("frozen content", WAIT, |h| h["frozen"] == true);
+    assert_eq!(state(&h), "streaming", "frozen content is reported, the stream is not restarted");
+    assert_eq!(h["health"], "degraded");
+    assert_eq!(h["restart_count"], 0);
+
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let h = s.wait_for("a moving picture", WAIT, |h| h["frozen"] == false);
+    assert!(h["picture_unchanged_seconds"].as_f64().unwrap() < 3.0, "{h:#}");
+}
+
+#[test]
+fn too_many_faults_in_the_error_window_end_the_process_for_systemd_to_restart() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({"max_errors": 2, "error_window": 60}));
+    for n in 1..=2u64 {
+        let h = s.wait_for("a running worker", WAIT, |h| state(h) == "streaming" && h["worker_pid"].is_u64());
+        signal_pid(h["worker_pid"].as_u64().unwrap() as u32, "KILL");
+        if n == 1 {
+            s.wait_for("the first fault counted", WAIT, |h| h["total_errors"].as_u64() == Some(1));
+        }
+    }
+    let (status, _) = s.terminate_when_exited(WAIT);
+    let status = status.expect("the process ends by itself after max_errors faults");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn systemd_hears_ready_after_the_first_segment_watchdog_while_segments_flow_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    // systemd's side of the notify protocol is a datagram socket; this is that socket.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start_with_env(&x.display(), json!({}), &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut heard: Vec<(Instant, String)> = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(9) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            heard.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+        }
+    }
+    let first_segment = s.detailed()["playlist"]["segment_count"].as_u64().unwrap_or(0);
+    assert!(first_segment >= 1);
+    let ready = heard.iter().position(|(_, m)| m.contains("READY=1")).expect("READY=1 was sent");
+    assert!(heard[..ready].iter().all(|(_, m)| !m.contains("WATCHDOG=1")), "no watchdog pet before the stream runs");
+    let pets = heard.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
+    assert!(pets >= 3, "segments flow, so the watchdog is petted: {heard:?}");
+    assert!(heard.iter().any(|(_, m)| m.starts_with("STATUS=streaming: DUMMY1")), "{heard:?}");
+
+    let (status, _) = s.terminate(Duration::from_secs(5));
+    assert!(status.is_some_and(|st| st.success()));
+    let mut stopping = false;
+    while let Ok(n) = sock.recv(&mut buf) {
+        stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(stopping, "STOPPING=1 on shutdown");
+}
