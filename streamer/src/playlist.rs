@@ -219,12 +219,12 @@ impl Playlist {
     pub fn begin_run(&mut self, now: SystemTime) -> Result<RunLocation, PlaylistError> {
         // Files may have appeared since open (rejected segments, copies): step past their names too.
         create_dir(&self.dir)?;
-        let on_disk = self
-            .segment_files()?
-            .iter()
-            .chain(self.state.pending.iter().map(|p| &p.name))
-            .filter_map(|n| parse_run(n))
-            .max();
+        let files = self.segment_files()?;
+        // What the run that just ended left unlisted (a worker stopped mid-segment) goes too.
+        for name in &files {
+            self.schedule_unlisted(name, now);
+        }
+        let on_disk = files.iter().chain(self.state.pending.iter().map(|p| &p.name)).filter_map(|n| parse_run(n)).max();
         if let Some(highest) = on_disk {
             self.state.next_run = self.state.next_run.max(highest + 1);
         }

@@ -459,4 +459,22 @@ mod playlist {
         assert!(text.contains(&state.display().to_string()) && text.contains("version 99"), "{text}");
         assert_eq!(fs::read_to_string(&state).unwrap(), r#"{"version": 99, "media_sequence": 123456}"#);
     }
+
+    #[test]
+    fn a_segment_left_unfinished_by_an_ended_run_is_deleted_in_time_without_a_process_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pl = Playlist::open(dir.path(), settings(2, 5), at(0.0)).unwrap();
+        let mut v = Viewer::new(dir.path());
+        let mut t = 0.0;
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 3, 2.0, &mut t, &mut v);
+        // The worker died while hlssink2 wrote fragment 3: the file exists, never listed.
+        let partial = write_segment(&run, 3);
+        let next = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &next, 0, 1, 2.0, &mut t, &mut v);
+        assert!(partial.exists(), "kept while a player could still hold an older playlist");
+        pl.collect_garbage(at(t + 60.0)).unwrap();
+        assert!(!partial.exists(), "the unfinished segment of the ended run is deleted, not left forever");
+        assert!(!v.reload().names().contains(&partial.file_name().unwrap().to_str().unwrap()));
+    }
 }
