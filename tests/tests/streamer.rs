@@ -359,3 +359,76 @@ fn systemd_hears_ready_after_the_first_segment_watchdog_while_segments_flow_and_
     }
     assert!(stopping, "STOPPING=1 on shutdown");
 }
+
+/// A small tmpfs of our own, so a test can fill a real filesystem (needs root, as CI has).
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size_mb: u32) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mb}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs needs root (the test command runs as root in CI)");
+        SmallFs { dir }
+    }
+
+    /// Fills the filesystem with one file until `percent` of it is in use, as df counts.
+    fn fill_to(&self, percent: f64) {
+        let filler = self.dir.path().join("filler");
+        let _ = std::fs::remove_file(&filler);
+        let out =
+            std::process::Command::new("df").args(["--output=size,used", "-B1"]).arg(self.dir.path()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums: Vec<f64> = text.lines().nth(1).unwrap().split_whitespace().map(|n| n.parse().unwrap()).collect();
+        let want = (nums[0] * percent / 100.0 - nums[1]).max(0.0) as usize;
+        std::fs::write(&filler, vec![0u8; want]).unwrap();
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn disk_pressure_cleans_up_first_then_shrinks_the_window_never_below_three_target_durations() {
+    let fs = SmallFs::mount(32);
+    let (x, _blue, _red) = display_with_colours();
+    let hls_dir = fs.dir.path().join("hls");
+    let conf = tempfile::tempdir().unwrap();
+    let config = json!({"live_streaming": {"max_segments": 6, "emergency_segments": 1,
+        "cleanup_threshold_percent": 60, "emergency_cleanup_threshold_percent": 80}});
+    let s = StreamerProcess::start_in(&x.display(), config, &hls_dir, conf.path(), None);
+    let mut viewer = Viewer::new(&hls_dir);
+    s.wait_for("a full window", Duration::from_secs(30), |h| h["playlist"]["segment_count"].as_u64() >= Some(6));
+    assert!(s.detailed()["disk_pressure"].is_null());
+
+    fs.fill_to(70.0);
+    let h = s.wait_for("cleanup", WAIT, |h| h["disk_pressure"].as_str().is_some_and(|p| p.starts_with("cleanup")));
+    assert_eq!(h["health"], "degraded", "{h:#}");
+    s.wait_for("nothing kept outside the window", WAIT, |h| h["playlist"]["pending_deletions"] == 0);
+    assert_eq!(viewer.reload().segments.len(), 6, "cleanup alone keeps the window");
+
+    fs.fill_to(90.0);
+    s.wait_for("emergency", WAIT, |h| h["disk_pressure"].as_str().is_some_and(|p| p.starts_with("emergency")));
+    let p = s.wait_for("the window shrunk", WAIT, |h| h["playlist"]["segment_count"].as_u64() == Some(3));
+    assert!(
+        p["playlist"]["window_duration_secs"].as_f64().unwrap() >= 6.0 - 0.2,
+        "never under 3 target durations: {p:#}"
+    );
+    viewer.reload();
+
+    fs.fill_to(0.0);
+    s.wait_for("pressure gone", WAIT, |h| h["disk_pressure"].is_null());
+    s.wait_for("the window grows back", Duration::from_secs(30), |h| {
+        h["playlist"]["segment_count"].as_u64() == Some(6)
+    });
+    viewer.reload();
+    drop(s);
+}
