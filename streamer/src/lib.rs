@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pipeline;
 pub mod playlist;
+pub mod splits;
 pub mod status;
 pub mod supervisor;
 pub mod system;
@@ -50,7 +51,8 @@ pub enum Command {
     /// Run one pipeline for the streamer (started by the streamer itself; speaks JSON lines)
     #[command(hide = true)]
     Worker,
-    /// Print the GStreamer pipeline the streamer would run now, in gst-launch-1.0 syntax
+    /// Print the GStreamer pipeline the streamer would run now, in gst-launch-1.0 syntax (there
+    /// hlssink2 cuts segments itself; the streamer cuts them at each boundary instead)
     PrintPipeline {
         /// Segment file pattern for hlssink2's `location`
         #[arg(long, default_value = "/tmp/desktop-streamer-pipeline/seg%05d.ts")]
@@ -100,7 +102,7 @@ fn print_pipeline(config: &StreamerConfig, location: &std::path::Path) -> anyhow
         other => anyhow::bail!("no monitor to capture: {other:?}"),
     };
     let choice = encoder::select_encoder(config, &[])?;
-    println!("{}", pipeline::describe(&source, &choice, config, location));
+    println!("{}", pipeline::describe(&source, &choice, config, location, pipeline::Splits::Hlssink2));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,6 +40,7 @@ pub const SCRATCH_PLAYLIST: &str = ".hlssink2-scratch.m3u8";
 pub const SRC: &str = "src";
 pub const RAW: &str = "raw";
 pub const ENC: &str = "enc";
+pub const PARSE: &str = "parse";
 pub const SINK: &str = "sink";
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +51,23 @@ pub enum PipelineError {
     MissingElement(&'static str),
 }
 
+/// Who cuts the segments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Splits {
+    /// The streamer, at each boundary (see [`crate::splits`]): what the worker runs.
+    Streamer,
+    /// hlssink2 by itself (a GOP later): for running the description under gst-launch-1.0.
+    Hlssink2,
+}
+
 /// The `gst-launch-1.0` description of the pipeline.
-pub fn describe(source: &Source, encoder: &EncoderChoice, config: &StreamerConfig, location: &Path) -> String {
+pub fn describe(
+    source: &Source,
+    encoder: &EncoderChoice,
+    config: &StreamerConfig,
+    location: &Path,
+    splits: Splits,
+) -> String {
     let (w, h, fps) = (config.width, config.height, config.fps);
     let format = encoder.input_format.as_deref().unwrap_or("I420");
     let head = match source {
@@ -82,13 +98,16 @@ pub fn describe(source: &Source, encoder: &EncoderChoice, config: &StreamerConfi
     let dir = location.parent().unwrap_or(Path::new("."));
     format!(
         "{head} ! capsfilter name={RAW} caps=\"video/x-raw,format={format},width={w},height={h},pixel-aspect-ratio=1/1\"{queue} \
-         ! {enc} name={ENC}{settings} ! h264parse \
+         ! {enc} name={ENC}{settings} ! h264parse name={PARSE} \
          ! hlssink2 name={SINK} location={location} playlist-location={scratch} target-duration={target} \
          max-files=0 playlist-length=1 send-keyframe-requests=true",
         enc = encoder.name,
         location = quote(&location.display().to_string()),
         scratch = quote(&dir.join(SCRATCH_PLAYLIST).display().to_string()),
-        target = config.segment_duration,
+        target = match splits {
+            Splits::Streamer => 0,
+            Splits::Hlssink2 => config.segment_duration,
+        },
     )
 }
 
@@ -101,11 +120,13 @@ fn quote(v: &str) -> String {
     }
 }
 
-/// Builds the pipeline and fits the probes that measure it.
+/// Builds the pipeline, fits the probes that measure it, and has the streamer cut segments
+/// every `segment` (see [`crate::splits`]).
 pub fn build(
     description: &str,
     flow: &Arc<FlowCounters>,
     sample_picture: bool,
+    segment: gst::ClockTime,
 ) -> Result<gst::Pipeline, PipelineError> {
     let element = gst::parse::launch(description)
         .map_err(|source| PipelineError::Parse { description: description.to_owned(), source })?;
@@ -139,6 +160,7 @@ pub fn build(
             gst::PadProbeReturn::Ok
         });
     }
+    crate::splits::attach(&pipeline, segment)?;
     Ok(pipeline)
 }
 
@@ -166,12 +188,13 @@ mod tests {
             &x264(),
             &StreamerConfig::default(),
             Path::new("/var/lib/hls/run000001-seg%05d.ts"),
+            Splits::Streamer,
         );
         assert!(d.contains("startx=1920 starty=0 endx=3199 endy=719"), "{d}");
         assert!(d.contains("use-damage=false"), "{d}");
         assert!(d.contains("x264enc name=enc bitrate=2000"), "{d}");
         assert!(d.contains("location=/var/lib/hls/run000001-seg%05d.ts"), "{d}");
-        assert!(d.contains("target-duration=2"), "{d}");
+        assert!(d.contains("target-duration=0"), "the streamer cuts segments: {d}");
     }
 
     #[test]
@@ -181,8 +204,10 @@ mod tests {
             &x264(),
             &StreamerConfig::default(),
             Path::new("/hls dir/run1-seg%05d.ts"),
+            Splits::Hlssink2,
         );
         assert!(d.contains(r#"text="Display :0 unavailable: \"refused\"""#), "{d}");
         assert!(d.contains(r#"location="/hls dir/run1-seg%05d.ts""#), "{d}");
+        assert!(d.contains("target-duration=2"), "hlssink2 cuts segments itself under gst-launch: {d}");
     }
 }

@@ -306,9 +306,13 @@ impl Supervisor {
             .playlist
             .begin_run(SystemTime::now())
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, e.to_string()))?;
-        let description = pipeline::describe(source, &encoder, config, &run.location);
+        let description = pipeline::describe(source, &encoder, config, &run.location, pipeline::Splits::Streamer);
         tracing::debug!(pipeline = %description, "starting");
-        let request = worker::Request::Run { description, sample_picture: !source.is_slate() };
+        let request = worker::Request::Run {
+            description,
+            sample_picture: !source.is_slate(),
+            segment_secs: config.segment_duration,
+        };
         let mut worker = Worker::spawn(&self.exe, &request)
             .await
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}")))?;

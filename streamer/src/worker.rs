@@ -36,8 +36,9 @@ use crate::pipeline::{self, ENC, SINK};
 pub enum Request {
     /// Prove encoders in order and answer with one [`EncoderAnswer`] line.
     SelectEncoder { config: Box<StreamerConfig>, exclude: Vec<String> },
-    /// Run this pipeline until stdin closes or it fails.
-    Run { description: String, sample_picture: bool },
+    /// Run this pipeline until stdin closes or it fails, cutting segments every
+    /// `segment_secs`.
+    Run { description: String, sample_picture: bool, segment_secs: u32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,7 +115,9 @@ pub fn child_main() -> ExitCode {
             emit(&answer);
             ExitCode::SUCCESS
         }
-        Request::Run { description, sample_picture } => run_pipeline(&description, sample_picture),
+        Request::Run { description, sample_picture, segment_secs } => {
+            run_pipeline(&description, sample_picture, gst::ClockTime::from_seconds(segment_secs.into()))
+        }
     }
 }
 
@@ -125,7 +128,7 @@ fn emit<T: Serialize>(value: &T) -> bool {
     out.write_all(line.as_bytes()).and_then(|()| out.flush()).is_ok()
 }
 
-fn run_pipeline(description: &str, sample_picture: bool) -> ExitCode {
+fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime) -> ExitCode {
     let fail = |from_encoder: bool, detail: String| {
         emit(&Event::Error { from_encoder, detail });
         ExitCode::from(EXIT_PIPELINE_FAILED)
@@ -134,7 +137,7 @@ fn run_pipeline(description: &str, sample_picture: bool) -> ExitCode {
         return fail(false, e.to_string());
     }
     let flow = Arc::new(FlowCounters::default());
-    let pipeline = match pipeline::build(description, &flow, sample_picture) {
+    let pipeline = match pipeline::build(description, &flow, sample_picture, segment) {
         Ok(p) => p,
         Err(e) => return fail(false, e.to_string()),
     };

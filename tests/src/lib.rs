@@ -5,5 +5,6 @@ pub mod bins;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod procfs;
 pub mod streamer;
 pub mod xorg;

@@ -35,3 +35,31 @@ pub fn close(a: u32, b: u32, tolerance: u8) -> bool {
         ca.abs_diff(cb) <= u32::from(tolerance)
     })
 }
+
+/// Checks a segment plays on its own: ffmpeg decodes it without a complaint and its first
+/// frame is a keyframe. Returns what is wrong, if anything.
+pub fn segment_problem(segment: &Path) -> Option<String> {
+    let decode =
+        Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(segment).args(["-f", "null", "-"]).output().ok()?;
+    if !decode.status.success() || !decode.stderr.is_empty() {
+        return Some(format!("ffmpeg: {}", String::from_utf8_lossy(&decode.stderr)));
+    }
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=key_frame,pict_type",
+            "-read_intervals",
+            "%+#1",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(segment)
+        .output()
+        .ok()?;
+    let first = String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().to_owned();
+    (!first.starts_with("1,I")).then(|| format!("first frame is not a keyframe: {first:?}"))
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ds_tests::hls::{self, Viewer};
-use ds_tests::media::{close, first_frame_rgb, pixel};
+use ds_tests::media::{close, first_frame_rgb, pixel, segment_problem};
 use ds_tests::streamer::{StreamerProcess, signal_pid};
 use ds_tests::xorg::{DummyDisplay, FIRST_MONITOR, SECOND_MONITOR};
 use serde_json::{Value, json};
