@@ -36,8 +36,9 @@ pub fn close(a: u32, b: u32, tolerance: u8) -> bool {
     })
 }
 
-/// Checks a segment plays on its own: ffmpeg decodes it without a complaint and its first
-/// frame is a keyframe. Returns what is wrong, if anything.
+/// Checks a segment plays on its own: ffmpeg decodes it without a complaint, its first frame
+/// is a keyframe, and it has exactly one random access point (a player seeking into it must
+/// land on that keyframe). Returns what is wrong, if anything.
 pub fn segment_problem(segment: &Path) -> Option<String> {
     let decode =
         Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(segment).args(["-f", "null", "-"]).output().ok()?;
@@ -61,5 +62,20 @@ pub fn segment_problem(segment: &Path) -> Option<String> {
         .output()
         .ok()?;
     let first = String::from_utf8_lossy(&probe.stdout).lines().next().unwrap_or_default().to_owned();
-    (!first.starts_with("1,I")).then(|| format!("first frame is not a keyframe: {first:?}"))
+    if !first.starts_with("1,I") {
+        return Some(format!("first frame is not a keyframe: {first:?}"));
+    }
+    let keys = random_access_points(&std::fs::read(segment).ok()?);
+    (keys != 1).then(|| format!("{keys} random access points, expected 1"))
+}
+
+/// MPEG-TS packets whose adaptation field sets `random_access_indicator` (ISO 13818-1
+/// 2.4.3.5). ffprobe does not report these, so a wrongly marked P-frame needs this look.
+pub fn random_access_points(ts: &[u8]) -> usize {
+    ts.chunks_exact(188)
+        .filter(|p| {
+            let adaptation = (p[3] >> 4) & 0b11;
+            p[0] == 0x47 && matches!(adaptation, 2 | 3) && p[4] > 0 && p[5] & 0x40 != 0
+        })
+        .count()
 }

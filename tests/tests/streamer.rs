@@ -74,6 +74,11 @@ fn streams_the_second_monitor_and_serves_it_over_http() {
         close(newest_centre(s.hls_dir()), RED, TOLERANCE),
         "the stream shows the second monitor (red), not the first (blue)"
     );
+    for seg in hls::read(s.hls_dir()).segments {
+        assert_eq!(segment_problem(&s.hls_dir().join(&seg.name)), None, "{} plays on its own", seg.name);
+        let d: f64 = seg.extinf.parse().unwrap();
+        assert!((1.9..=2.1).contains(&d), "segments are cut at 2 s: {} is {d} s", seg.name);
+    }
 
     // Measured, not configured: about 15 frames per second of output.
     let h = s.wait_for("a measured frame rate", WAIT, |h| h["fps"].as_f64().is_some_and(|f| f > 0.0));
