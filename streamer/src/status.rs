@@ -117,7 +117,7 @@ pub struct Status {
     pub fault_times: VecDeque<Instant>,
     pub total_errors: u64,
     pub last_error: Option<String>,
-    /// Rebuilds in a row that failed before streaming for long.
+    /// Failed runs in a row, counting from the last run that listed a segment.
     pub consecutive_failures: u32,
     /// Set when the first segment of the process appeared.
     pub first_segment_at: Option<Instant>,

@@ -1,8 +1,9 @@
 //! The supervisor: builds the pipeline, watches its bus and its output, and rebuilds it when
 //! anything goes wrong, without a human and without giving up.
 //!
-//! The escalation ladder: a fault rebuilds the pipeline in process (at once the first time,
-//! then backing off exponentially up to `restart_delay`); `max_errors` faults within
+//! The escalation ladder: a fault rebuilds the pipeline in process, at once if the pipeline
+//! had been working (it listed a segment); runs that fail before producing anything back off
+//! exponentially up to `restart_delay`; `max_errors` faults within
 //! `error_window` end the process with an error so systemd starts a fresh one. A source that
 //! changes (the monitor moved, went away, came back; the X server died or returned) is a
 //! planned rebuild, not a fault: the slate covers whatever cannot be captured.
@@ -28,8 +29,6 @@ use crate::worker::{self, Event, Worker};
 /// How often the supervisor samples rates, checks for stalls, collects old segments and
 /// pets systemd's watchdog.
 const TICK: Duration = Duration::from_millis(500);
-/// A run that streamed this long was healthy: the failure count starts over.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// First back-off after repeated fast failures; doubles up to `restart_delay`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a new worker may take to report its pipeline playing.
@@ -64,17 +63,17 @@ pub enum Exit {
 struct RunEnd {
     reason: Option<RestartReason>,
     detail: String,
-    /// Time the run produced segments for.
-    streamed: Duration,
+    /// Whether the run listed a segment: a pipeline that worked, whatever ended it later.
+    produced: bool,
 }
 
 impl RunEnd {
     fn new(reason: RestartReason, detail: impl Into<String>) -> Self {
-        RunEnd { reason: Some(reason), detail: detail.into(), streamed: Duration::ZERO }
+        RunEnd { reason: Some(reason), detail: detail.into(), produced: false }
     }
 
     fn shutdown() -> Self {
-        RunEnd { reason: None, detail: String::new(), streamed: Duration::ZERO }
+        RunEnd { reason: None, detail: String::new(), produced: false }
     }
 }
 
@@ -213,8 +212,7 @@ impl Supervisor {
                 }
                 let consecutive = {
                     let mut s = self.status.lock();
-                    s.consecutive_failures =
-                        if end.streamed >= STABLE_AFTER { 1 } else { s.consecutive_failures.saturating_add(1) };
+                    s.consecutive_failures = if end.produced { 1 } else { s.consecutive_failures.saturating_add(1) };
                     s.consecutive_failures
                 };
                 let failing = consecutive >= config.max_restarts.max(1);
@@ -428,7 +426,7 @@ impl Supervisor {
         };
         worker.stop().await;
         self.status.lock().worker_pid = None;
-        end.streamed = run.last_segment.zip(run.first_segment).map_or(Duration::ZERO, |(l, f)| l - f);
+        end.produced = run.first_segment.is_some();
         end
     }
 

@@ -122,7 +122,11 @@ fn main() {
                     continue;
                 }
                 checked = seq;
-                if close(last_frame_centre(&s.hls_dir().join(&seg.name)), *colour, 40) {
+                let seen_colour = last_frame_centre(&s.hls_dir().join(&seg.name));
+                if std::env::var_os("BENCH_DEBUG").is_some() {
+                    eprintln!("  segment {seq} ends with {seen_colour:06x}, waiting for {colour:06x}");
+                }
+                if close(seen_colour, *colour, 40) {
                     latencies.push(t0.elapsed().as_secs_f64());
                     break 'wait;
                 }
@@ -138,17 +142,22 @@ fn last_sequence(dir: &std::path::Path) -> u64 {
     (p.media_sequence + p.segments.len() as u64).saturating_sub(1)
 }
 
+/// The centre colour of a segment's last frame. (Seeking near the end with `-sseof` finds no
+/// keyframe in a 2 s segment, so decode it all, scaled down.)
 fn last_frame_centre(segment: &std::path::Path) -> u32 {
+    const W: u32 = 64;
+    const H: u32 = 36;
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-sseof", "-0.2", "-i"])
+        .args(["-v", "error", "-i"])
         .arg(segment)
-        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .args(["-vf", &format!("scale={W}:{H}"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
         .output()
         .unwrap();
-    if out.stdout.len() < 1280 * 720 * 3 {
-        return 0;
+    let frame = (W * H * 3) as usize;
+    match out.stdout.len() / frame {
+        0 => 0,
+        n => pixel(&out.stdout[(n - 1) * frame..n * frame], W, W / 2, H / 2),
     }
-    pixel(&out.stdout, 1280, 640, 360)
 }
 
 fn figures(v: &[f64]) -> String {
