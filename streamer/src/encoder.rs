@@ -202,6 +202,21 @@ pub fn candidates(config: &StreamerConfig, exclude: &[String]) -> (Vec<String>, 
     (tryable, skipped)
 }
 
+/// Widest frame encoders are proven on. The probe shows that the element works at all, cheaply;
+/// the real pipeline then proves the configured size, and an encoder that fails there is
+/// replaced by the next candidate.
+const PROBE_WIDTH: u32 = 320;
+
+/// The config with the frame size scaled down to [`PROBE_WIDTH`] (aspect kept, sizes even).
+fn probe_config(config: &StreamerConfig) -> StreamerConfig {
+    let mut c = config.clone();
+    if c.width > PROBE_WIDTH {
+        c.height = (u64::from(c.height) * u64::from(PROBE_WIDTH) / u64::from(c.width)).max(16) as u32 & !1;
+        c.width = PROBE_WIDTH;
+    }
+    c
+}
+
 /// Chooses the first candidate that really encodes, skipping those in `exclude`.
 ///
 /// The supervisor calls it again with the failed encoder added to `exclude` when an encoder
@@ -210,7 +225,7 @@ pub fn select_encoder(config: &StreamerConfig, exclude: &[String]) -> Result<Enc
     init()?;
     let (tryable, mut skipped) = candidates(config, exclude);
     for name in tryable {
-        match probe(&name, config, PROBE_FRAMES, PROBE_TIMEOUT) {
+        match probe(&name, &probe_config(config), PROBE_FRAMES, PROBE_TIMEOUT) {
             Ok(_) => {
                 tracing::info!(encoder = %name, skipped = skipped.len(), "H.264 encoder chosen");
                 let settings = settings_for(&name, config);

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
@@ -25,8 +26,9 @@ use x11rb::rust_connection::RustConnection;
 
 /// Wait between attempts to reach an X server that is gone or refuses connections.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_secs(2);
-/// How often the watcher looks for RandR events and for a stop request.
-const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest the watcher sleeps (waiting for X events or between reconnects) before it looks for
+/// a stop request. Events themselves wake it at once.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// After a RandR event, how long to wait for the rest of its burst (`xrandr` sends several for one
 /// command) before listing the monitors, so half-applied changes are not reported.
 const SETTLE_TIME: Duration = Duration::from_millis(100);
@@ -314,6 +316,19 @@ impl Session {
         Ok(name)
     }
 
+    /// Sleeps until the X server sends something or `timeout` passes. Call after
+    /// [`drain_events`](Self::drain_events), which leaves nothing buffered on our side.
+    fn wait_for_input(&self, timeout: Duration) {
+        let fd = self.conn.stream().as_fd();
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let timeout = rustix::time::Timespec {
+            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // An interrupted or failed wait just ends early; the next drain tells what happened.
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+
     /// Takes every queued event; `Ok(true)` if any was a RandR change.
     fn drain_events(&self) -> Result<bool, MonitorError> {
         let mut changed = false;
@@ -416,7 +431,7 @@ impl Worker {
         self.publish(self.selection.resolve(&self.display, &session.monitors()?));
         while !self.stopping() {
             if !session.drain_events()? {
-                thread::sleep(POLL_INTERVAL);
+                session.wait_for_input(POLL_INTERVAL);
                 continue;
             }
             let burst_end = Instant::now() + MAX_SETTLE_TIME;

@@ -21,12 +21,19 @@ fn state(h: &Value) -> &str {
     h["current_state"].as_str().unwrap_or("")
 }
 
-/// The colour in the middle of the newest listed segment's first frame.
-fn newest_centre(dir: &Path) -> u32 {
+/// Where frames are sampled: off the centre, where the X pointer (drawn into the stream)
+/// starts out.
+const SAMPLE: (u32, u32) = (400, 200);
+
+/// The colour of the newest listed segment's first frame at [`SAMPLE`].
+fn newest_colour(dir: &Path) -> u32 {
     let p = hls::read(dir);
     let newest = &p.segments.last().expect("a listed segment").name;
-    let rgb = first_frame_rgb(&dir.join(newest), 1280, 720);
-    pixel(&rgb, 1280, 640, 360)
+    colour_of(dir, newest)
+}
+
+fn colour_of(dir: &Path, name: &str) -> u32 {
+    pixel(&first_frame_rgb(&dir.join(name), 1280, 720), 1280, SAMPLE.0, SAMPLE.1)
 }
 
 /// Waits until a segment newer than `after` (a media sequence number) is listed and shows
@@ -37,8 +44,7 @@ fn wait_for_picture(s: &StreamerProcess, viewer: &mut Viewer, colour: u32, shows
     while start.elapsed() < WAIT {
         let p = viewer.reload();
         if let Some(seg) = p.segments.last() {
-            let rgb = first_frame_rgb(&s.hls_dir().join(&seg.name), 1280, 720);
-            last = pixel(&rgb, 1280, 640, 360);
+            last = colour_of(s.hls_dir(), &seg.name);
             if close(last, colour, TOLERANCE) == shows {
                 return p.media_sequence + p.segments.len() as u64 - 1;
             }
@@ -46,7 +52,7 @@ fn wait_for_picture(s: &StreamerProcess, viewer: &mut Viewer, colour: u32, shows
         std::thread::sleep(Duration::from_millis(250));
     }
     panic!(
-        "no segment {} {colour:06x} within {WAIT:?} (last centre {last:06x});\n{}",
+        "no segment {} {colour:06x} within {WAIT:?} (last sample {last:06x});\n{}",
         if shows { "showing" } else { "not showing" },
         s.logs()
     );
@@ -71,7 +77,7 @@ fn streams_the_second_monitor_and_serves_it_over_http() {
     assert_eq!(h["encoder"], "x264enc");
     assert!(h["encoder_choice"]["skipped"].as_array().unwrap().iter().any(|e| e["name"] == "vaapih264enc"), "{h:#}");
     assert!(
-        close(newest_centre(s.hls_dir()), RED, TOLERANCE),
+        close(newest_colour(s.hls_dir()), RED, TOLERANCE),
         "the stream shows the second monitor (red), not the first (blue)"
     );
     for seg in hls::read(s.hls_dir()).segments {
@@ -124,8 +130,7 @@ fn a_switched_off_monitor_gets_the_slate_and_the_stream_returns_with_it() {
     assert!(h["source_problem"].as_str().unwrap().contains("Display unavailable"), "{h:#}");
     let slate_seq = wait_for_picture(&s, &mut viewer, RED, false);
     let p = viewer.reload();
-    let slate_first =
-        p.segments.iter().position(|seg| !close(newest_centre_of(s.hls_dir(), &seg.name), RED, TOLERANCE));
+    let slate_first = p.segments.iter().position(|seg| !close(colour_of(s.hls_dir(), &seg.name), RED, TOLERANCE));
     assert!(
         slate_first.is_some_and(|i| p.segments[i].discontinuity),
         "the first slate segment is marked discontinuous: {p:?}"
@@ -141,10 +146,6 @@ fn a_switched_off_monitor_gets_the_slate_and_the_stream_returns_with_it() {
         s.detailed()["recent_restarts"].as_array().unwrap().iter().map(|r| r["reason"].clone()).collect();
     assert!(reasons.iter().all(|r| r == "monitor_changed"), "{reasons:?}");
     assert_eq!(s.detailed()["total_errors"], 0, "a monitor going away is not a fault");
-}
-
-fn newest_centre_of(dir: &Path, name: &str) -> u32 {
-    pixel(&first_frame_rgb(&dir.join(name), 1280, 720), 1280, 640, 360)
 }
 
 #[test]
@@ -294,9 +295,12 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one_keeping_the_old() {
     let good = json!({"bitrate": 1000, "fps": 10, "output_dir": s.hls_dir().display().to_string()});
     std::fs::write(&s.config_path, good.to_string()).unwrap();
     s.signal("HUP");
-    let h = s.wait_for("the new config running", WAIT, |h| h["config"]["fps"] == 10 && state(h) == "streaming");
-    assert_eq!(h["config"]["bitrate_kbps"], 1000);
-    assert_eq!(h["recent_restarts"][0]["reason"], "config_reloaded");
+    let h = s.wait_for("a rebuild with the new config", WAIT, |h| {
+        h["recent_restarts"][0]["reason"] == "config_reloaded" && state(h) == "streaming"
+    });
+    assert_eq!((h["config"]["fps"].as_u64(), h["config"]["bitrate_kbps"].as_u64()), (Some(10), Some(1000)));
+    let measured = s.wait_for("the new frame rate", WAIT, |h| h["fps"].as_f64().is_some_and(|f| f < 12.0));
+    assert!(measured["fps"].as_f64().unwrap() > 8.0, "about 10 fps now: {measured:#}");
 }
 
 #[test]
@@ -436,4 +440,27 @@ fn disk_pressure_cleans_up_first_then_shrinks_the_window_never_below_three_targe
     });
     viewer.reload();
     drop(s);
+}
+
+#[test]
+fn a_monitor_that_changes_size_is_followed_and_one_named_in_the_config_is_captured() {
+    let (x, _blue, _red) = display_with_colours();
+    let s = StreamerProcess::start(&x.display(), json!({}));
+    s.wait_for("streaming 1280x720", WAIT, |h| state(h) == "streaming" && h["monitor"]["width"] == 1280);
+    x.xrandr(&["--addmode", "DUMMY1", "1920x1080"]).unwrap();
+    x.xrandr(&["--output", "DUMMY1", "--mode", "1920x1080", "--right-of", "DUMMY0"]).unwrap();
+    let h = s.wait_for("the new geometry", WAIT, |h| state(h) == "streaming" && h["monitor"]["width"] == 1920);
+    assert_eq!(h["monitor"]["height"], 1080);
+    assert_eq!(h["recent_restarts"][0]["reason"], "monitor_changed", "{h:#}");
+    drop(s);
+
+    let named = StreamerProcess::start(&x.display(), json!({"monitor": "DUMMY0"}));
+    named
+        .wait_for("streaming the named monitor", WAIT, |h| state(h) == "streaming" && h["monitor"]["name"] == "DUMMY0");
+    named.wait_for("a segment", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(1));
+    assert!(
+        close(newest_colour(named.hls_dir()), BLUE, TOLERANCE),
+        "monitor: DUMMY0 captures the first monitor (blue), saw {:06x}",
+        newest_colour(named.hls_dir())
+    );
 }
