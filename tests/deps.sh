@@ -13,10 +13,16 @@ packages=(
     xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils
     # Decoding produced segments in tests
     ffmpeg
+    # A real browser for the browser tests, and Node.js to drive it (playwright-core from npm)
+    chromium nodejs npm
 )
 
 missing=()
 for p in "${packages[@]}"; do
+    # Node.js installed another way (nodesource, the machine image) brings its own npm.
+    if [ "$p" = nodejs ] || [ "$p" = npm ]; then
+        command -v node >/dev/null && command -v npm >/dev/null && continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
     fi

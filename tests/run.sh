@@ -14,6 +14,9 @@ command -v cargo >/dev/null || {
 step "Debian packages"
 bash tests/deps.sh
 
+step "npm packages for the browser tests (from the lockfile)"
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -13,11 +13,13 @@ if (!url) {
 }
 const profile = mkdtempSync(join(tmpdir(), 'ds-chromium-'));
 // Without the background-networking flags Chromium floods a closed network with connections.
-const browser = await chromium.launch({
+// A fresh profile every run, passed as Playwright wants it (it owns --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required', `--user-data-dir=${profile}`],
+    '--autoplay-policy=no-user-gesture-required'],
 });
 let result = { ok: false };
 try {
