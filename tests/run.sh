@@ -28,8 +28,9 @@ cargo build --workspace --bins --locked
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
+    # Doc tests first, so the run closes on nextest's summary of every test.
     cargo test --workspace --doc --locked
+    cargo nextest run --workspace --locked --no-fail-fast
 else
     cargo test --workspace --locked --no-fail-fast
 fi

@@ -47,6 +47,90 @@ pub struct WatchdogConfig {
     /// Directory for undelivered alerts and alert history. Default
     /// /var/lib/desktop-streamer/watchdog.
     pub state_dir: PathBuf,
+    /// Hours an undelivered alert is retried before it is given up (and recorded as expired).
+    /// Default 24; 1..=720.
+    pub alert_max_age_hours: u32,
+    /// Link put in alerts. Default none (then `web_url`).
+    pub dashboard_url: Option<String>,
+    pub stream: StreamChecks,
+    pub resources: ResourceChecks,
+    pub restart_limit: RestartLimit,
+    /// Seconds a camera may stay down before an alert (its recovery is announced too).
+    /// Default 120; 0..=86400.
+    pub camera_grace_seconds: u32,
+}
+
+/// `stream`: when the stream counts as stale or troubled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StreamChecks {
+    /// Age of the newest segment in seconds that raises a warning. Default 10.
+    pub stale_warning_seconds: u32,
+    /// Age in seconds that is critical and, with `auto_recovery.stream_restart`, restarts the
+    /// streamer. Also how long its health API may stay unreachable. Default 30.
+    pub stale_critical_seconds: u32,
+    /// Streamer faults within its error window that raise a warning. Default 5.
+    pub errors_warning: u32,
+    /// Restarts of one unit by systemd (NRestarts) within `restart_limit.window_seconds` that
+    /// raise a warning. Default 3.
+    pub frequent_restarts: u32,
+}
+
+impl Default for StreamChecks {
+    fn default() -> Self {
+        StreamChecks { stale_warning_seconds: 10, stale_critical_seconds: 30, errors_warning: 5, frequent_restarts: 3 }
+    }
+}
+
+/// `resources`: thresholds in percent of CPU (all cores), memory, the disk holding the
+/// streamer's output, and GPU memory (where the kernel exposes it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceChecks {
+    pub cpu_warning_percent: u32,
+    pub cpu_critical_percent: u32,
+    pub memory_warning_percent: u32,
+    pub memory_critical_percent: u32,
+    pub disk_warning_percent: u32,
+    pub disk_critical_percent: u32,
+    pub gpu_memory_warning_percent: u32,
+    pub gpu_memory_critical_percent: u32,
+    /// Seconds a value must stay over a threshold before it is reported (CPU spikes are
+    /// normal). Default 60.
+    pub sustain_seconds: u32,
+}
+
+impl Default for ResourceChecks {
+    fn default() -> Self {
+        ResourceChecks {
+            cpu_warning_percent: 90,
+            cpu_critical_percent: 98,
+            memory_warning_percent: 85,
+            memory_critical_percent: 95,
+            disk_warning_percent: 85,
+            disk_critical_percent: 95,
+            gpu_memory_warning_percent: 90,
+            gpu_memory_critical_percent: 98,
+            sustain_seconds: 60,
+        }
+    }
+}
+
+/// `restart_limit`: restarts the watchdog itself asks systemd for, per unit. Kept well under
+/// systemd's own start limit so a unit is never pushed into it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestartLimit {
+    /// Restarts of one unit within `window_seconds`. Default 3; 1..=20.
+    pub max_restarts: u32,
+    /// Default 300; 10..=86400.
+    pub window_seconds: u32,
+}
+
+impl Default for RestartLimit {
+    fn default() -> Self {
+        RestartLimit { max_restarts: 3, window_seconds: 300 }
+    }
 }
 
 impl Default for WatchdogConfig {
@@ -63,6 +147,12 @@ impl Default for WatchdogConfig {
             streamer_url: DEFAULT_STREAMER_URL.to_owned(),
             web_url: DEFAULT_WEB_URL.to_owned(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            alert_max_age_hours: 24,
+            dashboard_url: None,
+            stream: StreamChecks::default(),
+            resources: ResourceChecks::default(),
+            restart_limit: RestartLimit::default(),
+            camera_grace_seconds: 120,
         }
     }
 }
@@ -218,6 +308,15 @@ impl WatchdogConfig {
     pub fn alert_cooldown(&self) -> Duration {
         Duration::from_secs(self.alert_cooldown.into())
     }
+
+    pub fn alert_max_age(&self) -> Duration {
+        Duration::from_secs(u64::from(self.alert_max_age_hours) * 3600)
+    }
+
+    /// The link alerts carry.
+    pub fn dashboard(&self) -> &str {
+        self.dashboard_url.as_deref().unwrap_or(&self.web_url)
+    }
 }
 
 impl ConfigFile for WatchdogConfig {
@@ -239,6 +338,29 @@ impl ConfigFile for WatchdogConfig {
         if !self.state_dir.is_absolute() {
             v.error("state_dir", "must be an absolute directory path");
         }
+        v.range("alert_max_age_hours", self.alert_max_age_hours, 1..=720);
+        if let Some(url) = &self.dashboard_url {
+            check_http_url(v, "dashboard_url", url);
+        }
+        v.range("camera_grace_seconds", self.camera_grace_seconds, 0..=86_400);
+        let st = &self.stream;
+        v.range("stream.stale_warning_seconds", st.stale_warning_seconds, 2..=3600);
+        v.range("stream.stale_critical_seconds", st.stale_critical_seconds, st.stale_warning_seconds..=86_400);
+        v.range("stream.errors_warning", st.errors_warning, 1..=10_000);
+        v.range("stream.frequent_restarts", st.frequent_restarts, 1..=1000);
+        let r = &self.resources;
+        for (name, warning, critical) in [
+            ("cpu", r.cpu_warning_percent, r.cpu_critical_percent),
+            ("memory", r.memory_warning_percent, r.memory_critical_percent),
+            ("disk", r.disk_warning_percent, r.disk_critical_percent),
+            ("gpu_memory", r.gpu_memory_warning_percent, r.gpu_memory_critical_percent),
+        ] {
+            v.range(&format!("resources.{name}_warning_percent"), warning, 1..=100);
+            v.range(&format!("resources.{name}_critical_percent"), critical, warning..=100);
+        }
+        v.range("resources.sustain_seconds", r.sustain_seconds, 0..=3600);
+        v.range("restart_limit.max_restarts", self.restart_limit.max_restarts, 1..=20);
+        v.range("restart_limit.window_seconds", self.restart_limit.window_seconds, 10..=86_400);
 
         let e = &self.email_alerts;
         if e.enabled {

@@ -23,7 +23,6 @@ use crate::notify::Notifier;
 use crate::pipeline::{self, Source};
 use crate::playlist::{Playlist, PlaylistSettings, RunLocation};
 use crate::status::{RestartReason, State, StatusHandle};
-use crate::system::disk_usage_percent;
 use crate::worker::{self, Event, Worker};
 
 /// How often the supervisor samples rates, checks for stalls, collects old segments and
@@ -507,7 +506,7 @@ impl Supervisor {
     /// Past `cleanup_threshold_percent`, files outside the window go at once; past the
     /// emergency threshold the window shrinks to `emergency_segments` too.
     fn relieve_disk_pressure(&mut self, config: &StreamerConfig, now: SystemTime) {
-        let Some(used) = disk_usage_percent(&config.output_dir) else { return };
+        let Some(used) = ds_runtime::disk::usage_percent(&config.output_dir) else { return };
         let ls = &config.live_streaming;
         let pressure = if used >= f64::from(ls.emergency_cleanup_threshold_percent) {
             let _ = self.playlist.set_window(ls.emergency_segments as usize, now);

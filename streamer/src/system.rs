@@ -2,7 +2,7 @@
 //! full the output directory's filesystem is. Sampled in the background because CPU use is
 //! a difference between two readings.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,38 +58,12 @@ impl SystemMonitor {
                 cpu_percent: f64::from(sys.global_cpu_usage()),
                 memory_percent: (total - sys.available_memory() as f64) / total * 100.0,
                 process_memory_mb: sys.process(pid).map_or(0.0, |p| p.memory() as f64 / 1_048_576.0),
-                disk_usage_percent: disk_usage_percent(&output_dir),
+                disk_usage_percent: ds_runtime::disk::usage_percent(&output_dir),
             };
             *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sample);
             if !shutdown.sleep(SAMPLE_INTERVAL).await {
                 return;
             }
         }
-    }
-}
-
-/// Percentage of the filesystem holding `dir` that is in use, as `df` counts it (blocks
-/// reserved for root count as unavailable). Walks up to the nearest existing ancestor so a
-/// removed output directory still gets an answer.
-pub fn disk_usage_percent(dir: &Path) -> Option<f64> {
-    let existing = dir.ancestors().find(|p| p.exists())?;
-    let st = rustix::fs::statvfs(existing).ok()?;
-    let used = st.f_blocks.saturating_sub(st.f_bfree) as f64;
-    let usable = used + st.f_bavail as f64;
-    (usable > 0.0).then(|| used / usable * 100.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disk_usage_of_a_real_directory_is_a_percentage() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = disk_usage_percent(dir.path()).unwrap();
-        assert!((0.0..=100.0).contains(&p), "{p}");
-        // A directory that does not exist (yet) is answered from its parent's filesystem.
-        let gone = dir.path().join("hls/not/yet");
-        assert_eq!(disk_usage_percent(&gone).map(|v| v.round()), Some(p.round()));
     }
 }

@@ -1,6 +1,12 @@
 //! desktop-streamer-watchdog: watches the desktop-streamer units over systemd's D-Bus API,
 //! heals them, and alerts people by email and webhooks.
 
+pub mod alert;
+pub mod checks;
+pub mod conditions;
+pub mod policy;
+pub mod recovery;
+
 use std::process::ExitCode;
 
 use anyhow::Context as _;

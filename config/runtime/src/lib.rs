@@ -2,6 +2,7 @@
 //! command line, logging, the exit path, and the shutdown signal.
 
 pub mod check;
+pub mod disk;
 pub mod logging;
 pub mod shutdown;
 

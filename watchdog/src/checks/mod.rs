@@ -1,0 +1,7 @@
+//! What the watchdog looks at, each check turning observations into [`Finding`]s.
+
+pub mod gpu;
+pub mod resources;
+pub mod stream;
+
+pub use crate::conditions::Finding;
