@@ -15,6 +15,10 @@ packages=(
     ffmpeg
     # A real browser for the browser tests, and Node.js to drive it (playwright-core from npm)
     chromium nodejs npm
+    # A real SMTP server for the watchdog's alert tests (run with Debian's /usr/bin/python3)
+    python3-aiosmtpd
+    # A real systemd user manager with its own D-Bus bus for the watchdog's tests
+    systemd dbus util-linux
 )
 
 missing=()

@@ -6,5 +6,8 @@ pub mod hls;
 pub mod http;
 pub mod media;
 pub mod procfs;
+pub mod receiver;
+pub mod smtp;
 pub mod streamer;
+pub mod systemd;
 pub mod xorg;

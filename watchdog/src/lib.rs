@@ -2,10 +2,16 @@
 //! heals them, and alerts people by email and webhooks.
 
 pub mod alert;
+pub mod channel;
 pub mod checks;
 pub mod conditions;
+pub mod daemon;
+pub mod email;
+pub mod outbox;
 pub mod policy;
 pub mod recovery;
+pub mod systemd;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -33,12 +39,20 @@ pub enum Command {
     Run,
     /// Check the configuration file: exit 0 if it is usable, 1 with every problem printed
     CheckConfig,
+    /// Send a test alert through every enabled channel now and print each result
+    TestAlert,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let path = args.config.path_for::<WatchdogConfig>();
     match args.command.unwrap_or(Command::Run) {
         Command::CheckConfig => Ok(check_config::<WatchdogConfig>(&path, |_| Vec::new())),
+        Command::TestAlert => {
+            let loaded = load_or_default::<WatchdogConfig>(&args.config)
+                .with_context(|| format!("cannot use {}", path.display()))?;
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(test_alert(loaded.config))
+        }
         Command::Run => {
             ds_runtime::logging::init();
             let loaded = load_or_default::<WatchdogConfig>(&args.config)
@@ -55,7 +69,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn watch(config: WatchdogConfig) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
     let _signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
-    tracing::info!(units = ?config.units, "desktop-streamer-watchdog started");
-    shutdown.wait().await;
+    daemon::run(config, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `test-alert`: one info alert through each enabled channel, directly (not via the outbox),
+/// with each result printed, so an operator can check the SMTP and webhook settings at once.
+async fn test_alert(config: WatchdogConfig) -> anyhow::Result<ExitCode> {
+    let (channels, problems) = match channel::channels_from_config(&config) {
+        Ok(c) => (c, Vec::new()),
+        Err(e) => (e.usable, e.errors.iter().map(ToString::to_string).collect()),
+    };
+    for p in &problems {
+        println!("unusable: {p}");
+    }
+    if channels.is_empty() && problems.is_empty() {
+        println!("no alert channel is enabled: set email_alerts.enabled or webhook_alerts.enabled");
+        return Ok(ExitCode::FAILURE);
+    }
+    let now = jiff::Timestamp::now();
+    let host = daemon::host_name();
+    let alert = alert::Alert {
+        id: format!("test-{}", now.as_millisecond()),
+        kind: "test".into(),
+        severity: alert::Severity::Info,
+        title: "test alert".into(),
+        details: format!(
+            "This is a test alert from desktop-streamer-watchdog on {host}. If you read this, alerts reach you."
+        ),
+        since: now,
+        raised_at: now,
+        action: None,
+        host,
+        dashboard_url: Some(config.dashboard().to_owned()),
+    };
+    let mut ok = problems.is_empty();
+    for c in &channels {
+        match c.deliver(&alert).await {
+            Ok(()) => println!("ok: {}", c.id()),
+            Err(e) => {
+                ok = false;
+                println!("failed: {}: {e}", c.id());
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

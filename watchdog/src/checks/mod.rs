@@ -2,6 +2,7 @@
 
 pub mod gpu;
 pub mod resources;
+pub mod services;
 pub mod stream;
 
 pub use crate::conditions::Finding;

@@ -1,0 +1,130 @@
+//! A real SMTP server for tests: Debian's aiosmtpd (package python3-aiosmtpd) on 127.0.0.1,
+//! storing what it receives in a Maildir; optionally requiring AUTH (tests/smtp_auth_server.py).
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bins::workspace_root;
+
+/// Debian's interpreter: the one python3-aiosmtpd installs into (a pyenv python may come first
+/// on PATH).
+const PYTHON: &str = "/usr/bin/python3";
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running aiosmtpd; stopped (by its pid) when dropped.
+#[derive(Debug)]
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: PathBuf,
+}
+
+impl SmtpServer {
+    /// Accepts any mail, no authentication, on `port`, into `maildir` (created if missing).
+    pub fn start(port: u16, maildir: &Path) -> SmtpServer {
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir);
+        SmtpServer::spawn(cmd, port, maildir)
+    }
+
+    /// Requires AUTH (PLAIN or LOGIN, over plain text) with exactly `user` and `password`.
+    pub fn start_with_auth(port: u16, maildir: &Path, user: &str, password: &str) -> SmtpServer {
+        let script = workspace_root().join("tests/smtp_auth_server.py");
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script)
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(maildir)
+            .env("SMTP_USER", user)
+            .env("SMTP_PASSWORD", password);
+        SmtpServer::spawn(cmd, port, maildir)
+    }
+
+    fn spawn(mut cmd: Command, port: u16, maildir: &Path) -> SmtpServer {
+        assert!(
+            Path::new(PYTHON).exists()
+                && Command::new(PYTHON).args(["-c", "import aiosmtpd"]).status().is_ok_and(|s| s.success()),
+            "aiosmtpd is missing: install Debian's python3-aiosmtpd (tests/deps.sh)"
+        );
+        // Python's Maildir creates tmp/new/cur only when the directory itself is missing.
+        for sub in ["tmp", "new", "cur"] {
+            fs::create_dir_all(maildir.join(sub)).expect("create the maildir");
+        }
+        let log_path = maildir.with_extension("log");
+        let log = fs::File::create(&log_path).expect("create the SMTP server log");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut server = SmtpServer { child, port, maildir: maildir.to_owned() };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("aiosmtpd exited ({status}): {}", fs::read_to_string(&log_path).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "aiosmtpd did not listen on port {port} within {START_TIMEOUT:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        maildir_messages(&self.maildir)
+    }
+
+    /// Waits (at most `timeout`) until at least `count` messages arrived; returns them all.
+    pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count || Instant::now() >= deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server and waits for it to exit.
+    pub fn stop(mut self) {
+        self.kill();
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The messages in a Maildir (`new/` and `cur/`), oldest file first.
+pub fn maildir_messages(maildir: &Path) -> Vec<String> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = ["new", "cur"]
+        .iter()
+        .filter_map(|sub| fs::read_dir(maildir.join(sub)).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort();
+    files.into_iter().filter_map(|(_, p)| fs::read_to_string(p).ok()).collect()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}

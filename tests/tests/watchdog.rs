@@ -1,0 +1,176 @@
+//! desktop-streamer-watchdog end to end: the real binary against a real systemd user manager
+//! on its own D-Bus bus, a real SMTP server (aiosmtpd) and real HTTP receivers on loopback.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ds_tests::bins::bin;
+use ds_tests::receiver::Receiver;
+use ds_tests::smtp::{SmtpServer, free_port};
+use ds_tests::streamer::signal_pid;
+use ds_tests::systemd::UserSystemd;
+use serde_json::{Value, json};
+
+const VICTIM: &str = "ds-victim.service";
+
+struct Watchdog {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Watchdog {
+    fn start(config: &std::path::Path, bus: &str) -> Watchdog {
+        let mut child = Command::new(bin("desktop-streamer-watchdog"))
+            .arg("--config")
+            .arg(config)
+            .env("DBUS_SESSION_BUS_ADDRESS", bus)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Watchdog { child, log }
+    }
+
+    fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.logs().contains(needle) {
+            assert!(start.elapsed() < timeout, "no {needle:?} in the watchdog's log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        signal_pid(self.child.id(), "TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(start.elapsed() < Duration::from_secs(5), "the watchdog ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved() {
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    sd.write_sleep_unit(VICTIM, "").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit(VICTIM).unwrap();
+    let hooks = Receiver::start(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchdog-config.json");
+    let state = dir.path().join("state");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": [VICTIM], "check_interval": 60,
+            "auto_recovery": {"resource_monitoring": false}, "state_dir": state,
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let w = Watchdog::start(&config, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+
+    let old = sd.kill_main_process(VICTIM).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let pid = sd.main_pid(VICTIM).unwrap_or(0);
+        if pid != 0 && pid != old {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not restarted:\n{}", w.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("failure -> running again after {:?}", t0.elapsed());
+
+    let alerts: Vec<Value> = hooks.wait_for(2, Duration::from_secs(15)).iter().map(|r| r.json()).collect();
+    assert_eq!(alerts[0]["severity"], "critical", "{alerts:#?}");
+    assert_eq!(alerts[0]["title"], format!("service down: {VICTIM}"));
+    assert!(alerts[0]["details"].as_str().unwrap().contains("killed by signal 9"), "{alerts:#?}");
+    assert!(alerts[0]["action"].as_str().unwrap().starts_with("restarted the unit"), "{alerts:#?}");
+    assert_eq!(alerts[1]["severity"], "info");
+    assert_eq!(alerts[1]["title"], format!("resolved: service down: {VICTIM}"));
+    assert!(
+        alerts[0]["subject"].as_str().unwrap().starts_with("[desktop-streamer] CRITICAL service down"),
+        "{alerts:#?}"
+    );
+
+    // The history records each delivery once the receiver has answered.
+    let start = Instant::now();
+    let statuses = loop {
+        let history: Value =
+            serde_json::from_str(&std::fs::read_to_string(state.join("alert-history.json")).unwrap()).unwrap();
+        let statuses: Vec<Value> =
+            history["entries"].as_array().unwrap().iter().map(|e| e["deliveries"][0]["status"].clone()).collect();
+        if statuses.iter().all(|s| s == "delivered") || start.elapsed() > Duration::from_secs(5) {
+            break statuses;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(statuses, ["delivered", "delivered"]);
+    assert!(w.stop().success());
+}
+
+#[test]
+fn test_alert_reports_each_channel_and_reaches_real_smtp_and_webhook_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let port = free_port();
+    let smtp = SmtpServer::start(port, &maildir);
+    let hooks = Receiver::start(&[200]);
+    let config = dir.path().join("watchdog-config.json");
+    let write = |smtp_port: u16| {
+        std::fs::write(
+            &config,
+            json!({"state_dir": dir.path().join("state"),
+                "email_alerts": {"enabled": true, "smtp_server": "127.0.0.1", "smtp_port": smtp_port, "tls": "none",
+                    "from_email": "kiosk@example.com", "to_email": "ops@example.com"},
+                "webhook_alerts": {"enabled": true, "url": hooks.url("/slack-like"), "format": "slack"}})
+            .to_string(),
+        )
+        .unwrap();
+    };
+    write(port);
+    let out =
+        Command::new(bin("desktop-streamer-watchdog")).arg("--config").arg(&config).arg("test-alert").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok: email") && text.contains("ok: webhook:http://127.0.0.1"), "{text}");
+    let mail = smtp.wait_for(1, Duration::from_secs(10));
+    assert!(mail[0].contains("Subject: [desktop-streamer] INFO test alert on"), "{}", mail[0]);
+    let hook = hooks.wait_for(1, Duration::from_secs(10));
+    assert_eq!(hook[0].json()["attachments"][0]["color"], "good");
+    smtp.stop();
+
+    // Nothing listens on the SMTP port now: the operator is told which channel failed.
+    write(port);
+    let out =
+        Command::new(bin("desktop-streamer-watchdog")).arg("--config").arg(&config).arg("test-alert").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("failed: email:") && text.contains("ok: webhook:"), "{text}");
+}

@@ -1,0 +1,346 @@
+//! The watchdog's loop: every `check_interval` it looks at the units, the stream and the
+//! machine; a unit that changes state is looked at at once (systemd signals it over D-Bus).
+//! What it finds becomes alerts (through the policy into the outbox, which delivers them)
+//! and, where allowed and not held back, restarts.
+//!
+//! Its own trouble (no D-Bus, an unusable alert channel) is alerted through whatever channel
+//! still works.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ds_config::WatchdogConfig;
+use ds_runtime::Shutdown;
+
+use crate::alert::{Alert, Severity};
+use crate::channel::{Channel, channels_from_config};
+use crate::checks::resources::ResourceCheck;
+use crate::checks::services::ServiceCheck;
+use crate::checks::stream::StreamCheck;
+use crate::conditions::{Change, Conditions, Finding};
+use crate::outbox::Outbox;
+use crate::policy::{Decision, Policy};
+use crate::recovery::{Permit, RestartLimiter};
+use crate::systemd::{Systemd, UnitState, UnitWatch};
+
+/// Wait between attempts to reach systemd's D-Bus API.
+const DBUS_RETRY: Duration = Duration::from_secs(10);
+/// The streamer's unit, restarted when the stream is critically stale.
+pub const STREAMER_UNIT: &str = "desktop-streamer.service";
+
+pub struct Daemon {
+    config: WatchdogConfig,
+    host: String,
+    policy: Policy,
+    conditions: Conditions,
+    limiter: RestartLimiter,
+    services: ServiceCheck,
+    stream: StreamCheck,
+    resources: ResourceCheck,
+    outbox: Arc<Outbox>,
+    channel_ids: Vec<String>,
+    systemd: Option<Systemd>,
+    units: HashMap<String, UnitState>,
+    output_dir: Option<PathBuf>,
+    next_id: u64,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("host", &self.host).field("channels", &self.channel_ids).finish_non_exhaustive()
+    }
+}
+
+/// The machine's name, for alerts.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Runs the watchdog until shutdown.
+pub async fn run(config: WatchdogConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let (channels, channel_trouble) = match channels_from_config(&config) {
+        Ok(c) => (c, None),
+        Err(e) => {
+            let text = e.to_string();
+            (e.usable, Some(text))
+        }
+    };
+    let outbox = Arc::new(Outbox::open(&config.state_dir, config.alert_max_age())?);
+    let mut daemon = Daemon {
+        host: host_name(),
+        policy: Policy::new(config.alert_cooldown(), config.max_alerts),
+        conditions: Conditions::default(),
+        limiter: RestartLimiter::new(
+            config.restart_limit.max_restarts,
+            Duration::from_secs(config.restart_limit.window_seconds.into()),
+        ),
+        services: ServiceCheck::default(),
+        stream: StreamCheck::new(&config.streamer_url),
+        resources: ResourceCheck::default(),
+        channel_ids: channels.iter().map(Channel::id).collect(),
+        outbox: Arc::clone(&outbox),
+        systemd: None,
+        units: HashMap::new(),
+        output_dir: None,
+        next_id: 0,
+        config,
+    };
+    tracing::info!(units = ?daemon.config.units, channels = ?daemon.channel_ids, "desktop-streamer-watchdog started");
+    let delivery = {
+        let (outbox, shutdown) = (Arc::clone(&outbox), shutdown.clone());
+        tokio::spawn(async move { outbox.run(&channels, &shutdown).await })
+    };
+    let own_findings = channel_trouble
+        .map(|t| Finding {
+            kind: "watchdog:channels".into(),
+            severity: Severity::Warning,
+            title: "an alert channel is unusable".into(),
+            details: t,
+        })
+        .into_iter()
+        .collect();
+    daemon.apply("watchdog:channels", own_findings, &HashMap::new());
+
+    let mut watch: Option<UnitWatch> = None;
+    let mut next_dbus_try = Instant::now();
+    let mut tick = tokio::time::interval(daemon.config.check_interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if watch.is_none() && Instant::now() >= next_dbus_try {
+            watch = daemon.connect().await;
+            next_dbus_try = Instant::now() + DBUS_RETRY;
+        }
+        tokio::select! {
+            _ = tick.tick() => daemon.check_all().await,
+            changed = async { watch.as_mut()?.recv().await }, if watch.is_some() => match changed {
+                Some(Ok(unit)) => daemon.on_unit(unit).await,
+                Some(Err(e)) => tracing::warn!(error = %e, "unit watch"),
+                None => {
+                    tracing::warn!("lost the D-Bus connection to systemd; reconnecting");
+                    watch = None;
+                    daemon.systemd = None;
+                }
+            },
+            () = shutdown.wait() => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), delivery).await;
+    Ok(())
+}
+
+impl Daemon {
+    /// Connects to systemd and subscribes to the watched units; on failure raises the
+    /// watchdog's own alert and returns `None` (retried later).
+    async fn connect(&mut self) -> Option<UnitWatch> {
+        let result = async {
+            let systemd = Systemd::connect(self.config.bus).await?;
+            let watch = systemd.watch(&self.config.units).await?;
+            Ok::<_, crate::systemd::SystemdError>((systemd, watch))
+        }
+        .await;
+        match result {
+            Ok((systemd, watch)) => {
+                tracing::info!(bus = systemd.bus(), "watching units over D-Bus");
+                self.systemd = Some(systemd);
+                self.apply("watchdog:dbus", Vec::new(), &HashMap::new());
+                Some(watch)
+            }
+            Err(e) => {
+                let finding = Finding {
+                    kind: "watchdog:dbus".into(),
+                    severity: Severity::Critical,
+                    title: "watchdog cannot reach systemd".into(),
+                    details: format!(
+                        "{e}. Units are not watched or restarted until it can; retrying every {} s.",
+                        DBUS_RETRY.as_secs()
+                    ),
+                };
+                self.apply("watchdog:dbus", vec![finding], &HashMap::new());
+                None
+            }
+        }
+    }
+
+    /// A unit changed: judge it at once.
+    async fn on_unit(&mut self, unit: UnitState) {
+        tracing::debug!(unit = %unit.name, state = %unit.active_state, sub = %unit.sub_state, "unit changed");
+        self.units.insert(unit.name.clone(), unit.clone());
+        self.judge_unit(&unit).await;
+    }
+
+    async fn check_all(&mut self) {
+        // Units: read afresh (a missed signal must not hide a failure for long).
+        if let Some(systemd) = &self.systemd {
+            for name in self.config.units.clone() {
+                match systemd.unit(&name).await {
+                    Ok(u) => {
+                        self.units.insert(name.clone(), u);
+                    }
+                    Err(e) => tracing::warn!(unit = %name, error = %e, "cannot read unit"),
+                }
+            }
+        }
+        for unit in self.units.values().cloned().collect::<Vec<_>>() {
+            self.judge_unit(&unit).await;
+        }
+
+        let now = Instant::now();
+        // The stream is the watchdog's business when it watches the streamer's unit; while
+        // that unit is down, the service check speaks for it.
+        let watched = self.config.units.iter().any(|u| u == STREAMER_UNIT);
+        let streamer_running = watched && self.units.get(STREAMER_UNIT).is_some_and(UnitState::is_active);
+        if streamer_running {
+            let verdict = self.stream.check(&self.config.stream, now).await;
+            if verdict.output_dir.is_some() {
+                self.output_dir = verdict.output_dir.map(PathBuf::from);
+            }
+            let mut actions = HashMap::new();
+            if verdict.restart && self.config.auto_recovery.stream_restart {
+                let action = self.restart(STREAMER_UNIT).await;
+                for f in &verdict.findings {
+                    actions.insert(f.kind.clone(), action.clone());
+                }
+            }
+            self.apply("stream:", verdict.findings, &actions);
+        } else {
+            self.apply("stream:", Vec::new(), &HashMap::new());
+        }
+
+        if self.config.auto_recovery.resource_monitoring {
+            let reading = self.resources.read(self.output_dir.as_deref());
+            let findings = self.resources.judge(&reading, &self.config.resources, now);
+            self.apply("resource:", findings, &HashMap::new());
+        }
+        self.send_summary();
+    }
+
+    async fn judge_unit(&mut self, unit: &UnitState) {
+        let window = Duration::from_secs(self.config.restart_limit.window_seconds.into());
+        let verdict = self.services.judge(unit, self.config.stream.frequent_restarts, window, Instant::now());
+        let mut actions = HashMap::new();
+        if verdict.restart && self.config.auto_recovery.service_restart {
+            let action = self.restart(&unit.name).await;
+            for f in &verdict.findings {
+                actions.insert(f.kind.clone(), action.clone());
+            }
+        }
+        self.apply_unit(&unit.name, verdict.findings, &actions);
+    }
+
+    /// Asks systemd for a restart unless the limiter holds back; says what was done.
+    async fn restart(&mut self, unit: &str) -> String {
+        let start_limit_hit = self.units.get(unit).is_some_and(|u| u.start_limit_hit);
+        match self.limiter.request(unit, start_limit_hit, Instant::now()) {
+            Permit::HeldBack { reason, retry_after } => {
+                tracing::warn!(unit, %reason, retry_after_s = retry_after.as_secs(), "holding back a restart");
+                format!("held back a restart: {reason}; next try in {} s at the earliest", retry_after.as_secs())
+            }
+            Permit::Granted => match &self.systemd {
+                None => "could not restart it: no connection to systemd".to_owned(),
+                Some(systemd) => match systemd.restart(unit).await {
+                    Ok(_job) => {
+                        tracing::info!(unit, "restart requested over D-Bus");
+                        "restarted the unit (RestartUnit over D-Bus)".to_owned()
+                    }
+                    Err(e) => {
+                        tracing::warn!(unit, error = %e, "restart refused");
+                        format!("tried to restart it, but systemd refused: {e}")
+                    }
+                },
+            },
+        }
+    }
+
+    /// Each kind of a unit's trouble is its own scope, so one resolving leaves the others.
+    fn apply_unit(&mut self, unit: &str, findings: Vec<Finding>, actions: &HashMap<String, String>) {
+        for prefix in ["service_down:", "service_missing:", "service_start_limit:", "service_restarting:"] {
+            let scope = format!("{prefix}{unit}");
+            let mine: Vec<Finding> = findings.iter().filter(|f| f.kind == scope).cloned().collect();
+            self.apply(&scope, mine, actions);
+        }
+    }
+
+    /// Turns the findings of one scope into alerts.
+    fn apply(&mut self, scope: &str, findings: Vec<Finding>, actions: &HashMap<String, String>) {
+        let now = jiff::Timestamp::now();
+        for change in self.conditions.update(scope, findings, now) {
+            let alert = match change {
+                Change::Raised { finding, since } | Change::Escalated { finding, since } => {
+                    let action = actions.get(&finding.kind).cloned();
+                    self.alert(finding.kind, finding.severity, finding.title, finding.details, since, action)
+                }
+                Change::Resolved { kind, title, since } => {
+                    let lasted = now.duration_since(since).as_secs_f64();
+                    self.alert(
+                        format!("{kind}:resolved"),
+                        Severity::Info,
+                        format!("resolved: {title}"),
+                        format!("{title}: over after {lasted:.0} s."),
+                        since,
+                        None,
+                    )
+                }
+            };
+            self.offer(alert);
+        }
+    }
+
+    fn alert(
+        &mut self,
+        kind: String,
+        severity: Severity,
+        title: String,
+        details: String,
+        since: jiff::Timestamp,
+        action: Option<String>,
+    ) -> Alert {
+        let raised_at = jiff::Timestamp::now();
+        self.next_id += 1;
+        Alert {
+            id: format!("{}-{}", raised_at.as_millisecond(), self.next_id),
+            kind,
+            severity,
+            title,
+            details,
+            since,
+            raised_at,
+            action,
+            host: self.host.clone(),
+            dashboard_url: Some(self.config.dashboard().to_owned()),
+        }
+    }
+
+    fn offer(&mut self, alert: Alert) {
+        match self.policy.offer(&alert, Instant::now()) {
+            Decision::Send => self.enqueue(&alert),
+            Decision::Cooldown { last_sent_ago } => {
+                tracing::info!(kind = %alert.kind, last_sent_s = last_sent_ago.as_secs(), "alert within its cooldown; not sent again");
+            }
+            Decision::RateLimited => {
+                tracing::warn!(kind = %alert.kind, severity = alert.severity.as_str(), "alert held back by max_alerts; it goes into the summary");
+            }
+        }
+    }
+
+    fn send_summary(&mut self) {
+        let template =
+            self.alert("summary".into(), Severity::Info, String::new(), String::new(), jiff::Timestamp::now(), None);
+        if let Some(summary) = self.policy.summary(Instant::now(), &template) {
+            self.enqueue(&summary);
+        }
+    }
+
+    fn enqueue(&self, alert: &Alert) {
+        tracing::warn!(kind = %alert.kind, severity = alert.severity.as_str(), title = %alert.title, action = ?alert.action, "alert");
+        if self.channel_ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.outbox.enqueue(alert, &self.channel_ids) {
+            tracing::error!(error = %e, alert = %alert.id, "cannot store the alert");
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! Alerts by webhook through reqwest: Slack (an attachment coloured by severity), Discord (an
+//! embed with an integer colour) or generic JSON (the alert itself). Slack and Discord webhook
+//! URLs carry their secret in the path, so a URL is only ever shown as scheme, host and first
+//! path segment.
+
+use std::time::Duration;
+
+use ds_config::watchdog::WebhookFormat;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::alert::{Alert, Severity};
+use crate::channel::{ChannelError, DeliveryError, error_chain, stable_hash};
+
+/// Limit for a whole request, connect to last byte of the answer.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
+pub const WEBHOOK_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of an error answer's body goes into the reason.
+const MAX_REASON_BODY: usize = 200;
+/// Discord's limits for an embed's title, description and field values.
+const DISCORD_TITLE_MAX: usize = 256;
+const DISCORD_DESCRIPTION_MAX: usize = 4096;
+const DISCORD_FIELD_MAX: usize = 1024;
+
+/// One webhook URL.
+pub struct WebhookChannel {
+    /// The full URL: a secret. Never shown; `shown` is.
+    url: reqwest::Url,
+    shown: String,
+    format: WebhookFormat,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for WebhookChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookChannel").field("url", &self.shown).field("format", &self.format).finish_non_exhaustive()
+    }
+}
+
+impl WebhookChannel {
+    /// `format` `auto` is resolved from the URL here.
+    pub fn new(url: &str, format: WebhookFormat) -> Result<WebhookChannel, ChannelError> {
+        let shown = masked_url(url);
+        let parsed = reqwest::Url::parse(url).map_err(|e| ChannelError::WebhookUrl {
+            shown: shown.clone(),
+            reason: format!("not a URL ({e}); expected http(s)://HOST/PATH"),
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(ChannelError::WebhookUrl {
+                shown,
+                reason: "must be an http:// or https:// URL with a host".to_owned(),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .connect_timeout(WEBHOOK_CONNECT_TIMEOUT)
+            // A redirect would carry the payload somewhere nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("desktop-streamer-watchdog/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ChannelError::HttpClient(error_chain(&e)))?;
+        Ok(WebhookChannel { format: resolve_format(&parsed, format), url: parsed, shown, client })
+    }
+
+    /// `webhook:<masked URL>#<hash of the full URL>`; see [`crate::channel::Channel::id`].
+    pub fn id(&self) -> String {
+        format!("webhook:{}#{:08x}", self.shown, stable_hash(self.url.as_str()) as u32)
+    }
+
+    /// The payload shape in use (never `auto`).
+    pub fn format(&self) -> WebhookFormat {
+        self.format
+    }
+
+    /// The URL as it may be shown.
+    pub fn shown_url(&self) -> &str {
+        &self.shown
+    }
+
+    /// POSTs the alert. 2xx is success; 408, 429, 5xx and network errors are temporary; any
+    /// other answer is permanent.
+    pub async fn deliver(&self, alert: &Alert) -> Result<(), DeliveryError> {
+        let body = payload(self.format, alert);
+        let response = match self.client.post(self.url.clone()).json(&body).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let builder = e.is_builder();
+                let reason = format!("webhook {}: {}", self.shown, error_chain(&e.without_url()));
+                return Err(if builder { DeliveryError::Permanent(reason) } else { DeliveryError::Temporary(reason) });
+            }
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // The body says why (Slack: `invalid_payload`, Discord: a JSON message); it is the
+        // peer's text, not ours, so it holds no secret of ours beyond what the peer echoes.
+        let text = response.text().await.unwrap_or_default();
+        let text = text.trim();
+        let mut reason = format!("webhook {} answered {status}", self.shown);
+        if !text.is_empty() {
+            reason.push_str(": ");
+            reason.push_str(truncate(text, MAX_REASON_BODY));
+        }
+        Err(if is_temporary(status) { DeliveryError::Temporary(reason) } else { DeliveryError::Permanent(reason) })
+    }
+}
+
+fn is_temporary(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// `auto`: hooks.slack.com is Slack; discord.com or discordapp.com under `/api/webhooks` is
+/// Discord; anything else gets generic JSON.
+pub fn resolve_format(url: &reqwest::Url, format: WebhookFormat) -> WebhookFormat {
+    if format != WebhookFormat::Auto {
+        return format;
+    }
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let is_discord = ["discord.com", "discordapp.com"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    if host == "hooks.slack.com" {
+        WebhookFormat::Slack
+    } else if is_discord && url.path().starts_with("/api/webhooks/") {
+        WebhookFormat::Discord
+    } else {
+        WebhookFormat::Json
+    }
+}
+
+/// `https://user:pw@hooks.slack.com/services/T0/B0/XXXX?x=1` → `https://hooks.slack.com/services/…`.
+///
+/// Works on the text so that a URL too broken to parse is masked too.
+pub fn masked_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return "(not a URL)".to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let host = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
+    let after = &rest[authority_end..];
+    let mut shown = format!("{}{host}", &url[..scheme_end]);
+    if let Some(path) = after.strip_prefix('/') {
+        let segment_end = path.find(['/', '?', '#']).unwrap_or(path.len());
+        shown.push('/');
+        shown.push_str(&path[..segment_end]);
+        if segment_end < path.len() && &path[segment_end..] != "/" {
+            shown.push_str("/…");
+        }
+    } else if !after.is_empty() {
+        shown.push_str("/…");
+    }
+    shown
+}
+
+/// The request body for `format`.
+pub fn payload(format: WebhookFormat, alert: &Alert) -> Value {
+    match format {
+        WebhookFormat::Slack => slack(alert),
+        WebhookFormat::Discord => discord(alert),
+        WebhookFormat::Json | WebhookFormat::Auto => generic(alert),
+    }
+}
+
+/// Slack's attachment colours: green, yellow, red.
+pub fn slack_color(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "good",
+        Severity::Warning => "warning",
+        Severity::Critical => "danger",
+    }
+}
+
+/// Discord embed colours (0xRRGGBB as an integer): green, amber, red.
+pub fn discord_color(severity: Severity) -> u32 {
+    match severity {
+        Severity::Info => 0x2E_CC_71,
+        Severity::Warning => 0xF1_C4_0F,
+        Severity::Critical => 0xE7_4C_3C,
+    }
+}
+
+fn slack(alert: &Alert) -> Value {
+    let mut fields = vec![
+        json!({"title": "Severity", "value": alert.severity.as_str(), "short": true}),
+        json!({"title": "Host", "value": alert.host, "short": true}),
+        json!({"title": "Since", "value": alert.since.to_string(), "short": true}),
+    ];
+    if let Some(action) = &alert.action {
+        fields.push(json!({"title": "Action", "value": action, "short": false}));
+    }
+    let mut attachment = json!({
+        "fallback": alert.subject(),
+        "color": slack_color(alert.severity),
+        "title": alert.title,
+        "text": alert.details,
+        "fields": fields,
+        "footer": "desktop-streamer watchdog",
+        "ts": alert.raised_at.as_second(),
+    });
+    if let Some(url) = &alert.dashboard_url {
+        attachment["title_link"] = json!(url);
+    }
+    json!({"text": alert.subject(), "attachments": [attachment]})
+}
+
+fn discord(alert: &Alert) -> Value {
+    let mut fields = vec![
+        json!({"name": "Severity", "value": alert.severity.as_str(), "inline": true}),
+        json!({"name": "Host", "value": truncate(&alert.host, DISCORD_FIELD_MAX), "inline": true}),
+        json!({"name": "Since", "value": alert.since.to_string(), "inline": true}),
+    ];
+    if let Some(action) = &alert.action {
+        fields.push(json!({"name": "Action", "value": truncate(action, DISCORD_FIELD_MAX), "inline": false}));
+    }
+    let mut embed = json!({
+        "title": truncate(&alert.subject(), DISCORD_TITLE_MAX),
+        "description": truncate(&alert.details, DISCORD_DESCRIPTION_MAX),
+        "color": discord_color(alert.severity),
+        "timestamp": alert.raised_at.to_string(),
+        "fields": fields,
+        "footer": {"text": "desktop-streamer watchdog"},
+    });
+    // Discord refuses the whole message (400) if the embed's url is not http(s).
+    if let Some(url) = alert.dashboard_url.as_ref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
+        embed["url"] = json!(url);
+    }
+    json!({"username": "desktop-streamer", "embeds": [embed]})
+}
+
+/// The alert's own fields (as stored in the outbox) plus its `subject` and `text`.
+fn generic(alert: &Alert) -> Value {
+    let mut v = serde_json::to_value(alert).unwrap_or_else(|_| json!({}));
+    v["subject"] = json!(alert.subject());
+    v["text"] = json!(alert.text());
+    v
+}
+
+fn truncate(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format_of(url: &str) -> WebhookFormat {
+        resolve_format(&reqwest::Url::parse(url).unwrap(), WebhookFormat::Auto)
+    }
+
+    #[test]
+    fn auto_recognises_slack_and_discord() {
+        assert_eq!(format_of("https://hooks.slack.com/services/T0/B0/x"), WebhookFormat::Slack);
+        assert_eq!(format_of("https://discord.com/api/webhooks/1/tok"), WebhookFormat::Discord);
+        assert_eq!(format_of("https://discordapp.com/api/webhooks/1/tok"), WebhookFormat::Discord);
+        assert_eq!(format_of("https://ptb.discord.com/api/webhooks/1/tok"), WebhookFormat::Discord);
+        assert_eq!(format_of("https://discord.com/channels/1"), WebhookFormat::Json);
+        assert_eq!(format_of("https://notdiscord.com/api/webhooks/1/tok"), WebhookFormat::Json);
+        assert_eq!(format_of("http://127.0.0.1:9000/alerts"), WebhookFormat::Json);
+        let explicit = reqwest::Url::parse("http://127.0.0.1/x").unwrap();
+        assert_eq!(resolve_format(&explicit, WebhookFormat::Slack), WebhookFormat::Slack);
+    }
+
+    #[test]
+    fn urls_lose_everything_after_the_first_path_segment() {
+        assert_eq!(masked_url("https://hooks.slack.com/services/T0/B0/XXXX"), "https://hooks.slack.com/services/…");
+        assert_eq!(masked_url("https://discord.com/api/webhooks/1/tok"), "https://discord.com/api/…");
+        assert_eq!(masked_url("http://u:pw@127.0.0.1:8080/hook?token=t"), "http://127.0.0.1:8080/hook/…");
+        assert_eq!(masked_url("http://127.0.0.1:8080/hook"), "http://127.0.0.1:8080/hook");
+        assert_eq!(masked_url("http://127.0.0.1:8080/hook/"), "http://127.0.0.1:8080/hook");
+        assert_eq!(masked_url("http://h?token=t"), "http://h/…");
+        assert_eq!(masked_url("http://h"), "http://h");
+        assert_eq!(masked_url("hooks.slack.com/services/T0/B0/XXXX"), "(not a URL)");
+    }
+
+    #[test]
+    fn two_urls_on_one_host_have_different_ids() {
+        let a = WebhookChannel::new("https://hooks.slack.com/services/T0/B0/aaaa", WebhookFormat::Auto).unwrap();
+        let b = WebhookChannel::new("https://hooks.slack.com/services/T0/B0/bbbb", WebhookFormat::Auto).unwrap();
+        assert_ne!(a.id(), b.id());
+        assert!(a.id().starts_with("webhook:https://hooks.slack.com/services/…#"), "{}", a.id());
+        assert!(!a.id().contains("aaaa") && !format!("{a:?}").contains("aaaa"), "{a:?}");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_showing_it() {
+        let err = WebhookChannel::new("ftp://x/hook/secret-token", WebhookFormat::Auto).unwrap_err().to_string();
+        assert_eq!(err, "webhook_alerts.url ftp://x/hook/…: must be an http:// or https:// URL with a host");
+        let err = WebhookChannel::new("https://hooks.slack.com:99999/services/T0/B0/XXXX", WebhookFormat::Auto)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("webhook_alerts.url https://hooks.slack.com:99999/services/…: not a URL"), "{err}");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("ééé", 2), "éé");
+        assert_eq!(truncate("ab", 5), "ab");
+    }
+}
