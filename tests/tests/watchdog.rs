@@ -174,3 +174,75 @@ fn test_alert_reports_each_channel_and_reaches_real_smtp_and_webhook_peers() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("failed: email:") && text.contains("ok: webhook:"), "{text}");
 }
+
+#[test]
+fn alerts_raised_while_smtp_is_down_arrive_once_each_after_a_watchdog_restart() {
+    let sd = UserSystemd::start().unwrap();
+    let units = ["ds-a.service", "ds-b.service"];
+    for u in units {
+        sd.write_sleep_unit(u, "").unwrap();
+    }
+    sd.daemon_reload().unwrap();
+    for u in units {
+        sd.start_unit(u).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (port, maildir) = (free_port(), dir.path().join("mail"));
+    let config = dir.path().join("watchdog-config.json");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": units, "check_interval": 60,
+            "auto_recovery": {"resource_monitoring": false}, "state_dir": dir.path().join("state"),
+            "email_alerts": {"enabled": true, "smtp_server": "127.0.0.1", "smtp_port": port, "tls": "none",
+                "from_email": "kiosk@example.com", "to_email": "ops@example.com"}})
+        .to_string(),
+    )
+    .unwrap();
+    // SMTP is down: each failure and its resolution (4 alerts) wait in the outbox.
+    let w = Watchdog::start(&config, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+    for u in units {
+        sd.kill_main_process(u).unwrap();
+        w.wait_log(&format!("resolved: service down: {u}"), Duration::from_secs(10));
+    }
+    w.wait_log("will retry", Duration::from_secs(10));
+    assert!(w.stop().success());
+    let waiting = std::fs::read_dir(dir.path().join("state/outbox")).unwrap().count();
+    assert_eq!(waiting, 4, "four undelivered alerts kept on disk across the restart");
+
+    // SMTP back, watchdog started again: everything arrives, once.
+    let smtp = SmtpServer::start(port, &maildir);
+    let w = Watchdog::start(&config, &sd.bus_address());
+    let mail = smtp.wait_for(4, Duration::from_secs(40));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ds_tests::smtp::maildir_messages(&maildir).len(), 4, "each alert exactly once");
+    for u in units {
+        let subjects: Vec<&String> = mail.iter().filter(|m| m.contains(u)).collect();
+        assert!(subjects.iter().any(|m| m.contains("CRITICAL service down")), "{mail:#?}");
+        assert!(subjects.iter().any(|m| m.contains("INFO resolved: service down")), "{mail:#?}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path().join("state/outbox")).unwrap().count(), 0, "nothing left undelivered");
+    assert!(w.stop().success());
+}
+
+#[test]
+fn a_watchdog_that_cannot_reach_systemd_says_so_through_a_channel_that_works() {
+    let hooks = Receiver::start(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchdog-config.json");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": [VICTIM], "auto_recovery": {"resource_monitoring": false},
+            "state_dir": dir.path().join("state"),
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
+    let w = Watchdog::start(&config, &nowhere);
+    let alert = hooks.wait_for(1, Duration::from_secs(15))[0].json();
+    assert_eq!(alert["severity"], "critical");
+    assert_eq!(alert["title"], "watchdog cannot reach systemd");
+    assert!(alert["details"].as_str().unwrap().contains("no-bus"), "names the bus it tried: {alert}");
+    assert!(w.stop().success());
+}
