@@ -375,6 +375,13 @@ impl ConfigFile for WatchdogConfig {
             for (i, to) in e.to_email.iter().enumerate() {
                 check_address(v, &format!("email_alerts.to_email[{i}]"), to);
             }
+            if !e.password.is_empty() && readable_by_others(&v.document().file) {
+                v.warn(
+                    "email_alerts.password",
+                    "this file can be read by every user of the machine; `chmod 600` it, or move the \
+                     password to a file only the watchdog reads and name it in password_file",
+                );
+            }
             let sources = [!e.password.is_empty(), e.password_file.is_some(), e.password_env.is_some()];
             if sources.iter().filter(|s| **s).count() > 1 {
                 v.error(
@@ -405,6 +412,12 @@ impl ConfigFile for WatchdogConfig {
             }
         }
     }
+}
+
+/// Whether users other than the owner and group may read the file.
+fn readable_by_others(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 fn is_unit_name(name: &str) -> bool {

@@ -171,3 +171,19 @@ fn files_that_are_not_mappings_or_not_parseable_are_refused_clearly() {
     let e = load_err::<CamerasConfig>("cameras.yaml", "streams:\n  - name: [oops\n");
     assert!(e[0].starts_with("cameras.yaml:") && e[0].contains("not valid YAML"), "{e:?}");
 }
+
+#[test]
+fn an_inline_smtp_password_in_a_world_readable_file_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watchdog-config.json");
+    let text = r#"{"email_alerts": {"enabled": true, "smtp_server": "smtp.example.com", "from_email": "a@example.com",
+        "to_email": "b@example.com", "username": "a@example.com", "password": "pw"}}"#;
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loaded = ds_config::load_file::<WatchdogConfig>(&path).unwrap();
+    let w: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(w.iter().any(|l| l.contains("email_alerts.password = ***") && l.contains("chmod 600")), "{w:#?}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(ds_config::load_file::<WatchdogConfig>(&path).unwrap().warnings.is_empty());
+}
