@@ -2,6 +2,9 @@
 //! heals them, and alerts people by email and webhooks.
 
 pub mod alert;
+
+/// systemd over D-Bus lives in its own crate, shared with the dashboard.
+pub use ds_systemd as systemd;
 pub mod channel;
 pub mod checks;
 pub mod conditions;
@@ -10,7 +13,6 @@ pub mod email;
 pub mod outbox;
 pub mod policy;
 pub mod recovery;
-pub mod systemd;
 pub mod webhook;
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use desktop_streamer_watchdog::systemd::{ActiveState, Systemd, SystemdError, UnitState, UnitWatch};
+use ds_systemd::{ActiveState, Systemd, SystemdError, UnitState, UnitWatch};
 use ds_tests::systemd::UserSystemd;
 
 /// How soon a failure must be reported (the "within about a second").
