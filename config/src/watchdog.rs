@@ -420,7 +420,7 @@ fn readable_by_others(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
-fn is_unit_name(name: &str) -> bool {
+pub(crate) fn is_unit_name(name: &str) -> bool {
     const SUFFIXES: &[&str] = &[".service", ".socket", ".timer", ".target", ".path", ".mount"];
     SUFFIXES.iter().any(|s| name.len() > s.len() && name.ends_with(s))
         && name.chars().all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))

@@ -14,6 +14,9 @@ pub const DEFAULT_CAMERAS_FILE: &str = "/etc/desktop-streamer/cameras.yaml";
 pub const DEFAULT_STREAMER_CONFIG: &str = "/etc/desktop-streamer/config.json";
 pub const DEFAULT_DATABASE: &str = "/var/lib/desktop-streamer/cameras.db";
 pub const DEFAULT_STREAMER_URL: &str = "http://127.0.0.1:8888";
+pub const DEFAULT_AUTH_FILE: &str = "/var/lib/desktop-streamer/web-auth.json";
+pub const DEFAULT_LOG_DIR: &str = "/var/log/desktop-streamer";
+pub const DEFAULT_WATCHDOG_STATE_DIR: &str = "/var/lib/desktop-streamer/watchdog";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -34,6 +37,20 @@ pub struct WebConfig {
     /// Whether pages and read-only APIs answer without logging in. State-changing calls
     /// always need a session or an API token. Default true.
     pub public_read: bool,
+    /// The admin password's argon2 hash and the API tokens' hashes (written by
+    /// `desktop-streamer-web set-password` and `new-token`). Default
+    /// /var/lib/desktop-streamer/web-auth.json.
+    pub auth_file: PathBuf,
+    /// Where the services write their log files (`*.log`, JSON lines). Default
+    /// /var/log/desktop-streamer.
+    pub log_dir: PathBuf,
+    /// The watchdog's state directory, for the alert history. Default
+    /// /var/lib/desktop-streamer/watchdog.
+    pub watchdog_state_dir: PathBuf,
+    /// D-Bus bus that reaches systemd: `system` (default) or `session`.
+    pub bus: crate::watchdog::Bus,
+    /// The units shown and controlled. Default the three desktop-streamer services.
+    pub units: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -45,6 +62,13 @@ impl Default for WebConfig {
             database: PathBuf::from(DEFAULT_DATABASE),
             streamer_url: DEFAULT_STREAMER_URL.to_owned(),
             public_read: true,
+            auth_file: PathBuf::from(DEFAULT_AUTH_FILE),
+            log_dir: PathBuf::from(DEFAULT_LOG_DIR),
+            watchdog_state_dir: PathBuf::from(DEFAULT_WATCHDOG_STATE_DIR),
+            bus: crate::watchdog::Bus::System,
+            units: ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"]
+                .map(str::to_owned)
+                .to_vec(),
         }
     }
 }
@@ -53,7 +77,14 @@ impl WebConfig {
     /// Makes relative paths relative to the directory of the file they came from.
     pub fn resolve_paths(&mut self, config_file: &Path) {
         let base = config_file.parent().unwrap_or(Path::new("."));
-        for p in [&mut self.cameras_file, &mut self.streamer_config, &mut self.database] {
+        for p in [
+            &mut self.cameras_file,
+            &mut self.streamer_config,
+            &mut self.database,
+            &mut self.auth_file,
+            &mut self.log_dir,
+            &mut self.watchdog_state_dir,
+        ] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -73,6 +104,11 @@ impl ConfigFile for WebConfig {
         ] {
             if p.as_os_str().is_empty() {
                 v.error(key, "must be a file path");
+            }
+        }
+        for (i, unit) in self.units.iter().enumerate() {
+            if !crate::watchdog::is_unit_name(unit) {
+                v.error(&format!("units[{i}]"), "must be a systemd unit name such as desktop-streamer.service");
             }
         }
         match url::Url::parse(&self.streamer_url) {
