@@ -7,6 +7,7 @@ pub mod http;
 pub mod media;
 pub mod procfs;
 pub mod receiver;
+pub mod service;
 pub mod smtp;
 pub mod streamer;
 pub mod systemd;

@@ -2,7 +2,9 @@
 //! also the library behind the `desktop-streamer-monitor` CLI.
 
 pub mod cli;
+pub mod server;
 pub mod settings;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,7 +53,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
     let _signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
-    tracing::info!(listen = %config.listen, "desktop-streamer-web started");
-    shutdown.wait().await;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
+    let bound = listener.local_addr().context("cannot read the listening address")?;
+    let systemd = match ds_systemd::Systemd::connect(config.bus).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "service states and control are unavailable until restart");
+            None
+        }
+    };
+    let state = server::AppState {
+        streamer: upstream::Streamer::new(&config.streamer_url),
+        config: std::sync::Arc::new(config),
+        systemd,
+    };
+    tracing::info!(listen = %bound, "desktop-streamer-web started");
+    axum::serve(listener, server::app(state))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+        .context("the HTTP server failed")?;
     Ok(ExitCode::SUCCESS)
 }

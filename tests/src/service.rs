@@ -1,0 +1,112 @@
+//! Any of the project's services as a real process: started with its own arguments, its log
+//! collected, its HTTP port learned from its "started" line (`listen=127.0.0.1:PORT`), and
+//! stopped or killed on request or when dropped.
+
+use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::bins::bin;
+use crate::http;
+
+/// How long a service may take to say it started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+    /// The HTTP port it listens on; 0 for a service without one.
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServiceProcess {
+    /// Starts `program` with `args` and `env` (RUST_LOG=info added) and waits for its
+    /// "`program` started" log line.
+    pub fn start(program: &str, args: &[OsString], env: &[(&str, &str)]) -> ServiceProcess {
+        let mut child = Command::new(bin(program))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&log);
+        let started = format!("{program} started");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(&started) {
+                    let port = line.split("listen=127.0.0.1:").nth(1).and_then(|r| r.split_whitespace().next());
+                    let _ = port_tx.send(port.and_then(|p| p.parse::<u16>().ok()).unwrap_or(0));
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let port = port_rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("{program} did not start:\n{}", log.lock().unwrap().join("\n"))
+        });
+        ServiceProcess { child, port, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn get(&self, path: &str) -> Option<http::Response> {
+        http::get(self.port, path)
+    }
+
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, name: &str) {
+        signal_pid(self.child.id(), name);
+    }
+
+    /// Waits for the process to end by itself, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the log reader take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `limit`; the status and how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> (Option<ExitStatus>, Duration) {
+        let start = Instant::now();
+        self.signal("TERM");
+        (self.wait_exit(limit), start.elapsed())
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a signal by name (`TERM`, `KILL`, `USR1`, `HUP`) to a process.
+pub fn signal_pid(pid: u32, name: &str) {
+    let ok = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().is_ok_and(|s| s.success());
+    assert!(ok, "kill -{name} {pid} failed");
+}

@@ -1,0 +1,83 @@
+//! desktop-streamer-web end to end: the real dashboard service in front of a real streamer
+//! (on a real two-monitor X display) and a real systemd user manager on its own bus.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use ds_tests::service::ServiceProcess;
+use ds_tests::streamer::StreamerProcess;
+use ds_tests::systemd::UserSystemd;
+use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
+use serde_json::json;
+
+const UNITS: [&str; 3] =
+    ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"];
+
+#[test]
+fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reach() {
+    let x = DummyDisplay::start().unwrap();
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let streamer = StreamerProcess::start(&x.display(), json!({}));
+    streamer.wait_for("a segment", Duration::from_secs(20), |h| h["playlist"]["segment_count"].as_u64() >= Some(1));
+    let sd = UserSystemd::start().unwrap();
+    for u in UNITS {
+        sd.write_sleep_unit(u, "").unwrap();
+    }
+    sd.daemon_reload().unwrap();
+    sd.start_unit(UNITS[0]).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let watchdog_state = dir.path().join("watchdog");
+    std::fs::create_dir_all(&watchdog_state).unwrap();
+    std::fs::write(
+        watchdog_state.join("alert-history.json"),
+        json!({"version": 1, "entries": [{"alert": {"id": "1", "kind": "stream:stale", "severity": "warning",
+            "title": "stream stale"}, "deliveries": [{"channel": "email", "status": "delivered"}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let config = dir.path().join("web-config.json");
+    std::fs::write(
+        &config,
+        json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port), "bus": "session",
+            "watchdog_state_dir": watchdog_state, "cameras_file": dir.path().join("cameras.yaml")})
+        .to_string(),
+    )
+    .unwrap();
+    let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
+    let web = ServiceProcess::start("desktop-streamer-web", &args, &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address())]);
+
+    let status = web.get("/api/status").unwrap().json();
+    assert_eq!(status["unreachable"], json!([]), "{status:#}");
+    assert_eq!(status["service"], json!({"active": true, "details": {"ActiveState": "active", "SubState": "running"}}));
+    assert_eq!(status["stream"]["playlist_exists"], true, "{status:#}");
+    assert_eq!(status["health"]["current_state"], "streaming");
+    let states: Vec<_> =
+        status["services"].as_array().unwrap().iter().map(|u| (u["name"].clone(), u["active_state"].clone())).collect();
+    assert_eq!(
+        states,
+        [
+            (json!(UNITS[0]), json!("active")),
+            (json!(UNITS[1]), json!("inactive")),
+            (json!(UNITS[2]), json!("inactive")),
+        ]
+    );
+
+    let playlist = web.get("/hls/desktop/playlist.m3u8").unwrap();
+    assert_eq!((playlist.status, playlist.header("content-type")), (200, Some("application/vnd.apple.mpegurl")));
+    let segment = playlist.text().lines().find(|l| l.ends_with(".ts")).unwrap().to_owned();
+    let seg = web.get(&format!("/hls/desktop/{segment}")).unwrap();
+    assert_eq!((seg.status, seg.header("content-type")), (200, Some("video/mp2t")));
+    assert_eq!(web.get("/hls/desktop/..%2F..%2Fetc%2Fpasswd").unwrap().status, 404);
+    let alerts = web.get("/api/alerts").unwrap().json();
+    assert_eq!(alerts["entries"][0]["alert"]["title"], "stream stale");
+
+    // The streamer goes away: the dashboard says so instead of showing old numbers.
+    drop(streamer);
+    let status = web.get("/api/status").unwrap().json();
+    assert_eq!(status["unreachable"][0]["part"], "streamer", "{status:#}");
+    assert!(status["stream"].is_null() && status["health"].is_null(), "no stale numbers: {status:#}");
+    let health = web.get("/api/health").unwrap();
+    assert_eq!(health.status, 502);
+    assert!(health.json()["error"].as_str().unwrap().contains("cannot be reached"));
+}

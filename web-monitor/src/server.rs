@@ -1,0 +1,157 @@
+//! The dashboard's HTTP API on :8080. Reads come from the streamer's API, systemd over D-Bus,
+//! the machine and the watchdog's alert history; each part that cannot be reached is named
+//! in the answer instead of showing stale numbers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use ds_config::WebConfig;
+use serde_json::{Value, json};
+
+use crate::upstream::Streamer;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<WebConfig>,
+    pub streamer: Streamer,
+    pub systemd: Option<ds_systemd::Systemd>,
+}
+
+/// The whole router; tests call it against a real listener on port 0.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/health", get(health))
+        .route("/api/alerts", get(alerts))
+        .route("/hls/desktop/{file}", get(hls))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// JSON error with a message that says what was wrong.
+pub fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The seed's `/api/status` shape (service, stream, health, system), plus every watched unit
+/// and what could not be reached.
+async fn status(State(s): State<AppState>) -> Json<Value> {
+    let (streamer, units) = tokio::join!(s.streamer.json("/api/status"), unit_states(&s));
+    let mut unreachable = Vec::new();
+    let streamer = match streamer {
+        Ok(v) => v,
+        Err(e) => {
+            unreachable.push(json!({"part": "streamer", "error": e}));
+            Value::Null
+        }
+    };
+    let units = match units {
+        Ok(u) => u,
+        Err(e) => {
+            unreachable.push(json!({"part": "systemd", "error": e}));
+            Vec::new()
+        }
+    };
+    let streamer_unit = units.iter().find(|u| u["name"] == "desktop-streamer.service");
+    let service = match streamer_unit {
+        Some(u) => json!({"active": u["active_state"] == "active",
+            "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),
+        None => streamer["service"].clone(),
+    };
+    Json(json!({
+        "service": service,
+        "stream": streamer["stream"],
+        "health": streamer["health"],
+        "system": streamer["system"],
+        "services": units,
+        "unreachable": unreachable,
+    }))
+}
+
+async fn unit_states(s: &AppState) -> Result<Vec<Value>, String> {
+    let Some(systemd) = &s.systemd else { return Err("no connection to systemd's D-Bus API".into()) };
+    let mut out = Vec::new();
+    for unit in &s.config.units {
+        let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
+        out.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// The streamer's health as it reports it; 502 with the reason when it cannot be reached.
+async fn health(State(s): State<AppState>) -> Response {
+    match s.streamer.json("/api/health").await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, format!("the streamer's health API cannot be reached: {e}")),
+    }
+}
+
+/// The watchdog's recent alerts and whether they were delivered (its alert-history.json).
+async fn alerts(State(s): State<AppState>) -> Response {
+    let path: PathBuf = s.config.watchdog_state_dir.join("alert-history.json");
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => Json(json!({"entries": v["entries"]})).into_response(),
+            Err(e) => {
+                error(StatusCode::INTERNAL_SERVER_ERROR, format!("{} is not an alert history: {e}", path.display()))
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(json!({"entries": []})).into_response(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the alert history");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the alert history")
+        }
+    }
+}
+
+/// The stream, same-origin for the dashboard's player. Only names the streamer writes pass.
+async fn hls(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+    let valid = file == "playlist.m3u8"
+        || file.strip_suffix(".ts").is_some_and(|stem| {
+            !stem.is_empty() && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if !valid {
+        return error(StatusCode::NOT_FOUND, "no such stream file; the playlist is /hls/desktop/playlist.m3u8");
+    }
+    match s.streamer.hls(&file).await {
+        Ok(f) => {
+            let code = StatusCode::from_u16(f.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut r = (code, f.body).into_response();
+            for (name, value) in [(header::CONTENT_TYPE, f.content_type), (header::CACHE_CONTROL, f.cache_control)] {
+                if let Some(v) = value.and_then(|v| v.parse().ok()) {
+                    r.headers_mut().insert(name, v);
+                }
+            }
+            r
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, e),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let streamer_up = s.streamer.json("/api/health").await.is_ok();
+    let body = format!(
+        "# HELP desktop_streamer_web_up 1 while the dashboard answers\n# TYPE desktop_streamer_web_up gauge\ndesktop_streamer_web_up 1\n\
+         # HELP desktop_streamer_web_streamer_reachable 1 when the streamer's API answers\n# TYPE desktop_streamer_web_streamer_reachable gauge\n\
+         desktop_streamer_web_streamer_reachable {}\n\
+         # HELP desktop_streamer_web_systemd_reachable 1 when systemd's D-Bus API is connected\n# TYPE desktop_streamer_web_systemd_reachable gauge\n\
+         desktop_streamer_web_systemd_reachable {}\n",
+        u8::from(streamer_up),
+        u8::from(s.systemd.is_some())
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such endpoint; see /api/status, /api/health, /api/alerts, /metrics, /hls/desktop/playlist.m3u8",
+    )
+}
