@@ -69,6 +69,13 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
     let seg = web.get(&format!("/hls/desktop/{segment}")).unwrap();
     assert_eq!((seg.status, seg.header("content-type")), (200, Some("video/mp2t")));
     assert_eq!(web.get("/hls/desktop/..%2F..%2Fetc%2Fpasswd").unwrap().status, 404);
+    // The live page's feed: a `status` event with the same document, without asking again.
+    let first_event = read_first_event(web.port, "/api/events");
+    assert!(first_event.starts_with("event: status\ndata: {"), "{first_event}");
+    let data: serde_json::Value =
+        serde_json::from_str(first_event.lines().nth(1).unwrap().trim_start_matches("data: ")).unwrap();
+    assert_eq!(data["health"]["current_state"], "streaming");
+
     let alerts = web.get("/api/alerts").unwrap().json();
     assert_eq!(alerts["entries"][0]["alert"]["title"], "stream stale");
 
@@ -80,4 +87,26 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
     let health = web.get("/api/health").unwrap();
     assert_eq!(health.status, 502);
     assert!(health.json()["error"].as_str().unwrap().contains("cannot be reached"));
+}
+
+/// Reads a server-sent-events response until its first event (bounded in time).
+fn read_first_event(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while std::time::Instant::now() < deadline {
+        let n = s.read(&mut buf).unwrap_or(0);
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(start) = text.find("event: status") {
+            if let Some(end) = text[start..].find("\n\n") {
+                return text[start..start + end].to_owned();
+            }
+        }
+    }
+    panic!("no event within 8 s: {}", String::from_utf8_lossy(&got));
 }

@@ -2,15 +2,18 @@
 //! the machine and the watchdog's alert history; each part that cannot be reached is named
 //! in the answer instead of showing stale numbers.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use ds_config::WebConfig;
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::upstream::Streamer;
@@ -27,6 +30,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/api/status", get(status))
+        .route("/api/events", get(events))
         .route("/api/health", get(health))
         .route("/api/alerts", get(alerts))
         .route("/hls/desktop/{file}", get(hls))
@@ -40,10 +44,28 @@ pub fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
+async fn status(State(s): State<AppState>) -> Json<Value> {
+    Json(status_value(&s).await)
+}
+
+/// How often the live page hears the status.
+pub const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Server-sent events for the page: `status` (the `/api/status` document) every
+/// [`EVENT_INTERVAL`], so the page updates without reloading or polling.
+async fn events(State(s): State<AppState>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(EVENT_INTERVAL));
+    let stream = ticks.then(move |_| {
+        let s = s.clone();
+        async move { Ok(Event::default().event("status").json_data(status_value(&s).await).unwrap_or_default()) }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
 /// The seed's `/api/status` shape (service, stream, health, system), plus every watched unit
 /// and what could not be reached.
-async fn status(State(s): State<AppState>) -> Json<Value> {
-    let (streamer, units) = tokio::join!(s.streamer.json("/api/status"), unit_states(&s));
+async fn status_value(s: &AppState) -> Value {
+    let (streamer, units) = tokio::join!(s.streamer.json("/api/status"), unit_states(s));
     let mut unreachable = Vec::new();
     let streamer = match streamer {
         Ok(v) => v,
@@ -65,14 +87,14 @@ async fn status(State(s): State<AppState>) -> Json<Value> {
             "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),
         None => streamer["service"].clone(),
     };
-    Json(json!({
+    json!({
         "service": service,
         "stream": streamer["stream"],
         "health": streamer["health"],
         "system": streamer["system"],
         "services": units,
         "unreachable": unreachable,
-    }))
+    })
 }
 
 async fn unit_states(s: &AppState) -> Result<Vec<Value>, String> {

@@ -60,6 +60,7 @@ pub trait Manager {
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Asks systemd to send signals to this connection until it closes.
     fn subscribe(&self) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -224,6 +225,7 @@ pub enum Action {
     Read,
     Watch,
     Start,
+    Stop,
     Restart,
 }
 
@@ -233,6 +235,7 @@ impl Action {
             Action::Read => "read",
             Action::Watch => "watch",
             Action::Start => "start",
+            Action::Stop => "stop",
             Action::Restart => "restart",
         }
     }
@@ -377,6 +380,11 @@ impl Systemd {
         self.enqueue(unit, Action::Start).await
     }
 
+    /// Asks systemd to stop `unit` (mode `replace`).
+    pub async fn stop(&self, unit: &str) -> Result<Job, SystemdError> {
+        self.enqueue(unit, Action::Stop).await
+    }
+
     async fn enqueue(&self, unit: &str, action: Action) -> Result<Job, SystemdError> {
         let proxies = self.proxies(unit, action, CacheProperties::No).await?;
         let before = hex(&proxies.unit.invocation_id().await.map_err(|e| self.error(unit, action, e))?);
@@ -384,6 +392,7 @@ impl Systemd {
         let removed = self.manager.receive_job_removed().await.map_err(|e| self.error(unit, action, e))?;
         let job = match action {
             Action::Start => self.manager.start_unit(unit, JOB_MODE).await,
+            Action::Stop => self.manager.stop_unit(unit, JOB_MODE).await,
             _ => self.manager.restart_unit(unit, JOB_MODE).await,
         }
         .map_err(|e| self.error(unit, action, e))?;
@@ -556,7 +565,7 @@ impl Job {
         let state = proxies.state().await.map_err(|e| systemd.error(&unit, action, e))?;
         match result.as_str() {
             "done" => Ok(state),
-            "failed" => {
+            "failed" if action != Action::Stop => {
                 // A start that ran has a new invocation; a refused one has not.
                 let refused = state.invocation_id == self.invocation_before && state.is_down();
                 if state.start_limit_hit || refused {

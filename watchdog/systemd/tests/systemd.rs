@@ -207,3 +207,25 @@ async fn an_unreachable_bus_says_which_and_what_to_check() {
     let text = err.to_string();
     assert!(text.contains(&address) && text.contains("is dbus running"), "{text}");
 }
+
+#[tokio::test]
+async fn stop_then_start_over_dbus() {
+    let sd = UserSystemd::start().unwrap();
+    sd.write_sleep_unit("stoppable.service", "").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit("stoppable.service").unwrap();
+    let systemd = Systemd::connect_address(&sd.bus_address()).await.unwrap();
+    let stopped =
+        tokio::time::timeout(Duration::from_secs(10), systemd.stop("stoppable.service").await.unwrap().wait())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(stopped.active_state, ActiveState::Inactive);
+    assert_eq!(sd.main_pid("stoppable.service").unwrap(), 0);
+    let started =
+        tokio::time::timeout(Duration::from_secs(10), systemd.start("stoppable.service").await.unwrap().wait())
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(started.is_active() && started.main_pid > 0);
+}
