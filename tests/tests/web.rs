@@ -102,10 +102,10 @@ fn read_first_event(port: u16, path: &str) -> String {
         let n = s.read(&mut buf).unwrap_or(0);
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got);
-        if let Some(start) = text.find("event: status") {
-            if let Some(end) = text[start..].find("\n\n") {
-                return text[start..start + end].to_owned();
-            }
+        if let Some(start) = text.find("event: status")
+            && let Some(end) = text[start..].find("\n\n")
+        {
+            return text[start..start + end].to_owned();
         }
     }
     panic!("no event within 8 s: {}", String::from_utf8_lossy(&got));
