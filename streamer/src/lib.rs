@@ -154,6 +154,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
             exit = &mut supervised => break exit.context("the supervisor panicked")?,
             Some(event) = signals.recv() => match event {
                 SignalEvent::Restart => { let _ = requests_tx.send(supervisor::Request::Restart("SIGUSR1".into())); }
+                SignalEvent::Cleanup => { let _ = requests_tx.send(supervisor::Request::Cleanup); }
                 SignalEvent::Reload => reload(&config_args, &config_tx),
             },
         }

@@ -47,6 +47,9 @@ const SLATE_TEXT_MAX: usize = 90;
 pub enum Request {
     /// Rebuild the pipeline now (SIGUSR1, the dashboard's "restart stream").
     Restart(String),
+    /// Delete every segment outside the playlist window now (SIGUSR2, the dashboard's
+    /// "clean up"); the playlist stays valid.
+    Cleanup,
 }
 
 /// Why the supervisor returned.
@@ -416,6 +419,19 @@ impl Supervisor {
                     Some(RunEnd::new(RestartReason::ConfigReloaded, "configuration reloaded"))
                 }
                 Wake::Request(Some(Request::Restart(why))) => Some(RunEnd::new(RestartReason::Requested, why)),
+                Wake::Request(Some(Request::Cleanup)) => {
+                    let now = SystemTime::now();
+                    match self.playlist.emergency_cleanup(now) {
+                        Ok(freed) => {
+                            tracing::info!(bytes = freed, "cleanup: removed segments outside the playlist window")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cleanup failed"),
+                    }
+                    let mut s = self.status.lock();
+                    s.playlist = Some(self.playlist.stats(now));
+                    s.playlist_at = Some(Instant::now());
+                    None
+                }
                 Wake::Request(None) => None,
                 Wake::Shutdown => Some(RunEnd::shutdown()),
             };

@@ -29,9 +29,30 @@ impl Response {
 
 /// GETs `path` from 127.0.0.1:`port`; `None` if nothing answers.
 pub fn get(port: u16, path: &str) -> Option<Response> {
+    request(port, "GET", path, &[], None)
+}
+
+/// POSTs a JSON body with extra headers (`("Cookie", "…")`, `("Origin", "…")`).
+pub fn post_json(port: u16, path: &str, headers: &[(&str, &str)], body: &str) -> Option<Response> {
+    request(port, "POST", path, headers, Some(body))
+}
+
+/// One request; `None` if nothing answers.
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    if let Some(b) = body {
+        s.write_all(b.as_bytes()).ok()?;
+    }
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;

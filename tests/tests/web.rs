@@ -110,3 +110,75 @@ fn read_first_event(port: u16, path: &str) -> String {
     }
     panic!("no event within 8 s: {}", String::from_utf8_lossy(&got));
 }
+
+#[test]
+fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts() {
+    use ds_tests::http::post_json;
+    use std::io::Write as _;
+    let sd = UserSystemd::start().unwrap();
+    for u in UNITS {
+        sd.write_sleep_unit(u, "").unwrap();
+    }
+    sd.daemon_reload().unwrap();
+    for u in UNITS {
+        sd.start_unit(u).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("web-config.json");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"), "cameras_file": dir.path().join("cameras.yaml")})
+            .to_string(),
+    )
+    .unwrap();
+    let args: Vec<OsString> = vec!["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
+    let web = ServiceProcess::start("desktop-streamer-web", &args, &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address())]);
+    let body = json!({"unit": UNITS[0]}).to_string();
+
+    let anonymous = post_json(web.port, "/api/service/restart", &[], &body).unwrap();
+    assert_eq!(anonymous.status, 401, "{}", anonymous.text());
+    let no_password = post_json(web.port, "/api/login", &[], r#"{"password": "whatever-it-is"}"#).unwrap();
+    assert!(no_password.text().contains("set-password"), "says how to set one: {}", no_password.text());
+
+    // The operator sets a password with the CLI, as the installer will.
+    let bin = ds_tests::bins::bin("desktop-streamer-web");
+    let mut set = std::process::Command::new(&bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("set-password")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin.take().unwrap().write_all(b"correct horse battery staple\n").unwrap();
+    assert!(set.wait().unwrap().success());
+    let login = post_json(web.port, "/api/login", &[], r#"{"password": "correct horse battery staple"}"#).unwrap();
+    assert_eq!(login.status, 200, "{}", login.text());
+    let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
+    assert!(login.header("set-cookie").unwrap().contains("HttpOnly") && login.header("set-cookie").unwrap().contains("SameSite=Strict"));
+
+    let origin = format!("http://127.0.0.1:{}", web.port);
+    let evil = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", "http://evil.example")], &body).unwrap();
+    assert_eq!(evil.status, 403, "cross-origin is refused even with a session: {}", evil.text());
+    let before = sd.main_pid(UNITS[0]).unwrap();
+    let restarted = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", &origin)], &body).unwrap();
+    assert_eq!(restarted.status, 200, "{}", restarted.text());
+    assert_eq!(restarted.json()["state"]["active_state"], "active");
+    assert_ne!(sd.main_pid(UNITS[0]).unwrap(), before, "really restarted");
+
+    let bad = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], r#"{"unit": "sshd.service"}"#).unwrap();
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"].as_str().unwrap().contains("not one of the dashboard's units"));
+    let malformed = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], "{unit").unwrap();
+    assert_eq!(malformed.status, 400, "{}", malformed.text());
+
+    // A script with an API token.
+    let out = std::process::Command::new(&bin).arg("--config").arg(&config).args(["new-token", "nagios"]).output().unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let bearer = format!("Bearer {token}");
+    let stop = json!({"unit": UNITS[1]}).to_string();
+    let stopped = post_json(web.port, "/api/service/stop", &[("Authorization", &bearer)], &stop).unwrap();
+    assert_eq!(stopped.status, 200, "{}", stopped.text());
+    assert_eq!(sd.show(UNITS[1], "ActiveState").unwrap(), "inactive");
+    let auth_file = std::fs::read_to_string(dir.path().join("web-auth.json")).unwrap();
+    assert!(!auth_file.contains(&token) && !auth_file.contains("correct horse"), "only hashes are stored");
+}

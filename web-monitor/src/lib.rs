@@ -2,6 +2,8 @@
 //! also the library behind the `desktop-streamer-monitor` CLI.
 
 pub mod cli;
+pub mod control;
+pub mod auth;
 pub mod server;
 pub mod settings;
 pub mod upstream;
@@ -33,11 +35,52 @@ pub enum Command {
     /// Check the configuration file and the camera list it names: exit 0 if both are usable,
     /// 1 with every problem printed
     CheckConfig,
+    /// Set the dashboard's admin password (read from stdin, or --generate one and print it once)
+    SetPassword {
+        /// Generate a random password and print it once
+        #[arg(long)]
+        generate: bool,
+    },
+    /// Create an API token for scripts (`Authorization: Bearer …`) and print it once
+    NewToken {
+        /// A name for the token, e.g. nagios
+        label: String,
+    },
+    /// Revoke the API token with this label
+    RevokeToken { label: String },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command.unwrap_or(Command::Run) {
         Command::CheckConfig => Ok(settings::check(&args.config)),
+        Command::SetPassword { generate } => {
+            let file = settings::load(&args.config)?.web.auth_file;
+            let password = if generate {
+                auth::generate_password()
+            } else {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            };
+            auth::set_password(&file, &password)?;
+            if generate {
+                println!("{password}");
+            }
+            eprintln!("admin password set in {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::NewToken { label } => {
+            let file = settings::load(&args.config)?.web.auth_file;
+            println!("{}", auth::new_token(&file, &label)?);
+            eprintln!("token `{label}` stored (hashed) in {}; it is shown only this once", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RevokeToken { label } => {
+            let file = settings::load(&args.config)?.web.auth_file;
+            auth::revoke_token(&file, &label)?;
+            eprintln!("token `{label}` revoked");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run => {
             ds_runtime::logging::init();
             let mut settings = settings::load(&args.config)?;
@@ -70,7 +113,9 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         systemd,
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
-    axum::serve(listener, server::app(state))
+    let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(server::PUBLIC_PATHS));
+    let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await
         .context("the HTTP server failed")?;

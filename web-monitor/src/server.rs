@@ -11,11 +11,14 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use ds_config::WebConfig;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
+use crate::auth::{self, AuthState};
+use crate::control;
 use crate::upstream::Streamer;
 
 /// What the handlers share.
@@ -26,9 +29,17 @@ pub struct AppState {
     pub systemd: Option<ds_systemd::Systemd>,
 }
 
-/// The whole router; tests call it against a real listener on port 0.
-pub fn app(state: AppState) -> Router {
+/// Paths anyone may read even when `public_read` is off (the page and its assets).
+pub const PUBLIC_PATHS: [&str; 3] = ["/", "/login", "/assets/"];
+
+/// The whole router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
+/// login attempts are limited per client. State-changing calls need a session or an API token
+/// and the same origin (see [`crate::auth`]).
+pub fn app(state: AppState, auth: AuthState) -> Router {
     Router::new()
+        .route("/api/service/{action}", post(control::service))
+        .route("/api/stream/restart", post(control::stream_restart))
+        .route("/api/stream/cleanup", post(control::stream_cleanup))
         .route("/api/status", get(status))
         .route("/api/events", get(events))
         .route("/api/health", get(health))
@@ -37,6 +48,9 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .with_state(state)
+        .merge(auth::routes(auth.clone()))
+        .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
 }
 
 /// JSON error with a message that says what was wrong.

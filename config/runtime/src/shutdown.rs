@@ -1,7 +1,8 @@
 //! One shutdown signal for a whole process, created in `main` and cloned into every task.
 //!
 //! The first SIGTERM or SIGINT triggers it (tasks drain within their time limit); a second one
-//! exits at once. SIGHUP is passed on as a reload request, SIGUSR1 as a restart request.
+//! exits at once. SIGHUP is passed on as a reload request, SIGUSR1 as a restart request, SIGUSR2
+//! as a cleanup request.
 
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub enum SignalEvent {
     Reload,
     /// SIGUSR1: restart the service's work in process (the streamer rebuilds its pipeline).
     Restart,
+    /// SIGUSR2: free disk space now (the streamer deletes segments outside its playlist).
+    Cleanup,
 }
 
 /// Exit status used when a second termination signal cuts the drain short.
@@ -60,6 +63,7 @@ pub fn spawn_signal_handler(shutdown: Shutdown) -> std::io::Result<mpsc::Unbound
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -74,6 +78,11 @@ pub fn spawn_signal_handler(shutdown: Shutdown) -> std::io::Result<mpsc::Unbound
                 _ = usr1.recv() => {
                     tracing::info!("SIGUSR1: restart requested");
                     let _ = tx.send(SignalEvent::Restart);
+                    continue;
+                }
+                _ = usr2.recv() => {
+                    tracing::info!("SIGUSR2: cleanup requested");
+                    let _ = tx.send(SignalEvent::Cleanup);
                     continue;
                 }
             };

@@ -61,6 +61,7 @@ pub trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
     /// Asks systemd to send signals to this connection until it closes.
     fn subscribe(&self) -> zbus::Result<()>;
     #[zbus(signal)]
@@ -227,6 +228,7 @@ pub enum Action {
     Start,
     Stop,
     Restart,
+    Signal,
 }
 
 impl Action {
@@ -237,6 +239,7 @@ impl Action {
             Action::Start => "start",
             Action::Stop => "stop",
             Action::Restart => "restart",
+            Action::Signal => "signal",
         }
     }
 }
@@ -378,6 +381,14 @@ impl Systemd {
     /// Asks systemd to start `unit` (mode "replace"); a no-op job if it is already active.
     pub async fn start(&self, unit: &str) -> Result<Job, SystemdError> {
         self.enqueue(unit, Action::Start).await
+    }
+
+    /// Sends `signal` to the unit's main process (systemd's KillUnit with `main`): how the
+    /// dashboard asks the streamer to rebuild its pipeline (SIGUSR1) or clean up (SIGUSR2)
+    /// without an HTTP endpoint of its own that anyone could call.
+    pub async fn signal(&self, unit: &str, signal: i32) -> Result<(), SystemdError> {
+        self.proxies(unit, Action::Signal, CacheProperties::No).await?;
+        self.manager.kill_unit(unit, "main", signal).await.map_err(|e| self.error(unit, Action::Signal, e))
     }
 
     /// Asks systemd to stop `unit` (mode `replace`).

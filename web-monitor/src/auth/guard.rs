@@ -1,0 +1,209 @@
+//! The middleware in front of every route: state-changing requests need a session or an API
+//! token and must come from the dashboard's own origin; reads need them only when
+//! `public_read` is off.
+//!
+//! Cross-origin requests are recognised by `Origin` not matching `Host`; browsers that send no
+//! `Origin` still send `Sec-Fetch-Site`, and `cross-site` or `same-site` there is refused too.
+//! A script or CLI sends neither, so a Bearer-token request from `curl` passes.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+
+use super::handlers::ApiError;
+use super::{AuthError, AuthState, LOGIN_PATH, SESSION_COOKIE, Via};
+
+/// Put into the request's extensions by [`require_auth`] when the request was authenticated,
+/// so handlers can tell (e.g. for audit logs) how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authenticated(pub Via);
+
+/// Why a request that needed authentication did not have it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Missing {
+    Nothing,
+    BadToken,
+    ExpiredSession,
+}
+
+const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"password\": \"...\"}) or send \
+    `Authorization: Bearer <token>` (create a token with `desktop-streamer-web new-token LABEL`)";
+
+/// The guard: use with `axum::middleware::from_fn_with_state(auth_state, require_auth)`.
+///
+/// - POST, PUT, PATCH, DELETE (anything but GET, HEAD, OPTIONS): 403 when cross-origin,
+///   401 without a valid session cookie or Bearer token, except `POST /api/login`.
+/// - GET, HEAD, OPTIONS: pass when `public_read` is on or the path is public; otherwise 401
+///   without authentication.
+pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && let Err(why) = check_origin(req.headers(), req.uri()) {
+        return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
+    }
+    let path = req.uri().path();
+    let settings = auth.settings();
+    let needs_auth = if safe { !settings.public_read && !settings.is_public(path) } else { path != LOGIN_PATH };
+    if !needs_auth {
+        return next.run(req).await;
+    }
+    match authenticate(&auth, req.headers(), Instant::now()) {
+        Ok(Ok(via)) => {
+            req.extensions_mut().insert(Authenticated(via));
+            next.run(req).await
+        }
+        Ok(Err(missing)) => {
+            let message = match missing {
+                Missing::BadToken => "the API token is not valid (mistyped or revoked): create a new one with \
+                    `desktop-streamer-web new-token LABEL`"
+                    .to_owned(),
+                Missing::ExpiredSession => format!("your session has expired or the service restarted: {LOGIN_HOW}"),
+                Missing::Nothing if safe => {
+                    format!("reading this kiosk's dashboard needs authentication (public_read is off): {LOGIN_HOW}")
+                }
+                Missing::Nothing => format!("this request changes state and needs authentication: {LOGIN_HOW}"),
+            };
+            ApiError::new(StatusCode::UNAUTHORIZED, message).www_authenticate().into_response()
+        }
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Who sent the request: a live session cookie or a known Bearer token.
+pub(super) fn authenticate(
+    auth: &AuthState,
+    headers: &HeaderMap,
+    now: Instant,
+) -> Result<Result<Via, Missing>, AuthError> {
+    let mut missing = Missing::Nothing;
+    if let Some(id) = cookie_value(headers, SESSION_COOKIE) {
+        if auth.session_valid(id, now) {
+            return Ok(Ok(Via::Session));
+        }
+        missing = Missing::ExpiredSession;
+    }
+    if let Some(token) = bearer_token(headers) {
+        if auth.credentials()?.verify_token(token).is_some() {
+            return Ok(Ok(Via::Token));
+        }
+        missing = Missing::BadToken;
+    }
+    Ok(Err(missing))
+}
+
+/// `Ok` when the request may come from where it comes from; `Err` says why not. Requests
+/// without `Origin` and `Sec-Fetch-Site` (scripts, the CLI) pass.
+pub fn check_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), String> {
+    if let Some(origin) = headers.get(ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let host = headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
+        let same = match (origin.split_once("://"), host) {
+            (Some((scheme, authority)), Some(host)) => {
+                normalize(scheme, authority).is_some_and(|o| normalize(scheme, host).is_some_and(|h| o == h))
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(format!(
+                "cross-origin request refused: Origin {origin:?} is not this dashboard ({}); state-changing calls \
+                 must come from the dashboard's own page or from a script with an API token and no Origin",
+                host.unwrap_or("no Host header")
+            ));
+        }
+        return Ok(());
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site @ ("cross-site" | "same-site")) => Err(format!(
+            "cross-origin request refused (Sec-Fetch-Site: {site}): state-changing calls must come from the \
+             dashboard's own page"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `host[:port]` in lower case without the scheme's default port; `None` if it has a path.
+fn normalize(scheme: &str, authority: &str) -> Option<String> {
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let a = authority.to_ascii_lowercase();
+    let default = match scheme.to_ascii_lowercase().as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => "",
+    };
+    Some(match a.strip_suffix(default) {
+        Some(bare) if !default.is_empty() => bare.to_owned(),
+        _ => a,
+    })
+}
+
+/// The value of cookie `name` in any `Cookie` header.
+pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The token of `Authorization: Bearer <token>`.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Whether the client reached us over HTTPS (directly or through a proxy that says so).
+pub(super) fn is_https(headers: &HeaderMap, uri: &Uri) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    uri.scheme_str() == Some("https")
+        || header("x-forwarded-proto")
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        || header("forwarded")
+            .is_some_and(|v| v.split([';', ',']).any(|kv| kv.trim().eq_ignore_ascii_case("proto=https")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn origin_must_match_host() {
+        let uri = Uri::from_static("/api/thing");
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://kiosk:8080")]), &uri).is_ok());
+        assert!(check_origin(&headers(&[("host", "Kiosk"), ("origin", "http://kiosk:80")]), &uri).is_ok());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://evil.example")]), &uri).is_err());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "null")]), &uri).is_err());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "cross-site")]), &uri).is_err());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "same-origin")]), &uri).is_ok());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080")]), &uri).is_ok());
+    }
+
+    #[test]
+    fn parses_cookies_bearer_and_https() {
+        let h = headers(&[("cookie", "a=1; ds_session=abc"), ("authorization", "bearer  dst_x ")]);
+        assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("abc"));
+        assert_eq!(bearer_token(&h), Some("dst_x"));
+        assert!(!is_https(&h, &Uri::from_static("/")));
+        assert!(is_https(&headers(&[("x-forwarded-proto", "https")]), &Uri::from_static("/")));
+        assert!(is_https(&headers(&[("forwarded", "for=1.2.3.4;proto=https")]), &Uri::from_static("/")));
+    }
+}

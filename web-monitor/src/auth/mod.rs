@@ -1,0 +1,182 @@
+//! Who may do what on the dashboard: the admin password and API tokens (kept as hashes in the
+//! credentials file), browser sessions, the login rate limit, and the guard that refuses
+//! unauthenticated and cross-origin state-changing requests.
+//!
+//! The seed dashboard changed services through GET requests with `CORS *` and no login; here
+//! reading may stay public (`public_read`), but every state-changing call needs a session
+//! cookie or `Authorization: Bearer <token>` and must come from the dashboard's own origin.
+//!
+//! Mounting (the lead's `app`):
+//!
+//! ```text
+//! let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(["/", "/login", "/assets/"]));
+//! Router::new()
+//!     .merge(other_routes)
+//!     .merge(auth::routes(auth.clone()))               // /api/login, /api/logout, /api/session
+//!     .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
+//!     .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
+//! // and serve with `into_make_service_with_connect_info::<SocketAddr>()` so the login rate
+//! // limit sees client addresses.
+//! ```
+//!
+//! Sessions live in memory: restarting the service logs everyone out.
+
+mod error;
+mod guard;
+mod handlers;
+mod limiter;
+mod sessions;
+mod store;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use ds_config::WebConfig;
+use serde::Serialize;
+
+pub use error::AuthError;
+pub use guard::{Authenticated, check_origin, require_auth};
+pub use handlers::{ApiError, ClientIp, JsonBody, json_rejection};
+pub use limiter::{LOGIN_WINDOW, LoginLimiter, MAX_LOGIN_FAILURES};
+pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SessionStore};
+pub use store::{
+    Credentials, FORMAT_VERSION, MAX_LABEL_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, StoredToken, TOKEN_PREFIX,
+    TokenInfo, generate_password, hash_password, list_tokens, new_token, revoke_token, set_password,
+};
+
+/// Largest JSON request body accepted: 64 KiB. Larger bodies get 413.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "ds_session";
+pub const LOGIN_PATH: &str = "/api/login";
+pub const LOGOUT_PATH: &str = "/api/logout";
+pub const SESSION_PATH: &str = "/api/session";
+
+/// How a request proved who sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    Session,
+    Token,
+}
+
+/// What the auth part needs to know; built from [`WebConfig`] plus the lead's public paths.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    pub auth_file: PathBuf,
+    /// Whether GET/HEAD/OPTIONS answer without authentication.
+    pub public_read: bool,
+    /// Paths readable without authentication even when `public_read` is false: an entry
+    /// ending in `/` matches every path under it, any other entry matches exactly. The login
+    /// and session endpoints are always public.
+    pub public_paths: Vec<String>,
+    /// Sessions unused this long expire.
+    pub session_idle: Duration,
+}
+
+impl AuthSettings {
+    pub fn from_config(config: &WebConfig) -> Self {
+        AuthSettings {
+            auth_file: config.auth_file.clone(),
+            public_read: config.public_read,
+            public_paths: Vec::new(),
+            session_idle: SESSION_IDLE,
+        }
+    }
+
+    pub fn public_paths<I: IntoIterator<Item = S>, S: Into<String>>(mut self, paths: I) -> Self {
+        self.public_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    fn is_public(&self, path: &str) -> bool {
+        path == LOGIN_PATH
+            || path == SESSION_PATH
+            || self.public_paths.iter().any(|p| if p.ends_with('/') { path.starts_with(p.as_str()) } else { path == p })
+    }
+}
+
+/// Shared auth state: cheap to clone, one per service.
+#[derive(Clone, Debug)]
+pub struct AuthState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: AuthSettings,
+    sessions: Mutex<SessionStore>,
+    limiter: Mutex<LoginLimiter>,
+    credentials: Mutex<CredentialCache>,
+}
+
+#[derive(Debug, Default)]
+struct CredentialCache {
+    key: Option<store::FileKey>,
+    loaded: bool,
+    credentials: Arc<Credentials>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves the data consistent, so a panic elsewhere does not spoil it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AuthState {
+    pub fn new(settings: AuthSettings) -> Self {
+        let idle = settings.session_idle;
+        AuthState {
+            inner: Arc::new(Inner {
+                settings,
+                sessions: Mutex::new(SessionStore::new(idle)),
+                limiter: Mutex::new(LoginLimiter::default()),
+                credentials: Mutex::new(CredentialCache::default()),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.inner.settings
+    }
+
+    /// The credentials file as it is now, reread only when it was replaced since last time.
+    pub fn credentials(&self) -> Result<Arc<Credentials>, AuthError> {
+        let path = &self.inner.settings.auth_file;
+        let key = store::file_key(path)?;
+        let mut cache = lock(&self.inner.credentials);
+        if !cache.loaded || cache.key != key {
+            cache.credentials = Arc::new(Credentials::load(path)?);
+            cache.key = key;
+            cache.loaded = true;
+        }
+        Ok(cache.credentials.clone())
+    }
+
+    /// Whether `session_id` is a live session (and keeps it alive).
+    pub fn session_valid(&self, session_id: &str, now: Instant) -> bool {
+        lock(&self.inner.sessions).touch(session_id, now)
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, SessionStore> {
+        lock(&self.inner.sessions)
+    }
+
+    fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
+        lock(&self.inner.limiter)
+    }
+}
+
+/// `POST /api/login`, `POST /api/logout` and `GET /api/session`, with the JSON body limit.
+/// Mount them inside [`require_auth`] (logout needs a session; login is let through).
+pub fn routes<S: Clone + Send + Sync + 'static>(auth: AuthState) -> Router<S> {
+    Router::new()
+        .route(LOGIN_PATH, post(handlers::login))
+        .route(LOGOUT_PATH, post(handlers::logout))
+        .route(SESSION_PATH, get(handlers::session))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .with_state(auth)
+}
