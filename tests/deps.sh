@@ -19,6 +19,8 @@ packages=(
     python3-aiosmtpd
     # A real systemd user manager with its own D-Bus bus for the watchdog's tests
     systemd dbus util-linux
+    # Real log rotation for the log tests
+    logrotate
 )
 
 missing=()

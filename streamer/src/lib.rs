@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Worker => return Ok(worker::child_main()),
         _ => {}
     }
-    ds_runtime::logging::init();
+    let _log = ds_runtime::logging::init("desktop-streamer");
     let loaded =
         load_or_default::<StreamerConfig>(&args.config).with_context(|| format!("cannot use {}", path.display()))?;
     for w in &loaded.warnings {

@@ -423,7 +423,7 @@ impl Supervisor {
                     let now = SystemTime::now();
                     match self.playlist.emergency_cleanup(now) {
                         Ok(freed) => {
-                            tracing::info!(bytes = freed, "cleanup: removed segments outside the playlist window")
+                            tracing::info!(bytes = freed, "cleanup: removed segments outside the playlist window");
                         }
                         Err(e) => tracing::warn!(error = %e, "cleanup failed"),
                     }

@@ -154,25 +154,33 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     let login = post_json(web.port, "/api/login", &[], r#"{"password": "correct horse battery staple"}"#).unwrap();
     assert_eq!(login.status, 200, "{}", login.text());
     let cookie = login.header("set-cookie").unwrap().split(';').next().unwrap().to_owned();
-    assert!(login.header("set-cookie").unwrap().contains("HttpOnly") && login.header("set-cookie").unwrap().contains("SameSite=Strict"));
+    assert!(
+        login.header("set-cookie").unwrap().contains("HttpOnly")
+            && login.header("set-cookie").unwrap().contains("SameSite=Strict")
+    );
 
     let origin = format!("http://127.0.0.1:{}", web.port);
-    let evil = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", "http://evil.example")], &body).unwrap();
+    let evil =
+        post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", "http://evil.example")], &body)
+            .unwrap();
     assert_eq!(evil.status, 403, "cross-origin is refused even with a session: {}", evil.text());
     let before = sd.main_pid(UNITS[0]).unwrap();
-    let restarted = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", &origin)], &body).unwrap();
+    let restarted =
+        post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", &origin)], &body).unwrap();
     assert_eq!(restarted.status, 200, "{}", restarted.text());
     assert_eq!(restarted.json()["state"]["active_state"], "active");
     assert_ne!(sd.main_pid(UNITS[0]).unwrap(), before, "really restarted");
 
-    let bad = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], r#"{"unit": "sshd.service"}"#).unwrap();
+    let bad =
+        post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], r#"{"unit": "sshd.service"}"#).unwrap();
     assert_eq!(bad.status, 400);
     assert!(bad.json()["error"].as_str().unwrap().contains("not one of the dashboard's units"));
     let malformed = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], "{unit").unwrap();
     assert_eq!(malformed.status, 400, "{}", malformed.text());
 
     // A script with an API token.
-    let out = std::process::Command::new(&bin).arg("--config").arg(&config).args(["new-token", "nagios"]).output().unwrap();
+    let out =
+        std::process::Command::new(&bin).arg("--config").arg(&config).args(["new-token", "nagios"]).output().unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let bearer = format!("Bearer {token}");
     let stop = json!({"unit": UNITS[1]}).to_string();

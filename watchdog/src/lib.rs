@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             runtime.block_on(test_alert(loaded.config))
         }
         Command::Run => {
-            ds_runtime::logging::init();
+            let _log = ds_runtime::logging::init("desktop-streamer-watchdog");
             let loaded = load_or_default::<WatchdogConfig>(&args.config)
                 .with_context(|| format!("cannot use {}", path.display()))?;
             for w in &loaded.warnings {

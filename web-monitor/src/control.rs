@@ -47,7 +47,10 @@ pub async fn service(
         );
     }
     let Some(systemd) = &s.systemd else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no connection to systemd's D-Bus API; see the web service's log");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no connection to systemd's D-Bus API; see the web service's log",
+        );
     };
     let unit = request.unit.as_str();
     let job = match action.as_str() {
@@ -83,7 +86,10 @@ pub async fn stream_cleanup(State(s): State<AppState>) -> Response {
 
 async fn signal_streamer(s: &AppState, signal: i32, done: &str) -> Response {
     let Some(systemd) = &s.systemd else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "no connection to systemd's D-Bus API; see the web service's log");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no connection to systemd's D-Bus API; see the web service's log",
+        );
     };
     match systemd.signal(STREAMER_UNIT, signal).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"message": done}))).into_response(),

@@ -1,9 +1,10 @@
 //! desktop-streamer-web: the operator's dashboard on :8080 and the camera heartbeat monitor;
 //! also the library behind the `desktop-streamer-monitor` CLI.
 
+pub mod auth;
 pub mod cli;
 pub mod control;
-pub mod auth;
+pub mod logs;
 pub mod server;
 pub mod settings;
 pub mod upstream;
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            ds_runtime::logging::init();
+            let _log = ds_runtime::logging::init("desktop-streamer-web");
             let mut settings = settings::load(&args.config)?;
             if let Some(listen) = args.listen {
                 settings.web.listen = listen;
