@@ -127,12 +127,19 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     let config = dir.path().join("web-config.json");
     std::fs::write(
         &config,
-        json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"), "cameras_file": dir.path().join("cameras.yaml")})
-            .to_string(),
+        json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"), "cameras_file": dir.path().join("cameras.yaml"),
+            "log_dir": dir.path().join("logs")})
+        .to_string(),
     )
     .unwrap();
     let args: Vec<OsString> = vec!["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
-    let web = ServiceProcess::start("desktop-streamer-web", &args, &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address())]);
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let web = ServiceProcess::start(
+        "desktop-streamer-web",
+        &args,
+        &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address()), ("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
+    );
     let body = json!({"unit": UNITS[0]}).to_string();
 
     let anonymous = post_json(web.port, "/api/service/restart", &[], &body).unwrap();
@@ -187,6 +194,13 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     let stopped = post_json(web.port, "/api/service/stop", &[("Authorization", &bearer)], &stop).unwrap();
     assert_eq!(stopped.status, 200, "{}", stopped.text());
     assert_eq!(sd.show(UNITS[1], "ActiveState").unwrap(), "inactive");
+    // The dashboard reads the services' logs, its own among them.
+    let lines = web.get("/api/logs?service=desktop-streamer-web&q=started").unwrap().json();
+    let messages: Vec<_> = lines["lines"].as_array().unwrap().iter().map(|l| l["message"].clone()).collect();
+    assert!(messages.contains(&json!("desktop-streamer-web started")), "{lines:#}");
+    let bad = web.get("/api/logs?level=loud").unwrap();
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"].as_str().unwrap().contains("use error, warn, info, debug or trace"));
     let auth_file = std::fs::read_to_string(dir.path().join("web-auth.json")).unwrap();
     assert!(!auth_file.contains(&token) && !auth_file.contains("correct horse"), "only hashes are stored");
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod control;
 pub mod logs;
+pub mod logs_api;
 pub mod server;
 pub mod settings;
 pub mod upstream;

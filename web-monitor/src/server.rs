@@ -44,6 +44,8 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .route("/api/events", get(events))
         .route("/api/health", get(health))
         .route("/api/alerts", get(alerts))
+        .route("/api/logs", get(crate::logs_api::recent))
+        .route("/api/logs/stream", get(crate::logs_api::stream))
         .route("/hls/desktop/{file}", get(hls))
         .route("/metrics", get(metrics))
         .fallback(not_found)
