@@ -40,27 +40,23 @@ struct Parsed {
     services: Vec<&'static str>,
 }
 
-fn parse(q: LogQuery) -> Result<Parsed, Response> {
+/// The query checked; the error says what is wrong and what is allowed (a 400).
+fn parse(q: LogQuery) -> Result<Parsed, String> {
     let lines = q.lines.unwrap_or(DEFAULT_LINES);
     if lines > MAX_LINES {
-        return Err(error(StatusCode::BAD_REQUEST, format!("lines = {lines}: at most {MAX_LINES}")));
+        return Err(format!("lines = {lines}: at most {MAX_LINES}"));
     }
     let level = match q.level.as_deref() {
         None | Some("") => None,
-        Some(l) => Some(l.parse::<Level>().map_err(|_| {
-            error(StatusCode::BAD_REQUEST, format!("level = {l:?}: use error, warn, info, debug or trace"))
-        })?),
+        Some(l) => {
+            Some(l.parse::<Level>().map_err(|_| format!("level = {l:?}: use error, warn, info, debug or trace"))?)
+        }
     };
     let services: Vec<&'static str> = match q.service.as_deref() {
         None | Some("") => logs::SERVICES.to_vec(),
         Some(s) => match logs::SERVICES.iter().find(|known| **known == s) {
             Some(known) => vec![*known],
-            None => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    format!("service = {s:?}: use one of {}", logs::SERVICES.join(", ")),
-                ));
-            }
+            None => return Err(format!("service = {s:?}: use one of {}", logs::SERVICES.join(", "))),
         },
     };
     Ok(Parsed { lines, level, query: q.q.filter(|t| !t.is_empty()), services })
@@ -79,7 +75,7 @@ fn log_error(e: &LogError) -> Response {
 pub async fn recent(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let dir = s.config.log_dir.clone();
     let read =
@@ -95,7 +91,7 @@ pub async fn recent(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Res
 pub async fn stream(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     match logs::recent_then_follow(&s.config.log_dir, &p.services, p.lines, p.level, p.query.as_deref()).await {
         Ok((recent, follow)) => {
