@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    ds_runtime::exit_with(desktop_streamer_web::cli::run(desktop_streamer_web::cli::Args::parse()))
+    // `cli::parse` makes a usage error of `check` exit 3 (UNKNOWN), as monitoring expects.
+    ds_runtime::exit_with(desktop_streamer_web::cli::run(desktop_streamer_web::cli::parse()))
 }

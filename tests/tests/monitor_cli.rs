@@ -1,0 +1,136 @@
+//! desktop-streamer-monitor end to end: the real CLI against the real dashboard, in front of a
+//! real streamer (on a real dummy X display) and a real systemd user manager. As in `web.rs`,
+//! the streamer runs outside systemd and `desktop-streamer.service` is a `sleep` unit, so
+//! stopping the unit is what the dashboard (and so `check`) sees as the streamer's unit going
+//! down.
+
+use std::ffi::OsString;
+use std::process::Output;
+use std::time::Duration;
+
+use ds_tests::service::ServiceProcess;
+use ds_tests::streamer::StreamerProcess;
+use ds_tests::systemd::UserSystemd;
+use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
+use serde_json::json;
+
+const UNITS: [&str; 3] =
+    ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"];
+/// Nothing listens on port 1: a kiosk that cannot be reached.
+const NOWHERE: &str = "http://127.0.0.1:1";
+
+fn monitor(args: &[&str]) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(args)
+        .env_remove("DESKTOP_STREAMER_TOKEN")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let code = status.code().expect("exited, not killed");
+    (code, String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+}
+
+#[test]
+fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
+    let x = DummyDisplay::start().unwrap();
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let streamer = StreamerProcess::start(&x.display(), json!({}));
+    streamer.wait_for("a healthy stream", Duration::from_secs(30), |h| {
+        h["playlist"]["segment_count"].as_u64() >= Some(1) && h["health"] == "healthy"
+    });
+    let sd = UserSystemd::start().unwrap();
+    for u in UNITS {
+        sd.write_sleep_unit(u, "").unwrap();
+    }
+    sd.daemon_reload().unwrap();
+    for u in UNITS {
+        sd.start_unit(u).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("web-config.json");
+    std::fs::write(
+        &config,
+        json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port), "bus": "session",
+            "watchdog_state_dir": dir.path().join("watchdog"), "cameras_file": dir.path().join("cameras.yaml"),
+            "auth_file": dir.path().join("web-auth.json"), "log_dir": &logs})
+        .to_string(),
+    )
+    .unwrap();
+    let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
+    let web = ServiceProcess::start(
+        "desktop-streamer-web",
+        &args,
+        &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address()), ("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
+    );
+    let url = format!("http://127.0.0.1:{}", web.port);
+    let streamer_url = format!("http://127.0.0.1:{}", streamer.port);
+
+    // Streaming, every unit active: OK with performance data.
+    let (code, out, err) = monitor(&["--url", &url, "check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("DESKTOP-STREAMER OK - streaming, healthy"), "{out}");
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+    let perfdata = out.split_once(" | ").map(|p| p.1).unwrap_or_default();
+    for metric in ["fps=", "bitrate_kbps=", "segment_age=", "s;10;30;", "restarts=0;;;"] {
+        assert!(perfdata.contains(metric), "{metric} in {out}");
+    }
+    let (code, out, _) = monitor(&["--url", &url, "check", "--warning", "0", "--critical", "60"]);
+    assert_eq!(code, 1, "a segment older than 0 s warns: {out}");
+    assert!(out.starts_with("DESKTOP-STREAMER WARNING - newest segment"), "{out}");
+
+    let (code, out, err) = monitor(&["--url", &url, "status", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["status"]["health"]["current_state"], "streaming", "{doc:#}");
+    assert_eq!(doc["status"]["services"].as_array().unwrap().len(), 3, "{doc:#}");
+    let (code, out, err) = monitor(&["--url", &url]);
+    assert_eq!(code, 0, "status is the default: {err}");
+    for part in ["Services", "desktop-streamer-watchdog.service", "Stream", "streaming", "Recent alerts"] {
+        assert!(out.contains(part), "{part} in\n{out}");
+    }
+    assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal:\n{out}");
+
+    let (code, out, err) = monitor(&["--url", &url, "logs", "--service", "desktop-streamer-web", "--grep", "started"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("INFO  desktop-streamer-web: desktop-streamer-web started"), "{out}");
+
+    // Service control needs a token, and a wrong one is refused with the dashboard's reason.
+    let (code, _, err) = monitor(&["--url", &url, "restart"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("needs an API token"), "{err}");
+    let (code, _, err) = monitor(&["--url", &url, "--token", "not-a-token", "restart", "watchdog"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("restart refused (401"), "{err}");
+
+    // The dashboard is down (here: elsewhere): status still shows the streamer's own health,
+    // and check warns instead of failing, since the stream itself is fine.
+    let (code, out, err) = monitor(&["--url", NOWHERE, "--streamer-url", &streamer_url]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("web service unreachable at {NOWHERE}")), "{out}");
+    assert!(out.contains("streaming") && out.contains("fps"), "the streamer's health:\n{out}");
+    let (code, out, _) = monitor(&["--url", NOWHERE, "--streamer-url", &streamer_url, "check"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("DESKTOP-STREAMER WARNING - web service unreachable"), "{out}");
+
+    // Nothing answers: UNKNOWN, as monitoring expects.
+    let (code, out, _) = monitor(&["--url", NOWHERE, "--streamer-url", NOWHERE, "check"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("DESKTOP-STREAMER UNKNOWN - neither the web service nor the streamer answers"), "{out}");
+
+    // The streamer's unit stops: CRITICAL, naming it.
+    sd.systemctl(&["stop", UNITS[0]]).unwrap();
+    let (code, out, _) = monitor(&["--url", &url, "check"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("DESKTOP-STREAMER CRITICAL - desktop-streamer.service is inactive"), "{out}");
+}
+
+#[test]
+fn a_bad_check_argument_is_unknown_to_monitoring_not_critical() {
+    let out = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(["check", "--warning", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}

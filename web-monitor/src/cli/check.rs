@@ -1,0 +1,243 @@
+//! `check`: a Nagios/Icinga plugin. One line, `DESKTOP-STREAMER STATE - text | perfdata`, and
+//! the plugin exit codes, so existing monitoring can watch a kiosk without knowing its API.
+//! The verdict is a pure function of what was observed, so its rules are tested without a kiosk.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+/// The streamer's own unit: not active is critical, other units not active only a warning.
+pub const STREAMER_UNIT: &str = "desktop-streamer.service";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Ok = 0,
+    Warning = 1,
+    Critical = 2,
+    Unknown = 3,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "OK",
+            Level::Warning => "WARNING",
+            Level::Critical => "CRITICAL",
+            Level::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}
+
+/// Segment age thresholds in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub warning: f64,
+    pub critical: f64,
+}
+
+/// What could be learnt about the kiosk: from the dashboard's `/api/status`, or, with the
+/// dashboard down, from the streamer's own `/api/health` (then no unit states).
+#[derive(Debug)]
+pub struct Observed<'a> {
+    /// The streamer's health report; `None` with the reason when it could not be had.
+    pub health: Result<&'a Value, String>,
+    /// The watched units' states; `None` when systemd could not be asked.
+    pub services: Result<&'a [Value], String>,
+}
+
+impl<'a> Observed<'a> {
+    /// From the dashboard's `/api/status` document.
+    pub fn from_status(status: &'a Value) -> Observed<'a> {
+        let reason = |part: &str| {
+            status["unreachable"]
+                .as_array()
+                .and_then(|u| u.iter().find(|u| u["part"] == part))
+                .map(|u| format!("{part} unreachable: {}", u["error"].as_str().unwrap_or("no reason given")))
+        };
+        let health = match &status["health"] {
+            Value::Null => Err(reason("streamer").unwrap_or_else(|| "the streamer reported no health".into())),
+            h => Ok(h),
+        };
+        let services = match status["services"].as_array() {
+            Some(s) if reason("systemd").is_none() => Ok(s.as_slice()),
+            _ => Err(reason("systemd").unwrap_or_else(|| "no unit states".into())),
+        };
+        Observed { health, services }
+    }
+}
+
+#[derive(Debug)]
+pub struct Verdict {
+    pub level: Level,
+    pub text: String,
+    pub perfdata: String,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DESKTOP-STREAMER {} - {}", self.level.as_str(), self.text)?;
+        if !self.perfdata.is_empty() {
+            write!(f, " | {}", self.perfdata)?;
+        }
+        Ok(())
+    }
+}
+
+impl Verdict {
+    pub fn unknown(text: String) -> Verdict {
+        Verdict { level: Level::Unknown, text, perfdata: String::new() }
+    }
+}
+
+/// The rules: critical when the stream is not live or its unit is not active, warning when it
+/// is live but something an operator should look at is off.
+pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
+    let mut problems: Vec<(Level, String)> = Vec::new();
+    match &seen.services {
+        Ok(units) => {
+            for u in *units {
+                let name = u["name"].as_str().unwrap_or("?");
+                let state = u["active_state"].as_str().unwrap_or("unknown");
+                if state != "active" {
+                    let level = if name == STREAMER_UNIT { Level::Critical } else { Level::Warning };
+                    problems.push((level, format!("{name} is {state}")));
+                }
+            }
+        }
+        Err(reason) => problems.push((Level::Warning, reason.clone())),
+    }
+    let mut perf = Vec::new();
+    let mut summary = String::from("no stream");
+    match &seen.health {
+        Err(reason) => problems.push((Level::Critical, reason.clone())),
+        Ok(h) => {
+            let verdict = h["health"].as_str().unwrap_or("unknown");
+            let state = h["current_state"].as_str().unwrap_or("unknown");
+            let fps = h["fps"].as_f64();
+            let age = h["newest_segment_age_seconds"].as_f64();
+            summary = format!("{state}, {verdict}");
+            if let Some(fps) = fps {
+                summary.push_str(&format!(", {fps:.1} fps"));
+                perf.push(format!("fps={fps:.1};;;"));
+            }
+            if let Some(kbps) = h["bitrate_kbps"].as_f64() {
+                perf.push(format!("bitrate_kbps={kbps:.0};;;"));
+            }
+            if let Some(age) = age {
+                summary.push_str(&format!(", newest segment {age:.1} s old"));
+                perf.push(format!("segment_age={age:.1}s;{};{};", limits.warning, limits.critical));
+            }
+            if let Some(restarts) = h["restart_count"].as_u64() {
+                perf.push(format!("restarts={restarts};;;"));
+            }
+            if verdict == "unhealthy" || h["stream_active"] == false {
+                problems.push((Level::Critical, format!("stream not live ({state})")));
+            } else if verdict == "degraded" {
+                problems.push((Level::Warning, "stream degraded".into()));
+            }
+            match age {
+                Some(a) if a > limits.critical => {
+                    problems.push((Level::Critical, format!("newest segment {a:.1} s old (> {} s)", limits.critical)));
+                }
+                Some(a) if a > limits.warning => {
+                    problems.push((Level::Warning, format!("newest segment {a:.1} s old (> {} s)", limits.warning)));
+                }
+                Some(_) => {}
+                None => problems.push((Level::Critical, "no segment yet".into())),
+            }
+            if state == "slate" {
+                let why = h["source_problem"].as_str().unwrap_or("monitor unavailable");
+                problems.push((Level::Warning, format!("showing the slate: {why}")));
+            }
+            if h["frozen"] == true {
+                problems.push((Level::Warning, "picture frozen".into()));
+            }
+            if let Some(d) = h["disk_pressure"].as_str() {
+                problems.push((Level::Warning, format!("disk pressure: {d}")));
+            }
+        }
+    }
+    problems.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let level = problems.first().map_or(Level::Ok, |p| p.0);
+    let text = if problems.is_empty() {
+        summary
+    } else {
+        let list: Vec<_> = problems.into_iter().map(|p| p.1).collect();
+        format!("{} ({summary})", list.join("; "))
+    };
+    Verdict { level, text, perfdata: perf.join(" ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const LIMITS: Thresholds = Thresholds { warning: 10.0, critical: 30.0 };
+
+    fn healthy() -> Value {
+        json!({"health": "healthy", "current_state": "streaming", "stream_active": true, "fps": 15.0,
+            "bitrate_kbps": 2000.0, "newest_segment_age_seconds": 1.24, "restart_count": 0, "frozen": false})
+    }
+
+    fn units(streamer: &str, other: &str) -> Vec<Value> {
+        vec![
+            json!({"name": STREAMER_UNIT, "active_state": streamer}),
+            json!({"name": "desktop-streamer-web.service", "active_state": other}),
+        ]
+    }
+
+    fn verdict(health: &Value, units: &[Value]) -> Verdict {
+        evaluate(&Observed { health: Ok(health), services: Ok(units) }, LIMITS)
+    }
+
+    #[test]
+    fn streaming_and_all_units_active_is_ok_with_perfdata() {
+        let v = verdict(&healthy(), &units("active", "active"));
+        assert_eq!(
+            v.to_string(),
+            "DESKTOP-STREAMER OK - streaming, healthy, 15.0 fps, newest segment 1.2 s old \
+             | fps=15.0;;; bitrate_kbps=2000;;; segment_age=1.2s;10;30; restarts=0;;;"
+        );
+    }
+
+    #[test]
+    fn each_warning_condition() {
+        let all = units("active", "active");
+        let mut h = healthy();
+        h["frozen"] = json!(true);
+        assert_eq!(verdict(&h, &all).level, Level::Warning);
+        let mut h = healthy();
+        h["current_state"] = json!("slate");
+        assert!(verdict(&h, &all).text.contains("slate"));
+        let mut h = healthy();
+        h["newest_segment_age_seconds"] = json!(12.0);
+        assert_eq!(verdict(&h, &all).level, Level::Warning);
+        let v = verdict(&healthy(), &units("active", "failed"));
+        assert_eq!((v.level, v.text.starts_with("desktop-streamer-web.service is failed")), (Level::Warning, true));
+    }
+
+    #[test]
+    fn each_critical_condition() {
+        let v = verdict(&healthy(), &units("inactive", "failed"));
+        assert_eq!(v.level, Level::Critical);
+        assert!(v.text.starts_with("desktop-streamer.service is inactive"), "worst first: {}", v.text);
+        let mut h = healthy();
+        h["newest_segment_age_seconds"] = json!(31.0);
+        assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);
+        let mut h = healthy();
+        h["health"] = json!("unhealthy");
+        assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);
+        let status = json!({"health": null, "services": units("active", "active"),
+            "unreachable": [{"part": "streamer", "error": "connection refused"}]});
+        let v = evaluate(&Observed::from_status(&status), LIMITS);
+        assert_eq!(v.level, Level::Critical);
+        assert!(v.text.contains("streamer unreachable: connection refused"), "{}", v.text);
+    }
+}

@@ -1,0 +1,313 @@
+//! `desktop-streamer-monitor`: the command line for operators and scripts. It talks to the
+//! dashboard's API (the URL from the web config's `listen`, or `--url` for another kiosk) and,
+//! when the dashboard is down, to the streamer's own health API, so `status` and `check` still
+//! say what they can.
+
+mod check;
+mod client;
+mod logs;
+mod status;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use ds_config::WebConfig;
+use ds_runtime::{ConfigArgs, load_or_default};
+use serde_json::{Value, json};
+
+use self::check::{Level, Observed, Thresholds, Verdict};
+use self::client::{ApiError, Client};
+use crate::settings;
+
+/// Where the streamer's own HTTP API listens on a kiosk.
+pub const DEFAULT_STREAMER_URL: &str = "http://127.0.0.1:8888";
+/// The environment variable holding the API token for `restart` and `cleanup`.
+pub const TOKEN_ENV: &str = "DESKTOP_STREAMER_TOKEN";
+
+#[derive(Debug, Parser)]
+#[command(name = "desktop-streamer-monitor", version, about = "Command line for a desktop-streamer kiosk")]
+pub struct Args {
+    /// The web monitor's configuration file, to find the dashboard
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// The dashboard's URL [default: from `listen` in the web config]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// The streamer's own API, asked when the dashboard cannot be reached
+    #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_STREAMER_URL)]
+    pub streamer_url: String,
+    /// API token for restart and cleanup (create one with `desktop-streamer-web new-token NAME`)
+    #[arg(long, global = true, env = TOKEN_ENV, hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of text (status, check, logs)
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Services, stream, machine and recent alerts on one screen (the default)
+    Status,
+    /// Nagios/Icinga plugin: one line with performance data; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN
+    Check {
+        /// Newest segment age in seconds above which the check warns
+        #[arg(long, default_value_t = 10.0)]
+        warning: f64,
+        /// Newest segment age in seconds above which the check is critical
+        #[arg(long, default_value_t = 30.0)]
+        critical: f64,
+    },
+    /// The services' log lines: `TIME LEVEL service: message`
+    Logs(logs::LogsArgs),
+    /// Restart a service through the dashboard (needs a token)
+    Restart {
+        #[arg(value_enum, default_value_t = Service::Streamer)]
+        service: Service,
+    },
+    /// Remove stale stream files through the dashboard (needs a token)
+    Cleanup,
+    /// Check the web monitor's configuration file and the camera list it names
+    CheckConfig,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Service {
+    Streamer,
+    Watchdog,
+    Web,
+}
+
+impl Service {
+    pub fn unit(self) -> &'static str {
+        match self {
+            Service::Streamer => check::STREAMER_UNIT,
+            Service::Watchdog => "desktop-streamer-watchdog.service",
+            Service::Web => "desktop-streamer-web.service",
+        }
+    }
+}
+
+/// Parses the command line. A usage error in `check` exits 3 (UNKNOWN), not clap's 2, which
+/// monitoring would read as CRITICAL.
+pub fn parse() -> Args {
+    Args::try_parse().unwrap_or_else(|e| {
+        if e.use_stderr() && std::env::args().skip(1).any(|a| a == "check") {
+            let _ = e.print();
+            std::process::exit(i32::from(Level::Unknown as u8));
+        }
+        e.exit()
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let command = args.command.as_ref().unwrap_or(&Command::Status);
+    if let Command::CheckConfig = command {
+        return Ok(settings::check(&args.config));
+    }
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let check_limits = match *command {
+        Command::Check { warning, critical } if warning > critical => {
+            println!("{}", Verdict::unknown(format!("--warning {warning} is above --critical {critical}")));
+            return Ok(Level::Unknown.exit_code());
+        }
+        Command::Check { warning, critical } => Some(Thresholds { warning, critical }),
+        _ => None,
+    };
+    let web = match web_url(&args) {
+        Ok(url) => Client::new(&url, args.token.clone()),
+        Err(e) if check_limits.is_some() => {
+            println!("{}", Verdict::unknown(format!("{e:#}")));
+            return Ok(Level::Unknown.exit_code());
+        }
+        Err(e) => return Err(e),
+    };
+    let streamer = Client::new(&args.streamer_url, None);
+    let (web, streamer) = match (web, streamer) {
+        (Ok(w), Ok(s)) => (w, s),
+        (Err(e), _) | (_, Err(e)) => {
+            if check_limits.is_some() {
+                println!("{}", Verdict::unknown(e.to_string()));
+                return Ok(Level::Unknown.exit_code());
+            }
+            return Err(e.into());
+        }
+    };
+    runtime.block_on(async {
+        match command {
+            Command::Status => status(&web, &streamer, args.json).await,
+            Command::Check { .. } => {
+                Ok(check(&web, &streamer, check_limits.unwrap_or(DEFAULT_LIMITS), args.json).await)
+            }
+            Command::Logs(l) => Ok(logs::run(&web, l, args.json).await?),
+            Command::Restart { service } => {
+                control(&web, "restart", "/api/service/restart", json!({"unit": service.unit()})).await
+            }
+            Command::Cleanup => control(&web, "cleanup", "/api/stream/cleanup", json!({})).await,
+            Command::CheckConfig => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+const DEFAULT_LIMITS: Thresholds = Thresholds { warning: 10.0, critical: 30.0 };
+
+/// `--url`, or `http://` plus the web config's `listen`, with a wildcard address replaced by
+/// loopback (the CLI runs on the kiosk itself).
+fn web_url(args: &Args) -> anyhow::Result<String> {
+    if let Some(url) = &args.url {
+        return Ok(url.clone());
+    }
+    let path = args.config.path_for::<WebConfig>();
+    let web = load_or_default::<WebConfig>(&args.config)
+        .with_context(|| format!("cannot find the dashboard's address in {} (or pass --url)", path.display()))?
+        .config;
+    Ok(listen_url(web.listen))
+}
+
+fn listen_url(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, listen.port()))
+}
+
+async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let (doc, alerts) = tokio::join!(web.get("/api/status", &[]), web.get("/api/alerts", &[]));
+    let p = status::Paint::for_stdout();
+    let mut out = String::new();
+    match doc {
+        Ok(doc) => {
+            if json {
+                println!("{}", json!({"status": doc, "alerts": alerts.ok()}));
+                return Ok(ExitCode::SUCCESS);
+            }
+            status::services(&mut out, p, doc["services"].as_array().map_or(&[], |s| s.as_slice()));
+            if doc["health"].is_null() {
+                out.push_str(&format!("{}\n", p.heading("Stream")));
+            } else {
+                status::stream(&mut out, p, &doc["health"]);
+            }
+            for u in doc["unreachable"].as_array().into_iter().flatten() {
+                let part = u["part"].as_str().unwrap_or("?");
+                let e = u["error"].as_str().unwrap_or("no reason given");
+                out.push_str(&format!("  {}\n", p.bad(&format!("{part} unreachable: {e}"))));
+            }
+            if !doc["system"].is_null() {
+                status::machine(&mut out, p, &doc["system"]);
+            }
+            match alerts {
+                Ok(a) => status::alerts(&mut out, p, &a),
+                Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Recent alerts"), p.warn(&e.to_string()))),
+            }
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(web_error) => {
+            // The dashboard is down: still say what the streamer itself reports.
+            let health = streamer.get("/api/health", &[]).await;
+            if json {
+                let health = health.as_ref().ok();
+                let doc =
+                    json!({"web_unreachable": {"url": web.base(), "error": web_error.to_string()}, "health": health});
+                println!("{doc}");
+                return Ok(if health.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            out.push_str(&format!("{}\n", p.bad(&format!("web service unreachable at {}: {web_error}", web.base()))));
+            match health {
+                Ok(h) => {
+                    out.push_str(&format!("(from the streamer's own API at {})\n", streamer.base()));
+                    status::stream(&mut out, p, &h);
+                    print!("{out}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    out.push_str(&format!("{}\n", p.bad(&format!("streamer: {e}"))));
+                    print!("{out}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+async fn check(web: &Client, streamer: &Client, limits: Thresholds, json: bool) -> ExitCode {
+    let verdict = match web.get("/api/status", &[]).await {
+        Ok(doc) => {
+            let v = check::evaluate(&Observed::from_status(&doc), limits);
+            if json {
+                println!("{doc}");
+                return v.level.exit_code();
+            }
+            v
+        }
+        Err(web_error) => match streamer.get("/api/health", &[]).await {
+            Ok(h) => {
+                let services = Err(format!("web service unreachable at {}: {web_error}", web.base()));
+                let v = check::evaluate(&Observed { health: Ok(&h), services }, limits);
+                if json {
+                    println!("{h}");
+                    return v.level.exit_code();
+                }
+                v
+            }
+            Err(e) => Verdict::unknown(format!("neither the web service nor the streamer answers: {web_error}; {e}")),
+        },
+    };
+    println!("{verdict}");
+    verdict.level.exit_code()
+}
+
+async fn control(web: &Client, what: &str, path: &str, body: Value) -> anyhow::Result<ExitCode> {
+    if web.token().is_none() {
+        eprintln!(
+            "{what} needs an API token: pass --token or set {TOKEN_ENV} \
+             (create one with `desktop-streamer-web new-token NAME`)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    match web.post(path, &body).await {
+        Ok(reply) => {
+            println!("{}", describe_reply(what, &reply));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ApiError::Refused { status, message, .. }) => {
+            eprintln!("{what} refused ({status}): {message}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{what} failed: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `desktop-streamer.service: active (running)` for a unit action, else the reply's message.
+fn describe_reply(what: &str, reply: &Value) -> String {
+    let state = &reply["state"];
+    if let (Some(unit), Some(active)) = (reply["unit"].as_str(), state["active_state"].as_str()) {
+        return format!("{unit}: {what} done, now {active} ({})", state["sub_state"].as_str().unwrap_or(""));
+    }
+    match reply["message"].as_str() {
+        Some(m) => format!("{what}: {m}"),
+        None => format!("{what}: {reply}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_reached_on_loopback() {
+        assert_eq!(listen_url("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert_eq!(listen_url("[::]:9000".parse().unwrap()), "http://127.0.0.1:9000");
+        assert_eq!(listen_url("192.168.1.5:8080".parse().unwrap()), "http://192.168.1.5:8080");
+    }
+}
