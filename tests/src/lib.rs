@@ -4,6 +4,7 @@
 pub mod bins;
 pub mod hls;
 pub mod http;
+pub mod kiosk;
 pub mod media;
 pub mod procfs;
 pub mod receiver;

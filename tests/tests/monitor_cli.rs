@@ -1,21 +1,16 @@
 //! desktop-streamer-monitor end to end: the real CLI against the real dashboard, in front of a
-//! real streamer (on a real dummy X display) and a real systemd user manager. As in `web.rs`,
-//! the streamer runs outside systemd and `desktop-streamer.service` is a `sleep` unit, so
-//! stopping the unit is what the dashboard (and so `check`) sees as the streamer's unit going
-//! down.
+//! real streamer (on a real dummy X display) and a real systemd user manager ([`Kiosk`]: the
+//! streamer runs outside systemd and `desktop-streamer.service` is a `sleep` unit, so stopping
+//! the unit is what the dashboard, and so `check`, sees as the streamer's unit going down).
 
-use std::ffi::OsString;
 use std::process::Output;
 use std::time::Duration;
 
-use ds_tests::service::ServiceProcess;
+use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
-use ds_tests::systemd::UserSystemd;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::json;
 
-const UNITS: [&str; 3] =
-    ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"];
 /// Nothing listens on port 1: a kiosk that cannot be reached.
 const NOWHERE: &str = "http://127.0.0.1:1";
 
@@ -38,32 +33,8 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     streamer.wait_for("a healthy stream", Duration::from_secs(30), |h| {
         h["playlist"]["segment_count"].as_u64() >= Some(1) && h["health"] == "healthy"
     });
-    let sd = UserSystemd::start().unwrap();
-    for u in UNITS {
-        sd.write_sleep_unit(u, "").unwrap();
-    }
-    sd.daemon_reload().unwrap();
-    for u in UNITS {
-        sd.start_unit(u).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let config = dir.path().join("web-config.json");
-    std::fs::write(
-        &config,
-        json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port), "bus": "session",
-            "watchdog_state_dir": dir.path().join("watchdog"), "cameras_file": dir.path().join("cameras.yaml"),
-            "auth_file": dir.path().join("web-auth.json"), "log_dir": &logs})
-        .to_string(),
-    )
-    .unwrap();
-    let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
-    let web = ServiceProcess::start(
-        "desktop-streamer-web",
-        &args,
-        &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address()), ("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
-    );
+    let kiosk = Kiosk::start(&UNITS, json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port)}));
+    let (web, sd) = (&kiosk.web, &kiosk.systemd);
     let url = format!("http://127.0.0.1:{}", web.port);
     let streamer_url = format!("http://127.0.0.1:{}", streamer.port);
 

@@ -1,17 +1,12 @@
 //! desktop-streamer-web end to end: the real dashboard service in front of a real streamer
 //! (on a real two-monitor X display) and a real systemd user manager on its own bus.
 
-use std::ffi::OsString;
 use std::time::Duration;
 
-use ds_tests::service::ServiceProcess;
+use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
-use ds_tests::systemd::UserSystemd;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::json;
-
-const UNITS: [&str; 3] =
-    ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"];
 
 #[test]
 fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reach() {
@@ -19,33 +14,15 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
     let _moving = x.animate(SECOND_MONITOR).unwrap();
     let streamer = StreamerProcess::start(&x.display(), json!({}));
     streamer.wait_for("a segment", Duration::from_secs(20), |h| h["playlist"]["segment_count"].as_u64() >= Some(1));
-    let sd = UserSystemd::start().unwrap();
-    for u in UNITS {
-        sd.write_sleep_unit(u, "").unwrap();
-    }
-    sd.daemon_reload().unwrap();
-    sd.start_unit(UNITS[0]).unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let watchdog_state = dir.path().join("watchdog");
-    std::fs::create_dir_all(&watchdog_state).unwrap();
+    let kiosk = Kiosk::start(&UNITS[..1], json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port)}));
     std::fs::write(
-        watchdog_state.join("alert-history.json"),
+        kiosk.watchdog_state.join("alert-history.json"),
         json!({"version": 1, "entries": [{"alert": {"id": "1", "kind": "stream:stale", "severity": "warning",
             "title": "stream stale"}, "deliveries": [{"channel": "email", "status": "delivered"}]}]})
         .to_string(),
     )
     .unwrap();
-    let config = dir.path().join("web-config.json");
-    std::fs::write(
-        &config,
-        json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port), "bus": "session",
-            "watchdog_state_dir": watchdog_state, "cameras_file": dir.path().join("cameras.yaml")})
-        .to_string(),
-    )
-    .unwrap();
-    let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
-    let web = ServiceProcess::start("desktop-streamer-web", &args, &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address())]);
+    let web = &kiosk.web;
 
     let status = web.get("/api/status").unwrap().json();
     assert_eq!(status["unreachable"], json!([]), "{status:#}");
@@ -115,31 +92,8 @@ fn read_first_event(port: u16, path: &str) -> String {
 fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts() {
     use ds_tests::http::post_json;
     use std::io::Write as _;
-    let sd = UserSystemd::start().unwrap();
-    for u in UNITS {
-        sd.write_sleep_unit(u, "").unwrap();
-    }
-    sd.daemon_reload().unwrap();
-    for u in UNITS {
-        sd.start_unit(u).unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("web-config.json");
-    std::fs::write(
-        &config,
-        json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"), "cameras_file": dir.path().join("cameras.yaml"),
-            "log_dir": dir.path().join("logs")})
-        .to_string(),
-    )
-    .unwrap();
-    let args: Vec<OsString> = vec!["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let web = ServiceProcess::start(
-        "desktop-streamer-web",
-        &args,
-        &[("DBUS_SESSION_BUS_ADDRESS", &sd.bus_address()), ("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
-    );
+    let kiosk = Kiosk::start(&UNITS, json!({}));
+    let (web, sd, config, dir) = (&kiosk.web, &kiosk.systemd, &kiosk.config, &kiosk.dir);
     let body = json!({"unit": UNITS[0]}).to_string();
 
     let anonymous = post_json(web.port, "/api/service/restart", &[], &body).unwrap();
@@ -151,7 +105,7 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     let bin = ds_tests::bins::bin("desktop-streamer-web");
     let mut set = std::process::Command::new(&bin)
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .arg("set-password")
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -187,7 +141,7 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
 
     // A script with an API token.
     let out =
-        std::process::Command::new(&bin).arg("--config").arg(&config).args(["new-token", "nagios"]).output().unwrap();
+        std::process::Command::new(&bin).arg("--config").arg(config).args(["new-token", "nagios"]).output().unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let bearer = format!("Bearer {token}");
     let stop = json!({"unit": UNITS[1]}).to_string();

@@ -1,0 +1,74 @@
+//! A kiosk for the dashboard's end-to-end tests: a real systemd user manager on its own bus
+//! holding the three desktop-streamer units, and the real web service in front of them with
+//! its configuration, credentials and log files in a temporary directory.
+//!
+//! The units run `sleep`: the real streamer, when a test needs one, runs outside systemd (see
+//! [`crate::streamer`]), so stopping `desktop-streamer.service` is what the dashboard sees as
+//! the streamer's unit going down.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::service::ServiceProcess;
+use crate::systemd::UserSystemd;
+
+/// The units the dashboard watches by default.
+pub const UNITS: [&str; 3] =
+    ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"];
+
+#[derive(Debug)]
+pub struct Kiosk {
+    pub systemd: UserSystemd,
+    pub dir: tempfile::TempDir,
+    /// The web service's configuration file.
+    pub config: PathBuf,
+    /// Where the web service writes its log file and reads every service's.
+    pub logs: PathBuf,
+    /// The watchdog's state directory (its alert history), as the web service reads it.
+    pub watchdog_state: PathBuf,
+    pub web: ServiceProcess,
+}
+
+impl Kiosk {
+    /// Starts the units in `started` (all three exist) and the web service with `extra` keys
+    /// added to its configuration (such as `streamer_url`).
+    pub fn start(started: &[&str], extra: Value) -> Kiosk {
+        let systemd = UserSystemd::start().expect("a systemd user manager on a private bus");
+        for u in UNITS {
+            systemd.write_sleep_unit(u, "").unwrap();
+        }
+        systemd.daemon_reload().unwrap();
+        for u in started {
+            systemd.start_unit(u).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (logs, watchdog_state) = (dir.path().join("logs"), dir.path().join("watchdog"));
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&watchdog_state).unwrap();
+        let mut config_value = json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"),
+            "cameras_file": dir.path().join("cameras.yaml"), "log_dir": &logs, "watchdog_state_dir": &watchdog_state});
+        if let (Some(c), Value::Object(more)) = (config_value.as_object_mut(), extra) {
+            c.extend(more);
+        }
+        let config = dir.path().join("web-config.json");
+        std::fs::write(&config, config_value.to_string()).unwrap();
+        let args: Vec<OsString> =
+            vec!["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
+        let web = ServiceProcess::start(
+            "desktop-streamer-web",
+            &args,
+            &[
+                ("DBUS_SESSION_BUS_ADDRESS", &systemd.bus_address()),
+                ("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap()),
+            ],
+        );
+        Kiosk { systemd, dir, config, logs, watchdog_state, web }
+    }
+
+    /// The dashboard's base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.web.port)
+    }
+}
