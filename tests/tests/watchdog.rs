@@ -54,6 +54,14 @@ impl Watchdog {
         }
     }
 
+    fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) {
+        let start = Instant::now();
+        while self.logs().matches(needle).count() < count {
+            assert!(start.elapsed() < timeout, "{needle:?} not {count} times in the watchdog's log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn stop(mut self) -> std::process::ExitStatus {
         signal_pid(self.child.id(), "TERM");
         let start = Instant::now();
@@ -244,5 +252,43 @@ fn a_watchdog_that_cannot_reach_systemd_says_so_through_a_channel_that_works() {
     assert_eq!(alert["severity"], "critical");
     assert_eq!(alert["title"], "watchdog cannot reach systemd");
     assert!(alert["details"].as_str().unwrap().contains("no-bus"), "names the bus it tried: {alert}");
+    assert!(w.stop().success());
+}
+
+#[test]
+fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_channels() {
+    let sd = UserSystemd::start().unwrap();
+    sd.write_sleep_unit(VICTIM, "").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit(VICTIM).unwrap();
+    let hooks = Receiver::start(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchdog-config.json");
+    let good = json!({"bus": "session", "units": [VICTIM], "auto_recovery": {"resource_monitoring": false},
+        "state_dir": dir.path().join("state"), "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}});
+    std::fs::write(&config, good.to_string()).unwrap();
+    let w = Watchdog::start(&config, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+
+    let mut bad = good.clone();
+    bad["check_interval"] = json!(0);
+    std::fs::write(&config, bad.to_string()).unwrap();
+    signal_pid(w.child.id(), "HUP");
+    let alert = hooks.wait_for(1, Duration::from_secs(10))[0].json();
+    assert_eq!(alert["title"], "new watchdog configuration refused", "{alert}");
+    assert!(alert["details"].as_str().unwrap().contains("check_interval = 0: must be 1..=3600"), "{alert}");
+    assert_eq!(w.logs().matches("watching units over D-Bus").count(), 1, "the old daemon runs on, not restarted");
+
+    std::fs::write(&config, good.to_string()).unwrap();
+    signal_pid(w.child.id(), "HUP");
+    w.wait_log("configuration reloaded", Duration::from_secs(10));
+    w.wait_log_count("watching units over D-Bus", 2, Duration::from_secs(10));
+    // The restarted daemon still heals.
+    let old = sd.kill_main_process(VICTIM).unwrap();
+    let start = Instant::now();
+    while sd.main_pid(VICTIM).unwrap_or(0) == 0 || sd.main_pid(VICTIM).unwrap_or(0) == old {
+        assert!(start.elapsed() < Duration::from_secs(10), "not restarted after the reload:\n{}", w.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(w.stop().success());
 }

@@ -60,8 +60,13 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown-host".into())
 }
 
-/// Runs the watchdog until shutdown.
-pub async fn run(config: WatchdogConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+/// Runs the watchdog until shutdown. Each message on `refused` (a configuration that a reload
+/// refused, with the reason) is alerted through the running configuration's channels.
+pub async fn run(
+    config: WatchdogConfig,
+    shutdown: Shutdown,
+    mut refused: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> anyhow::Result<()> {
     let (channels, channel_trouble) = match channels_from_config(&config) {
         Ok(c) => (c, None),
         Err(e) => {
@@ -125,6 +130,16 @@ pub async fn run(config: WatchdogConfig, shutdown: Shutdown) -> anyhow::Result<(
                     daemon.systemd = None;
                 }
             },
+            Some(why) = refused.recv() => {
+                let finding = Finding {
+                    kind: "watchdog:config".into(),
+                    severity: Severity::Warning,
+                    title: "new watchdog configuration refused".into(),
+                    details: format!("The reloaded configuration has errors; the running one stays:\n{why}"),
+                };
+                // Raised now; a later good reload starts a fresh daemon.
+                daemon.apply("watchdog:config", vec![finding], &HashMap::new());
+            }
             () = shutdown.wait() => break,
         }
     }

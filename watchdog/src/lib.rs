@@ -63,16 +63,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 tracing::warn!("{w}");
             }
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(watch(loaded.config))
+            runtime.block_on(watch(loaded.config, &args.config))
         }
     }
 }
 
-async fn watch(config: WatchdogConfig) -> anyhow::Result<ExitCode> {
+/// Runs the daemon; SIGHUP reloads the configuration: a good file restarts the daemon with it,
+/// a bad one is refused (and alerted) while the running configuration stays.
+async fn watch(mut config: WatchdogConfig, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
-    let _signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
-    daemon::run(config, shutdown).await?;
-    Ok(ExitCode::SUCCESS)
+    let mut signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
+    let path = args.path_for::<WatchdogConfig>();
+    loop {
+        let run_shutdown = shutdown.child();
+        let (refused_tx, refused_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut daemon = tokio::spawn(daemon::run(config.clone(), run_shutdown.clone(), refused_rx));
+        let reloaded = loop {
+            tokio::select! {
+                done = &mut daemon => {
+                    done.context("the watchdog panicked")??;
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(event) = signals.recv() => {
+                    if event != ds_runtime::SignalEvent::Reload {
+                        continue;
+                    }
+                    match ds_config::load_file::<WatchdogConfig>(&path) {
+                        Ok(loaded) => break loaded.config,
+                        Err(problems) => {
+                            tracing::error!(file = %path.display(), "new configuration refused; the running one stays:\n{problems}");
+                            let _ = refused_tx.send(problems.to_string());
+                        }
+                    }
+                }
+            }
+        };
+        tracing::info!(file = %path.display(), "configuration reloaded; restarting the watchdog with it");
+        run_shutdown.trigger();
+        daemon.await.context("the watchdog panicked")??;
+        config = reloaded;
+    }
 }
 
 /// `test-alert`: one info alert through each enabled channel, directly (not via the outbox),

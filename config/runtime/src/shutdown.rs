@@ -23,6 +23,12 @@ impl Shutdown {
         self.0.cancel();
     }
 
+    /// A shutdown of its own that also follows this one: for stopping one part (a daemon
+    /// being reloaded) without stopping the process.
+    pub fn child(&self) -> Shutdown {
+        Shutdown(self.0.child_token())
+    }
+
     /// Whether shutdown was asked for (usable from non-async threads).
     pub fn is_triggered(&self) -> bool {
         self.0.is_cancelled()
