@@ -82,12 +82,33 @@ impl Drop for Watchdog {
     }
 }
 
-#[test]
-fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved() {
+/// A systemd user manager on a private bus running [`VICTIM`].
+fn manager_with_victim() -> UserSystemd {
     let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
     sd.write_sleep_unit(VICTIM, "").unwrap();
     sd.daemon_reload().unwrap();
     sd.start_unit(VICTIM).unwrap();
+    sd
+}
+
+/// SIGKILLs the victim's main process and waits (10 s at most) until a new one runs; how long
+/// that took.
+fn kill_and_wait_for_restart(sd: &UserSystemd, w: &Watchdog) -> Duration {
+    let old = sd.kill_main_process(VICTIM).unwrap();
+    let t0 = Instant::now();
+    loop {
+        let pid = sd.main_pid(VICTIM).unwrap_or(0);
+        if pid != 0 && pid != old {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "not restarted:\n{}", w.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved() {
+    let sd = manager_with_victim();
     let hooks = Receiver::start(&[200]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("watchdog-config.json");
@@ -103,17 +124,7 @@ fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved(
     let w = Watchdog::start(&config, &sd.bus_address());
     w.wait_log("watching units over D-Bus", Duration::from_secs(10));
 
-    let old = sd.kill_main_process(VICTIM).unwrap();
-    let t0 = Instant::now();
-    loop {
-        let pid = sd.main_pid(VICTIM).unwrap_or(0);
-        if pid != 0 && pid != old {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "not restarted:\n{}", w.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    println!("failure -> running again after {:?}", t0.elapsed());
+    println!("failure -> running again after {:?}", kill_and_wait_for_restart(&sd, &w));
 
     let alerts: Vec<Value> = hooks.wait_for(2, Duration::from_secs(15)).iter().map(|r| r.json()).collect();
     assert_eq!(alerts[0]["severity"], "critical", "{alerts:#?}");
@@ -257,10 +268,7 @@ fn a_watchdog_that_cannot_reach_systemd_says_so_through_a_channel_that_works() {
 
 #[test]
 fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_channels() {
-    let sd = UserSystemd::start().unwrap();
-    sd.write_sleep_unit(VICTIM, "").unwrap();
-    sd.daemon_reload().unwrap();
-    sd.start_unit(VICTIM).unwrap();
+    let sd = manager_with_victim();
     let hooks = Receiver::start(&[200]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("watchdog-config.json");
@@ -284,11 +292,6 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_cha
     w.wait_log("configuration reloaded", Duration::from_secs(10));
     w.wait_log_count("watching units over D-Bus", 2, Duration::from_secs(10));
     // The restarted daemon still heals.
-    let old = sd.kill_main_process(VICTIM).unwrap();
-    let start = Instant::now();
-    while sd.main_pid(VICTIM).unwrap_or(0) == 0 || sd.main_pid(VICTIM).unwrap_or(0) == old {
-        assert!(start.elapsed() < Duration::from_secs(10), "not restarted after the reload:\n{}", w.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kill_and_wait_for_restart(&sd, &w);
     assert!(w.stop().success());
 }
