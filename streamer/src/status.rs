@@ -119,8 +119,6 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Failed runs in a row, counting from the last run that listed a segment.
     pub consecutive_failures: u32,
-    /// Set when the first segment of the process appeared.
-    pub first_segment_at: Option<Instant>,
     /// A reason the stream is under disk pressure, if it is.
     pub disk_pressure: Option<String>,
     /// Process id of the running capture worker.
@@ -161,7 +159,6 @@ impl StatusHandle {
                 total_errors: 0,
                 last_error: None,
                 consecutive_failures: 0,
-                first_segment_at: None,
                 disk_pressure: None,
                 worker_pid: None,
                 playlist: None,

@@ -510,7 +510,6 @@ impl Supervisor {
         self.relieve_disk_pressure(&config, now);
         {
             let mut s = self.status.lock();
-            s.first_segment_at.get_or_insert(at);
             s.playlist = Some(self.playlist.stats(now));
             s.playlist_at = Some(at);
         }

@@ -16,7 +16,9 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::alert::Alert;
-use crate::channel::{ChannelError, DeliveryError, error_chain};
+use ds_runtime::error_chain;
+
+use crate::channel::{ChannelError, DeliveryError};
 
 /// Limit for connecting and for each SMTP command.
 pub const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(15);

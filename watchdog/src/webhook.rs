@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::alert::{Alert, Severity};
-use crate::channel::{ChannelError, DeliveryError, error_chain, stable_hash};
+use ds_runtime::error_chain;
+
+use crate::channel::{ChannelError, DeliveryError, stable_hash};
 
 /// Limit for a whole request, connect to last byte of the answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ds_runtime::error_chain;
 use serde_json::Value;
 
 /// How long one request to the streamer may take.
@@ -33,11 +34,12 @@ impl Streamer {
     /// A JSON document from the streamer's API, or why it could not be had.
     pub async fn json(&self, path: &str) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
-        let response = self.client.get(&url).send().await.map_err(|e| format!("{url}: {}", e.without_url()))?;
+        let response =
+            self.client.get(&url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e.without_url())))?;
         if !response.status().is_success() {
             return Err(format!("{url}: HTTP {}", response.status()));
         }
-        response.json().await.map_err(|e| format!("{url}: {}", e.without_url()))
+        response.json().await.map_err(|e| format!("{url}: {}", error_chain(&e.without_url())))
     }
 
     /// An HLS file by name (already checked to be a stream file name by the caller).
@@ -48,13 +50,14 @@ impl Streamer {
             .get(&url)
             .send()
             .await
-            .map_err(|e| format!("the streamer does not answer: {}", e.without_url()))?;
+            .map_err(|e| format!("the streamer does not answer: {}", error_chain(&e.without_url())))?;
         let header =
             |h: reqwest::header::HeaderName| r.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let cache_control = header(reqwest::header::CACHE_CONTROL);
         let status = r.status().as_u16();
-        let body = r.bytes().await.map_err(|e| format!("the streamer broke off: {}", e.without_url()))?.to_vec();
+        let body =
+            r.bytes().await.map_err(|e| format!("the streamer broke off: {}", error_chain(&e.without_url())))?.to_vec();
         Ok(Fetched { status, content_type, cache_control, body })
     }
 }

@@ -11,6 +11,22 @@ pub use shutdown::{Shutdown, SignalEvent, spawn_signal_handler};
 
 use std::process::ExitCode;
 
+/// An error and its causes on one line. Libraries such as reqwest put only "error sending
+/// request" at the top; the cause (connection refused, timed out) is what a person needs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// The edge of every `main`: runs `run`, logs an error with its whole cause chain, and turns
 /// the outcome into an exit code.
 pub fn exit_with(result: anyhow::Result<ExitCode>) -> ExitCode {

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use ds_config::watchdog::StreamChecks;
+use ds_runtime::error_chain;
 use serde_json::Value;
 
 use super::Finding;
@@ -65,11 +66,11 @@ impl StreamCheck {
     }
 
     async fn fetch(&self) -> Result<Value, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| e.without_url().to_string())?;
+        let response = self.client.get(&self.url).send().await.map_err(|e| error_chain(&e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        response.json::<Value>().await.map_err(|e| format!("not the health JSON: {}", e.without_url()))
+        response.json::<Value>().await.map_err(|e| format!("not the health JSON: {}", error_chain(&e.without_url())))
     }
 }
 

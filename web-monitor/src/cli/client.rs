@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ds_runtime::error_chain;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -101,20 +102,4 @@ impl Client {
         }
         json.map_err(|e| ApiError::NotJson { url: shown, reason: e.to_string() })
     }
-}
-
-/// reqwest's top-level message is often just "error sending request"; the cause (connection
-/// refused, timed out) is what the operator needs.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
