@@ -21,6 +21,12 @@ packages=(
     systemd dbus util-linux
     # Real log rotation for the log tests
     logrotate
+    # Real RTSP servers for the camera tests (GStreamer's RTSP server through Debian's python3)
+    gir1.2-gst-rtsp-server-1.0 python3-gi
+    # Load generator for the dashboard benchmark
+    wrk
+    # A booted Debian 12 container (systemd as PID 1) for the installer's test
+    debootstrap systemd-container
 )
 
 missing=()

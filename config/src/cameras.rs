@@ -62,6 +62,31 @@ impl Camera {
     pub fn masked_url(&self) -> String {
         mask_url_credentials(&self.url)
     }
+
+    /// The key of this camera's history: its `id`, or one derived from its name (lower
+    /// case, runs of other characters as `-`) until the editor writes an `id` down.
+    pub fn stable_id(&self) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => slug(&self.name),
+        }
+    }
+}
+
+/// `Gate Camera #1` → `gate-camera-1`: a name as an id that is safe in URLs and files.
+pub fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.trim().chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() { "camera".to_owned() } else { out }
 }
 
 impl ConfigFile for CamerasConfig {
@@ -88,9 +113,16 @@ impl ConfigFile for CamerasConfig {
                 v.error(&at("name"), format!("is already the name of streams[{first}]; names must be unique"));
             }
             if let Some(id) = &cam.id
-                && let Some(first) = ids.insert(id.clone(), i)
+                && (id.is_empty() || id.chars().any(|c| !(c.is_alphanumeric() || c == '-' || c == '_')))
             {
-                v.error(&at("id"), format!("is already the id of streams[{first}]; ids must be unique"));
+                v.error(&at("id"), "must be letters, digits, `-` or `_` (it appears in URLs)");
+            }
+            if let Some(first) = ids.insert(cam.stable_id(), i) {
+                let key = if cam.id.is_some() { "id" } else { "name" };
+                v.error(
+                    &at(key),
+                    format!("gives the id `{}` that streams[{first}] already has; ids must be unique (set `id` to tell them apart)", cam.stable_id()),
+                );
             }
             if let Err(why) = check_camera_url(&cam.url) {
                 v.error(&at("url"), why);
@@ -183,5 +215,16 @@ mod tests {
         assert!(!e.contains("secret"));
         assert!(check_camera_url("rtsp://").unwrap_err().contains("host"));
         assert!(check_camera_url("").unwrap_err().contains("needs a url"));
+    }
+
+    #[test]
+    fn stable_ids() {
+        assert_eq!(slug("Gate Camera #1"), "gate-camera-1");
+        assert_eq!(slug("  --  "), "camera");
+        assert_eq!(slug("Café Ünter"), "café-ünter");
+        let cam = Camera { name: "Lab Cam".into(), ..Camera::default() };
+        assert_eq!(cam.stable_id(), "lab-cam");
+        let cam = Camera { id: Some("c7".into()), ..cam };
+        assert_eq!(cam.stable_id(), "c7");
     }
 }

@@ -1,0 +1,7 @@
+//! Camera heartbeats: probes that count a camera as up only when video arrived (RTSP
+//! through retina, MJPEG and snapshots through reqwest), and the scheduler that runs them
+//! for a fleet. Storage is `ds-camera-db`; the API and pages are `desktop-streamer-web`.
+
+pub mod state;
+
+pub use state::{Heartbeat, Reason, State};
