@@ -105,7 +105,12 @@ pub struct UnknownWord {
     pub allowed: String,
 }
 
-fn parse_word<T: Copy>(word: &str, what: &'static str, all: &[T], name: fn(T) -> &'static str) -> Result<T, UnknownWord> {
+fn parse_word<T: Copy>(
+    word: &str,
+    what: &'static str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, UnknownWord> {
     all.iter().copied().find(|v| name(*v).eq_ignore_ascii_case(word)).ok_or_else(|| UnknownWord {
         word: word.to_owned(),
         what,

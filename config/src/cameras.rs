@@ -107,17 +107,22 @@ impl ConfigFile for CamerasConfig {
         let mut ids = std::collections::HashMap::new();
         for (i, cam) in self.streams.iter().enumerate() {
             let at = |key: &str| format!("streams[{i}].{key}");
+            let mut name_reported = true;
             if cam.name.trim().is_empty() {
                 v.error(&at("name"), "every camera needs a name");
             } else if let Some(first) = names.insert(cam.name.trim().to_lowercase(), i) {
                 v.error(&at("name"), format!("is already the name of streams[{first}]; names must be unique"));
+            } else {
+                name_reported = false;
             }
             if let Some(id) = &cam.id
                 && (id.is_empty() || id.chars().any(|c| !(c.is_alphanumeric() || c == '-' || c == '_')))
             {
                 v.error(&at("id"), "must be letters, digits, `-` or `_` (it appears in URLs)");
             }
-            if let Some(first) = ids.insert(cam.stable_id(), i) {
+            if let Some(first) = ids.insert(cam.stable_id(), i)
+                && !(cam.id.is_none() && name_reported)
+            {
                 let key = if cam.id.is_some() { "id" } else { "name" };
                 v.error(
                     &at(key),
