@@ -175,6 +175,16 @@ impl CamerasDocument {
         Ok((CamerasDocument { path: path.to_owned(), raw, config }, warnings))
     }
 
+    /// A document for a file that does not exist yet: no cameras, every default. Saving it
+    /// creates the file.
+    pub fn empty(path: &Path) -> Self {
+        CamerasDocument {
+            path: path.to_owned(),
+            raw: Value::Object(Default::default()),
+            config: CamerasConfig::default(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

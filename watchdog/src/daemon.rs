@@ -16,6 +16,7 @@ use ds_runtime::Shutdown;
 
 use crate::alert::{Alert, Severity};
 use crate::channel::{Channel, channels_from_config};
+use crate::checks::cameras::CameraCheck;
 use crate::checks::resources::ResourceCheck;
 use crate::checks::services::ServiceCheck;
 use crate::checks::stream::StreamCheck;
@@ -39,6 +40,7 @@ pub struct Daemon {
     services: ServiceCheck,
     stream: StreamCheck,
     resources: ResourceCheck,
+    cameras: CameraCheck,
     outbox: Arc<Outbox>,
     channel_ids: Vec<String>,
     systemd: Option<Systemd>,
@@ -86,6 +88,7 @@ pub async fn run(
         services: ServiceCheck::default(),
         stream: StreamCheck::new(&config.streamer_url),
         resources: ResourceCheck::default(),
+        cameras: CameraCheck::new(&config.web_url),
         channel_ids: channels.iter().map(Channel::id).collect(),
         outbox: Arc::clone(&outbox),
         systemd: None,
@@ -229,6 +232,10 @@ impl Daemon {
             let reading = self.resources.read(self.output_dir.as_deref());
             let findings = self.resources.judge(&reading, &self.config.resources, now);
             self.apply("resource:", findings, &HashMap::new());
+        }
+        let grace = Duration::from_secs(self.config.camera_grace_seconds.into());
+        if let Some(findings) = self.cameras.check(grace).await {
+            self.apply("camera:", findings, &HashMap::new());
         }
         self.send_summary();
     }

@@ -2,6 +2,7 @@
 //! also the library behind the `desktop-streamer-monitor` CLI.
 
 pub mod auth;
+pub mod cameras;
 pub mod cli;
 pub mod control;
 pub mod logs;

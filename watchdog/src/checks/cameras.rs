@@ -1,0 +1,166 @@
+//! Cameras, as the web monitor's prober sees them (`GET /api/cameras`): a camera that stays
+//! DOWN past its grace period is a warning; when it delivers video again the condition
+//! resolves, which sends the "resolved" info alert.
+//!
+//! When the web monitor cannot be asked, nothing is concluded about the cameras: their
+//! alerts neither fire nor resolve (the web service's own unit is the service check's news).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ds_runtime::error_chain;
+use serde::Deserialize;
+
+use super::Finding;
+use crate::alert::Severity;
+
+/// How long one request to the web monitor may take.
+pub const CAMERAS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One camera in the web monitor's answer; only the fields the watchdog reads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct CameraStatus {
+    pub id: String,
+    pub name: String,
+    /// `UP`, `PENDING`, `DOWN`, `DEGRADED`, or absent before the first heartbeat.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// When the camera entered its current state (RFC 3339).
+    #[serde(default)]
+    pub since: Option<jiff::Timestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CameraList {
+    cameras: Vec<CameraStatus>,
+}
+
+#[derive(Debug)]
+pub struct CameraCheck {
+    client: reqwest::Client,
+    url: String,
+    /// When the watchdog first saw each camera down (for cameras whose `since` is unknown).
+    first_seen_down: HashMap<String, Instant>,
+}
+
+impl CameraCheck {
+    pub fn new(web_url: &str) -> Self {
+        let client = reqwest::Client::builder().timeout(CAMERAS_TIMEOUT).build().unwrap_or_default();
+        CameraCheck {
+            client,
+            url: format!("{}/api/cameras", web_url.trim_end_matches('/')),
+            first_seen_down: HashMap::new(),
+        }
+    }
+
+    /// The findings, or `None` when the web monitor could not be asked.
+    pub async fn check(&mut self, grace: Duration) -> Option<Vec<Finding>> {
+        match self.fetch().await {
+            Ok(cameras) => Some(self.judge(&cameras, grace, Instant::now(), jiff::Timestamp::now())),
+            Err(e) => {
+                tracing::debug!(url = %self.url, error = %e, "camera states unavailable");
+                None
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<Vec<CameraStatus>, String> {
+        let response = self.client.get(&self.url).send().await.map_err(|e| error_chain(&e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("HTTP {}", response.status()));
+        }
+        let list: CameraList = response
+            .json()
+            .await
+            .map_err(|e| format!("not the camera list JSON: {}", error_chain(&e.without_url())))?;
+        Ok(list.cameras)
+    }
+
+    /// Findings for cameras down longer than `grace`.
+    pub fn judge(
+        &mut self,
+        cameras: &[CameraStatus],
+        grace: Duration,
+        now: Instant,
+        wall: jiff::Timestamp,
+    ) -> Vec<Finding> {
+        let down: Vec<&CameraStatus> = cameras.iter().filter(|c| c.state.as_deref() == Some("DOWN")).collect();
+        self.first_seen_down.retain(|id, _| down.iter().any(|c| &c.id == id));
+        let mut findings = Vec::new();
+        for cam in down {
+            let seen = *self.first_seen_down.entry(cam.id.clone()).or_insert(now);
+            let down_for = match cam.since {
+                Some(since) => Duration::try_from(wall.duration_since(since)).unwrap_or_default(),
+                None => now.duration_since(seen),
+            };
+            if down_for < grace {
+                continue;
+            }
+            let why = match (&cam.reason, &cam.message) {
+                (Some(r), Some(m)) => format!("{r}: {m}"),
+                (Some(r), None) => r.clone(),
+                (None, Some(m)) => m.clone(),
+                (None, None) => "no reason given".to_owned(),
+            };
+            let since = cam.since.map_or_else(|| format!("{} s", down_for.as_secs()), |s| s.to_string());
+            findings.push(Finding {
+                kind: format!("camera:{}", cam.id),
+                severity: Severity::Warning,
+                title: format!("camera {} down", cam.name),
+                details: format!(
+                    "Camera {} has delivered no video since {since} ({why}); alerting after a grace period of {} s.",
+                    cam.name,
+                    grace.as_secs()
+                ),
+            });
+        }
+        findings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam(id: &str, state: &str, since: Option<i64>) -> CameraStatus {
+        CameraStatus {
+            id: id.into(),
+            name: format!("Cam {id}"),
+            state: Some(state.into()),
+            reason: Some("refused".into()),
+            message: Some("connection refused by 192.0.2.1:554".into()),
+            since: since.map(|s| jiff::Timestamp::from_second(s).unwrap()),
+        }
+    }
+
+    #[test]
+    fn down_past_the_grace_period_is_a_warning() {
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let grace = Duration::from_secs(120);
+        let wall = jiff::Timestamp::from_second(10_000).unwrap();
+        let now = Instant::now();
+        let cams = [cam("a", "DOWN", Some(10_000 - 60)), cam("b", "DOWN", Some(10_000 - 300)), cam("c", "UP", None)];
+        let f = check.judge(&cams, grace, now, wall);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].kind.as_str(), f[0].severity), ("camera:b", Severity::Warning));
+        assert!(f[0].details.contains("refused: connection refused"), "{}", f[0].details);
+    }
+
+    #[test]
+    fn without_a_since_the_watchdog_times_the_grace_itself() {
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let grace = Duration::from_secs(120);
+        let wall = jiff::Timestamp::from_second(10_000).unwrap();
+        let t0 = Instant::now();
+        let cams = [cam("a", "DOWN", None)];
+        assert!(check.judge(&cams, grace, t0, wall).is_empty());
+        assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(121), wall).len(), 1);
+        // Back up, then down again: the grace starts over.
+        assert!(check.judge(&[cam("a", "UP", None)], grace, t0 + Duration::from_secs(130), wall).is_empty());
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(140), wall).is_empty());
+    }
+}

@@ -1,0 +1,310 @@
+//! The camera editor's API: add, change, rename and delete cameras, and change the
+//! heartbeat interval and time zone. Every change goes through [`Fleet::edit`], so it is
+//! checked as a whole, written atomically, keeps the keys this version does not know, and
+//! runs at once.
+//!
+//! A camera keeps its stable id when renamed (the id is written into the file if it was
+//! still derived from the name), so its history follows it. URLs come back from the API
+//! with the password masked; sending such a masked URL back keeps the stored password.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ds_config::cameras::{check_camera_url, slug};
+use ds_config::{Camera, CamerasConfig};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::Cameras;
+use super::fleet::EditError;
+use crate::auth::{ApiError, JsonBody};
+
+/// What a client sends to add or change a camera. Absent fields stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraBody {
+    pub name: Option<String>,
+    /// The stream URL; a URL with the password masked as `***` keeps the stored password.
+    pub url: Option<String>,
+    /// Seconds between heartbeats for this camera; `null` returns to the file's interval.
+    #[serde(default, deserialize_with = "present")]
+    pub heartbeat_seconds: Option<Option<u32>>,
+}
+
+/// The interval and time zone of the whole list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    pub heartbeat_seconds: Option<u32>,
+    pub timezone: Option<String>,
+}
+
+const CAMERA_SHAPE: &str =
+    r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional)}"#;
+
+/// Tells "absent" (`None`) from "null" (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+impl From<EditError> for ApiError {
+    fn from(e: EditError) -> ApiError {
+        match e {
+            EditError::Invalid(_) | EditError::Rejected { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            EditError::FileBroken { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            EditError::Write { .. } => {
+                tracing::error!(error = %e, "camera list not saved");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}; nothing was changed"))
+            }
+        }
+    }
+}
+
+/// Reads the body as JSON with a shape hint that never echoes a value (URLs carry passwords).
+fn body<T>(body: Result<JsonBody<T>, ApiError>) -> Result<T, ApiError> {
+    match body {
+        Ok(JsonBody(v)) => Ok(v),
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => Err(ApiError::new(
+            e.status,
+            format!("{}; expected a JSON object like {CAMERA_SHAPE}", shape_problem(&e.message)),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// serde's complaint without the value it quotes: `unknown field `x`, expected …` stays,
+/// `invalid type: string "rtsp://a:b@…"` loses the string.
+fn shape_problem(message: &str) -> String {
+    match message.split_once(" at line") {
+        Some((what, _)) if !what.contains('"') => what.to_owned(),
+        _ if message.contains("unknown field") => message.split(" at line").next().unwrap_or(message).to_owned(),
+        _ => "the body has the wrong shape".to_owned(),
+    }
+}
+
+fn streams(map: &mut Map<String, Value>) -> &mut Vec<Value> {
+    let entry = map.entry("streams").or_insert_with(|| Value::Array(Vec::new()));
+    if !entry.is_array() {
+        *entry = Value::Array(Vec::new());
+    }
+    entry.as_array_mut().expect("just made an array")
+}
+
+/// The index of the camera with this stable id.
+fn position(config: &CamerasConfig, id: &str) -> Option<usize> {
+    config.streams.iter().position(|c| c.stable_id() == id)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
+}
+
+/// An id for a new camera: its name as a slug, made unique with `-2`, `-3`, ….
+fn new_id(config: &CamerasConfig, name: &str) -> String {
+    let base = slug(name);
+    let taken = |id: &str| config.streams.iter().any(|c| c.stable_id() == id);
+    if !taken(&base) {
+        return base;
+    }
+    (2..).map(|n| format!("{base}-{n}")).find(|id| !taken(id)).expect("an unused number exists")
+}
+
+/// `rtsp://u:***@h/x` sent back for a camera whose URL is `rtsp://u:secret@h/y` becomes
+/// `rtsp://u:secret@h/x`: the page never has the password, and saving must not lose it.
+pub fn unmask_url(new: &str, current: &str) -> String {
+    let Some((new_user, new_pass, _)) = userinfo(new) else { return new.to_owned() };
+    if new_pass != Some("***") {
+        return new.to_owned();
+    }
+    match userinfo(current) {
+        Some((user, Some(pass), _)) if user == new_user => {
+            let (start, end) = userinfo_span(new).expect("has userinfo");
+            format!("{}{user}:{pass}{}", &new[..start], &new[end..])
+        }
+        _ => new.to_owned(),
+    }
+}
+
+/// Byte range of `user:pass` between `://` and `@`.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some((start, at))
+}
+
+fn userinfo(url: &str) -> Option<(&str, Option<&str>, usize)> {
+    let (start, at) = userinfo_span(url)?;
+    let info = &url[start..at];
+    Some(match info.split_once(':') {
+        Some((user, pass)) => (user, Some(pass), at),
+        None => (info, None, at),
+    })
+}
+
+fn apply(entry: &mut Map<String, Value>, body: &CameraBody, current_url: Option<&str>) -> Result<(), String> {
+    if let Some(name) = &body.name {
+        entry.insert("name".into(), Value::String(name.trim().to_owned()));
+    }
+    if let Some(url) = &body.url {
+        let url = match current_url {
+            Some(current) => unmask_url(url.trim(), current),
+            None => url.trim().to_owned(),
+        };
+        if url.contains(":***@") {
+            return Err("url: the password is masked (`***`); type the camera's password".to_owned());
+        }
+        check_camera_url(&url).map_err(|why| format!("url: {why}"))?;
+        entry.insert("url".into(), Value::String(url));
+    }
+    match body.heartbeat_seconds {
+        Some(Some(s)) => {
+            entry.insert("heartbeat_seconds".into(), s.into());
+        }
+        Some(None) => {
+            entry.remove("heartbeat_seconds");
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// `POST /api/cameras`: adds a camera; 201 with the camera.
+pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, ApiError>) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let (Some(name), Some(_)) = (&b.name, &b.url) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("a new camera needs `name` and `url`, e.g. {CAMERA_SHAPE}"),
+        ));
+    };
+    let name = name.trim().to_owned();
+    let mut id = String::new();
+    let list = c
+        .fleet
+        .edit(|map, before| {
+            id = new_id(before, &name);
+            let mut entry = Map::new();
+            entry.insert("id".into(), Value::String(id.clone()));
+            apply(&mut entry, &b, None)?;
+            streams(map).push(Value::Object(entry));
+            Ok(())
+        })
+        .await?;
+    tracing::info!(camera = %id, name = %name, "camera added");
+    let camera = list.streams.iter().find(|cam| cam.stable_id() == id).expect("just added");
+    Ok((StatusCode::CREATED, axum::Json(c.camera_json(camera, &list).await)).into_response())
+}
+
+/// `PUT /api/cameras/{id}`: changes or renames a camera; its id, and so its history, stay.
+pub async fn update(
+    State(c): State<Cameras>,
+    Path(id): Path<String>,
+    b: Result<JsonBody<CameraBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let mut missing = false;
+    let list = c
+        .fleet
+        .edit(|map, before| {
+            let Some(i) = position(before, &id) else {
+                missing = true;
+                return Err(String::new());
+            };
+            let current: &Camera = &before.streams[i];
+            let Some(Value::Object(entry)) = streams(map).get_mut(i) else {
+                return Err(format!("streams[{i}] is not a mapping in the file"));
+            };
+            // Written down before a rename, so the derived id does not change with the name.
+            entry.entry("id").or_insert_with(|| Value::String(current.stable_id()));
+            apply(entry, &b, Some(&current.url))
+        })
+        .await
+        .map_err(|e| if missing { not_found(&id) } else { e.into() })?;
+    tracing::info!(camera = %id, "camera changed");
+    let camera = list.streams.iter().find(|cam| cam.stable_id() == id).expect("ids are kept");
+    Ok(axum::Json(c.camera_json(camera, &list).await).into_response())
+}
+
+/// `DELETE /api/cameras/{id}`: removes a camera from the list; its history stays in the
+/// database until retention removes it.
+pub async fn delete(State(c): State<Cameras>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let mut missing = false;
+    c.fleet
+        .edit(|map, before| {
+            let Some(i) = position(before, &id) else {
+                missing = true;
+                return Err(String::new());
+            };
+            streams(map).remove(i);
+            Ok(())
+        })
+        .await
+        .map_err(|e| if missing { not_found(&id) } else { e.into() })?;
+    tracing::info!(camera = %id, "camera deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/cameras/settings`: the heartbeat interval and time zone of the whole list.
+pub async fn settings(
+    State(c): State<Cameras>,
+    b: Result<JsonBody<SettingsBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    let b = b.map(|JsonBody(v)| v)?;
+    let list = c
+        .fleet
+        .edit(|map, _| {
+            if let Some(s) = b.heartbeat_seconds {
+                map.insert("heartbeat_seconds".into(), s.into());
+            }
+            if let Some(tz) = &b.timezone {
+                map.insert("timezone".into(), Value::String(tz.trim().to_owned()));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(axum::Json(serde_json::json!({
+        "heartbeat_seconds": list.heartbeat_seconds,
+        "timezone": list.timezone,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_passwords_are_kept() {
+        let current = "rtsp://admin:s3cret@10.0.0.5:554/stream1";
+        assert_eq!(
+            unmask_url("rtsp://admin:***@10.0.0.5:554/stream2", current),
+            "rtsp://admin:s3cret@10.0.0.5:554/stream2"
+        );
+        assert_eq!(unmask_url("rtsp://admin:new@10.0.0.5/s", current), "rtsp://admin:new@10.0.0.5/s");
+        // Another user: the old password is not theirs.
+        assert_eq!(unmask_url("rtsp://bob:***@10.0.0.5/s", current), "rtsp://bob:***@10.0.0.5/s");
+        assert_eq!(unmask_url("http://10.0.0.5/", current), "http://10.0.0.5/");
+    }
+
+    #[test]
+    fn new_ids_are_unique_slugs() {
+        let mut config = CamerasConfig::default();
+        assert_eq!(new_id(&config, "Gate Cam"), "gate-cam");
+        config.streams.push(Camera { name: "Gate Cam".into(), ..Camera::default() });
+        config.streams.push(Camera { id: Some("gate-cam-2".into()), name: "x".into(), ..Camera::default() });
+        assert_eq!(new_id(&config, "gate  cam"), "gate-cam-3");
+    }
+
+    #[test]
+    fn shape_problems_never_quote_values() {
+        let m = shape_problem("invalid type: string \"rtsp://a:pw@h/\", expected u32 at line 1 column 40");
+        assert!(!m.contains("pw"), "{m}");
+        let m = shape_problem(
+            "unknown field `nmae`, expected one of `name`, `url`, `heartbeat_seconds` at line 1 column 7",
+        );
+        assert!(m.starts_with("unknown field `nmae`"), "{m}");
+    }
+}
