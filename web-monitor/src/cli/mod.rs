@@ -3,6 +3,7 @@
 //! when the dashboard is down, to the streamer's own health API, so `status` and `check` still
 //! say what they can.
 
+mod cameras;
 mod check;
 mod client;
 mod logs;
@@ -71,6 +72,8 @@ pub enum Command {
     },
     /// Remove stale stream files through the dashboard (needs a token)
     Cleanup,
+    /// The cameras: state, reason, latency, resolution and uptime
+    Cameras,
     /// Check the web monitor's configuration file and the camera list it names
     CheckConfig,
 }
@@ -149,6 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 control(&web, "restart", "/api/service/restart", json!({"unit": service.unit()})).await
             }
             Command::Cleanup => control(&web, "cleanup", "/api/stream/cleanup", json!({})).await,
+            Command::Cameras => cameras(&web, args.json).await,
             Command::CheckConfig => Ok(ExitCode::SUCCESS),
         }
     })
@@ -179,13 +183,14 @@ fn listen_url(listen: SocketAddr) -> String {
 }
 
 async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<ExitCode> {
-    let (doc, alerts) = tokio::join!(web.get("/api/status", &[]), web.get("/api/alerts", &[]));
+    let (doc, alerts, cams) =
+        tokio::join!(web.get("/api/status", &[]), web.get("/api/alerts", &[]), web.get("/api/cameras", &[]));
     let p = status::Paint::for_stdout();
     let mut out = String::new();
     match doc {
         Ok(doc) => {
             if json {
-                println!("{}", json!({"status": doc, "alerts": alerts.ok()}));
+                println!("{}", json!({"status": doc, "alerts": alerts.ok(), "cameras": cams.ok()}));
                 return Ok(ExitCode::SUCCESS);
             }
             status::services(&mut out, p, doc["services"].as_array().map_or(&[], |s| s.as_slice()));
@@ -201,6 +206,10 @@ async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<E
             }
             if !doc["system"].is_null() {
                 status::machine(&mut out, p, &doc["system"]);
+            }
+            match cams {
+                Ok(c) => cameras::summary(&mut out, p, &c),
+                Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Cameras"), p.warn(&e.to_string()))),
             }
             match alerts {
                 Ok(a) => status::alerts(&mut out, p, &a),
@@ -235,6 +244,22 @@ async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<E
             }
         }
     }
+}
+
+async fn cameras(web: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    match web.get("/api/cameras", &[]).await {
+        Ok(list) if json => println!("{list}"),
+        Ok(list) => {
+            let mut out = String::new();
+            cameras::table(&mut out, status::Paint::for_stdout(), &list);
+            print!("{out}");
+        }
+        Err(e) => {
+            eprintln!("cannot list the cameras: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn check(web: &Client, streamer: &Client, limits: Thresholds, json: bool) -> ExitCode {

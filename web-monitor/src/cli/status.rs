@@ -21,6 +21,12 @@ impl Paint {
         Paint { on: std::io::stdout().is_terminal() && !no_color }
     }
 
+    /// No colour, whatever stdout is.
+    #[cfg(test)]
+    pub fn plain() -> Paint {
+        Paint { on: false }
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.on { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_owned() }
     }
