@@ -17,6 +17,8 @@ packages=(
     chromium nodejs npm
     # A real SMTP server for the watchdog's alert tests (run with Debian's /usr/bin/python3)
     python3-aiosmtpd
+    # Certificates for the TLS email tests
+    openssl
     # A real systemd user manager with its own D-Bus bus for the watchdog's tests
     systemd dbus util-linux
     # Real log rotation for the log tests

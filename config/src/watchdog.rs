@@ -224,6 +224,9 @@ pub struct EmailAlerts {
     pub password_file: Option<PathBuf>,
     /// Environment variable holding the SMTP password. Default none.
     pub password_env: Option<String>,
+    /// A CA certificate (PEM) to trust for the SMTP server besides the system's, for a relay
+    /// with a private or self-signed certificate. Default none.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for EmailAlerts {
@@ -240,6 +243,7 @@ impl Default for EmailAlerts {
             password: Secret::default(),
             password_file: None,
             password_env: None,
+            tls_ca_file: None,
         }
     }
 }

@@ -31,6 +31,20 @@ impl SmtpServer {
         SmtpServer::spawn(cmd, port, maildir)
     }
 
+    /// Accepts any mail over TLS, with the certificate of [`TlsFiles`]: STARTTLS required
+    /// (`implicit` false) or TLS from the first byte (SMTPS, `implicit` true).
+    pub fn start_tls(port: u16, maildir: &Path, tls: &TlsFiles, implicit: bool) -> SmtpServer {
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"]);
+        if implicit {
+            cmd.arg("--smtpscert").arg(&tls.cert).arg("--smtpskey").arg(&tls.key);
+        } else {
+            cmd.arg("--tlscert").arg(&tls.cert).arg("--tlskey").arg(&tls.key);
+        }
+        cmd.arg(maildir);
+        SmtpServer::spawn(cmd, port, maildir)
+    }
+
     /// Requires AUTH (PLAIN or LOGIN, over plain text) with exactly `user` and `password`.
     pub fn start_with_auth(port: u16, maildir: &Path, user: &str, password: &str) -> SmtpServer {
         let script = workspace_root().join("tests/smtp_auth_server.py");
@@ -127,4 +141,68 @@ pub fn maildir_messages(maildir: &Path) -> Vec<String> {
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
+
+/// A private CA and a server certificate it signed for 127.0.0.1, made with openssl.
+#[derive(Debug)]
+pub struct TlsFiles {
+    /// The CA certificate (PEM) a client must trust.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Writes the files into `dir`.
+    pub fn create(dir: &Path) -> TlsFiles {
+        let openssl = |args: &[&str]| {
+            let out =
+                Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl (tests/deps.sh)");
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=desktop-streamer test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ][..],
+                &ec,
+                &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+            ]
+            .concat(),
+        );
+        openssl(&[&["req", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"][..], &ec].concat());
+        fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write the extensions file");
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use ds_tests::bins::bin;
 use ds_tests::receiver::Receiver;
-use ds_tests::smtp::{SmtpServer, free_port};
+use ds_tests::smtp::{SmtpServer, TlsFiles, free_port};
 use ds_tests::streamer::signal_pid;
 use ds_tests::systemd::UserSystemd;
 use serde_json::{Value, json};
@@ -192,6 +192,48 @@ fn test_alert_reports_each_channel_and_reaches_real_smtp_and_webhook_peers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("failed: email:") && text.contains("ok: webhook:"), "{text}");
+}
+
+#[test]
+fn email_goes_over_starttls_and_implicit_tls_and_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsFiles::create(dir.path());
+    let config = dir.path().join("watchdog-config.json");
+    let test_alert = |mode: &str, port: u16, ca: Option<&std::path::Path>| {
+        let mut email = json!({"enabled": true, "smtp_server": "127.0.0.1", "smtp_port": port, "tls": mode,
+            "from_email": "kiosk@example.com", "to_email": "ops@example.com"});
+        if let Some(ca) = ca {
+            email["tls_ca_file"] = json!(ca);
+        }
+        std::fs::write(&config, json!({"state_dir": dir.path().join("state"), "email_alerts": email}).to_string())
+            .unwrap();
+        let out = Command::new(bin("desktop-streamer-watchdog"))
+            .arg("--config")
+            .arg(&config)
+            .arg("test-alert")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    for (mode, implicit) in [("starttls", false), ("tls", true)] {
+        let port = free_port();
+        let smtp = SmtpServer::start_tls(port, &dir.path().join(mode), &tls, implicit);
+        let (code, text) = test_alert(mode, port, Some(&tls.ca));
+        assert_eq!(code, Some(0), "{mode}: {text}");
+        let mail = smtp.wait_for(1, Duration::from_secs(10));
+        assert!(mail[0].contains("Subject: [desktop-streamer] INFO test alert on"), "{mode}: {}", mail[0]);
+
+        // Without the private CA the certificate is not trusted: refused, and nothing is sent.
+        let (code, text) = test_alert(mode, port, None);
+        assert_eq!(code, Some(1), "{mode}: {text}");
+        assert!(text.contains("failed: email:") && text.contains("invalid peer certificate"), "{mode}: {text}");
+        assert_eq!(smtp.messages().len(), 1, "{mode}: no mail over an untrusted connection");
+    }
+    // Plain SMTP to a server that requires STARTTLS is refused by the server.
+    let port = free_port();
+    let _smtp = SmtpServer::start_tls(port, &dir.path().join("plain"), &tls, false);
+    let (code, text) = test_alert("none", port, None);
+    assert_eq!(code, Some(1), "{text}");
 }
 
 #[test]

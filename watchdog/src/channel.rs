@@ -53,6 +53,11 @@ pub enum ChannelError {
          or clear username for a relay without authentication"
     )]
     NoPassword,
+    #[error(
+        "email_alerts.tls_ca_file {path}: cannot use it as a CA certificate ({reason}); \
+         give a PEM file the watchdog's user may read"
+    )]
+    CaFile { path: std::path::PathBuf, reason: String },
     #[error("email_alerts.smtp_server {server:?}: cannot set up TLS ({reason})")]
     Tls { server: String, reason: String },
     #[error("webhook_alerts.url {shown}: {reason}")]

@@ -12,7 +12,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::alert::Alert;
@@ -35,6 +35,8 @@ pub struct EmailChannel {
     from: Mailbox,
     to: Vec<Mailbox>,
     credentials: Option<Credentials>,
+    /// An extra trusted CA (`tls_ca_file`), read at start-up.
+    ca: Option<Certificate>,
     /// Built on first use: lettre's pool needs a running tokio runtime.
     transport: OnceLock<Result<AsyncSmtpTransport<Tokio1Executor>, String>>,
 }
@@ -79,9 +81,17 @@ impl EmailChannel {
             Some(Credentials::new(config.username.clone(), password(config)?))
         };
         let tls = config.tls_mode();
+        let ca = match &config.tls_ca_file {
+            None => None,
+            Some(path) => {
+                let ca_error = |reason: String| ChannelError::CaFile { path: path.clone(), reason };
+                let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+                Some(Certificate::from_pem(&pem).map_err(|e| ca_error(error_chain(&e)))?)
+            }
+        };
         if tls != SmtpTls::None {
             // Fail early on a host name rustls cannot verify against.
-            TlsParameters::new(config.smtp_server.clone())
+            tls_parameters(&config.smtp_server, ca.clone())
                 .map_err(|e| ChannelError::Tls { server: config.smtp_server.clone(), reason: error_chain(&e) })?;
         }
         Ok(EmailChannel {
@@ -91,6 +101,7 @@ impl EmailChannel {
             from,
             to,
             credentials,
+            ca,
             transport: OnceLock::new(),
         })
     }
@@ -148,7 +159,7 @@ impl EmailChannel {
         let tls = match self.tls {
             SmtpTls::None => Tls::None,
             mode => {
-                let params = TlsParameters::new(self.server.clone())
+                let params = tls_parameters(&self.server, self.ca.clone())
                     .map_err(|e| format!("SMTP server {}: cannot set up TLS: {}", self.describe(), error_chain(&e)))?;
                 if mode == SmtpTls::Tls { Tls::Wrapper(params) } else { Tls::Required(params) }
             }
@@ -183,6 +194,15 @@ impl EmailChannel {
             DeliveryError::Temporary(what)
         }
     }
+}
+
+/// TLS towards `server`, trusting the system's CAs plus `ca`.
+fn tls_parameters(server: &str, ca: Option<Certificate>) -> Result<TlsParameters, lettre::transport::smtp::Error> {
+    let mut builder = TlsParameters::builder(server.to_owned());
+    if let Some(ca) = ca {
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build()
 }
 
 fn parse_address(key: &str, value: &str) -> Result<Mailbox, ChannelError> {
