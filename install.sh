@@ -1,140 +1,600 @@
 #!/usr/bin/env bash
 # Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk: runtime packages, the
-# binaries, a service user, configuration (never overwriting an operator's), systemd units.
-# Run it again at any time: it changes only what is missing or out of date.
-set -euo pipefail
+# binaries, a service user, configuration (never overwriting an operator's), hardened systemd
+# units with drop-ins from the configuration, a polkit rule, log rotation; then starts the
+# services and waits until the stream is live.
+#
+# Idempotent: run it again at any time; it changes only what is missing or different and says
+# when nothing changed. `./install.sh --help` explains every option.
+set -Eeuo pipefail
 
 PREFIX=/usr/local
+BIN_DIR=$PREFIX/bin
+DOC_DIR=$PREFIX/share/doc/desktop-streamer
 CONF_DIR=/etc/desktop-streamer
 STATE_DIR=/var/lib/desktop-streamer
+LOG_DIR=/var/log/desktop-streamer
+CACHE_DIR=/var/cache/desktop-streamer
 UNIT_DIR=/etc/systemd/system
+POLKIT_RULE=/etc/polkit-1/rules.d/50-desktop-streamer.rules
+LOGROTATE_CONF=/etc/logrotate.d/desktop-streamer
+DEMO_XORG_CONF=/etc/X11/desktop-streamer-demo.conf
 SERVICE_USER=desktop-streamer
 BINARIES=(desktop-streamer desktop-streamer-watchdog desktop-streamer-web desktop-streamer-monitor)
 UNITS=(desktop-streamer.service desktop-streamer-watchdog.service desktop-streamer-web.service)
+DEMO_UNITS=(desktop-streamer-demo-display.service desktop-streamer-demo-content.service)
+# Drop-ins this script writes (and --uninstall removes); an operator's own drop-ins stay.
+DROPIN_DISPLAY=10-display.conf
+DROPIN_DEMO=20-demo.conf
+DROPIN_UNITY=50-unity-optimization.conf
+# What the services need at run time: GStreamer with capture (good: ximagesrc), encoders (ugly:
+# x264enc; bad: openh264enc, vah264enc), HLS (bad: hlssink2), X (x); polkit for the rule; the
+# system bus; logrotate; CA certificates for SMTP and webhooks over TLS.
 RUNTIME_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-    gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-x gstreamer1.0-vaapi
+    gstreamer1.0-plugins-ugly gstreamer1.0-x polkitd dbus logrotate ca-certificates
 )
-BUILD_PACKAGES=(pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev)
+# VA-API (hardware H.264 encoding), only where a GPU is there (/dev/dri/renderD*).
+VAAPI_PACKAGES=(gstreamer1.0-vaapi)
+# --demo: a virtual two-monitor X display and a moving picture on it.
+DEMO_PACKAGES=(xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils gstreamer1.0-tools)
+# Building from source (only then).
+BUILD_PACKAGES=(build-essential pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev)
 MIN_RUST=1.92
+DEFAULT_WAIT_SECONDS=120
 
 usage() {
     cat <<USAGE
-Usage: sudo ./install.sh [--uninstall [--purge]] [--help]
+Usage: sudo ./install.sh [OPTION]...
 
-  (no option)   install or update desktop-streamer and start its services
-  --uninstall   stop and remove the services and binaries; keep configuration and data
-  --purge       with --uninstall: also remove $CONF_DIR, $STATE_DIR and the service user
-  --help        show this text
+Installs desktop-streamer and starts its services, or updates an installation. Safe to run
+again: it changes only what is missing or different, and says so when nothing changed.
+
+Options:
+  --demo            also install a virtual two-monitor X display with a moving picture on its
+                    second monitor (units desktop-streamer-demo-display and -content), for a
+                    machine without a kiosk display: a VM, a server. Then open the dashboard.
+  --display :N      the X display the streamer captures (default :0, the kiosk's usual
+                    display); with --demo, the number of the virtual display. Written to a
+                    drop-in ($DROPIN_DISPLAY); kept on later runs without this option.
+  --bin-dir DIR     take the four binaries from DIR instead of building them (for example
+                    binaries built on another Debian machine with 'cargo build --release').
+                    Without it: build with cargo when Rust $MIN_RUST or newer is installed,
+                    otherwise use the binaries already in target/release.
+  --wait SECONDS    how long to wait for the stream to go live after starting (default
+                    $DEFAULT_WAIT_SECONDS); 0 skips the wait.
+  --uninstall       stop and remove the services, units, drop-ins, polkit rule, log rotation
+                    and binaries; keep the configuration ($CONF_DIR), the data ($STATE_DIR),
+                    the logs ($LOG_DIR) and the user '$SERVICE_USER'. Debian packages stay.
+  --purge           like --uninstall, and also remove the configuration, data, logs, cache and
+                    the service user.
+  -h, --help        show this text.
+
+What it does, in numbered steps: checks the system (Debian 12+ or Ubuntu 22.04+, systemd);
+installs the runtime packages (GStreamer and its plugin sets, VA-API when /dev/dri has a GPU);
+gets the binaries; creates the user '$SERVICE_USER' and the directories; writes the example
+configuration where no file exists (never overwrites one); generates the dashboard's admin
+password and an API token (printed once, stored hashed); installs the systemd units with
+drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
+polkit rule and the log rotation; enables and starts the services; waits until the streamer's
+health API says the stream is live; prints the dashboard, HLS and health URLs.
+
+The streamer runs as '$SERVICE_USER' and needs access to the kiosk's X display: see the
+README, "The service user and the X display".
 USAGE
 }
 
 src_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-step_no=0
-current=""
-step() { step_no=$((step_no + 1)); current="$*"; printf '\n[%d] %s\n' "$step_no" "$*"; }
-fail() { printf '\ninstall.sh: step %d (%s) failed: %s\n' "$step_no" "$current" "$*" >&2; exit 1; }
-trap 'fail "a command exited with an error (see above)"' ERR
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-uninstall=false purge=false
-for arg in "$@"; do
-    case "$arg" in
+step_no=0
+step_name=""
+hint=""
+changes=0
+
+step() {
+    step_no=$((step_no + 1))
+    step_name=$1
+    hint=${2:-}
+    printf '\n[%d] %s\n' "$step_no" "$step_name"
+}
+say() { printf '    %s\n' "$*"; }
+changed() {
+    changes=$((changes + 1))
+    say "$*"
+}
+fail() {
+    printf '\ninstall.sh: step %d (%s) failed: %s\n' "$step_no" "$step_name" "$1" >&2
+    if [ -n "$hint" ]; then printf 'What to do: %s\n' "$hint" >&2; fi
+    exit 1
+}
+trap 'fail "this command failed (exit status $?): $BASH_COMMAND"' ERR
+
+demo=false uninstall=false purge=false
+display="" bin_dir="" wait_seconds=$DEFAULT_WAIT_SECONDS
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --demo) demo=true ;;
+        --display) [ $# -ge 2 ] || { echo "install.sh: --display needs a value such as :0" >&2; exit 2; }; display=$2; shift ;;
+        --display=*) display=${1#*=} ;;
+        --bin-dir) [ $# -ge 2 ] || { echo "install.sh: --bin-dir needs a directory" >&2; exit 2; }; bin_dir=$2; shift ;;
+        --bin-dir=*) bin_dir=${1#*=} ;;
+        --wait) [ $# -ge 2 ] || { echo "install.sh: --wait needs a number of seconds" >&2; exit 2; }; wait_seconds=$2; shift ;;
+        --wait=*) wait_seconds=${1#*=} ;;
         --uninstall) uninstall=true ;;
-        --purge) purge=true ;;
+        --purge) uninstall=true purge=true ;;
         -h | --help) usage; exit 0 ;;
-        *) usage >&2; echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+        *) echo "install.sh: unknown option '$1' (see ./install.sh --help)" >&2; exit 2 ;;
     esac
+    shift
 done
-$purge && ! $uninstall && { echo "install.sh: --purge goes with --uninstall" >&2; exit 2; }
-[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo ./install.sh)" >&2; exit 1; }
+if [ -n "$display" ] && ! [[ $display =~ ^:[0-9]+$ ]]; then
+    echo "install.sh: --display '$display' is not a local X display such as :0 or :1" >&2
+    exit 2
+fi
+[[ $wait_seconds =~ ^[0-9]+$ ]] || { echo "install.sh: --wait '$wait_seconds' is not a number of seconds" >&2; exit 2; }
+if [ -n "$bin_dir" ]; then bin_dir=$(cd "$bin_dir" 2>/dev/null && pwd) || { echo "install.sh: --bin-dir: no such directory" >&2; exit 2; }; fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: run as root: sudo $0 $*" >&2
+    exit 1
+fi
+
 have_systemd() { [ -d /run/systemd/system ]; }
 
+# Installs SRC as DEST with MODE and OWNER:GROUP unless DEST already has that content, mode and
+# owner. Sets `installed` to true when it wrote something.
+installed=false
+put_file() {
+    local src=$1 dest=$2 mode=$3 owner=${4:-root:root}
+    installed=false
+    if [ -f "$dest" ] && cmp -s "$src" "$dest" && [ "$(stat -c '%a %U:%G' "$dest")" = "$mode $owner" ]; then
+        return 0
+    fi
+    install -D -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$src" "$dest"
+    installed=true
+    changed "installed $dest"
+}
+
+# Removes a file if it is there, saying so.
+remove_file() {
+    if [ -e "$1" ] || [ -L "$1" ]; then
+        rm -f "$1"
+        changed "removed $1"
+    fi
+}
+
+# The text of FILE with `//` comments removed (outside strings), so keys can be read from the
+# JSON-with-comments configuration files without a JSON tool.
+strip_comments() {
+    awk '{
+        out = ""; in_str = 0; n = length($0)
+        for (i = 1; i <= n; i++) {
+            c = substr($0, i, 1)
+            if (in_str) {
+                out = out c
+                if (c == "\\") { i++; out = out substr($0, i, 1) } else if (c == "\"") in_str = 0
+            } else if (c == "\"") { in_str = 1; out = out c }
+            else if (c == "/" && substr($0, i + 1, 1) == "/") break
+            else out = out c
+        }
+        print out
+    }' "$1"
+}
+
+# The value of the first "KEY": value in FILE (strings without their quotes), or DEFAULT.
+# With SECTION, only inside the object "SECTION": { ... } (one level, as in the shipped files).
+json_value() {
+    local file=$1 key=$2 default=$3 section=${4:-} text value
+    [ -r "$file" ] || { printf '%s' "$default"; return 0; }
+    text=$(strip_comments "$file" | tr '\n' ' ')
+    if [ -n "$section" ]; then
+        text=$(printf '%s' "$text" | sed -n "s/.*\"$section\"[[:space:]]*:[[:space:]]*{\([^}]*\)}.*/\1/p")
+    fi
+    value=$(printf '%s' "$text" | sed -n "s/^[^\"]*\(\"[^\"]*\"[^\"]*\)*\"$key\"[[:space:]]*:[[:space:]]*\(\"[^\"]*\"\|[^,} ]*\).*/\2/p" | head -n1)
+    value=${value#\"}
+    value=${value%\"}
+    printf '%s' "${value:-$default}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# --uninstall / --purge
+# ---------------------------------------------------------------------------------------------
 if $uninstall; then
-    step "Stopping and removing the services"
-    if have_systemd; then systemctl disable --now "${UNITS[@]}" 2>/dev/null || true; fi
-    for u in "${UNITS[@]}"; do rm -f "$UNIT_DIR/$u"; done
-    if have_systemd; then systemctl daemon-reload; fi
-    step "Removing the binaries"
-    for b in "${BINARIES[@]}"; do rm -f "$PREFIX/bin/$b"; done
-    rm -f /etc/logrotate.d/desktop-streamer
+    step "Stopping and disabling the services"
+    if have_systemd; then
+        # The watchdog first (it would restart what stops), all in one transaction.
+        present=()
+        for u in desktop-streamer-watchdog.service desktop-streamer-web.service desktop-streamer.service "${DEMO_UNITS[@]}"; do
+            if [ -e "$UNIT_DIR/$u" ] || systemctl is-active --quiet "$u"; then present+=("$u"); fi
+        done
+        if [ ${#present[@]} -gt 0 ]; then
+            systemctl disable --now --quiet "${present[@]}" 2>/dev/null || systemctl stop "${present[@]}" || true
+            systemctl reset-failed "${present[@]}" 2>/dev/null || true
+            changed "stopped and disabled ${present[*]}"
+        fi
+    fi
+    step "Removing units, drop-ins, polkit rule, log rotation and binaries"
+    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}"; do
+        remove_file "$UNIT_DIR/$u"
+        for d in "$DROPIN_DISPLAY" "$DROPIN_DEMO" "$DROPIN_UNITY"; do remove_file "$UNIT_DIR/$u.d/$d"; done
+        rmdir "$UNIT_DIR/$u.d" 2>/dev/null || true
+    done
+    remove_file "$POLKIT_RULE"
+    remove_file "$LOGROTATE_CONF"
+    remove_file "$DEMO_XORG_CONF"
+    for b in "${BINARIES[@]}"; do remove_file "$BIN_DIR/$b"; done
+    if [ -d "$DOC_DIR" ]; then rm -rf "$DOC_DIR"; changed "removed $DOC_DIR"; fi
+    if have_systemd; then
+        systemctl daemon-reload
+    fi
     if $purge; then
-        step "Removing configuration, data and the service user"
-        rm -rf "$CONF_DIR" "$STATE_DIR"
-        if id "$SERVICE_USER" >/dev/null 2>&1; then userdel "$SERVICE_USER"; fi
+        step "Removing configuration, data, logs and the service user"
+        for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$CACHE_DIR" /var/log/desktop-streamer-demo /var/cache/desktop-streamer-demo; do
+            if [ -e "$d" ]; then rm -rf "$d"; changed "removed $d"; fi
+        done
+        if id "$SERVICE_USER" >/dev/null 2>&1; then
+            userdel "$SERVICE_USER"
+            changed "removed the user $SERVICE_USER"
+        fi
     else
-        echo "Kept $CONF_DIR and $STATE_DIR (remove them with --uninstall --purge)."
+        say "kept $CONF_DIR, $STATE_DIR, $LOG_DIR and the user $SERVICE_USER (--purge removes them)"
+    fi
+    say "Debian packages stay installed (remove them with apt if nothing else needs them)"
+    if [ "$changes" -eq 0 ]; then
+        printf '\nNothing to remove: desktop-streamer is not installed.\n'
+    else
+        printf '\nUninstalled (%d changes).\n' "$changes"
     fi
     exit 0
 fi
 
-step "Checking the operating system"
+# ---------------------------------------------------------------------------------------------
+# Install or update
+# ---------------------------------------------------------------------------------------------
+step "Checking the system" "install on Debian 12 or newer, or Ubuntu 22.04 or newer, booted with systemd"
+[ -r /etc/os-release ] || fail "no /etc/os-release: cannot tell which system this is"
 # shellcheck disable=SC1091
 . /etc/os-release
-case "${ID:-}:${VERSION_ID:-0}" in
-    debian:1[2-9]* | debian:[2-9][0-9]*) ;;
-    ubuntu:2[2-9].* | ubuntu:[3-9][0-9].*) ;;
-    *) fail "${PRETTY_NAME:-this system} is not supported; use Debian 12+ or Ubuntu 22.04+" ;;
+major=${VERSION_ID%%.*}
+[[ $major =~ ^[0-9]+$ ]] || major=0
+case " ${ID:-} ${ID_LIKE:-} " in
+    *" ubuntu "*) [ "$major" -ge 22 ] || fail "${PRETTY_NAME:-this system} is too old: Ubuntu 22.04 or newer is needed" ;;
+    *" debian "*) [ "$major" -ge 12 ] || [ -z "${VERSION_ID:-}" ] || fail "${PRETTY_NAME:-this system} is too old: Debian 12 or newer is needed" ;;
+    *) fail "${PRETTY_NAME:-this system} is not supported: use Debian 12+ or Ubuntu 22.04+" ;;
 esac
-echo "${PRETTY_NAME}"
+have_systemd || fail "systemd is not running as the init system here (no /run/systemd/system)"
+say "${PRETTY_NAME:-$ID $VERSION_ID}, systemd $(systemctl --version | awk 'NR == 1 {print $2}')"
 
-step "Installing runtime packages"
+step "Installing the runtime packages" "check the network and the apt sources (apt-get update), then run install.sh again"
+wanted=("${RUNTIME_PACKAGES[@]}")
+if compgen -G '/dev/dri/renderD*' >/dev/null; then
+    wanted+=("${VAAPI_PACKAGES[@]}")
+    vendors=$(cat /sys/class/drm/renderD*/device/vendor 2>/dev/null || true)
+    case "$vendors" in *0x8086*) wanted+=(intel-media-va-driver i965-va-driver) ;; esac
+    case "$vendors" in *0x1002* | *0x10de*) wanted+=(mesa-va-drivers) ;; esac
+    say "GPU found in /dev/dri: VA-API packages included"
+else
+    say "no GPU in /dev/dri: software encoding (x264enc), no VA-API packages"
+fi
+if $demo; then wanted+=("${DEMO_PACKAGES[@]}"); fi
 missing=()
-for p in "${RUNTIME_PACKAGES[@]}"; do
+for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$work/apt.log" 2>&1 ||
+        { tail -n 20 "$work/apt.log" >&2; fail "apt-get install failed (its last lines are above)"; }
+    changed "installed ${#missing[@]} packages"
 else
-    echo "all present"
+    say "all ${#wanted[@]} packages present"
 fi
 
-step "Getting the binaries"
-release="$src_dir/target/release"
-if command -v cargo >/dev/null && printf '%s\n%s\n' "$MIN_RUST" "$(cargo --version | awk '{print $2}')" | sort -V -C; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" >/dev/null
-    (cd "$src_dir" && cargo build --release --locked --bins)
-else
-    for b in "${BINARIES[@]}"; do
-        [ -x "$release/$b" ] || fail "no Rust toolchain >= $MIN_RUST and no prebuilt $release/$b. Install Rust with rustup (https://rustup.rs), or build on another Debian machine with 'cargo build --release' and copy target/release here."
+step "Getting the binaries" "install Rust $MIN_RUST or newer (https://rustup.rs, as your own user) and run sudo ./install.sh again; or build with 'cargo build --release' on another Debian machine and pass --bin-dir DIR"
+# The user who ran sudo builds (so target/ stays theirs) with their own toolchain.
+builder=${SUDO_USER:-root}
+cargo_bin=""
+for c in "$(command -v cargo || true)" "$(getent passwd "$builder" | cut -d: -f6)/.cargo/bin/cargo"; do
+    if [ -n "$c" ] && [ -x "$c" ]; then cargo_bin=$c; break; fi
+done
+as_builder() {
+    if [ "$builder" = root ]; then "$@"; else runuser -u "$builder" -- env PATH="$(dirname "$cargo_bin"):$PATH" "$@"; fi
+}
+if [ -n "$bin_dir" ]; then
+    from=$bin_dir
+    say "using the binaries in $from (--bin-dir)"
+elif [ -n "$cargo_bin" ] && version=$(as_builder "$cargo_bin" --version 2>/dev/null | awk '{print $2}') &&
+    printf '%s\n%s\n' "$MIN_RUST" "${version%%-*}" | sort -V -C; then
+    say "building release binaries with cargo $version (as $builder)"
+    build_missing=()
+    for p in "${BUILD_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || build_missing+=("$p")
     done
-    echo "using the binaries in $release"
-fi
-for b in "${BINARIES[@]}"; do install -m 0755 "$release/$b" "$PREFIX/bin/$b"; done
-
-step "Creating the service user and directories"
-id "$SERVICE_USER" >/dev/null 2>&1 || useradd --system --home-dir "$STATE_DIR" --shell /usr/sbin/nologin "$SERVICE_USER"
-install -d -m 0755 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
-install -d -m 0755 "$CONF_DIR"
-
-step "Writing configuration (existing files are kept)"
-for f in "$src_dir"/config/etc/*; do
-    name=$(basename "$f")
-    if [ -e "$CONF_DIR/$name" ]; then
-        echo "kept    $CONF_DIR/$name"
+    # The dashboard embeds a front end built from npm packages (web-monitor/ui).
+    if [ -f "$src_dir/web-monitor/ui/package.json" ] && ! command -v npm >/dev/null; then
+        build_missing+=(nodejs npm)
+    fi
+    if [ ${#build_missing[@]} -gt 0 ]; then
+        say "installing build packages ${build_missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${build_missing[@]}" >"$work/apt.log" 2>&1 ||
+            { tail -n 20 "$work/apt.log" >&2; fail "apt-get install of the build packages failed"; }
+    fi
+    if [ -f "$src_dir/web-monitor/ui/package.json" ]; then
+        (cd "$src_dir" && as_builder npm ci --prefix web-monitor/ui --no-audit --no-fund --loglevel=error) ||
+            fail "npm ci in web-monitor/ui failed (see above)"
+    fi
+    (cd "$src_dir" && as_builder "$cargo_bin" build --release --locked --bins \
+        -p desktop-streamer -p desktop-streamer-watchdog -p desktop-streamer-web) ||
+        fail "cargo build failed (see above)"
+    from=$src_dir/target/release
+else
+    from=$src_dir/target/release
+    if [ -n "$cargo_bin" ]; then
+        say "cargo ${version:-?} is older than $MIN_RUST: not building"
     else
-        install -m 0640 -g "$SERVICE_USER" "$f" "$CONF_DIR/$name"
-        echo "created $CONF_DIR/$name"
+        say "no Rust toolchain found: not building"
+    fi
+    say "using the binaries in $from"
+fi
+for b in "${BINARIES[@]}"; do
+    [ -x "$from/$b" ] || fail "$from/$b is missing or not executable"
+done
+bins_changed=false
+for b in "${BINARIES[@]}"; do
+    put_file "$from/$b" "$BIN_DIR/$b" 755
+    if $installed; then bins_changed=true; fi
+done
+put_file "$src_dir/README.md" "$DOC_DIR/README.md" 644
+$bins_changed || say "binaries up to date in $BIN_DIR"
+
+step "Creating the service user and directories" "see the message above; useradd and install(1) must work on this system"
+if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
+        --comment "desktop-streamer services" "$SERVICE_USER"
+    changed "created the system user $SERVICE_USER"
+else
+    say "user $SERVICE_USER exists"
+fi
+# VA-API needs the GPU's render node; the groups exist only where a GPU driver created them.
+for g in render video; do
+    [ -d /dev/dri ] || break
+    if getent group "$g" >/dev/null && ! id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$g"; then
+        usermod -a -G "$g" "$SERVICE_USER"
+        changed "added $SERVICE_USER to the group $g (GPU access for VA-API)"
     fi
 done
-"$PREFIX/bin/desktop-streamer" --config "$CONF_DIR/config.json" check-config
-"$PREFIX/bin/desktop-streamer-watchdog" --config "$CONF_DIR/watchdog-config.json" check-config
-"$PREFIX/bin/desktop-streamer-web" --config "$CONF_DIR/web-config.json" check-config
+# /var/lib/desktop-streamer belongs to the service user before any unit starts, so systemd's
+# StateDirectory= never has to change owners below it. The configuration directory is sticky
+# and group-writable: the dashboard replaces cameras.yaml (which it owns) atomically, and can
+# replace no other file there.
+ensure_dir() {
+    local dir=$1 mode=$2 owner=$3
+    if [ ! -d "$dir" ] || [ "$(stat -c '%a %U:%G' "$dir")" != "$mode $owner" ]; then
+        install -d -m "$mode" -o "${owner%%:*}" -g "${owner##*:}" "$dir"
+        changed "directory $dir ($mode $owner)"
+    fi
+}
+ensure_dir "$CONF_DIR" 1775 "root:$SERVICE_USER"
+ensure_dir "$STATE_DIR" 755 "$SERVICE_USER:$SERVICE_USER"
+ensure_dir "$LOG_DIR" 750 "$SERVICE_USER:$SERVICE_USER"
 
-step "Installing the systemd units and log rotation"
-for u in "${UNITS[@]}"; do install -m 0644 "$src_dir/systemd/$u" "$UNIT_DIR/$u"; done
-install -m 0644 "$src_dir/logrotate/desktop-streamer" /etc/logrotate.d/desktop-streamer
+step "Writing the configuration (existing files are kept)" "fix the file named above (check-config prints every problem with its line), then run install.sh again"
+for f in "$src_dir"/config/etc/*; do
+    name=$(basename "$f")
+    dest=$CONF_DIR/$name
+    if [ -e "$dest" ]; then
+        say "kept    $dest"
+    else
+        owner=root:$SERVICE_USER
+        [ "$name" = cameras.yaml ] && owner=$SERVICE_USER:$SERVICE_USER
+        install -m 640 -o "${owner%%:*}" -g "${owner##*:}" "$f" "$dest"
+        changed "created $dest"
+    fi
+done
+# Checked as the service user: the services must be able to read what they will load.
+check() {
+    local program=$1 file=$2
+    if ! runuser -u "$SERVICE_USER" -- "$BIN_DIR/$program" --config "$file" check-config >"$work/check.log" 2>&1; then
+        sed 's/^/    /' "$work/check.log" >&2
+        fail "$file has errors (listed above)"
+    fi
+}
+check desktop-streamer "$CONF_DIR/config.json"
+check desktop-streamer-watchdog "$CONF_DIR/watchdog-config.json"
+check desktop-streamer-web "$CONF_DIR/web-config.json"
+say "configuration checked"
 
-step "Starting the services"
-if have_systemd; then
-    systemctl daemon-reload
-    systemctl enable "${UNITS[@]}"
-    systemctl restart "${UNITS[@]}"
-    systemctl --no-pager --lines=0 status "${UNITS[@]}" || true
+step "Dashboard password and API token" "see the message above; 'desktop-streamer-web set-password' sets a password by hand"
+auth_file=$(json_value "$CONF_DIR/web-config.json" auth_file "$STATE_DIR/web-auth.json")
+case "$auth_file" in /*) ;; *) auth_file=$CONF_DIR/$auth_file ;; esac
+password="" token=""
+if [ -s "$auth_file" ]; then
+    say "kept $auth_file (the password set before stays; 'desktop-streamer-web set-password' changes it)"
 else
-    echo "systemd is not running here: the units are installed and start on the next boot"
+    web_cli=(runuser -u "$SERVICE_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
+    password=$("${web_cli[@]}" set-password --generate 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "set-password failed"; }
+    token=$("${web_cli[@]}" new-token installer 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "new-token failed"; }
+    changed "generated the admin password and the API token 'installer' (stored hashed in $auth_file)"
 fi
 
-host=$(hostname -I 2>/dev/null | awk '{print $1}')
-host=${host:-127.0.0.1}
-printf '\nInstalled. Dashboard: http://%s:8080/  HLS: http://%s:8888/hls/desktop/playlist.m3u8\n' "$host" "$host"
+step "Installing the systemd units, drop-ins, polkit rule and log rotation" "see the message above; 'systemd-analyze verify $UNIT_DIR/desktop-streamer.service' explains unit problems"
+declare -A restart=()
+for u in "${UNITS[@]}"; do
+    put_file "$src_dir/systemd/$u" "$UNIT_DIR/$u" 644
+    if $installed; then restart[$u]=1; fi
+    if $bins_changed; then restart[$u]=1; fi
+done
+# Unity coexistence: the streamer gets the CPU and memory limits and the lower priority the
+# config's unity_optimization asks for, written before daemon-reload.
+config=$CONF_DIR/config.json
+unity_enabled=$(json_value "$config" enabled true unity_optimization)
+cpu_quota=$(json_value "$config" cpu_quota_percent "" unity_optimization)
+memory_mb=$(json_value "$config" memory_limit_mb "" unity_optimization)
+unity_dropin=$UNIT_DIR/desktop-streamer.service.d/$DROPIN_UNITY
+if [ "$unity_enabled" = true ]; then
+    {
+        echo "# Written by install.sh from unity_optimization in $config;"
+        echo "# run install.sh again after changing those keys."
+        echo "[Service]"
+        if [[ $cpu_quota =~ ^[0-9]+$ ]] && [ "$cpu_quota" -gt 0 ]; then echo "CPUQuota=${cpu_quota}%"; fi
+        if [[ $memory_mb =~ ^[0-9]+$ ]] && [ "$memory_mb" -gt 0 ]; then echo "MemoryMax=${memory_mb}M"; fi
+        echo "# The kiosk application comes first."
+        echo "Nice=5"
+        echo "IOSchedulingClass=best-effort"
+        echo "IOSchedulingPriority=6"
+    } >"$work/unity.conf"
+    put_file "$work/unity.conf" "$unity_dropin" 644
+    if $installed; then restart[desktop-streamer.service]=1; fi
+    say "streamer limits: CPUQuota=${cpu_quota:-none}% MemoryMax=${memory_mb:-none}M Nice=5 IO best-effort/6"
+else
+    if [ -e "$unity_dropin" ]; then
+        remove_file "$unity_dropin"
+        restart[desktop-streamer.service]=1
+    fi
+    say "unity_optimization is off: no CPU or memory limits for the streamer"
+fi
+write_display_dropin() {
+    local unit=$1
+    printf '# Written by install.sh --display.\n[Service]\nEnvironment=DISPLAY=%s\n' "$display" >"$work/display.conf"
+    put_file "$work/display.conf" "$UNIT_DIR/$unit.d/$DROPIN_DISPLAY" 644
+    if $installed; then restart[$unit]=1; fi
+}
+if [ -n "$display" ]; then write_display_dropin desktop-streamer.service; fi
+if $demo; then
+    put_file "$src_dir/systemd/demo/xorg-dummy.conf" "$DEMO_XORG_CONF" 644
+    for u in "${DEMO_UNITS[@]}"; do
+        put_file "$src_dir/systemd/demo/$u" "$UNIT_DIR/$u" 644
+        if $installed; then restart[$u]=1; fi
+        if [ -n "$display" ]; then write_display_dropin "$u"; fi
+    done
+    cat >"$work/demo.conf" <<'DEMO'
+# Written by install.sh --demo: capture the virtual display once it is up.
+[Unit]
+Wants=desktop-streamer-demo-display.service desktop-streamer-demo-content.service
+After=desktop-streamer-demo-display.service
+DEMO
+    put_file "$work/demo.conf" "$UNIT_DIR/desktop-streamer.service.d/$DROPIN_DEMO" 644
+    if $installed; then restart[desktop-streamer.service]=1; fi
+fi
+put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
+put_file "$src_dir/logrotate/desktop-streamer" "$LOGROTATE_CONF" 644
+if [ ${#restart[@]} -gt 0 ]; then
+    systemctl daemon-reload
+    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}"; do
+        [ -e "$UNIT_DIR/$u" ] || continue
+        systemd-analyze verify "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd rejects $u"; }
+    done
+    say "systemd reloaded"
+else
+    say "units, drop-ins, polkit rule and log rotation up to date"
+fi
+
+step "Enabling and starting the services" "look at 'systemctl status UNIT' and 'journalctl -u UNIT' for the unit named above"
+all_units=()
+if $demo || [ -e "$UNIT_DIR/${DEMO_UNITS[0]}" ]; then all_units+=("${DEMO_UNITS[@]}"); fi
+all_units+=("${UNITS[@]}")
+for u in "${all_units[@]}"; do
+    if ! systemctl is-enabled --quiet "$u"; then
+        systemctl enable --quiet "$u"
+        changed "enabled $u"
+    fi
+    if ! systemctl is-active --quiet "$u"; then
+        # --no-block: the streamer reports ready after its first segment; the wait below says
+        # more than systemctl's timeout would.
+        systemctl reset-failed "$u" 2>/dev/null || true
+        systemctl start --no-block "$u"
+        changed "started $u"
+    elif [ -n "${restart[$u]:-}" ]; then
+        systemctl restart --no-block "$u"
+        changed "restarted $u (its unit or binary changed)"
+    else
+        say "$u is running"
+    fi
+done
+
+# Where the services listen, from their configuration files.
+listen_of() {
+    local value
+    value=$(json_value "$1" listen "$2")
+    printf '%s' "$value"
+}
+streamer_listen=$(listen_of "$CONF_DIR/config.json" 0.0.0.0:8888)
+web_listen=$(listen_of "$CONF_DIR/web-config.json" 0.0.0.0:8080)
+streamer_port=${streamer_listen##*:}
+web_port=${web_listen##*:}
+local_host() { case "${1%:*}" in 0.0.0.0 | "[::]" | "") echo 127.0.0.1 ;; *) echo "${1%:*}" ;; esac; }
+
+# GET http://HOST:PORT/PATH with bash alone (no curl on a minimal system); prints the body.
+http_get() {
+    local host=$1 port=$2 path=$3 response
+    exec 3<>"/dev/tcp/$host/$port" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nConnection: close\r\n\r\n' "$path" "$host" "$port" >&3
+    response=$(timeout 5 cat <&3) || { exec 3<&-; return 1; }
+    exec 3<&-
+    printf '%s' "${response#*$'\r\n\r\n'}"
+}
+
+state=""
+if [ "$wait_seconds" -gt 0 ]; then
+    step "Waiting for the stream to go live (at most ${wait_seconds} s)" "run 'journalctl -u desktop-streamer -n 50' and 'desktop-streamer-monitor status'; the README's \"The service user and the X display\" explains X access"
+    host=$(local_host "$streamer_listen")
+    deadline=$((SECONDS + wait_seconds))
+    health=""
+    while :; do
+        for u in "${all_units[@]}"; do
+            if systemctl is-failed --quiet "$u"; then
+                journalctl -u "$u" -n 20 --no-pager >&2 || true
+                fail "$u failed (its last log lines are above)"
+            fi
+        done
+        health=$(http_get "$host" "$streamer_port" /api/health 2>/dev/null || true)
+        state=$(printf '%s' "$health" | sed -n 's/.*"current_state":"\([a-z]*\)".*/\1/p')
+        if [ "$state" = streaming ] || { [ "$state" = slate ] && ! $demo; }; then break; fi
+        if [ $SECONDS -ge $deadline ]; then
+            journalctl -u desktop-streamer -n 20 --no-pager >&2 || true
+            fail "the stream is not live after ${wait_seconds} s (state: ${state:-no answer from $host:$streamer_port})"
+        fi
+        sleep 2
+    done
+    for u in "${all_units[@]}"; do
+        systemctl is-active --quiet "$u" || fail "$u is $(systemctl is-active "$u" || true)"
+    done
+    if [ "$state" = slate ]; then
+        reason=$(printf '%s' "$health" | sed -n 's/.*"source_problem":"\([^"]*\)".*/\1/p')
+        say "the stream is live but shows the slate: ${reason:-the monitor cannot be captured}"
+        say "give $SERVICE_USER access to the X display (README: \"The service user and the X display\")"
+    else
+        say "the stream is live"
+    fi
+fi
+
+address=$(hostname -I 2>/dev/null | awk '{print $1}')
+address=${address:-127.0.0.1}
+url_host() { case "${1%:*}" in 0.0.0.0 | "[::]" | "") echo "$address" ;; *) echo "${1%:*}" ;; esac; }
+sh=$(url_host "$streamer_listen")
+wh=$(url_host "$web_listen")
+printf '\n'
+if [ "$changes" -eq 0 ]; then
+    echo "Nothing changed: desktop-streamer was already installed, up to date and running."
+else
+    echo "desktop-streamer is installed and running ($changes changes)."
+fi
+cat <<URLS
+  Dashboard:  http://$wh:$web_port/
+  HLS:        http://$sh:$streamer_port/hls/desktop/playlist.m3u8
+  Health:     http://$sh:$streamer_port/api/health
+  Logs:       journalctl -u 'desktop-streamer*'  and  $LOG_DIR/
+  Status:     desktop-streamer-monitor status
+URLS
+if [ -n "$password" ]; then
+    cat <<SECRET
+
+  Dashboard admin password: $password
+  API token 'installer':    $token
+  Both are shown only now and stored hashed. Keep them somewhere safe; set a new password with
+  'sudo -u $SERVICE_USER desktop-streamer-web --config $CONF_DIR/web-config.json set-password'.
+SECRET
+fi

@@ -6,6 +6,7 @@ pub mod hls;
 pub mod http;
 pub mod kiosk;
 pub mod media;
+pub mod nspawn;
 pub mod procfs;
 pub mod receiver;
 pub mod service;
