@@ -37,7 +37,7 @@ pub fn post_json(port: u16, path: &str, headers: &[(&str, &str)], body: &str) ->
     request(port, "POST", path, headers, Some(body))
 }
 
-/// One request; `None` if nothing answers.
+/// One request; `None` if nothing answers (or no complete response head arrived).
 pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
@@ -51,10 +51,22 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], bo
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).ok()?;
     if let Some(b) = body {
-        s.write_all(b.as_bytes()).ok()?;
+        // A server may answer (413, 429) before reading the whole body and then close; the
+        // write fails but its answer is waiting to be read.
+        let _ = s.write_all(b.as_bytes());
     }
+    // Keep what arrived even if the connection is then reset (an answer sent before the
+    // request body was read ends that way).
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
