@@ -17,6 +17,9 @@ bash tests/deps.sh
 step "npm packages for the browser tests (from the lockfile)"
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
+step "npm packages of the dashboard (hls.js, embedded into desktop-streamer-web at build time)"
+npm ci --prefix web-monitor/ui --no-audit --no-fund --loglevel=error
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -51,6 +51,27 @@ pub struct WebConfig {
     pub bus: crate::watchdog::Bus,
     /// The units shown and controlled. Default the three desktop-streamer services.
     pub units: Vec<String>,
+    /// How long camera history is kept in `database`.
+    pub camera_history: CameraHistory,
+}
+
+/// `camera_history`: retention of the heartbeat database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CameraHistory {
+    /// Days every heartbeat is kept; older ones survive as hourly roll-ups. Default 7; 1..=365.
+    pub raw_days: u32,
+    /// Days the hourly roll-ups and state changes are kept. Default 365; 1..=3650.
+    pub hourly_days: u32,
+}
+
+pub const DEFAULT_RAW_DAYS: u32 = 7;
+pub const DEFAULT_HOURLY_DAYS: u32 = 365;
+
+impl Default for CameraHistory {
+    fn default() -> Self {
+        CameraHistory { raw_days: DEFAULT_RAW_DAYS, hourly_days: DEFAULT_HOURLY_DAYS }
+    }
 }
 
 impl Default for WebConfig {
@@ -69,6 +90,7 @@ impl Default for WebConfig {
             units: ["desktop-streamer.service", "desktop-streamer-watchdog.service", "desktop-streamer-web.service"]
                 .map(str::to_owned)
                 .to_vec(),
+            camera_history: CameraHistory::default(),
         }
     }
 }
@@ -110,6 +132,11 @@ impl ConfigFile for WebConfig {
             if !crate::watchdog::is_unit_name(unit) {
                 v.error(&format!("units[{i}]"), "must be a systemd unit name such as desktop-streamer.service");
             }
+        }
+        v.range("camera_history.raw_days", self.camera_history.raw_days, 1..=365);
+        v.range("camera_history.hourly_days", self.camera_history.hourly_days, 1..=3650);
+        if self.camera_history.hourly_days < self.camera_history.raw_days {
+            v.error("camera_history.hourly_days", "must be at least camera_history.raw_days");
         }
         match url::Url::parse(&self.streamer_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}

@@ -30,3 +30,93 @@ fn headless_chromium_plays_the_stream() {
     assert_eq!(result["ok"], true, "the video's time advanced: {result}");
     assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(1280), Some(720)), "{result}");
 }
+
+/// The dashboard of a whole kiosk in a real browser: a real streamer on a real two-monitor
+/// Xorg, run as `desktop-streamer.service` by a real systemd user manager (so the page's
+/// "restart the stream" reaches it through systemd, as on a kiosk), the real web service, and
+/// headless Chromium driving the page (tests/browser/dashboard.mjs): live status, the
+/// browser's own HLS and hls.js both playing, a refused action, login, a stream restart whose
+/// state change and log line arrive without a reload, the log filter, the phone layout, the
+/// streamer stopped from the page and shown as unreachable, and the lost connection when the
+/// web service stops.
+#[test]
+fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
+    use ds_tests::kiosk::{Kiosk, UNITS};
+    use std::io::Write as _;
+
+    let x = DummyDisplay::start().expect("dummy Xorg");
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    // The streamer's port, chosen before the web service is configured with it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut kiosk = Kiosk::start(&UNITS[1..], json!({"streamer_url": format!("http://127.0.0.1:{port}")}));
+    let streamer_dir = kiosk.dir.path().join("streamer");
+    std::fs::create_dir_all(&streamer_dir).unwrap();
+    let config = streamer_dir.join("config.json");
+    std::fs::write(&config, json!({"output_dir": streamer_dir.join("hls")}).to_string()).unwrap();
+    let unit = format!(
+        "[Unit]\nDescription=desktop-streamer under test\n\n[Service]\nExecStart={} --config {} --listen 127.0.0.1:{port}\n\
+         Environment=DISPLAY={} DESKTOP_STREAMER_LOG_DIR={} RUST_LOG=info\nRestart=no\nTimeoutStopSec=15\n",
+        ds_tests::bins::bin("desktop-streamer").display(),
+        config.display(),
+        x.display(),
+        kiosk.logs.display()
+    );
+    kiosk.systemd.write_unit(UNITS[0], &unit).unwrap();
+    kiosk.systemd.daemon_reload().unwrap();
+    kiosk.systemd.start_unit(UNITS[0]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let health = ds_tests::http::get(port, "/api/health/detailed").map(|r| r.json()).unwrap_or(Value::Null);
+        if health["playlist"]["segment_count"].as_u64() >= Some(3) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the streamer unit did not stream: {health}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let password = "correct horse battery staple";
+    let mut set = Command::new(ds_tests::bins::bin("desktop-streamer-web"))
+        .arg("--config")
+        .arg(&kiosk.config)
+        .arg("set-password")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(set.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(set.wait().unwrap().success());
+
+    let started = std::time::Instant::now();
+    let out = Command::new("node")
+        .arg(workspace_root().join("tests/browser/dashboard.mjs"))
+        .args([&kiosk.url(), password, &kiosk.web.pid().to_string()])
+        .output()
+        .expect("node runs (tests/deps.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value =
+        stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
+            panic!("no result from the browser: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+        });
+    eprintln!("browser checks ({:.1} s): {result:#}", started.elapsed().as_secs_f64());
+    for name in [
+        "status_live",
+        "native_plays",
+        "refused_without_login",
+        "login",
+        "restart_live",
+        "log_filter",
+        "hlsjs_plays",
+        "phone_fits",
+        "unreachable_shown",
+        "connection_lost_shown",
+        "page_errors",
+    ] {
+        assert_eq!(result["checks"][name]["ok"], true, "{name}: {:#}", result["checks"][name]);
+    }
+    assert_eq!(result["ok"], true, "{result:#}");
+    let restart = &result["checks"]["restart_live"];
+    assert!(restart["after"].as_u64() > restart["before"].as_u64(), "{restart:#}");
+    assert_eq!(kiosk.systemd.show(UNITS[0], "ActiveState").unwrap(), "inactive", "stopped from the page");
+    // The web service was stopped by the script (the lost-connection check): it exits, open
+    // event streams notwithstanding.
+    assert!(kiosk.web.wait_exit(Duration::from_secs(10)).is_some(), "the web service exits after SIGTERM");
+}

@@ -92,7 +92,13 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
 
     // The streamer's unit stops: CRITICAL, naming it.
     sd.systemctl(&["stop", UNITS[0]]).unwrap();
-    let (code, out, _) = monitor(&["--url", &url, "check"]);
+    // The dashboard samples the units every second: the next sample says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (mut code, mut out, _) = monitor(&["--url", &url, "check"]);
+    while code != 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        (code, out, _) = monitor(&["--url", &url, "check"]);
+    }
     assert_eq!(code, 2, "{out}");
     assert!(out.starts_with("DESKTOP-STREAMER CRITICAL - desktop-streamer.service is inactive"), "{out}");
 }

@@ -58,7 +58,13 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
 
     // The streamer goes away: the dashboard says so instead of showing old numbers.
     drop(streamer);
-    let status = web.get("/api/status").unwrap().json();
+    // The status is sampled in the background every second: the next sample says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut status = web.get("/api/status").unwrap().json();
+    while status["unreachable"] == json!([]) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        status = web.get("/api/status").unwrap().json();
+    }
     assert_eq!(status["unreachable"][0]["part"], "streamer", "{status:#}");
     assert!(status["stream"].is_null() && status["health"].is_null(), "no stale numbers: {status:#}");
     let health = web.get("/api/health").unwrap();

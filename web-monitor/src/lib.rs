@@ -5,12 +5,17 @@ pub mod auth;
 pub mod cameras;
 pub mod cli;
 pub mod control;
+pub mod history;
 pub mod logs;
 pub mod logs_api;
+pub mod openapi;
 pub mod server;
 pub mod settings;
+pub mod snapshot;
+pub mod ui;
 pub mod upstream;
 
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -110,17 +115,27 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let state = server::AppState {
-        streamer: upstream::Streamer::new(&config.streamer_url),
-        config: std::sync::Arc::new(config),
-        systemd,
-    };
+    let streamer = upstream::Streamer::new(&config.streamer_url);
+    let history = history::History::new();
+    let sources =
+        snapshot::Sources { streamer: streamer.clone(), systemd: systemd.clone(), units: config.units.clone() };
+    let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
+    let state = server::AppState { streamer, config: std::sync::Arc::new(config), systemd, status, history };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(server::PUBLIC_PATHS));
     let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
-        .context("the HTTP server failed")?;
+    let drain = shutdown.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { drain.wait().await });
+    // Open pages hold endless event streams (status, logs): after SIGTERM they get
+    // DRAIN_LIMIT to finish, then the service exits anyway.
+    tokio::select! {
+        served = server.into_future() => served.context("the HTTP server failed")?,
+        () = async { shutdown.wait().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
+            tracing::info!(limit_s = DRAIN_LIMIT.as_secs(), "closing the connections still open after the drain limit");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long open connections may delay the exit after SIGTERM.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);

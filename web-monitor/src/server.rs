@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 use crate::auth::{self, AuthState};
 use crate::control;
+use crate::history::History;
+use crate::snapshot::StatusCache;
 use crate::upstream::Streamer;
 
 /// What the handlers share.
@@ -27,6 +29,10 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     pub streamer: Streamer,
     pub systemd: Option<ds_systemd::Systemd>,
+    /// The status, sampled in the background.
+    pub status: StatusCache,
+    /// The last hour of the machine's figures.
+    pub history: History,
 }
 
 /// Paths anyone may read even when `public_read` is off (the page and its assets).
@@ -40,7 +46,11 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .route("/api/service/{action}", post(control::service))
         .route("/api/stream/restart", post(control::stream_restart))
         .route("/api/stream/cleanup", post(control::stream_cleanup))
+        .route("/", get(crate::ui::index))
+        .route("/assets/{file}", get(crate::ui::file))
+        .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/status", get(status))
+        .route("/api/status/history", get(status_history))
         .route("/api/events", get(events))
         .route("/api/health", get(health))
         .route("/api/alerts", get(alerts))
@@ -60,67 +70,29 @@ pub fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
-async fn status(State(s): State<AppState>) -> Json<Value> {
-    Json(status_value(&s).await)
+/// The latest sample (see [`crate::snapshot`]): never waits for the streamer or systemd.
+async fn status(State(s): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], s.status.latest().body.clone()).into_response()
 }
 
-/// How often the live page hears the status.
-pub const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// The last hour of the machine's figures, for the page's charts.
+async fn status_history(State(s): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "step_seconds": crate::history::STEP.as_secs(),
+        "span_seconds": crate::history::SPAN.as_secs(),
+        "points": s.history.points(),
+    }))
+}
 
-/// Server-sent events for the page: `status` (the `/api/status` document) every
-/// [`EVENT_INTERVAL`], so the page updates without reloading or polling.
+/// Server-sent events for the page: `status` (the `/api/status` document) at once and then
+/// with every new sample ([`crate::snapshot::SAMPLE_INTERVAL`]), so the page updates without
+/// reloading or polling. The stream ends when the service shuts down.
 async fn events(State(s): State<AppState>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let ticks = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval(EVENT_INTERVAL));
-    let stream = ticks.then(move |_| {
-        let s = s.clone();
-        async move { Ok(Event::default().event("status").json_data(status_value(&s).await).unwrap_or_default()) }
-    });
+    let samples = tokio_stream::wrappers::WatchStream::new(s.status.subscribe());
+    // serde_json writes UTF-8, so the body is text.
+    let stream =
+        samples.map(|snap| Ok(Event::default().event("status").data(std::str::from_utf8(&snap.body).unwrap_or("{}"))));
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// The seed's `/api/status` shape (service, stream, health, system), plus every watched unit
-/// and what could not be reached.
-async fn status_value(s: &AppState) -> Value {
-    let (streamer, units) = tokio::join!(s.streamer.json("/api/status"), unit_states(s));
-    let mut unreachable = Vec::new();
-    let streamer = match streamer {
-        Ok(v) => v,
-        Err(e) => {
-            unreachable.push(json!({"part": "streamer", "error": e}));
-            Value::Null
-        }
-    };
-    let units = match units {
-        Ok(u) => u,
-        Err(e) => {
-            unreachable.push(json!({"part": "systemd", "error": e}));
-            Vec::new()
-        }
-    };
-    let streamer_unit = units.iter().find(|u| u["name"] == "desktop-streamer.service");
-    let service = match streamer_unit {
-        Some(u) => json!({"active": u["active_state"] == "active",
-            "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),
-        None => streamer["service"].clone(),
-    };
-    json!({
-        "service": service,
-        "stream": streamer["stream"],
-        "health": streamer["health"],
-        "system": streamer["system"],
-        "services": units,
-        "unreachable": unreachable,
-    })
-}
-
-async fn unit_states(s: &AppState) -> Result<Vec<Value>, String> {
-    let Some(systemd) = &s.systemd else { return Err("no connection to systemd's D-Bus API".into()) };
-    let mut out = Vec::new();
-    for unit in &s.config.units {
-        let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
-        out.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
-    }
-    Ok(out)
 }
 
 /// The streamer's health as it reports it; 502 with the reason when it cannot be reached.
@@ -188,8 +160,5 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn not_found() -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/status, /api/health, /api/alerts, /metrics, /hls/desktop/playlist.m3u8",
-    )
+    error(StatusCode::NOT_FOUND, "no such endpoint; /api/openapi.json lists every one (the dashboard is at /)")
 }

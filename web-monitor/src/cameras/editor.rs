@@ -195,7 +195,7 @@ pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, Ap
         .await?;
     tracing::info!(camera = %id, name = %name, "camera added");
     let camera = list.streams.iter().find(|cam| cam.stable_id() == id).expect("just added");
-    Ok((StatusCode::CREATED, axum::Json(c.camera_json(camera, &list).await)).into_response())
+    Ok((StatusCode::CREATED, axum::Json(c.config_json(camera, &list))).into_response())
 }
 
 /// `PUT /api/cameras/{id}`: changes or renames a camera; its id, and so its history, stay.
@@ -225,7 +225,7 @@ pub async fn update(
         .map_err(|e| if missing { not_found(&id) } else { e.into() })?;
     tracing::info!(camera = %id, "camera changed");
     let camera = list.streams.iter().find(|cam| cam.stable_id() == id).expect("ids are kept");
-    Ok(axum::Json(c.camera_json(camera, &list).await).into_response())
+    Ok(axum::Json(c.config_json(camera, &list)).into_response())
 }
 
 /// `DELETE /api/cameras/{id}`: removes a camera from the list; its history stays in the

@@ -1,38 +1,53 @@
-//! The camera heartbeat monitor inside the dashboard: the camera list ([`fleet`]), its
-//! editor ([`editor`]), and the API and page that show what the prober found.
+//! The camera heartbeat monitor inside the dashboard: the camera list ([`fleet`]) and its
+//! editor ([`editor`]), what the prober found ([`live`], kept in the store), and the API
+//! that shows it ([`api`]).
 
+pub mod api;
 pub mod editor;
 pub mod fleet;
+pub mod live;
+pub mod service;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{post, put};
+use axum::routing::{get, put};
+use ds_camera_db::Store;
 use ds_config::{Camera, CamerasConfig};
 use serde_json::{Value, json};
 
 pub use fleet::Fleet;
+pub use live::Live;
 
 /// What the camera handlers share.
-#[derive(Clone, Debug)]
-pub struct Cameras {
+#[derive(Debug)]
+pub struct Shared {
     pub fleet: Arc<Fleet>,
+    pub live: Arc<Live>,
+    /// `None` when the database could not be opened: the prober still runs and the grid
+    /// shows live states, without history.
+    pub store: Option<Store>,
+    pub summary: api::SummaryCache,
 }
 
+/// Cheap to clone: the handlers' state.
+#[derive(Clone, Debug)]
+pub struct Cameras(Arc<Shared>);
+
 impl std::ops::Deref for Cameras {
-    type Target = Arc<Fleet>;
-    fn deref(&self) -> &Arc<Fleet> {
-        &self.fleet
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
 impl Cameras {
-    pub fn new(fleet: Arc<Fleet>) -> Cameras {
-        Cameras { fleet }
+    pub fn new(fleet: Arc<Fleet>, live: Arc<Live>, store: Option<Store>) -> Cameras {
+        Cameras(Arc::new(Shared { fleet, live, store, summary: api::SummaryCache::default() }))
     }
 
-    /// One camera as the API shows it: credentials masked.
-    pub async fn camera_json(&self, camera: &Camera, list: &CamerasConfig) -> Value {
+    /// One camera's configuration as the API shows it: credentials masked.
+    pub fn config_json(&self, camera: &Camera, list: &CamerasConfig) -> Value {
         json!({
             "id": camera.stable_id(),
             "name": camera.name,
@@ -46,8 +61,13 @@ impl Cameras {
 /// The camera routes, ready to merge into the dashboard's router.
 pub fn routes(cameras: Cameras) -> Router {
     Router::new()
-        .route("/api/cameras", post(editor::create))
+        .route("/api/cameras", get(api::list).post(editor::create))
         .route("/api/cameras/settings", put(editor::settings))
-        .route("/api/cameras/{id}", put(editor::update).delete(editor::delete))
+        .route("/api/cameras/events", get(api::events))
+        .route("/api/cameras/export.csv", get(api::export_csv))
+        .route("/api/cameras/{id}", get(api::one).put(editor::update).delete(editor::delete))
+        .route("/api/cameras/{id}/history", get(api::history))
+        .route("/api/cameras/{id}/changes", get(api::changes))
+        .route("/api/streampulse/status", get(api::streampulse))
         .with_state(cameras)
 }

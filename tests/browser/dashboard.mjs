@@ -1,0 +1,223 @@
+// Drives the dashboard of a running kiosk in headless Chromium (Debian's /usr/bin/chromium):
+// the live status, both player paths, a refused action, login, restarting the stream with
+// the change and its log line arriving without a reload, the phone layout, a part shown as
+// unreachable, and the lost-connection banner when the web service goes away.
+//
+// Usage: node dashboard.mjs BASE_URL PASSWORD WEB_PID
+// Prints one JSON line {"checks": {name: {ok, ...}}}; exit 0 when every check passed.
+// The checks run in this order and later ones rely on earlier ones (logged in, then the
+// streamer is stopped from the page, then the web service itself is stopped).
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [base, password, webPid] = process.argv.slice(2);
+if (!base || !password || !webPid) {
+  console.error('usage: node dashboard.mjs BASE_URL PASSWORD WEB_PID');
+  process.exit(2);
+}
+const LIVE_TIMEOUT = 30000;
+const profile = mkdtempSync(join(tmpdir(), 'ds-chromium-'));
+// Without the background-networking flags Chromium floods a closed network with connections.
+// Playwright adds --headless (headless: true) and --user-data-dir (the fresh profile).
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 900 },
+});
+const checks = {};
+const consoleErrors = [];
+
+async function check(name, fn) {
+  const started = Date.now();
+  try {
+    checks[name] = { ok: true, ...(await fn()), ms: Date.now() - started };
+  } catch (e) {
+    checks[name] = { ok: false, error: String(e && e.message ? e.message : e), ms: Date.now() - started };
+  }
+}
+
+async function open(path, viewport) {
+  const page = await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${path}: ${m.text()}`); });
+  page.on('pageerror', (e) => consoleErrors.push(`${path}: ${e.message}`));
+  if (viewport) await page.setViewportSize(viewport);
+  await page.goto(base + path);
+  return page;
+}
+
+/** Whether the page's video plays: its currentTime advances by at least 2 s within 5 s. */
+async function plays(page) {
+  await page.waitForFunction(() => document.getElementById('video').currentTime > 0, null, { timeout: LIVE_TIMEOUT });
+  const start = await page.evaluate(() => document.getElementById('video').currentTime);
+  await page.waitForTimeout(5000);
+  const v = await page.evaluate(() => {
+    const video = document.getElementById('video');
+    return { end: video.currentTime, player: video.dataset.player, width: video.videoWidth, height: video.videoHeight };
+  });
+  if (!(v.end >= start + 2)) throw new Error(`currentTime went from ${start} to ${v.end} in 5 s`);
+  return { start, ...v };
+}
+
+const text = (page, selector) => page.locator(selector).textContent();
+/** With DS_SCREENSHOT_DIR set, full-page screenshots go there (for looking at the layout). */
+async function screenshot(page, name) {
+  if (process.env.DS_SCREENSHOT_DIR) await page.screenshot({ path: join(process.env.DS_SCREENSHOT_DIR, `${name}.png`), fullPage: true });
+}
+
+try {
+  const page = await open('/');
+
+  await check('status_live', async () => {
+    await page.waitForFunction(() => document.getElementById('stream-state').textContent === 'streaming',
+      null, { timeout: LIVE_TIMEOUT });
+    const units = await page.locator('#service-list li').count();
+    const fps = await text(page, '#fps');
+    const cpu = await text(page, '[data-figure="cpu_percent"] .figure-value');
+    if (units !== 3) throw new Error(`${units} units listed`);
+    if (!/fps/.test(fps) || !/%/.test(cpu)) throw new Error(`fps ${fps}, cpu ${cpu}`);
+    const chartPoints = await page.locator('[data-figure="cpu_percent"] svg').getAttribute('data-points');
+    await page.waitForTimeout(1500);
+    await screenshot(page, 'desktop');
+    return { units, fps, cpu, chartPoints };
+  });
+
+  await check('native_plays', async () => {
+    const r = await plays(page);
+    if (r.player !== 'native') throw new Error(`player ${r.player}`);
+    return r;
+  });
+
+  await check('refused_without_login', async () => {
+    await page.click('#restart-stream');
+    await page.waitForFunction(() => document.getElementById('tool-result').textContent.includes('refused'));
+    const message = await text(page, '#tool-result');
+    if (!message.includes('needs authentication')) throw new Error(message);
+    return { message };
+  });
+
+  await check('login', async () => {
+    await page.fill('#password', password);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('who').textContent.startsWith('Logged in as admin'));
+    const formHidden = !(await page.locator('#login-form').isVisible());
+    const logoutVisible = await page.locator('#logout').isVisible();
+    if (!formHidden || !logoutVisible) throw new Error(`login form hidden ${formHidden}, logout shown ${logoutVisible}`);
+    return { who: await text(page, '#who'), formHidden, logoutVisible };
+  });
+
+  await check('restart_live', async () => {
+    const before = await page.evaluate(() => {
+      window.notReloaded = true;
+      window.seenStates = [];
+      const state = document.getElementById('stream-state');
+      new MutationObserver(() => window.seenStates.push(state.textContent))
+        .observe(state, { childList: true, characterData: true, subtree: true });
+      return Number(document.getElementById('restarts').textContent);
+    });
+    await page.click('#restart-stream');
+    await page.waitForFunction(() => document.getElementById('tool-result').textContent.includes('rebuilding'));
+    await page.waitForFunction((n) => Number(document.getElementById('restarts').textContent) > n
+      && [...document.querySelectorAll('#log-lines li')].some((li) => li.textContent.includes('SIGUSR1')),
+    before, { timeout: LIVE_TIMEOUT });
+    const r = await page.evaluate(() => ({
+      notReloaded: window.notReloaded === true,
+      states: window.seenStates,
+      after: Number(document.getElementById('restarts').textContent),
+      restartList: document.getElementById('restart-list').textContent,
+      logLine: [...document.querySelectorAll('#log-lines li')].find((li) => li.textContent.includes('SIGUSR1')).textContent,
+    }));
+    if (!r.notReloaded) throw new Error('the page reloaded');
+    if (!r.restartList.includes('requested')) throw new Error(`restart list: ${r.restartList}`);
+    return { before, ...r };
+  });
+
+  await check('log_filter', async () => {
+    await page.selectOption('#log-level', 'warn');
+    await page.waitForFunction(() => [...document.querySelectorAll('#log-lines li')]
+      .every((li) => li.dataset.level === 'warn' || li.dataset.level === 'error'));
+    await page.waitForTimeout(1000);
+    const levels = await page.evaluate(() => [...document.querySelectorAll('#log-lines li')].map((li) => li.dataset.level));
+    if (levels.some((l) => l !== 'warn' && l !== 'error')) throw new Error(`levels ${levels}`);
+    await page.selectOption('#log-level', '');
+    await page.fill('#log-text', 'SIGUSR1');
+    await page.waitForFunction(() => {
+      const lines = [...document.querySelectorAll('#log-lines li')];
+      return lines.length > 0 && lines.every((li) => li.textContent.includes('SIGUSR1'));
+    }, null, { timeout: 10000 });
+    const matching = await page.locator('#log-lines li').count();
+    await page.fill('#log-text', '');
+    return { warnLines: levels.length, matching };
+  });
+
+  await check('hlsjs_plays', async () => {
+    const p = await open('/?player=hlsjs');
+    const r = await plays(p);
+    await p.close();
+    if (r.player !== 'hlsjs') throw new Error(`player ${r.player}`);
+    return r;
+  });
+
+  await check('phone_fits', async () => {
+    const p = await open('/', { width: 390, height: 844 });
+    await p.waitForFunction(() => document.getElementById('stream-state').textContent === 'streaming',
+      null, { timeout: LIVE_TIMEOUT });
+    await p.waitForTimeout(1500);
+    await screenshot(p, 'phone');
+    const r = await p.evaluate(() => ({
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      panels: [...document.querySelectorAll('main > section')].map((s) => {
+        const b = s.getBoundingClientRect();
+        return { id: s.id, left: Math.round(b.left), right: Math.round(b.right), height: Math.round(b.height) };
+      }),
+    }));
+    await p.close();
+    if (r.scrollWidth > r.innerWidth) throw new Error(`scrolls sideways: ${r.scrollWidth} > ${r.innerWidth}`);
+    const outside = r.panels.filter((s) => s.left < 0 || s.right > r.innerWidth || s.height === 0);
+    if (r.panels.length !== 6 || outside.length) throw new Error(`panels ${JSON.stringify(r.panels)}`);
+    return r;
+  });
+
+  await check('unreachable_shown', async () => {
+    await page.click('li[data-unit="desktop-streamer.service"] button[data-action="stop"]');
+    await page.waitForFunction(() => {
+      const note = document.getElementById('stream-unreachable');
+      return !note.hidden && note.textContent.includes('cannot be reached');
+    }, null, { timeout: LIVE_TIMEOUT });
+    await screenshot(page, 'unreachable');
+    return {
+      note: await text(page, '#stream-unreachable'),
+      state: await text(page, '#stream-state'),
+      unit: await text(page, 'li[data-unit="desktop-streamer.service"] .badge'),
+      result: await text(page, '#service-result'),
+      fps: await text(page, '#fps'),
+    };
+  });
+
+  await check('connection_lost_shown', async () => {
+    process.kill(Number(webPid), 'SIGTERM');
+    await page.waitForFunction(() => {
+      const banner = document.getElementById('connection');
+      return !banner.hidden && banner.textContent.includes('connection lost');
+    }, null, { timeout: 15000 });
+    await page.waitForFunction(() => document.getElementById('stream').classList.contains('stale'),
+      null, { timeout: 10000 });
+    return { banner: await text(page, '#connection'), age: await text(page, '#stream .age') };
+  });
+} catch (e) {
+  checks.harness = { ok: false, error: String(e) };
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+// Errors the page logged: failed requests after the service stopped are expected, but nothing
+// the Content-Security-Policy refused (an inline script or style would be).
+const refused = consoleErrors.filter((e) => /Content.Security.Policy|Refused to/i.test(e));
+checks.page_errors = { ok: refused.length === 0, refused, errors: consoleErrors };
+const ok = Object.values(checks).every((c) => c.ok);
+console.log(JSON.stringify({ ok, checks }));
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,402 @@
+//! The camera API's reads: the grid (`GET /api/cameras`), one camera, its history, its
+//! state changes, a CSV export, live updates, and StreamPulse's status map for existing
+//! integrations. URLs are always masked; times are UTC (RFC 3339) with the list's
+//! `timezone` named beside them, so a page shows them in the configured zone.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Json, Response};
+use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
+use ds_cameras::State as CamState;
+use ds_config::{Camera, CamerasConfig};
+use futures_util::StreamExt as _;
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::Cameras;
+use super::live::LiveCamera;
+use crate::auth::ApiError;
+
+/// How long the grid's uptime figures and heartbeat bars are reused before the database is
+/// asked again (they change slowly; a thousand cameras cost a few hundred milliseconds).
+pub const SUMMARY_TTL: Duration = Duration::from_secs(10);
+/// The grid's heartbeat bar: this many buckets …
+pub const BAR_BUCKETS: i64 = 30;
+/// … of this length each (the last hour).
+pub const BAR_BUCKET: SignedDuration = SignedDuration::from_mins(2);
+/// Window names in the order of [`STANDARD_WINDOWS`].
+const WINDOW_NAMES: [&str; 3] = ["24h", "7d", "30d"];
+
+/// Uptime and heartbeat bars of every camera, computed together.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub uptime: std::collections::BTreeMap<String, Vec<Uptime>>,
+    pub bars: std::collections::BTreeMap<String, Vec<Bucket>>,
+    /// Why there are no figures (the database cannot be read).
+    pub problem: Option<String>,
+}
+
+/// The cached [`Summary`].
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    slot: tokio::sync::Mutex<Option<(Instant, Arc<Summary>)>>,
+}
+
+impl SummaryCache {
+    pub async fn get(&self, store: Option<&Store>) -> Arc<Summary> {
+        let mut slot = self.slot.lock().await;
+        if let Some((at, s)) = &*slot
+            && at.elapsed() < SUMMARY_TTL
+        {
+            return Arc::clone(s);
+        }
+        let summary = Arc::new(match store {
+            None => Summary {
+                problem: Some("no camera history: the database could not be opened".into()),
+                ..Summary::default()
+            },
+            Some(store) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    let now = Timestamp::now();
+                    let from = now - BAR_BUCKET * i32::try_from(BAR_BUCKETS).unwrap_or(30);
+                    match (store.uptime_all(now, &STANDARD_WINDOWS), store.buckets_all(from, now, BAR_BUCKET, now)) {
+                        (Ok(uptime), Ok(bars)) => Summary { uptime, bars, problem: None },
+                        (Err(e), _) | (_, Err(e)) => {
+                            tracing::error!(error = %e, "cannot read camera uptime");
+                            Summary { problem: Some(format!("camera history unavailable: {e}")), ..Summary::default() }
+                        }
+                    }
+                })
+                .await
+                .unwrap_or_default()
+            }
+        });
+        *slot = Some((Instant::now(), Arc::clone(&summary)));
+        summary
+    }
+}
+
+fn ts(t: Timestamp) -> Value {
+    Value::String(t.to_string())
+}
+
+/// The live part of a camera: state, reason, measurements.
+fn live_json(live: Option<&LiveCamera>) -> Map<String, Value> {
+    let mut m = Map::new();
+    let Some(l) = live else {
+        m.insert("state".into(), Value::Null);
+        m.insert("message".into(), "waiting for the first heartbeat".into());
+        return m;
+    };
+    let hb = &l.latest;
+    m.insert("state".into(), json!(hb.state));
+    m.insert("reason".into(), json!(hb.reason));
+    m.insert("message".into(), json!(hb.message));
+    m.insert("since".into(), ts(l.since));
+    m.insert("last_heartbeat_at".into(), ts(hb.at));
+    m.insert("latency_ms".into(), json!(hb.latency_ms));
+    m.insert("codec".into(), json!(hb.codec));
+    m.insert("width".into(), json!(hb.width));
+    m.insert("height".into(), json!(hb.height));
+    m.insert("last_frame_at".into(), json!(hb.last_frame_at.map(|t| t.to_string())));
+    m
+}
+
+fn uptime_json(list: Option<&Vec<Uptime>>) -> Value {
+    let mut m = Map::new();
+    for (i, name) in WINDOW_NAMES.iter().enumerate() {
+        m.insert((*name).into(), json!(list.and_then(|l| l.get(i)).and_then(|u| u.video_percent)));
+    }
+    Value::Object(m)
+}
+
+fn bar_json(bar: Option<&Vec<Bucket>>) -> Value {
+    bar.map_or(Value::Array(Vec::new()), |b| {
+        b.iter().map(|b| json!({"start": b.start.to_string(), "worst": b.worst})).collect()
+    })
+}
+
+impl Cameras {
+    /// A camera with its live state and, when given, its uptime and heartbeat bar.
+    fn full_json(&self, camera: &Camera, list: &CamerasConfig, summary: &Summary) -> Value {
+        let id = camera.stable_id();
+        let mut m = match self.config_json(camera, list) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        m.extend(live_json(self.live.get(&id).as_ref()));
+        m.insert("uptime".into(), uptime_json(summary.uptime.get(&id)));
+        m.insert("bar".into(), bar_json(summary.bars.get(&id)));
+        Value::Object(m)
+    }
+
+    fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), ApiError> {
+        let list = self.fleet.current();
+        let cam = list.streams.iter().find(|c| c.stable_id() == id).cloned().ok_or_else(|| not_found(id))?;
+        Ok((cam, list))
+    }
+
+    fn store(&self) -> Result<Store, ApiError> {
+        self.store.clone().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "camera history is unavailable: the database could not be opened (see the service log)",
+            )
+        })
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
+}
+
+fn db_error(e: ds_camera_db::Error) -> ApiError {
+    match e {
+        ds_camera_db::Error::UnknownCamera(_) | ds_camera_db::Error::Argument { .. } => {
+            ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        e => {
+            tracing::error!(error = %e, "camera database query failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the camera database could not answer; see the service log",
+            )
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ds_camera_db::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the camera database task failed"))?
+        .map_err(db_error)
+}
+
+/// `GET /api/cameras`: every camera with state, reason, measurements, uptime and the bar.
+pub async fn list(State(c): State<Cameras>) -> Json<Value> {
+    let list = c.fleet.current();
+    let summary = c.summary.get(c.store.as_ref()).await;
+    let cameras: Vec<Value> = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
+    Json(json!({
+        "heartbeat_seconds": list.heartbeat_seconds,
+        "timezone": list.timezone,
+        "file_problem": c.fleet.problem().await,
+        "history_problem": summary.problem,
+        "cameras": cameras,
+    }))
+}
+
+/// `GET /api/cameras/{id}`: one camera, with the time spent in each state per window.
+pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let (cam, list) = c.find(&id)?;
+    let summary = c.summary.get(c.store.as_ref()).await;
+    let mut v = c.full_json(&cam, &list, &summary);
+    v["timezone"] = json!(list.timezone);
+    v["uptime_detail"] = json!(summary.uptime.get(&id));
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// How far back, in hours. Default 24; 1..=8760.
+    pub hours: Option<u32>,
+    /// How many buckets. Default 96; 1..=1000.
+    pub buckets: Option<u32>,
+}
+
+/// `GET /api/cameras/{id}/history?hours=24&buckets=96`: the chart on the camera's page.
+pub async fn history(
+    State(c): State<Cameras>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    c.find(&id)?;
+    let hours = q.hours.unwrap_or(24);
+    let buckets = q.buckets.unwrap_or(96);
+    if !(1..=8760).contains(&hours) || !(1..=1000).contains(&buckets) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("hours must be 1..=8760 and buckets 1..=1000 (got hours={hours}, buckets={buckets})"),
+        ));
+    }
+    let store = c.store()?;
+    let now = Timestamp::now();
+    let span = SignedDuration::from_hours(i64::from(hours));
+    let bucket = SignedDuration::from_millis(span.as_millis() as i64 / i64::from(buckets));
+    let (id2, from) = (id.clone(), now - span);
+    let list = blocking(move || match store.buckets(&id2, from, now, bucket, now) {
+        Err(ds_camera_db::Error::UnknownCamera(_)) => Ok(Vec::new()),
+        other => other,
+    })
+    .await?;
+    Ok(Json(json!({"id": id, "from": ts(from), "to": ts(now), "bucket_seconds": bucket.as_secs(), "buckets": list})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// The previous page's `next_before`.
+    pub before: Option<i64>,
+    /// Changes per page. Default 50; 1..=1000.
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/cameras/{id}/changes`: its state changes, newest first, paged.
+pub async fn changes(
+    State(c): State<Cameras>,
+    Path(id): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    c.find(&id)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be 1..=1000, not {limit}")));
+    }
+    let store = c.store()?;
+    let page = blocking(move || match store.state_changes(&id, q.before, limit) {
+        Err(ds_camera_db::Error::UnknownCamera(_)) => {
+            Ok(ds_camera_db::ChangePage { changes: Vec::new(), next_before: None })
+        }
+        other => other,
+    })
+    .await?;
+    Ok(Json(json!(page)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// One camera's id; all cameras when absent.
+    pub camera: Option<String>,
+    /// How far back, in hours. Default 24; 1..=8760 (raw heartbeats exist for the retention's
+    /// `raw_days` only).
+    pub hours: Option<u32>,
+}
+
+/// `GET /api/cameras/export.csv`: raw heartbeats as CSV, times in UTC and in the list's zone.
+pub async fn export_csv(State(c): State<Cameras>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+    if let Some(id) = &q.camera {
+        c.find(id)?;
+    }
+    let hours = q.hours.unwrap_or(24);
+    if !(1..=8760).contains(&hours) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..=8760, not {hours}")));
+    }
+    let store = c.store()?;
+    let tz = ds_camera_db::time::time_zone(&c.fleet.current().timezone).map_err(db_error)?;
+    let now = Timestamp::now();
+    let from = now - SignedDuration::from_hours(i64::from(hours));
+    let name = format!("cameras-{}.csv", q.camera.as_deref().unwrap_or("all"));
+    let body = blocking(move || {
+        let mut out = Vec::new();
+        store.export_csv(&mut out, q.camera.as_deref(), from, now, &tz).map(|_| out)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/streampulse/status`: StreamPulse's `{name: {ts, status, latency, message}}`
+/// for integrations written against it. `status` is `ok` only when the camera is UP; `ts`
+/// is in the list's time zone as StreamPulse wrote it. `state` and `reason` are added.
+pub async fn streampulse(State(c): State<Cameras>) -> Json<Value> {
+    let list = c.fleet.current();
+    let tz = jiff::tz::TimeZone::get(&list.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let mut out = Map::new();
+    for cam in &list.streams {
+        let entry = match c.live.get(&cam.stable_id()) {
+            None => json!({"ts": "", "status": "", "latency": null, "message": "no data yet"}),
+            Some(l) => json!({
+                "ts": l.latest.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+                "status": if l.latest.state == CamState::Up { "ok" } else { "fail" },
+                "latency": l.latest.latency_ms,
+                "message": l.latest.message.clone().unwrap_or_else(|| match l.latest.reason {
+                    Some(r) => r.to_string(),
+                    None => "video arrived".to_owned(),
+                }),
+                "state": l.latest.state,
+                "reason": l.latest.reason,
+            }),
+        };
+        out.insert(cam.name.clone(), entry);
+    }
+    Json(Value::Object(out))
+}
+
+/// `GET /api/cameras/events`: each heartbeat as it happens (event `camera`, the camera's
+/// live part with its `id`), so the page updates without polling.
+pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let rx = tokio_stream::wrappers::BroadcastStream::new(c.live.subscribe());
+    let stream = rx.filter_map(|item| async move {
+        let live = item.ok()?;
+        let mut v = live_json(Some(&live));
+        v.insert("id".into(), Value::String(live.latest.camera_id.clone()));
+        Some(Ok(Event::default().event("camera").json_data(Value::Object(v)).unwrap_or_default()))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The cameras' series for `/metrics`.
+pub fn metrics(c: &Cameras, out: &mut String) {
+    use std::fmt::Write as _;
+    let list = c.fleet.current();
+    let live = c.live.all();
+    let now = Timestamp::now();
+    let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let _ =
+        writeln!(out, "# HELP ds_camera_up 1 when the camera's last heartbeat proved video arrives (UP or DEGRADED).");
+    let _ = writeln!(out, "# TYPE ds_camera_up gauge");
+    let mut rows = Vec::new();
+    for cam in &list.streams {
+        let id = cam.stable_id();
+        let labels = format!("camera=\"{}\",name=\"{}\"", label(&id), label(&cam.name));
+        rows.push((labels, live.get(&id).cloned()));
+    }
+    for (labels, l) in &rows {
+        if let Some(l) = l {
+            let up = matches!(l.latest.state, CamState::Up | CamState::Degraded);
+            let _ = writeln!(out, "ds_camera_up{{{labels}}} {}", u8::from(up));
+        }
+    }
+    let _ = writeln!(out, "# HELP ds_camera_state The camera's state: 1 for the state it is in.");
+    let _ = writeln!(out, "# TYPE ds_camera_state gauge");
+    for (labels, l) in &rows {
+        if let Some(l) = l {
+            for s in CamState::ALL {
+                let _ = writeln!(out, "ds_camera_state{{{labels},state=\"{s}\"}} {}", u8::from(l.latest.state == s));
+            }
+        }
+    }
+    let _ = writeln!(out, "# HELP ds_camera_latency_seconds Time from the start of the last probe to its first frame.");
+    let _ = writeln!(out, "# TYPE ds_camera_latency_seconds gauge");
+    for (labels, l) in &rows {
+        if let Some(ms) = l.as_ref().and_then(|l| l.latest.latency_ms) {
+            let _ = writeln!(out, "ds_camera_latency_seconds{{{labels}}} {:.3}", f64::from(ms) / 1000.0);
+        }
+    }
+    let _ =
+        writeln!(out, "# HELP ds_camera_last_frame_age_seconds Seconds since a frame last arrived from the camera.");
+    let _ = writeln!(out, "# TYPE ds_camera_last_frame_age_seconds gauge");
+    for (labels, l) in &rows {
+        if let Some(t) = l.as_ref().and_then(|l| l.latest.last_frame_at) {
+            let age = now.duration_since(t).as_secs_f64().max(0.0);
+            let _ = writeln!(out, "ds_camera_last_frame_age_seconds{{{labels}}} {age:.1}");
+        }
+    }
+}

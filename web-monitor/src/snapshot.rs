@@ -1,0 +1,237 @@
+//! The kiosk's status as the dashboard shows it, sampled in the background.
+//!
+//! Asking the streamer and systemd on every request would make `/api/status` as slow as its
+//! slowest part and pass every client's load on to them (a page, a CLI and a monitoring system
+//! polling at once). Instead one task samples every [`SAMPLE_INTERVAL`] (and at once when
+//! asked, after a control action), serializes the document once, and every reader (the API,
+//! the live page's server-sent events, `/api/status/history`) shares that snapshot. The
+//! document carries `sampled_at`, so a reader can tell its age.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use ds_runtime::Shutdown;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+
+use crate::history::{History, Point};
+use crate::upstream::Streamer;
+
+/// How often the status is sampled; the live page hears each sample.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where GPUs publish their memory use (AMD's amdgpu: `card*/device/mem_info_vram_*`).
+pub const DRM_DIR: &str = "/sys/class/drm";
+
+/// One sample: the `/api/status` document and its serialized form.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub document: Value,
+    /// `document` as JSON, serialized once for every reader.
+    pub body: Bytes,
+}
+
+/// What the sampler asks.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    pub streamer: Streamer,
+    pub systemd: Option<ds_systemd::Systemd>,
+    pub units: Vec<String>,
+}
+
+/// The latest snapshot, shared; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct StatusCache {
+    rx: watch::Receiver<Arc<Snapshot>>,
+    wake: Arc<Notify>,
+}
+
+impl StatusCache {
+    /// Takes the first sample, then samples in the background until `shutdown`, recording each
+    /// sample's machine figures in `history`.
+    pub async fn start(sources: Sources, history: History, shutdown: Shutdown) -> StatusCache {
+        let first = snapshot(&sources, &history).await;
+        let (tx, rx) = watch::channel(Arc::new(first));
+        let wake = Arc::new(Notify::new());
+        let cache = StatusCache { rx, wake: wake.clone() };
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    _ = ticks.tick() => {}
+                    () = wake.notified() => ticks.reset(),
+                }
+                let next = tokio::select! {
+                    () = shutdown.wait() => break,
+                    s = snapshot(&sources, &history) => s,
+                };
+                tx.send_replace(Arc::new(next));
+            }
+            // Dropping the sender ends every subscriber's event stream, so open pages let the
+            // server shut down.
+        });
+        cache
+    }
+
+    pub fn latest(&self) -> Arc<Snapshot> {
+        self.rx.borrow().clone()
+    }
+
+    /// The current snapshot at once, then each new one.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.rx.clone()
+    }
+
+    /// Samples again now instead of at the next tick (after something changed a unit).
+    pub fn refresh(&self) {
+        self.wake.notify_one();
+    }
+}
+
+async fn snapshot(sources: &Sources, history: &History) -> Snapshot {
+    let now = jiff::Timestamp::now();
+    let document = sample(sources, now).await;
+    history.record(Point::from_status(now.as_second(), &document));
+    let body = Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
+    Snapshot { document, body }
+}
+
+/// The seed's `/api/status` shape (service, stream, health, system), plus every watched unit,
+/// the GPUs' memory, what could not be reached, and when it was sampled.
+async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
+    let (streamer, units, gpu) = tokio::join!(
+        s.streamer.json("/api/status"),
+        unit_states(s),
+        tokio::task::spawn_blocking(|| gpu_memory(std::path::Path::new(DRM_DIR)))
+    );
+    let mut unreachable = Vec::new();
+    let streamer = match streamer {
+        Ok(v) => v,
+        Err(e) => {
+            unreachable.push(json!({"part": "streamer", "error": e}));
+            Value::Null
+        }
+    };
+    let units = match units {
+        Ok(u) => u,
+        Err(e) => {
+            unreachable.push(json!({"part": "systemd", "error": e}));
+            Vec::new()
+        }
+    };
+    let streamer_unit = units.iter().find(|u| u["name"] == crate::control::STREAMER_UNIT);
+    let service = match streamer_unit {
+        Some(u) => json!({"active": u["active_state"] == "active",
+            "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),
+        None => streamer["service"].clone(),
+    };
+    json!({
+        "service": service,
+        "stream": streamer["stream"],
+        "health": streamer["health"],
+        "system": streamer["system"],
+        "gpu": gpu.unwrap_or_default(),
+        "services": units,
+        "unreachable": unreachable,
+        "sampled_at": now,
+    })
+}
+
+async fn unit_states(s: &Sources) -> Result<Vec<Value>, String> {
+    let Some(systemd) = &s.systemd else { return Err("no connection to systemd's D-Bus API".into()) };
+    let mut out = Vec::new();
+    for unit in &s.units {
+        let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
+        out.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+/// One GPU's video memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GpuMemory {
+    pub card: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Every card under `drm` that reports its video memory (the amdgpu driver's
+/// `mem_info_vram_used` and `mem_info_vram_total`); other drivers publish nothing comparable.
+// The watchdog reads the same two files for its GPU check (watchdog/src/checks/gpu.rs).
+pub fn gpu_memory(drm: &std::path::Path) -> Vec<GpuMemory> {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let mut cards: Vec<GpuMemory> = std::fs::read_dir(drm)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let card = entry.file_name().to_string_lossy().into_owned();
+            // card0, card1 …; connectors such as card0-HDMI-A-1 share the device.
+            if !card.starts_with("card") || card.contains('-') {
+                return None;
+            }
+            let dev = entry.path().join("device");
+            Some(GpuMemory {
+                used_bytes: read(&dev.join("mem_info_vram_used"))?,
+                total_bytes: read(&dev.join("mem_info_vram_total"))?,
+                card,
+            })
+        })
+        .collect();
+    cards.sort_by(|a, b| a.card.cmp(&b.card));
+    cards
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The streamer's port is closed and there is no systemd: both are named as unreachable,
+    /// with no numbers standing in for them, and the history records a point without figures.
+    #[tokio::test]
+    async fn names_the_parts_it_cannot_reach_and_serves_the_same_snapshot_to_everyone() {
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let sources = Sources { streamer: Streamer::new(&url), systemd: None, units: vec![] };
+        let history = History::new();
+        let shutdown = Shutdown::new();
+        let cache = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
+        let doc = &cache.latest().document;
+        let parts: Vec<_> = doc["unreachable"].as_array().unwrap().iter().map(|u| u["part"].clone()).collect();
+        assert_eq!(parts, [json!("streamer"), json!("systemd")], "{doc:#}");
+        assert!(doc["health"].is_null() && doc["system"].is_null(), "{doc:#}");
+        assert!(doc["sampled_at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{doc:#}");
+        let body: Value = serde_json::from_slice(&cache.latest().body).unwrap();
+        assert_eq!(&body, doc);
+        assert_eq!(history.points().len(), 1);
+        assert_eq!(history.points()[0].cpu_percent, None);
+
+        let mut rx = cache.subscribe();
+        rx.borrow_and_update();
+        cache.refresh();
+        tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.unwrap().unwrap();
+        shutdown.trigger();
+        let ended = tokio::time::timeout(Duration::from_secs(5), async { while rx.changed().await.is_ok() {} }).await;
+        assert!(ended.is_ok(), "subscribers see the end when the sampler stops");
+    }
+
+    #[test]
+    fn reads_amdgpu_memory_files_and_skips_cards_without_them() {
+        // No AMD GPU on the test machines: the two sysfs files laid out as amdgpu does.
+        let drm = tempfile::tempdir().unwrap();
+        let dev = drm.path().join("card1/device");
+        std::fs::create_dir_all(&dev).unwrap();
+        std::fs::write(dev.join("mem_info_vram_used"), "1073741824\n").unwrap();
+        std::fs::write(dev.join("mem_info_vram_total"), "4294967296\n").unwrap();
+        std::fs::create_dir_all(drm.path().join("card0/device")).unwrap();
+        let cards = gpu_memory(drm.path());
+        assert_eq!(cards, [GpuMemory { card: "card1".into(), used_bytes: 1 << 30, total_bytes: 4 << 30 }]);
+        assert!(gpu_memory(std::path::Path::new("/nonexistent")).is_empty());
+    }
+}

@@ -1,0 +1,360 @@
+// The dashboard page: the stream, the services, the machine, health and alerts, live logs
+// and the tools, updated from the server's events (/api/events, /api/logs/stream) without
+// reloading. Every value goes into the page as text (textContent, DOM calls), never as HTML.
+
+import {
+  EventFeed, act, el, formatBytes, formatDuration, formatNumber, formatTime, getJson, mountHeader, session,
+  setChildren, setText,
+} from './common.js';
+import { sparkline } from './charts.js';
+import { Player } from './player.js';
+
+/** Status older than this (the server sends one a second) is greyed with its age. */
+const STALE_MS = 4000;
+/** How often the watchdog's alert history is read again. */
+const ALERTS_INTERVAL_MS = 15000;
+/** Log lines kept on the page; older ones are dropped. */
+const MAX_LOG_LINES = 500;
+/** Log lines asked for when the log view opens or its filter changes. */
+const INITIAL_LOG_LINES = 200;
+const HLS_URL = '/hls/desktop/playlist.m3u8';
+
+const $ = (id) => document.getElementById(id);
+
+mountHeader('/');
+session.subscribe((s) => document.body.classList.toggle('logged-out', !s.loggedIn));
+
+// ---- Freshness: one place decides what is stale -------------------------------------------
+
+const livePanels = ['stream', 'services', 'machine', 'health'].map($);
+let lastStatusAt = 0;
+let feedState = 'connecting';
+
+function showFreshness() {
+  const age = lastStatusAt ? Date.now() - lastStatusAt : Infinity;
+  const stale = age > STALE_MS || feedState === 'lost';
+  for (const panel of livePanels) {
+    panel.classList.toggle('stale', stale && lastStatusAt > 0);
+    const label = panel.querySelector('.age');
+    label.hidden = !(stale && lastStatusAt > 0);
+    if (!label.hidden) setText(label, `as of ${formatDuration(age / 1000)} ago`);
+  }
+  const banner = $('connection');
+  let text = '';
+  if (feedState === 'lost') text = 'Dashboard connection lost, retrying…';
+  else if (lastStatusAt === 0) text = 'Connecting to the dashboard…';
+  else if (stale) text = `No update from the dashboard for ${formatDuration(age / 1000)}; the figures below are old.`;
+  banner.hidden = text === '';
+  banner.classList.toggle('error', feedState === 'lost' || stale);
+  setText(banner, text);
+}
+setInterval(showFreshness, 1000);
+
+// ---- Status ---------------------------------------------------------------------------------
+
+function unreachableText(status, part, what) {
+  const u = (status.unreachable || []).find((x) => x.part === part);
+  return u ? `${what} cannot be reached: ${u.error}` : '';
+}
+
+function showNotice(id, text) {
+  const node = $(id);
+  node.hidden = !text;
+  setText(node, text);
+}
+
+function bitrate(kbps) {
+  if (kbps === null || kbps === undefined) return '—';
+  return kbps >= 1000 ? formatNumber(kbps / 1000, 'Mbit/s', 2) : formatNumber(kbps, 'kbit/s', 0);
+}
+
+function showStream(status) {
+  const h = status.health;
+  const down = unreachableText(status, 'streamer', 'The streamer');
+  showNotice('stream-unreachable', down);
+  const state = $('stream-state');
+  const unit = (status.services || []).find((u) => u.name === 'desktop-streamer.service');
+  let label = h ? h.current_state : down ? 'unreachable' : 'unknown';
+  if (!h && unit && unit.active_state !== 'active') label = `${unit.active_state} (service)`;
+  state.dataset.state = h ? h.current_state : 'unreachable';
+  setText(state, label);
+  setText($('fps'), h ? formatNumber(h.fps, 'fps') : '—');
+  setText($('bitrate'), h ? bitrate(h.bitrate_kbps) : '—');
+  const age = h ? h.newest_segment_age_seconds : null;
+  setText($('segment-age'), age === null || age === undefined ? '—' : `${formatDuration(age)} old`);
+  $('segment-age').classList.toggle('warning-text', Boolean(h && !h.stream_active));
+  const s = status.stream;
+  setText($('segments'), s ? `${s.segment_count} (${formatNumber(s.total_size_mb, 'MB')})` : '—');
+  setText($('encoder'), h && h.encoder ? h.encoder : '—');
+  const m = h && h.monitor;
+  setText($('monitor'), m ? `${m.name} ${m.width}×${m.height} at ${m.x},${m.y}` : '—');
+  showNotice('frozen', h && h.frozen
+    ? `Frozen picture: the captured monitor has not changed for ${formatDuration(h.picture_unchanged_seconds)}; the kiosk application may have hung.`
+    : '');
+  showNotice('source-problem', h && h.source_problem ? `Showing the slate: ${h.source_problem}` : '');
+  showNotice('disk-pressure', h && h.disk_pressure ? `Disk: ${h.disk_pressure}` : '');
+}
+
+const serviceRows = new Map();
+
+function serviceRow(name) {
+  let row = serviceRows.get(name);
+  if (row) return row;
+  const badge = el('span', { class: 'badge' });
+  const detail = el('span', { class: 'muted small detail' });
+  const buttons = ['start', 'stop', 'restart'].map((action) => el('button', {
+    type: 'button', class: 'small-button', dataset: { action, unit: name }, text: action,
+    on: { click: () => act($('service-result'), `${action} ${name}`, `/api/service/${action}`, { unit: name }) },
+  }));
+  const li = el('li', { class: 'service', dataset: { unit: name } },
+    el('div', { class: 'service-name' }, el('strong', { text: name }), badge),
+    detail,
+    el('div', { class: 'buttons' }, buttons));
+  $('service-list').append(li);
+  row = { li, badge, detail };
+  serviceRows.set(name, row);
+  return row;
+}
+
+function showServices(status) {
+  showNotice('services-unreachable', unreachableText(status, 'systemd', 'systemd (over D-Bus)'));
+  const seen = new Set();
+  for (const u of status.services || []) {
+    seen.add(u.name);
+    const row = serviceRow(u.name);
+    row.badge.dataset.state = u.active_state;
+    setText(row.badge, `${u.active_state} (${u.sub_state})`);
+    const parts = [];
+    if (u.main_pid) parts.push(`pid ${u.main_pid}`);
+    if (u.result && u.result !== 'success') parts.push(`last stop: ${u.result}`);
+    if (u.n_restarts) parts.push(`${u.n_restarts} automatic restarts`);
+    if (u.start_limit_hit) parts.push('start limit hit');
+    setText(row.detail, parts.join(' · '));
+  }
+  for (const [name, row] of serviceRows) row.li.classList.toggle('stale', !seen.has(name));
+}
+
+// ---- Machine: figures and the last hour ------------------------------------------------------
+
+const figures = [
+  { key: 'cpu_percent', label: 'CPU' },
+  { key: 'memory_percent', label: 'Memory' },
+  { key: 'disk_usage_percent', label: 'Disk' },
+  { key: 'gpu_memory_percent', label: 'GPU memory' },
+];
+let history = { step_seconds: 10, span_seconds: 3600, points: [] };
+
+for (const f of figures) {
+  f.value = el('span', { class: 'figure-value', text: '—' });
+  f.svg = el('svg:svg', { class: 'spark', role: 'img', 'aria-label': `${f.label}, last hour` });
+  f.note = el('span', { class: 'muted small' });
+  $('charts').append(el('div', { class: 'chart', dataset: { figure: f.key } },
+    el('div', { class: 'chart-head' }, el('span', { text: f.label }), f.value), f.svg, f.note));
+}
+
+function gpuPercent(status) {
+  const cards = status.gpu || [];
+  const total = cards.reduce((n, c) => n + c.total_bytes, 0);
+  const used = cards.reduce((n, c) => n + c.used_bytes, 0);
+  return total > 0 ? { percent: (used / total) * 100, used, total } : null;
+}
+
+function drawCharts() {
+  const now = Date.now() / 1000;
+  for (const f of figures) {
+    const points = history.points.map((p) => ({ t: p.t, v: p[f.key] }));
+    sparkline(f.svg, points, { span: history.span_seconds, now });
+  }
+}
+
+function showMachine(status) {
+  const sys = status.system;
+  showNotice('machine-unreachable', sys ? '' : unreachableText(status, 'streamer',
+    'CPU, memory and disk are measured by the streamer, which'));
+  const gpu = gpuPercent(status);
+  const point = {
+    t: Math.floor(Date.parse(status.sampled_at) / 1000) || Math.floor(Date.now() / 1000),
+    cpu_percent: sys ? sys.cpu_percent : null,
+    memory_percent: sys ? sys.memory_percent : null,
+    disk_usage_percent: sys ? sys.disk_usage_percent : null,
+    gpu_memory_percent: gpu ? gpu.percent : null,
+  };
+  for (const f of figures) setText(f.value, formatNumber(point[f.key], '%'));
+  const gpuFigure = figures[3];
+  setText(gpuFigure.note, gpu ? `${formatBytes(gpu.used)} of ${formatBytes(gpu.total)}`
+    : 'not reported: no GPU driver on this machine publishes its memory use');
+  const last = history.points[history.points.length - 1];
+  if (!last || point.t - last.t >= history.step_seconds) {
+    history.points.push(point);
+    const oldest = point.t - history.span_seconds;
+    while (history.points.length && history.points[0].t < oldest) history.points.shift();
+  }
+  drawCharts();
+}
+
+async function loadHistory() {
+  try {
+    const h = await getJson('/api/status/history');
+    // Live points taken while this was on its way stay.
+    const newest = h.points.length ? h.points[h.points.length - 1].t : 0;
+    h.points.push(...history.points.filter((p) => p.t > newest));
+    history = h;
+    drawCharts();
+  } catch (e) {
+    setText(figures[0].note, `no history: ${e.message}`);
+  }
+}
+
+// ---- Health and alerts -----------------------------------------------------------------------
+
+function showHealth(status) {
+  const h = status.health;
+  showNotice('health-unreachable', unreachableText(status, 'streamer', "The streamer's health"));
+  const verdict = $('health-verdict');
+  verdict.dataset.state = h ? h.health : 'unreachable';
+  setText(verdict, h ? h.health : 'unreachable');
+  setText($('uptime'), h ? formatDuration(h.uptime_minutes * 60) : '—');
+  setText($('errors'), h ? `${h.total_errors} in all, ${h.recent_errors} recently` : '—');
+  setText($('restarts'), h ? String(h.restart_count) : '—');
+  setText($('streamer-memory'), h ? formatNumber(h.memory_usage_mb, 'MB') : '—');
+  showNotice('last-error', h && h.last_error ? `Last error: ${h.last_error}` : '');
+  const restarts = h ? [...h.recent_restarts].reverse() : [];
+  const list = $('restart-list');
+  const key = JSON.stringify(restarts);
+  if (list.dataset.key !== key) {
+    list.dataset.key = key;
+    setChildren(list, restarts.length
+      ? restarts.map((r) => el('li', {},
+        el('time', { datetime: r.at, text: formatTime(r.at) }), ' ',
+        el('span', { class: 'tag', text: r.reason }), ' ', r.detail))
+      : el('li', { class: 'muted', text: h ? 'none since the streamer started' : '—' }));
+  }
+}
+
+function delivery(d) {
+  let text = `${d.channel}: ${d.status}`;
+  if (d.status === 'pending' && d.attempts) text += ` (attempt ${d.attempts}${d.last_error ? `, ${d.last_error}` : ''})`;
+  if ((d.status === 'failed' || d.status === 'expired') && d.reason) text += ` (${d.reason})`;
+  return el('span', { class: `delivery ${d.status}`, text });
+}
+
+async function loadAlerts() {
+  const list = $('alert-list');
+  try {
+    const { entries } = await getJson('/api/alerts');
+    showNotice('alerts-unreachable', '');
+    const recent = (entries || []).slice(-10).reverse();
+    setChildren(list, recent.length
+      ? recent.map(({ alert, deliveries }) => el('li', { class: 'alert' },
+        el('div', {},
+          el('span', { class: 'badge', dataset: { state: alert.severity }, text: alert.severity }), ' ',
+          el('strong', { text: alert.title })),
+        el('div', { class: 'muted small' },
+          el('time', { datetime: alert.raised_at, text: formatTime(alert.raised_at) }),
+          alert.action ? ` · ${alert.action}` : ''),
+        el('div', { class: 'deliveries' }, (deliveries || []).map(delivery))))
+      : el('li', { class: 'muted', text: 'no alerts' }));
+  } catch (e) {
+    showNotice('alerts-unreachable', `The alert history cannot be read: ${e.message}`);
+  }
+}
+
+// ---- The live status feed --------------------------------------------------------------------
+
+function onStatus(status) {
+  lastStatusAt = Date.now();
+  for (const show of [showStream, showServices, showMachine, showHealth]) {
+    try {
+      show(status);
+    } catch (e) {
+      console.error(e);
+    }
+  }
+  showFreshness();
+}
+
+new EventFeed('/api/events', { status: onStatus }, (state) => {
+  feedState = state;
+  showFreshness();
+}).open();
+
+loadHistory();
+loadAlerts();
+setInterval(loadAlerts, ALERTS_INTERVAL_MS);
+
+// ---- Player ----------------------------------------------------------------------------------
+
+const player = new Player($('video'), HLS_URL, (text, isError) => {
+  const caption = $('player-state');
+  caption.classList.toggle('error', isError);
+  setText(caption, text);
+});
+player.start();
+
+// ---- Tools -----------------------------------------------------------------------------------
+
+$('restart-stream').addEventListener('click', () =>
+  act($('tool-result'), 'Restart the stream', '/api/stream/restart'));
+$('cleanup').addEventListener('click', () => act($('tool-result'), 'Clean up segments', '/api/stream/cleanup'));
+
+// ---- Logs ------------------------------------------------------------------------------------
+
+let logFeed = null;
+
+function logLine(line) {
+  const fields = Object.entries(line.fields || {})
+    .filter(([k]) => k !== 'span')
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(' ');
+  return el('li', { class: `log level-${line.level}`, dataset: { service: line.service, level: line.level } },
+    el('time', { datetime: line.timestamp || '', text: line.timestamp ? new Date(line.timestamp).toLocaleTimeString() : '' }),
+    el('span', { class: 'log-service', text: line.service.replace(/^desktop-streamer-?/, '') || 'streamer' }),
+    el('span', { class: 'log-level', text: line.level }),
+    el('span', { class: 'log-message', text: line.message }),
+    fields ? el('span', { class: 'log-fields', text: fields }) : null);
+}
+
+function appendLog(line) {
+  const list = $('log-lines');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(logLine(line));
+  while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild.remove();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function openLogs() {
+  if (logFeed) logFeed.close();
+  const params = new URLSearchParams({ lines: String(INITIAL_LOG_LINES) });
+  for (const [id, name] of [['log-level', 'level'], ['log-service', 'service'], ['log-text', 'q']]) {
+    const value = $(id).value.trim();
+    if (value) params.set(name, value);
+  }
+  const query = params.toString();
+  logFeed = new EventFeed(`/api/logs/stream?${query}`, { log: appendLog }, async (state) => {
+    if (state === 'open') {
+      // The server sends the last lines again on every (re)connection.
+      setChildren($('log-lines'));
+      showNotice('logs-unreachable', '');
+      setText($('logs-state'), 'live');
+    } else if (state === 'lost') {
+      setText($('logs-state'), 'reconnecting…');
+      let why = 'the log stream was lost, retrying…';
+      try {
+        await getJson(`/api/logs?${query}&lines=0`);
+      } catch (e) {
+        why = `The logs cannot be read: ${e.message}`;
+      }
+      showNotice('logs-unreachable', why);
+    }
+  }).open();
+}
+
+let filterTimer = null;
+$('log-filter').addEventListener('submit', (e) => e.preventDefault());
+$('log-level').addEventListener('change', openLogs);
+$('log-service').addEventListener('change', openLogs);
+$('log-text').addEventListener('input', () => {
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(openLogs, 300);
+});
+openLogs();

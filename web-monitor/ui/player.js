@@ -1,0 +1,102 @@
+// The stream's player: the browser's own HLS where it has one (Safari, Chromium 156+),
+// hls.js (from the npm registry, served from /assets) otherwise. A player that fails for good
+// (a fatal hls.js error, a media error) is torn down and recreated after a pause, so a stream
+// that comes back after a restart plays again without a reload.
+// `?player=hlsjs` or `?player=native` in the page's URL forces one path (tests use it).
+
+/** Pause before recreating a failed player; doubles up to RETRY_MAX_MS. */
+const RETRY_MIN_MS = 2000;
+const RETRY_MAX_MS = 30000;
+const HLS_MIME = 'application/vnd.apple.mpegurl';
+/** A playing video whose time stands still this long is recreated (a live stream that went
+ * away and came back can leave the browser waiting for ever). */
+const STALL_MS = 20000;
+
+export class Player {
+  /** `onState(text, isError)` hears what the player is doing. */
+  constructor(video, url, onState = () => {}) {
+    this.video = video;
+    this.url = url;
+    this.onState = onState;
+    this.hls = null;
+    this.retryMs = RETRY_MIN_MS;
+    this.retryTimer = null;
+    this.recreated = 0;
+    const forced = new URLSearchParams(location.search).get('player');
+    const native = Boolean(video.canPlayType(HLS_MIME));
+    this.mode = forced === 'hlsjs' || forced === 'native' ? forced : native ? 'native' : 'hlsjs';
+    video.dataset.player = this.mode;
+    video.addEventListener('playing', () => {
+      this.retryMs = RETRY_MIN_MS;
+      this.onState(`playing (${this.mode === 'native' ? "browser's own HLS" : 'hls.js'})`, false);
+    });
+    video.addEventListener('error', () => {
+      if (this.mode === 'native' && video.error) this.fail(`media error ${video.error.code}`);
+    });
+    let lastTime = -1;
+    let lastMove = Date.now();
+    setInterval(() => {
+      if (video.currentTime !== lastTime || video.paused) {
+        lastTime = video.currentTime;
+        lastMove = Date.now();
+      } else if (Date.now() - lastMove > STALL_MS && !this.retryTimer) {
+        lastMove = Date.now();
+        this.fail('the video stalled');
+      }
+    }, 5000);
+  }
+
+  async start() {
+    clearTimeout(this.retryTimer);
+    this.onState('loading the stream…', false);
+    if (this.mode === 'native') {
+      this.video.src = this.url;
+      this.video.load();
+      this.play();
+      return;
+    }
+    let Hls;
+    try {
+      ({ default: Hls } = await import('/assets/hls.min.mjs'));
+    } catch (e) {
+      this.onState(`cannot load hls.js: ${e.message}`, true);
+      return;
+    }
+    if (!Hls.isSupported()) {
+      this.onState('this browser can play neither HLS nor MediaSource video', true);
+      return;
+    }
+    const hls = new Hls({ workerPath: '/assets/hls.worker.js', liveSyncDurationCount: 3, lowLatencyMode: false });
+    this.hls = hls;
+    hls.on(Hls.Events.ERROR, (_event, data) => {
+      if (data.fatal && this.hls === hls) this.fail(`hls.js: ${data.type} ${data.details}`);
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, () => this.play());
+    hls.loadSource(this.url);
+    hls.attachMedia(this.video);
+  }
+
+  play() {
+    const p = this.video.play();
+    if (p && p.catch) p.catch(() => {});
+  }
+
+  /** Tears the player down and recreates it after a pause. */
+  fail(why) {
+    if (this.retryTimer) return;
+    this.onState(`${why}; retrying in ${Math.round(this.retryMs / 1000)} s`, true);
+    if (this.hls) {
+      this.hls.destroy();
+      this.hls = null;
+    }
+    this.video.removeAttribute('src');
+    this.video.load();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.recreated += 1;
+      this.video.dataset.recreated = String(this.recreated);
+      this.start();
+    }, this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
+  }
+}
