@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use ds_runtime::Shutdown;
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -21,9 +20,6 @@ use crate::upstream::Streamer;
 
 /// How often the status is sampled; the live page hears each sample.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Where GPUs publish their memory use (AMD's amdgpu: `card*/device/mem_info_vram_*`).
-pub const DRM_DIR: &str = "/sys/class/drm";
 
 /// One sample: the `/api/status` document and its serialized form.
 #[derive(Debug)]
@@ -107,7 +103,7 @@ async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
     let (streamer, units, gpu) = tokio::join!(
         s.streamer.json("/api/status"),
         unit_states(s),
-        tokio::task::spawn_blocking(|| gpu_memory(std::path::Path::new(DRM_DIR)))
+        tokio::task::spawn_blocking(|| ds_runtime::gpu::vram(std::path::Path::new(ds_runtime::gpu::DRM_DIR)))
     );
     let mut unreachable = Vec::new();
     let streamer = match streamer {
@@ -152,41 +148,6 @@ async fn unit_states(s: &Sources) -> Result<Vec<Value>, String> {
     Ok(out)
 }
 
-/// One GPU's video memory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct GpuMemory {
-    pub card: String,
-    pub used_bytes: u64,
-    pub total_bytes: u64,
-}
-
-/// Every card under `drm` that reports its video memory (the amdgpu driver's
-/// `mem_info_vram_used` and `mem_info_vram_total`); other drivers publish nothing comparable.
-// The watchdog reads the same two files for its GPU check (watchdog/src/checks/gpu.rs).
-pub fn gpu_memory(drm: &std::path::Path) -> Vec<GpuMemory> {
-    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
-    let mut cards: Vec<GpuMemory> = std::fs::read_dir(drm)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let card = entry.file_name().to_string_lossy().into_owned();
-            // card0, card1 …; connectors such as card0-HDMI-A-1 share the device.
-            if !card.starts_with("card") || card.contains('-') {
-                return None;
-            }
-            let dev = entry.path().join("device");
-            Some(GpuMemory {
-                used_bytes: read(&dev.join("mem_info_vram_used"))?,
-                total_bytes: read(&dev.join("mem_info_vram_total"))?,
-                card,
-            })
-        })
-        .collect();
-    cards.sort_by(|a, b| a.card.cmp(&b.card));
-    cards
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,19 +180,5 @@ mod tests {
         shutdown.trigger();
         let ended = tokio::time::timeout(Duration::from_secs(5), async { while rx.changed().await.is_ok() {} }).await;
         assert!(ended.is_ok(), "subscribers see the end when the sampler stops");
-    }
-
-    #[test]
-    fn reads_amdgpu_memory_files_and_skips_cards_without_them() {
-        // No AMD GPU on the test machines: the two sysfs files laid out as amdgpu does.
-        let drm = tempfile::tempdir().unwrap();
-        let dev = drm.path().join("card1/device");
-        std::fs::create_dir_all(&dev).unwrap();
-        std::fs::write(dev.join("mem_info_vram_used"), "1073741824\n").unwrap();
-        std::fs::write(dev.join("mem_info_vram_total"), "4294967296\n").unwrap();
-        std::fs::create_dir_all(drm.path().join("card0/device")).unwrap();
-        let cards = gpu_memory(drm.path());
-        assert_eq!(cards, [GpuMemory { card: "card1".into(), used_bytes: 1 << 30, total_bytes: 4 << 30 }]);
-        assert!(gpu_memory(std::path::Path::new("/nonexistent")).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod disk;
+pub mod gpu;
 pub mod logging;
 pub mod shutdown;
 

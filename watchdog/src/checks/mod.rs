@@ -1,7 +1,6 @@
 //! What the watchdog looks at, each check turning observations into [`Finding`]s.
 
 pub mod cameras;
-pub mod gpu;
 pub mod resources;
 pub mod services;
 pub mod stream;

@@ -10,11 +10,8 @@ use ds_config::watchdog::ResourceChecks;
 use sysinfo::{MemoryRefreshKind, RefreshKind, System};
 
 use super::Finding;
-use super::gpu::vram;
 use crate::alert::Severity;
-
-/// Where the kernel publishes GPUs.
-const DRM: &str = "/sys/class/drm";
+use ds_runtime::gpu::{DRM_DIR, vram};
 
 /// One reading of the machine, in percent.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -56,7 +53,7 @@ impl ResourceCheck {
             None => (None, None),
         };
         let disk = output_dir.and_then(|d| ds_runtime::disk::usage_percent(d).map(|p| (d.to_owned(), p)));
-        let gpu_memory = vram(Path::new(DRM)).into_iter().map(|v| (v.card.clone(), v.percent())).collect();
+        let gpu_memory = vram(Path::new(DRM_DIR)).into_iter().map(|v| (v.card.clone(), v.percent())).collect();
         Reading { cpu, memory, disk, gpu_memory }
     }
 

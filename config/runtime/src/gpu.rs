@@ -1,12 +1,16 @@
 //! GPU memory where the kernel exposes it: AMD's amdgpu driver publishes
 //! `/sys/class/drm/card*/device/mem_info_vram_used` and `mem_info_vram_total` (bytes).
 //! Other drivers publish nothing comparable, and then there is nothing to report.
+//! The watchdog checks these figures; the dashboard shows them.
 
 use std::fs;
 use std::path::Path;
 
+/// Where the kernel lists GPUs.
+pub const DRM_DIR: &str = "/sys/class/drm";
+
 /// One GPU's video memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VramUse {
     pub card: String,
     pub used_bytes: u64,
