@@ -2,6 +2,12 @@
 //! through retina, MJPEG and snapshots through reqwest), and the scheduler that runs them
 //! for a fleet. Storage is `ds-camera-db`; the API and pages are `desktop-streamer-web`.
 
+pub mod preview;
+pub mod probe;
+pub mod scheduler;
 pub mod state;
+pub mod verdict;
 
+pub use probe::{NetworkProber, ProbeFailure, ProbeOutcome, Prober, Proof};
+pub use scheduler::{CameraStatus, Event, Scheduler, StatusBoard, Transition};
 pub use state::{Heartbeat, Reason, State};

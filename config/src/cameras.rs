@@ -1,6 +1,14 @@
 //! `cameras.yaml`: the camera fleet, in StreamPulse's format (`heartbeat_seconds`,
 //! `timezone`, `streams: [{name, url}]`), plus an editable form of the file that the
 //! dashboard rewrites without losing keys it does not know.
+//!
+//! The probe settings (`timeout_seconds`, `retries`, `frozen_seconds`,
+//! `max_packet_loss_percent`, `max_concurrent_probes`) are optional keys StreamPulse did not
+//! have; a StreamPulse file loads unchanged and gets the named defaults below. All but
+//! `max_concurrent_probes` may be overridden per camera.
+//!
+//! `rtsps://` is refused here rather than accepted and failing on every heartbeat: the
+//! prober's RTSP client (retina) speaks no TLS.
 
 use std::path::{Path, PathBuf};
 
@@ -17,8 +25,26 @@ use crate::yaml;
 
 pub const DEFAULT_HEARTBEAT_S: u32 = 30;
 pub const DEFAULT_TIMEZONE: &str = "UTC";
-/// URL schemes a camera may use.
-pub const CAMERA_SCHEMES: &[&str] = &["rtsp", "rtsps", "http", "https"];
+/// Each step of a probe (connect and DESCRIBE, SETUP, PLAY, first keyframe, next frame; or
+/// the HTTP request and its frames) may take this long.
+pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
+/// Failed heartbeats in a row that leave a camera PENDING before it is DOWN.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// A picture unchanged for this long is DEGRADED/frozen.
+pub const DEFAULT_FROZEN_S: u32 = 60;
+/// More lost RTP packets than this share of the packets of a probe is DEGRADED/packet_loss.
+pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
+/// Probes running at the same time, over all cameras.
+pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 64;
+/// Allowed ranges of the settings above.
+pub const HEARTBEAT_RANGE_S: std::ops::RangeInclusive<u32> = 5..=86_400;
+pub const PROBE_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 1..=120;
+pub const RETRIES_RANGE: std::ops::RangeInclusive<u32> = 0..=100;
+pub const FROZEN_RANGE_S: std::ops::RangeInclusive<u32> = 0..=86_400;
+pub const PACKET_LOSS_RANGE_PERCENT: std::ops::RangeInclusive<f64> = 0.0..=100.0;
+pub const CONCURRENT_PROBES_RANGE: std::ops::RangeInclusive<u32> = 1..=4096;
+/// URL schemes a camera may use. `rtsps` is not among them: see the module doc.
+pub const CAMERA_SCHEMES: &[&str] = &["rtsp", "http", "https"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -29,6 +55,19 @@ pub struct CamerasConfig {
     pub timezone: String,
     /// The cameras. Default none.
     pub streams: Vec<Camera>,
+    /// Seconds each probe step may take (see `DEFAULT_PROBE_TIMEOUT_S`). Default 10; 1..=120.
+    pub timeout_seconds: u32,
+    /// Failed heartbeats in a row reported PENDING before the camera is DOWN. Default 2;
+    /// 0..=100 (0: the first failure is DOWN).
+    pub retries: u32,
+    /// Seconds a picture may stay unchanged before the camera is DEGRADED/frozen. Default
+    /// 60; 0 turns the check off; up to 86400.
+    pub frozen_seconds: u32,
+    /// Share of RTP packets lost in a probe, in percent, above which the camera is
+    /// DEGRADED/packet_loss. Default 5; 0..=100.
+    pub max_packet_loss_percent: f64,
+    /// Probes running at the same time over all cameras. Default 64; 1..=4096.
+    pub max_concurrent_probes: u32,
 }
 
 impl Default for CamerasConfig {
@@ -37,6 +76,34 @@ impl Default for CamerasConfig {
             heartbeat_seconds: DEFAULT_HEARTBEAT_S,
             timezone: DEFAULT_TIMEZONE.to_owned(),
             streams: Vec::new(),
+            timeout_seconds: DEFAULT_PROBE_TIMEOUT_S,
+            retries: DEFAULT_RETRIES,
+            frozen_seconds: DEFAULT_FROZEN_S,
+            max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
+            max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
+        }
+    }
+}
+
+/// The probe settings of one camera: its overrides, else the file's values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProbeSettings {
+    pub heartbeat_seconds: u32,
+    pub timeout_seconds: u32,
+    pub retries: u32,
+    pub frozen_seconds: u32,
+    pub max_packet_loss_percent: f64,
+}
+
+impl CamerasConfig {
+    /// `camera`'s settings: its own keys where it has them, the file's otherwise.
+    pub fn probe_settings(&self, camera: &Camera) -> ProbeSettings {
+        ProbeSettings {
+            heartbeat_seconds: camera.heartbeat_seconds.unwrap_or(self.heartbeat_seconds),
+            timeout_seconds: camera.timeout_seconds.unwrap_or(self.timeout_seconds),
+            retries: camera.retries.unwrap_or(self.retries),
+            frozen_seconds: camera.frozen_seconds.unwrap_or(self.frozen_seconds),
+            max_packet_loss_percent: camera.max_packet_loss_percent.unwrap_or(self.max_packet_loss_percent),
         }
     }
 }
@@ -50,11 +117,24 @@ pub struct Camera {
     pub id: Option<String>,
     /// Name shown to people; unique. Required.
     pub name: String,
-    /// `rtsp://`, `rtsps://`, `http://` or `https://` URL, credentials allowed
+    /// `rtsp://`, `http://` or `https://` URL, credentials allowed
     /// (`rtsp://user:pass@host/…`); they are never shown. Required.
     pub url: String,
     /// Overrides the file's `heartbeat_seconds` for this camera. Default none.
     pub heartbeat_seconds: Option<u32>,
+    /// Overrides the file's `timeout_seconds` for this camera. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u32>,
+    /// Overrides the file's `retries` for this camera. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Overrides the file's `frozen_seconds` for this camera (0: never frozen, e.g. a camera
+    /// that watches a still scene). Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_seconds: Option<u32>,
+    /// Overrides the file's `max_packet_loss_percent` for this camera. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packet_loss_percent: Option<f64>,
 }
 
 impl Camera {
@@ -94,12 +174,25 @@ impl ConfigFile for CamerasConfig {
     const FORMAT: Format = Format::Yaml;
 
     fn key_tree() -> Value {
-        let example = CamerasConfig { streams: vec![Camera::default()], ..CamerasConfig::default() };
+        // The per-camera overrides are not written when unset, so the example sets them.
+        let camera = Camera {
+            timeout_seconds: Some(DEFAULT_PROBE_TIMEOUT_S),
+            retries: Some(DEFAULT_RETRIES),
+            frozen_seconds: Some(DEFAULT_FROZEN_S),
+            max_packet_loss_percent: Some(DEFAULT_MAX_PACKET_LOSS_PERCENT),
+            ..Camera::default()
+        };
+        let example = CamerasConfig { streams: vec![camera], ..CamerasConfig::default() };
         serde_json::to_value(example).unwrap_or(Value::Null)
     }
 
     fn validate(&self, v: &mut Validator<'_>) {
-        v.range("heartbeat_seconds", self.heartbeat_seconds, 5..=86_400);
+        v.range("heartbeat_seconds", self.heartbeat_seconds, HEARTBEAT_RANGE_S);
+        v.range("timeout_seconds", self.timeout_seconds, PROBE_TIMEOUT_RANGE_S);
+        v.range("retries", self.retries, RETRIES_RANGE);
+        v.range("frozen_seconds", self.frozen_seconds, FROZEN_RANGE_S);
+        v.range("max_packet_loss_percent", self.max_packet_loss_percent, PACKET_LOSS_RANGE_PERCENT);
+        v.range("max_concurrent_probes", self.max_concurrent_probes, CONCURRENT_PROBES_RANGE);
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             v.error("timezone", "is not a known IANA time zone; use a name such as UTC, Europe/Berlin or Asia/Kolkata");
         }
@@ -133,7 +226,19 @@ impl ConfigFile for CamerasConfig {
                 v.error(&at("url"), why);
             }
             if let Some(s) = cam.heartbeat_seconds {
-                v.range(&at("heartbeat_seconds"), s, 5..=86_400);
+                v.range(&at("heartbeat_seconds"), s, HEARTBEAT_RANGE_S);
+            }
+            if let Some(s) = cam.timeout_seconds {
+                v.range(&at("timeout_seconds"), s, PROBE_TIMEOUT_RANGE_S);
+            }
+            if let Some(n) = cam.retries {
+                v.range(&at("retries"), n, RETRIES_RANGE);
+            }
+            if let Some(s) = cam.frozen_seconds {
+                v.range(&at("frozen_seconds"), s, FROZEN_RANGE_S);
+            }
+            if let Some(p) = cam.max_packet_loss_percent {
+                v.range(&at("max_packet_loss_percent"), p, PACKET_LOSS_RANGE_PERCENT);
             }
         }
     }
@@ -141,11 +246,18 @@ impl ConfigFile for CamerasConfig {
 
 /// Checks a camera URL; the error says what is allowed (and never repeats a password).
 pub fn check_camera_url(text: &str) -> Result<(), String> {
-    let allowed = "expected rtsp://, rtsps://, http:// or https:// followed by a host, e.g. rtsp://user:pass@192.0.2.10:554/stream1";
+    let allowed =
+        "expected rtsp://, http:// or https:// followed by a host, e.g. rtsp://user:pass@192.0.2.10:554/stream1";
     if text.trim().is_empty() {
         return Err(format!("every camera needs a url; {allowed}"));
     }
     match url::Url::parse(text) {
+        Ok(u) if u.scheme() == "rtsps" => {
+            Err("rtsps:// (RTSP over TLS) is not supported: the prober's RTSP client speaks no TLS; \
+             use the camera's rtsp:// URL (usually port 554) on a trusted network, or its https:// \
+             MJPEG or snapshot URL"
+                .to_owned())
+        }
         Ok(u) if !CAMERA_SCHEMES.contains(&u.scheme()) => {
             Err(format!("scheme `{}` is not supported; {allowed}", u.scheme()))
         }
@@ -229,6 +341,9 @@ mod tests {
         assert!(e.contains("scheme `ftp` is not supported"), "{e}");
         assert!(!e.contains("secret"));
         assert!(check_camera_url("rtsp://").unwrap_err().contains("host"));
+        let e = check_camera_url("rtsps://user:secret@h/x").unwrap_err();
+        assert!(e.contains("rtsps://") && e.contains("use the camera's rtsp:// URL"), "{e}");
+        assert!(!e.contains("secret"));
         assert!(check_camera_url("").unwrap_err().contains("needs a url"));
     }
 
@@ -241,5 +356,50 @@ mod tests {
         assert_eq!(cam.stable_id(), "lab-cam");
         let cam = Camera { id: Some("c7".into()), ..cam };
         assert_eq!(cam.stable_id(), "c7");
+    }
+
+    fn load(text: &str) -> Result<Loaded<CamerasConfig>, Problems> {
+        crate::load::load_str::<CamerasConfig>(Path::new("cameras.yaml"), text)
+    }
+
+    #[test]
+    fn probe_settings_default_and_override() {
+        let Loaded { config, warnings } = load(
+            "heartbeat_seconds: 15\ntimeout_seconds: 4\nretries: 1\nstreams:\n\
+             - {name: a, url: 'rtsp://h/a'}\n\
+             - {name: b, url: 'rtsp://h/b', heartbeat_seconds: 60, retries: 0, frozen_seconds: 0, max_packet_loss_percent: 20}\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        let a = config.probe_settings(&config.streams[0]);
+        assert_eq!(
+            a,
+            ProbeSettings {
+                heartbeat_seconds: 15,
+                timeout_seconds: 4,
+                retries: 1,
+                frozen_seconds: DEFAULT_FROZEN_S,
+                max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT
+            }
+        );
+        let b = config.probe_settings(&config.streams[1]);
+        assert_eq!((b.heartbeat_seconds, b.timeout_seconds, b.retries, b.frozen_seconds), (60, 4, 0, 0));
+        assert_eq!(b.max_packet_loss_percent, 20.0);
+        assert_eq!(config.max_concurrent_probes, DEFAULT_MAX_CONCURRENT_PROBES);
+    }
+
+    #[test]
+    fn probe_settings_out_of_range_are_refused() {
+        let e = load(
+            "timeout_seconds: 0\nmax_concurrent_probes: 0\nstreams:\n\
+             - {name: a, url: 'rtsps://u:secret@h/a', max_packet_loss_percent: 101}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("timeout_seconds") && e.contains("1..=120"), "{e}");
+        assert!(e.contains("max_concurrent_probes"), "{e}");
+        assert!(e.contains("streams[0].max_packet_loss_percent"), "{e}");
+        assert!(e.contains("rtsps:// (RTSP over TLS) is not supported"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
     }
 }

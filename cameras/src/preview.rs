@@ -1,0 +1,421 @@
+//! On-demand preview: one JPEG of what a camera shows now, grabbed through GStreamer.
+//!
+//! The probes prove that video arrives; people also want to see it. GStreamer decodes
+//! everything a camera may send (H.264/H.265 over RTSP or RTSPS, MJPEG streams, JPEG
+//! snapshots) with one pipeline:
+//! `uridecodebin ! videoconvert ! videoscale ! capsfilter ! jpegenc ! appsink`.
+//! The source is set up through `source-setup`: `rtspsrc` with `protocols=tcp` (cameras
+//! behind NAT and firewalls rarely pass UDP) and `souphttpsrc`, both given the credentials
+//! as `user-id`/`user-pw`, never in the location, so no GStreamer log line carries them.
+//! The first decoded frame is taken, the pipeline goes to Null on every path, and the
+//! whole grab has one deadline.
+//!
+//! [`PreviewCache`] keeps each camera's picture (or error) for a few seconds and lets
+//! concurrent requests for one camera share a single grab, so reloading the page or ten
+//! people looking at once do not hammer the camera.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ds_config::redact::mask_url_credentials;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+/// How long a grab may take by default, connection to encoded picture.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default widest picture; wider frames are scaled down, keeping the aspect ratio.
+pub const DEFAULT_MAX_WIDTH: u32 = 640;
+/// Default time a picture (or an error) is reused.
+pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(5);
+/// JPEG quality of the preview (jpegenc's 0..=100).
+const JPEG_QUALITY: i32 = 85;
+/// How often the grab loop checks the bus while waiting for a frame.
+const POLL: Duration = Duration::from_millis(50);
+/// URL schemes a preview can be grabbed from.
+const SCHEMES: &[&str] = &["rtsp", "rtsps", "http", "https"];
+
+/// How previews are grabbed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewOptions {
+    /// The whole grab's deadline. Default 10 s.
+    pub timeout: Duration,
+    /// Frames wider than this are scaled down (aspect ratio kept); `None`: full size.
+    /// Default 640.
+    pub max_width: Option<u32>,
+    /// How long [`PreviewCache`] reuses a result. Default 5 s.
+    pub cache_for: Duration,
+}
+
+impl Default for PreviewOptions {
+    fn default() -> Self {
+        PreviewOptions { timeout: DEFAULT_TIMEOUT, max_width: Some(DEFAULT_MAX_WIDTH), cache_for: DEFAULT_CACHE_FOR }
+    }
+}
+
+/// One grabbed picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preview {
+    /// A complete JPEG file.
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// When the grab started (UTC).
+    pub taken_at: jiff::Timestamp,
+}
+
+/// Why no picture came. URLs in it have their password masked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no picture from {url} within {timeout:?}; is the camera sending video?")]
+    Timeout { url: String, timeout: Duration },
+    #[error("{url} refused the credentials; check the user and password in the camera's URL")]
+    Auth { url: String },
+    #[error("{url} has no such stream; check the path in the camera's URL")]
+    NotFound { url: String },
+    #[error("{url} cannot be previewed: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("no picture from {url}: {detail}")]
+    Other { url: String, detail: String },
+}
+
+/// Grabs one picture from `url` (credentials allowed in it), without caching. Runs the
+/// pipeline on a blocking thread.
+pub async fn grab(url: &str, options: &PreviewOptions) -> Result<Preview, PreviewError> {
+    let (url, options) = (url.to_owned(), options.clone());
+    let masked = mask_url_credentials(&url);
+    match tokio::task::spawn_blocking(move || grab_blocking(&url, &options)).await {
+        Ok(result) => result,
+        Err(e) => Err(PreviewError::Other { url: masked, detail: format!("the grab thread failed: {e}") }),
+    }
+}
+
+/// The camera's location without credentials, and the credentials.
+struct Source {
+    location: String,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("location", &self.location)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+fn split_credentials(raw: &str, masked: &str) -> Result<Source, PreviewError> {
+    let bad = |reason: String| PreviewError::BadUrl { url: masked.to_owned(), reason };
+    let mut url = url::Url::parse(raw).map_err(|e| bad(format!("not a URL ({e})")))?;
+    if !SCHEMES.contains(&url.scheme()) {
+        return Err(bad(format!("the scheme `{}` is not one of {}", url.scheme(), SCHEMES.join(", "))));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host".to_owned()));
+    }
+    let decode = |s: &str| percent_decode(s);
+    let user = (!url.username().is_empty()).then(|| decode(url.username()));
+    let password = url.password().map(decode);
+    // Cannot fail for URLs with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(Source { location: url.to_string(), user, password })
+}
+
+/// `%40` → `@`: the URL crate keeps user info percent-encoded; cameras want it plain.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Sets the pipeline to Null however the grab ends.
+struct NullOnDrop(gst::Pipeline);
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        if self.0.set_state(gst::State::Null).is_err() {
+            tracing::warn!("the preview pipeline did not stop cleanly");
+        }
+    }
+}
+
+fn grab_blocking(raw_url: &str, options: &PreviewOptions) -> Result<Preview, PreviewError> {
+    let masked = mask_url_credentials(raw_url);
+    let other = |detail: String| PreviewError::Other { url: masked.clone(), detail: mask_url_credentials(&detail) };
+    let source = split_credentials(raw_url, &masked)?;
+    gst::init().map_err(|e| other(format!("GStreamer cannot start: {e}")))?;
+    let taken_at = jiff::Timestamp::now();
+    let deadline = std::time::Instant::now() + options.timeout;
+
+    let make = |name: &str| {
+        gst::ElementFactory::make(name).build().map_err(|_| {
+            other(format!("the GStreamer element `{name}` is missing (install gstreamer1.0-plugins-good/-bad/-libav)"))
+        })
+    };
+    let pipeline = gst::Pipeline::new();
+    let guard = NullOnDrop(pipeline.clone());
+    let decode = make("uridecodebin")?;
+    decode.set_property("uri", &source.location);
+    let convert = make("videoconvert")?;
+    let scale = make("videoscale")?;
+    let filter = make("capsfilter")?;
+    let encode = make("jpegenc")?;
+    encode.set_property("quality", JPEG_QUALITY);
+    let sink = gst_app::AppSink::builder().max_buffers(1).drop(false).sync(false).build();
+    pipeline
+        .add_many([&decode, &convert, &scale, &filter, &encode, sink.upcast_ref()])
+        .map_err(|e| other(format!("cannot build the pipeline: {e}")))?;
+    gst::Element::link_many([&convert, &scale, &filter, &encode, sink.upcast_ref()])
+        .map_err(|e| other(format!("cannot link the pipeline: {e}")))?;
+
+    let (user, password) = (source.user.clone(), source.password.clone());
+    let timeout_s = options.timeout.as_secs().max(1);
+    decode.connect("source-setup", false, move |args| {
+        if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
+            configure_source(&src, user.as_deref(), password.as_deref(), timeout_s);
+        }
+        None
+    });
+    // decodebin exposes a demuxer's pads only after its no-more-pads, which multipartdemux
+    // emits for a live MJPEG stream only when told the stream has one content type.
+    pipeline.connect_deep_element_added(|_, _, element| {
+        if element.factory().is_some_and(|f| f.name() == "multipartdemux") {
+            element.set_property("single-stream", true);
+        }
+    });
+    let max_width = options.max_width;
+    let convert_weak = convert.downgrade();
+    let filter_weak = filter.downgrade();
+    let pipeline_weak = pipeline.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let (Some(convert), Some(filter)) = (convert_weak.upgrade(), filter_weak.upgrade()) else { return };
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+        let structure = caps.as_ref().and_then(|c| c.structure(0).map(|s| s.to_owned()));
+        let is_video = structure.as_ref().is_some_and(|s| s.name().starts_with("video/"));
+        let sinkpad = convert.static_pad("sink").expect("videoconvert has a sink pad");
+        if !is_video || sinkpad.is_linked() {
+            // Audio, or a second video stream: let it flow into nothing.
+            if let Some(pipeline) = pipeline_weak.upgrade()
+                && let Ok(fake) = gst::ElementFactory::make("fakesink").property("sync", false).build()
+                && pipeline.add(&fake).is_ok()
+            {
+                let _ = fake.sync_state_with_parent();
+                let _ = pad.link(&fake.static_pad("sink").expect("fakesink has a sink pad"));
+            }
+            return;
+        }
+        if let (Some(max), Some(s)) = (max_width, structure.as_ref())
+            && let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
+            && let Some((sw, sh)) = scaled_size(w, h, max)
+        {
+            filter
+                .set_property("caps", gst::Caps::builder("video/x-raw").field("width", sw).field("height", sh).build());
+        }
+        if let Err(e) = pad.link(&sinkpad) {
+            tracing::warn!(error = ?e, "preview: cannot link the decoded video");
+        }
+    });
+
+    pipeline.set_state(gst::State::Playing).map_err(|_| first_error(&pipeline, &masked, options.timeout))?;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let result = loop {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_nseconds(POLL.as_nanos() as u64)) {
+            break picture(&sample, taken_at).ok_or_else(|| other("the encoder gave no picture".to_owned()));
+        }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+            break Err(match msg.view() {
+                gst::MessageView::Error(e) => classify(e, &masked, options.timeout),
+                _ => other("the stream ended before a picture".to_owned()),
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            break Err(PreviewError::Timeout { url: masked.clone(), timeout: options.timeout });
+        }
+    };
+    drop(guard);
+    if let Err(e) = &result {
+        tracing::debug!(url = %masked, error = %e, "preview failed");
+    }
+    result
+}
+
+/// Credentials and timeouts on the source `uridecodebin` made.
+fn configure_source(src: &gst::Element, user: Option<&str>, password: Option<&str>, timeout_s: u64) {
+    let factory = src.factory().map(|f| f.name().to_string()).unwrap_or_default();
+    let has = |name: &str| src.find_property(name).is_some();
+    match factory.as_str() {
+        "rtspsrc" => {
+            src.set_property_from_str("protocols", "tcp");
+            src.set_property("latency", 0u32);
+            if has("tcp-timeout") {
+                src.set_property("tcp-timeout", timeout_s * 1_000_000);
+            }
+        }
+        "souphttpsrc" => {
+            src.set_property("timeout", u32::try_from(timeout_s).unwrap_or(u32::MAX));
+        }
+        _ => {}
+    }
+    if has("user-id") && has("user-pw") {
+        if let Some(user) = user {
+            src.set_property("user-id", user);
+        }
+        if let Some(password) = password {
+            src.set_property("user-pw", password);
+        }
+    }
+}
+
+/// The size to scale `w`×`h` down to so it is at most `max` wide; `None` if it already is.
+/// Even sizes, because most encoders and the I420 layout want them.
+fn scaled_size(w: i32, h: i32, max: u32) -> Option<(i32, i32)> {
+    let max = i32::try_from(max).ok()?.max(2);
+    if w <= max || w <= 0 || h <= 0 {
+        return None;
+    }
+    let even = |v: i64| ((v / 2) * 2).max(2) as i32;
+    Some((even(max as i64), even((h as i64 * max as i64 + w as i64 / 2) / w as i64)))
+}
+
+fn picture(sample: &gst::Sample, taken_at: jiff::Timestamp) -> Option<Preview> {
+    let s = sample.caps()?.structure(0)?;
+    let (width, height) = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+    let map = sample.buffer()?.map_readable().ok()?;
+    Some(Preview { jpeg: map.as_slice().to_vec(), width: width as u32, height: height as u32, taken_at })
+}
+
+/// The first error on the bus (after a failed state change), classified.
+fn first_error(pipeline: &gst::Pipeline, masked: &str, timeout: Duration) -> PreviewError {
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    match bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Error(e) => classify(e, masked, timeout),
+            _ => unreachable_other(masked),
+        },
+        None => unreachable_other(masked),
+    }
+}
+
+fn unreachable_other(masked: &str) -> PreviewError {
+    PreviewError::Other { url: masked.to_owned(), detail: "the pipeline would not start".to_owned() }
+}
+
+/// GStreamer's error as one of ours: resource errors say what went wrong in their kind.
+fn classify(e: &gst::message::Error, masked: &str, timeout: Duration) -> PreviewError {
+    let url = masked.to_owned();
+    let err = e.error();
+    let details = e.debug().map(|d| d.to_string()).unwrap_or_default();
+    let element = e.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+    match err.kind::<gst::ResourceError>() {
+        Some(gst::ResourceError::NotAuthorized) => return PreviewError::Auth { url },
+        Some(gst::ResourceError::NotFound) => return PreviewError::NotFound { url },
+        _ => {}
+    }
+    // souphttpsrc and rtspsrc name some statuses only in their text.
+    let text = format!("{} {details}", err.message());
+    if text.contains("401") || text.contains("Unauthorized") {
+        return PreviewError::Auth { url };
+    }
+    if text.contains("404") || text.contains("Not Found") {
+        return PreviewError::NotFound { url };
+    }
+    if text.contains("timed out") || text.contains("Timeout") {
+        return PreviewError::Timeout { url, timeout };
+    }
+    tracing::debug!(element = %element, details = %mask_url_credentials(&details), "preview pipeline error");
+    PreviewError::Other { url, detail: mask_url_credentials(&format!("{} ({element})", err.message())) }
+}
+
+type Shared = Arc<OnceCell<(Instant, Result<Arc<Preview>, PreviewError>)>>;
+
+#[derive(Debug)]
+struct Slot {
+    url: String,
+    cell: Shared,
+}
+
+/// Previews per camera, each reused for `cache_for`, with at most one grab per camera
+/// at a time: requests that arrive during a grab wait for it and share its result.
+#[derive(Debug)]
+pub struct PreviewCache {
+    options: PreviewOptions,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl PreviewCache {
+    pub fn new(options: PreviewOptions) -> PreviewCache {
+        PreviewCache { options, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// The camera's picture: a cached one younger than `cache_for`, the one being
+    /// grabbed, or a new grab. Errors are cached the same way (a down camera is not asked
+    /// again on every reload).
+    pub async fn get(&self, camera_id: &str, url: &str) -> Result<Arc<Preview>, PreviewError> {
+        let cell = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = slots.get(camera_id).filter(|slot| {
+                slot.url == url && slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for)
+            });
+            match fresh {
+                Some(slot) => Arc::clone(&slot.cell),
+                None => {
+                    let cell: Shared = Arc::default();
+                    slots.insert(camera_id.to_owned(), Slot { url: url.to_owned(), cell: Arc::clone(&cell) });
+                    cell
+                }
+            }
+        };
+        let (_, result) =
+            cell.get_or_init(|| async { (Instant::now(), grab(url, &self.options).await.map(Arc::new)) }).await.clone();
+        // Drop slots whose time is over, so removed cameras do not stay in memory.
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|_, slot| slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for));
+        result
+    }
+
+    /// Forgets a camera's picture (its URL changed, or it was deleted).
+    pub fn forget(&self, camera_id: &str) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(camera_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_location() {
+        let s = split_credentials("rtsp://ad%40min:p%3Ass@10.0.0.5:554/s1?x=1", "masked").unwrap();
+        assert_eq!(s.location, "rtsp://10.0.0.5:554/s1?x=1");
+        assert_eq!((s.user.as_deref(), s.password.as_deref()), (Some("ad@min"), Some("p:ss")));
+        let e = split_credentials("ftp://h/x", "ftp://h/x").unwrap_err().to_string();
+        assert!(e.contains("the scheme `ftp` is not one of rtsp, rtsps, http, https"), "{e}");
+    }
+
+    #[test]
+    fn wide_frames_are_scaled_to_even_sizes() {
+        assert_eq!(scaled_size(1920, 1080, 640), Some((640, 360)));
+        assert_eq!(scaled_size(1280, 721, 641), Some((640, 360)));
+        assert_eq!(scaled_size(320, 240, 640), None);
+    }
+}

@@ -1,0 +1,479 @@
+//! Runs the heartbeats of a fleet: one task per camera, never two sessions to one camera at
+//! a time, at most `max_concurrent_probes` probes at once over all cameras, and heartbeats
+//! spread evenly over the interval. Each camera gets a fixed phase in its interval from a
+//! hash of its stable id (so a restart keeps the spread) plus a little random jitter per
+//! heartbeat. A DOWN camera is probed at its normal interval: a growing backoff would hide
+//! its recovery.
+//!
+//! The camera list arrives on a `watch` channel; on each change cameras that stayed the same
+//! keep their task and their history (retry count, frozen-picture memory), changed settings
+//! reach the running task, a changed URL starts the camera's history afresh, and removed
+//! cameras stop. Every heartbeat and every change of state or reason goes out on an `mpsc`
+//! channel ([`Event`]) for the store, and the latest status of every camera is kept in a
+//! [`StatusBoard`] that the API reads without waiting on probes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ds_config::cameras::{Camera, CamerasConfig, ProbeSettings};
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::{ProbeOutcome, Prober};
+use crate::state::{Heartbeat, Reason, State};
+use crate::verdict::{Tracker, Verdict};
+
+/// Jitter added to a heartbeat: a tenth of the interval, at most this.
+pub const MAX_JITTER: Duration = Duration::from_secs(1);
+
+/// What the scheduler reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// One probe's result (every probe gives one).
+    Heartbeat(Heartbeat),
+    /// The camera's state or reason changed with this heartbeat (the first heartbeat of a
+    /// camera is a change from `None`).
+    Transition(Transition),
+}
+
+/// A change of a camera's state or of the reason for it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Transition {
+    pub camera_id: String,
+    pub at: jiff::Timestamp,
+    pub from: Option<State>,
+    pub from_reason: Option<Reason>,
+    pub to: State,
+    pub reason: Option<Reason>,
+    pub message: Option<String>,
+}
+
+/// The latest known status of one camera.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CameraStatus {
+    pub camera_id: String,
+    pub name: String,
+    /// The URL with its password masked.
+    pub url: String,
+    pub heartbeat_seconds: u32,
+    /// `None` until the first heartbeat.
+    pub state: Option<State>,
+    pub reason: Option<Reason>,
+    pub message: Option<String>,
+    /// When the current state (and reason) began.
+    pub since: Option<jiff::Timestamp>,
+    /// Failed probes in a row.
+    pub consecutive_failures: u32,
+    /// When the newest frame of any heartbeat arrived (kept while the camera is down).
+    pub last_frame_at: Option<jiff::Timestamp>,
+    /// Lost RTP packets in the last successful RTSP probe, in percent.
+    pub packet_loss_percent: Option<f64>,
+    pub last_heartbeat: Option<Heartbeat>,
+}
+
+/// The latest status of every camera; cheap to read, shared by clone.
+#[derive(Clone, Debug, Default)]
+pub struct StatusBoard(Arc<RwLock<HashMap<String, CameraStatus>>>);
+
+impl StatusBoard {
+    /// Every camera, by name.
+    pub fn snapshot(&self) -> Vec<CameraStatus> {
+        let mut all: Vec<CameraStatus> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.camera_id.cmp(&b.camera_id)));
+        all
+    }
+
+    /// One camera by its stable id.
+    pub fn get(&self, camera_id: &str) -> Option<CameraStatus> {
+        self.read().get(camera_id).cloned()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, CameraStatus>> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, CameraStatus>> {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running scheduler.
+#[derive(Debug)]
+pub struct Scheduler {
+    board: StatusBoard,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Starts probing the cameras of `cameras` (and of every later value) with `prober`;
+    /// events go to `events`. Stops when `shutdown` is cancelled. Must be called from a
+    /// tokio runtime.
+    pub fn spawn<P: Prober>(
+        prober: P,
+        cameras: watch::Receiver<Arc<CamerasConfig>>,
+        events: mpsc::Sender<Event>,
+        shutdown: CancellationToken,
+    ) -> Scheduler {
+        let board = StatusBoard::default();
+        // The cameras are on the board from the start, so the API lists them at once.
+        for camera in &cameras.borrow().streams {
+            let spec = Spec { camera: camera.clone(), settings: cameras.borrow().probe_settings(camera) };
+            show(&board, &camera.stable_id(), &spec);
+        }
+        let task = tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone()));
+        Scheduler { board, task }
+    }
+
+    /// The status board (clone it into the web service's state).
+    pub fn statuses(&self) -> StatusBoard {
+        self.board.clone()
+    }
+
+    /// Waits until the scheduler stopped (after `shutdown` was cancelled): every probe is
+    /// abandoned and every camera task has ended.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Spec {
+    camera: Camera,
+    settings: ProbeSettings,
+}
+
+struct CameraTask {
+    spec: watch::Sender<Spec>,
+    stop: CancellationToken,
+}
+
+/// Shared by all camera tasks.
+struct Fleet<P> {
+    prober: Arc<P>,
+    semaphore: Arc<Semaphore>,
+    events: mpsc::Sender<Event>,
+    board: StatusBoard,
+    /// Slots of every camera are counted from here.
+    origin: Instant,
+}
+
+async fn supervise<P: Prober>(
+    prober: Arc<P>,
+    mut cameras: watch::Receiver<Arc<CamerasConfig>>,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+    board: StatusBoard,
+) {
+    let first = cameras.borrow_and_update().clone();
+    let mut permits = first.max_concurrent_probes.max(1);
+    let fleet = Arc::new(Fleet {
+        prober,
+        semaphore: Arc::new(Semaphore::new(permits as usize)),
+        events,
+        board,
+        origin: Instant::now(),
+    });
+    let mut tasks: HashMap<String, CameraTask> = HashMap::new();
+    let mut set = JoinSet::new();
+    let mut config = first;
+    loop {
+        permits = resize(&fleet.semaphore, permits, config.max_concurrent_probes.max(1));
+        apply(&fleet, &config, &mut tasks, &mut set, &shutdown);
+        tracing::debug!(cameras = tasks.len(), max_concurrent_probes = permits, "camera list applied");
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = cameras.changed() => {
+                if changed.is_err() {
+                    // Nobody can send a new list; keep the last one until shutdown.
+                    shutdown.cancelled().await;
+                    break;
+                }
+                config = cameras.borrow_and_update().clone();
+            }
+            // Reap tasks that ended (removed cameras) so the set does not grow.
+            Some(_) = set.join_next(), if !set.is_empty() => {}
+        }
+    }
+    for task in tasks.values() {
+        task.stop.cancel();
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Grows or shrinks the global limit; shrinking takes the permits as they come free.
+fn resize(semaphore: &Arc<Semaphore>, current: u32, wanted: u32) -> u32 {
+    if wanted > current {
+        semaphore.add_permits((wanted - current) as usize);
+    } else if wanted < current {
+        let extra = current - wanted;
+        let semaphore = semaphore.clone();
+        tokio::spawn(async move {
+            if let Ok(p) = semaphore.acquire_many_owned(extra).await {
+                p.forget();
+            }
+        });
+    }
+    wanted
+}
+
+fn apply<P: Prober>(
+    fleet: &Arc<Fleet<P>>,
+    config: &CamerasConfig,
+    tasks: &mut HashMap<String, CameraTask>,
+    set: &mut JoinSet<()>,
+    shutdown: &CancellationToken,
+) {
+    let mut wanted = HashMap::new();
+    for camera in &config.streams {
+        let spec = Spec { camera: camera.clone(), settings: config.probe_settings(camera) };
+        wanted.insert(camera.stable_id(), spec);
+    }
+    tasks.retain(|id, task| {
+        let keep = wanted.contains_key(id);
+        if !keep {
+            task.stop.cancel();
+            fleet.board.write().remove(id);
+            tracing::info!(camera = %id, "camera removed; its heartbeats stop");
+        }
+        keep
+    });
+    for (id, spec) in wanted {
+        show(&fleet.board, &id, &spec);
+        match tasks.get(&id) {
+            Some(task) => {
+                task.spec.send_if_modified(|current| {
+                    let modified = *current != spec;
+                    *current = spec;
+                    modified
+                });
+            }
+            None => {
+                let (tx, rx) = watch::channel(spec);
+                let stop = shutdown.child_token();
+                set.spawn(camera_loop(fleet.clone(), id.clone(), rx, stop.clone()));
+                tasks.insert(id, CameraTask { spec: tx, stop });
+            }
+        }
+    }
+}
+
+/// Puts a camera on the board (state unknown until its first heartbeat) or updates its name,
+/// URL and interval.
+fn show(board: &StatusBoard, id: &str, spec: &Spec) {
+    let mut board = board.write();
+    let status = board.entry(id.to_owned()).or_insert_with(|| CameraStatus {
+        camera_id: id.to_owned(),
+        name: String::new(),
+        url: String::new(),
+        heartbeat_seconds: 0,
+        state: None,
+        reason: None,
+        message: None,
+        since: None,
+        consecutive_failures: 0,
+        last_frame_at: None,
+        packet_loss_percent: None,
+        last_heartbeat: None,
+    });
+    status.name.clone_from(&spec.camera.name);
+    status.url = spec.camera.masked_url();
+    status.heartbeat_seconds = spec.settings.heartbeat_seconds;
+}
+
+/// Where in its interval a camera's heartbeats fall, from 0 to 1, from its id (FNV-1a, then
+/// murmur3's finaliser so ids that differ in one digit land far apart; the same in every
+/// run).
+pub fn phase(camera_id: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in camera_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The first slot of the camera at or after `now`: `origin + phase·interval + k·interval`.
+fn next_slot(origin: Instant, now: Instant, interval: Duration, phase: f64) -> Instant {
+    let first = origin + interval.mul_f64(phase);
+    if now <= first {
+        return first;
+    }
+    let periods = ((now - first).as_secs_f64() / interval.as_secs_f64()).ceil();
+    first + interval.mul_f64(periods)
+}
+
+/// Random jitter from a per-camera xorshift generator.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(camera_id: &str) -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Jitter((phase(camera_id).to_bits() ^ nanos) | 1)
+    }
+
+    fn next(&mut self, interval: Duration) -> Duration {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        let max = (interval / 10).min(MAX_JITTER);
+        max.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+async fn camera_loop<P: Prober>(
+    fleet: Arc<Fleet<P>>,
+    id: String,
+    mut spec: watch::Receiver<Spec>,
+    stop: CancellationToken,
+) {
+    let mut current = spec.borrow_and_update().clone();
+    let phase = phase(&id);
+    let mut jitter = Jitter::new(&id);
+    let mut tracker = Tracker::default();
+    let interval = |s: &Spec| Duration::from_secs(u64::from(s.settings.heartbeat_seconds.max(1)));
+    let mut slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
+    loop {
+        let wake = slot + jitter.next(interval(&current));
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep_until(wake) => {}
+            changed = spec.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let new = spec.borrow_and_update().clone();
+                if new.camera.url != current.camera.url {
+                    // Another camera behind the same id: its history starts now.
+                    tracker = Tracker::default();
+                }
+                current = new;
+                slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
+                continue;
+            }
+        }
+        let permit = tokio::select! {
+            () = stop.cancelled() => return,
+            p = fleet.semaphore.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let at = jiff::Timestamp::now();
+        let step = Duration::from_secs(u64::from(current.settings.timeout_seconds.max(1)));
+        let outcome = tokio::select! {
+            () = stop.cancelled() => return,
+            o = fleet.prober.probe(&current.camera.url, step) => o,
+        };
+        drop(permit);
+        let verdict = tracker.judge(Instant::now(), &outcome, &current.settings);
+        let events = record(&fleet.board, &id, at, &outcome, &verdict, tracker.failures());
+        for event in events {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                // A gone receiver only means nobody stores heartbeats; keep probing.
+                _ = fleet.events.send(event) => {}
+            }
+        }
+        slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
+    }
+}
+
+/// Puts a heartbeat on the board; returns the events it makes.
+fn record(
+    board: &StatusBoard,
+    id: &str,
+    at: jiff::Timestamp,
+    outcome: &ProbeOutcome,
+    verdict: &Verdict,
+    failures: u32,
+) -> Vec<Event> {
+    let proof = outcome.as_ref().ok();
+    let heartbeat = Heartbeat {
+        camera_id: id.to_owned(),
+        at,
+        state: verdict.state,
+        reason: verdict.reason,
+        message: verdict.message.clone(),
+        latency_ms: proof.map(|p| u32::try_from(p.latency.as_millis()).unwrap_or(u32::MAX)),
+        codec: proof.map(|p| p.codec.clone()),
+        width: proof.and_then(|p| p.width),
+        height: proof.and_then(|p| p.height),
+        last_frame_at: proof.map(|p| p.last_frame_at),
+    };
+    let mut events = Vec::with_capacity(2);
+    let mut board = board.write();
+    // The camera was removed while it was probed: nothing to report.
+    let Some(status) = board.get_mut(id) else { return events };
+    if status.state != Some(verdict.state) || status.reason != verdict.reason {
+        tracing::info!(
+            camera = %id,
+            from = ?status.state.map(State::as_str),
+            to = %verdict.state,
+            reason = ?verdict.reason.map(Reason::as_str),
+            message = ?verdict.message,
+            "camera state changed"
+        );
+        events.push(Event::Transition(Transition {
+            camera_id: id.to_owned(),
+            at,
+            from: status.state,
+            from_reason: status.reason,
+            to: verdict.state,
+            reason: verdict.reason,
+            message: verdict.message.clone(),
+        }));
+        status.since = Some(at);
+    }
+    status.state = Some(verdict.state);
+    status.reason = verdict.reason;
+    status.message.clone_from(&verdict.message);
+    status.consecutive_failures = failures;
+    if let Some(p) = proof {
+        status.last_frame_at = Some(p.last_frame_at);
+        status.packet_loss_percent = (p.packets_received > 0).then(|| p.packet_loss_percent());
+    }
+    status.last_heartbeat = Some(heartbeat.clone());
+    tracing::debug!(camera = %id, state = %verdict.state, reason = ?verdict.reason.map(Reason::as_str), "heartbeat");
+    events.insert(0, Event::Heartbeat(heartbeat));
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_over_the_interval() {
+        let mut buckets = [0u32; 10];
+        for i in 0..1000 {
+            let p = phase(&format!("camera-{i}"));
+            assert!((0.0..1.0).contains(&p));
+            buckets[(p * 10.0) as usize] += 1;
+        }
+        assert!(buckets.iter().all(|&n| (70..=130).contains(&n)), "{buckets:?}");
+        assert_eq!(phase("gate"), phase("gate"), "the same id always gets the same phase");
+    }
+
+    #[test]
+    fn slots_are_fixed_in_the_interval() {
+        let origin = Instant::now();
+        let i = Duration::from_secs(10);
+        assert_eq!(next_slot(origin, origin, i, 0.5), origin + Duration::from_secs(5));
+        assert_eq!(next_slot(origin, origin + Duration::from_secs(5), i, 0.5), origin + Duration::from_secs(5));
+        assert_eq!(next_slot(origin, origin + Duration::from_millis(5001), i, 0.5), origin + Duration::from_secs(15));
+        assert_eq!(next_slot(origin, origin + Duration::from_secs(31), i, 0.0), origin + Duration::from_secs(40));
+    }
+}

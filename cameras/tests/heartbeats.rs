@@ -1,0 +1,161 @@
+//! The whole prober against real servers on loopback: GStreamer's RTSP server
+//! (tests/fixtures/rtsp_server.py) and the test MJPEG server. Every scenario must reach its
+//! state and reason within one heartbeat plus the probe time (times the retries for DOWN),
+//! recover to UP, and no message may carry a password.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ds_cameras::{CameraStatus, Event, NetworkProber, Reason, Scheduler, State, StatusBoard};
+use ds_config::cameras::{Camera, CamerasConfig};
+use ds_tests::mjpeg::{self, MjpegServer, Mode};
+use ds_tests::rtsp::{self, RtspServer};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+const HEARTBEAT_S: u32 = 1;
+const TIMEOUT_S: u32 = 2;
+const RETRIES: u32 = 1;
+const FROZEN_S: u32 = 2;
+const WRONG_PASSWORD: &str = "wr0ng-Secret";
+
+fn camera(name: &str, url: String) -> Camera {
+    Camera { name: name.into(), url, ..Camera::default() }
+}
+
+/// Longest a camera may take to reach a state: its first slot (one heartbeat), then one
+/// probe per attempt (at most three steps run into their timeout), attempts = retries + 1.
+fn bound(state: State) -> Duration {
+    let probe = Duration::from_secs(u64::from(HEARTBEAT_S + 3 * TIMEOUT_S));
+    let attempts = if state == State::Down { RETRIES + 1 } else { 1 };
+    Duration::from_secs(u64::from(HEARTBEAT_S)) + probe * attempts + Duration::from_secs(1)
+}
+
+async fn wait_for(
+    board: &StatusBoard,
+    id: &str,
+    state: State,
+    reason: Option<Reason>,
+    within: Duration,
+) -> CameraStatus {
+    let start = Instant::now();
+    loop {
+        let status = board.get(id).unwrap_or_else(|| panic!("{id} is not on the board: {:?}", board.snapshot()));
+        if status.state == Some(state) && status.reason == reason {
+            return status;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{id} did not become {state}/{reason:?} within {within:?}; it is {status:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_reaches_its_state_and_recovers() {
+    let rtsp = RtspServer::start();
+    let restartable = RtspServer::start();
+    let web = MjpegServer::start();
+    let refused_port = ds_tests::smtp::free_port();
+    let cams = vec![
+        camera("rtsp live", rtsp.url("live")),
+        camera("rtsp frozen", rtsp.url("frozen")),
+        camera("rtsp noframes", rtsp.url("noframes")),
+        camera("rtsp missing", rtsp.url("no-such-mount")),
+        camera("rtsp no creds", rtsp.secure_url(None)),
+        camera("rtsp wrong creds", rtsp.secure_url(Some((rtsp::USER, WRONG_PASSWORD)))),
+        camera("rtsp right creds", rtsp.secure_url(Some((rtsp::USER, rtsp::PASSWORD)))),
+        camera("rtsp restartable", restartable.url("live")),
+        camera("refused", format!("rtsp://admin:{WRONG_PASSWORD}@127.0.0.1:{refused_port}/live")),
+        camera("mjpeg live", web.url("live")),
+        camera("mjpeg snapshot", web.url("snapshot.jpg")),
+        camera("mjpeg frozen", web.url("frozen")),
+        camera("mjpeg missing", web.url("nothing-here")),
+        camera("mjpeg headers only", web.url("headers-only")),
+        camera("mjpeg garbage", web.url("garbage")),
+        camera("mjpeg wrong creds", web.auth_url(mjpeg::USER, WRONG_PASSWORD)),
+        camera("mjpeg right creds", web.auth_url(mjpeg::USER, mjpeg::PASSWORD)),
+        camera("mjpeg switchable", web.url("switchable")),
+    ];
+    let config = CamerasConfig {
+        heartbeat_seconds: HEARTBEAT_S,
+        timeout_seconds: TIMEOUT_S,
+        retries: RETRIES,
+        frozen_seconds: FROZEN_S,
+        streams: cams,
+        ..CamerasConfig::default()
+    };
+    let (_list, list_rx) = watch::channel(Arc::new(config));
+    let (tx, mut events) = mpsc::channel(100_000);
+    let stop = CancellationToken::new();
+    let scheduler = Scheduler::spawn(NetworkProber::new().unwrap(), list_rx, tx, stop.clone());
+    let board = scheduler.statuses();
+
+    let expect = [
+        ("rtsp-live", State::Up, None),
+        ("rtsp-right-creds", State::Up, None),
+        ("mjpeg-live", State::Up, None),
+        ("mjpeg-snapshot", State::Up, None),
+        ("mjpeg-right-creds", State::Up, None),
+        ("rtsp-noframes", State::Down, Some(Reason::NoFrames)),
+        ("rtsp-missing", State::Down, Some(Reason::NotFound)),
+        ("rtsp-no-creds", State::Down, Some(Reason::AuthFailed)),
+        ("rtsp-wrong-creds", State::Down, Some(Reason::AuthFailed)),
+        ("refused", State::Down, Some(Reason::Refused)),
+        ("mjpeg-missing", State::Down, Some(Reason::NotFound)),
+        ("mjpeg-headers-only", State::Down, Some(Reason::NoFrames)),
+        ("mjpeg-garbage", State::Down, Some(Reason::BadData)),
+        ("mjpeg-wrong-creds", State::Down, Some(Reason::AuthFailed)),
+    ];
+    for (id, state, reason) in expect {
+        wait_for(&board, id, state, reason, bound(state)).await;
+    }
+    let live = board.get("rtsp-live").unwrap();
+    let hb = live.last_heartbeat.unwrap();
+    assert_eq!((hb.codec.as_deref(), hb.width, hb.height), (Some("h264"), Some(320), Some(240)));
+    assert!(hb.latency_ms.is_some_and(|ms| ms < 2000), "{hb:?}");
+    let (w, h) = MjpegServer::frame_size();
+    let hb = board.get("mjpeg-live").unwrap().last_heartbeat.unwrap();
+    assert_eq!((hb.codec.as_deref(), hb.width, hb.height), (Some("jpeg"), Some(w), Some(h)));
+
+    // Frozen pictures: UP at first, DEGRADED once unchanged for FROZEN_S.
+    let frozen_bound = bound(State::Up) + Duration::from_secs(u64::from(FROZEN_S + HEARTBEAT_S));
+    wait_for(&board, "rtsp-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    wait_for(&board, "mjpeg-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    assert_eq!(board.get("rtsp-live").unwrap().state, Some(State::Up), "a moving picture is never frozen");
+
+    // Recovery: an RTSP server that goes away and comes back on the same port.
+    wait_for(&board, "rtsp-restartable", State::Up, None, bound(State::Up)).await;
+    let port = restartable.port;
+    restartable.stop();
+    wait_for(&board, "rtsp-restartable", State::Down, Some(Reason::Refused), bound(State::Down)).await;
+    let restarted = RtspServer::start_on(port, 0, 0);
+    wait_for(&board, "rtsp-restartable", State::Up, None, bound(State::Up)).await;
+
+    // Recovery: an MJPEG camera that loses its path and gets it back.
+    wait_for(&board, "mjpeg-switchable", State::Up, None, bound(State::Up)).await;
+    web.set_mode(Mode::NotFound);
+    wait_for(&board, "mjpeg-switchable", State::Pending, Some(Reason::NotFound), bound(State::Pending)).await;
+    wait_for(&board, "mjpeg-switchable", State::Down, Some(Reason::NotFound), bound(State::Down)).await;
+    web.set_mode(Mode::Live);
+    wait_for(&board, "mjpeg-switchable", State::Up, None, bound(State::Up)).await;
+
+    let t = Instant::now();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(2), scheduler.join()).await.expect("the scheduler stops promptly");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    drop(restarted);
+
+    // No password anywhere people could see it.
+    let mut seen = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        seen.push(e);
+    }
+    assert!(seen.iter().any(|e| matches!(e, Event::Transition(t) if t.to == State::Down)));
+    let text = serde_json::to_string(&seen).unwrap() + &serde_json::to_string(&board.snapshot()).unwrap();
+    for secret in [WRONG_PASSWORD, rtsp::PASSWORD, mjpeg::PASSWORD] {
+        assert!(!text.contains(secret), "a password appears in an event or status");
+    }
+    assert!(web.requests().iter().all(|(m, _)| m == "GET"), "the prober sent something other than GET");
+}

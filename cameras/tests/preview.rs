@@ -1,0 +1,149 @@
+//! The preview grabber against real cameras on loopback: GStreamer's RTSP server
+//! (tests/fixtures/rtsp_server.py, H.264 320×240, Digest on the secure server) and the
+//! test MJPEG server (ds_tests::mjpeg, JPEGs of 160×120). Every picture is decoded again
+//! to check it is a real JPEG of the expected size.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ds_cameras::preview::{PreviewCache, PreviewError, PreviewOptions, grab};
+use ds_tests::mjpeg::{self, MjpegServer};
+use ds_tests::rtsp::{self, RtspServer};
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+/// Long enough for a loaded CI machine to start an RTSP session and decode a keyframe.
+const TIMEOUT: Duration = Duration::from_secs(8);
+/// For the scenarios that must time out.
+const SHORT: Duration = Duration::from_secs(3);
+
+fn options(max_width: Option<u32>, timeout: Duration) -> PreviewOptions {
+    PreviewOptions { timeout, max_width, ..PreviewOptions::default() }
+}
+
+/// Decodes a JPEG with GStreamer's jpegdec; its width and height.
+fn decoded_size(jpeg: &[u8]) -> (u32, u32) {
+    assert!(jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]), "not a complete JPEG");
+    gst::init().unwrap();
+    let pipeline =
+        gst::parse::launch("appsrc name=src caps=image/jpeg ! jpegparse ! jpegdec ! appsink name=sink sync=false")
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(gst::Buffer::from_slice(jpeg.to_vec())).unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(5)).expect("the JPEG decodes");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+    (s.get::<i32>("width").unwrap() as u32, s.get::<i32>("height").unwrap() as u32)
+}
+
+async fn expect_error(url: &str, timeout: Duration) -> PreviewError {
+    let started = Instant::now();
+    let e = grab(url, &options(None, timeout)).await.expect_err("the grab should fail");
+    assert!(started.elapsed() < timeout + Duration::from_secs(3), "{e} took {:?}", started.elapsed());
+    e
+}
+
+#[tokio::test]
+async fn rtsp_previews_are_jpegs_of_the_stream() {
+    let server = RtspServer::start();
+    let full = grab(&server.url("live"), &options(None, TIMEOUT)).await.expect("a picture of /live");
+    assert_eq!((full.width, full.height), (320, 240));
+    assert_eq!(decoded_size(&full.jpeg), (320, 240));
+
+    let small = grab(&server.url("live"), &options(Some(160), TIMEOUT)).await.expect("a scaled picture");
+    assert_eq!(decoded_size(&small.jpeg), (160, 120));
+
+    // Digest authentication with the credentials taken from the URL.
+    let url = server.secure_url(Some((rtsp::USER, rtsp::PASSWORD)));
+    let secure = grab(&url, &options(None, TIMEOUT)).await.expect("a picture behind Digest");
+    assert_eq!(decoded_size(&secure.jpeg), (320, 240));
+}
+
+#[tokio::test]
+async fn rtsp_failures_are_typed_and_keep_the_password_out() {
+    let server = RtspServer::start();
+    let wrong = server.secure_url(Some((rtsp::USER, "not-the-password")));
+    let e = expect_error(&wrong, TIMEOUT).await;
+    assert!(matches!(e, PreviewError::Auth { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(!text.contains("not-the-password"), "{text}");
+    assert!(text.contains(&format!("rtsp://{}:***@127.0.0.1:{}/live", rtsp::USER, server.secure_port)), "{text}");
+
+    let e = expect_error(&server.secure_url(None), TIMEOUT).await;
+    assert!(matches!(e, PreviewError::Auth { .. }), "no credentials: {e:?}");
+
+    let e = expect_error(&server.url("nope"), TIMEOUT).await;
+    assert!(matches!(e, PreviewError::NotFound { .. }), "{e:?}");
+
+    let e = expect_error(&server.url("noframes"), SHORT).await;
+    assert!(matches!(e, PreviewError::Timeout { .. }), "{e:?}");
+
+    // Nothing listens on the port any more.
+    let port = server.port;
+    server.stop();
+    let e = expect_error(&format!("rtsp://127.0.0.1:{port}/live"), SHORT).await;
+    assert!(matches!(e, PreviewError::Other { .. } | PreviewError::Timeout { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn mjpeg_and_snapshot_previews() {
+    let server = MjpegServer::start();
+    let size = MjpegServer::frame_size();
+    for path in ["live", "snapshot.jpg"] {
+        let p = grab(&server.url(path), &options(None, TIMEOUT)).await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(decoded_size(&p.jpeg), size, "{path}");
+    }
+    let p = grab(&server.auth_url(mjpeg::USER, mjpeg::PASSWORD), &options(Some(80), TIMEOUT)).await.unwrap();
+    assert_eq!(decoded_size(&p.jpeg), (80, 60));
+
+    let e = expect_error(&server.auth_url(mjpeg::USER, "wrong-pw"), TIMEOUT).await;
+    assert!(matches!(e, PreviewError::Auth { .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong-pw"), "{e}");
+    let e = expect_error(&server.url("missing"), TIMEOUT).await;
+    assert!(matches!(e, PreviewError::NotFound { .. }), "{e:?}");
+    let e = expect_error(&server.url("headers-only"), SHORT).await;
+    assert!(matches!(e, PreviewError::Timeout { .. }), "{e:?}");
+    let e = expect_error("ftp://127.0.0.1/x", SHORT).await;
+    assert!(matches!(e, PreviewError::BadUrl { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn the_cache_shares_one_grab_and_expires() {
+    let server = MjpegServer::start();
+    let cache = PreviewCache::new(options(None, TIMEOUT));
+    let url = server.url("snapshot.jpg");
+    let grabs = || server.requests().iter().filter(|(_, p)| p == "/snapshot.jpg").count();
+
+    // Concurrent requests for one camera: one grab, one shared picture.
+    let (a, b) = tokio::join!(cache.get("gate", &url), cache.get("gate", &url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(Arc::ptr_eq(&a, &b));
+    assert_eq!(grabs(), 1);
+    // A reload within the cache time: the same picture, the camera is not asked.
+    assert!(Arc::ptr_eq(&a, &cache.get("gate", &url).await.unwrap()));
+    assert_eq!(grabs(), 1);
+    // Another camera has its own picture.
+    cache.get("yard", &url).await.unwrap();
+    assert_eq!(grabs(), 2);
+
+    // After the cache time, a new grab.
+    tokio::time::pause();
+    tokio::time::advance(PreviewOptions::default().cache_for + Duration::from_millis(1)).await;
+    tokio::time::resume();
+    let c = cache.get("gate", &url).await.unwrap();
+    assert!(!Arc::ptr_eq(&a, &c));
+    assert_eq!(grabs(), 3);
+    assert_eq!(decoded_size(&c.jpeg), MjpegServer::frame_size());
+
+    // Errors are cached too: a missing camera is asked once per cache time.
+    let missing = server.url("missing");
+    assert!(cache.get("gone", &missing).await.is_err());
+    assert!(cache.get("gone", &missing).await.is_err());
+    assert_eq!(server.requests().iter().filter(|(_, p)| p == "/missing").count(), 1);
+}

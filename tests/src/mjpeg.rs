@@ -1,0 +1,279 @@
+//! A real MJPEG/HTTP camera for the camera tests: an HTTP/1.1 server on 127.0.0.1 (std
+//! threads, one per connection) that serves real JPEGs, encoded at start by GStreamer's
+//! jpegenc (gst-launch-1.0 from gstreamer1.0-tools).
+//!
+//! Paths:
+//! - `/live`: `multipart/x-mixed-replace` of changing frames (a moving ball), 10 per second
+//! - `/frozen`: the same, but every frame is the same picture
+//! - `/snapshot.jpg`: one `image/jpeg` per request, a different picture each time
+//! - `/auth`: `/live` behind Basic authentication ([`USER`], [`PASSWORD`]), else 401
+//! - `/headers-only`: a multipart answer's headers, then nothing (the connection stays open)
+//! - `/garbage`: a multipart stream whose parts are not JPEGs
+//! - `/switchable`: whatever [`Mode`] was set last ([`MjpegServer::set_mode`]), for
+//!   recovery tests
+//! - anything else: 404
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const USER: &str = "cam-user";
+pub const PASSWORD: &str = "cam-pa55";
+const BOUNDARY: &str = "frame";
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+const FRAME_COUNT: usize = 8;
+const FRAME_WIDTH: u32 = 160;
+const FRAME_HEIGHT: u32 = 120;
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// How long a connection may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `/switchable` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    Frozen,
+    NotFound,
+    HeadersOnly,
+    Garbage,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    mode: Mutex<Option<Mode>>,
+    requests: Mutex<Vec<(String, String)>>,
+    stop: AtomicBool,
+}
+
+/// A running MJPEG server; stopped when dropped.
+#[derive(Debug)]
+pub struct MjpegServer {
+    pub port: u16,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl MjpegServer {
+    /// Listens on a free port of 127.0.0.1.
+    pub fn start() -> MjpegServer {
+        MjpegServer::start_on(0)
+    }
+
+    /// Listens on `port` of 127.0.0.1 (0: a free one); `/switchable` starts as [`Mode::Live`].
+    pub fn start_on(port: u16) -> MjpegServer {
+        let frames = frames();
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the MJPEG server");
+        let port = listener.local_addr().expect("local address").port();
+        let shared = Arc::new(Shared { mode: Mutex::new(Some(Mode::Live)), ..Shared::default() });
+        let accept_shared = shared.clone();
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if accept_shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let shared = accept_shared.clone();
+                std::thread::spawn(move || serve(conn, &shared, frames));
+            }
+        });
+        MjpegServer { port, shared, accept: Some(accept) }
+    }
+
+    /// `http://127.0.0.1:PORT/PATH` (`path` without the leading slash).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// `/auth` with credentials in the URL.
+    pub fn auth_url(&self, user: &str, password: &str) -> String {
+        format!("http://{user}:{password}@127.0.0.1:{}/auth", self.port)
+    }
+
+    /// Changes what `/switchable` does from the next request on.
+    pub fn set_mode(&self, mode: Mode) {
+        *self.shared.mode.lock().unwrap() = Some(mode);
+    }
+
+    /// Every request so far as (method, path).
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// The size of every frame served.
+    pub fn frame_size() -> (u32, u32) {
+        (FRAME_WIDTH, FRAME_HEIGHT)
+    }
+
+    /// Stops accepting; connections end at their next frame.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MjpegServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Real JPEGs of a moving ball, encoded once per test process.
+fn frames() -> &'static [Vec<u8>] {
+    static FRAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    FRAMES.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let location = dir.path().join("f%02d.jpg");
+        let status = Command::new("gst-launch-1.0")
+            .args(["-q", "videotestsrc", "pattern=ball", &format!("num-buffers={FRAME_COUNT}"), "!"])
+            .arg(format!("video/x-raw,width={FRAME_WIDTH},height={FRAME_HEIGHT}"))
+            .args(["!", "jpegenc", "!", "multifilesink"])
+            .arg(format!("location={}", location.display()))
+            .status()
+            .expect("gst-launch-1.0 runs (gstreamer1.0-tools, tests/deps.sh)");
+        assert!(status.success(), "gst-launch-1.0 could not encode the test JPEGs");
+        let frames: Vec<Vec<u8>> = (0..FRAME_COUNT).map(|i| read(&dir.path().join(format!("f{i:02}.jpg")))).collect();
+        assert!(frames.windows(2).all(|w| w[0] != w[1]), "the test JPEGs should all differ");
+        frames
+    })
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Reads the request head; (method, path, authorization header).
+fn read_request(conn: &mut TcpStream) -> Option<(String, String, Option<String>)> {
+    conn.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = conn.read(&mut buf).ok()?;
+        if n == 0 || head.len() > MAX_REQUEST_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next()?.split_whitespace();
+    let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
+    let auth = lines.find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim().eq_ignore_ascii_case("authorization").then(|| value.trim().to_owned())
+    });
+    Some((method, path, auth))
+}
+
+fn serve(mut conn: TcpStream, shared: &Shared, frames: &[Vec<u8>]) {
+    let Some((method, path, auth)) = read_request(&mut conn) else { return };
+    shared.requests.lock().unwrap().push((method.clone(), path.clone()));
+    let mode = match path.as_str() {
+        "/live" => Some(Mode::Live),
+        "/frozen" => Some(Mode::Frozen),
+        "/headers-only" => Some(Mode::HeadersOnly),
+        "/garbage" => Some(Mode::Garbage),
+        "/switchable" => *shared.mode.lock().unwrap(),
+        "/snapshot.jpg" => {
+            static NEXT: Mutex<usize> = Mutex::new(0);
+            let i = {
+                let mut next = NEXT.lock().unwrap();
+                *next += 1;
+                *next % frames.len()
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                frames[i].len()
+            );
+            let _ = conn.write_all(head.as_bytes()).and_then(|()| conn.write_all(&frames[i]));
+            let _ = conn.shutdown(Shutdown::Write);
+            return;
+        }
+        "/auth" => {
+            let expected = format!("Basic {}", base64(format!("{USER}:{PASSWORD}").as_bytes()));
+            if auth.as_deref() == Some(expected.as_str()) {
+                Some(Mode::Live)
+            } else {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"camera\"\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                return;
+            }
+        }
+        _ => None,
+    };
+    let Some(mode) = mode.filter(|m| *m != Mode::NotFound) else {
+        let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found");
+        return;
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\n\
+         Cache-Control: no-cache\r\nConnection: close\r\n\r\n"
+    );
+    if conn.write_all(head.as_bytes()).is_err() || method == "HEAD" {
+        return;
+    }
+    let garbage = b"this is not a JPEG, just bytes where a picture should be".repeat(20);
+    for i in 0.. {
+        if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let body: &[u8] = match mode {
+            Mode::Live => &frames[i % frames.len()],
+            Mode::Frozen => &frames[0],
+            Mode::Garbage => &garbage,
+            Mode::HeadersOnly | Mode::NotFound => {
+                std::thread::sleep(FRAME_INTERVAL);
+                continue;
+            }
+        };
+        let part = format!("--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", body.len());
+        let sent =
+            conn.write_all(part.as_bytes()).and_then(|()| conn.write_all(body)).and_then(|()| conn.write_all(b"\r\n"));
+        if sent.is_err() {
+            return;
+        }
+        std::thread::sleep(FRAME_INTERVAL);
+    }
+}
+
+/// Standard base64 with padding (for the expected Basic credentials).
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(super::base64(b"Aladdin:open sesame"), "QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(super::base64(b"ab"), "YWI=");
+        assert_eq!(super::base64(b"abc"), "YWJj");
+    }
+}
