@@ -120,7 +120,15 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     let sources =
         snapshot::Sources { streamer: streamer.clone(), systemd: systemd.clone(), units: config.units.clone() };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
-    let state = server::AppState { streamer, config: std::sync::Arc::new(config), systemd, status, history };
+    let monitor = cameras::CameraMonitor::start(&config).await?;
+    let state = server::AppState {
+        streamer,
+        config: std::sync::Arc::new(config),
+        systemd,
+        status,
+        history,
+        cameras: monitor.cameras.clone(),
+    };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(server::PUBLIC_PATHS));
     let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
@@ -134,6 +142,8 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
             tracing::info!(limit_s = DRAIN_LIMIT.as_secs(), "closing the connections still open after the drain limit");
         }
     }
+    // Heartbeats still queued for the database are committed before the exit.
+    monitor.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 

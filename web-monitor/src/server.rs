@@ -33,10 +33,12 @@ pub struct AppState {
     pub status: StatusCache,
     /// The last hour of the machine's figures.
     pub history: History,
+    /// The camera monitor.
+    pub cameras: crate::cameras::Cameras,
 }
 
 /// Paths anyone may read even when `public_read` is off (the page and its assets).
-pub const PUBLIC_PATHS: [&str; 3] = ["/", "/login", "/assets/"];
+pub const PUBLIC_PATHS: [&str; 4] = ["/", "/cameras", "/login", "/assets/"];
 
 /// The whole router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
 /// login attempts are limited per client. State-changing calls need a session or an API token
@@ -59,7 +61,8 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .route("/hls/desktop/{file}", get(hls))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::cameras::routes(state.cameras))
         .merge(auth::routes(auth.clone()))
         .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
@@ -156,6 +159,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
         u8::from(streamer_up),
         u8::from(s.systemd.is_some())
     );
+    let mut body = body;
+    crate::cameras::api::metrics(&s.cameras, &mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

@@ -71,6 +71,8 @@ async function request(method, path, body) {
 
 export const getJson = (path) => request('GET', path);
 export const postJson = (path, body = {}) => request('POST', path, body);
+export const putJson = (path, body = {}) => request('PUT', path, body);
+export const deleteJson = (path) => request('DELETE', path);
 
 /**
  * Server-sent events that report their own health. `onState(state, detail)` hears

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
-use ds_cameras::State as CamState;
+use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::{Camera, CamerasConfig};
 use futures_util::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
@@ -20,7 +20,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::Cameras;
-use super::live::LiveCamera;
 use crate::auth::ApiError;
 
 /// How long the grid's uptime figures and heartbeat bars are reused before the database is
@@ -88,24 +87,26 @@ fn ts(t: Timestamp) -> Value {
 }
 
 /// The live part of a camera: state, reason, measurements.
-fn live_json(live: Option<&LiveCamera>) -> Map<String, Value> {
+fn live_json(live: Option<&CameraStatus>) -> Map<String, Value> {
     let mut m = Map::new();
-    let Some(l) = live else {
+    let Some(l) = live.filter(|l| l.state.is_some()) else {
         m.insert("state".into(), Value::Null);
         m.insert("message".into(), "waiting for the first heartbeat".into());
         return m;
     };
-    let hb = &l.latest;
-    m.insert("state".into(), json!(hb.state));
-    m.insert("reason".into(), json!(hb.reason));
-    m.insert("message".into(), json!(hb.message));
-    m.insert("since".into(), ts(l.since));
-    m.insert("last_heartbeat_at".into(), ts(hb.at));
-    m.insert("latency_ms".into(), json!(hb.latency_ms));
-    m.insert("codec".into(), json!(hb.codec));
-    m.insert("width".into(), json!(hb.width));
-    m.insert("height".into(), json!(hb.height));
-    m.insert("last_frame_at".into(), json!(hb.last_frame_at.map(|t| t.to_string())));
+    let hb = l.last_heartbeat.as_ref();
+    m.insert("state".into(), json!(l.state));
+    m.insert("reason".into(), json!(l.reason));
+    m.insert("message".into(), json!(l.message));
+    m.insert("since".into(), json!(l.since.map(|t| t.to_string())));
+    m.insert("consecutive_failures".into(), json!(l.consecutive_failures));
+    m.insert("last_heartbeat_at".into(), json!(hb.map(|h| h.at.to_string())));
+    m.insert("latency_ms".into(), json!(hb.and_then(|h| h.latency_ms)));
+    m.insert("codec".into(), json!(hb.and_then(|h| h.codec.clone())));
+    m.insert("width".into(), json!(hb.and_then(|h| h.width)));
+    m.insert("height".into(), json!(hb.and_then(|h| h.height)));
+    m.insert("last_frame_at".into(), json!(l.last_frame_at.map(|t| t.to_string())));
+    m.insert("packet_loss_percent".into(), json!(l.packet_loss_percent));
     m
 }
 
@@ -320,18 +321,18 @@ pub async fn streampulse(State(c): State<Cameras>) -> Json<Value> {
     let tz = jiff::tz::TimeZone::get(&list.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let mut out = Map::new();
     for cam in &list.streams {
-        let entry = match c.live.get(&cam.stable_id()) {
+        let entry = match c.live.get(&cam.stable_id()).and_then(|l| Some((l.last_heartbeat.clone()?, l))) {
             None => json!({"ts": "", "status": "", "latency": null, "message": "no data yet"}),
-            Some(l) => json!({
-                "ts": l.latest.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
-                "status": if l.latest.state == CamState::Up { "ok" } else { "fail" },
-                "latency": l.latest.latency_ms,
-                "message": l.latest.message.clone().unwrap_or_else(|| match l.latest.reason {
+            Some((hb, l)) => json!({
+                "ts": hb.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+                "status": if hb.state == CamState::Up { "ok" } else { "fail" },
+                "latency": hb.latency_ms,
+                "message": l.message.clone().unwrap_or_else(|| match hb.reason {
                     Some(r) => r.to_string(),
                     None => "video arrived".to_owned(),
                 }),
-                "state": l.latest.state,
-                "reason": l.latest.reason,
+                "state": hb.state,
+                "reason": hb.reason,
             }),
         };
         out.insert(cam.name.clone(), entry);
@@ -346,7 +347,7 @@ pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<I
     let stream = rx.filter_map(|item| async move {
         let live = item.ok()?;
         let mut v = live_json(Some(&live));
-        v.insert("id".into(), Value::String(live.latest.camera_id.clone()));
+        v.insert("id".into(), Value::String(live.camera_id.clone()));
         Some(Ok(Event::default().event("camera").json_data(Value::Object(v)).unwrap_or_default()))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
@@ -369,24 +370,24 @@ pub fn metrics(c: &Cameras, out: &mut String) {
         rows.push((labels, live.get(&id).cloned()));
     }
     for (labels, l) in &rows {
-        if let Some(l) = l {
-            let up = matches!(l.latest.state, CamState::Up | CamState::Degraded);
+        if let Some(state) = l.as_ref().and_then(|l| l.state) {
+            let up = matches!(state, CamState::Up | CamState::Degraded);
             let _ = writeln!(out, "ds_camera_up{{{labels}}} {}", u8::from(up));
         }
     }
     let _ = writeln!(out, "# HELP ds_camera_state The camera's state: 1 for the state it is in.");
     let _ = writeln!(out, "# TYPE ds_camera_state gauge");
     for (labels, l) in &rows {
-        if let Some(l) = l {
+        if let Some(state) = l.as_ref().and_then(|l| l.state) {
             for s in CamState::ALL {
-                let _ = writeln!(out, "ds_camera_state{{{labels},state=\"{s}\"}} {}", u8::from(l.latest.state == s));
+                let _ = writeln!(out, "ds_camera_state{{{labels},state=\"{s}\"}} {}", u8::from(state == s));
             }
         }
     }
     let _ = writeln!(out, "# HELP ds_camera_latency_seconds Time from the start of the last probe to its first frame.");
     let _ = writeln!(out, "# TYPE ds_camera_latency_seconds gauge");
     for (labels, l) in &rows {
-        if let Some(ms) = l.as_ref().and_then(|l| l.latest.latency_ms) {
+        if let Some(ms) = l.as_ref().and_then(|l| l.last_heartbeat.as_ref()?.latency_ms) {
             let _ = writeln!(out, "ds_camera_latency_seconds{{{labels}}} {:.3}", f64::from(ms) / 1000.0);
         }
     }
@@ -394,9 +395,44 @@ pub fn metrics(c: &Cameras, out: &mut String) {
         writeln!(out, "# HELP ds_camera_last_frame_age_seconds Seconds since a frame last arrived from the camera.");
     let _ = writeln!(out, "# TYPE ds_camera_last_frame_age_seconds gauge");
     for (labels, l) in &rows {
-        if let Some(t) = l.as_ref().and_then(|l| l.latest.last_frame_at) {
+        if let Some(t) = l.as_ref().and_then(|l| l.last_frame_at) {
             let age = now.duration_since(t).as_secs_f64().max(0.0);
             let _ = writeln!(out, "ds_camera_last_frame_age_seconds{{{labels}}} {age:.1}");
+        }
+    }
+}
+
+/// `GET /cameras`: the cameras page.
+pub async fn page(headers: axum::http::HeaderMap) -> Response {
+    crate::ui::file(Path(PAGE.to_owned()), headers).await
+}
+
+/// The cameras page's file in the embedded assets.
+pub const PAGE: &str = "cameras.html";
+
+/// `GET /api/cameras/{id}/snapshot.jpg`: a picture grabbed from the camera now (or a few
+/// seconds ago: previews are cached so reloads do not hammer the camera).
+pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let (cam, _) = c.find(&id)?;
+    match c.previews.get(&id, &cam.url).await {
+        Ok(p) => Ok((
+            [
+                (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::HeaderName::from_static("x-taken-at"), p.taken_at.to_string()),
+            ],
+            p.jpeg.clone(),
+        )
+            .into_response()),
+        Err(e) => {
+            use ds_cameras::preview::PreviewError as P;
+            let status = match &e {
+                P::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+                P::Auth { .. } | P::NotFound { .. } | P::Other { .. } => StatusCode::BAD_GATEWAY,
+                P::BadUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            // The message names the URL with its password masked.
+            Err(ApiError::new(status, e.to_string()))
         }
     }
 }

@@ -1,107 +1,69 @@
-//! Each camera's newest heartbeat and since when it has been in its state, kept in memory
-//! so the grid, the API and `/metrics` never wait on the database. Fed by every heartbeat
-//! the prober emits; seeded from the store when the service starts, so a restart does not
-//! forget that a camera has been down since last night.
+//! What the prober knows now, as the API shows it: the scheduler's [`StatusBoard`], with
+//! the start of each camera's state carried over a restart of the service (from the store),
+//! so a camera down since last night does not look down "since a minute ago" after an
+//! update, and the watchdog's grace period does not start over either. Every heartbeat is
+//! also announced to the pages that listen.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use ds_cameras::Heartbeat;
+use ds_cameras::{CameraStatus, State, StatusBoard};
 use jiff::Timestamp;
 use tokio::sync::broadcast;
 
 /// How many heartbeats a slow page may fall behind before it misses some.
 const EVENT_BACKLOG: usize = 1024;
 
-/// A camera as the prober last saw it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LiveCamera {
-    pub latest: Heartbeat,
-    /// When the camera entered its current state.
-    pub since: Timestamp,
-}
-
 #[derive(Debug)]
 pub struct Live {
-    cameras: RwLock<HashMap<String, LiveCamera>>,
-    events: broadcast::Sender<LiveCamera>,
-}
-
-impl Default for Live {
-    fn default() -> Self {
-        Live { cameras: RwLock::default(), events: broadcast::channel(EVENT_BACKLOG).0 }
-    }
+    board: StatusBoard,
+    /// Each camera's state and its start, as the store remembered them when this run began.
+    remembered: HashMap<String, (State, Timestamp)>,
+    /// Each camera's first heartbeat in this run.
+    first_heartbeat: RwLock<HashMap<String, Timestamp>>,
+    events: broadcast::Sender<CameraStatus>,
 }
 
 impl Live {
-    /// Starts from what the store remembers: each camera's newest heartbeat and the time of
-    /// its newest state change.
-    pub fn seed(&self, seeds: impl IntoIterator<Item = LiveCamera>) {
-        let mut map = self.cameras.write().unwrap_or_else(|p| p.into_inner());
-        for s in seeds {
-            map.insert(s.latest.camera_id.clone(), s);
+    pub fn new(board: StatusBoard, remembered: HashMap<String, (State, Timestamp)>) -> Live {
+        Live { board, remembered, first_heartbeat: RwLock::default(), events: broadcast::channel(EVENT_BACKLOG).0 }
+    }
+
+    /// The board's status; when the camera is still in the state it was in before this run
+    /// (its state began with this run's first heartbeat and matches what the store
+    /// remembered), `since` is when that state really began.
+    fn amend(&self, mut s: CameraStatus) -> CameraStatus {
+        let first = self.first_heartbeat.read().unwrap_or_else(|p| p.into_inner()).get(&s.camera_id).copied();
+        if let (Some(state), Some(since), Some((was, began))) = (s.state, s.since, self.remembered.get(&s.camera_id))
+            && state == *was
+            && first == Some(since)
+            && *began < since
+        {
+            s.since = Some(*began);
         }
+        s
     }
 
-    /// Takes in a new heartbeat and tells the pages.
-    pub fn apply(&self, hb: Heartbeat) {
-        let mut map = self.cameras.write().unwrap_or_else(|p| p.into_inner());
-        let since = match map.get(&hb.camera_id) {
-            Some(prev) if prev.latest.state == hb.state => prev.since,
-            _ => hb.at,
-        };
-        let entry = LiveCamera { latest: hb, since };
-        map.insert(entry.latest.camera_id.clone(), entry.clone());
-        drop(map);
-        // Nobody listening is fine.
-        let _ = self.events.send(entry);
+    pub fn get(&self, id: &str) -> Option<CameraStatus> {
+        self.board.get(id).map(|s| self.amend(s))
     }
 
-    pub fn get(&self, id: &str) -> Option<LiveCamera> {
-        self.cameras.read().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    /// Every camera on the board, by id.
+    pub fn all(&self) -> HashMap<String, CameraStatus> {
+        self.board.snapshot().into_iter().map(|s| (s.camera_id.clone(), self.amend(s))).collect()
     }
 
-    pub fn all(&self) -> HashMap<String, LiveCamera> {
-        self.cameras.read().unwrap_or_else(|p| p.into_inner()).clone()
+    /// A heartbeat of `id` taken at `at` arrived: note the run's first, tell the pages.
+    pub fn announce(&self, id: &str, at: Timestamp) {
+        self.first_heartbeat.write().unwrap_or_else(|p| p.into_inner()).entry(id.to_owned()).or_insert(at);
+        if let Some(s) = self.get(id) {
+            // Nobody listening is fine.
+            let _ = self.events.send(s);
+        }
     }
 
     /// Every heartbeat from now on, for the page's live updates.
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveCamera> {
+    pub fn subscribe(&self) -> broadcast::Receiver<CameraStatus> {
         self.events.subscribe()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use ds_cameras::{Reason, State};
-
-    use super::*;
-
-    fn hb(at: i64, state: State) -> Heartbeat {
-        Heartbeat {
-            camera_id: "gate".into(),
-            at: Timestamp::from_second(at).unwrap(),
-            state,
-            reason: (state != State::Up).then_some(Reason::Refused),
-            message: None,
-            latency_ms: None,
-            codec: None,
-            width: None,
-            height: None,
-            last_frame_at: None,
-        }
-    }
-
-    #[test]
-    fn since_is_when_the_state_began() {
-        let live = Live::default();
-        let mut events = live.subscribe();
-        live.apply(hb(100, State::Up));
-        live.apply(hb(115, State::Up));
-        assert_eq!(live.get("gate").unwrap().since, Timestamp::from_second(100).unwrap());
-        live.apply(hb(130, State::Pending));
-        live.apply(hb(145, State::Pending));
-        assert_eq!(live.get("gate").unwrap().since, Timestamp::from_second(130).unwrap());
-        assert_eq!(events.try_recv().unwrap().latest.at, Timestamp::from_second(100).unwrap());
     }
 }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 pub use fleet::Fleet;
 pub use live::Live;
+pub use service::CameraMonitor;
 
 /// What the camera handlers share.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Shared {
     /// shows live states, without history.
     pub store: Option<Store>,
     pub summary: api::SummaryCache,
+    /// Pictures grabbed on demand, reused for a few seconds.
+    pub previews: ds_cameras::preview::PreviewCache,
 }
 
 /// Cheap to clone: the handlers' state.
@@ -43,7 +46,13 @@ impl std::ops::Deref for Cameras {
 
 impl Cameras {
     pub fn new(fleet: Arc<Fleet>, live: Arc<Live>, store: Option<Store>) -> Cameras {
-        Cameras(Arc::new(Shared { fleet, live, store, summary: api::SummaryCache::default() }))
+        Cameras(Arc::new(Shared {
+            fleet,
+            live,
+            store,
+            summary: api::SummaryCache::default(),
+            previews: ds_cameras::preview::PreviewCache::new(Default::default()),
+        }))
     }
 
     /// One camera's configuration as the API shows it: credentials masked.
@@ -68,6 +77,8 @@ pub fn routes(cameras: Cameras) -> Router {
         .route("/api/cameras/{id}", get(api::one).put(editor::update).delete(editor::delete))
         .route("/api/cameras/{id}/history", get(api::history))
         .route("/api/cameras/{id}/changes", get(api::changes))
+        .route("/api/cameras/{id}/snapshot.jpg", get(api::snapshot))
+        .route("/cameras", get(api::page))
         .route("/api/streampulse/status", get(api::streampulse))
         .with_state(cameras)
 }

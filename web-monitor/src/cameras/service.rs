@@ -1,22 +1,27 @@
 //! Starts the camera monitor inside the web service: the list and its file watch, the
 //! heartbeat database and its writer, the prober, and the tasks that tie them together.
 //!
-//! Every heartbeat the prober emits goes to the live map (the grid, the API, `/metrics`) and
-//! to the database writer. The database is optional: when it cannot be opened, the monitor
+//! Every heartbeat the prober emits goes to the database writer and is announced to the
+//! pages; the scheduler's status board is what the grid, the API and `/metrics` read. The database is optional: when it cannot be opened, the monitor
 //! runs without history and says so, rather than not monitoring at all.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use ds_camera_db::{Batching, CameraInfo, Options, Retention, Store, Writer};
-use ds_cameras::Heartbeat;
+use ds_cameras::{Event, NetworkProber, Scheduler, State};
 use ds_config::{CamerasConfig, WebConfig};
+use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::live::LiveCamera;
 use super::{Cameras, Fleet, Live};
+
+/// Heartbeats that may wait for the database writer before the prober slows down.
+const EVENT_QUEUE: usize = 10_000;
 
 /// How often old heartbeats are rolled up and pruned.
 pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
@@ -26,6 +31,7 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 pub struct CameraMonitor {
     pub cameras: Cameras,
     tasks: JoinSet<()>,
+    scheduler: Option<Scheduler>,
     writer: Option<Writer>,
     stop: CancellationToken,
 }
@@ -46,9 +52,9 @@ fn infos(list: &CamerasConfig) -> Vec<CameraInfo> {
         .collect()
 }
 
-/// Each camera's newest heartbeat and when it entered that state, from the database.
-fn seeds(store: &Store) -> Result<Vec<LiveCamera>, ds_camera_db::Error> {
-    let mut out = Vec::new();
+/// Each camera's state and when it began, as the database remembers them.
+fn remembered(store: &Store) -> Result<HashMap<String, (State, Timestamp)>, ds_camera_db::Error> {
+    let mut out = HashMap::new();
     for latest in store.latest_all()? {
         let since = store
             .state_changes(&latest.camera_id, None, 1)?
@@ -56,34 +62,17 @@ fn seeds(store: &Store) -> Result<Vec<LiveCamera>, ds_camera_db::Error> {
             .first()
             .filter(|c| c.to == latest.state)
             .map_or(latest.at, |c| c.at);
-        out.push(LiveCamera { latest, since });
+        out.insert(latest.camera_id, (latest.state, since));
     }
     Ok(out)
 }
 
 impl CameraMonitor {
-    /// Opens everything and starts the tasks. `probe` starts the prober on the list and
-    /// returns where its heartbeats come out.
-    pub async fn start(
-        config: &WebConfig,
-        probe: impl FnOnce(watch::Receiver<Arc<CamerasConfig>>, CancellationToken) -> mpsc::Receiver<Heartbeat>,
-    ) -> CameraMonitor {
+    /// Opens everything and starts the tasks. Must run inside a tokio runtime.
+    pub async fn start(config: &WebConfig) -> anyhow::Result<CameraMonitor> {
         let stop = CancellationToken::new();
         let fleet = Arc::new(Fleet::open(&config.cameras_file));
-        let live = Arc::new(Live::default());
-        let options = Options { retention: retention(config), ..Options::default() };
-        let path = config.database.clone();
-        let store = match tokio::task::spawn_blocking(move || Store::open(&path, options)).await {
-            Ok(Ok(store)) => Some(store),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "camera history disabled: cannot open the database");
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "camera history disabled: the database task failed");
-                None
-            }
-        };
+        let store = open_store(config).await;
         let writer = match &store {
             Some(store) => match store.writer(Batching::default()) {
                 Ok(w) => Some(w),
@@ -94,13 +83,19 @@ impl CameraMonitor {
             },
             None => None,
         };
+        let mut before = HashMap::new();
         if let Some(store) = store.clone() {
-            match tokio::task::spawn_blocking(move || seeds(&store)).await {
-                Ok(Ok(s)) => live.seed(s),
+            match tokio::task::spawn_blocking(move || remembered(&store)).await {
+                Ok(Ok(r)) => before = r,
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the cameras' last states; starting afresh"),
                 Err(_) => {}
             }
         }
+
+        let prober = NetworkProber::new().map_err(|e| anyhow::anyhow!("cannot set up the camera prober: {e}"))?;
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let scheduler = Scheduler::spawn(prober, fleet.subscribe(), events_tx, stop.child_token());
+        let live = Arc::new(Live::new(scheduler.statuses(), before));
 
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&fleet).watch(stop.clone()));
@@ -108,14 +103,16 @@ impl CameraMonitor {
             tasks.spawn(sync_cameras(store.clone(), fleet.subscribe(), stop.clone()));
             tasks.spawn(prune(store, stop.clone()));
         }
-        let heartbeats = probe(fleet.subscribe(), stop.child_token());
-        tasks.spawn(consume(heartbeats, Arc::clone(&live), writer.clone()));
-        CameraMonitor { cameras: Cameras::new(fleet, live, store), tasks, writer, stop }
+        tasks.spawn(consume(events, Arc::clone(&live), writer.clone()));
+        Ok(CameraMonitor { cameras: Cameras::new(fleet, live, store), tasks, scheduler: Some(scheduler), writer, stop })
     }
 
     /// Stops the prober and the tasks, and commits what the writer still holds.
     pub async fn stop(mut self) {
         self.stop.cancel();
+        if let Some(s) = self.scheduler.take() {
+            s.join().await;
+        }
         while self.tasks.join_next().await.is_some() {}
         if let Some(w) = self.writer.take() {
             w.shutdown().await;
@@ -123,15 +120,35 @@ impl CameraMonitor {
     }
 }
 
-/// Every heartbeat to the live map and the database, until the prober stops.
-async fn consume(mut rx: mpsc::Receiver<Heartbeat>, live: Arc<Live>, writer: Option<Writer>) {
-    while let Some(hb) = rx.recv().await {
-        if let Some(w) = &writer
-            && let Err(e) = w.record(hb.clone())
-        {
-            tracing::warn!(camera = %hb.camera_id, error = %e, "heartbeat not stored");
+async fn open_store(config: &WebConfig) -> Option<Store> {
+    let options = Options { retention: retention(config), ..Options::default() };
+    let path = config.database.clone();
+    match tokio::task::spawn_blocking(move || Store::open(&path, options)).await {
+        Ok(Ok(store)) => Some(store),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "camera history disabled: cannot open the database");
+            None
         }
-        live.apply(hb);
+        Err(e) => {
+            tracing::error!(error = %e, "camera history disabled: the database task failed");
+            None
+        }
+    }
+}
+
+/// Every heartbeat to the database and the pages, until the prober stops. (State changes
+/// are derived by the store from the heartbeats; the scheduler's transitions are only
+/// logged by it.)
+async fn consume(mut events: mpsc::Receiver<Event>, live: Arc<Live>, writer: Option<Writer>) {
+    while let Some(event) = events.recv().await {
+        let Event::Heartbeat(hb) = event else { continue };
+        let (id, at) = (hb.camera_id.clone(), hb.at);
+        if let Some(w) = &writer
+            && let Err(e) = w.record(hb)
+        {
+            tracing::warn!(camera = %id, error = %e, "heartbeat not stored");
+        }
+        live.announce(&id, at);
     }
 }
 
@@ -140,7 +157,7 @@ async fn sync_cameras(store: Store, mut list: watch::Receiver<Arc<CamerasConfig>
     loop {
         let cameras = infos(&list.borrow_and_update());
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.sync_cameras(&cameras, jiff::Timestamp::now())).await {
+        match tokio::task::spawn_blocking(move || s.sync_cameras(&cameras, Timestamp::now())).await {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record the camera list in the database"),
             Err(e) => tracing::warn!(error = %e, "camera list sync task failed"),
             Ok(Ok(())) => {}
@@ -162,7 +179,7 @@ async fn prune(store: Store, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let s = store.clone();
-        match tokio::task::spawn_blocking(move || s.prune(jiff::Timestamp::now())).await {
+        match tokio::task::spawn_blocking(move || s.prune(Timestamp::now())).await {
             Ok(Ok(report)) => tracing::debug!(?report, "camera history pruned"),
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot prune the camera history"),
             Err(e) => tracing::warn!(error = %e, "camera history prune task failed"),

@@ -1,0 +1,344 @@
+// The cameras page: the grid (state, reason, latency, last frame, codec and resolution,
+// uptime, heartbeat bar), a camera's history, state changes and preview, and the editor.
+// Live: every heartbeat arrives over /api/cameras/events; the grid's uptime figures are
+// fetched again every minute. Names and messages are inserted as text, never as HTML.
+
+import {
+  el, setChildren, setText, getJson, postJson, putJson, deleteJson, EventFeed, session, mountHeader,
+  formatDuration,
+} from './common.js';
+
+const REFRESH_MS = 60_000;
+const CHANGES_PAGE = 20;
+
+const state = {
+  list: null, // the last /api/cameras answer
+  byId: new Map(), // id -> camera object (live parts updated by events)
+  cards: new Map(), // id -> card element parts
+  selected: null,
+  changesBefore: null,
+  timezone: 'UTC',
+  lastUpdate: 0,
+};
+
+const $ = (id) => document.getElementById(id);
+
+/** A time in the list's time zone. */
+function localTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  try {
+    return new Intl.DateTimeFormat(undefined, {
+      timeZone: state.timezone, dateStyle: 'short', timeStyle: 'medium',
+    }).format(d);
+  } catch {
+    return d.toLocaleString();
+  }
+}
+
+function ago(iso) {
+  if (!iso) return '—';
+  const s = (Date.now() - new Date(iso).getTime()) / 1000;
+  return Number.isFinite(s) ? `${formatDuration(s)} ago` : '—';
+}
+
+const percent = (v) => (typeof v === 'number' ? `${v.toFixed(v >= 99.95 || v < 10 ? 1 : 2)} %` : '—');
+
+function stateText(cam) {
+  if (!cam.state) return 'waiting';
+  return cam.reason ? `${cam.state} · ${cam.reason}` : cam.state;
+}
+
+function facts(cam) {
+  const size = cam.width && cam.height ? `${cam.width}×${cam.height}` : '—';
+  return [
+    ['State since', cam.since ? `${localTime(cam.since)} (${ago(cam.since)})` : '—'],
+    ['Why', cam.message || (cam.state === 'UP' ? 'video arrives' : '—')],
+    ['Latency to first frame', typeof cam.latency_ms === 'number' ? `${cam.latency_ms} ms` : '—'],
+    ['Last frame', cam.last_frame_at ? ago(cam.last_frame_at) : 'never'],
+    ['Codec, size', `${cam.codec || '—'}, ${size}`],
+    ['Uptime 24 h · 7 d · 30 d', ['24h', '7d', '30d'].map((w) => percent(cam.uptime && cam.uptime[w])).join(' · ')],
+    ['Heartbeat', `every ${cam.heartbeat_seconds} s`],
+  ];
+}
+
+function factList(pairs) {
+  return pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]);
+}
+
+function bar(buckets) {
+  return el('div', { class: 'hb-bar', 'aria-hidden': 'true' },
+    (buckets || []).map((b) => el('span', { class: b.worst || 'none', title: b.worst || 'no data' })));
+}
+
+function card(cam) {
+  const badge = el('span', { class: 'badge', dataset: { state: cam.state || 'unknown' }, text: stateText(cam) });
+  const link = el('a', { href: `#${encodeURIComponent(cam.id)}`, text: cam.name });
+  const dl = el('dl', { class: 'facts' }, factList(facts(cam).slice(1, 6)));
+  const buttons = el('div', { class: 'buttons needs-login' },
+    el('button', { type: 'button', class: 'small-button', text: 'Edit', on: { click: () => startEdit(cam.id) } }),
+    el('button', { type: 'button', class: 'small-button', text: 'Delete', on: { click: () => remove(cam.id) } }));
+  const node = el('li', { class: 'camera-card', dataset: { id: cam.id } },
+    el('h3', {}, link, badge),
+    el('div', { class: 'url muted', text: cam.url }),
+    dl, bar(cam.bar), buttons);
+  return { node, badge, dl };
+}
+
+function renderGrid() {
+  const list = state.list;
+  if (!list) return;
+  state.timezone = list.timezone || 'UTC';
+  const counts = {};
+  for (const c of list.cameras) counts[c.state || 'waiting'] = (counts[c.state || 'waiting'] || 0) + 1;
+  setText($('fleet-counts'), Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ') || 'no cameras');
+  const problem = list.file_problem;
+  $('file-problem').hidden = !problem;
+  if (problem) {
+    setChildren($('file-problem'),
+      el('p', { text: 'The camera list on disk was refused; the previous list keeps running:' }),
+      el('ul', {}, problem.messages.map((m) => el('li', { text: m }))));
+  }
+  $('history-problem').hidden = !list.history_problem;
+  setText($('history-problem'), list.history_problem || '');
+  state.cards.clear();
+  const nodes = list.cameras.map((cam) => {
+    const c = card(cam);
+    state.cards.set(cam.id, c);
+    return c.node;
+  });
+  setChildren($('camera-grid'), nodes.length ? nodes : [el('li', { class: 'muted', text: 'No cameras yet. Log in and add one below.' })]);
+  $('settings-heartbeat').value = list.heartbeat_seconds;
+  $('settings-timezone').value = list.timezone;
+}
+
+/** A heartbeat from the event feed: update that camera's card and the detail panel. */
+function onHeartbeat(live) {
+  const cam = state.byId.get(live.id);
+  if (!cam) return;
+  Object.assign(cam, live);
+  const c = state.cards.get(live.id);
+  if (c) {
+    c.badge.dataset.state = cam.state || 'unknown';
+    setText(c.badge, stateText(cam));
+    setChildren(c.dl, factList(facts(cam).slice(1, 6)));
+  }
+  if (state.selected === live.id) renderDetail(cam);
+  markFresh();
+}
+
+function markFresh() {
+  state.lastUpdate = Date.now();
+  $('fleet').classList.remove('stale');
+}
+
+async function refresh() {
+  try {
+    const list = await getJson('/api/cameras');
+    state.list = list;
+    state.byId = new Map(list.cameras.map((c) => [c.id, c]));
+    $('fleet-unreachable').hidden = true;
+    renderGrid();
+    markFresh();
+    if (state.selected) {
+      const cam = state.byId.get(state.selected);
+      if (cam) renderDetail(cam); else closeDetail();
+    }
+  } catch (e) {
+    $('fleet-unreachable').hidden = false;
+    setText($('fleet-unreachable'), `The camera monitor cannot be reached: ${e.message}. The figures below may be old.`);
+    $('fleet').classList.add('stale');
+  }
+}
+
+function renderDetail(cam) {
+  setText($('camera-title'), cam.name);
+  const badge = $('camera-state');
+  badge.dataset.state = cam.state || 'unknown';
+  setText(badge, stateText(cam));
+  setChildren($('camera-facts'), factList([['URL', cam.url], ...facts(cam)]));
+  $('export-one').href = `/api/cameras/export.csv?camera=${encodeURIComponent(cam.id)}`;
+}
+
+async function loadHistory(id) {
+  const chart = $('history-chart');
+  try {
+    const h = await getJson(`/api/cameras/${encodeURIComponent(id)}/history?hours=24&buckets=96`);
+    setChildren(chart, h.buckets.map((b) => {
+      const t = b.time;
+      const total = t.up_ms + t.degraded_ms + t.pending_ms + t.down_ms + t.unknown_ms || 1;
+      const col = el('div', { class: 'col', title: `${localTime(b.start)}: ${b.worst || 'no data'}` });
+      for (const [key, ms] of [['up', t.up_ms], ['degraded', t.degraded_ms], ['pending', t.pending_ms],
+        ['down', t.down_ms], ['unknown', t.unknown_ms]]) {
+        if (ms > 0) {
+          const part = el('span', { class: key });
+          part.style.height = `${(100 * ms) / total}%`;
+          col.append(part);
+        }
+      }
+      return col;
+    }));
+  } catch (e) {
+    setChildren(chart, el('p', { class: 'unreachable', text: `History unavailable: ${e.message}` }));
+  }
+}
+
+async function loadChanges(id, more = false) {
+  const list = $('change-list');
+  const q = new URLSearchParams({ limit: CHANGES_PAGE });
+  if (more && state.changesBefore) q.set('before', state.changesBefore);
+  try {
+    const page = await getJson(`/api/cameras/${encodeURIComponent(id)}/changes?${q}`);
+    const items = page.changes.map((c) => el('li', {},
+      el('time', { datetime: c.at, text: localTime(c.at) }), ' ',
+      el('span', { class: 'badge', dataset: { state: c.to }, text: c.to }),
+      c.from ? ` from ${c.from}` : ' (first heartbeat)',
+      c.reason ? ` · ${c.reason}` : '',
+      c.message ? ` · ${c.message}` : ''));
+    if (more) list.append(...items);
+    else setChildren(list, items.length ? items : [el('li', { class: 'muted', text: 'no changes recorded yet' })]);
+    state.changesBefore = page.next_before;
+    $('changes-more').hidden = !page.next_before;
+  } catch (e) {
+    setChildren(list, el('li', { class: 'unreachable', text: `State changes unavailable: ${e.message}` }));
+  }
+}
+
+function openDetail(id) {
+  const cam = state.byId.get(id);
+  if (!cam) return;
+  state.selected = id;
+  state.changesBefore = null;
+  $('camera').hidden = false;
+  $('preview').hidden = true;
+  setText($('preview-state'), '');
+  renderDetail(cam);
+  loadHistory(id);
+  loadChanges(id);
+}
+
+function closeDetail() {
+  state.selected = null;
+  $('camera').hidden = true;
+  if (window.location.hash) window.history.replaceState(null, '', window.location.pathname);
+}
+
+function showPreview() {
+  const id = state.selected;
+  if (!id) return;
+  const img = $('preview');
+  setText($('preview-state'), 'asking the camera for a picture…');
+  img.onload = () => {
+    img.hidden = false;
+    setText($('preview-state'), `${img.naturalWidth}×${img.naturalHeight}, ${new Date().toLocaleTimeString()}`);
+  };
+  img.onerror = async () => {
+    img.hidden = true;
+    // The image element cannot read the JSON reason; ask once more for it.
+    try {
+      const r = await fetch(img.src, { credentials: 'same-origin' });
+      const body = await r.json();
+      setText($('preview-state'), `No picture: ${body.error || `HTTP ${r.status}`}`);
+    } catch {
+      setText($('preview-state'), 'No picture: the camera did not answer');
+    }
+  };
+  img.alt = `Picture from ${state.byId.get(id)?.name || 'the camera'}`;
+  img.src = `/api/cameras/${encodeURIComponent(id)}/snapshot.jpg?t=${Date.now()}`;
+}
+
+// ---- the editor ----
+
+function resetForm() {
+  $('camera-form').reset();
+  $('form-id').value = '';
+  setText($('form-submit'), 'Add camera');
+  $('form-cancel').hidden = true;
+}
+
+function startEdit(id) {
+  const cam = state.byId.get(id);
+  if (!cam) return;
+  $('form-id').value = id;
+  $('form-name').value = cam.name;
+  $('form-url').value = cam.url;
+  $('form-heartbeat').value = cam.heartbeat_override ?? '';
+  setText($('form-submit'), 'Save camera');
+  $('form-cancel').hidden = false;
+  $('form-name').focus();
+}
+
+async function report(out, what, fn) {
+  out.classList.remove('error', 'ok');
+  setText(out, `${what}…`);
+  try {
+    const answer = await fn();
+    out.classList.add('ok');
+    setText(out, `${what}: done`);
+    await refresh();
+    return answer;
+  } catch (e) {
+    out.classList.add('error');
+    setText(out, `${what} refused: ${e.message}`);
+    if (e.status === 401) session.refresh();
+    return null;
+  }
+}
+
+async function submitCamera(event) {
+  event.preventDefault();
+  const id = $('form-id').value;
+  const hb = $('form-heartbeat').value.trim();
+  const body = { name: $('form-name').value, url: $('form-url').value, heartbeat_seconds: hb === '' ? null : Number(hb) };
+  const ok = id
+    ? await report($('form-result'), `Saving ${body.name}`, () => putJson(`/api/cameras/${encodeURIComponent(id)}`, body))
+    : await report($('form-result'), `Adding ${body.name}`, () => postJson('/api/cameras', body));
+  if (ok) resetForm();
+}
+
+async function remove(id) {
+  const cam = state.byId.get(id);
+  if (!cam || !window.confirm(`Delete the camera “${cam.name}”? Its history stays in the database.`)) return;
+  await report($('form-result'), `Deleting ${cam.name}`, () => deleteJson(`/api/cameras/${encodeURIComponent(id)}`));
+  if (state.selected === id) closeDetail();
+}
+
+async function submitSettings(event) {
+  event.preventDefault();
+  const body = {
+    heartbeat_seconds: Number($('settings-heartbeat').value),
+    timezone: $('settings-timezone').value,
+  };
+  await report($('settings-result'), 'Saving the settings', () => putJson('/api/cameras/settings', body));
+}
+
+function onHash() {
+  const id = decodeURIComponent(window.location.hash.slice(1));
+  if (id) openDetail(id);
+}
+
+function connectionState(s) {
+  const banner = $('connection');
+  banner.hidden = s !== 'lost';
+  setText(banner, s === 'lost' ? 'Live updates lost; retrying. Figures may be old.' : '');
+  if (s === 'lost') $('fleet').classList.add('stale');
+  if (s === 'open') refresh();
+}
+
+async function main() {
+  mountHeader('/cameras');
+  $('camera-form').addEventListener('submit', submitCamera);
+  $('form-cancel').addEventListener('click', resetForm);
+  $('settings-form').addEventListener('submit', submitSettings);
+  $('camera-close').addEventListener('click', closeDetail);
+  $('preview-button').addEventListener('click', showPreview);
+  $('changes-more').addEventListener('click', () => state.selected && loadChanges(state.selected, true));
+  window.addEventListener('hashchange', onHash);
+  await refresh();
+  onHash();
+  new EventFeed('/api/cameras/events', { camera: onHeartbeat }, connectionState).open();
+  setInterval(refresh, REFRESH_MS);
+}
+
+main();
