@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ds_tests::bins::bin;
+use ds_tests::mjpeg::{MjpegServer, Mode};
 use ds_tests::receiver::Receiver;
+use ds_tests::service::ServiceProcess;
 use ds_tests::smtp::{SmtpServer, TlsFiles, free_port};
 use ds_tests::streamer::signal_pid;
 use ds_tests::systemd::UserSystemd;
@@ -336,4 +338,79 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_cha
     // The restarted daemon still heals.
     kill_and_wait_for_restart(&sd, &w);
     assert!(w.stop().success());
+}
+
+#[test]
+fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_recovery_resolved() {
+    // The real web monitor probes a real MJPEG camera; the watchdog reads its /api/cameras.
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cameras.yaml"),
+        format!(
+            "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\nstreams:\n- name: Gate\n  url: {}\n",
+            camera.url("switchable")
+        ),
+    )
+    .unwrap();
+    let web_config = dir.path().join("web-config.json");
+    std::fs::write(
+        &web_config,
+        json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
+            "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
+            "bus": "session", "streamer_url": "http://127.0.0.1:9"})
+        .to_string(),
+    )
+    .unwrap();
+    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
+    let web = ServiceProcess::start(
+        "desktop-streamer-web",
+        &["--config".into(), web_config.into()],
+        &[("DBUS_SESSION_BUS_ADDRESS", &nowhere)],
+    );
+    let hooks = Receiver::start(&[200]);
+    let config = dir.path().join("watchdog-config.json");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3,
+            "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
+            "state_dir": dir.path().join("state"),
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let w = Watchdog::start(&config, &nowhere);
+    let camera_alerts = |count: usize, limit: Duration| -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let found: Vec<Value> = hooks
+                .requests()
+                .iter()
+                .map(|r| r.json())
+                .filter(|a| a["title"].as_str().is_some_and(|t| t.contains("camera Gate")))
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(start.elapsed() < limit, "{count} camera alert(s) expected, got {found:?}\n{}", w.logs());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    // Up first: no camera alert while it delivers video.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(camera_alerts(0, Duration::ZERO).is_empty());
+
+    // Down: PENDING after one failed heartbeat, DOWN after the retry, alerted after the grace.
+    camera.set_mode(Mode::NotFound);
+    let down = camera_alerts(1, Duration::from_secs(30));
+    assert_eq!(down[0]["severity"], "warning", "{down:?}");
+    assert!(down[0]["details"].as_str().unwrap().contains("not_found"), "the reason is given: {down:?}");
+
+    // Back: the condition resolves and says so.
+    camera.set_mode(Mode::Live);
+    let both = camera_alerts(2, Duration::from_secs(30));
+    assert_eq!(both[1]["severity"], "info", "{both:?}");
+    assert!(both[1]["title"].as_str().unwrap().contains("resolved"), "{both:?}");
+    assert!(w.stop().success());
+    drop(web);
 }
