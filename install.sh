@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk: runtime packages, the
 # binaries, a service user, configuration (never overwriting an operator's), hardened systemd
-# units with drop-ins from the configuration, a polkit rule, log rotation; then starts the
-# services and waits until the stream is live.
+# units with drop-ins from the configuration, a polkit rule, hourly log rotation (a timer); then
+# starts the services and waits until the stream is live.
 #
 # Idempotent: run it again at any time; it changes only what is missing or different and says
 # when nothing changed. `./install.sh --help` explains every option.
@@ -17,7 +17,16 @@ LOG_DIR=/var/log/desktop-streamer
 CACHE_DIR=/var/cache/desktop-streamer
 UNIT_DIR=/etc/systemd/system
 POLKIT_RULE=/etc/polkit-1/rules.d/50-desktop-streamer.rules
-LOGROTATE_CONF=/etc/logrotate.d/desktop-streamer
+# The log rotation's rules, read only by desktop-streamer-logrotate.service (hourly, its own
+# state file), not by Debian's daily logrotate: see systemd/desktop-streamer-logrotate.service.
+SHARE_DIR=$PREFIX/share/desktop-streamer
+LOGROTATE_CONF=$SHARE_DIR/logrotate.conf
+# Where versions before the timer put the rules; removed, or both rotators would handle the logs.
+OLD_LOGROTATE_CONF=/etc/logrotate.d/desktop-streamer
+LOGROTATE_SERVICE=desktop-streamer-logrotate.service
+LOGROTATE_TIMER=desktop-streamer-logrotate.timer
+# Persistent=true keeps the timer's last run here; systemd leaves it behind when the unit goes.
+LOGROTATE_STAMP=/var/lib/systemd/timers/stamp-$LOGROTATE_TIMER
 DEMO_XORG_CONF=/etc/X11/desktop-streamer-demo.conf
 SERVICE_USER=desktop-streamer
 BINARIES=(desktop-streamer desktop-streamer-watchdog desktop-streamer-web desktop-streamer-monitor)
@@ -64,10 +73,12 @@ Options:
   --wait SECONDS    how long to wait for the stream to go live after starting (default
                     $DEFAULT_WAIT_SECONDS); 0 skips the wait.
   --uninstall       stop and remove the services, units, drop-ins, polkit rule, log rotation
-                    and binaries; keep the configuration ($CONF_DIR), the data ($STATE_DIR),
-                    the logs ($LOG_DIR) and the user '$SERVICE_USER'. Debian packages stay.
-  --purge           like --uninstall, and also remove the configuration, data, logs, cache and
-                    the service user.
+                    (its timer and rules) and binaries; keep the configuration
+                    ($CONF_DIR), the data ($STATE_DIR),
+                    the logs ($LOG_DIR) and the user '$SERVICE_USER'.
+                    Debian packages stay.
+  --purge           like --uninstall, and also remove the configuration, data, logs, caches
+                    and the service user. Harmless to run again.
   -h, --help        show this text.
 
 What it does, in numbered steps: checks the system (Debian 12+ or Ubuntu 22.04+, systemd);
@@ -76,8 +87,9 @@ gets the binaries; creates the user '$SERVICE_USER' and the directories; writes 
 configuration where no file exists (never overwrites one); generates the dashboard's admin
 password and an API token (printed once, stored hashed); installs the systemd units with
 drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
-polkit rule and the log rotation; enables and starts the services; waits until the streamer's
-health API says the stream is live; prints the dashboard, HLS and health URLs.
+polkit rule and the log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts
+the services and the timer; waits until the streamer's health API says the stream is live;
+prints the dashboard, HLS and health URLs.
 
 The streamer runs as '$SERVICE_USER' and needs access to the kiosk's X display: see the
 README, "The service user and the X display".
@@ -205,7 +217,8 @@ if $uninstall; then
     if have_systemd; then
         # The watchdog first (it would restart what stops), all in one transaction.
         present=()
-        for u in desktop-streamer-watchdog.service desktop-streamer-web.service desktop-streamer.service "${DEMO_UNITS[@]}"; do
+        for u in desktop-streamer-watchdog.service desktop-streamer-web.service desktop-streamer.service "${DEMO_UNITS[@]}" \
+            "$LOGROTATE_TIMER" "$LOGROTATE_SERVICE"; do
             if [ -e "$UNIT_DIR/$u" ] || systemctl is-active --quiet "$u"; then present+=("$u"); fi
         done
         if [ ${#present[@]} -gt 0 ]; then
@@ -215,13 +228,16 @@ if $uninstall; then
         fi
     fi
     step "Removing units, drop-ins, polkit rule, log rotation and binaries"
-    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}"; do
+    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
         remove_file "$UNIT_DIR/$u"
         for d in "$DROPIN_DISPLAY" "$DROPIN_DEMO" "$DROPIN_UNITY"; do remove_file "$UNIT_DIR/$u.d/$d"; done
         rmdir "$UNIT_DIR/$u.d" 2>/dev/null || true
     done
     remove_file "$POLKIT_RULE"
     remove_file "$LOGROTATE_CONF"
+    rmdir "$SHARE_DIR" 2>/dev/null || true
+    remove_file "$OLD_LOGROTATE_CONF"
+    remove_file "$LOGROTATE_STAMP"
     remove_file "$DEMO_XORG_CONF"
     for b in "${BINARIES[@]}"; do remove_file "$BIN_DIR/$b"; done
     if [ -d "$DOC_DIR" ]; then rm -rf "$DOC_DIR"; changed "removed $DOC_DIR"; fi
@@ -230,7 +246,10 @@ if $uninstall; then
     fi
     if $purge; then
         step "Removing configuration, data, logs and the service user"
-        for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$CACHE_DIR" /var/log/desktop-streamer-demo /var/cache/desktop-streamer-demo; do
+        # The demo content unit is DynamicUser=: its CacheDirectory= is /var/cache/private/NAME,
+        # and /var/cache/NAME only a symbolic link to it.
+        for d in "$CONF_DIR" "$STATE_DIR" "$LOG_DIR" "$CACHE_DIR" /var/log/desktop-streamer-demo \
+            /var/cache/desktop-streamer-demo /var/cache/private/desktop-streamer-demo; do
             if [ -e "$d" ]; then rm -rf "$d"; changed "removed $d"; fi
         done
         if id "$SERVICE_USER" >/dev/null 2>&1; then
@@ -480,22 +499,35 @@ DEMO
     if $installed; then restart[desktop-streamer.service]=1; fi
 fi
 put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
+# Log rotation: the rules, and the hourly timer with its oneshot service (nothing to restart
+# when only the service changed: its next run reads the new file).
 put_file "$src_dir/logrotate/desktop-streamer" "$LOGROTATE_CONF" 644
+for u in "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
+    put_file "$src_dir/systemd/$u" "$UNIT_DIR/$u" 644
+    if $installed; then restart[$u]=1; fi
+done
+if [ -e "$OLD_LOGROTATE_CONF" ]; then
+    remove_file "$OLD_LOGROTATE_CONF"
+    say "(Debian's daily logrotate no longer handles these logs: $LOGROTATE_TIMER does, hourly)"
+fi
 if [ ${#restart[@]} -gt 0 ]; then
     systemctl daemon-reload
-    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}"; do
+    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
         [ -e "$UNIT_DIR/$u" ] || continue
-        systemd-analyze verify "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd rejects $u"; }
+        # --man=no: a Documentation=man: page missing on a minimal system is no unit problem.
+        systemd-analyze verify --man=no "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd rejects $u"; }
     done
     say "systemd reloaded"
 else
     say "units, drop-ins, polkit rule and log rotation up to date"
 fi
 
-step "Enabling and starting the services" "look at 'systemctl status UNIT' and 'journalctl -u UNIT' for the unit named above"
+step "Enabling and starting the services and the log rotation timer" "look at 'systemctl status UNIT' and 'journalctl -u UNIT' for the unit named above"
 all_units=()
 if $demo || [ -e "$UNIT_DIR/${DEMO_UNITS[0]}" ]; then all_units+=("${DEMO_UNITS[@]}"); fi
-all_units+=("${UNITS[@]}")
+# The timer is started like a service (active = waiting for its next run); its oneshot service
+# is not: it is inactive between runs.
+all_units+=("${UNITS[@]}" "$LOGROTATE_TIMER")
 for u in "${all_units[@]}"; do
     if ! systemctl is-enabled --quiet "$u"; then
         systemctl enable --quiet "$u"

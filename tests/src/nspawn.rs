@@ -13,7 +13,12 @@
 //! `systemd-nspawn`). The container shares the host's network namespace, so its services answer
 //! on the host's 127.0.0.1 (and its abstract X11 sockets are the host's).
 //!
-//! Needs root and the Debian packages `debootstrap` and `systemd-container`.
+//! Powered off always: [`Container::poweroff`] at the end of a test, its `Drop` when a test
+//! panics, and when the test process itself is killed (nextest's `terminate-after`, a Ctrl-C),
+//! by `systemd-nspawn` itself: it runs with a parent-death signal (`setpriv --pdeathsig TERM`), and
+//! on SIGTERM it asks the container's systemd for an orderly shutdown (`--kill-signal`).
+//!
+//! Needs root and the Debian packages `debootstrap`, `systemd-container` and `util-linux`.
 
 use std::fs;
 use std::io;
@@ -56,9 +61,12 @@ impl Container {
     pub fn boot(root: &Path, name: &str, binds: &[Bind], log: &Path) -> io::Result<Container> {
         let archives = Path::new(CACHE_DIR).join("apt-archives");
         fs::create_dir_all(archives.join("partial"))?;
-        let mut command = Command::new("systemd-nspawn");
+        // SIGTERM to systemd-nspawn when the thread that started it ends (the test is over or
+        // the process was killed); systemd-nspawn passes it on as SIGRTMIN+3, "power off".
+        let mut command = Command::new("setpriv");
         command
-            .args(["--register=no", "--keep-unit", "--volatile=overlay", "--quiet"])
+            .args(["--pdeathsig", "TERM", "--", "systemd-nspawn"])
+            .args(["--register=no", "--keep-unit", "--volatile=overlay", "--quiet", "--kill-signal=SIGRTMIN+3"])
             .arg("-D")
             .arg(root)
             .arg("-M")
@@ -70,9 +78,9 @@ impl Container {
         }
         let console = fs::File::create(log)?;
         command.arg("--boot").stdin(Stdio::null()).stdout(console.try_clone()?).stderr(console);
-        let child = command
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run systemd-nspawn (systemd-container): {e}")))?;
+        let child = command.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot run setpriv (util-linux) for systemd-nspawn: {e}"))
+        })?;
         let mut container = Container { name: name.to_owned(), nspawn: Some(child), leader: 0, log: log.to_owned() };
         let deadline = Instant::now() + BOOT_TIMEOUT;
         let nspawn_pid = container.nspawn.as_ref().map_or(0, Child::id);

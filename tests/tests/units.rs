@@ -1,6 +1,8 @@
 //! The shipped systemd units, judged by systemd's own tools: `systemd-analyze verify` accepts each
 //! one, and `systemd-analyze security --offline=true` rates its exposure at or below the target
-//! (streamer 4.0; watchdog and dashboard 3.0; the demo units 4.0). The scores are printed.
+//! (streamer 4.0; watchdog, dashboard and log rotation 3.0; the demo units 4.0). The scores are
+//! printed. The log rotation's timer and service are checked against each other, the rotation
+//! rules and install.sh (the sandbox must leave writable exactly what logrotate writes).
 //!
 //! `verify` checks that ExecStart= names an executable, so the units are verified as copies whose
 //! `/usr/local/bin/` points at the binaries this test run built.
@@ -17,7 +19,12 @@ const TARGETS: &[(&str, f64)] = &[
     ("desktop-streamer-web.service", 3.0),
     ("demo/desktop-streamer-demo-display.service", 4.0),
     ("demo/desktop-streamer-demo-content.service", 4.0),
+    ("desktop-streamer-logrotate.service", 3.0),
 ];
+/// Units `systemd-analyze security` does not rate (it rates services only); verified only.
+const VERIFIED_ONLY: &[&str] = &["desktop-streamer-logrotate.timer"];
+/// The longest spread a timer of the kiosk may add to its hourly run.
+const MAX_RANDOMIZED_DELAY_SECONDS: u64 = 15 * 60;
 
 fn unit_path(relative: &str) -> PathBuf {
     workspace_root().join("systemd").join(relative)
@@ -73,14 +80,17 @@ fn systemd_analyze_verify_accepts_every_unit() {
     let dir = tempfile::tempdir().unwrap();
     let bin_dir = bin("desktop-streamer").parent().expect("binary directory").to_owned();
     let mut problems = Vec::new();
-    for (unit, _) in TARGETS {
+    let units: Vec<&str> = TARGETS.iter().map(|(unit, _)| *unit).chain(VERIFIED_ONLY.iter().copied()).collect();
+    // All copies side by side first: a timer is verified with its service next to it.
+    for unit in &units {
         let text = std::fs::read_to_string(unit_path(unit)).unwrap();
         // Installed paths point at this build's binaries; the demo units run Debian's Xorg and
-        // gst-launch-1.0, which tests/deps.sh installs.
+        // gst-launch-1.0, the log rotation Debian's logrotate, which tests/deps.sh installs.
         let text = text.replace("/usr/local/bin/", &format!("{}/", bin_dir.display()));
-        let name = Path::new(unit).file_name().unwrap();
-        let copy = dir.path().join(name);
-        std::fs::write(&copy, text).unwrap();
+        std::fs::write(dir.path().join(Path::new(unit).file_name().unwrap()), text).unwrap();
+    }
+    for unit in &units {
+        let copy = dir.path().join(Path::new(unit).file_name().unwrap());
         let (ok, output) = run(Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&copy));
         println!(
             "systemd-analyze verify {unit}: {}",
@@ -112,5 +122,89 @@ fn the_streamer_unit_is_notify_with_a_watchdog_and_never_reboots() {
             assert!(actions.is_empty(), "{} may reboot the machine: {actions:?}", path.display());
             assert!(unit.lines().any(|l| l.starts_with("User=")), "{} runs as root", path.display());
         }
+    }
+}
+
+/// `KEY=value` settings of a unit file (comments skipped), in order.
+fn settings(text: &str) -> Vec<(&str, &str)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+fn setting<'a>(settings: &[(&str, &'a str)], key: &str) -> Option<&'a str> {
+    settings.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+/// A time span in seconds, read by systemd's own parser (`systemd-analyze timespan`).
+fn timespan_seconds(span: &str) -> u64 {
+    let (ok, text) = run(Command::new("systemd-analyze").args(["timespan", span]));
+    assert!(ok, "systemd-analyze timespan {span}:\n{text}");
+    let micros: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("μs:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no μs in:\n{text}"));
+    micros / 1_000_000
+}
+
+/// A variable of install.sh, evaluated by bash from the script's own assignments.
+fn install_sh_variable(name: &str) -> String {
+    let script = format!("eval \"$(grep -E '^(PREFIX|SHARE_DIR|{name})=' \"$1\")\"; printf %s \"${name}\"",);
+    let out =
+        Command::new("bash").args(["-c", &script, "bash"]).arg(workspace_root().join("install.sh")).output().unwrap();
+    let value = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && !value.is_empty(), "install.sh does not set {name}");
+    value
+}
+
+#[test]
+fn the_log_rotation_runs_hourly_as_the_owner_of_the_logs_on_the_installed_rules_with_its_own_state() {
+    let timer_text = std::fs::read_to_string(unit_path("desktop-streamer-logrotate.timer")).unwrap();
+    let timer = settings(&timer_text);
+    assert_eq!(setting(&timer, "OnCalendar"), Some("hourly"));
+    assert_eq!(setting(&timer, "Persistent"), Some("true"), "a run missed while off must happen at boot");
+    assert_eq!(setting(&timer, "WantedBy"), Some("timers.target"));
+    assert_eq!(setting(&timer, "Unit"), None, "the timer starts its namesake service");
+    let delay = timespan_seconds(setting(&timer, "RandomizedDelaySec").expect("RandomizedDelaySec="));
+    assert!((1..=MAX_RANDOMIZED_DELAY_SECONDS).contains(&delay), "RandomizedDelaySec is {delay} s");
+    println!("desktop-streamer-logrotate.timer: hourly, randomized delay {delay} s, persistent");
+
+    let service_text = std::fs::read_to_string(unit_path("desktop-streamer-logrotate.service")).unwrap();
+    let service = settings(&service_text);
+    assert_eq!(setting(&service, "Type"), Some("oneshot"));
+    let exec: Vec<&str> = setting(&service, "ExecStart").expect("ExecStart=").split_whitespace().collect();
+    assert_eq!(exec.first(), Some(&"/usr/sbin/logrotate"), "{exec:?}");
+    assert!(!exec.contains(&"-f") && !exec.contains(&"--force"), "an hourly forced rotation: {exec:?}");
+    // Its rules are what install.sh installs, and not in /etc/logrotate.d (Debian's daily run
+    // would rotate the same files with another state file).
+    let rules = *exec.last().unwrap();
+    assert_eq!(rules, install_sh_variable("LOGROTATE_CONF"), "the service reads other rules than install.sh installs");
+    assert!(!rules.starts_with("/etc/logrotate.d/"), "{rules} is read by Debian's daily logrotate too");
+    // Its own state file, in a directory the sandbox makes writable (StateDirectory=).
+    let state = exec.iter().position(|a| *a == "--state" || *a == "-s").map(|i| exec[i + 1]).expect("--state FILE");
+    let state_dir = setting(&service, "StateDirectory").expect("StateDirectory=");
+    assert_eq!(Path::new(state).parent(), Some(Path::new("/var/lib").join(state_dir).as_path()), "{state}");
+    assert!(state.starts_with("/var/lib/desktop-streamer/"), "{state}");
+
+    // The rules rotate files in the directory the sandbox leaves writable (LogsDirectory=), as
+    // the user the service runs as, which owns them: no privilege is needed.
+    let rules_text = std::fs::read_to_string(workspace_root().join("logrotate/desktop-streamer")).unwrap();
+    let pattern =
+        rules_text.lines().find(|l| l.trim_end().ends_with('{')).expect("a log pattern").trim_end_matches('{');
+    let logs_dir = Path::new("/var/log").join(setting(&service, "LogsDirectory").expect("LogsDirectory="));
+    assert_eq!(Path::new(pattern.trim()).parent(), Some(logs_dir.as_path()), "{pattern}");
+    let user = setting(&service, "User").expect("User=");
+    let group = setting(&service, "Group").expect("Group=");
+    assert!(
+        rules_text.lines().any(|l| l.trim() == format!("su {user} {group}")),
+        "the rules' `su` is not {user} {group}"
+    );
+    for unit in ["desktop-streamer.service", "desktop-streamer-web.service", "desktop-streamer-watchdog.service"] {
+        let text = std::fs::read_to_string(unit_path(unit)).unwrap();
+        assert_eq!(setting(&settings(&text), "User"), Some(user), "{unit} writes logs as another user");
     }
 }
