@@ -48,7 +48,8 @@ impl Kiosk {
         std::fs::create_dir_all(&logs).unwrap();
         std::fs::create_dir_all(&watchdog_state).unwrap();
         let mut config_value = json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"),
-            "cameras_file": dir.path().join("cameras.yaml"), "log_dir": &logs, "watchdog_state_dir": &watchdog_state});
+            "cameras_file": dir.path().join("cameras.yaml"), "database": dir.path().join("cameras.db"),
+            "log_dir": &logs, "watchdog_state_dir": &watchdog_state});
         if let (Some(c), Value::Object(more)) = (config_value.as_object_mut(), extra) {
             c.extend(more);
         }

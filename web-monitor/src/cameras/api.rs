@@ -331,7 +331,7 @@ pub async fn streampulse(State(c): State<Cameras>) -> Json<Value> {
                     Some(r) => r.to_string(),
                     None => "video arrived".to_owned(),
                 }),
-                "state": hb.state,
+                "state": l.state.unwrap_or(hb.state),
                 "reason": hb.reason,
             }),
         };

@@ -5,7 +5,10 @@
 //!
 //! A camera keeps its stable id when renamed (the id is written into the file if it was
 //! still derived from the name), so its history follows it. URLs come back from the API
-//! with the password masked; sending such a masked URL back keeps the stored password.
+//! with the password masked; sending such a masked URL back keeps the stored password. A new
+//! camera never gets the id of a deleted one whose history is still stored.
+
+use std::collections::HashSet;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -101,14 +104,33 @@ fn not_found(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
 }
 
-/// An id for a new camera: its name as a slug, made unique with `-2`, `-3`, ….
-fn new_id(config: &CamerasConfig, name: &str) -> String {
+/// An id for a new camera: its name as a slug, made unique with `-2`, `-3`, … among the
+/// listed cameras and the ids that still have history (`with_history`).
+fn new_id(config: &CamerasConfig, name: &str, with_history: &HashSet<String>) -> String {
     let base = slug(name);
-    let taken = |id: &str| config.streams.iter().any(|c| c.stable_id() == id);
+    let taken = |id: &str| with_history.contains(id) || config.streams.iter().any(|c| c.stable_id() == id);
     if !taken(&base) {
         return base;
     }
     (2..).map(|n| format!("{base}-{n}")).find(|id| !taken(id)).expect("an unused number exists")
+}
+
+/// Every camera id the database has history for. A deleted camera's history stays until
+/// retention removes it; a new camera must not take over its id, or it would show the old
+/// camera's uptime and state changes as its own.
+async fn ids_with_history(c: &Cameras) -> HashSet<String> {
+    let Some(store) = c.store.clone() else { return HashSet::new() };
+    match tokio::task::spawn_blocking(move || store.cameras()).await {
+        Ok(Ok(records)) => records.into_iter().map(|r| r.id).collect(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the cameras with history; a new camera's id may reuse an old one's");
+            HashSet::new()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "camera id lookup task failed");
+            HashSet::new()
+        }
+    }
 }
 
 /// `rtsp://u:***@h/x` sent back for a camera whose URL is `rtsp://u:secret@h/y` becomes
@@ -181,11 +203,12 @@ pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, Ap
         ));
     };
     let name = name.trim().to_owned();
+    let with_history = ids_with_history(&c).await;
     let mut id = String::new();
     let list = c
         .fleet
         .edit(|map, before| {
-            id = new_id(before, &name);
+            id = new_id(before, &name, &with_history);
             let mut entry = Map::new();
             entry.insert("id".into(), Value::String(id.clone()));
             apply(&mut entry, &b, None)?;
@@ -292,10 +315,15 @@ mod tests {
     #[test]
     fn new_ids_are_unique_slugs() {
         let mut config = CamerasConfig::default();
-        assert_eq!(new_id(&config, "Gate Cam"), "gate-cam");
+        let none = HashSet::new();
+        assert_eq!(new_id(&config, "Gate Cam", &none), "gate-cam");
         config.streams.push(Camera { name: "Gate Cam".into(), ..Camera::default() });
         config.streams.push(Camera { id: Some("gate-cam-2".into()), name: "x".into(), ..Camera::default() });
-        assert_eq!(new_id(&config, "gate  cam"), "gate-cam-3");
+        assert_eq!(new_id(&config, "gate  cam", &none), "gate-cam-3");
+        // A deleted camera's id still has history: not reused.
+        let with_history = HashSet::from(["gate-cam-3".to_owned(), "yard".to_owned()]);
+        assert_eq!(new_id(&config, "gate cam", &with_history), "gate-cam-4");
+        assert_eq!(new_id(&config, "Yard", &with_history), "yard-2");
     }
 
     #[test]

@@ -141,14 +141,17 @@ async fn open_store(config: &WebConfig) -> Option<Store> {
 /// logged by it.)
 async fn consume(mut events: mpsc::Receiver<Event>, live: Arc<Live>, writer: Option<Writer>) {
     while let Some(event) = events.recv().await {
-        let Event::Heartbeat(hb) = event else { continue };
-        let (id, at) = (hb.camera_id.clone(), hb.at);
+        let Event::Heartbeat(mut hb) = event else { continue };
+        let (id, state) = (hb.camera_id.clone(), hb.state);
+        // A failure that continues a DOWN from before a restart is stored as DOWN (see
+        // `live`), so the history shows no state change that did not happen.
+        hb.state = live.stored_state(&id, state);
         if let Some(w) = &writer
             && let Err(e) = w.record(hb)
         {
             tracing::warn!(camera = %id, error = %e, "heartbeat not stored");
         }
-        live.announce(&id, at);
+        live.announce(&id, state);
     }
 }
 

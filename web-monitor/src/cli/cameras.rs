@@ -59,7 +59,7 @@ pub fn table(out: &mut String, p: Paint, list: &Value) {
         "30D"
     );
     for c in cameras {
-        let state = c["state"].as_str().unwrap_or("UNKNOWN");
+        let state = c["state"].as_str().unwrap_or("WAITING");
         // Padded before painting, so colour codes do not upset the columns.
         let state_col = painted(p, state).replace(state, &format!("{state:<9}"));
         let latency = c["latency_ms"].as_u64().map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
@@ -89,7 +89,7 @@ pub fn summary(out: &mut String, p: Paint, list: &Value) {
     }
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for c in cameras {
-        let s = c["state"].as_str().unwrap_or("UNKNOWN");
+        let s = c["state"].as_str().unwrap_or("WAITING");
         match counts.iter_mut().find(|(k, _)| *k == s) {
             Some((_, n)) => *n += 1,
             None => counts.push((s, 1)),

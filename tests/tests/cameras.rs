@@ -1,0 +1,881 @@
+//! The camera monitor end to end, through the real `desktop-streamer-web` binary: real
+//! cameras on loopback (GStreamer's RTSP server, with and without Digest authentication, and
+//! the test MJPEG server), the real camera list on disk, the real API, `/metrics`, the log
+//! files, and the real `desktop-streamer-monitor` CLI.
+//!
+//! Two services, each with many cameras, run side by side: one for the probes' verdicts and
+//! everything that shows them (`probes_reach_the_truth_…`), one for the editor and hand
+//! edits of `cameras.yaml` (`the_editor_…`), since those rewrite and break the file on
+//! purpose. Heartbeats are the shortest the configuration allows, so every wait below is a
+//! few heartbeats at most.
+
+use std::ffi::OsString;
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant, SystemTime};
+
+use ds_tests::http::{self, Response};
+use ds_tests::mjpeg::{self, MjpegServer, Mode};
+use ds_tests::rtsp::{self, RtspServer};
+use ds_tests::service::ServiceProcess;
+use serde_json::{Value, json};
+
+/// The shortest heartbeat `cameras.yaml` allows (`HEARTBEAT_RANGE_S`).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Each probe step's timeout, `retries` and `frozen_seconds` as the test lists set them.
+const TIMEOUT: Duration = Duration::from_secs(2);
+const RETRIES: u32 = 1;
+const FROZEN_S: u32 = 1;
+/// The scheduler adds up to a tenth of the interval as jitter.
+const JITTER: Duration = Duration::from_millis(500);
+/// What a shared two-core machine may add to a bound: GStreamer's encoders and two services
+/// run at the same time as the probes.
+const SLACK: Duration = Duration::from_secs(3);
+/// The editor's file watch looks every 2 s (`fleet::FILE_POLL`).
+const FILE_PICKUP: Duration = Duration::from_secs(5);
+/// A password the cameras do not accept; it must not appear anywhere either.
+const WRONG_PASSWORD: &str = "wr0ng-S3cret";
+/// A bearer of the same kind that the operator puts into a broken hand edit.
+const HAND_EDIT_PASSWORD: &str = "hand-3dit-pw";
+/// A password in a URL the editor refuses.
+const REFUSED_URL_PASSWORD: &str = "ftp-pa55word";
+
+/// Longest a camera may take to show a verdict that needs `attempts` probes: one heartbeat
+/// to its first slot (its phase), one more per further attempt, each with jitter, and the
+/// probe's timeout.
+fn within(attempts: u32) -> Duration {
+    (HEARTBEAT + JITTER) * attempts + TIMEOUT + SLACK
+}
+
+/// The real web service with its own configuration, camera list, database and log files.
+struct Web {
+    _dir: tempfile::TempDir,
+    config: PathBuf,
+    cameras_file: PathBuf,
+    logs: PathBuf,
+    env: Vec<(String, String)>,
+    service: ServiceProcess,
+    started: Instant,
+    /// Stderr of the runs before a restart.
+    earlier_logs: String,
+}
+
+impl Web {
+    /// Starts the service on `cameras_yaml` with `RUST_LOG=rust_log`. Nothing systemd or a
+    /// streamer: those parts of the dashboard say they cannot be reached, which is not what
+    /// these tests look at.
+    fn start(cameras_yaml: &str, rust_log: &str) -> Web {
+        let dir = tempfile::tempdir().unwrap();
+        let cameras_file = dir.path().join("cameras.yaml");
+        std::fs::write(&cameras_file, cameras_yaml).unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        let config = dir.path().join("web-config.json");
+        let config_value = json!({
+            "bus": "session",
+            "streamer_url": "http://127.0.0.1:1",
+            "auth_file": dir.path().join("web-auth.json"),
+            "cameras_file": &cameras_file,
+            "database": dir.path().join("cameras.db"),
+            "log_dir": &logs,
+            "watchdog_state_dir": dir.path().join("watchdog"),
+        });
+        std::fs::write(&config, config_value.to_string()).unwrap();
+        let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
+        let env = vec![
+            ("RUST_LOG".to_owned(), rust_log.to_owned()),
+            ("DBUS_SESSION_BUS_ADDRESS".to_owned(), no_bus),
+            ("DESKTOP_STREAMER_LOG_DIR".to_owned(), logs.to_str().unwrap().to_owned()),
+        ];
+        let service = Web::spawn(&config, &env);
+        Web {
+            _dir: dir,
+            config,
+            cameras_file,
+            logs,
+            env,
+            service,
+            started: Instant::now(),
+            earlier_logs: String::new(),
+        }
+    }
+
+    fn spawn(config: &std::path::Path, env: &[(String, String)]) -> ServiceProcess {
+        let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        ServiceProcess::start("desktop-streamer-web", &args, &env)
+    }
+
+    /// Stops the service (SIGTERM, as systemd does) and starts it again on the same files.
+    fn restart(&mut self) {
+        let (status, took) = self.service.terminate(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the service stops cleanly on SIGTERM ({status:?} after {took:?})"
+        );
+        self.earlier_logs.push_str(&self.service.logs());
+        self.service = Web::spawn(&self.config, &self.env);
+        self.started = Instant::now();
+    }
+
+    fn port(&self) -> u16 {
+        self.service.port
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.service.get(path).unwrap_or_else(|| panic!("GET {path}: no answer"))
+    }
+
+    /// GET that must answer 200 with JSON.
+    fn json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// Every camera of `GET /api/cameras`, by id.
+    fn cameras(&self) -> Vec<Value> {
+        self.json("/api/cameras")["cameras"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn camera(&self, id: &str) -> Option<Value> {
+        self.cameras().into_iter().find(|c| c["id"] == id)
+    }
+
+    /// A new API token from the CLI, as an operator makes one.
+    fn token(&self) -> String {
+        let out = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-web"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(["new-token", "camera-tests"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "new-token: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `method path` with a JSON body and headers.
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Response {
+        let body = body.map(Value::to_string);
+        http::request(self.port(), method, path, headers, body.as_deref())
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+    }
+
+    /// Everything the service logged: its log files and its stderr.
+    fn log_text(&self) -> String {
+        let mut text = self.earlier_logs.clone() + &self.service.logs();
+        for entry in std::fs::read_dir(&self.logs).unwrap() {
+            text.push('\n');
+            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        text
+    }
+}
+
+/// Polls `f` every 200 ms until it gives a value; panics with `what` and the last thing it
+/// saw after `limit`.
+fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if start.elapsed() > limit => panic!("{what}: not within {limit:?}; last seen: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Waits for camera `id` to be listed UP; its JSON.
+fn wait_up(web: &Web, id: &str, limit: Duration) -> Value {
+    wait_until(&format!("{id} UP"), limit, || {
+        let cam = web.camera(id).ok_or_else(|| format!("{id} is not listed"))?;
+        if verdict(&cam) == (Some("UP"), None) { Ok(cam) } else { Err(cam.to_string()) }
+    })
+}
+
+/// A camera's state and reason as the API shows them.
+fn verdict(camera: &Value) -> (Option<&str>, Option<&str>) {
+    (camera["state"].as_str(), camera["reason"].as_str())
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time as the API writes it
+/// (`2025-01-02T03:04:05.678Z`).
+fn epoch_seconds(ts: &str) -> f64 {
+    let (date, time) = ts.strip_suffix('Z').and_then(|t| t.split_once('T')).unwrap_or_else(|| panic!("not UTC: {ts}"));
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let t: Vec<f64> = time.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if d[1] <= 2 { d[0] - 1 } else { d[0] };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((d[1] + 9) % 12) + 2) / 5 + d[2] - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
+}
+
+fn now_epoch_seconds() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// Width and height from a JPEG's start-of-frame header; also checks the start and end
+/// markers.
+fn jpeg_size(jpeg: &[u8]) -> (u32, u32) {
+    assert!(jpeg.starts_with(&[0xFF, 0xD8]), "no JPEG start marker");
+    assert!(jpeg.ends_with(&[0xFF, 0xD9]), "no JPEG end marker");
+    let mut i = 2;
+    while i + 9 <= jpeg.len() {
+        assert_eq!(jpeg[i], 0xFF, "not a JPEG marker at byte {i}");
+        let marker = jpeg[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
+            let height = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]);
+            let width = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]);
+            return (width.into(), height.into());
+        }
+        i += 2 + usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+    }
+    panic!("no start-of-frame header in the JPEG")
+}
+
+/// The first `count` events of a server-sent-events stream, as text (bounded in time).
+fn read_events(port: u16, path: &str, count: usize, limit: Duration) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(n) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        if text.matches("\n\n").count() > count {
+            return text.into_owned();
+        }
+    }
+    panic!("fewer than {count} events within {limit:?}: {}", String::from_utf8_lossy(&got));
+}
+
+/// Runs `desktop-streamer-monitor` with `args`; (exit code, stdout, stderr).
+fn monitor(args: &[&str]) -> (i32, String, String) {
+    let Output { status, stdout, stderr } = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(args)
+        .env_remove("DESKTOP_STREAMER_TOKEN")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    (status.code().expect("exited, not killed"), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
+}
+
+/// Fails if any of `secrets` appears in `text` (named `place`).
+fn assert_no_secret(place: &str, text: &str, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!text.contains(secret), "the password {secret:?} appears in {place}:\n{text}");
+    }
+}
+
+/// One camera of the scenario list: its name, URL and the verdict it must reach.
+struct Scenario {
+    name: &'static str,
+    url: String,
+    state: &'static str,
+    reason: Option<&'static str>,
+    /// Probes it takes: 1 for UP, retries + 1 for DOWN, 2 for a frozen picture (the second
+    /// probe sees the same picture).
+    attempts: u32,
+}
+
+fn yaml_list(header: &str, cameras: &[(&str, &str, &str)]) -> String {
+    let mut out = header.to_owned();
+    out.push_str("streams:\n");
+    for (name, url, extra) in cameras {
+        out.push_str(&format!("- name: {name}\n  url: '{url}'\n{extra}"));
+    }
+    out
+}
+
+fn id_of(name: &str) -> String {
+    name.to_lowercase().replace(' ', "-")
+}
+
+#[test]
+fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
+    let rtsp = RtspServer::start();
+    let cams = MjpegServer::start();
+    // A camera watched once a day, on its own server: its requests are the preview's alone.
+    let daily = MjpegServer::start();
+    let refused_port = ds_tests::smtp::free_port();
+    cams.set_mode(Mode::NotFound);
+    let scenarios = [
+        Scenario { name: "rtsp live", url: rtsp.url("live"), state: "UP", reason: None, attempts: 1 },
+        Scenario {
+            name: "rtsp digest right",
+            url: rtsp.secure_url(Some((rtsp::USER, rtsp::PASSWORD))),
+            state: "UP",
+            reason: None,
+            attempts: 1,
+        },
+        Scenario {
+            name: "rtsp digest wrong",
+            url: rtsp.secure_url(Some((rtsp::USER, WRONG_PASSWORD))),
+            state: "DOWN",
+            reason: Some("auth_failed"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "rtsp missing",
+            url: rtsp.url("no-such-mount"),
+            state: "DOWN",
+            reason: Some("not_found"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "rtsp noframes",
+            url: rtsp.url("noframes"),
+            state: "DOWN",
+            reason: Some("no_frames"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "rtsp frozen",
+            url: rtsp.url("frozen"),
+            state: "DEGRADED",
+            reason: Some("frozen"),
+            attempts: 2,
+        },
+        Scenario { name: "mjpeg live", url: cams.url("live"), state: "UP", reason: None, attempts: 1 },
+        Scenario {
+            name: "mjpeg basic right",
+            url: cams.auth_url(mjpeg::USER, mjpeg::PASSWORD),
+            state: "UP",
+            reason: None,
+            attempts: 1,
+        },
+        Scenario {
+            name: "mjpeg basic wrong",
+            url: cams.auth_url(mjpeg::USER, WRONG_PASSWORD),
+            state: "DOWN",
+            reason: Some("auth_failed"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "mjpeg missing",
+            url: cams.url("nothing-here"),
+            state: "DOWN",
+            reason: Some("not_found"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "mjpeg headers only",
+            url: cams.url("headers-only"),
+            state: "DOWN",
+            reason: Some("no_frames"),
+            attempts: RETRIES + 1,
+        },
+        Scenario {
+            name: "mjpeg frozen",
+            url: cams.url("frozen"),
+            state: "DEGRADED",
+            reason: Some("frozen"),
+            attempts: 2,
+        },
+        Scenario {
+            name: "refused",
+            url: format!("rtsp://admin:{WRONG_PASSWORD}@127.0.0.1:{refused_port}/live"),
+            state: "DOWN",
+            reason: Some("refused"),
+            attempts: RETRIES + 1,
+        },
+        // Starts lost (404), recovers below.
+        Scenario {
+            name: "mjpeg switchable",
+            url: cams.url("switchable"),
+            state: "DOWN",
+            reason: Some("not_found"),
+            attempts: RETRIES + 1,
+        },
+    ];
+    let mut list: Vec<(&str, &str, &str)> = scenarios.iter().map(|s| (s.name, s.url.as_str(), "")).collect();
+    let daily_url = daily.url("live");
+    list.push(("mjpeg daily", &daily_url, "  heartbeat_seconds: 86400\n"));
+    let header = format!(
+        "heartbeat_seconds: {}\ntimezone: Asia/Kolkata\ntimeout_seconds: {}\nretries: {RETRIES}\nfrozen_seconds: {FROZEN_S}\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs()
+    );
+    // Debug logging everywhere: the log must not carry a password even then.
+    let web = Web::start(&yaml_list(&header, &list), "debug");
+    let secrets = [rtsp::PASSWORD, mjpeg::PASSWORD, WRONG_PASSWORD];
+
+    // 1. Every scenario reaches its verdict within its bound, measured from the start.
+    let mut reached: Vec<Option<Duration>> = vec![None; scenarios.len()];
+    let seen = loop {
+        let seen = web.cameras();
+        let elapsed = web.started.elapsed();
+        for (s, r) in scenarios.iter().zip(reached.iter_mut()).filter(|(_, r)| r.is_none()) {
+            let cam =
+                seen.iter().find(|c| c["id"] == id_of(s.name)).unwrap_or_else(|| panic!("{} is not listed", s.name));
+            if verdict(cam) == (Some(s.state), s.reason) {
+                *r = Some(elapsed);
+            } else {
+                let bound = within(s.attempts);
+                assert!(
+                    elapsed <= bound,
+                    "{} did not become {}/{:?} within {bound:?}: {cam:#}",
+                    s.name,
+                    s.state,
+                    s.reason
+                );
+            }
+        }
+        if reached.iter().all(Option::is_some) {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for (s, r) in scenarios.iter().zip(&reached) {
+        eprintln!(
+            "{:<20} {:>9} {:<12} after {:>5.1} s",
+            s.name,
+            s.state,
+            s.reason.unwrap_or("-"),
+            r.unwrap().as_secs_f64()
+        );
+    }
+    let by_id = |id: &str| seen.iter().find(|c| c["id"] == id).cloned().unwrap();
+    let live = by_id("rtsp-live");
+    assert_eq!(verdict(&live), (Some("UP"), None), "{live:#}");
+    assert_eq!(
+        (live["codec"].as_str(), live["width"].as_u64(), live["height"].as_u64()),
+        (Some("h264"), Some(320), Some(240))
+    );
+    assert!(live["latency_ms"].as_u64().is_some_and(|ms| ms > 0 && ms < 2000), "{live:#}");
+    assert!(live["last_frame_at"].is_string() && live["since"].is_string(), "{live:#}");
+    let digest = by_id("rtsp-digest-right");
+    assert_eq!(digest["codec"], "h264", "{digest:#}");
+    assert_eq!(digest["url"], format!("rtsp://{}:***@127.0.0.1:{}/live", rtsp::USER, rtsp.secure_port));
+    let mjpeg_live = by_id("mjpeg-live");
+    let (w, h) = MjpegServer::frame_size();
+    assert_eq!(
+        (mjpeg_live["codec"].as_str(), mjpeg_live["width"].as_u64(), mjpeg_live["height"].as_u64()),
+        (Some("jpeg"), Some(u64::from(w)), Some(u64::from(h))),
+        "{mjpeg_live:#}"
+    );
+    for s in scenarios.iter().filter(|s| s.state != "UP") {
+        let cam = by_id(&id_of(s.name));
+        assert!(cam["message"].as_str().is_some_and(|m| !m.is_empty()), "{} says why: {cam:#}", s.name);
+    }
+    let daily_cam = by_id("mjpeg-daily");
+    assert_eq!(daily_cam["state"], Value::Null, "a daily camera is not probed yet: {daily_cam:#}");
+    assert_eq!(
+        (daily_cam["heartbeat_seconds"].as_u64(), daily_cam["heartbeat_override"].as_u64()),
+        (Some(86_400), Some(86_400))
+    );
+
+    // 2. Recovery: the lost MJPEG path comes back; UP within one heartbeat, `since` anew.
+    let down_since = by_id("mjpeg-switchable")["since"].as_str().map(epoch_seconds).expect("a DOWN camera has a since");
+    let switched = now_epoch_seconds();
+    let t = Instant::now();
+    cams.set_mode(Mode::Live);
+    let recovered = wait_until("mjpeg switchable back UP", within(1), || {
+        let cam = web.camera("mjpeg-switchable").unwrap();
+        if verdict(&cam) == (Some("UP"), None) { Ok(cam) } else { Err(cam.to_string()) }
+    });
+    eprintln!("mjpeg switchable recovered to UP after {:.1} s", t.elapsed().as_secs_f64());
+    let up_since = epoch_seconds(recovered["since"].as_str().unwrap());
+    assert!(
+        up_since > down_since && up_since >= switched - 0.5,
+        "since {up_since} (switched at {switched}): {recovered:#}"
+    );
+
+    // 3. The preview: a JPEG of the camera's size (within 640 wide), served from the cache
+    // the second time.
+    let snap = web.get("/api/cameras/rtsp-live/snapshot.jpg");
+    assert_eq!((snap.status, snap.header("content-type")), (200, Some("image/jpeg")), "{}", snap.text());
+    assert_eq!(jpeg_size(&snap.body), (320, 240));
+    let again = web.get("/api/cameras/rtsp-live/snapshot.jpg");
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("x-taken-at"), snap.header("x-taken-at"), "a reload within seconds is the cached picture");
+    let secure = web.get("/api/cameras/rtsp-digest-right/snapshot.jpg");
+    assert_eq!(secure.status, 200, "the preview passes the Digest credentials: {}", secure.text());
+    assert_eq!(jpeg_size(&secure.body), (320, 240));
+    let refused = web.get("/api/cameras/rtsp-digest-wrong/snapshot.jpg");
+    assert_eq!(refused.status, 502, "{}", refused.text());
+    assert!(refused.json()["error"].as_str().unwrap().contains("refused the credentials"), "{}", refused.text());
+    assert_no_secret("a failed preview's answer", &refused.text(), &secrets);
+    let first = web.get("/api/cameras/mjpeg-daily/snapshot.jpg");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(jpeg_size(&first.body), MjpegServer::frame_size());
+    let after_first = daily.requests().len();
+    assert!(after_first >= 1, "the preview asked the camera");
+    let second = web.get("/api/cameras/mjpeg-daily/snapshot.jpg");
+    assert_eq!((second.status, &second.body), (200, &first.body));
+    assert_eq!(daily.requests().len(), after_first, "the second preview came from the cache, not the camera");
+    assert_eq!(web.camera("mjpeg-daily").unwrap()["state"], Value::Null, "no probe counted among those requests");
+    assert_eq!(web.get("/api/cameras/no-such-camera/snapshot.jpg").status, 404);
+
+    // 4. StreamPulse's map, the CSV export and /metrics.
+    let pulse = web.json("/api/streampulse/status");
+    assert_eq!(pulse.as_object().unwrap().len(), list.len(), "{pulse:#}");
+    for s in &scenarios {
+        let entry = &pulse[s.name];
+        let up = s.state == "UP" || s.name == "mjpeg switchable";
+        assert_eq!(entry["status"], if up { "ok" } else { "fail" }, "{}: {entry:#}", s.name);
+        assert!(entry["ts"].as_str().is_some_and(|ts| ts.ends_with("+05:30")), "ts in Asia/Kolkata: {entry:#}");
+        assert!(entry["message"].as_str().is_some_and(|m| !m.is_empty()), "{entry:#}");
+        assert_eq!(entry["latency"].is_u64(), up || s.state == "DEGRADED", "{}: {entry:#}", s.name);
+    }
+    let csv = web.get("/api/cameras/export.csv");
+    assert_eq!((csv.status, csv.header("content-type")), (200, Some("text/csv; charset=utf-8")));
+    let csv_text = csv.text();
+    let mut lines = csv_text.lines();
+    let header_row = lines.next().unwrap();
+    assert!(header_row.starts_with("camera_id,camera_name,time_utc,time_local,state"), "{header_row}");
+    let rows: Vec<&str> = lines.collect();
+    for s in &scenarios {
+        let id = id_of(s.name);
+        assert!(rows.iter().any(|r| r.starts_with(&format!("{id},"))), "a row for {id} in\n{csv_text}");
+    }
+    assert!(rows.iter().any(|r| r.starts_with("rtsp-live,rtsp live,") && r.contains(",UP,")), "{csv_text}");
+    assert!(rows.iter().any(|r| r.starts_with("refused,") && r.contains(",DOWN,refused,")), "{csv_text}");
+    let metrics = web.get("/metrics").text();
+    for series in [
+        "ds_camera_up{camera=\"rtsp-live\",name=\"rtsp live\"} 1",
+        "ds_camera_up{camera=\"refused\",name=\"refused\"} 0",
+        "ds_camera_up{camera=\"rtsp-frozen\",name=\"rtsp frozen\"} 1",
+        "ds_camera_state{camera=\"refused\",name=\"refused\",state=\"DOWN\"} 1",
+        "ds_camera_state{camera=\"refused\",name=\"refused\",state=\"UP\"} 0",
+        "ds_camera_state{camera=\"mjpeg-frozen\",name=\"mjpeg frozen\",state=\"DEGRADED\"} 1",
+        "ds_camera_latency_seconds{camera=\"rtsp-live\",name=\"rtsp live\"} ",
+        "ds_camera_last_frame_age_seconds{camera=\"mjpeg-live\",name=\"mjpeg live\"} ",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+    let age: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ds_camera_last_frame_age_seconds{camera=\"mjpeg-live\",name=\"mjpeg live\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..=(HEARTBEAT + TIMEOUT + SLACK).as_secs_f64()).contains(&age), "last frame {age} s ago");
+    assert!(!metrics.contains("camera=\"mjpeg-daily\""), "no series for a camera without a heartbeat yet");
+
+    // 5. No password anywhere: answers, live events, log files.
+    let events = read_events(web.port(), "/api/cameras/events", 5, HEARTBEAT * 2);
+    assert!(events.contains("event: camera\ndata: {"), "{events}");
+    let mut answers = vec![
+        ("GET /api/cameras".to_owned(), web.get("/api/cameras").text()),
+        ("GET /api/streampulse/status".to_owned(), pulse.to_string()),
+        ("GET /metrics".to_owned(), metrics),
+        ("the CSV export".to_owned(), csv_text),
+        ("GET /api/cameras/events".to_owned(), events),
+    ];
+    for s in &scenarios {
+        let id = id_of(s.name);
+        for path in
+            [format!("/api/cameras/{id}"), format!("/api/cameras/{id}/changes"), format!("/api/cameras/{id}/history")]
+        {
+            let r = web.get(&path);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            answers.push((path, r.text()));
+        }
+    }
+    let (code, table, err) = monitor(&["--url", &web.url(), "cameras"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, cli_json, err) = monitor(&["--url", &web.url(), "--json", "cameras"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, status, err) = monitor(&["--url", &web.url(), "status"]);
+    assert_eq!(code, 0, "{err}");
+    answers.extend([("`cameras`".to_owned(), table.clone()), ("`status`".to_owned(), status.clone())]);
+    for (place, text) in &answers {
+        assert_no_secret(place, text, &secrets);
+    }
+    assert!(answers[0].1.contains(&format!("{}:***@", mjpeg::USER)), "the masked user shows: {}", answers[0].1);
+    let log = web.log_text();
+    assert!(log.contains("camera state changed"), "the log is the service's: {log}");
+    assert_no_secret("the service's log", &log, &secrets);
+
+    // 6. The CLI: the table with each camera's state, the API's JSON, the status summary.
+    let table_lines: Vec<&str> = table.lines().collect();
+    assert_eq!(table_lines[0], format!("Cameras ({})", list.len()), "{table}");
+    for s in &scenarios {
+        let row = table_lines.iter().find(|l| l.trim_start().starts_with(&format!("{} ", s.name)));
+        let row = row.unwrap_or_else(|| panic!("{} in\n{table}", s.name));
+        let state = if s.name == "mjpeg switchable" { "UP" } else { s.state };
+        assert!(row.contains(&format!(" {state} ")), "{} is {state}:\n{table}", s.name);
+        if let Some(reason) = s.reason.filter(|_| s.name != "mjpeg switchable") {
+            assert!(row.contains(reason), "{} says {reason}:\n{table}", s.name);
+        }
+    }
+    let live_row = table_lines.iter().find(|l| l.trim_start().starts_with("rtsp live ")).unwrap();
+    assert!(live_row.contains("h264") && live_row.contains("320x240") && live_row.contains(" ms"), "{live_row}");
+    let parsed: Value = serde_json::from_str(&cli_json).unwrap_or_else(|e| panic!("{e}: {cli_json}"));
+    let ids: Vec<&str> = parsed["cameras"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids.len(), list.len(), "{cli_json}");
+    assert!(ids.contains(&"rtsp-live") && ids.contains(&"mjpeg-daily"), "{cli_json}");
+    assert_eq!(parsed["timezone"], "Asia/Kolkata");
+    let ups = scenarios.iter().filter(|s| s.state == "UP").count() + 1;
+    let downs = scenarios.iter().filter(|s| s.state == "DOWN").count() - 1;
+    let summary = format!("{ups} UP, 2 DEGRADED, {downs} DOWN, 1 WAITING");
+    assert!(status.contains(&format!("Cameras\n  {summary}\n")), "{summary} in\n{status}");
+    assert!(status.contains("  DOWN refused: "), "the broken ones are named:\n{status}");
+    assert!(status.contains("  DEGRADED rtsp frozen: the picture has not changed"), "{status}");
+    drop(web);
+}
+
+#[test]
+fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
+    let rtsp = RtspServer::start();
+    let cams = MjpegServer::start();
+    let gate_url = rtsp.secure_url(Some((rtsp::USER, rtsp::PASSWORD)));
+    let lab_url = cams.auth_url(mjpeg::USER, mjpeg::PASSWORD);
+    // Nothing listens there: DOWN/refused before and after the restart at the end.
+    let dark_port = ds_tests::smtp::free_port();
+    let original = format!(
+        "heartbeat_seconds: {}\ntimezone: UTC\ntimeout_seconds: {}\nretries: {RETRIES}\n\
+         site_notes: kept by the editor\nstreams:\n\
+         - name: Gate\n  url: '{gate_url}'\n  mount: north pole\n\
+         - name: Lab\n  url: '{lab_url}'\n\
+         - name: Dark\n  url: 'rtsp://127.0.0.1:{dark_port}/live'\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs()
+    );
+    let mut web = Web::start(&original, "info");
+    let secrets = [rtsp::PASSWORD, mjpeg::PASSWORD, REFUSED_URL_PASSWORD, HAND_EDIT_PASSWORD];
+    let token = web.token();
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    let cameras_file = web.cameras_file.clone();
+    let file = || std::fs::read_to_string(&cameras_file).unwrap();
+    let mut error_answers = Vec::new();
+
+    wait_up(&web, "gate", within(1));
+    wait_up(&web, "lab", within(1));
+    // The first state is a change on record once the database writer commits (within 1 s).
+    let changes_before = wait_until("Gate's first state change stored", Duration::from_secs(3), || {
+        let changes = web.json("/api/cameras/gate/changes")["changes"].as_array().cloned().unwrap_or_default();
+        if changes.is_empty() { Err("none".to_owned()) } else { Ok(changes) }
+    });
+
+    // Adding needs a token, from the dashboard's own origin.
+    let yard = json!({"name": "Yard", "url": cams.url("live")});
+    let r = web.send("POST", "/api/cameras", &[], Some(&yard));
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = web.send("POST", "/api/cameras", &[auth[0], ("Origin", "http://evil.example")], Some(&yard));
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(web.cameras().len(), 3, "refused calls change nothing");
+    let r = web.send("POST", "/api/cameras", &auth, Some(&yard));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    assert_eq!((created["id"].as_str(), created["name"].as_str()), (Some("yard"), Some("Yard")), "{created:#}");
+    let text = file();
+    assert!(text.contains("site_notes: kept by the editor"), "an unknown top-level key survives:\n{text}");
+    assert!(text.contains("mount: north pole"), "an unknown camera key survives:\n{text}");
+    assert!(text.contains(&gate_url) && text.contains(&lab_url), "passwords stay in the file:\n{text}");
+    let (g, l, y) = (text.find("name: Gate"), text.find("name: Lab"), text.find("name: Yard"));
+    assert!(g < l && l < y && g.is_some(), "the order is kept, new cameras last:\n{text}");
+    wait_up(&web, "yard", within(1));
+
+    // A rename keeps the id, and with it the history.
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"name": "Front Gate"})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["id"].as_str(), r.json()["name"].as_str()), (Some("gate"), Some("Front Gate")));
+    let renamed = web.camera("gate").expect("still listed under its id");
+    assert_eq!(renamed["name"], "Front Gate");
+    let changes_after = web.json("/api/cameras/gate/changes")["changes"].as_array().unwrap().clone();
+    assert!(changes_after.len() >= changes_before.len(), "{changes_after:#?}");
+    assert!(changes_after.ends_with(&changes_before), "the history follows the rename: {changes_after:#?}");
+    assert!(file().contains("id: gate"), "the id is written down:\n{}", file());
+
+    // The URL as the API shows it (password masked) keeps the stored password.
+    let masked = renamed["url"].as_str().unwrap().to_owned();
+    assert_eq!(masked, format!("rtsp://{}:***@127.0.0.1:{}/live", rtsp::USER, rtsp.secure_port));
+    let saved_at = now_epoch_seconds();
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"url": masked})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(file().contains(&gate_url), "the stored password is kept:\n{}", file());
+    let lab = web.camera("lab").unwrap();
+    let r = web.send("PUT", "/api/cameras/lab", &auth, Some(&json!({"name": "Lab 2", "url": lab["url"]})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(file().contains(&lab_url), "the stored MJPEG password is kept:\n{}", file());
+    wait_until("Front Gate UP after the save", within(1), || {
+        let cam = web.camera("gate").unwrap();
+        let after = cam["last_heartbeat_at"].as_str().is_some_and(|t| epoch_seconds(t) > saved_at);
+        if after && verdict(&cam) == (Some("UP"), None) { Ok(()) } else { Err(cam.to_string()) }
+    });
+    // Another user with a masked password has no password to keep.
+    let other_user = masked.replace(&format!("{}:", rtsp::USER), "someone:");
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"url": other_user})));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("password is masked"), "{}", r.text());
+    error_answers.push(r.text());
+
+    // Bad URLs and bodies: 422 saying what is allowed, never echoing a password.
+    let bad = [
+        (format!("ftp://op:{REFUSED_URL_PASSWORD}@127.0.0.1/cam"), "scheme `ftp` is not supported"),
+        ("rtsp://".to_owned(), "has no host"),
+        (format!("rtsps://op:{REFUSED_URL_PASSWORD}@127.0.0.1/cam"), "rtsps:// (RTSP over TLS) is not supported"),
+    ];
+    for (url, why) in bad {
+        let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "Bad", "url": url})));
+        assert_eq!(r.status, 422, "{url}: {}", r.text());
+        let message = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(why), "{url}: {message}");
+        assert!(message.contains("rtsp://") && message.contains("http"), "names what is allowed: {message}");
+        error_answers.push(r.text());
+    }
+    let r = web.send(
+        "POST",
+        "/api/cameras",
+        &auth,
+        Some(&json!({"name": "Typo", "url": cams.url("live"), "pasword": REFUSED_URL_PASSWORD})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("unknown field `pasword`"), "{}", r.text());
+    error_answers.push(r.text());
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"url": 5})));
+    assert_eq!(r.status, 422, "{}", r.text());
+    error_answers.push(r.text());
+    let r = web.send("PUT", "/api/cameras/nobody", &auth, Some(&json!({"name": "x"})));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(!file().contains("Bad") && !file().contains("Typo"), "refused edits are not written:\n{}", file());
+
+    let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "yard", "url": cams.url("live")})));
+    assert_eq!(r.status, 422, "names are unique: {}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("names must be unique"), "{}", r.text());
+    let r = web.send("PUT", "/api/cameras/yard", &auth, Some(&json!({"heartbeat_seconds": 2})));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("5..=86400"), "{}", r.text());
+    let r = web.send("PUT", "/api/cameras/settings", &auth, Some(&json!({"heartbeat_seconds": 2})));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = web.send("PUT", "/api/cameras/settings", &auth, Some(&json!({"timezone": "Mars/Olympus"})));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("IANA time zone"), "{}", r.text());
+    assert_eq!(web.send("PUT", "/api/cameras/settings", &[], Some(&json!({"timezone": "UTC"}))).status, 401);
+    let r = web.send("PUT", "/api/cameras/settings", &auth, Some(&json!({"timezone": "Europe/Berlin"})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(web.json("/api/cameras")["timezone"], "Europe/Berlin");
+
+    // Delete: 401 without a token, 204 with one, and gone.
+    assert_eq!(web.send("DELETE", "/api/cameras/yard", &[], None).status, 401);
+    let r = web.send("DELETE", "/api/cameras/yard", &auth, None);
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(web.camera("yard").is_none(), "deleted cameras leave the list");
+    assert!(!file().contains("Yard"), "{}", file());
+    assert_eq!(web.get("/api/cameras/yard").status, 404);
+    // A new camera under the deleted one's name is another camera: it does not inherit the
+    // deleted camera's history (which stays in the database until retention removes it).
+    let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "Yard", "url": cams.url("frozen")})));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let new_yard = r.json()["id"].as_str().unwrap().to_owned();
+    let changes = web.json(&format!("/api/cameras/{new_yard}/changes"));
+    assert_eq!(changes["changes"], json!([]), "{new_yard} starts without history: {changes:#}");
+    let r = web.send("DELETE", &format!("/api/cameras/{new_yard}"), &auth, None);
+    assert_eq!(r.status, 204, "{}", r.text());
+
+    // A hand edit is picked up within seconds.
+    // Appended as the operator would: in the file's own indentation.
+    let text = file();
+    let item = text.lines().find(|l| l.trim_start().starts_with("- name:")).unwrap();
+    let indent = item[..item.len() - item.trim_start().len()].to_owned();
+    let edited = text + &format!("{indent}- name: Hand\n{indent}  url: '{}'\n", cams.url("live"));
+    std::fs::write(&web.cameras_file, &edited).unwrap();
+    wait_until("the hand-added camera listed", FILE_PICKUP, || {
+        let l = web.json("/api/cameras");
+        let listed = l["cameras"].as_array().is_some_and(|c| c.iter().any(|c| c["id"] == "hand"));
+        if listed { Ok(()) } else { Err(format!("{l:#} for the file\n{edited}")) }
+    });
+    wait_up(&web, "hand", within(1));
+
+    // A broken hand edit is refused with its reasons; the last good list keeps running, and
+    // the editor does not overwrite the operator's file.
+    let broken = edited.replace("heartbeat_seconds: 5", "heartbeat_seconds: 1")
+        + &format!("{indent}- name: Broken\n{indent}  url: 'ftp://op:{HAND_EDIT_PASSWORD}@127.0.0.1/x'\n");
+    std::fs::write(&web.cameras_file, &broken).unwrap();
+    let refused_at = now_epoch_seconds();
+    let listing = wait_until("the broken edit refused", FILE_PICKUP, || {
+        let l = web.json("/api/cameras");
+        if l["file_problem"].is_object() { Ok(l) } else { Err(l["file_problem"].to_string()) }
+    });
+    let problems = listing["file_problem"]["messages"].as_array().unwrap();
+    let joined = problems.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n");
+    assert!(joined.contains("heartbeat_seconds") && joined.contains("5..=86400"), "{joined}");
+    assert!(joined.contains("scheme `ftp` is not supported"), "{joined}");
+    assert_no_secret("file_problem", &joined, &secrets);
+    let names: Vec<&str> = listing["cameras"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["Front Gate", "Lab 2", "Dark", "Hand"], "the last good list runs");
+    assert_eq!(listing["heartbeat_seconds"], HEARTBEAT.as_secs());
+    wait_until("heartbeats go on after the refused edit", within(1), || {
+        let cam = web.camera("hand").unwrap();
+        let after = cam["last_heartbeat_at"].as_str().is_some_and(|t| epoch_seconds(t) > refused_at);
+        if after && cam["state"] == "UP" { Ok(()) } else { Err(cam.to_string()) }
+    });
+    let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "Late", "url": cams.url("live")})));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("fix the file first"), "{}", r.text());
+    error_answers.push(r.text());
+    assert_eq!(file(), broken, "the operator's edit is not overwritten");
+    let (code, table, _) = monitor(&["--url", &web.url(), "cameras"]);
+    assert_eq!(code, 0);
+    assert!(table.contains("the camera list on disk was refused"), "{table}");
+    assert_no_secret("`cameras` with a refused file", &table, &secrets);
+
+    // Fixing the file clears the problem and runs the fixed list.
+    std::fs::write(&web.cameras_file, &edited).unwrap();
+    wait_until("the problem cleared", FILE_PICKUP, || {
+        let l = web.json("/api/cameras");
+        if l["file_problem"].is_null() { Ok(()) } else { Err(l["file_problem"].to_string()) }
+    });
+    let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "Late", "url": cams.url("live")})));
+    assert_eq!(r.status, 201, "the editor works again: {}", r.text());
+
+    // A restart keeps each camera's history and when its state began: an UP camera is UP
+    // since before, and a DOWN one DOWN since before (not PENDING again, as if it had just
+    // begun to fail: the watchdog's grace period would start over).
+    let dark = web.camera("dark").unwrap();
+    assert_eq!(verdict(&dark), (Some("DOWN"), Some("refused")), "{dark:#}");
+    let gate = web.camera("gate").unwrap();
+    let changes = web.json("/api/cameras/gate/changes");
+    let dark_changes = web.json("/api/cameras/dark/changes");
+    web.restart();
+    let restarted_at = now_epoch_seconds();
+    let again = wait_up(&web, "gate", within(1));
+    // The database keeps milliseconds.
+    let same_time =
+        |a: &Value, b: &Value| (epoch_seconds(a.as_str().unwrap()) - epoch_seconds(b.as_str().unwrap())).abs() < 0.001;
+    assert!(same_time(&again["since"], &gate["since"]), "UP since before the restart ({}): {again:#}", gate["since"]);
+    assert_eq!(web.json("/api/cameras/gate/changes"), changes, "the history survives the restart");
+    assert_eq!(again["name"], "Front Gate");
+    let dark_again = wait_until("Dark's first heartbeat after the restart", within(1), || {
+        let cam = web.camera("dark").unwrap();
+        let after = cam["last_heartbeat_at"].as_str().is_some_and(|t| epoch_seconds(t) > restarted_at);
+        if after { Ok(cam) } else { Err(cam.to_string()) }
+    });
+    assert_eq!(verdict(&dark_again), (Some("DOWN"), Some("refused")), "still DOWN: {dark_again:#}");
+    assert!(
+        same_time(&dark_again["since"], &dark["since"]),
+        "DOWN since before the restart ({}): {dark_again:#}",
+        dark["since"]
+    );
+    // Stored within a second; no PENDING in between.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "no state change from a restart");
+
+    for answer in &error_answers {
+        assert_no_secret("an editor's error answer", answer, &secrets);
+    }
+    let log = web.log_text();
+    assert!(log.contains("camera list edit refused"), "the refusal is logged: {log}");
+    assert_no_secret("the service's log", &log, &secrets);
+    drop(web);
+}
