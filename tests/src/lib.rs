@@ -2,6 +2,7 @@
 //! two monitors, the project's binaries) and helpers to drive and check them.
 
 pub mod bins;
+pub mod browser;
 pub mod hls;
 pub mod http;
 pub mod kiosk;

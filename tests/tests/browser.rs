@@ -2,13 +2,20 @@
 //! (tests/browser, installed from the npm registry by tests/run.sh), opens the HLS URL in a
 //! <video> element and must see its playback time advance.
 
-use std::process::Command;
 use std::time::Duration;
 
-use ds_tests::bins::workspace_root;
+use ds_tests::browser::{run_script, set_admin_password};
 use ds_tests::streamer::StreamerProcess;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::{Value, json};
+
+/// How long a browser script may run before it is killed.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(240);
+
+/// These scripts ask the test nothing.
+fn no_questions(ask: &Value) -> Value {
+    panic!("unexpected question from the browser script: {ask}")
+}
 
 #[test]
 fn headless_chromium_plays_the_stream() {
@@ -17,16 +24,7 @@ fn headless_chromium_plays_the_stream() {
     let s = StreamerProcess::start(&x.display(), json!({}));
     s.wait_for("three segments", Duration::from_secs(20), |h| h["playlist"]["segment_count"].as_u64() >= Some(3));
     let url = format!("http://127.0.0.1:{}/hls/desktop/playlist.m3u8", s.port);
-    let out = Command::new("node")
-        .arg(workspace_root().join("tests/browser/play.mjs"))
-        .args([&url, "6"])
-        .output()
-        .expect("node runs (tests/deps.sh installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value =
-        stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
-            panic!("no result from the browser: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-        });
+    let result = run_script("play.mjs", &[url.as_str(), "6"], SCRIPT_LIMIT, no_questions).result;
     assert_eq!(result["ok"], true, "the video's time advanced: {result}");
     assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(1280), Some(720)), "{result}");
 }
@@ -42,7 +40,6 @@ fn headless_chromium_plays_the_stream() {
 #[test]
 fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     use ds_tests::kiosk::{Kiosk, UNITS};
-    use std::io::Write as _;
 
     let x = DummyDisplay::start().expect("dummy Xorg");
     let _moving = x.animate(SECOND_MONITOR).unwrap();
@@ -75,28 +72,16 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     }
 
     let password = "correct horse battery staple";
-    let mut set = Command::new(ds_tests::bins::bin("desktop-streamer-web"))
-        .arg("--config")
-        .arg(&kiosk.config)
-        .arg("set-password")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(set.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(set.wait().unwrap().success());
+    set_admin_password(&kiosk.config, password);
 
-    let started = std::time::Instant::now();
-    let out = Command::new("node")
-        .arg(workspace_root().join("tests/browser/dashboard.mjs"))
-        .args([&kiosk.url(), password, &kiosk.web.pid().to_string()])
-        .output()
-        .expect("node runs (tests/deps.sh installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value =
-        stdout.lines().last().and_then(|l| serde_json::from_str(l).ok()).unwrap_or_else(|| {
-            panic!("no result from the browser: {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-        });
-    eprintln!("browser checks ({:.1} s): {result:#}", started.elapsed().as_secs_f64());
+    let run = run_script(
+        "dashboard.mjs",
+        &[kiosk.url(), password.to_owned(), kiosk.web.pid().to_string()],
+        SCRIPT_LIMIT,
+        no_questions,
+    );
+    let result = run.result;
+    eprintln!("browser checks ({:.1} s): {result:#}", run.elapsed.as_secs_f64());
     for name in [
         "status_live",
         "native_plays",

@@ -1,7 +1,10 @@
 // The cameras page: the grid (state, reason, latency, last frame, codec and resolution,
 // uptime, heartbeat bar), a camera's history, state changes and preview, and the editor.
-// Live: every heartbeat arrives over /api/cameras/events; the grid's uptime figures are
-// fetched again every minute. Names and messages are inserted as text, never as HTML.
+// Live: every heartbeat arrives over /api/cameras/events (a camera the page does not know
+// yet, added by hand or by another user, makes it fetch the list again); the grid's uptime
+// figures are fetched again every minute; an open camera's state changes and chart follow its
+// state; "x s ago" keeps counting between heartbeats. Names and messages are inserted as
+// text, never as HTML.
 
 import {
   el, setChildren, setText, getJson, postJson, putJson, deleteJson, EventFeed, session, mountHeader,
@@ -10,6 +13,13 @@ import {
 
 const REFRESH_MS = 60_000;
 const CHANGES_PAGE = 20;
+/** How often relative times ("12 s ago") are brought up to date. */
+const TICK_MS = 1000;
+/** The service commits heartbeats in batches at most a second old: an open camera's history
+ * is asked for again this long after its state changed, so the change is in it. */
+const STORED_AFTER_MS = 2000;
+/** Heartbeats of unknown cameras within this time cause one fetch of the list. */
+const UNKNOWN_REFRESH_MS = 1000;
 
 const state = {
   list: null, // the last /api/cameras answer
@@ -19,6 +29,8 @@ const state = {
   changesBefore: null,
   timezone: 'UTC',
   lastUpdate: 0,
+  historyTimer: null,
+  refreshTimer: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -43,6 +55,13 @@ function ago(iso) {
   return Number.isFinite(s) ? `${formatDuration(s)} ago` : '—';
 }
 
+/** "12 s ago", kept current by the ticker. */
+const liveAgo = (iso) => el('span', { class: 'ago', dataset: { at: iso }, text: ago(iso) });
+
+function tick() {
+  for (const node of document.querySelectorAll('.ago[data-at]')) setText(node, ago(node.dataset.at));
+}
+
 const percent = (v) => (typeof v === 'number' ? `${v.toFixed(v >= 99.95 || v < 10 ? 1 : 2)} %` : '—');
 
 function stateText(cam) {
@@ -53,10 +72,10 @@ function stateText(cam) {
 function facts(cam) {
   const size = cam.width && cam.height ? `${cam.width}×${cam.height}` : '—';
   return [
-    ['State since', cam.since ? `${localTime(cam.since)} (${ago(cam.since)})` : '—'],
+    ['State since', cam.since ? [`${localTime(cam.since)} (`, liveAgo(cam.since), ')'] : '—'],
     ['Why', cam.message || (cam.state === 'UP' ? 'video arrives' : '—')],
     ['Latency to first frame', typeof cam.latency_ms === 'number' ? `${cam.latency_ms} ms` : '—'],
-    ['Last frame', cam.last_frame_at ? ago(cam.last_frame_at) : 'never'],
+    ['Last frame', cam.last_frame_at ? liveAgo(cam.last_frame_at) : 'never'],
     ['Codec, size', `${cam.codec || '—'}, ${size}`],
     ['Uptime 24 h · 7 d · 30 d', ['24h', '7d', '30d'].map((w) => percent(cam.uptime && cam.uptime[w])).join(' · ')],
     ['Heartbeat', `every ${cam.heartbeat_seconds} s`],
@@ -64,7 +83,7 @@ function facts(cam) {
 }
 
 function factList(pairs) {
-  return pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]);
+  return pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]);
 }
 
 function bar(buckets) {
@@ -86,13 +105,18 @@ function card(cam) {
   return { node, badge, dl };
 }
 
+/** "3 UP, 1 DOWN" over the cameras as they are now. */
+function renderCounts() {
+  const counts = {};
+  for (const c of state.list.cameras) counts[c.state || 'waiting'] = (counts[c.state || 'waiting'] || 0) + 1;
+  setText($('fleet-counts'), Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ') || 'no cameras');
+}
+
 function renderGrid() {
   const list = state.list;
   if (!list) return;
   state.timezone = list.timezone || 'UTC';
-  const counts = {};
-  for (const c of list.cameras) counts[c.state || 'waiting'] = (counts[c.state || 'waiting'] || 0) + 1;
-  setText($('fleet-counts'), Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ') || 'no cameras');
+  renderCounts();
   const problem = list.file_problem;
   $('file-problem').hidden = !problem;
   if (problem) {
@@ -116,7 +140,14 @@ function renderGrid() {
 /** A heartbeat from the event feed: update that camera's card and the detail panel. */
 function onHeartbeat(live) {
   const cam = state.byId.get(live.id);
-  if (!cam) return;
+  if (!cam) {
+    // Added since the list was fetched (by hand in the file, or from another page).
+    if (!state.refreshTimer) {
+      state.refreshTimer = setTimeout(() => { state.refreshTimer = null; refresh(); }, UNKNOWN_REFRESH_MS);
+    }
+    return;
+  }
+  const before = cam.state;
   Object.assign(cam, live);
   const c = state.cards.get(live.id);
   if (c) {
@@ -124,7 +155,19 @@ function onHeartbeat(live) {
     setText(c.badge, stateText(cam));
     setChildren(c.dl, factList(facts(cam).slice(1, 6)));
   }
-  if (state.selected === live.id) renderDetail(cam);
+  renderCounts();
+  if (state.selected === live.id) {
+    renderDetail(cam);
+    if (cam.state !== before) {
+      clearTimeout(state.historyTimer);
+      state.historyTimer = setTimeout(() => {
+        if (state.selected !== live.id) return;
+        loadOne(live.id);
+        loadHistory(live.id);
+        loadChanges(live.id);
+      }, STORED_AFTER_MS);
+    }
+  }
   markFresh();
 }
 
@@ -161,10 +204,26 @@ function renderDetail(cam) {
   $('export-one').href = `/api/cameras/export.csv?camera=${encodeURIComponent(cam.id)}`;
 }
 
+/** The camera's uptime and bar as the API has them now (the list's may be a minute old). */
+async function loadOne(id) {
+  try {
+    const one = await getJson(`/api/cameras/${encodeURIComponent(id)}`);
+    const cam = state.byId.get(id);
+    if (!cam || state.selected !== id) return;
+    cam.uptime = one.uptime;
+    cam.bar = one.bar;
+    renderDetail(cam);
+  } catch {
+    // The panel keeps the list's figures; the chart and changes say what failed.
+  }
+}
+
 async function loadHistory(id) {
   const chart = $('history-chart');
   try {
     const h = await getJson(`/api/cameras/${encodeURIComponent(id)}/history?hours=24&buckets=96`);
+    // Another camera was opened meanwhile: its own answer draws the chart.
+    if (state.selected !== id) return;
     setChildren(chart, h.buckets.map((b) => {
       const t = b.time;
       const total = t.up_ms + t.degraded_ms + t.pending_ms + t.down_ms + t.unknown_ms || 1;
@@ -180,6 +239,7 @@ async function loadHistory(id) {
       return col;
     }));
   } catch (e) {
+    if (state.selected !== id) return;
     setChildren(chart, el('p', { class: 'unreachable', text: `History unavailable: ${e.message}` }));
   }
 }
@@ -190,6 +250,7 @@ async function loadChanges(id, more = false) {
   if (more && state.changesBefore) q.set('before', state.changesBefore);
   try {
     const page = await getJson(`/api/cameras/${encodeURIComponent(id)}/changes?${q}`);
+    if (state.selected !== id) return;
     const items = page.changes.map((c) => el('li', {},
       el('time', { datetime: c.at, text: localTime(c.at) }), ' ',
       el('span', { class: 'badge', dataset: { state: c.to }, text: c.to }),
@@ -201,6 +262,7 @@ async function loadChanges(id, more = false) {
     state.changesBefore = page.next_before;
     $('changes-more').hidden = !page.next_before;
   } catch (e) {
+    if (state.selected !== id) return;
     setChildren(list, el('li', { class: 'unreachable', text: `State changes unavailable: ${e.message}` }));
   }
 }
@@ -214,6 +276,7 @@ function openDetail(id) {
   $('preview').hidden = true;
   setText($('preview-state'), '');
   renderDetail(cam);
+  loadOne(id);
   loadHistory(id);
   loadChanges(id);
 }
@@ -230,10 +293,13 @@ function showPreview() {
   const img = $('preview');
   setText($('preview-state'), 'asking the camera for a picture…');
   img.onload = () => {
+    // A picture that arrives after another camera was opened is not shown under its name.
+    if (state.selected !== id) return;
     img.hidden = false;
     setText($('preview-state'), `${img.naturalWidth}×${img.naturalHeight}, ${new Date().toLocaleTimeString()}`);
   };
   img.onerror = async () => {
+    if (state.selected !== id) return;
     img.hidden = true;
     // The image element cannot read the JSON reason; ask once more for it.
     try {
@@ -315,7 +381,10 @@ async function submitSettings(event) {
 
 function onHash() {
   const id = decodeURIComponent(window.location.hash.slice(1));
-  if (id) openDetail(id);
+  if (!id) return;
+  openDetail(id);
+  // The panel is below the grid: bring it into view (on a phone it is screens away).
+  if (state.selected === id) $('camera').scrollIntoView({ block: 'start' });
 }
 
 function connectionState(s) {
@@ -339,6 +408,7 @@ async function main() {
   onHash();
   new EventFeed('/api/cameras/events', { camera: onHeartbeat }, connectionState).open();
   setInterval(refresh, REFRESH_MS);
+  setInterval(tick, TICK_MS);
 }
 
 main();
