@@ -56,6 +56,19 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The problem without the file and place (`streams[2].url = "ftp://…": …`), for an answer
+    /// to a request that changed the document rather than the file.
+    pub fn without_file(&self) -> String {
+        let mut text = self.to_string();
+        let prefix = format!("{}: ", self.file.display());
+        if self.location.is_none() && text.starts_with(&prefix) {
+            text.drain(..prefix.len());
+        }
+        text
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

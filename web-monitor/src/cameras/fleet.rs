@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ds_config::{CamerasConfig, CamerasDocument, Problems};
+use ds_config::{CamerasConfig, CamerasDocument, Diagnostic, Problems};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, watch};
@@ -178,7 +178,9 @@ impl Fleet {
         let mut doc = inner.doc.clone();
         let before = doc.config().clone();
         let mut refused = None;
-        doc.edit(|map| refused = edit(map, &before).err()).map_err(|p| EditError::Invalid(messages(&p)))?;
+        // The client changed the list, not the file: no server path in the answer.
+        doc.edit(|map| refused = edit(map, &before).err())
+            .map_err(|p| EditError::Invalid(p.errors().map(Diagnostic::without_file).collect()))?;
         if let Some(what) = refused {
             return Err(EditError::Rejected { what });
         }
@@ -282,7 +284,7 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("heartbeat_seconds = 2: must be 5..=86400"), "{e}");
+        assert!(e.to_string().starts_with("heartbeat_seconds = 2: must be 5..=86400"), "no file path: {e}");
         assert!(std::fs::read_to_string(&path).unwrap().contains("heartbeat_seconds: 20"));
     }
 }
