@@ -119,7 +119,7 @@ fn split_credentials(raw: &str, masked: &str) -> Result<Source, PreviewError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host".to_owned()));
     }
-    let decode = |s: &str| percent_decode(s);
+    let decode = |s: &str| crate::probe::percent_decode(s);
     let user = (!url.username().is_empty()).then(|| decode(url.username()));
     let password = url.password().map(decode);
     // Cannot fail for URLs with a host.
@@ -128,25 +128,6 @@ fn split_credentials(raw: &str, masked: &str) -> Result<Source, PreviewError> {
     Ok(Source { location: url.to_string(), user, password })
 }
 
-/// `%40` → `@`: the URL crate keeps user info percent-encoded; cameras want it plain.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Sets the pipeline to Null however the grab ends.
 struct NullOnDrop(gst::Pipeline);

@@ -15,10 +15,8 @@
 //   {"ask": "hand_edit"}              cameras.yaml rewritten by hand with spec.hand_added too
 // Prints one JSON line {"ok", "checks": {name: {ok, ...}}} last; exit 0 when every check passed.
 // The checks run in order and later ones rely on earlier ones (logged in, the camera added).
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { launch } from './chromium.mjs';
 import { createInterface } from 'node:readline';
 
 const spec = JSON.parse(process.argv[2] || 'null');
@@ -49,16 +47,8 @@ async function ask(question) {
 }
 
 // ---- the browser ----
-const profile = mkdtempSync(join(tmpdir(), 'ds-chromium-'));
-// Without the background-networking flags Chromium floods a closed network with connections.
-// Playwright adds --headless (headless: true) and --user-data-dir (the fresh profile).
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 900 },
-});
+const browser = await launch({ viewport: { width: 1280, height: 900 } });
+const { context } = browser;
 context.setDefaultTimeout(STEP_TIMEOUT);
 
 // Runs before every page's own scripts: counts the page's API calls (to tell live updates
@@ -511,8 +501,7 @@ try {
   for (const p of pages) {
     if (!p.isClosed()) probes.push(await p.evaluate(() => window.__probe).catch(() => null));
   }
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
   // Errors of the cameras page (the dashboard at / has no streamer to show and may log
   // failed requests), except the 422s of the refused URL and time zone; nothing refused by
   // the Content-Security-Policy anywhere; no dialog but the delete's confirm; no element a

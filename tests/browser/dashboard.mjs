@@ -7,10 +7,8 @@
 // Prints one JSON line {"checks": {name: {ok, ...}}}; exit 0 when every check passed.
 // The checks run in this order and later ones rely on earlier ones (logged in, then the
 // streamer is stopped from the page, then the web service itself is stopped).
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { launch } from './chromium.mjs';
 
 const [base, password, webPid] = process.argv.slice(2);
 if (!base || !password || !webPid) {
@@ -18,16 +16,8 @@ if (!base || !password || !webPid) {
   process.exit(2);
 }
 const LIVE_TIMEOUT = 30000;
-const profile = mkdtempSync(join(tmpdir(), 'ds-chromium-'));
-// Without the background-networking flags Chromium floods a closed network with connections.
-// Playwright adds --headless (headless: true) and --user-data-dir (the fresh profile).
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 900 },
-});
+const browser = await launch({ viewport: { width: 1280, height: 900 } });
+const { context } = browser;
 const checks = {};
 const consoleErrors = [];
 
@@ -211,8 +201,7 @@ try {
 } catch (e) {
   checks.harness = { ok: false, error: String(e) };
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 // Errors the page logged: failed requests after the service stopped are expected, but nothing
 // the Content-Security-Policy refused (an inline script or style would be).

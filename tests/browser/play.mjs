@@ -1,29 +1,17 @@
 // Plays an HLS URL in headless Chromium (Debian's /usr/bin/chromium) and reports whether the
 // video's currentTime advanced. Usage: node play.mjs URL [seconds]
 // Prints one JSON line: {"ok": bool, "start": t0, "end": t1, "error": ...}; exit 0 when it played.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launch } from './chromium.mjs';
 
 const [url, seconds = '8'] = process.argv.slice(2);
 if (!url) {
   console.error('usage: node play.mjs URL [seconds]');
   process.exit(2);
 }
-const profile = mkdtempSync(join(tmpdir(), 'ds-chromium-'));
-// Without the background-networking flags Chromium floods a closed network with connections.
-// A fresh profile every run, passed as Playwright wants it (it owns --user-data-dir).
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch({}, ['--autoplay-policy=no-user-gesture-required']);
 let result = { ok: false };
 try {
-  const page = await browser.newPage();
+  const page = await browser.context.newPage();
   await page.setContent(`<video id="v" muted autoplay playsinline></video>`);
   result = await page.evaluate(async ({ url, seconds }) => {
     const v = document.getElementById('v');
@@ -43,7 +31,6 @@ try {
   result = { ok: false, error: String(e) };
 } finally {
   await browser.close();
-  rmSync(profile, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result));
 process.exit(result.ok ? 0 : 1);

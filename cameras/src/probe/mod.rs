@@ -166,7 +166,8 @@ impl Target {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// `%40` → `@`: the URL crate keeps user info percent-encoded; cameras want it plain.
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
