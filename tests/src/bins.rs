@@ -24,3 +24,16 @@ pub fn bin(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Runs `desktop-streamer-monitor` with `args` (no token or NO_COLOR from the test's own
+/// environment); its exit code, stdout and stderr.
+pub fn run_monitor(args: &[&str]) -> (i32, String, String) {
+    let std::process::Output { status, stdout, stderr } = std::process::Command::new(bin("desktop-streamer-monitor"))
+        .args(args)
+        .env_remove("DESKTOP_STREAMER_TOKEN")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run desktop-streamer-monitor");
+    let code = status.code().expect("exited, not killed");
+    (code, String::from_utf8(stdout).expect("UTF-8 stdout"), String::from_utf8(stderr).expect("UTF-8 stderr"))
+}

@@ -12,9 +12,9 @@
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
-use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
 
+use ds_tests::bins::run_monitor as monitor;
 use ds_tests::http::{self, Response};
 use ds_tests::mjpeg::{self, MjpegServer, Mode};
 use ds_tests::rtsp::{self, RtspServer};
@@ -264,17 +264,6 @@ fn read_events(port: u16, path: &str, count: usize, limit: Duration) -> String {
         }
     }
     panic!("fewer than {count} events within {limit:?}: {}", String::from_utf8_lossy(&got));
-}
-
-/// Runs `desktop-streamer-monitor` with `args`; (exit code, stdout, stderr).
-fn monitor(args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
-        .args(args)
-        .env_remove("DESKTOP_STREAMER_TOKEN")
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
-    (status.code().expect("exited, not killed"), String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
 }
 
 /// Fails if any of `secrets` appears in `text` (named `place`).

@@ -3,9 +3,9 @@
 //! streamer runs outside systemd and `desktop-streamer.service` is a `sleep` unit, so stopping
 //! the unit is what the dashboard, and so `check`, sees as the streamer's unit going down).
 
-use std::process::Output;
 use std::time::Duration;
 
+use ds_tests::bins::run_monitor as monitor;
 use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
@@ -13,17 +13,6 @@ use serde_json::json;
 
 /// Nothing listens on port 1: a kiosk that cannot be reached.
 const NOWHERE: &str = "http://127.0.0.1:1";
-
-fn monitor(args: &[&str]) -> (i32, String, String) {
-    let Output { status, stdout, stderr } = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
-        .args(args)
-        .env_remove("DESKTOP_STREAMER_TOKEN")
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap();
-    let code = status.code().expect("exited, not killed");
-    (code, String::from_utf8(stdout).unwrap(), String::from_utf8(stderr).unwrap())
-}
 
 #[test]
 fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
