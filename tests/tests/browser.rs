@@ -49,7 +49,9 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     let streamer_dir = kiosk.dir.path().join("streamer");
     std::fs::create_dir_all(&streamer_dir).unwrap();
     let config = streamer_dir.join("config.json");
-    std::fs::write(&config, json!({"output_dir": streamer_dir.join("hls")}).to_string()).unwrap();
+    let mut streamer_config = json!({"output_dir": streamer_dir.join("hls")});
+    ds_tests::streamer::ignore_host_disk(&mut streamer_config);
+    std::fs::write(&config, streamer_config.to_string()).unwrap();
     let unit = format!(
         "[Unit]\nDescription=desktop-streamer under test\n\n[Service]\nExecStart={} --config {} --listen 127.0.0.1:{port}\n\
          Environment=DISPLAY={} DESKTOP_STREAMER_LOG_DIR={} RUST_LOG=info\nRestart=no\nTimeoutStopSec=15\n",

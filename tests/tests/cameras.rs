@@ -21,6 +21,10 @@ use ds_tests::rtsp::{self, RtspServer};
 use ds_tests::service::ServiceProcess;
 use serde_json::{Value, json};
 
+/// A loopback port where nothing listens, ever: a port picked as free for a while could be
+/// taken by another test's server running at the same time.
+const REFUSED_PORT: u16 = 1;
+
 /// The shortest heartbeat `cameras.yaml` allows (`HEARTBEAT_RANGE_S`).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Each probe step's timeout, `retries` and `frozen_seconds` as the test lists set them.
@@ -303,7 +307,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     let cams = MjpegServer::start();
     // A camera watched once a day, on its own server: its requests are the preview's alone.
     let daily = MjpegServer::start();
-    let refused_port = ds_tests::smtp::free_port();
+    let refused_port = REFUSED_PORT;
     cams.set_mode(Mode::NotFound);
     let scenarios = [
         Scenario { name: "rtsp live", url: rtsp.url("live"), state: "UP", reason: None, attempts: 1 },
@@ -629,7 +633,7 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     let gate_url = rtsp.secure_url(Some((rtsp::USER, rtsp::PASSWORD)));
     let lab_url = cams.auth_url(mjpeg::USER, mjpeg::PASSWORD);
     // Nothing listens there: DOWN/refused before and after the restart at the end.
-    let dark_port = ds_tests::smtp::free_port();
+    let dark_port = REFUSED_PORT;
     let original = format!(
         "heartbeat_seconds: {}\ntimezone: UTC\ntimeout_seconds: {}\nretries: {RETRIES}\n\
          site_notes: kept by the editor\nstreams:\n\
