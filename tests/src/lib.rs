@@ -12,6 +12,7 @@ pub mod nspawn;
 pub mod procfs;
 pub mod receiver;
 pub mod rtsp;
+pub mod rtsp_sim;
 pub mod service;
 pub mod smtp;
 pub mod streamer;
