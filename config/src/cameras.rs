@@ -35,7 +35,7 @@ pub const DEFAULT_FROZEN_S: u32 = 60;
 /// More lost RTP packets than this share of the packets of a probe is DEGRADED/packet_loss.
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
-pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 64;
+pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 256;
 /// Allowed ranges of the settings above.
 pub const HEARTBEAT_RANGE_S: std::ops::RangeInclusive<u32> = 5..=86_400;
 pub const PROBE_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 1..=120;
@@ -66,7 +66,9 @@ pub struct CamerasConfig {
     /// Share of RTP packets lost in a probe, in percent, above which the camera is
     /// DEGRADED/packet_loss. Default 5; 0..=100.
     pub max_packet_loss_percent: f64,
-    /// Probes running at the same time over all cameras. Default 64; 1..=4096.
+    /// Probes running at the same time over all cameras. Default 256; 1..=4096. A probe holds
+    /// its slot while it waits for the camera's keyframe, so a fleet needs about
+    /// cameras ÷ heartbeat_seconds × (seconds to the first keyframe + 0.1) slots to stay on time.
     pub max_concurrent_probes: u32,
 }
 
