@@ -8,7 +8,7 @@
 
 import {
   el, setChildren, setText, getJson, postJson, putJson, deleteJson, EventFeed, session, mountHeader,
-  formatDuration,
+  formatDuration, report,
 } from './common.js';
 
 const REFRESH_MS = 60_000;
@@ -335,21 +335,11 @@ function startEdit(id) {
   $('form-name').focus();
 }
 
-async function report(out, what, fn) {
-  out.classList.remove('error', 'ok');
-  setText(out, `${what}…`);
-  try {
-    const answer = await fn();
-    out.classList.add('ok');
-    setText(out, `${what}: done`);
-    await refresh();
-    return answer;
-  } catch (e) {
-    out.classList.add('error');
-    setText(out, `${what} refused: ${e.message}`);
-    if (e.status === 401) session.refresh();
-    return null;
-  }
+/** A change through the editor, then the list as it is now. */
+async function change(out, what, call) {
+  const done = await report(out, what, call);
+  if (done) await refresh();
+  return done;
 }
 
 async function submitCamera(event) {
@@ -358,15 +348,15 @@ async function submitCamera(event) {
   const hb = $('form-heartbeat').value.trim();
   const body = { name: $('form-name').value, url: $('form-url').value, heartbeat_seconds: hb === '' ? null : Number(hb) };
   const ok = id
-    ? await report($('form-result'), `Saving ${body.name}`, () => putJson(`/api/cameras/${encodeURIComponent(id)}`, body))
-    : await report($('form-result'), `Adding ${body.name}`, () => postJson('/api/cameras', body));
+    ? await change($('form-result'), `Saving ${body.name}`, () => putJson(`/api/cameras/${encodeURIComponent(id)}`, body))
+    : await change($('form-result'), `Adding ${body.name}`, () => postJson('/api/cameras', body));
   if (ok) resetForm();
 }
 
 async function remove(id) {
   const cam = state.byId.get(id);
   if (!cam || !window.confirm(`Delete the camera “${cam.name}”? Its history stays in the database.`)) return;
-  await report($('form-result'), `Deleting ${cam.name}`, () => deleteJson(`/api/cameras/${encodeURIComponent(id)}`));
+  await change($('form-result'), `Deleting ${cam.name}`, () => deleteJson(`/api/cameras/${encodeURIComponent(id)}`));
   if (state.selected === id) closeDetail();
 }
 
@@ -376,7 +366,7 @@ async function submitSettings(event) {
     heartbeat_seconds: Number($('settings-heartbeat').value),
     timezone: $('settings-timezone').value,
   };
-  await report($('settings-result'), 'Saving the settings', () => putJson('/api/cameras/settings', body));
+  await change($('settings-result'), 'Saving the settings', () => putJson('/api/cameras/settings', body));
 }
 
 function onHash() {

@@ -153,23 +153,27 @@ export const session = {
   },
 };
 
-/** Runs a state-changing call and reports its answer (or the server's reason) in `out`.
- * A 401 means the session ended: the header shows the login form again. */
-export async function act(out, what, path, body) {
+/** Runs a state-changing `call` (a function returning the API's promise) and reports its
+ * answer, or the server's reason, in `out`; true when it was done. A 401 means the session
+ * ended: the header shows the login form again. */
+export async function report(out, what, call) {
   out.classList.remove('error', 'ok');
   setText(out, `${what}…`);
   try {
-    const answer = await postJson(path, body);
+    const answer = await call();
     out.classList.add('ok');
     setText(out, `${what}: ${answer && answer.message ? answer.message : 'done'}`);
-    return answer;
+    return true;
   } catch (e) {
     out.classList.add('error');
     setText(out, `${what} refused: ${e.message}`);
     if (e.status === 401) session.refresh();
-    return null;
+    return false;
   }
 }
+
+/** [`report`] of a POST of `body` to `path`. */
+export const act = (out, what, path, body) => report(out, what, () => postJson(path, body));
 
 /** The shared header: the site's name, the pages, and the login form or who is logged in. */
 export function mountHeader(current) {
