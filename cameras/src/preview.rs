@@ -128,7 +128,6 @@ fn split_credentials(raw: &str, masked: &str) -> Result<Source, PreviewError> {
     Ok(Source { location: url.to_string(), user, password })
 }
 
-
 /// Sets the pipeline to Null however the grab ends.
 struct NullOnDrop(gst::Pipeline);
 
