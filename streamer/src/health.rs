@@ -11,7 +11,7 @@ use crate::encoder::EncoderChoice;
 use crate::monitor::Monitor;
 use crate::playlist::PlaylistStats;
 use crate::status::{RestartEvent, State, StatusHandle};
-use crate::system::SystemSample;
+use ds_runtime::system::SystemSample;
 
 /// Overall verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

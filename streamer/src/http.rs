@@ -19,7 +19,7 @@ use crate::health::{DetailedReport, HealthReport, Verdict};
 use crate::metrics;
 use crate::playlist::PLAYLIST_FILE;
 use crate::status::{State as StreamState, StatusHandle};
-use crate::system::SystemMonitor;
+use ds_runtime::system::SystemMonitor;
 
 /// What the handlers read.
 #[derive(Clone, Debug)]

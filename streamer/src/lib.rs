@@ -13,7 +13,6 @@ pub mod playlist;
 pub mod splits;
 pub mod status;
 pub mod supervisor;
-pub mod system;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -123,7 +122,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     let (watcher, monitor_rx) = monitor::MonitorWatcher::spawn(&x_display, monitor::Selection::from_config(&config))
         .context("cannot start the monitor watcher")?;
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
-    let system = system::SystemMonitor::default();
+    let system = ds_runtime::system::SystemMonitor::default();
     let mut tasks = JoinSet::new();
     tasks.spawn(system.clone().run(config.output_dir.clone(), shutdown.clone()));
     let app = http::app(http::AppState { status: status.clone(), config: config_rx.clone(), system });

@@ -117,8 +117,14 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     };
     let streamer = upstream::Streamer::new(&config.streamer_url);
     let history = history::History::new();
-    let sources =
-        snapshot::Sources { streamer: streamer.clone(), systemd: systemd.clone(), units: config.units.clone() };
+    let machine = ds_runtime::system::SystemMonitor::default();
+    tokio::spawn(machine.clone().run(stream_output_dir(&config), shutdown.clone()));
+    let sources = snapshot::Sources {
+        streamer: streamer.clone(),
+        systemd: systemd.clone(),
+        units: config.units.clone(),
+        machine,
+    };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let monitor = cameras::CameraMonitor::start(&config).await?;
     let state = server::AppState {
@@ -145,6 +151,15 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     // Heartbeats still queued for the database are committed before the exit.
     monitor.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the streamer writes its stream (its config's `output_dir`), whose filesystem's use
+/// the dashboard shows; the default when the streamer's config cannot be read.
+fn stream_output_dir(config: &WebConfig) -> std::path::PathBuf {
+    match ds_config::load_file::<ds_config::StreamerConfig>(&config.streamer_config) {
+        Ok(loaded) => loaded.config.output_dir,
+        Err(_) => ds_config::StreamerConfig::default().output_dir,
+    }
 }
 
 /// How long open connections may delay the exit after SIGTERM.

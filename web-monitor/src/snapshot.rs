@@ -35,6 +35,9 @@ pub struct Sources {
     pub streamer: Streamer,
     pub systemd: Option<ds_systemd::Systemd>,
     pub units: Vec<String>,
+    /// The machine as this service measures it (so it stays visible while the streamer is
+    /// down).
+    pub machine: ds_runtime::system::SystemMonitor,
 }
 
 /// The latest snapshot, shared; cheap to clone.
@@ -130,7 +133,7 @@ async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
         "service": service,
         "stream": streamer["stream"],
         "health": streamer["health"],
-        "system": streamer["system"],
+        "system": s.machine.latest(),
         "gpu": gpu.unwrap_or_default(),
         "services": units,
         "unreachable": unreachable,
@@ -153,25 +156,36 @@ mod tests {
     use super::*;
 
     /// The streamer's port is closed and there is no systemd: both are named as unreachable,
-    /// with no numbers standing in for them, and the history records a point without figures.
+    /// with no numbers standing in for theirs; the machine, measured here, is still shown and
+    /// recorded in the history.
     #[tokio::test]
     async fn names_the_parts_it_cannot_reach_and_serves_the_same_snapshot_to_everyone() {
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", closed.local_addr().unwrap());
         drop(closed);
-        let sources = Sources { streamer: Streamer::new(&url), systemd: None, units: vec![] };
-        let history = History::new();
         let shutdown = Shutdown::new();
+        let machine = ds_runtime::system::SystemMonitor::default();
+        tokio::spawn(machine.clone().run(std::env::temp_dir(), shutdown.clone()));
+        let started = std::time::Instant::now();
+        while machine.latest().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(5), "the machine is measured");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let sources = Sources { streamer: Streamer::new(&url), systemd: None, units: vec![], machine };
+        let history = History::new();
         let cache = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
         let doc = &cache.latest().document;
         let parts: Vec<_> = doc["unreachable"].as_array().unwrap().iter().map(|u| u["part"].clone()).collect();
         assert_eq!(parts, [json!("streamer"), json!("systemd")], "{doc:#}");
-        assert!(doc["health"].is_null() && doc["system"].is_null(), "{doc:#}");
+        assert!(doc["health"].is_null() && doc["stream"].is_null(), "{doc:#}");
+        let memory = doc["system"]["memory_percent"].as_f64().expect("the machine without the streamer");
+        assert!(memory > 0.0 && memory <= 100.0, "{doc:#}");
+        assert!(doc["system"]["disk_usage_percent"].as_f64().is_some(), "{doc:#}");
         assert!(doc["sampled_at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{doc:#}");
         let body: Value = serde_json::from_slice(&cache.latest().body).unwrap();
         assert_eq!(&body, doc);
         assert_eq!(history.points().len(), 1);
-        assert_eq!(history.points()[0].cpu_percent, None);
+        assert_eq!(history.points()[0].memory_percent, Some(memory));
 
         let mut rx = cache.subscribe();
         rx.borrow_and_update();

@@ -193,7 +193,8 @@ async fn serve() -> Served {
     let streamer = Streamer::new(&nowhere);
     let shutdown = Shutdown::new();
     let history = History::new();
-    let sources = Sources { streamer: streamer.clone(), systemd: None, units: config.units.clone() };
+    let sources =
+        Sources { streamer: streamer.clone(), systemd: None, units: config.units.clone(), machine: Default::default() };
     let status = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(server::PUBLIC_PATHS));
     let cameras = Cameras::new(

@@ -169,8 +169,8 @@ function drawCharts() {
 
 function showMachine(status) {
   const sys = status.system;
-  showNotice('machine-unreachable', sys ? '' : unreachableText(status, 'streamer',
-    'CPU, memory and disk are measured by the streamer, which'));
+  showNotice('machine-unreachable', sys ? ''
+    : 'The dashboard cannot read this machine\'s CPU, memory and disk use (see its log).');
   const gpu = gpuPercent(status);
   const point = {
     t: Math.floor(Date.parse(status.sampled_at) / 1000) || Math.floor(Date.now() / 1000),

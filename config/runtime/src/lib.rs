@@ -6,6 +6,7 @@ pub mod disk;
 pub mod gpu;
 pub mod logging;
 pub mod shutdown;
+pub mod system;
 
 pub use check::{ConfigArgs, check_config, load_or_default};
 pub use shutdown::{Shutdown, SignalEvent, spawn_signal_handler};

@@ -1,5 +1,7 @@
-//! The machine as the health API reports it: CPU, memory, the process's own memory, and how
-//! full the output directory's filesystem is. Sampled in the background because CPU use is
+//! The machine as the services report it: CPU, memory, the process's own memory, and how
+//! full the stream's output directory's filesystem is. The streamer's health API and the
+//! dashboard both show it; the dashboard measures it itself, so the machine stays visible
+//! while the streamer is down. Sampled in the background because CPU use is
 //! a difference between two readings.
 
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System};
 
-use ds_runtime::Shutdown;
+use crate::Shutdown;
 
 /// One reading.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
@@ -40,7 +42,7 @@ impl SystemMonitor {
         let mut sys = match System::new_with_specifics(RefreshKind::nothing()) {
             Ok(sys) => sys,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read system statistics; the health API will leave them out");
+                tracing::warn!(error = %e, "cannot read system statistics; they are left out");
                 return;
             }
         };
@@ -58,7 +60,7 @@ impl SystemMonitor {
                 cpu_percent: f64::from(sys.global_cpu_usage()),
                 memory_percent: (total - sys.available_memory() as f64) / total * 100.0,
                 process_memory_mb: sys.process(pid).map_or(0.0, |p| p.memory() as f64 / 1_048_576.0),
-                disk_usage_percent: ds_runtime::disk::usage_percent(&output_dir),
+                disk_usage_percent: crate::disk::usage_percent(&output_dir),
             };
             *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(sample);
             if !shutdown.sleep(SAMPLE_INTERVAL).await {
