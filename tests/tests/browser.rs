@@ -107,3 +107,35 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     // event streams notwithstanding.
     assert!(kiosk.web.wait_exit(Duration::from_secs(10)).is_some(), "the web service exits after SIGTERM");
 }
+
+/// A private dashboard (`public_read` off): before logging in the page says it needs a login
+/// and shows no figures (the API answers it 401); after logging in through the page's header
+/// the live status arrives without a reload.
+#[test]
+fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("web-config.json");
+    // No streamer and no systemd: the machine's figures, measured by the web service itself,
+    // are what arrives.
+    let nothing_listens = ds_tests::smtp::free_port();
+    std::fs::write(
+        &config,
+        json!({"public_read": false, "cameras_file": dir.path().join("cameras.yaml"),
+            "database": dir.path().join("cameras.db"), "auth_file": dir.path().join("web-auth.json"),
+            "log_dir": dir.path().join("logs"), "watchdog_state_dir": dir.path().join("watchdog"),
+            "streamer_url": format!("http://127.0.0.1:{nothing_listens}"), "bus": "session"})
+        .to_string(),
+    )
+    .unwrap();
+    let password = "a private kiosk";
+    set_admin_password(&config, password);
+    let web = ds_tests::service::ServiceProcess::start(
+        "desktop-streamer-web",
+        &["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")],
+    );
+    assert_eq!(web.get("/api/status").unwrap().status, 401, "reading needs a login");
+    let base = format!("http://127.0.0.1:{}", web.port);
+    let run = run_script("private.mjs", &[base.as_str(), password], SCRIPT_LIMIT, no_questions);
+    assert_eq!(run.result["ok"], true, "{:#}\n{}", run.result, run.stderr);
+}

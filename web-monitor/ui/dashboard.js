@@ -41,7 +41,8 @@ function showFreshness() {
   }
   const banner = $('connection');
   let text = '';
-  if (feedState === 'lost') text = 'Dashboard connection lost, retrying…';
+  if (feedState === 'login') text = 'This dashboard is private (public_read is off): log in above to see it.';
+  else if (feedState === 'lost') text = 'Dashboard connection lost, retrying…';
   else if (lastStatusAt === 0) text = 'Connecting to the dashboard…';
   else if (stale) text = `No update from the dashboard for ${formatDuration(age / 1000)}; the figures below are old.`;
   banner.hidden = text === '';
@@ -273,13 +274,31 @@ function onStatus(status) {
   showFreshness();
 }
 
-new EventFeed('/api/events', { status: onStatus }, (state) => {
-  feedState = state;
+/** Whether reading needs a login (the feed cannot tell a 401 from a lost connection). */
+async function needsLogin() {
+  try {
+    await getJson('/api/status');
+    return false;
+  } catch (e) {
+    return e.status === 401;
+  }
+}
+
+new EventFeed('/api/events', { status: onStatus }, async (state) => {
+  feedState = state === 'lost' && (await needsLogin()) ? 'login' : state;
   showFreshness();
 }).open();
 
 loadHistory();
 loadAlerts();
+// Logged in on a private dashboard: what could not be read before can be now (the feeds
+// reconnect by themselves).
+session.subscribe((s) => {
+  if (s.loggedIn && feedState === 'login') {
+    loadHistory();
+    loadAlerts();
+  }
+});
 setInterval(loadAlerts, ALERTS_INTERVAL_MS);
 
 // ---- Player ----------------------------------------------------------------------------------

@@ -71,8 +71,8 @@ pub struct AuthSettings {
     /// Whether GET/HEAD/OPTIONS answer without authentication.
     pub public_read: bool,
     /// Paths readable without authentication even when `public_read` is false: an entry
-    /// ending in `/` matches every path under it, any other entry matches exactly. The login
-    /// and session endpoints are always public.
+    /// ending in `/` matches every path under it, any other entry (and `/` itself, the page)
+    /// matches exactly. The login and session endpoints are always public.
     pub public_paths: Vec<String>,
     /// Sessions unused this long expire.
     pub session_idle: Duration,
@@ -94,9 +94,9 @@ impl AuthSettings {
     }
 
     fn is_public(&self, path: &str) -> bool {
-        path == LOGIN_PATH
-            || path == SESSION_PATH
-            || self.public_paths.iter().any(|p| if p.ends_with('/') { path.starts_with(p.as_str()) } else { path == p })
+        // `/` is the page, not a prefix of everything.
+        let under = |p: &str| p.len() > 1 && p.ends_with('/') && path.starts_with(p);
+        path == LOGIN_PATH || path == SESSION_PATH || self.public_paths.iter().any(|p| path == p || under(p))
     }
 }
 
@@ -179,4 +179,23 @@ pub fn routes<S: Clone + Send + Sync + 'static>(auth: AuthState) -> Router<S> {
         .route(SESSION_PATH, get(handlers::session))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(auth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_paths_are_exact_or_folders_and_the_root_is_only_the_page() {
+        let settings = AuthSettings::from_config(&WebConfig { public_read: false, ..WebConfig::default() })
+            .public_paths(["/", "/cameras", "/assets/"]);
+        for open in ["/", "/cameras", "/assets/style.css", LOGIN_PATH, SESSION_PATH] {
+            assert!(settings.is_public(open), "{open}");
+        }
+        for private in
+            ["/api/status", "/api/cameras", "/cameras/x", "/assets", "/metrics", "/hls/desktop/playlist.m3u8"]
+        {
+            assert!(!settings.is_public(private), "{private}");
+        }
+    }
 }
