@@ -16,6 +16,7 @@
 // Prints one JSON line {"ok", "checks": {name: {ok, ...}}} last; exit 0 when every check passed.
 // The checks run in order and later ones rely on earlier ones (logged in, the camera added).
 import { join } from 'node:path';
+import { check, checks } from './checks.mjs';
 import { launch } from './chromium.mjs';
 import { createInterface } from 'node:readline';
 
@@ -90,7 +91,6 @@ await context.addInitScript(() => {
   }).observe(document, { childList: true, subtree: true });
 });
 
-const checks = {};
 const consoleErrors = [];
 const dialogs = [];
 const statuses = [];
@@ -98,14 +98,6 @@ const pages = [];
 /** The confirm the next delete raises; any other dialog is an injected script's. */
 let expectConfirm = null;
 
-async function check(name, fn) {
-  const started = Date.now();
-  try {
-    checks[name] = { ok: true, ...(await fn()), ms: Date.now() - started };
-  } catch (e) {
-    checks[name] = { ok: false, error: String(e && e.message ? e.message : e), ms: Date.now() - started };
-  }
-}
 
 function fail(message, detail) {
   throw new Error(detail === undefined ? message : `${message}: ${JSON.stringify(detail)}`);

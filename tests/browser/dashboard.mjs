@@ -8,6 +8,7 @@
 // The checks run in this order and later ones rely on earlier ones (logged in, then the
 // streamer is stopped from the page, then the web service itself is stopped).
 import { join } from 'node:path';
+import { check, checks } from './checks.mjs';
 import { launch } from './chromium.mjs';
 
 const [base, password, webPid] = process.argv.slice(2);
@@ -18,17 +19,8 @@ if (!base || !password || !webPid) {
 const LIVE_TIMEOUT = 30000;
 const browser = await launch({ viewport: { width: 1280, height: 900 } });
 const { context } = browser;
-const checks = {};
 const consoleErrors = [];
 
-async function check(name, fn) {
-  const started = Date.now();
-  try {
-    checks[name] = { ok: true, ...(await fn()), ms: Date.now() - started };
-  } catch (e) {
-    checks[name] = { ok: false, error: String(e && e.message ? e.message : e), ms: Date.now() - started };
-  }
-}
 
 async function open(path, viewport) {
   const page = await context.newPage();

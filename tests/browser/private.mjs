@@ -4,6 +4,7 @@
 //
 // Usage: node private.mjs BASE_URL PASSWORD
 // Prints one JSON line {"ok": bool, "checks": {...}}; exit 0 when every check passed.
+import { check, checks } from './checks.mjs';
 import { launch } from './chromium.mjs';
 
 const [base, password] = process.argv.slice(2);
@@ -13,30 +14,26 @@ if (!base || !password) {
 }
 const TIMEOUT = 20000;
 const browser = await launch({ viewport: { width: 1280, height: 900 } });
-const checks = {};
 const text = (page, selector) => page.locator(selector).first().textContent();
 const cpu = '[data-figure="cpu_percent"] .figure-value';
 
 try {
   const page = await browser.context.newPage();
   await page.goto(`${base}/`);
-  try {
+  await check('asks_for_login', async () => {
     await page.waitForFunction(() => /log in/i.test(document.getElementById('connection').textContent),
       null, { timeout: TIMEOUT });
-    checks.asks_for_login = { ok: true, banner: await text(page, '#connection'), cpu: await text(page, cpu) };
-    if (checks.asks_for_login.cpu !== '—') checks.asks_for_login = { ...checks.asks_for_login, ok: false };
-  } catch (e) {
-    checks.asks_for_login = { ok: false, error: String(e), banner: await text(page, '#connection') };
-  }
-  try {
+    const shown = await text(page, cpu);
+    if (shown !== '—') throw new Error(`a figure before logging in: ${shown}`);
+    return { banner: await text(page, '#connection') };
+  });
+  await check('shows_itself_after_login', async () => {
     await page.fill('#password', password);
     await page.click('#login-form button[type=submit]');
     await page.waitForFunction((sel) => document.getElementById('connection').hidden
       && /%/.test(document.querySelector(sel).textContent), cpu, { timeout: TIMEOUT });
-    checks.shows_itself_after_login = { ok: true, cpu: await text(page, cpu), who: await text(page, '#who') };
-  } catch (e) {
-    checks.shows_itself_after_login = { ok: false, error: String(e), banner: await text(page, '#connection') };
-  }
+    return { cpu: await text(page, cpu), who: await text(page, '#who') };
+  });
 } catch (e) {
   checks.harness = { ok: false, error: String(e) };
 } finally {

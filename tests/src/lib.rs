@@ -6,6 +6,7 @@ pub mod browser;
 pub mod hls;
 pub mod http;
 pub mod kiosk;
+pub mod logrotate;
 pub mod media;
 pub mod mjpeg;
 pub mod nspawn;

@@ -106,10 +106,7 @@ impl RtspServer {
     }
 
     fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::service::end(&mut self.child);
     }
 }
 

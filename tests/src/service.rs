@@ -94,14 +94,21 @@ impl ServiceProcess {
 
     /// SIGKILL, as a crash.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child);
     }
 }
 
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// SIGKILLs `child` if it still runs and waits for it (a harness server's stop and drop).
+pub fn end(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

@@ -112,10 +112,7 @@ impl SmtpServer {
     }
 
     fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        crate::service::end(&mut self.child);
     }
 }
 

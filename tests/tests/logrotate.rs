@@ -60,22 +60,6 @@ fn login_lines(path: &Path) -> u64 {
         .count() as u64
 }
 
-fn logrotate(conf: &Path, state: &Path) {
-    let out = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(state)
-        .arg(conf)
-        .output()
-        .expect("logrotate is not installed (tests/deps.sh installs it)");
-    assert!(
-        out.status.success(),
-        "logrotate failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn forced_rotation_while_the_dashboard_logs_loses_no_line_and_the_service_keeps_logging() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,7 +126,7 @@ fn forced_rotation_while_the_dashboard_logs_loses_no_line_and_the_service_keeps_
     for round in 1..=2 {
         let before = answered.load(Ordering::Relaxed);
         let started = Instant::now();
-        logrotate(&conf, &state);
+        ds_tests::logrotate::force(&conf, &state);
         println!("rotation {round}: logrotate -f took {:?}", started.elapsed());
         std::thread::sleep(PHASE);
         assert!(answered.load(Ordering::Relaxed) > before, "no request was answered around rotation {round}");

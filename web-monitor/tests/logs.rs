@@ -275,17 +275,6 @@ fn logrotate_config(dir: &Path, log: &Path, rotation: Rotation) -> PathBuf {
     conf
 }
 
-fn run_logrotate(conf: &Path, state: &Path) {
-    let out = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(state)
-        .arg(conf)
-        .output()
-        .expect("logrotate is not installed: apt-get install logrotate (tests/deps.sh installs it)");
-    assert!(out.status.success(), "logrotate failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn sequence_numbers(path: &Path) -> Vec<u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
@@ -355,7 +344,7 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
     let state = dir.path().join("logrotate.state");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let before = written.load(Ordering::Relaxed);
-    tokio::task::spawn_blocking(move || run_logrotate(&conf, &state)).await.unwrap();
+    tokio::task::spawn_blocking(move || ds_tests::logrotate::force(&conf, &state)).await.unwrap();
     assert!(written.load(Ordering::Relaxed) > before, "the writer was not writing during the rotation");
     tokio::time::sleep(Duration::from_millis(400)).await;
     stop.store(true, Ordering::Relaxed);

@@ -11,7 +11,11 @@
 //! store.sync_cameras(&[CameraInfo { id: "gate".into(), name: "Gate".into(), heartbeat: std::time::Duration::from_secs(15) }], now)?;
 //! let writer = store.writer(Batching::default())?;
 //! // In each probe task, never blocking:
-//! # let heartbeat: ds_cameras::Heartbeat = todo!();
+//! # let heartbeat = ds_cameras::Heartbeat {
+//! #     camera_id: "gate".into(), at: now, state: ds_cameras::State::Up, reason: None, message: None,
+//! #     latency_ms: Some(180), codec: Some("h264".into()), width: Some(1280), height: Some(720),
+//! #     last_frame_at: Some(now),
+//! # };
 //! writer.record(heartbeat)?;
 //! // Every few minutes, in spawn_blocking:
 //! store.prune(jiff::Timestamp::now())?;

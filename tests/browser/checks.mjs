@@ -1,0 +1,13 @@
+// The browser scripts' checks: each named check runs, and its outcome (what it returned, or
+// its error) and time are recorded in `checks`, which the script prints as its result.
+export const checks = {};
+
+/** Runs `fn` as the check `name`; a later check may rely on an earlier one having passed. */
+export async function check(name, fn) {
+  const started = Date.now();
+  try {
+    checks[name] = { ok: true, ...(await fn()), ms: Date.now() - started };
+  } catch (e) {
+    checks[name] = { ok: false, error: String(e && e.message ? e.message : e), ms: Date.now() - started };
+  }
+}
