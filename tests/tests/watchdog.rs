@@ -341,7 +341,7 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_cha
 }
 
 #[test]
-fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_recovery_resolved() {
+fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_recovery_or_removal_said() {
     // The real web monitor probes a real MJPEG camera; the watchdog reads its /api/cameras.
     let camera = MjpegServer::start();
     let dir = tempfile::tempdir().unwrap();
@@ -372,7 +372,8 @@ fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_r
     let config = dir.path().join("watchdog-config.json");
     std::fs::write(
         &config,
-        json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3,
+        // No cooldown: the camera goes down twice within a minute.
+        json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
             "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
             "state_dir": dir.path().join("state"),
             "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
@@ -411,6 +412,15 @@ fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_r
     let both = camera_alerts(2, Duration::from_secs(30));
     assert_eq!(both[1]["severity"], "info", "{both:?}");
     assert!(both[1]["title"].as_str().unwrap().contains("resolved"), "{both:?}");
+
+    // Down again, then taken off the list: the condition ends as removed, not as resolved.
+    camera.set_mode(Mode::NotFound);
+    camera_alerts(3, Duration::from_secs(30));
+    std::fs::write(dir.path().join("cameras.yaml"), "heartbeat_seconds: 5\nstreams: []\n").unwrap();
+    let all = camera_alerts(4, Duration::from_secs(30));
+    assert_eq!(all[3]["severity"], "info", "{all:?}");
+    assert!(all[3]["title"].as_str().unwrap().starts_with("no longer watched: camera Gate down"), "{all:?}");
+    assert!(all[3]["details"].as_str().unwrap().contains("removed from the camera list"), "{all:?}");
     assert!(w.stop().success());
     drop(web);
 }

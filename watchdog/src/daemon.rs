@@ -234,8 +234,8 @@ impl Daemon {
             self.apply("resource:", findings, &HashMap::new());
         }
         let grace = Duration::from_secs(self.config.camera_grace_seconds.into());
-        if let Some(findings) = self.cameras.check(grace).await {
-            self.apply("camera:", findings, &HashMap::new());
+        if let Some(cameras) = self.cameras.check(grace).await {
+            self.apply("camera:", cameras.findings, &cameras.endings);
         }
         self.send_summary();
     }
@@ -286,25 +286,26 @@ impl Daemon {
         }
     }
 
-    /// Turns the findings of one scope into alerts.
-    fn apply(&mut self, scope: &str, findings: Vec<Finding>, actions: &HashMap<String, String>) {
+    /// Turns the findings of one scope into alerts. `notes` says, per kind, what the watchdog
+    /// did about a problem it raises, or why one ends other than by recovery.
+    fn apply(&mut self, scope: &str, findings: Vec<Finding>, notes: &HashMap<String, String>) {
         let now = jiff::Timestamp::now();
         for change in self.conditions.update(scope, findings, now) {
             let alert = match change {
                 Change::Raised { finding, since } | Change::Escalated { finding, since } => {
-                    let action = actions.get(&finding.kind).cloned();
+                    let action = notes.get(&finding.kind).cloned();
                     self.alert(finding.kind, finding.severity, finding.title, finding.details, since, action)
                 }
                 Change::Resolved { kind, title, since } => {
                     let lasted = now.duration_since(since).as_secs_f64();
-                    self.alert(
-                        format!("{kind}:resolved"),
-                        Severity::Info,
-                        format!("resolved: {title}"),
-                        format!("{title}: over after {lasted:.0} s."),
-                        since,
-                        None,
-                    )
+                    let (heading, details) = match notes.get(&kind) {
+                        Some(why) => (
+                            format!("no longer watched: {title}"),
+                            format!("{title}: ended after {lasted:.0} s: {why}."),
+                        ),
+                        None => (format!("resolved: {title}"), format!("{title}: over after {lasted:.0} s.")),
+                    };
+                    self.alert(format!("{kind}:resolved"), Severity::Info, heading, details, since, None)
                 }
             };
             self.offer(alert);

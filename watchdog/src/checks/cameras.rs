@@ -2,6 +2,9 @@
 //! DOWN past its grace period is a warning; when it delivers video again the condition
 //! resolves, which sends the "resolved" info alert.
 //!
+//! A camera taken off the list while down is not "resolved": its condition ends with a note
+//! that it is no longer watched.
+//!
 //! When the web monitor cannot be asked, nothing is concluded about the cameras: their
 //! alerts neither fire nor resolve (the web service's own unit is the service check's news).
 
@@ -58,7 +61,7 @@ impl CameraCheck {
     }
 
     /// The findings, or `None` when the web monitor could not be asked.
-    pub async fn check(&mut self, grace: Duration) -> Option<Vec<Finding>> {
+    pub async fn check(&mut self, grace: Duration) -> Option<CameraFindings> {
         match self.fetch().await {
             Ok(cameras) => Some(self.judge(&cameras, grace, Instant::now(), jiff::Timestamp::now())),
             Err(e) => {
@@ -80,15 +83,22 @@ impl CameraCheck {
         Ok(list.cameras)
     }
 
-    /// Findings for cameras down longer than `grace`.
+    /// Findings for cameras down longer than `grace`, and why the conditions of cameras
+    /// that were down and are no longer listed end.
     pub fn judge(
         &mut self,
         cameras: &[CameraStatus],
         grace: Duration,
         now: Instant,
         wall: jiff::Timestamp,
-    ) -> Vec<Finding> {
+    ) -> CameraFindings {
         let down: Vec<&CameraStatus> = cameras.iter().filter(|c| c.state.as_deref() == Some("DOWN")).collect();
+        let endings = self
+            .first_seen_down
+            .keys()
+            .filter(|id| !cameras.iter().any(|c| &c.id == *id))
+            .map(|id| (kind(id), "it was removed from the camera list".to_owned()))
+            .collect();
         self.first_seen_down.retain(|id, _| down.iter().any(|c| &c.id == id));
         let mut findings = Vec::new();
         for cam in down {
@@ -108,7 +118,7 @@ impl CameraCheck {
             };
             let since = cam.since.map_or_else(|| format!("{} s", down_for.as_secs()), |s| s.to_string());
             findings.push(Finding {
-                kind: format!("camera:{}", cam.id),
+                kind: kind(&cam.id),
                 severity: Severity::Warning,
                 title: format!("camera {} down", cam.name),
                 details: format!(
@@ -118,8 +128,20 @@ impl CameraCheck {
                 ),
             });
         }
-        findings
+        CameraFindings { findings, endings }
     }
+}
+
+/// What one look at the cameras found.
+#[derive(Debug, Default)]
+pub struct CameraFindings {
+    pub findings: Vec<Finding>,
+    /// Condition kind → why it ends other than by recovery.
+    pub endings: HashMap<String, String>,
+}
+
+fn kind(id: &str) -> String {
+    format!("camera:{id}")
 }
 
 #[cfg(test)]
@@ -144,7 +166,7 @@ mod tests {
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let now = Instant::now();
         let cams = [cam("a", "DOWN", Some(10_000 - 60)), cam("b", "DOWN", Some(10_000 - 300)), cam("c", "UP", None)];
-        let f = check.judge(&cams, grace, now, wall);
+        let f = check.judge(&cams, grace, now, wall).findings;
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].kind.as_str(), f[0].severity), ("camera:b", Severity::Warning));
         assert!(f[0].details.contains("refused: connection refused"), "{}", f[0].details);
@@ -157,10 +179,24 @@ mod tests {
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let t0 = Instant::now();
         let cams = [cam("a", "DOWN", None)];
-        assert!(check.judge(&cams, grace, t0, wall).is_empty());
-        assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(121), wall).len(), 1);
+        assert!(check.judge(&cams, grace, t0, wall).findings.is_empty());
+        assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(121), wall).findings.len(), 1);
         // Back up, then down again: the grace starts over.
-        assert!(check.judge(&[cam("a", "UP", None)], grace, t0 + Duration::from_secs(130), wall).is_empty());
-        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(140), wall).is_empty());
+        assert!(check.judge(&[cam("a", "UP", None)], grace, t0 + Duration::from_secs(130), wall).findings.is_empty());
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(140), wall).findings.is_empty());
+    }
+
+    #[test]
+    fn a_down_camera_taken_off_the_list_ends_as_removed() {
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let (grace, wall, now) =
+            (Duration::from_secs(1), jiff::Timestamp::from_second(10_000).unwrap(), Instant::now());
+        let both = [cam("a", "DOWN", Some(9_000)), cam("b", "UP", Some(9_000))];
+        assert_eq!(check.judge(&both, grace, now, wall).findings.len(), 1);
+        let only_b = check.judge(&both[1..], grace, now, wall);
+        assert!(only_b.findings.is_empty());
+        assert_eq!(only_b.endings.get("camera:a").map(String::as_str), Some("it was removed from the camera list"));
+        assert!(!only_b.endings.contains_key("camera:b"), "an UP camera has no condition to end");
+        assert!(check.judge(&both[1..], grace, now, wall).endings.is_empty(), "said once");
     }
 }
