@@ -7,6 +7,8 @@
 //! The source is set up through `source-setup`: `rtspsrc` with `protocols=tcp` (cameras
 //! behind NAT and firewalls rarely pass UDP) and `souphttpsrc`, both given the credentials
 //! as `user-id`/`user-pw`, never in the location, so no GStreamer log line carries them.
+//! For a camera with `verify_tls: false` `souphttpsrc` gets `ssl-strict=false`, so a
+//! self-signed camera that the probes accept can be previewed too.
 //! The first decoded frame is taken, the pipeline goes to Null on every path, and the
 //! whole grab has one deadline.
 //!
@@ -48,11 +50,19 @@ pub struct PreviewOptions {
     pub max_width: Option<u32>,
     /// How long [`PreviewCache`] reuses a result. Default 5 s.
     pub cache_for: Duration,
+    /// `false`: an `https://` camera's certificate is accepted whatever it is (the camera's
+    /// `verify_tls`). Default true. [`PreviewCache::get`] sets it per camera.
+    pub verify_tls: bool,
 }
 
 impl Default for PreviewOptions {
     fn default() -> Self {
-        PreviewOptions { timeout: DEFAULT_TIMEOUT, max_width: Some(DEFAULT_MAX_WIDTH), cache_for: DEFAULT_CACHE_FOR }
+        PreviewOptions {
+            timeout: DEFAULT_TIMEOUT,
+            max_width: Some(DEFAULT_MAX_WIDTH),
+            cache_for: DEFAULT_CACHE_FOR,
+            verify_tls: true,
+        }
     }
 }
 
@@ -76,6 +86,10 @@ pub enum PreviewError {
     Auth { url: String },
     #[error("{url} has no such stream; check the path in the camera's URL")]
     NotFound { url: String },
+    /// The TLS handshake failed, most often over a self-signed certificate; `detail` says
+    /// which and names `verify_tls`.
+    #[error("no picture from {url}: {detail}")]
+    Tls { url: String, detail: String },
     #[error("{url} cannot be previewed: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("no picture from {url}: {detail}")]
@@ -85,10 +99,30 @@ pub enum PreviewError {
 /// Grabs one picture from `url` (credentials allowed in it), without caching. Runs the
 /// pipeline on a blocking thread.
 pub async fn grab(url: &str, options: &PreviewOptions) -> Result<Preview, PreviewError> {
-    let (url, options) = (url.to_owned(), options.clone());
-    let masked = mask_url_credentials(&url);
-    match tokio::task::spawn_blocking(move || grab_blocking(&url, &options)).await {
-        Ok(result) => result,
+    let masked = mask_url_credentials(url);
+    let started = Instant::now();
+    let https = url::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+    // The certificate is judged by the probes' verifier first, for two reasons: souphttpsrc
+    // reports a refused certificate as a bare stream error, just like a refused connection;
+    // and within one process a strict souphttpsrc accepts a server that a lenient one
+    // accepted before (measured with GStreamer 1.22 and glib-networking 2.74, most likely
+    // TLS session resumption), so a camera switched back to verifying would still show
+    // pictures while its heartbeats say `tls`.
+    if https
+        && options.verify_tls
+        && let Some(why) = crate::probe::mjpeg::certificate_refusal(url, options.timeout).await
+    {
+        return Err(PreviewError::Tls { url: masked, detail: why });
+    }
+    let Some(remaining) = options.timeout.checked_sub(started.elapsed()).filter(|t| !t.is_zero()) else {
+        return Err(PreviewError::Timeout { url: masked, timeout: options.timeout });
+    };
+    let (owned, blocking_options) = (url.to_owned(), PreviewOptions { timeout: remaining, ..options.clone() });
+    match tokio::task::spawn_blocking(move || grab_blocking(&owned, &blocking_options)).await {
+        Ok(result) => result.map_err(|e| match e {
+            PreviewError::Timeout { url, .. } => PreviewError::Timeout { url, timeout: options.timeout },
+            e => e,
+        }),
         Err(e) => Err(PreviewError::Other { url: masked, detail: format!("the grab thread failed: {e}") }),
     }
 }
@@ -170,9 +204,10 @@ fn grab_blocking(raw_url: &str, options: &PreviewOptions) -> Result<Preview, Pre
 
     let (user, password) = (source.user.clone(), source.password.clone());
     let timeout_s = options.timeout.as_secs().max(1);
+    let verify_tls = options.verify_tls;
     decode.connect("source-setup", false, move |args| {
         if let Some(src) = args.get(1).and_then(|v| v.get::<gst::Element>().ok()) {
-            configure_source(&src, user.as_deref(), password.as_deref(), timeout_s);
+            configure_source(&src, user.as_deref(), password.as_deref(), timeout_s, verify_tls);
         }
         None
     });
@@ -239,8 +274,8 @@ fn grab_blocking(raw_url: &str, options: &PreviewOptions) -> Result<Preview, Pre
     result
 }
 
-/// Credentials and timeouts on the source `uridecodebin` made.
-fn configure_source(src: &gst::Element, user: Option<&str>, password: Option<&str>, timeout_s: u64) {
+/// Credentials, timeouts and certificate checking on the source `uridecodebin` made.
+fn configure_source(src: &gst::Element, user: Option<&str>, password: Option<&str>, timeout_s: u64, verify_tls: bool) {
     let factory = src.factory().map(|f| f.name().to_string()).unwrap_or_default();
     let has = |name: &str| src.find_property(name).is_some();
     match factory.as_str() {
@@ -253,6 +288,7 @@ fn configure_source(src: &gst::Element, user: Option<&str>, password: Option<&st
         }
         "souphttpsrc" => {
             src.set_property("timeout", u32::try_from(timeout_s).unwrap_or(u32::MAX));
+            src.set_property("ssl-strict", verify_tls);
         }
         _ => {}
     }
@@ -331,6 +367,7 @@ type Shared = Arc<OnceCell<(Instant, Result<Arc<Preview>, PreviewError>)>>;
 #[derive(Debug)]
 struct Slot {
     url: String,
+    verify_tls: bool,
     cell: Shared,
 }
 
@@ -349,24 +386,30 @@ impl PreviewCache {
 
     /// The camera's picture: a cached one younger than `cache_for`, the one being
     /// grabbed, or a new grab. Errors are cached the same way (a down camera is not asked
-    /// again on every reload).
-    pub async fn get(&self, camera_id: &str, url: &str) -> Result<Arc<Preview>, PreviewError> {
+    /// again on every reload). An `https://` camera's certificate must be trusted unless
+    /// `verify_tls` (the camera's resolved setting) is false; a picture grabbed under the
+    /// other setting is not reused.
+    pub async fn get(&self, camera_id: &str, url: &str, verify_tls: bool) -> Result<Arc<Preview>, PreviewError> {
         let cell = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             let fresh = slots.get(camera_id).filter(|slot| {
-                slot.url == url && slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for)
+                slot.url == url
+                    && slot.verify_tls == verify_tls
+                    && slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for)
             });
             match fresh {
                 Some(slot) => Arc::clone(&slot.cell),
                 None => {
                     let cell: Shared = Arc::default();
-                    slots.insert(camera_id.to_owned(), Slot { url: url.to_owned(), cell: Arc::clone(&cell) });
+                    let slot = Slot { url: url.to_owned(), verify_tls, cell: Arc::clone(&cell) };
+                    slots.insert(camera_id.to_owned(), slot);
                     cell
                 }
             }
         };
+        let options = PreviewOptions { verify_tls, ..self.options.clone() };
         let (_, result) =
-            cell.get_or_init(|| async { (Instant::now(), grab(url, &self.options).await.map(Arc::new)) }).await.clone();
+            cell.get_or_init(|| async { (Instant::now(), grab(url, &options).await.map(Arc::new)) }).await.clone();
         // Drop slots whose time is over, so removed cameras do not stay in memory.
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.retain(|_, slot| slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for));

@@ -375,7 +375,7 @@ async fn camera_loop<P: Prober>(
         let step = Duration::from_secs(u64::from(current.settings.timeout_seconds.max(1)));
         let outcome = tokio::select! {
             () = stop.cancelled() => return,
-            o = fleet.prober.probe(&current.camera.url, step) => o,
+            o = fleet.prober.probe(&current.camera.url, step, current.settings.verify_tls) => o,
         };
         drop(permit);
         let verdict = tracker.judge(Instant::now(), &outcome, &current.settings);

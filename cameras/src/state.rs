@@ -62,10 +62,15 @@ pub enum Reason {
     PacketLoss,
     /// What arrived is not valid video (broken JPEG, malformed RTP or SDP, …).
     BadData,
+    /// The TLS handshake with an `https://` camera failed: its certificate is not trusted
+    /// (self-signed, expired, for another host) or it speaks no TLS the prober accepts. The
+    /// camera answered, so it is not `unreachable`; nothing was sent, so it is not
+    /// `auth_failed`; and the fix (`verify_tls: false`, or a proper certificate) is its own.
+    Tls,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Unreachable,
         Reason::Dns,
         Reason::Refused,
@@ -77,6 +82,7 @@ impl Reason {
         Reason::Frozen,
         Reason::PacketLoss,
         Reason::BadData,
+        Reason::Tls,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,6 +98,7 @@ impl Reason {
             Reason::Frozen => "frozen",
             Reason::PacketLoss => "packet_loss",
             Reason::BadData => "bad_data",
+            Reason::Tls => "tls",
         }
     }
 }

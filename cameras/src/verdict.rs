@@ -109,6 +109,7 @@ mod tests {
             retries: 2,
             frozen_seconds: 30,
             max_packet_loss_percent: 5.0,
+            verify_tls: true,
         }
     }
 

@@ -121,29 +121,29 @@ async fn the_cache_shares_one_grab_and_expires() {
     let grabs = || server.requests().iter().filter(|(_, p)| p == "/snapshot.jpg").count();
 
     // Concurrent requests for one camera: one grab, one shared picture.
-    let (a, b) = tokio::join!(cache.get("gate", &url), cache.get("gate", &url));
+    let (a, b) = tokio::join!(cache.get("gate", &url, true), cache.get("gate", &url, true));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert!(Arc::ptr_eq(&a, &b));
     assert_eq!(grabs(), 1);
     // A reload within the cache time: the same picture, the camera is not asked.
-    assert!(Arc::ptr_eq(&a, &cache.get("gate", &url).await.unwrap()));
+    assert!(Arc::ptr_eq(&a, &cache.get("gate", &url, true).await.unwrap()));
     assert_eq!(grabs(), 1);
     // Another camera has its own picture.
-    cache.get("yard", &url).await.unwrap();
+    cache.get("yard", &url, true).await.unwrap();
     assert_eq!(grabs(), 2);
 
     // After the cache time, a new grab.
     tokio::time::pause();
     tokio::time::advance(PreviewOptions::default().cache_for + Duration::from_millis(1)).await;
     tokio::time::resume();
-    let c = cache.get("gate", &url).await.unwrap();
+    let c = cache.get("gate", &url, true).await.unwrap();
     assert!(!Arc::ptr_eq(&a, &c));
     assert_eq!(grabs(), 3);
     assert_eq!(decoded_size(&c.jpeg), MjpegServer::frame_size());
 
     // Errors are cached too: a missing camera is asked once per cache time.
     let missing = server.url("missing");
-    assert!(cache.get("gone", &missing).await.is_err());
-    assert!(cache.get("gone", &missing).await.is_err());
+    assert!(cache.get("gone", &missing, true).await.is_err());
+    assert!(cache.get("gone", &missing, true).await.is_err());
     assert_eq!(server.requests().iter().filter(|(_, p)| p == "/missing").count(), 1);
 }

@@ -11,7 +11,7 @@ use ds_tests::rtsp::{self, RtspServer};
 const STEP: Duration = Duration::from_secs(2);
 
 async fn probe(url: &str) -> ProbeOutcome {
-    NetworkProber::new().unwrap().probe(url, STEP).await
+    NetworkProber::new().unwrap().probe(url, STEP, true).await
 }
 
 fn failure(outcome: ProbeOutcome, reason: Reason, secret: Option<&str>) -> String {

@@ -28,7 +28,7 @@ struct Script {
 }
 
 impl Prober for Script {
-    async fn probe(&self, url: &str, _step: Duration) -> ProbeOutcome {
+    async fn probe(&self, url: &str, _step: Duration, _verify_tls: bool) -> ProbeOutcome {
         let i = {
             let mut log = self.log.lock().unwrap();
             log.push((url.to_owned(), Instant::now(), None));

@@ -18,7 +18,7 @@ async fn the_prober_proves_video_from_simulated_cameras() {
     let prober = NetworkProber::new().unwrap();
 
     for mount in [0, MOUNTS - 1] {
-        let proof = prober.probe(&server.url(mount), STEP).await.expect("a simulated camera proves video");
+        let proof = prober.probe(&server.url(mount), STEP, true).await.expect("a simulated camera proves video");
         assert_eq!(
             (proof.codec.as_str(), proof.width, proof.height),
             ("h264", Some(ClipSpec::SMALL.width), Some(ClipSpec::SMALL.height)),
@@ -29,16 +29,16 @@ async fn the_prober_proves_video_from_simulated_cameras() {
         assert!(proof.latency < Duration::from_millis(500), "{proof:?}");
     }
 
-    let f = prober.probe(&server.url(MOUNTS), STEP).await.expect_err("a mount past the last one");
+    let f = prober.probe(&server.url(MOUNTS), STEP, true).await.expect_err("a mount past the last one");
     assert_eq!(f.reason, Reason::NotFound, "{f}");
     assert!(f.message.contains("404"), "{f}");
-    let f = prober.probe(&format!("rtsp://127.0.0.1:{}/live", server.port), STEP).await.unwrap_err();
+    let f = prober.probe(&format!("rtsp://127.0.0.1:{}/live", server.port), STEP, true).await.unwrap_err();
     assert_eq!(f.reason, Reason::NotFound, "{f}");
 
     // Every mount at once: sessions do not disturb each other.
     let probes = (0..MOUNTS).map(|m| {
         let (prober, url) = (prober.clone(), server.url(m));
-        tokio::spawn(async move { prober.probe(&url, STEP).await })
+        tokio::spawn(async move { prober.probe(&url, STEP, true).await })
     });
     for (mount, probe) in probes.enumerate() {
         let outcome = probe.await.unwrap();
@@ -59,7 +59,7 @@ async fn the_prober_waits_for_the_keyframe_of_a_live_start() {
     let prober = NetworkProber::new().unwrap();
     let interval = Duration::from_secs(u64::from(spec.keyframe_interval / clip::FPS));
     for _ in 0..3 {
-        let proof = prober.probe(&server.url(0), STEP).await.expect("a live start proves video");
+        let proof = prober.probe(&server.url(0), STEP, true).await.expect("a live start proves video");
         assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("h264", Some(640), Some(480)), "{proof:?}");
         assert_eq!(proof.packets_lost, 0, "{proof:?}");
         assert!(proof.latency < interval + Duration::from_millis(500), "{proof:?}");

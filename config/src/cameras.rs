@@ -3,9 +3,13 @@
 //! dashboard rewrites without losing keys it does not know.
 //!
 //! The probe settings (`timeout_seconds`, `retries`, `frozen_seconds`,
-//! `max_packet_loss_percent`, `max_concurrent_probes`) are optional keys StreamPulse did not
-//! have; a StreamPulse file loads unchanged and gets the named defaults below. All but
-//! `max_concurrent_probes` may be overridden per camera.
+//! `max_packet_loss_percent`, `max_concurrent_probes`, `verify_tls`) are optional keys
+//! StreamPulse did not have; a StreamPulse file loads unchanged and gets the named defaults
+//! below. All but `max_concurrent_probes` may be overridden per camera.
+//!
+//! `verify_tls: false` exists because cameras served over `https://` nearly always carry a
+//! self-signed certificate that no trust store knows: without it such a camera could never
+//! be UP. It is per camera so one such camera does not lower the guard for the others.
 //!
 //! `rtsps://` is refused here rather than accepted and failing on every heartbeat: the
 //! prober's RTSP client (retina) speaks no TLS.
@@ -36,6 +40,8 @@ pub const DEFAULT_FROZEN_S: u32 = 60;
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 256;
+/// An `https://` camera's certificate must be trusted by the system's trust store.
+pub const DEFAULT_VERIFY_TLS: bool = true;
 /// Allowed ranges of the settings above.
 pub const HEARTBEAT_RANGE_S: std::ops::RangeInclusive<u32> = 5..=86_400;
 pub const PROBE_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 1..=120;
@@ -70,6 +76,11 @@ pub struct CamerasConfig {
     /// its slot while it waits for the camera's keyframe, so a fleet needs about
     /// cameras ÷ heartbeat_seconds × (seconds to the first keyframe + 0.1) slots to stay on time.
     pub max_concurrent_probes: u32,
+    /// Whether the certificate of an `https://` camera must be trusted (valid, for its host,
+    /// signed by a CA the system trusts). Default true; `false` accepts any certificate, as
+    /// self-signed cameras need. Only `https://` cameras are concerned: RTSP is probed
+    /// without TLS and `http://` has none.
+    pub verify_tls: bool,
 }
 
 impl Default for CamerasConfig {
@@ -83,6 +94,7 @@ impl Default for CamerasConfig {
             frozen_seconds: DEFAULT_FROZEN_S,
             max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
             max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
+            verify_tls: DEFAULT_VERIFY_TLS,
         }
     }
 }
@@ -95,6 +107,8 @@ pub struct ProbeSettings {
     pub retries: u32,
     pub frozen_seconds: u32,
     pub max_packet_loss_percent: f64,
+    /// `false`: the camera's TLS certificate is accepted whatever it is (`https://` only).
+    pub verify_tls: bool,
 }
 
 impl CamerasConfig {
@@ -106,6 +120,7 @@ impl CamerasConfig {
             retries: camera.retries.unwrap_or(self.retries),
             frozen_seconds: camera.frozen_seconds.unwrap_or(self.frozen_seconds),
             max_packet_loss_percent: camera.max_packet_loss_percent.unwrap_or(self.max_packet_loss_percent),
+            verify_tls: camera.verify_tls.unwrap_or(self.verify_tls),
         }
     }
 }
@@ -137,6 +152,10 @@ pub struct Camera {
     /// Overrides the file's `max_packet_loss_percent` for this camera. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_packet_loss_percent: Option<f64>,
+    /// Overrides the file's `verify_tls` for this camera: `false` accepts its self-signed
+    /// certificate. Applies to `https://` URLs only; harmless elsewhere. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_tls: Option<bool>,
 }
 
 impl Camera {
@@ -182,6 +201,7 @@ impl ConfigFile for CamerasConfig {
             retries: Some(DEFAULT_RETRIES),
             frozen_seconds: Some(DEFAULT_FROZEN_S),
             max_packet_loss_percent: Some(DEFAULT_MAX_PACKET_LOSS_PERCENT),
+            verify_tls: Some(DEFAULT_VERIFY_TLS),
             ..Camera::default()
         };
         let example = CamerasConfig { streams: vec![camera], ..CamerasConfig::default() };
@@ -270,12 +290,14 @@ pub fn check_camera_url(text: &str) -> Result<(), String> {
 }
 
 /// `cameras.yaml` as a file that can be edited and written back: the typed view for the
-/// program, the raw tree so keys this version does not know survive a rewrite.
+/// program, the raw tree so keys this version does not know survive a rewrite, and the text,
+/// edited where the tree changed so the operator's comments and layout survive too.
 #[derive(Clone, Debug)]
 pub struct CamerasDocument {
     path: PathBuf,
     raw: Value,
     config: CamerasConfig,
+    text: String,
 }
 
 impl CamerasDocument {
@@ -286,7 +308,7 @@ impl CamerasDocument {
         let doc = yaml::parse(path, &text)?;
         let Loaded { config, warnings } = load_document::<CamerasConfig>(&doc)?;
         let raw = if doc.value.is_null() { Value::Object(Default::default()) } else { doc.value };
-        Ok((CamerasDocument { path: path.to_owned(), raw, config }, warnings))
+        Ok((CamerasDocument { path: path.to_owned(), raw, config, text }, warnings))
     }
 
     /// A document for a file that does not exist yet: no cameras, every default. Saving it
@@ -296,6 +318,7 @@ impl CamerasDocument {
             path: path.to_owned(),
             raw: Value::Object(Default::default()),
             config: CamerasConfig::default(),
+            text: String::new(),
         }
     }
 
@@ -315,6 +338,10 @@ impl CamerasDocument {
             edit(map);
         }
         let Loaded { config, .. } = load_document::<CamerasConfig>(&Document::new(&self.path, raw.clone()))?;
+        self.text = crate::yaml_patch::rewrite(&self.text, &self.raw, &raw).unwrap_or_else(|| {
+            tracing::info!(file = %self.path.display(), "the edit could not be made in place; the file is written afresh, without its comments");
+            yaml::to_string(&raw)
+        });
         self.raw = raw;
         self.config = config;
         Ok(())
@@ -322,7 +349,7 @@ impl CamerasDocument {
 
     /// The file's text as it would be written.
     pub fn to_yaml(&self) -> String {
-        yaml::to_string(&self.raw)
+        self.text.clone()
     }
 
     /// Writes the file atomically (temporary file + rename).
@@ -381,7 +408,8 @@ mod tests {
                 timeout_seconds: 4,
                 retries: 1,
                 frozen_seconds: DEFAULT_FROZEN_S,
-                max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT
+                max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
+                verify_tls: DEFAULT_VERIFY_TLS,
             }
         );
         let b = config.probe_settings(&config.streams[1]);
@@ -403,5 +431,50 @@ mod tests {
         assert!(e.contains("streams[0].max_packet_loss_percent"), "{e}");
         assert!(e.contains("rtsps:// (RTSP over TLS) is not supported"), "{e}");
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn verify_tls_defaults_to_on_and_is_overridden_per_camera() {
+        let Loaded { config, warnings } = load(
+            "streams:\n\
+             - {name: a, url: 'https://h/a.mjpg'}\n\
+             - {name: b, url: 'https://h/b.mjpg', verify_tls: false}\n\
+             - {name: c, url: 'rtsp://h/c', verify_tls: false}\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "a per-camera verify_tls is a known key: {warnings:#?}");
+        assert!(DEFAULT_VERIFY_TLS && config.verify_tls);
+        let resolved: Vec<bool> = config.streams.iter().map(|c| config.probe_settings(c).verify_tls).collect();
+        assert_eq!(resolved, [true, false, false]);
+
+        // Off for the whole file, back on for one camera.
+        let Loaded { config, warnings } =
+            load("verify_tls: false\nstreams:\n- {name: a, url: 'https://h/a'}\n- {name: b, url: 'https://h/b', verify_tls: true}\n")
+                .unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        let resolved: Vec<bool> = config.streams.iter().map(|c| config.probe_settings(c).verify_tls).collect();
+        assert_eq!(resolved, [false, true]);
+
+        let e = load("streams:\n- {name: a, url: 'https://h/a', verify_tls: 'no'}\n").unwrap_err().to_string();
+        assert!(e.contains("streams[0].verify_tls"), "the error names the key: {e}");
+    }
+
+    #[test]
+    fn verify_tls_is_written_only_when_set() {
+        let cam = Camera { name: "a".into(), url: "https://h/a".into(), ..Camera::default() };
+        assert!(serde_json::to_value(&cam).unwrap().get("verify_tls").is_none());
+        let cam = Camera { verify_tls: Some(false), ..cam };
+        assert_eq!(serde_json::to_value(&cam).unwrap()["verify_tls"], false);
+    }
+
+    #[test]
+    fn a_streampulse_file_verifies_tls() {
+        // The seed file StreamPulse users bring, as it is.
+        let seed = "heartbeat_seconds: 15\ntimezone: Asia/Kolkata\nstreams:\n\
+                    - name: GateCamera\n  url: rtsp://user:pass@192.168.1.10:554/stream1\n\
+                    - name: LabCam1\n  url: http://192.168.1.1:9081\n";
+        let Loaded { config, warnings } = load(seed).unwrap();
+        assert!(warnings.is_empty(), "{warnings:#?}");
+        assert!(config.streams.iter().all(|c| config.probe_settings(c).verify_tls));
     }
 }

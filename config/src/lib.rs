@@ -26,6 +26,7 @@ mod validate;
 pub mod watchdog;
 pub mod web;
 pub mod yaml;
+mod yaml_patch;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use cameras::{Camera, CamerasConfig, CamerasDocument};

@@ -12,6 +12,10 @@
 //! - `/switchable`: whatever [`Mode`] was set last ([`MjpegServer::set_mode`]), for
 //!   recovery tests
 //! - anything else: 404
+//!
+//! [`MjpegServer::start_tls`] serves the same paths over https, with a certificate signed by a
+//! private CA made at start ([`crate::smtp::TlsFiles`]): to a client it is what an IP
+//! camera's self-signed certificate is, an issuer no trust store knows.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,6 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use crate::smtp::TlsFiles;
 
 pub const USER: &str = "cam-user";
 pub const PASSWORD: &str = "cam-pa55";
@@ -54,6 +64,8 @@ struct Shared {
 #[derive(Debug)]
 pub struct MjpegServer {
     pub port: u16,
+    /// `http` or `https`.
+    scheme: &'static str,
     shared: Arc<Shared>,
     accept: Option<JoinHandle<()>>,
 }
@@ -66,7 +78,20 @@ impl MjpegServer {
 
     /// Listens on `port` of 127.0.0.1 (0: a free one); `/switchable` starts as [`Mode::Live`].
     pub fn start_on(port: u16) -> MjpegServer {
+        MjpegServer::launch(port, None)
+    }
+
+    /// The same camera over https on a free port of 127.0.0.1, with a certificate for
+    /// 127.0.0.1 that a private CA signed (made now with openssl; see the module doc).
+    pub fn start_tls() -> MjpegServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let config = tls_config(&TlsFiles::create(dir.path()));
+        MjpegServer::launch(0, Some(config))
+    }
+
+    fn launch(port: u16, tls: Option<Arc<ServerConfig>>) -> MjpegServer {
         let frames = frames();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the MJPEG server");
         let port = listener.local_addr().expect("local address").port();
         let shared = Arc::new(Shared { mode: Mutex::new(Some(Mode::Live)), ..Shared::default() });
@@ -78,20 +103,35 @@ impl MjpegServer {
                 }
                 let Ok(conn) = conn else { continue };
                 let shared = accept_shared.clone();
-                std::thread::spawn(move || serve(conn, &shared, frames));
+                let tls = tls.clone();
+                std::thread::spawn(move || {
+                    if conn.set_read_timeout(Some(READ_TIMEOUT)).is_err() {
+                        return;
+                    }
+                    match tls {
+                        None => serve(conn, &shared, frames),
+                        // The handshake happens on the first read; a client that refuses the
+                        // certificate ends it there, before any request.
+                        Some(config) => match ServerConnection::new(config) {
+                            Ok(session) => serve(StreamOwned::new(session, conn), &shared, frames),
+                            Err(e) => eprintln!("mjpeg test server: no TLS session: {e}"),
+                        },
+                    }
+                });
             }
         });
-        MjpegServer { port, shared, accept: Some(accept) }
+        MjpegServer { port, scheme, shared, accept: Some(accept) }
     }
 
-    /// `http://127.0.0.1:PORT/PATH` (`path` without the leading slash).
+    /// `http://127.0.0.1:PORT/PATH` (`path` without the leading slash; https for
+    /// [`MjpegServer::start_tls`]).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
+        format!("{}://127.0.0.1:{}/{path}", self.scheme, self.port)
     }
 
     /// `/auth` with credentials in the URL.
     pub fn auth_url(&self, user: &str, password: &str) -> String {
-        format!("http://{user}:{password}@127.0.0.1:{}/auth", self.port)
+        format!("{}://{user}:{password}@127.0.0.1:{}/auth", self.scheme, self.port)
     }
 
     /// Changes what `/switchable` does from the next request on.
@@ -154,9 +194,44 @@ fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
+/// The server side of TLS with `files`' certificate, through the provider reqwest uses.
+fn tls_config(files: &TlsFiles) -> Arc<ServerConfig> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect())
+        .unwrap_or_else(|e| panic!("read the certificate {}: {e}", files.cert.display()));
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .unwrap_or_else(|e| panic!("read the key {}: {e}", files.key.display()));
+    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("the provider's TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("a usable certificate and key");
+    Arc::new(config)
+}
+
+/// A connection of the server: plain TCP, or TLS over it.
+trait Connection: Read + Write {
+    /// Ends the answer, so a client reading to the end has all of it.
+    fn finish(&mut self);
+}
+
+impl Connection for TcpStream {
+    fn finish(&mut self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl Connection for StreamOwned<ServerConnection, TcpStream> {
+    fn finish(&mut self) {
+        self.conn.send_close_notify();
+        let _ = self.flush();
+        let _ = self.sock.shutdown(Shutdown::Write);
+    }
+}
+
 /// Reads the request head; (method, path, authorization header).
-fn read_request(conn: &mut TcpStream) -> Option<(String, String, Option<String>)> {
-    conn.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+fn read_request(conn: &mut impl Read) -> Option<(String, String, Option<String>)> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -177,7 +252,7 @@ fn read_request(conn: &mut TcpStream) -> Option<(String, String, Option<String>)
     Some((method, path, auth))
 }
 
-fn serve(mut conn: TcpStream, shared: &Shared, frames: &[Vec<u8>]) {
+fn serve(mut conn: impl Connection, shared: &Shared, frames: &[Vec<u8>]) {
     let Some((method, path, auth)) = read_request(&mut conn) else { return };
     shared.requests.lock().unwrap().push((method.clone(), path.clone()));
     let mode = match path.as_str() {
@@ -198,7 +273,7 @@ fn serve(mut conn: TcpStream, shared: &Shared, frames: &[Vec<u8>]) {
                 frames[i].len()
             );
             let _ = conn.write_all(head.as_bytes()).and_then(|()| conn.write_all(&frames[i]));
-            let _ = conn.shutdown(Shutdown::Write);
+            conn.finish();
             return;
         }
         "/auth" => {

@@ -6,8 +6,9 @@
 //! Two services, each with many cameras, run side by side: one for the probes' verdicts and
 //! everything that shows them (`probes_reach_the_truth_…`), one for the editor and hand
 //! edits of `cameras.yaml` (`the_editor_…`), since those rewrite and break the file on
-//! purpose. Heartbeats are the shortest the configuration allows, so every wait below is a
-//! few heartbeats at most.
+//! purpose. A third, small one has an https camera with a self-signed certificate
+//! (`a_self_signed_camera_…`). Heartbeats are the shortest the configuration allows, so every
+//! wait below is a few heartbeats at most.
 
 use std::ffi::OsString;
 use std::io::{Read as _, Write as _};
@@ -635,10 +636,11 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     // Nothing listens there: DOWN/refused before and after the restart at the end.
     let dark_port = REFUSED_PORT;
     let original = format!(
-        "heartbeat_seconds: {}\ntimezone: UTC\ntimeout_seconds: {}\nretries: {RETRIES}\n\
+        "# North site: ask Priya before adding a camera.\n\
+         heartbeat_seconds: {}\ntimezone: UTC\ntimeout_seconds: {}\nretries: {RETRIES}\n\
          site_notes: kept by the editor\nstreams:\n\
          - name: Gate\n  url: '{gate_url}'\n  mount: north pole\n\
-         - name: Lab\n  url: '{lab_url}'\n\
+         - name: Lab   # the bench camera\n  url: '{lab_url}'\n\
          - name: Dark\n  url: 'rtsp://127.0.0.1:{dark_port}/live'\n",
         HEARTBEAT.as_secs(),
         TIMEOUT.as_secs()
@@ -677,6 +679,8 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     assert!(text.contains(&gate_url) && text.contains(&lab_url), "passwords stay in the file:\n{text}");
     let (g, l, y) = (text.find("name: Gate"), text.find("name: Lab"), text.find("name: Yard"));
     assert!(g < l && l < y && g.is_some(), "the order is kept, new cameras last:\n{text}");
+    let notes = ["# North site: ask Priya before adding a camera.\n", "name: Lab   # the bench camera\n"];
+    assert!(notes.iter().all(|n| text.contains(n)), "the operator's comments survive:\n{text}");
     wait_up(&web, "yard", within(1));
 
     // A rename keeps the id, and with it the history.
@@ -689,6 +693,7 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     assert!(changes_after.len() >= changes_before.len(), "{changes_after:#?}");
     assert!(changes_after.ends_with(&changes_before), "the history follows the rename: {changes_after:#?}");
     assert!(file().contains("id: gate"), "the id is written down:\n{}", file());
+    assert!(notes.iter().all(|n| file().contains(n)), "the comments survive a rename:\n{}", file());
 
     // The URL as the API shows it (password masked) keeps the stored password.
     let masked = renamed["url"].as_str().unwrap().to_owned();
@@ -873,4 +878,68 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     assert!(log.contains("camera list edit refused"), "the refusal is logged: {log}");
     assert_no_secret("the service's log", &log, &secrets);
     drop(web);
+}
+
+/// An https camera whose certificate comes from a private CA no trust store knows (the test
+/// MJPEG server over TLS): verified, it is DOWN with reason `tls` and a message naming
+/// `verify_tls`; with `verify_tls: false` set through the editor it is UP and its picture
+/// shows; clearing the override brings the refusal back.
+#[test]
+fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
+    let cam = MjpegServer::start_tls();
+    let url = cam.auth_url(mjpeg::USER, mjpeg::PASSWORD);
+    assert!(url.starts_with("https://"), "{url}");
+    let web = Web::start(
+        &format!(
+            "heartbeat_seconds: {}\ntimeout_seconds: {}\nretries: 0\nstreams:\n- id: lab\n  name: Lab\n  url: '{url}'\n",
+            HEARTBEAT.as_secs(),
+            TIMEOUT.as_secs()
+        ),
+        "info",
+    );
+    let service = &web;
+    let verdict = |state: &'static str, reason: Option<&'static str>| {
+        move || {
+            let cam = service.camera("lab").ok_or("not listed")?;
+            if cam["state"] == state && cam["reason"].as_str() == reason { Ok(cam) } else { Err(cam.to_string()) }
+        }
+    };
+
+    let list = web.get("/api/cameras");
+    assert!(!list.text().contains(mjpeg::PASSWORD), "{}", list.text());
+    assert_eq!(list.json()["verify_tls"], true, "the list verifies by default");
+    let refused = wait_until("DOWN/tls", within(1), verdict("DOWN", Some("tls")));
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("TLS certificate is not trusted") && message.contains("`verify_tls: false`"), "{message}");
+    assert!(!refused.to_string().contains(mjpeg::PASSWORD), "{refused}");
+    assert_eq!((&refused["verify_tls"], &refused["verify_tls_override"]), (&json!(true), &Value::Null));
+    let r = web.get("/api/cameras/lab/snapshot.jpg");
+    assert_eq!(r.status, 502, "no picture from an untrusted camera: {}", r.text());
+    assert!(r.text().contains("verify_tls") && !r.text().contains(mjpeg::PASSWORD), "{}", r.text());
+
+    let bearer = format!("Bearer {}", web.token());
+    let put = |body: Value| {
+        let r = web.send("PUT", "/api/cameras/lab", &[("Authorization", &bearer)], Some(&body));
+        assert_eq!(r.status, 200, "PUT {body}: {}", r.text());
+        r.json()
+    };
+    let changed = put(json!({"verify_tls": false}));
+    assert_eq!((&changed["verify_tls"], &changed["verify_tls_override"]), (&json!(false), &json!(false)));
+    let file = std::fs::read_to_string(&web.cameras_file).unwrap();
+    assert!(file.contains("verify_tls: false") && file.contains(mjpeg::PASSWORD), "written down:\n{file}");
+    let up = wait_until("UP once the certificate is accepted", within(1), verdict("UP", None));
+    let (w, h) = MjpegServer::frame_size();
+    assert_eq!(
+        (up["codec"].as_str(), up["width"].as_u64(), up["height"].as_u64()),
+        (Some("jpeg"), Some(w.into()), Some(h.into()))
+    );
+    let r = web.get("/api/cameras/lab/snapshot.jpg");
+    assert_eq!(r.status, 200, "a picture with the certificate accepted: {}", r.text());
+    assert!(r.body.starts_with(&[0xff, 0xd8]), "a JPEG");
+
+    let cleared = put(json!({"verify_tls": null}));
+    assert_eq!((&cleared["verify_tls"], &cleared["verify_tls_override"]), (&json!(true), &Value::Null));
+    let file = std::fs::read_to_string(&web.cameras_file).unwrap();
+    assert!(!file.contains("verify_tls"), "the override is gone:\n{file}");
+    wait_until("DOWN/tls again", within(1), verdict("DOWN", Some("tls")));
 }

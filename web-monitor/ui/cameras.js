@@ -79,8 +79,14 @@ function facts(cam) {
     ['Codec, size', `${cam.codec || '—'}, ${size}`],
     ['Uptime 24 h · 7 d · 30 d', ['24h', '7d', '30d'].map((w) => percent(cam.uptime && cam.uptime[w])).join(' · ')],
     ['Heartbeat', `every ${cam.heartbeat_seconds} s`],
+    ...(isHttps(cam) ? [['TLS certificate', cam.verify_tls ? 'verified' : 'accepted unverified (verify_tls off)']] : []),
   ];
 }
+
+const isHttps = (cam) => /^https:/i.test(cam.url || '');
+
+/** The list's own verify_tls: what a camera without an override gets. */
+const listVerifiesTls = () => state.list?.verify_tls !== false;
 
 function factList(pairs) {
   return pairs.flatMap(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]);
@@ -318,6 +324,7 @@ function showPreview() {
 
 function resetForm() {
   $('camera-form').reset();
+  $('form-verify-tls').checked = listVerifiesTls();
   $('form-id').value = '';
   setText($('form-submit'), 'Add camera');
   $('form-cancel').hidden = true;
@@ -330,6 +337,7 @@ function startEdit(id) {
   $('form-name').value = cam.name;
   $('form-url').value = cam.url;
   $('form-heartbeat').value = cam.heartbeat_override ?? '';
+  $('form-verify-tls').checked = cam.verify_tls !== false;
   setText($('form-submit'), 'Save camera');
   $('form-cancel').hidden = false;
   $('form-name').focus();
@@ -346,7 +354,14 @@ async function submitCamera(event) {
   event.preventDefault();
   const id = $('form-id').value;
   const hb = $('form-heartbeat').value.trim();
-  const body = { name: $('form-name').value, url: $('form-url').value, heartbeat_seconds: hb === '' ? null : Number(hb) };
+  const verify = $('form-verify-tls').checked;
+  const body = {
+    name: $('form-name').value,
+    url: $('form-url').value,
+    heartbeat_seconds: hb === '' ? null : Number(hb),
+    // The list's setting needs no override; only a difference from it is written down.
+    verify_tls: verify === listVerifiesTls() ? null : verify,
+  };
   const ok = id
     ? await change($('form-result'), `Saving ${body.name}`, () => putJson(`/api/cameras/${encodeURIComponent(id)}`, body))
     : await change($('form-result'), `Adding ${body.name}`, () => postJson('/api/cameras', body));

@@ -4,7 +4,8 @@
 //! markers and its size read from its frame header. A snapshot URL is fetched twice.
 //!
 //! Credentials in the URL are sent only when the camera asks (401), in the scheme it asks
-//! for: Digest or Basic.
+//! for: Digest or Basic. Over https they are sent only after the certificate was accepted
+//! (verified, or any for a camera with `verify_tls: false`).
 //!
 //! Frozen pictures: the two frames are hashed; identical frames mean an unchanged picture
 //! for the time between them, and the last frame's hash is compared across heartbeats. A
@@ -30,13 +31,15 @@ const MAX_REDIRECTS: usize = 5;
 /// Frames a probe needs to prove a live picture.
 const FRAMES_NEEDED: usize = 2;
 
-/// The one client all HTTP probes share. Idle connections are not kept: a probe every few
-/// seconds per camera, for thousands of cameras, would only pile them up.
-pub(crate) fn client() -> Result<Client, reqwest::Error> {
+/// A client all HTTP probes of one `verify_tls` setting share. Idle connections are not
+/// kept: a probe every few seconds per camera, for thousands of cameras, would only pile
+/// them up. `verify_tls` false accepts any certificate, for self-signed cameras.
+pub(crate) fn client(verify_tls: bool) -> Result<Client, reqwest::Error> {
     Client::builder()
         .user_agent(USER_AGENT)
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .tls_danger_accept_invalid_certs(!verify_tls)
         .build()
 }
 
@@ -175,7 +178,9 @@ fn http_failure(e: &reqwest::Error, target: &Target) -> ProbeFailure {
         source = s.source();
     }
     let at = target.authority();
-    if e.is_connect() {
+    if let Some(tls) = tls_error_in(e) {
+        tls_failure(tls, &at)
+    } else if e.is_connect() {
         let reason = io_kind.map_or(Reason::Unreachable, io_reason);
         let what = if reason == Reason::Refused {
             "the camera refused the connection"
@@ -191,6 +196,71 @@ fn http_failure(e: &reqwest::Error, target: &Target) -> ProbeFailure {
             format!("the HTTP request to {at} failed: {detail}"),
         )
     }
+}
+
+/// The TLS error behind a failed request, if one is.
+fn tls_error_in(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(tls) = tls_error(s) {
+            return Some(tls);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The TLS error in `e`, however deep: it travels in io::Errors nested in io::Errors, and
+/// an io::Error's `source` skips the error it wraps.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_error(inner)
+}
+
+/// Why the TLS handshake with `url` fails when its certificate is verified, if it does: one
+/// GET through a verifying client, without credentials, dropped at the headers. For the
+/// preview, whose souphttpsrc reports a refused certificate as a bare stream error, just
+/// as a refused connection. The message is scrubbed like a probe's.
+pub(crate) async fn certificate_refusal(url: &str, limit: Duration) -> Option<String> {
+    // Built once: setting up a verifying client loads the system's trust store.
+    static VERIFYING: std::sync::OnceLock<Option<Client>> = std::sync::OnceLock::new();
+    let http = VERIFYING.get_or_init(|| client(true).ok()).as_ref()?;
+    let target = Target::parse(url).ok()?;
+    let e = timeout(limit, http.get(target.url.clone()).send()).await.ok()?.err()?;
+    let tls = tls_error_in(&e)?;
+    Some(target.scrub(&tls_failure(tls, &target.authority()).message))
+}
+
+/// A failed TLS handshake, in words that say what to do. Reason `tls`: the camera answered
+/// (not `unreachable`) and no credentials were offered (not `auth_failed`).
+fn tls_failure(e: &rustls::Error, at: &str) -> ProbeFailure {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    let message = match e {
+        E::InvalidCertificate(why) => {
+            let problem = match why {
+                C::UnknownIssuer => "it is self-signed or its issuer is not a trusted authority",
+                C::Expired | C::ExpiredContext { .. } => "it has expired",
+                C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet (or the clock is wrong)",
+                C::NotValidForName | C::NotValidForNameContext { .. } => "it is for another host name",
+                _ => "it does not verify",
+            };
+            format!(
+                "the camera's TLS certificate is not trusted ({at}): {problem} ({e}); if the camera has a \
+                 self-signed certificate, set `verify_tls: false` on this camera to accept it"
+            )
+        }
+        E::PeerIncompatible(_)
+        | E::AlertReceived(A::ProtocolVersion | A::HandshakeFailure | A::InsufficientSecurity) => format!(
+            "the TLS handshake with the camera failed ({at}): {e}; the camera may offer only TLS versions or \
+             ciphers older than TLS 1.2, which the prober refuses (`verify_tls: false` does not change that); \
+             try the camera's http:// URL or update its firmware"
+        ),
+        _ => format!("the TLS handshake with the camera failed ({at}): {e}"),
+    };
+    ProbeFailure::new(Reason::Tls, message)
 }
 
 fn content_type(response: &Response) -> String {
@@ -339,6 +409,21 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let expired = tls_failure(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired), "h:443");
+        assert_eq!(expired.reason, Reason::Tls);
+        assert!(expired.message.contains("not trusted (h:443): it has expired"), "{}", expired.message);
+        assert!(expired.message.contains("`verify_tls: false`"), "{}", expired.message);
+        let old = tls_failure(&rustls::Error::AlertReceived(rustls::AlertDescription::ProtocolVersion), "h:443");
+        assert_eq!(old.reason, Reason::Tls);
+        assert!(
+            old.message.contains("older than TLS 1.2") && old.message.contains("does not change that"),
+            "{}",
+            old.message
+        );
+    }
 
     #[test]
     fn multipart_parts_with_and_without_length() {

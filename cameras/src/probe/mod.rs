@@ -6,6 +6,11 @@
 //! Every step runs under its own timeout, and a timeout names its step. Credentials are
 //! taken out of the URL and handed to the protocol's authentication; every message meant
 //! for people is scrubbed of them.
+//!
+//! An `https://` camera's certificate is verified unless the camera's `verify_tls` is
+//! false ([`Prober::probe`]): IP cameras nearly always have self-signed
+//! certificates, and their owners choose to accept them camera by camera. A refused
+//! certificate is reason `tls`, with a message that names the setting.
 
 pub mod jpeg;
 pub mod mjpeg;
@@ -78,14 +83,20 @@ pub type ProbeOutcome = Result<Proof, ProbeFailure>;
 /// Something that probes a camera URL; the scheduler is generic over it so its timing can
 /// be tested without a network.
 pub trait Prober: Send + Sync + 'static {
-    /// Probes `url` (credentials allowed in it) with `step_timeout` for each step.
-    fn probe(&self, url: &str, step_timeout: Duration) -> impl Future<Output = ProbeOutcome> + Send;
+    /// Probes `url` (credentials allowed in it) with `step_timeout` for each step. An
+    /// `https://` camera's certificate must be trusted unless `verify_tls` is false (the
+    /// camera's resolved setting), which accepts any certificate (a self-signed camera).
+    fn probe(&self, url: &str, step_timeout: Duration, verify_tls: bool) -> impl Future<Output = ProbeOutcome> + Send;
 }
 
-/// The real prober: RTSP through retina, HTTP through one shared reqwest client.
+/// The real prober: RTSP through retina, HTTP through two shared reqwest clients.
 #[derive(Clone, Debug)]
 pub struct NetworkProber {
+    /// Verifies certificates against the system's trust store.
     http: reqwest::Client,
+    /// For cameras with `verify_tls: false`: accepts any certificate. Shared like the other,
+    /// rather than built per probe, because building a client sets up TLS from scratch.
+    http_any_certificate: reqwest::Client,
 }
 
 /// The HTTP client could not be built (TLS set-up of the platform).
@@ -95,16 +106,17 @@ pub struct ProberSetupError(#[from] reqwest::Error);
 
 impl NetworkProber {
     pub fn new() -> Result<Self, ProberSetupError> {
-        Ok(NetworkProber { http: mjpeg::client()? })
+        Ok(NetworkProber { http: mjpeg::client(true)?, http_any_certificate: mjpeg::client(false)? })
     }
 }
 
 impl Prober for NetworkProber {
-    async fn probe(&self, url: &str, step_timeout: Duration) -> ProbeOutcome {
+    async fn probe(&self, url: &str, step_timeout: Duration, verify_tls: bool) -> ProbeOutcome {
         let target = Target::parse(url)?;
+        let http = if verify_tls { &self.http } else { &self.http_any_certificate };
         let outcome = match target.url.scheme() {
             "rtsp" => rtsp::probe(&target, step_timeout).await,
-            "http" | "https" => mjpeg::probe(&self.http, &target, step_timeout).await,
+            "http" | "https" => mjpeg::probe(http, &target, step_timeout).await,
             other => Err(ProbeFailure::new(
                 Reason::BadData,
                 format!("scheme `{other}` cannot be probed; use rtsp://, http:// or https://"),

@@ -190,6 +190,7 @@ pub async fn list(State(c): State<Cameras>) -> Json<Value> {
     Json(json!({
         "heartbeat_seconds": list.heartbeat_seconds,
         "timezone": list.timezone,
+        "verify_tls": list.verify_tls,
         "file_problem": c.fleet.problem().await,
         "history_problem": summary.problem,
         "cameras": cameras,
@@ -413,8 +414,8 @@ pub const PAGE: &str = "cameras.html";
 /// `GET /api/cameras/{id}/snapshot.jpg`: a picture grabbed from the camera now (or a few
 /// seconds ago: previews are cached so reloads do not hammer the camera).
 pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let (cam, _) = c.find(&id)?;
-    match c.previews.get(&id, &cam.url).await {
+    let (cam, list) = c.find(&id)?;
+    match c.previews.get(&id, &cam.url, list.probe_settings(&cam).verify_tls).await {
         Ok(p) => Ok((
             [
                 (header::CONTENT_TYPE, "image/jpeg".to_owned()),
@@ -428,7 +429,7 @@ pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Resul
             use ds_cameras::preview::PreviewError as P;
             let status = match &e {
                 P::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-                P::Auth { .. } | P::NotFound { .. } | P::Other { .. } => StatusCode::BAD_GATEWAY,
+                P::Auth { .. } | P::NotFound { .. } | P::Tls { .. } | P::Other { .. } => StatusCode::BAD_GATEWAY,
                 P::BadUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             // The message names the URL with its password masked.

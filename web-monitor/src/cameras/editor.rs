@@ -32,6 +32,10 @@ pub struct CameraBody {
     /// Seconds between heartbeats for this camera; `null` returns to the file's interval.
     #[serde(default, deserialize_with = "present")]
     pub heartbeat_seconds: Option<Option<u32>>,
+    /// `false` accepts the camera's TLS certificate whatever it is (a self-signed https
+    /// camera); `true` verifies it; `null` returns to the file's `verify_tls`.
+    #[serde(default, deserialize_with = "present")]
+    pub verify_tls: Option<Option<bool>>,
 }
 
 /// The interval and time zone of the whole list.
@@ -42,12 +46,11 @@ pub struct SettingsBody {
     pub timezone: Option<String>,
 }
 
-const CAMERA_SHAPE: &str =
-    r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional)}"#;
+const CAMERA_SHAPE: &str = r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional), "verify_tls": false (optional, https only)}"#;
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 impl From<EditError> for ApiError {
@@ -181,16 +184,23 @@ fn apply(entry: &mut Map<String, Value>, body: &CameraBody, current_url: Option<
         check_camera_url(&url).map_err(|why| format!("url: {why}"))?;
         entry.insert("url".into(), Value::String(url));
     }
-    match body.heartbeat_seconds {
-        Some(Some(s)) => {
-            entry.insert("heartbeat_seconds".into(), s.into());
+    set_override(entry, "heartbeat_seconds", body.heartbeat_seconds);
+    set_override(entry, "verify_tls", body.verify_tls);
+    Ok(())
+}
+
+/// A per-camera override from the body: a value sets it, `null` clears it (the list's
+/// setting applies again), absent leaves it as it is.
+fn set_override<T: Into<Value>>(entry: &mut Map<String, Value>, key: &str, wanted: Option<Option<T>>) {
+    match wanted {
+        Some(Some(v)) => {
+            entry.insert(key.into(), v.into());
         }
         Some(None) => {
-            entry.remove("heartbeat_seconds");
+            entry.remove(key);
         }
         None => {}
     }
-    Ok(())
 }
 
 /// `POST /api/cameras`: adds a camera; 201 with the camera.
@@ -324,6 +334,21 @@ mod tests {
         let with_history = HashSet::from(["gate-cam-3".to_owned(), "yard".to_owned()]);
         assert_eq!(new_id(&config, "gate cam", &with_history), "gate-cam-4");
         assert_eq!(new_id(&config, "Yard", &with_history), "yard-2");
+    }
+
+    #[test]
+    fn verify_tls_is_set_cleared_or_left() {
+        let parse = |json: &str| serde_json::from_str::<CameraBody>(json).unwrap();
+        let mut entry = Map::new();
+        apply(&mut entry, &parse(r#"{"verify_tls": false}"#), None).unwrap();
+        assert_eq!(entry.get("verify_tls"), Some(&Value::Bool(false)));
+        apply(&mut entry, &parse(r#"{"name": "Gate"}"#), None).unwrap();
+        assert_eq!(entry.get("verify_tls"), Some(&Value::Bool(false)), "absent: unchanged");
+        apply(&mut entry, &parse(r#"{"verify_tls": true}"#), None).unwrap();
+        assert_eq!(entry.get("verify_tls"), Some(&Value::Bool(true)));
+        apply(&mut entry, &parse(r#"{"verify_tls": null}"#), None).unwrap();
+        assert!(!entry.contains_key("verify_tls"), "null: back to the file's setting");
+        assert!(serde_json::from_str::<CameraBody>(r#"{"verify_tls": "no"}"#).is_err());
     }
 
     #[test]

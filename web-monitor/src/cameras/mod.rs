@@ -63,6 +63,8 @@ impl Cameras {
             "url": camera.masked_url(),
             "heartbeat_seconds": camera.heartbeat_seconds.unwrap_or(list.heartbeat_seconds),
             "heartbeat_override": camera.heartbeat_seconds,
+            "verify_tls": list.probe_settings(camera).verify_tls,
+            "verify_tls_override": camera.verify_tls,
         })
     }
 }
