@@ -1,6 +1,8 @@
 // A private dashboard (public_read off) in headless Chromium: before logging in the page says
 // it needs a login and shows no figures; after logging in through the header, the live status
-// arrives without a reload (the machine's figures, measured by the web service itself).
+// arrives without a reload (the machine's figures, measured by the web service itself). The
+// cameras page likewise asks for a login, not "cannot be reached", and shows its list after
+// one made in its own header.
 //
 // Usage: node private.mjs BASE_URL PASSWORD
 // Prints one JSON line {"ok": bool, "checks": {...}}; exit 0 when every check passed.
@@ -26,6 +28,27 @@ try {
     const shown = await text(page, cpu);
     if (shown !== '—') throw new Error(`a figure before logging in: ${shown}`);
     return { banner: await text(page, '#connection') };
+  });
+  const cameras = await browser.context.newPage();
+  await cameras.goto(`${base}/cameras`);
+  await check('cameras_ask_for_login', async () => {
+    await cameras.waitForFunction(() => /log in/i.test(document.getElementById('fleet-unreachable').textContent),
+      null, { timeout: TIMEOUT });
+    const said = await text(cameras, '#fleet-unreachable');
+    if (/cannot be reached/.test(said)) throw new Error(`a login problem shown as an outage: ${said}`);
+    // The refused live feed is the same news, not a second banner.
+    await cameras.waitForTimeout(4000);
+    if (!(await cameras.locator('#connection').isHidden())) {
+      throw new Error(`a second banner: ${await text(cameras, '#connection')}`);
+    }
+    return { said };
+  });
+  await check('cameras_show_after_login', async () => {
+    await cameras.fill('#password', password);
+    await cameras.click('#login-form button[type=submit]');
+    await cameras.waitForFunction(() => document.getElementById('fleet-unreachable').hidden
+      && document.querySelectorAll('#camera-grid li').length > 0, null, { timeout: TIMEOUT });
+    return { grid: await text(cameras, '#camera-grid') };
   });
   await check('shows_itself_after_login', async () => {
     await page.fill('#password', password);

@@ -31,6 +31,7 @@ const state = {
   lastUpdate: 0,
   historyTimer: null,
   refreshTimer: null,
+  needsLogin: false, // reading is private (public_read off) and nobody is logged in
 };
 
 const $ = (id) => document.getElementById(id);
@@ -187,6 +188,7 @@ async function refresh() {
     const list = await getJson('/api/cameras');
     state.list = list;
     state.byId = new Map(list.cameras.map((c) => [c.id, c]));
+    state.needsLogin = false;
     $('fleet-unreachable').hidden = true;
     renderGrid();
     markFresh();
@@ -195,9 +197,13 @@ async function refresh() {
       if (cam) renderDetail(cam); else closeDetail();
     }
   } catch (e) {
+    state.needsLogin = e.status === 401;
     $('fleet-unreachable').hidden = false;
-    setText($('fleet-unreachable'), `The camera monitor cannot be reached: ${e.message}. The figures below may be old.`);
+    setText($('fleet-unreachable'), state.needsLogin
+      ? 'This page is private (public_read is off): log in above to see the cameras.'
+      : `The camera monitor cannot be reached: ${e.message}. The figures below may be old.`);
     $('fleet').classList.add('stale');
+    if (state.needsLogin) $('connection').hidden = true;
   }
 }
 
@@ -394,7 +400,8 @@ function onHash() {
 
 function connectionState(s) {
   const banner = $('connection');
-  banner.hidden = s !== 'lost';
+  // A private page's feed is refused too: the login message above says why.
+  banner.hidden = s !== 'lost' || state.needsLogin;
   setText(banner, s === 'lost' ? 'Live updates lost; retrying. Figures may be old.' : '');
   if (s === 'lost') $('fleet').classList.add('stale');
   if (s === 'open') refresh();
@@ -412,6 +419,8 @@ async function main() {
   await refresh();
   onHash();
   new EventFeed('/api/cameras/events', { camera: onHeartbeat }, connectionState).open();
+  // Logged in on a private dashboard: the list can be read now (the feed reconnects itself).
+  session.subscribe((s) => { if (s.loggedIn && state.needsLogin) refresh(); });
   setInterval(refresh, REFRESH_MS);
   setInterval(tick, TICK_MS);
 }
