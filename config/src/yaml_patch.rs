@@ -618,4 +618,20 @@ streams:
         let out = edited(text, |v| v["streams"][0]["name"] = json!("Quai Süd"));
         assert_eq!(out, "streams:\n- name: Quai Süd  # près du quai\n  url: rtsp://192.0.2.1/\n");
     }
+
+    /// The file the installer ships, as an operator meets it: the first camera replaces
+    /// `streams: []`, the second goes after it, and every comment of the example stays.
+    #[test]
+    fn the_shipped_example_keeps_its_comments_as_cameras_are_added() {
+        let shipped = include_str!("../etc/cameras.yaml");
+        let comments = |t: &str| t.lines().filter(|l| l.contains('#')).count();
+        let first = edited(shipped, |v| v["streams"] = json!([{"name": "Gate", "url": "rtsp://192.0.2.10/live"}]));
+        assert_eq!(comments(&first), comments(shipped), "{first}");
+        let second = edited(&first, |v| {
+            v["streams"].as_array_mut().unwrap().push(json!({"name": "Yard", "url": "rtsp://192.0.2.11/live"}));
+        });
+        assert_eq!(comments(&second), comments(shipped), "{second}");
+        let gate = second.find("name: Gate").unwrap();
+        assert!(second[gate..].contains("name: Yard"), "{second}");
+    }
 }
