@@ -249,8 +249,9 @@ impl Playlist {
 
     /// Lists a finished segment of the current run and republishes the playlist: the window
     /// slides, segment files whose lifetime is over are deleted. A segment whose EXTINF rounds
-    /// above the target duration is still listed (a gap is worse), warned about and counted.
-    /// A rejected segment is never listed; if its file exists it is scheduled for deletion.
+    /// above the target duration is left out (the next one is marked discontinuous), warned
+    /// about and counted. A rejected or left-out segment is never listed; if its file exists it
+    /// is scheduled for deletion.
     pub fn add_segment(&mut self, path: &Path, duration_secs: f64, now: SystemTime) -> Result<(), PlaylistError> {
         let name = self.name_in_dir(path)?;
         let Some(run) = self.current_run else {
@@ -279,13 +280,20 @@ impl Playlist {
         };
         let target = self.state.target_duration_secs;
         if extinf_rounded_secs(duration_secs) > u64::from(target) {
+            // RFC 8216 allows no EXTINF above the target duration, and the target never
+            // changes; a segment made long by a stalled capture or a late keyframe is left out
+            // and the next one marked discontinuous, so players skip it cleanly.
             self.overlong_segments += 1;
             warn!(
                 segment = %name,
                 duration_secs,
                 target_duration_secs = target,
-                "segment longer than the target duration; listed anyway, players may stall (check the keyframe interval)"
+                "segment longer than the target duration left out of the playlist (if this repeats, check the keyframe interval)"
             );
+            self.state.discontinuity_pending = true;
+            self.schedule_unlisted(&name, now);
+            self.commit(now)?;
+            return Ok(());
         }
         self.state.window.push_back(Segment {
             name,

@@ -110,7 +110,7 @@ mod playlist {
     }
 
     #[test]
-    fn target_duration_never_changes_and_overlong_segments_are_listed_and_counted() {
+    fn target_duration_never_changes_and_overlong_segments_are_left_out_and_counted() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let mut pl = Playlist::open(dir, settings(2, 10), at(0.0)).unwrap();
@@ -122,10 +122,13 @@ mod playlist {
         }
         let p = read(dir);
         let extinfs: Vec<_> = p.segments.iter().map(|s| s.extinf.as_str()).collect();
-        assert_eq!(extinfs, ["2.000", "2.499", "2.500", "1.200", "3.700"], "overlong segments are still listed");
-        let overlong: Vec<_> = p.segments.iter().filter(|s| s.rounded_secs() > p.target).map(|s| &s.extinf).collect();
-        assert_eq!(overlong, ["2.500", "3.700"]);
+        assert_eq!(extinfs, ["2.000", "2.499", "1.200"], "every EXTINF rounds to at most the target");
+        let marks: Vec<_> = p.segments.iter().map(|s| s.discontinuity).collect();
+        assert_eq!(marks, [false, false, true], "the segment after a left-out one is discontinuous");
         assert_eq!(pl.stats(at(15.0)).overlong_segments, 2, "2.4996 is written 2.500, which players round to 3");
+        assert!(run.segment_path(4).exists(), "a left-out segment is deleted later, not at once");
+        pl.collect_garbage(at(60.0)).unwrap();
+        assert!(!run.segment_path(4).exists(), "and then deleted");
         drop(pl);
         Playlist::open(dir, settings(2, 10), at(20.0)).unwrap();
         assert_eq!(read(dir).target, 2);
