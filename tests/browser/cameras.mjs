@@ -269,15 +269,18 @@ try {
       && [...document.querySelectorAll('#change-list li')].some((li) => li.textContent.includes('UP (first heartbeat)')));
     // The uptime of the camera as the API has it now (not the list's from the page's start).
     await page.waitForFunction(() => /Uptime 24 h · 7 d · 30 d\d+(\.\d+)? %/.test(document.getElementById('camera-facts').textContent));
-    // "x ago" keeps counting between heartbeats: three different values within 2.6 s, where
-    // heartbeats (every 5 s) alone would give at most two.
+    // "x ago" keeps counting between heartbeats: three different values within 4.5 s, where
+    // heartbeats (every 5 s) alone would give at most two. (The ticker runs every second; the
+    // window leaves room for a renderer slowed by a busy machine.)
     const ages = await page.evaluate(() => new Promise((resolve) => {
       const seen = [];
+      const done = () => { clearInterval(timer); clearTimeout(limit); resolve(seen); };
       const timer = setInterval(() => {
         const t = document.querySelector('#camera-facts .ago').textContent;
         if (seen[seen.length - 1] !== t) seen.push(t);
+        if (new Set(seen).size >= 3) done();
       }, 100);
-      setTimeout(() => { clearInterval(timer); resolve(seen); }, 2600);
+      const limit = setTimeout(done, 4500);
     }));
     const r = await page.evaluate(() => ({
       title: document.getElementById('camera-title').textContent,

@@ -43,7 +43,7 @@ impl Kiosk {
         for u in started {
             systemd.start_unit(u).unwrap();
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::stream_dir();
         let (logs, watchdog_state) = (dir.path().join("logs"), dir.path().join("watchdog"));
         std::fs::create_dir_all(&logs).unwrap();
         std::fs::create_dir_all(&watchdog_state).unwrap();

@@ -19,3 +19,14 @@ pub mod smtp;
 pub mod streamer;
 pub mod systemd;
 pub mod xorg;
+
+/// A fresh temporary directory for a stream's output, on the RAM-backed `/dev/shm` where the
+/// machine has it: a streamer reports disk pressure for the filesystem of its output directory,
+/// and the test machine's disk filling up with build artifacts (CI once saw 99.8 %) is not what
+/// these tests are about. (The disk-pressure tests mount a small tmpfs of their own.)
+pub fn stream_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("ds-test-");
+    if shm.is_dir() { builder.tempdir_in(shm) } else { builder.tempdir() }.expect("temporary directory")
+}

@@ -42,7 +42,7 @@ impl StreamerProcess {
 
     /// Like [`start`](Self::start) with extra environment variables.
     pub fn start_with_env(display: &str, config: Value, env: &[(&str, &str)]) -> StreamerProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = crate::stream_dir();
         let hls = dir.path().join("hls");
         let conf_dir = dir.path().to_owned();
         StreamerProcess::spawn(display, config, &hls, &conf_dir, Some(dir), env)

@@ -201,7 +201,7 @@ fn a_removed_output_directory_is_recreated_and_the_sequence_goes_on() {
 #[test]
 fn a_killed_streamer_is_replaced_by_a_new_process_that_continues_the_sequence() {
     let (x, _blue, _red) = display_with_colours();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = ds_tests::stream_dir();
     let hls_dir = dir.path().join("hls");
     let s = StreamerProcess::start_in(&x.display(), json!({}), &hls_dir, dir.path(), None);
     let mut viewer = Viewer::new(&hls_dir);
@@ -229,7 +229,7 @@ fn a_killed_streamer_is_replaced_by_a_new_process_that_continues_the_sequence() 
 #[test]
 fn sigterm_stops_the_streamer_and_its_worker_within_five_seconds() {
     let (x, _blue, _red) = display_with_colours();
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = ds_tests::stream_dir();
     let dir = tmp.path().join("hls");
     let s = StreamerProcess::start_in(&x.display(), json!({}), &dir, tmp.path(), None);
     s.wait_for("streaming", WAIT, |h| state(h) == "streaming");

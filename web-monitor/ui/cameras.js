@@ -140,8 +140,12 @@ function renderGrid() {
     return c.node;
   });
   setChildren($('camera-grid'), nodes.length ? nodes : [el('li', { class: 'muted', text: 'No cameras yet. Log in and add one below.' })]);
-  $('settings-heartbeat').value = list.heartbeat_seconds;
-  $('settings-timezone').value = list.timezone;
+  // The list's settings as the file has them, unless someone is changing them right now.
+  if (!$('settings-form').contains(document.activeElement)) {
+    $('settings-heartbeat').value = list.heartbeat_seconds;
+    $('settings-timezone').value = list.timezone;
+    $('settings-verify-tls').checked = list.verify_tls !== false;
+  }
 }
 
 /** A heartbeat from the event feed: update that camera's card and the detail panel. */
@@ -386,6 +390,8 @@ async function submitSettings(event) {
   const body = {
     heartbeat_seconds: Number($('settings-heartbeat').value),
     timezone: $('settings-timezone').value,
+    // Written only when changed, so a file without it stays without it.
+    verify_tls: $('settings-verify-tls').checked === listVerifiesTls() ? undefined : $('settings-verify-tls').checked,
   };
   await change($('settings-result'), 'Saving the settings', () => putJson('/api/cameras/settings', body));
 }

@@ -38,12 +38,14 @@ pub struct CameraBody {
     pub verify_tls: Option<Option<bool>>,
 }
 
-/// The interval and time zone of the whole list.
+/// The interval, time zone and certificate checking of the whole list.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsBody {
     pub heartbeat_seconds: Option<u32>,
     pub timezone: Option<String>,
+    /// Whether https cameras' certificates are verified; a camera's own `verify_tls` wins.
+    pub verify_tls: Option<bool>,
 }
 
 const CAMERA_SHAPE: &str = r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional), "verify_tls": false (optional, https only)}"#;
@@ -295,12 +297,16 @@ pub async fn settings(
             if let Some(tz) = &b.timezone {
                 map.insert("timezone".into(), Value::String(tz.trim().to_owned()));
             }
+            if let Some(verify) = b.verify_tls {
+                map.insert("verify_tls".into(), verify.into());
+            }
             Ok(())
         })
         .await?;
     Ok(axum::Json(serde_json::json!({
         "heartbeat_seconds": list.heartbeat_seconds,
         "timezone": list.timezone,
+        "verify_tls": list.verify_tls,
     }))
     .into_response())
 }
