@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use ds_config::redact::mask_webhook_url;
 use ds_config::watchdog::WebhookFormat;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -42,7 +43,7 @@ impl std::fmt::Debug for WebhookChannel {
 impl WebhookChannel {
     /// `format` `auto` is resolved from the URL here.
     pub fn new(url: &str, format: WebhookFormat) -> Result<WebhookChannel, ChannelError> {
-        let shown = masked_url(url);
+        let shown = mask_webhook_url(url);
         let parsed = reqwest::Url::parse(url).map_err(|e| ChannelError::WebhookUrl {
             shown: shown.clone(),
             reason: format!("not a URL ({e}); expected http(s)://HOST/PATH"),
@@ -127,32 +128,6 @@ pub fn resolve_format(url: &reqwest::Url, format: WebhookFormat) -> WebhookForma
     } else {
         WebhookFormat::Json
     }
-}
-
-/// `https://user:pw@hooks.slack.com/services/T0/B0/XXXX?x=1` → `https://hooks.slack.com/services/…`.
-///
-/// Works on the text so that a URL too broken to parse is masked too.
-pub fn masked_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return "(not a URL)".to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let host = authority.rfind('@').map_or(authority, |at| &authority[at + 1..]);
-    let after = &rest[authority_end..];
-    let mut shown = format!("{}{host}", &url[..scheme_end]);
-    if let Some(path) = after.strip_prefix('/') {
-        let segment_end = path.find(['/', '?', '#']).unwrap_or(path.len());
-        shown.push('/');
-        shown.push_str(&path[..segment_end]);
-        if segment_end < path.len() && &path[segment_end..] != "/" {
-            shown.push_str("/…");
-        }
-    } else if !after.is_empty() {
-        shown.push_str("/…");
-    }
-    shown
 }
 
 /// The request body for `format`.
@@ -264,18 +239,6 @@ mod tests {
         assert_eq!(format_of("http://127.0.0.1:9000/alerts"), WebhookFormat::Json);
         let explicit = reqwest::Url::parse("http://127.0.0.1/x").unwrap();
         assert_eq!(resolve_format(&explicit, WebhookFormat::Slack), WebhookFormat::Slack);
-    }
-
-    #[test]
-    fn urls_lose_everything_after_the_first_path_segment() {
-        assert_eq!(masked_url("https://hooks.slack.com/services/T0/B0/XXXX"), "https://hooks.slack.com/services/…");
-        assert_eq!(masked_url("https://discord.com/api/webhooks/1/tok"), "https://discord.com/api/…");
-        assert_eq!(masked_url("http://u:pw@127.0.0.1:8080/hook?token=t"), "http://127.0.0.1:8080/hook/…");
-        assert_eq!(masked_url("http://127.0.0.1:8080/hook"), "http://127.0.0.1:8080/hook");
-        assert_eq!(masked_url("http://127.0.0.1:8080/hook/"), "http://127.0.0.1:8080/hook");
-        assert_eq!(masked_url("http://h?token=t"), "http://h/…");
-        assert_eq!(masked_url("http://h"), "http://h");
-        assert_eq!(masked_url("hooks.slack.com/services/T0/B0/XXXX"), "(not a URL)");
     }
 
     #[test]
