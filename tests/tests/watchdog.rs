@@ -156,6 +156,46 @@ fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved(
     assert!(w.stop().success());
 }
 
+/// A unit allowed three starts a minute (StartLimitBurst=3): the watchdog restarts it once
+/// after a kill, then holds back and says why, so systemd never refuses it and a start by hand
+/// still works.
+#[test]
+fn restarts_stop_short_of_systemds_start_limit_and_say_so() {
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    sd.write_sleep_unit(VICTIM, "StartLimitBurst=3\nStartLimitIntervalSec=60").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit(VICTIM).unwrap();
+    let hooks = Receiver::start(&[200]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchdog-config.json");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": [VICTIM], "check_interval": 60, "alert_cooldown": 0,
+            "restart_limit": {"max_restarts": 10, "window_seconds": 300},
+            "auto_recovery": {"resource_monitoring": false}, "state_dir": dir.path().join("state"),
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let w = Watchdog::start(&config, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+
+    kill_and_wait_for_restart(&sd, &w);
+    let first: Vec<Value> = hooks.wait_for(2, Duration::from_secs(15)).iter().map(|r| r.json()).collect();
+    assert_eq!(first[0]["action"], "restarted the unit (StartUnit over D-Bus)", "{first:#?}");
+
+    sd.kill_main_process(VICTIM).unwrap();
+    w.wait_log("holding back a restart", Duration::from_secs(10));
+    let alerts: Vec<Value> = hooks.wait_for(3, Duration::from_secs(15)).iter().map(|r| r.json()).collect();
+    assert_eq!(alerts[2]["title"], format!("service down: {VICTIM}"), "{alerts:#?}");
+    let action = alerts[2]["action"].as_str().unwrap();
+    assert!(action.starts_with("held back a restart") && action.contains("StartLimitBurst (3)"), "{action}");
+    assert_eq!(sd.show(VICTIM, "ActiveState").unwrap(), "failed");
+    assert_ne!(sd.show(VICTIM, "Result").unwrap(), "start-limit-hit");
+    sd.start_unit(VICTIM).expect("systemd still starts the unit: its start limit was never reached");
+    assert!(w.stop().success());
+}
+
 #[test]
 fn test_alert_reports_each_channel_and_reaches_real_smtp_and_webhook_peers() {
     let dir = tempfile::tempdir().unwrap();

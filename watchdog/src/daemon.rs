@@ -23,8 +23,8 @@ use crate::checks::stream::StreamCheck;
 use crate::conditions::{Change, Conditions, Finding};
 use crate::outbox::Outbox;
 use crate::policy::{Decision, Policy};
-use crate::recovery::{Permit, RestartLimiter};
-use crate::systemd::{Systemd, UnitState, UnitWatch};
+use crate::recovery::{Permit, RestartLimiter, StartBudget};
+use crate::systemd::{Job, Systemd, UnitState, UnitWatch};
 
 /// Wait between attempts to reach systemd's D-Bus API.
 const DBUS_RETRY: Duration = Duration::from_secs(10);
@@ -60,6 +60,20 @@ pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Longest wait for systemd to finish a restart job before its outcome is no longer logged.
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Logs how a restart job ended; a failure shows in the unit's state too, which the watch
+/// reports, so this only adds systemd's reason to the log.
+async fn log_job_outcome(job: Job) {
+    let unit = job.unit().to_owned();
+    match tokio::time::timeout(JOB_TIMEOUT, job.wait()).await {
+        Ok(Ok(state)) => tracing::info!(unit, state = %state.active_state, "restart job done"),
+        Ok(Err(e)) => tracing::warn!(unit, error = %e, "restart job failed"),
+        Err(_) => tracing::warn!(unit, timeout_s = JOB_TIMEOUT.as_secs(), "restart job still not finished"),
+    }
 }
 
 /// Runs the watchdog until shutdown. Each message on `refused` (a configuration that a reload
@@ -253,20 +267,30 @@ impl Daemon {
         self.apply_unit(&unit.name, verdict.findings, &actions);
     }
 
-    /// Asks systemd for a restart unless the limiter holds back; says what was done.
+    /// Asks systemd for a restart (a start, for a unit that is down) unless the limiter holds
+    /// back; says what was done. How the job ends is logged when systemd says so.
     async fn restart(&mut self, unit: &str) -> String {
-        let start_limit_hit = self.units.get(unit).is_some_and(|u| u.start_limit_hit);
-        match self.limiter.request(unit, start_limit_hit, Instant::now()) {
+        let now = Instant::now();
+        let state = self.units.get(unit);
+        let budget = state.map_or_else(StartBudget::default, |u| StartBudget {
+            hit: u.start_limit_hit,
+            limit: u.start_limit,
+            seen_starts: self.services.starts_within(unit, u.start_limit.interval, now),
+        });
+        let down = state.is_some_and(UnitState::is_down);
+        match self.limiter.request(unit, budget, now) {
             Permit::HeldBack { reason, retry_after } => {
                 tracing::warn!(unit, %reason, retry_after_s = retry_after.as_secs(), "holding back a restart");
                 format!("held back a restart: {reason}; next try in {} s at the earliest", retry_after.as_secs())
             }
             Permit::Granted => match &self.systemd {
                 None => "could not restart it: no connection to systemd".to_owned(),
-                Some(systemd) => match systemd.restart(unit).await {
-                    Ok(_job) => {
-                        tracing::info!(unit, "restart requested over D-Bus");
-                        "restarted the unit (RestartUnit over D-Bus)".to_owned()
+                Some(systemd) => match if down { systemd.start(unit).await } else { systemd.restart(unit).await } {
+                    Ok(job) => {
+                        let method = if down { "StartUnit" } else { "RestartUnit" };
+                        tracing::info!(unit, method, "restart requested over D-Bus");
+                        tokio::spawn(log_job_outcome(job));
+                        format!("restarted the unit ({method} over D-Bus)")
                     }
                     Err(e) => {
                         tracing::warn!(unit, error = %e, "restart refused");

@@ -1,9 +1,23 @@
 //! How often the watchdog may restart a unit, on its own, independently of alerts: a few
-//! times per window, and never while systemd's own start limit holds the unit, so the
-//! watchdog can never push a unit into that limit or restart it in a storm.
+//! times per window; never while systemd's own start limit holds the unit; and never when one
+//! more start would use up that limit (StartLimitBurst starts within StartLimitIntervalSec,
+//! counting systemd's own restarts), so the watchdog can never push a unit into it or restart
+//! it in a storm.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use crate::systemd::StartLimit;
+
+/// What systemd says about a unit's start limit when a restart is asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartBudget {
+    /// systemd holds the unit (its Result is `start-limit-hit`).
+    pub hit: bool,
+    pub limit: StartLimit,
+    /// Starts of the unit seen within `limit.interval` (by hand, by systemd, by the watchdog).
+    pub seen_starts: u32,
+}
 
 /// Whether a restart may be asked for now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,25 +38,48 @@ impl RestartLimiter {
         RestartLimiter { max: max.max(1), window, granted: HashMap::new() }
     }
 
-    /// Asks to restart `unit` at `now`; `start_limit_hit` is systemd's own verdict (the
-    /// unit's Result is `start-limit-hit`). A granted request is counted.
-    pub fn request(&mut self, unit: &str, start_limit_hit: bool, now: Instant) -> Permit {
-        if start_limit_hit {
+    /// Asks to restart `unit` at `now`, given what systemd says about its start limit. A
+    /// granted request is counted.
+    pub fn request(&mut self, unit: &str, budget: StartBudget, now: Instant) -> Permit {
+        let limit = budget.limit;
+        if budget.hit {
             return Permit::HeldBack {
                 reason: format!("systemd's start limit holds {unit}; restarting it now would keep it there"),
-                retry_after: self.window,
+                retry_after: limit.interval.max(Duration::from_secs(1)),
             };
         }
         let times = self.granted.entry(unit.to_owned()).or_default();
-        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        let kept = self.window.max(limit.interval);
+        while times.front().is_some_and(|t| now.duration_since(*t) >= kept) {
             times.pop_front();
         }
-        if times.len() >= self.max as usize {
-            let oldest = times.front().copied().unwrap_or(now);
+        if limit.applies() {
+            let ours: Vec<Instant> =
+                times.iter().copied().filter(|t| now.duration_since(*t) < limit.interval).collect();
+            // The watchdog's own starts are seen too, once systemd runs them.
+            let starts = budget.seen_starts.max(ours.len() as u32);
+            // systemd refuses start number burst + 1; one start is left for systemd's own
+            // Restart= after ours, should ours fail again.
+            if starts + 2 > limit.burst {
+                let oldest = ours.first().copied().unwrap_or(now);
+                let retry_after = limit.interval.saturating_sub(now.duration_since(oldest));
+                return Permit::HeldBack {
+                    reason: format!(
+                        "{unit} was started {starts} times within its StartLimitIntervalSec ({} s); one more \
+                         start would come too close to systemd's StartLimitBurst ({}) and leave it held for good",
+                        limit.interval.as_secs(),
+                        limit.burst
+                    ),
+                    retry_after: retry_after.max(Duration::from_secs(1)),
+                };
+            }
+        }
+        let recent = times.iter().filter(|t| now.duration_since(**t) < self.window).count();
+        if recent >= self.max as usize {
+            let oldest = times.iter().copied().find(|t| now.duration_since(*t) < self.window).unwrap_or(now);
             return Permit::HeldBack {
                 reason: format!(
-                    "{unit} was already restarted {} times within {} s (restart_limit)",
-                    times.len(),
+                    "{unit} was already restarted {recent} times within {} s (restart_limit)",
                     self.window.as_secs()
                 ),
                 retry_after: self.window.saturating_sub(now.duration_since(oldest)),
@@ -62,21 +99,49 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs;
         let mut l = RestartLimiter::new(3, s(300));
+        let none = StartBudget::default();
         for i in 0..3 {
-            assert_eq!(l.request("a.service", false, t0 + s(i * 10)), Permit::Granted);
+            assert_eq!(l.request("a.service", none, t0 + s(i * 10)), Permit::Granted);
         }
-        let held = l.request("a.service", false, t0 + s(60));
+        let held = l.request("a.service", none, t0 + s(60));
         assert!(
             matches!(&held, Permit::HeldBack { retry_after, reason } if *retry_after == s(240) && reason.contains("3 times within 300 s")),
             "{held:?}"
         );
-        assert_eq!(l.request("b.service", false, t0 + s(60)), Permit::Granted, "per unit");
-        assert_eq!(l.request("a.service", false, t0 + s(300)), Permit::Granted, "the first restart aged out");
+        assert_eq!(l.request("b.service", none, t0 + s(60)), Permit::Granted, "per unit");
+        assert_eq!(l.request("a.service", none, t0 + s(300)), Permit::Granted, "the first restart aged out");
     }
 
     #[test]
     fn never_while_systemd_holds_the_unit_in_its_start_limit() {
         let mut l = RestartLimiter::new(3, Duration::from_secs(300));
-        assert!(matches!(l.request("a.service", true, Instant::now()), Permit::HeldBack { .. }));
+        let held = StartBudget { hit: true, ..StartBudget::default() };
+        assert!(matches!(l.request("a.service", held, Instant::now()), Permit::HeldBack { .. }));
+    }
+
+    #[test]
+    fn never_so_often_that_systemd_would_refuse_the_next_start() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // systemd's default: 5 starts per 10 s; the watchdog's own limit is generous.
+        let limit = StartLimit { burst: 5, interval: s(10) };
+        let mut l = RestartLimiter::new(100, s(300));
+        let budget = |seen_starts| StartBudget { hit: false, limit, seen_starts };
+        assert_eq!(l.request("a.service", budget(2), t0), Permit::Granted);
+        assert_eq!(l.request("a.service", budget(3), t0 + s(1)), Permit::Granted, "4 starts, one left for systemd");
+        let held = l.request("a.service", budget(4), t0 + s(2));
+        assert!(
+            matches!(&held, Permit::HeldBack { reason, retry_after }
+                if reason.contains("StartLimitBurst (5)") && *retry_after == s(8)),
+            "{held:?}"
+        );
+        assert_eq!(l.request("a.service", budget(0), t0 + s(11)), Permit::Granted, "the interval passed");
+        // Starts not yet seen (systemd has not run the job) still count.
+        let mut l = RestartLimiter::new(100, s(300));
+        for i in 0..4 {
+            assert_eq!(l.request("a.service", budget(0), t0 + s(i)), Permit::Granted);
+        }
+        let held = l.request("a.service", budget(0), t0 + s(4));
+        assert!(matches!(held, Permit::HeldBack { retry_after, .. } if retry_after == s(6)), "{held:?}");
     }
 }

@@ -20,12 +20,15 @@ pub struct ServiceVerdict {
 #[derive(Debug, Default)]
 pub struct ServiceCheck {
     restarts: HashMap<String, VecDeque<(Instant, u32)>>,
+    /// Per unit: the last InvocationID seen, and when each new one was seen.
+    starts: HashMap<String, (String, VecDeque<Instant>)>,
 }
 
 impl ServiceCheck {
     /// `frequent` restarts by systemd within `window` raise a warning.
     pub fn judge(&mut self, unit: &UnitState, frequent: u32, window: Duration, now: Instant) -> ServiceVerdict {
         let mut v = ServiceVerdict::default();
+        self.note_start(unit, window, now);
         let name = &unit.name;
         if unit.load_state == "not-found" {
             v.findings.push(Finding {
@@ -73,6 +76,27 @@ impl ServiceCheck {
         }
         v
     }
+
+    /// Starts of `unit` seen within `interval` before `now`: each new InvocationID the checks
+    /// saw, by hand, by systemd's Restart= or by the watchdog, the first sighting included
+    /// (its start time is not known, so it counts as recent).
+    pub fn starts_within(&self, unit: &str, interval: Duration, now: Instant) -> u32 {
+        self.starts
+            .get(unit)
+            .map_or(0, |(_, times)| times.iter().filter(|t| now.duration_since(**t) < interval).count() as u32)
+    }
+
+    fn note_start(&mut self, unit: &UnitState, window: Duration, now: Instant) {
+        let (last, times) = self.starts.entry(unit.name.clone()).or_default();
+        if !unit.invocation_id.is_empty() && unit.invocation_id != *last {
+            last.clone_from(&unit.invocation_id);
+            times.push_back(now);
+        }
+        let kept = window.max(unit.start_limit.interval);
+        while times.front().is_some_and(|t| now.duration_since(*t) >= kept) {
+            times.pop_front();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,8 +115,9 @@ mod tests {
             exec_main_code: 2,
             exec_main_status: 9,
             main_pid: 0,
-            invocation_id: String::new(),
+            invocation_id: format!("{n_restarts:032x}"),
             start_limit_hit: false,
+            start_limit: Default::default(),
         }
     }
 
@@ -105,6 +130,21 @@ mod tests {
         assert!(v.findings[0].details.contains("killed by signal 9"), "{}", v.findings[0].details);
         let v = c.judge(&unit(ActiveState::Active, 0), 3, Duration::from_secs(300), Instant::now());
         assert!(!v.restart && v.findings.is_empty());
+    }
+
+    #[test]
+    fn starts_are_counted_by_new_invocations() {
+        let mut c = ServiceCheck::default();
+        let t0 = Instant::now();
+        let (w, s) = (Duration::from_secs(300), Duration::from_secs);
+        for (at, invocation) in [(0, 1), (1, 1), (2, 2), (3, 2), (8, 3)] {
+            c.judge(&unit(ActiveState::Active, invocation), 100, w, t0 + s(at));
+        }
+        let name = "desktop-streamer.service";
+        assert_eq!(c.starts_within(name, s(10), t0 + s(9)), 3, "the first sighting and two new invocations");
+        assert_eq!(c.starts_within(name, s(10), t0 + s(11)), 2);
+        assert_eq!(c.starts_within(name, s(10), t0 + s(30)), 0);
+        assert_eq!(c.starts_within("other.service", s(10), t0), 0);
     }
 
     #[test]

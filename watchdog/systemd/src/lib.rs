@@ -197,6 +197,28 @@ pub struct UnitState {
     /// systemd refuses to start the unit until its start limit interval has passed (or
     /// `systemctl reset-failed`): do not try.
     pub start_limit_hit: bool,
+    /// systemd refuses a start once the unit was started `burst` times within `interval`
+    /// (StartLimitBurst, StartLimitIntervalUSec); an interval or burst of 0 means no limit.
+    pub start_limit: StartLimit,
+}
+
+/// A unit's start limit: at most `burst` starts within `interval`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StartLimit {
+    pub burst: u32,
+    #[serde(rename = "interval_s", serialize_with = "serialize_seconds")]
+    pub interval: Duration,
+}
+
+impl StartLimit {
+    /// Whether systemd limits starts at all.
+    pub fn applies(&self) -> bool {
+        self.burst > 0 && !self.interval.is_zero()
+    }
+}
+
+fn serialize_seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
 }
 
 impl UnitState {
@@ -521,6 +543,10 @@ impl UnitProxies {
             None => (0, 0, 0, 0),
         };
         let invocation_id = hex(&unit.invocation_id().await?);
+        let start_limit = StartLimit {
+            burst: unit.start_limit_burst().await?,
+            interval: Duration::from_micros(unit.start_limit_interval_usec().await?),
+        };
         Ok(UnitState {
             name: self.name.clone(),
             load_state: unit.load_state().await?,
@@ -533,6 +559,7 @@ impl UnitProxies {
             exec_main_status: service.2,
             main_pid: service.3,
             invocation_id,
+            start_limit,
         })
     }
 }

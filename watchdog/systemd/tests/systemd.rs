@@ -56,6 +56,8 @@ async fn reads_the_state_of_a_running_unit() {
     assert!(state.main_pid > 0);
     assert_eq!(state.main_pid, user.main_pid("reader.service").unwrap());
     assert!(!state.start_limit_hit);
+    // systemd's defaults (DefaultStartLimitBurst=5, DefaultStartLimitIntervalSec=10s).
+    assert_eq!((state.start_limit.burst, state.start_limit.interval), (5, Duration::from_secs(10)));
     assert!(systemd.version().starts_with(|c: char| c.is_ascii_digit()), "version {:?}", systemd.version());
 
     let json = serde_json::to_value(&state).unwrap();
@@ -138,6 +140,8 @@ async fn restarts_past_the_start_limit_are_reported_as_such() {
     let state = systemd.unit("limited.service").await.unwrap();
     assert_eq!(state.active_state, ActiveState::Failed);
     assert_eq!(state.result, "signal", "systemd keeps the earlier result");
+    assert_eq!((state.start_limit.burst, state.start_limit.interval), (2, Duration::from_secs(60)));
+    assert_eq!(serde_json::to_value(&state).unwrap()["start_limit"], serde_json::json!({"burst": 2, "interval_s": 60}));
 }
 
 /// A unit that systemd itself restarts until the start limit stops it: the watch reports
