@@ -67,6 +67,21 @@ try {
     return { units, fps, cpu, chartPoints };
   });
 
+  await check('alerts_shown', async () => {
+    // The history the test wrote: newest first, a held-back alert and a repeated one said so.
+    await page.waitForFunction(() => document.querySelectorAll('#alert-list li.alert').length === 2,
+      null, { timeout: LIVE_TIMEOUT });
+    const items = await page.locator('#alert-list li.alert').allTextContents();
+    if (!items[0].includes('cpu high') || !items[0].includes('Not sent: held back: 2 alerts were sent within 300 s')) {
+      throw new Error(`held-back alert shown as ${items[0]}`);
+    }
+    if (!items[1].includes('stream stale') || !items[1].includes('came again 2× within its cooldown')
+      || !items[1].includes('delivered')) {
+      throw new Error(`repeated alert shown as ${items[1]}`);
+    }
+    return { items };
+  });
+
   await check('native_plays', async () => {
     const r = await plays(page);
     if (r.player !== 'native') throw new Error(`player ${r.player}`);

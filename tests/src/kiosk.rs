@@ -69,6 +69,19 @@ impl Kiosk {
     }
 
     /// The dashboard's base URL.
+    /// Writes the watchdog's alert history as the watchdog writes it: one alert delivered that
+    /// came again twice within its cooldown ("stream stale"), one held back by the rate limit
+    /// ("cpu high").
+    pub fn write_alert_history(&self) {
+        let alert = |id: &str, title: &str, at: &str| json!({"id": id, "kind": "k", "severity": "warning", "title": title, "raised_at": at});
+        let history = json!({"version": 1, "entries": [
+            {"alert": alert("1", "stream stale", "2026-01-01T10:00:00Z"), "repeats": 2,
+             "deliveries": [{"channel": "email", "status": "delivered"}]},
+            {"alert": alert("2", "cpu high", "2026-01-01T10:00:01Z"), "deliveries": [],
+             "not_sent": "held back: 2 alerts were sent within 300 s (max_alerts)"}]});
+        std::fs::write(self.watchdog_state.join("alert-history.json"), history.to_string()).unwrap();
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.web.port)
     }

@@ -75,6 +75,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
 
     let password = "correct horse battery staple";
     set_admin_password(&kiosk.config, password);
+    kiosk.write_alert_history();
 
     let run = run_script(
         "dashboard.mjs",
@@ -86,6 +87,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     eprintln!("browser checks ({:.1} s): {result:#}", run.elapsed.as_secs_f64());
     for name in [
         "status_live",
+        "alerts_shown",
         "native_plays",
         "refused_without_login",
         "login",

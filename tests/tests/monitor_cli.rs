@@ -45,9 +45,18 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["status"]["health"]["current_state"], "streaming", "{doc:#}");
     assert_eq!(doc["status"]["services"].as_array().unwrap().len(), 3, "{doc:#}");
+    kiosk.write_alert_history();
     let (code, out, err) = monitor(&["--url", &url]);
     assert_eq!(code, 0, "status is the default: {err}");
-    for part in ["Services", "desktop-streamer-watchdog.service", "Stream", "streaming", "Recent alerts"] {
+    for part in [
+        "Services",
+        "desktop-streamer-watchdog.service",
+        "Stream",
+        "streaming",
+        "Recent alerts",
+        "warning cpu high [held back by the rate limit]",
+        "warning stream stale [email delivered; came again 2× within its cooldown]",
+    ] {
         assert!(out.contains(part), "{part} in\n{out}");
     }
     assert!(!out.contains('\x1b'), "no colour when stdout is not a terminal:\n{out}");

@@ -22,12 +22,14 @@ use crate::checks::services::ServiceCheck;
 use crate::checks::stream::StreamCheck;
 use crate::conditions::{Change, Conditions, Finding};
 use crate::outbox::Outbox;
-use crate::policy::{Decision, Policy};
+use crate::policy::{Decision, Policy, read_saved, write_saved};
 use crate::recovery::{Permit, RestartLimiter, StartBudget};
 use crate::systemd::{Job, Systemd, UnitState, UnitWatch};
 
 /// Wait between attempts to reach systemd's D-Bus API.
 const DBUS_RETRY: Duration = Duration::from_secs(10);
+/// In the state directory: the alerts the rate limit holds back, so a restart loses none.
+pub const HELD_BACK_FILE: &str = "held-back.json";
 /// The streamer's unit, restarted when the stream is critically stale.
 pub const STREAMER_UNIT: &str = "desktop-streamer.service";
 
@@ -47,6 +49,8 @@ pub struct Daemon {
     units: HashMap<String, UnitState>,
     output_dir: Option<PathBuf>,
     next_id: u64,
+    /// The held-back file exists (as far as this run knows).
+    held_back_saved: bool,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -91,26 +95,7 @@ pub async fn run(
         }
     };
     let outbox = Arc::new(Outbox::open(&config.state_dir, config.alert_max_age())?);
-    let mut daemon = Daemon {
-        host: host_name(),
-        policy: Policy::new(config.alert_cooldown(), config.max_alerts),
-        conditions: Conditions::default(),
-        limiter: RestartLimiter::new(
-            config.restart_limit.max_restarts,
-            Duration::from_secs(config.restart_limit.window_seconds.into()),
-        ),
-        services: ServiceCheck::default(),
-        stream: StreamCheck::new(&config.streamer_url),
-        resources: ResourceCheck::default(),
-        cameras: CameraCheck::new(&config.web_url),
-        channel_ids: channels.iter().map(Channel::id).collect(),
-        outbox: Arc::clone(&outbox),
-        systemd: None,
-        units: HashMap::new(),
-        output_dir: None,
-        next_id: 0,
-        config,
-    };
+    let mut daemon = Daemon::new(config, Arc::clone(&outbox), channels.iter().map(Channel::id).collect());
     tracing::info!(units = ?daemon.config.units, channels = ?daemon.channel_ids, "desktop-streamer-watchdog started");
     let delivery = {
         let (outbox, shutdown) = (Arc::clone(&outbox), shutdown.clone());
@@ -160,11 +145,45 @@ pub async fn run(
             () = shutdown.wait() => break,
         }
     }
+    daemon.save_policy(tokio::time::Instant::now());
     let _ = tokio::time::timeout(Duration::from_secs(2), delivery).await;
     Ok(())
 }
 
 impl Daemon {
+    /// A daemon that raises its alerts into `outbox` for the channels `channel_ids`, and takes
+    /// back what the rate limit held back when the last run stopped.
+    pub fn new(config: WatchdogConfig, outbox: Arc<Outbox>, channel_ids: Vec<String>) -> Daemon {
+        let mut policy = Policy::new(config.alert_cooldown(), config.max_alerts);
+        let saved = read_saved(&config.state_dir.join(HELD_BACK_FILE));
+        let held_back_saved = saved.is_some();
+        if let Some(saved) = saved {
+            tracing::info!(held = saved.held.len() + saved.due.len(), "alerts held back by the last run taken back");
+            policy.restore(saved, tokio::time::Instant::now());
+        }
+        Daemon {
+            host: host_name(),
+            policy,
+            conditions: Conditions::default(),
+            limiter: RestartLimiter::new(
+                config.restart_limit.max_restarts,
+                Duration::from_secs(config.restart_limit.window_seconds.into()),
+            ),
+            services: ServiceCheck::default(),
+            stream: StreamCheck::new(&config.streamer_url),
+            resources: ResourceCheck::default(),
+            cameras: CameraCheck::new(&config.web_url),
+            channel_ids,
+            outbox,
+            systemd: None,
+            units: HashMap::new(),
+            output_dir: None,
+            next_id: 0,
+            held_back_saved,
+            config,
+        }
+    }
+
     /// Connects to systemd and subscribes to the watched units; on failure raises the
     /// watchdog's own alert and returns `None` (retried later).
     async fn connect(&mut self) -> Option<UnitWatch> {
@@ -362,32 +381,134 @@ impl Daemon {
     }
 
     fn offer(&mut self, alert: Alert) {
-        match self.policy.offer(&alert, Instant::now()) {
+        let now = tokio::time::Instant::now();
+        match self.policy.offer(&alert, now) {
             Decision::Send => self.enqueue(&alert),
             Decision::Cooldown { last_sent_ago } => {
                 tracing::info!(kind = %alert.kind, last_sent_s = last_sent_ago.as_secs(), "alert within its cooldown; not sent again");
+                self.outbox.count_repeat(&alert.kind);
             }
             Decision::RateLimited => {
-                tracing::warn!(kind = %alert.kind, severity = alert.severity.as_str(), "alert held back by max_alerts; it goes into the summary");
+                tracing::warn!(kind = %alert.kind, severity = alert.severity.as_str(), title = %alert.title, "alert held back by max_alerts; it goes into the summary");
+                let why = format!(
+                    "held back: {} alerts were sent within {} s (max_alerts); it is counted in the summary sent when that period ends",
+                    self.config.max_alerts, self.config.alert_cooldown
+                );
+                self.outbox.record_not_sent(&alert, &why);
+                self.save_policy(now);
             }
         }
     }
 
-    fn send_summary(&mut self) {
+    /// Sends the summary of what the rate limit held back once its period is over, and saves
+    /// what it still holds back (each check, so that a crash loses little of its period).
+    pub fn send_summary(&mut self) {
+        let now = tokio::time::Instant::now();
         let template =
             self.alert("summary".into(), Severity::Info, String::new(), String::new(), jiff::Timestamp::now(), None);
-        if let Some(summary) = self.policy.summary(Instant::now(), &template) {
+        if let Some(summary) = self.policy.summary(now, &template) {
             self.enqueue(&summary);
+        }
+        self.save_policy(now);
+    }
+
+    /// Saves what the rate limit holds back; removes the file once nothing is.
+    fn save_policy(&mut self, now: tokio::time::Instant) {
+        let saved = self.policy.save(now);
+        if saved.is_some() || self.held_back_saved {
+            write_saved(&self.config.state_dir.join(HELD_BACK_FILE), saved.as_ref());
+            self.held_back_saved = saved.is_some();
         }
     }
 
     fn enqueue(&self, alert: &Alert) {
         tracing::warn!(kind = %alert.kind, severity = alert.severity.as_str(), title = %alert.title, action = ?alert.action, "alert");
-        if self.channel_ids.is_empty() {
-            return;
-        }
+        // With no channel the outbox only keeps it in the history, for the dashboard.
         if let Err(e) = self.outbox.enqueue(alert, &self.channel_ids) {
             tracing::error!(error = %e, alert = %alert.id, "cannot store the alert");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::HistoryEntry;
+
+    fn finding(kind: &str) -> Finding {
+        Finding {
+            kind: format!("test:{kind}"),
+            severity: Severity::Critical,
+            title: format!("{kind} is broken"),
+            details: String::new(),
+        }
+    }
+
+    fn daemon(state_dir: &std::path::Path) -> Daemon {
+        let config = WatchdogConfig {
+            state_dir: state_dir.to_owned(),
+            alert_cooldown: 300,
+            max_alerts: 2,
+            ..WatchdogConfig::default()
+        };
+        let outbox = Arc::new(Outbox::open(state_dir, config.alert_max_age()).unwrap());
+        // No channel: the outbox keeps every alert in its history, which is what is checked.
+        Daemon::new(config, outbox, Vec::new())
+    }
+
+    fn titles(history: &[HistoryEntry]) -> Vec<(String, Option<&str>, u32)> {
+        history.iter().map(|e| (e.alert.title.clone(), e.not_sent.as_deref().map(|_| "held back"), e.repeats)).collect()
+    }
+
+    /// The daemon's wiring of the policy, with tokio's clock paused: the limit holds back, the
+    /// summary comes when the period ends even across a restart, and a repeat within the
+    /// cooldown is counted, not sent.
+    #[tokio::test(start_paused = true)]
+    async fn held_back_alerts_are_summed_up_when_the_period_ends_even_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path());
+        d.apply("test:", vec![finding("a"), finding("b"), finding("c")], &HashMap::new());
+        let history = d.outbox.history();
+        assert_eq!(
+            titles(&history),
+            [
+                ("a is broken".into(), None, 0),
+                ("b is broken".into(), None, 0),
+                ("c is broken".into(), Some("held back"), 0)
+            ]
+        );
+        assert!(history[2].not_sent.as_deref().unwrap().contains("2 alerts were sent within 300 s"), "{history:#?}");
+
+        // A restart 100 s into the period (the check before it saved what was held back).
+        tokio::time::advance(Duration::from_secs(100)).await;
+        d.send_summary();
+        drop(d);
+        let mut d = daemon(dir.path());
+        d.send_summary();
+        tokio::time::advance(Duration::from_secs(199)).await;
+        d.send_summary();
+        assert_eq!(d.outbox.history().len(), 3, "no summary before the period ends");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        d.send_summary();
+        let history = d.outbox.history();
+        let summary = &history.last().unwrap().alert;
+        assert_eq!(summary.title, "1 alerts held back by the rate limit");
+        assert_eq!(summary.severity, Severity::Critical);
+        assert!(summary.details.contains("1 × CRITICAL c is broken (test:c)"), "{}", summary.details);
+        assert!(!dir.path().join(HELD_BACK_FILE).exists(), "nothing is held back any more");
+        d.send_summary();
+        assert_eq!(d.outbox.history().len(), 4, "the summary is sent once");
+
+        // a is raised again (the new run's conditions start empty), resolved, and raised again
+        // within its cooldown: the repeat is counted on its entry.
+        d.apply("test:", vec![finding("a")], &HashMap::new());
+        d.apply("test:", Vec::new(), &HashMap::new());
+        d.apply("test:", vec![finding("a")], &HashMap::new());
+        let history = d.outbox.history();
+        assert_eq!(
+            titles(&history[4..]),
+            [("a is broken".into(), None, 1), ("resolved: a is broken".into(), None, 0)],
+            "{history:#?}"
+        );
     }
 }

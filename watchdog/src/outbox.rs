@@ -121,6 +121,16 @@ struct Pending {
 pub struct HistoryEntry {
     pub alert: Alert,
     pub deliveries: Vec<ChannelStatus>,
+    /// Why the alert was not sent, when the policy held it back (it then goes into a summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_sent: Option<String>,
+    /// How often the same alert came again within its cooldown, and so was not sent again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -500,6 +510,24 @@ impl Outbox {
             .collect()
     }
 
+    /// Keeps `alert` in the history without delivering it: the policy held it back, `why`.
+    pub fn record_not_sent(&self, alert: &Alert, why: &str) {
+        let mut st = self.lock();
+        st.record_history(alert, Vec::new());
+        if let Some(entry) = st.history.iter_mut().rev().find(|e| e.alert.id == alert.id) {
+            entry.not_sent = Some(why.to_owned());
+        }
+        self.save_history(&st);
+    }
+
+    /// Counts a repeat of the newest alert of `kind` that came again within its cooldown.
+    pub fn count_repeat(&self, kind: &str) {
+        let mut st = self.lock();
+        let Some(entry) = st.history.iter_mut().rev().find(|e| e.alert.kind == kind) else { return };
+        entry.repeats += 1;
+        self.save_history(&st);
+    }
+
     /// The history as kept in memory (the same as [`read_history`] reads).
     pub fn history(&self) -> Vec<HistoryEntry> {
         self.lock().history.clone()
@@ -530,7 +558,12 @@ impl State {
                 }
             }
             None => {
-                self.history.push(HistoryEntry { alert: alert.clone(), deliveries: statuses });
+                self.history.push(HistoryEntry {
+                    alert: alert.clone(),
+                    deliveries: statuses,
+                    not_sent: None,
+                    repeats: 0,
+                });
                 let excess = self.history.len().saturating_sub(HISTORY_LIMIT);
                 self.history.drain(..excess);
             }

@@ -246,13 +246,15 @@ async function loadAlerts() {
     showNotice('alerts-unreachable', '');
     const recent = (entries || []).slice(-10).reverse();
     setChildren(list, recent.length
-      ? recent.map(({ alert, deliveries }) => el('li', { class: 'alert' },
+      ? recent.map(({ alert, deliveries, not_sent: notSent, repeats }) => el('li', { class: 'alert' },
         el('div', {},
           el('span', { class: 'badge', dataset: { state: alert.severity }, text: alert.severity }), ' ',
           el('strong', { text: alert.title })),
         el('div', { class: 'muted small' },
           el('time', { datetime: alert.raised_at, text: formatTime(alert.raised_at) }),
-          alert.action ? ` · ${alert.action}` : ''),
+          alert.action ? ` · ${alert.action}` : '',
+          repeats ? ` · came again ${repeats}× within its cooldown, not sent again` : ''),
+        notSent ? el('div', { class: 'muted small not-sent', text: `Not sent: ${notSent}` }) : null,
         el('div', { class: 'deliveries' }, (deliveries || []).map(delivery))))
       : el('li', { class: 'muted', text: 'no alerts' }));
   } catch (e) {

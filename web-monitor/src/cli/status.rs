@@ -139,12 +139,16 @@ pub fn alerts(out: &mut String, p: Paint, alerts: &Value) {
                     .collect()
             })
             .unwrap_or_default();
+        let outcome = match (e["not_sent"].as_str(), e["repeats"].as_u64().unwrap_or(0)) {
+            (Some(_), _) => "held back by the rate limit".to_owned(),
+            (None, 0) => deliveries.join(", "),
+            (None, n) => format!("{}; came again {n}× within its cooldown", deliveries.join(", ")),
+        };
         let _ = writeln!(
             out,
-            "  {} {severity} {} [{}]",
+            "  {} {severity} {} [{outcome}]",
             a["raised_at"].as_str().unwrap_or("-"),
             a["title"].as_str().unwrap_or("?"),
-            deliveries.join(", ")
         );
     }
 }
