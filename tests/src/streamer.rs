@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::http;
 use crate::service::ServiceProcess;
 pub use crate::service::signal_pid;
+use crate::systemd::UserSystemd;
 
 #[derive(Debug)]
 pub struct StreamerProcess {
@@ -30,6 +31,40 @@ pub fn ignore_host_disk(config: &mut Value) {
     if let Some(live) = live.as_object_mut() {
         live.entry("cleanup_threshold_percent").or_insert(98.into());
         live.entry("emergency_cleanup_threshold_percent").or_insert(99.into());
+    }
+}
+
+/// Makes `unit` of the user manager `sd` run a real streamer on `display`, listening on
+/// 127.0.0.1:`port`, with its configuration and segments under `dir` and its log file in
+/// `log_dir`; systemd never restarts it by itself (`Restart=no`). The unit is not started.
+pub fn write_streamer_unit(sd: &UserSystemd, unit: &str, display: &str, port: u16, dir: &Path, log_dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = dir.join("config.json");
+    let mut streamer_config = serde_json::json!({"output_dir": dir.join("hls")});
+    ignore_host_disk(&mut streamer_config);
+    std::fs::write(&config, streamer_config.to_string()).unwrap();
+    let text = format!(
+        "[Unit]\nDescription=desktop-streamer under test\n\n[Service]\nExecStart={} --config {} --listen 127.0.0.1:{port}\n\
+         Environment=DISPLAY={display} DESKTOP_STREAMER_LOG_DIR={} RUST_LOG=info\nRestart=no\nTimeoutStopSec=15\n",
+        crate::bins::bin("desktop-streamer").display(),
+        config.display(),
+        log_dir.display()
+    );
+    sd.write_unit(unit, &text).unwrap();
+    sd.daemon_reload().unwrap();
+}
+
+/// Waits (`limit` at most) until the streamer on `port` lists `segments` segments; panics
+/// with its last health answer otherwise.
+pub fn wait_for_segments(port: u16, segments: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let health = http::get(port, "/api/health/detailed").map(|r| r.json()).unwrap_or(Value::Null);
+        if health["playlist"]["segment_count"].as_u64() >= Some(segments) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the streamer on port {port} listed no {segments} segments: {health}");
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 

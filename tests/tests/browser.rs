@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use ds_tests::browser::{run_script, set_admin_password};
-use ds_tests::streamer::StreamerProcess;
+use ds_tests::streamer::{StreamerProcess, wait_for_segments, write_streamer_unit};
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::{Value, json};
 
@@ -47,31 +47,9 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut kiosk = Kiosk::start(&UNITS[1..], json!({"streamer_url": format!("http://127.0.0.1:{port}")}));
     let streamer_dir = kiosk.dir.path().join("streamer");
-    std::fs::create_dir_all(&streamer_dir).unwrap();
-    let config = streamer_dir.join("config.json");
-    let mut streamer_config = json!({"output_dir": streamer_dir.join("hls")});
-    ds_tests::streamer::ignore_host_disk(&mut streamer_config);
-    std::fs::write(&config, streamer_config.to_string()).unwrap();
-    let unit = format!(
-        "[Unit]\nDescription=desktop-streamer under test\n\n[Service]\nExecStart={} --config {} --listen 127.0.0.1:{port}\n\
-         Environment=DISPLAY={} DESKTOP_STREAMER_LOG_DIR={} RUST_LOG=info\nRestart=no\nTimeoutStopSec=15\n",
-        ds_tests::bins::bin("desktop-streamer").display(),
-        config.display(),
-        x.display(),
-        kiosk.logs.display()
-    );
-    kiosk.systemd.write_unit(UNITS[0], &unit).unwrap();
-    kiosk.systemd.daemon_reload().unwrap();
+    write_streamer_unit(&kiosk.systemd, UNITS[0], &x.display(), port, &streamer_dir, &kiosk.logs);
     kiosk.systemd.start_unit(UNITS[0]).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(40);
-    loop {
-        let health = ds_tests::http::get(port, "/api/health/detailed").map(|r| r.json()).unwrap_or(Value::Null);
-        if health["playlist"]["segment_count"].as_u64() >= Some(3) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the streamer unit did not stream: {health}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_for_segments(port, 3, Duration::from_secs(40));
 
     let password = "correct horse battery staple";
     set_admin_password(&kiosk.config, password);

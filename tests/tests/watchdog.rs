@@ -12,7 +12,9 @@ use ds_tests::receiver::Receiver;
 use ds_tests::service::ServiceProcess;
 use ds_tests::smtp::{SmtpServer, TlsFiles, free_port};
 use ds_tests::streamer::signal_pid;
+use ds_tests::streamer::{wait_for_segments, write_streamer_unit};
 use ds_tests::systemd::UserSystemd;
+use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::{Value, json};
 
 const VICTIM: &str = "ds-victim.service";
@@ -156,6 +158,73 @@ fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved(
     assert!(w.stop().success());
 }
 
+/// A watchdog on `sd`'s bus with `extra` configuration keys, resources unwatched, no cooldown,
+/// its state in `dir`, alerting a JSON webhook receiver; started and watching.
+fn watch_with_webhook(sd: &UserSystemd, dir: &std::path::Path, extra: Value) -> (Receiver, Watchdog) {
+    let hooks = Receiver::start(&[200]);
+    let mut config = json!({"bus": "session", "alert_cooldown": 0, "auto_recovery": {"resource_monitoring": false},
+        "state_dir": dir.join("state"),
+        "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}});
+    if let (Some(c), Value::Object(more)) = (config.as_object_mut(), extra) {
+        c.extend(more);
+    }
+    let path = dir.join("watchdog-config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let w = Watchdog::start(&path, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+    (hooks, w)
+}
+
+/// A real streamer, run by a real systemd user manager as desktop-streamer.service on a real
+/// two-monitor X display, hangs (SIGSTOP): its health API stops answering, the watchdog warns,
+/// turns critical, restarts the unit over D-Bus, and says "resolved" once the new streamer
+/// answers with fresh segments.
+#[test]
+fn a_hung_streamer_is_restarted_over_dbus_and_its_stream_comes_back() {
+    const STREAMER: &str = "desktop-streamer.service";
+    let x = DummyDisplay::start().expect("dummy Xorg");
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    let dir = ds_tests::stream_dir();
+    let port = free_port();
+    write_streamer_unit(&sd, STREAMER, &x.display(), port, &dir.path().join("streamer"), dir.path());
+    // A hung process ignores SIGTERM: systemd kills it after this.
+    let drop_in = sd.unit_dir().join(format!("{STREAMER}.d"));
+    std::fs::create_dir_all(&drop_in).unwrap();
+    std::fs::write(drop_in.join("stop.conf"), "[Service]\nTimeoutStopSec=2\n").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit(STREAMER).unwrap();
+    wait_for_segments(port, 1, Duration::from_secs(40));
+
+    let (hooks, w) = watch_with_webhook(
+        &sd,
+        dir.path(),
+        json!({"units": [STREAMER], "check_interval": 1, "streamer_url": format!("http://127.0.0.1:{port}"),
+            "stream": {"stale_warning_seconds": 2, "stale_critical_seconds": 5}}),
+    );
+    let hung = sd.main_pid(STREAMER).unwrap();
+    signal_pid(hung, "STOP");
+
+    let alerts: Vec<Value> = hooks.wait_for(3, Duration::from_secs(40)).iter().map(|r| r.json()).collect();
+    let said: Vec<(&str, &str)> =
+        alerts.iter().map(|a| (a["severity"].as_str().unwrap(), a["title"].as_str().unwrap())).collect();
+    assert_eq!(
+        said,
+        [
+            ("warning", "streamer health API unreachable"),
+            ("critical", "streamer health API unreachable"),
+            ("info", "resolved: streamer health API unreachable")
+        ],
+        "{alerts:#?}\n{}",
+        w.logs()
+    );
+    assert_eq!(alerts[1]["action"], "restarted the unit (RestartUnit over D-Bus)", "{alerts:#?}");
+    let restarted = sd.main_pid(STREAMER).unwrap();
+    assert!(restarted != 0 && restarted != hung, "a new streamer runs");
+    wait_for_segments(port, 1, Duration::from_secs(20));
+    assert!(w.stop().success());
+}
+
 /// A unit allowed three starts a minute (StartLimitBurst=3): the watchdog restarts it once
 /// after a kill, then holds back and says why, so systemd never refuses it and a start by hand
 /// still works.
@@ -165,20 +234,12 @@ fn restarts_stop_short_of_systemds_start_limit_and_say_so() {
     sd.write_sleep_unit(VICTIM, "StartLimitBurst=3\nStartLimitIntervalSec=60").unwrap();
     sd.daemon_reload().unwrap();
     sd.start_unit(VICTIM).unwrap();
-    let hooks = Receiver::start(&[200]);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("watchdog-config.json");
-    std::fs::write(
-        &config,
-        json!({"bus": "session", "units": [VICTIM], "check_interval": 60, "alert_cooldown": 0,
-            "restart_limit": {"max_restarts": 10, "window_seconds": 300},
-            "auto_recovery": {"resource_monitoring": false}, "state_dir": dir.path().join("state"),
-            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
-        .to_string(),
-    )
-    .unwrap();
-    let w = Watchdog::start(&config, &sd.bus_address());
-    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+    let (hooks, w) = watch_with_webhook(
+        &sd,
+        dir.path(),
+        json!({"units": [VICTIM], "check_interval": 60, "restart_limit": {"max_restarts": 10, "window_seconds": 300}}),
+    );
 
     kill_and_wait_for_restart(&sd, &w);
     let first: Vec<Value> = hooks.wait_for(2, Duration::from_secs(15)).iter().map(|r| r.json()).collect();

@@ -7,7 +7,7 @@
 //! still works.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use crate::channel::{Channel, channels_from_config};
 use crate::checks::cameras::CameraCheck;
 use crate::checks::resources::ResourceCheck;
 use crate::checks::services::ServiceCheck;
-use crate::checks::stream::StreamCheck;
+use crate::checks::stream::{STREAM_KINDS, StreamCheck};
 use crate::conditions::{Change, Conditions, Finding};
 use crate::outbox::Outbox;
 use crate::policy::{Decision, Policy, read_saved, write_saved};
@@ -241,28 +241,39 @@ impl Daemon {
 
         let now = Instant::now();
         // The stream is the watchdog's business when it watches the streamer's unit; while
-        // that unit is down, the service check speaks for it.
+        // that unit is down, the service check speaks for it, and while it starts or stops
+        // the stream is not judged at all.
         let watched = self.config.units.iter().any(|u| u == STREAMER_UNIT);
-        let streamer_running = watched && self.units.get(STREAMER_UNIT).is_some_and(UnitState::is_active);
-        if streamer_running {
-            let verdict = self.stream.check(&self.config.stream, now).await;
-            if verdict.output_dir.is_some() {
-                self.output_dir = verdict.output_dir.map(PathBuf::from);
-            }
-            let mut actions = HashMap::new();
-            if verdict.restart && self.config.auto_recovery.stream_restart {
-                let action = self.restart(STREAMER_UNIT).await;
-                for f in &verdict.findings {
-                    actions.insert(f.kind.clone(), action.clone());
+        let streamer = self.units.get(STREAMER_UNIT).filter(|_| watched).cloned();
+        match streamer {
+            Some(unit) if unit.is_active() => {
+                let verdict = self.stream.check(&self.config.stream, now, &unit.invocation_id).await;
+                if verdict.output_dir.is_some() {
+                    self.output_dir = verdict.output_dir.map(PathBuf::from);
                 }
+                let mut actions = HashMap::new();
+                if verdict.restart && self.config.auto_recovery.stream_restart {
+                    let action = self.restart(STREAMER_UNIT).await;
+                    for f in &verdict.findings {
+                        actions.insert(f.kind.clone(), action.clone());
+                    }
+                }
+                self.apply("stream:", verdict.findings, &actions);
             }
-            self.apply("stream:", verdict.findings, &actions);
-        } else {
-            self.apply("stream:", Vec::new(), &HashMap::new());
+            Some(unit) if !unit.is_down() => {}
+            _ => {
+                let why = format!("{STREAMER_UNIT} is not running; the service check reports it");
+                let notes = STREAM_KINDS.iter().map(|k| ((*k).to_owned(), why.clone())).collect();
+                self.apply("stream:", Vec::new(), &notes);
+            }
         }
 
         if self.config.auto_recovery.resource_monitoring {
-            let reading = self.resources.read(self.output_dir.as_deref());
+            // Until the streamer has said where it writes, its default place (or the nearest
+            // folder of it that exists) stands for it: a full disk stops it from starting at all.
+            let default_dir = Path::new(ds_config::streamer::DEFAULT_OUTPUT_DIR);
+            let output_dir = self.output_dir.as_deref().or_else(|| default_dir.ancestors().find(|d| d.is_dir()));
+            let reading = self.resources.read(output_dir);
             let findings = self.resources.judge(&reading, &self.config.resources, now);
             self.apply("resource:", findings, &HashMap::new());
         }
@@ -444,7 +455,7 @@ mod tests {
         }
     }
 
-    fn daemon(state_dir: &std::path::Path) -> Daemon {
+    fn daemon(state_dir: &Path) -> Daemon {
         let config = WatchdogConfig {
             state_dir: state_dir.to_owned(),
             alert_cooldown: 300,

@@ -11,6 +11,10 @@ use serde_json::Value;
 use super::Finding;
 use crate::alert::Severity;
 
+/// Every kind of finding this check raises.
+pub const STREAM_KINDS: &[&str] =
+    &["stream:unreachable", "stream:stale", "stream:failing", "stream:slate", "stream:frozen", "stream:errors"];
+
 /// How long one health request may take.
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -29,6 +33,10 @@ pub struct StreamCheck {
     client: reqwest::Client,
     url: String,
     unreachable_since: Option<Instant>,
+    /// Since when the answers have named no segment at all.
+    no_segment_since: Option<Instant>,
+    /// The streamer unit's InvocationID at the last look: a new process starts afresh.
+    invocation: String,
 }
 
 impl StreamCheck {
@@ -38,14 +46,26 @@ impl StreamCheck {
             client,
             url: format!("{}/api/health/detailed", streamer_url.trim_end_matches('/')),
             unreachable_since: None,
+            no_segment_since: None,
+            invocation: String::new(),
         }
     }
 
-    pub async fn check(&mut self, limits: &StreamChecks, now: Instant) -> StreamVerdict {
+    /// Looks at the stream of the streamer unit's run `invocation` (its InvocationID): the
+    /// times a previous run was unreachable or without segments do not count against a new one.
+    pub async fn check(&mut self, limits: &StreamChecks, now: Instant, invocation: &str) -> StreamVerdict {
+        if self.invocation != invocation {
+            invocation.clone_into(&mut self.invocation);
+            self.unreachable_since = None;
+            self.no_segment_since = None;
+        }
         match self.fetch().await {
             Ok(health) => {
                 self.unreachable_since = None;
-                judge(&health, limits)
+                let no_segment = health["newest_segment_age_seconds"].is_null();
+                let since = if no_segment { Some(*self.no_segment_since.get_or_insert(now)) } else { None };
+                self.no_segment_since = since;
+                judge(&health, limits, since.map(|t| now.duration_since(t)))
             }
             Err(e) => {
                 let since = *self.unreachable_since.get_or_insert(now);
@@ -74,29 +94,40 @@ impl StreamCheck {
     }
 }
 
-/// Findings from one health answer.
-pub fn judge(h: &Value, limits: &StreamChecks) -> StreamVerdict {
+/// Findings from one health answer. `no_segment_for` is how long the answers have named no
+/// segment at all (`None` while there is one).
+pub fn judge(h: &Value, limits: &StreamChecks, no_segment_for: Option<Duration>) -> StreamVerdict {
     let mut v =
         StreamVerdict { output_dir: h["config"]["output_dir"].as_str().map(str::to_owned), ..StreamVerdict::default() };
     let state = h["current_state"].as_str().unwrap_or("unknown");
-    let age = h["newest_segment_age_seconds"].as_f64();
-    let since_start = h["uptime_minutes"].as_f64().unwrap_or(0.0) * 60.0;
-    // A stream that never produced a segment is as stale as its uptime.
-    let staleness = age.or((state == "starting").then_some(since_start));
-    if let Some(age) = staleness {
-        let (warn, crit) = (f64::from(limits.stale_warning_seconds), f64::from(limits.stale_critical_seconds));
-        if age >= warn {
-            let critical = age >= crit;
-            v.restart |= critical;
-            v.findings.push(Finding {
-                kind: "stream:stale".into(),
-                severity: if critical { Severity::Critical } else { Severity::Warning },
-                title: "stream stale".into(),
-                details: format!("The newest segment is {age:.0} s old (state {state}); warning at {warn:.0} s, critical at {crit:.0} s."),
-            });
+    let (warn, crit) = (f64::from(limits.stale_warning_seconds), f64::from(limits.stale_critical_seconds));
+    let staleness = match h["newest_segment_age_seconds"].as_f64() {
+        Some(age) => Some((age, format!("The newest segment is {age:.0} s old"))),
+        None => {
+            // No segment at all: a stream that never produced one is as stale as its uptime;
+            // one whose segments went away, as long as the watchdog has seen none.
+            let seen = no_segment_for.map_or(0.0, |d| d.as_secs_f64());
+            let since_start =
+                if state == "starting" { h["uptime_minutes"].as_f64().unwrap_or(0.0) * 60.0 } else { 0.0 };
+            let none_for = seen.max(since_start);
+            Some((none_for, format!("There has been no segment for {none_for:.0} s")))
         }
+    };
+    if let Some((age, said)) = staleness.filter(|(age, _)| *age >= warn) {
+        let critical = age >= crit;
+        v.restart |= critical;
+        let active = if h["stream_active"] == false { ", not streaming" } else { "" };
+        v.findings.push(Finding {
+            kind: "stream:stale".into(),
+            severity: if critical { Severity::Critical } else { Severity::Warning },
+            title: "stream stale".into(),
+            details: format!("{said} (state {state}{active}); warning at {warn:.0} s, critical at {crit:.0} s."),
+        });
     }
     if state == "failing" {
+        // The streamer gave up rebuilding its pipeline: a new process is the next thing to try,
+        // once it has been failing for the critical time.
+        v.restart |= h["state_for_seconds"].as_f64().is_some_and(|s| s >= crit);
         v.findings.push(Finding {
             kind: "stream:failing".into(),
             severity: Severity::Critical,
@@ -152,24 +183,52 @@ mod tests {
     #[test]
     fn stale_segments_warn_then_turn_critical_and_ask_for_a_restart() {
         let limits = StreamChecks::default();
-        let fresh = judge(&json!({"current_state": "streaming", "newest_segment_age_seconds": 1.5}), &limits);
+        let fresh = judge(&json!({"current_state": "streaming", "newest_segment_age_seconds": 1.5}), &limits, None);
         assert!(fresh.findings.is_empty() && !fresh.restart);
-        let late = judge(&json!({"current_state": "restarting", "newest_segment_age_seconds": 12.0}), &limits);
+        let late = judge(&json!({"current_state": "restarting", "newest_segment_age_seconds": 12.0}), &limits, None);
         assert_eq!((late.findings[0].severity, late.restart), (Severity::Warning, false));
-        let dead = judge(&json!({"current_state": "restarting", "newest_segment_age_seconds": 31.0}), &limits);
+        let dead = judge(
+            &json!({"current_state": "restarting", "newest_segment_age_seconds": 31.0, "stream_active": false}),
+            &limits,
+            None,
+        );
         assert_eq!((dead.findings[0].severity, dead.restart), (Severity::Critical, true));
-        let never = judge(&json!({"current_state": "starting", "uptime_minutes": 1.0}), &limits);
+        assert!(dead.findings[0].details.contains("(state restarting, not streaming)"), "{}", dead.findings[0].details);
+        let never = judge(&json!({"current_state": "starting", "uptime_minutes": 1.0}), &limits, Some(Duration::ZERO));
         assert_eq!(never.findings[0].kind, "stream:stale", "no segment after a minute is stale");
+    }
+
+    #[test]
+    fn segments_gone_while_streaming_count_from_when_the_watchdog_saw_none() {
+        let limits = StreamChecks::default();
+        let h = json!({"current_state": "streaming", "uptime_minutes": 60.0, "stream_active": false});
+        let s = Duration::from_secs;
+        assert!(judge(&h, &limits, Some(s(0))).findings.is_empty(), "not stale the moment they went");
+        let warned = judge(&h, &limits, Some(s(10)));
+        assert_eq!((warned.findings[0].severity, warned.restart), (Severity::Warning, false));
+        assert!(warned.findings[0].details.starts_with("There has been no segment for 10 s"), "{:?}", warned.findings);
+        let critical = judge(&h, &limits, Some(s(30)));
+        assert_eq!((critical.findings[0].severity, critical.restart), (Severity::Critical, true));
+    }
+
+    #[test]
+    fn a_pipeline_failing_for_the_critical_time_asks_for_a_restart() {
+        let limits = StreamChecks::default();
+        let h = |for_s: f64| json!({"current_state": "failing", "newest_segment_age_seconds": 1.0, "state_for_seconds": for_s});
+        assert!(!judge(&h(5.0), &limits, None).restart);
+        let v = judge(&h(30.0), &limits, None);
+        assert!(v.restart);
+        assert_eq!(v.findings[0].kind, "stream:failing");
     }
 
     #[test]
     fn slate_frozen_failing_and_errors_are_each_reported() {
         let h = json!({"current_state": "slate", "newest_segment_age_seconds": 1.0, "source_problem": "Display unavailable: no X",
             "frozen": false, "recent_errors": 7, "last_error": "stall"});
-        let kinds: Vec<_> = judge(&h, &StreamChecks::default()).findings.into_iter().map(|f| f.kind).collect();
+        let kinds: Vec<_> = judge(&h, &StreamChecks::default(), None).findings.into_iter().map(|f| f.kind).collect();
         assert_eq!(kinds, ["stream:slate", "stream:errors"]);
         let h = json!({"current_state": "failing", "newest_segment_age_seconds": 1.0, "frozen": true, "picture_unchanged_seconds": 90.0});
-        let kinds: Vec<_> = judge(&h, &StreamChecks::default()).findings.into_iter().map(|f| f.kind).collect();
+        let kinds: Vec<_> = judge(&h, &StreamChecks::default(), None).findings.into_iter().map(|f| f.kind).collect();
         assert_eq!(kinds, ["stream:failing", "stream:frozen"]);
     }
 }
