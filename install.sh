@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk: runtime packages, the
-# binaries, a service user, configuration (never overwriting an operator's), hardened systemd
-# units with drop-ins from the configuration, a polkit rule, hourly log rotation (a timer); then
-# starts the services and waits until the stream is live.
+# Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk (or a derivative of them, such
+# as Linux Mint 21+): runtime packages, the binaries, a service user, configuration (never
+# overwriting an operator's), hardened systemd units with drop-ins from the configuration, a
+# polkit rule, hourly log rotation (a timer); then starts the services and waits until the
+# stream is live.
 #
 # Idempotent: run it again at any time; it changes only what is missing or different and says
 # when nothing changed. `./install.sh --help` explains every option.

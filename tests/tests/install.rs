@@ -528,7 +528,7 @@ fn units_state_script(units: &[&str]) -> String {
         .iter()
         .map(|u| {
             format!(
-                "systemctl show -p Id,InvocationID,ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts,ActiveState,UnitFileState {u}"
+                "systemctl show -p InvocationID,ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic,NRestarts,ActiveState,UnitFileState {u} | sed 's/^/{u} /'"
             )
         })
         .collect::<Vec<_>>()
