@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk: runtime packages, the
-# binaries, a service user, configuration (never overwriting an operator's), hardened systemd
-# units with drop-ins from the configuration, a polkit rule, hourly log rotation (a timer); then
-# starts the services and waits until the stream is live.
+# Installs desktop-streamer on a Debian 12+ or Ubuntu 22.04+ kiosk (or a derivative of them, such
+# as Linux Mint 21+): runtime packages, the binaries, a service user, configuration (never
+# overwriting an operator's), hardened systemd units with drop-ins from the configuration, a
+# polkit rule, hourly log rotation (a timer); then starts the services and waits until the
+# stream is live.
 #
 # Idempotent: run it again at any time; it changes only what is missing or different and says
 # when nothing changed. `./install.sh --help` explains every option.
@@ -17,6 +18,12 @@ LOG_DIR=/var/log/desktop-streamer
 CACHE_DIR=/var/cache/desktop-streamer
 UNIT_DIR=/etc/systemd/system
 POLKIT_RULE=/etc/polkit-1/rules.d/50-desktop-streamer.rules
+# The same grant for polkit older than 0.106 (Ubuntu 22.04: 0.105), which reads no JavaScript
+# rules; broader, as a .pkla file cannot name units (see systemd/polkit/50-desktop-streamer.pkla).
+POLKIT_PKLA=/etc/polkit-1/localauthority/50-local.d/50-desktop-streamer.pkla
+# The generated admin password and API token, root only (0600), written the moment they exist so
+# that no later failure can lose them; the only copy besides their hashes. Kept by --uninstall.
+CREDENTIALS_FILE=$CONF_DIR/installer-credentials
 # The log rotation's rules, read only by desktop-streamer-logrotate.service (hourly, its own
 # state file), not by Debian's daily logrotate: see systemd/desktop-streamer-logrotate.service.
 SHARE_DIR=$PREFIX/share/desktop-streamer
@@ -37,12 +44,16 @@ DROPIN_DISPLAY=10-display.conf
 DROPIN_DEMO=20-demo.conf
 DROPIN_UNITY=50-unity-optimization.conf
 # What the services need at run time: GStreamer with capture (good: ximagesrc), encoders (ugly:
-# x264enc; bad: openh264enc, vah264enc), HLS (bad: hlssink2), X (x); polkit for the rule; the
-# system bus; logrotate; CA certificates for SMTP and webhooks over TLS.
+# x264enc; bad: openh264enc, vah264enc), HLS (bad: hlssink2), X (x); the system bus; logrotate;
+# CA certificates for SMTP and webhooks over TLS. And polkit for the rule: POLKIT_PACKAGES.
 RUNTIME_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-    gstreamer1.0-plugins-ugly gstreamer1.0-x polkitd dbus logrotate ca-certificates
+    gstreamer1.0-plugins-ugly gstreamer1.0-x dbus logrotate ca-certificates
 )
+# polkit's daemon: `polkitd` on Debian 12 and Ubuntu 23.04+, `policykit-1` on Ubuntu 22.04.
+POLKIT_PACKAGES=(polkitd policykit-1)
+# The first polkit that reads JavaScript rules (older ones read only .pkla files).
+POLKIT_JS_VERSION=0.106
 # VA-API (hardware H.264 encoding), only where a GPU is there (/dev/dri/renderD*).
 VAAPI_PACKAGES=(gstreamer1.0-vaapi)
 # --demo: a virtual two-monitor X display and a moving picture on it.
@@ -81,15 +92,18 @@ Options:
                     and the service user. Harmless to run again.
   -h, --help        show this text.
 
-What it does, in numbered steps: checks the system (Debian 12+ or Ubuntu 22.04+, systemd);
-installs the runtime packages (GStreamer and its plugin sets, VA-API when /dev/dri has a GPU);
-gets the binaries; creates the user '$SERVICE_USER' and the directories; writes the example
-configuration where no file exists (never overwrites one); generates the dashboard's admin
-password and an API token (printed once, stored hashed); installs the systemd units with
+What it does, in numbered steps: checks the system (Debian 12+, Ubuntu 22.04+ or a derivative of
+them such as Linux Mint 21+ or LMDE 6+; systemd); installs the runtime packages (GStreamer and
+its plugin sets, VA-API when /dev/dri has a GPU); gets the binaries; creates the user
+'$SERVICE_USER' and the directories; writes the example configuration where no file exists
+(never overwrites one); generates the dashboard's admin password and an API token (stored
+hashed, and written at once to $CREDENTIALS_FILE, readable by root only,
+so that no later failure loses them; shown again at the end); installs the systemd units with
 drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
-polkit rule and the log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts
-the services and the timer; waits until the streamer's health API says the stream is live;
-prints the dashboard, HLS and health URLs.
+polkit rule (a .pkla file instead on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's) and the
+log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts the services and
+the timer; waits until the streamer's health API says the stream is live; prints the
+dashboard, HLS and health URLs.
 
 The streamer runs as '$SERVICE_USER' and needs access to the kiosk's X display: see the
 README, "The service user and the X display".
@@ -116,9 +130,13 @@ changed() {
     changes=$((changes + 1))
     say "$*"
 }
+credentials_written=false
 fail() {
     printf '\ninstall.sh: step %d (%s) failed: %s\n' "$step_no" "$step_name" "$1" >&2
     if [ -n "$hint" ]; then printf 'What to do: %s\n' "$hint" >&2; fi
+    if $credentials_written; then
+        printf 'The dashboard admin password and API token generated by this run are safe in %s\n(root only); the next run keeps them.\n' "$CREDENTIALS_FILE" >&2
+    fi
     exit 1
 }
 trap 'fail "this command failed (exit status $?): $BASH_COMMAND"' ERR
@@ -234,6 +252,7 @@ if $uninstall; then
         rmdir "$UNIT_DIR/$u.d" 2>/dev/null || true
     done
     remove_file "$POLKIT_RULE"
+    remove_file "$POLKIT_PKLA"
     remove_file "$LOGROTATE_CONF"
     rmdir "$SHARE_DIR" 2>/dev/null || true
     remove_file "$OLD_LOGROTATE_CONF"
@@ -271,19 +290,68 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Install or update
 # ---------------------------------------------------------------------------------------------
-step "Checking the system" "install on Debian 12 or newer, or Ubuntu 22.04 or newer, booted with systemd"
+step "Checking the system" "install on Debian 12 or newer, Ubuntu 22.04 or newer, or a derivative of one of them (Linux Mint 21+, LMDE 6+, ...), booted with systemd"
 [ -r /etc/os-release ] || fail "no /etc/os-release: cannot tell which system this is"
 # shellcheck disable=SC1091
 . /etc/os-release
-major=${VERSION_ID%%.*}
-[[ $major =~ ^[0-9]+$ ]] || major=0
+# The Debian or Ubuntu release this system is, or is based on: derivatives name their base in
+# ID_LIKE and its codename in UBUNTU_CODENAME (Linux Mint, Pop!_OS, elementary, Zorin) or
+# DEBIAN_CODENAME (LMDE), else VERSION_CODENAME (Raspberry Pi OS).
+ubuntu_release() {
+    case "$1" in
+        trusty) echo 14.04 ;; xenial) echo 16.04 ;; bionic) echo 18.04 ;; focal) echo 20.04 ;;
+        jammy) echo 22.04 ;; kinetic) echo 22.10 ;; lunar) echo 23.04 ;; mantic) echo 23.10 ;;
+        noble) echo 24.04 ;; oracular) echo 24.10 ;; plucky) echo 25.04 ;; questing) echo 25.10 ;;
+        *) return 1 ;;
+    esac
+}
+debian_release() {
+    case "$1" in
+        jessie) echo 8 ;; stretch) echo 9 ;; buster) echo 10 ;; bullseye) echo 11 ;;
+        bookworm) echo 12 ;; trixie) echo 13 ;; forky) echo 14 ;; duke) echo 15 ;; sid) echo unstable ;;
+        *) return 1 ;;
+    esac
+}
+SUPPORTED="Debian 12 (bookworm) or newer, Ubuntu 22.04 (jammy) or newer, or a derivative based on one of them (such as Linux Mint 21 or LMDE 6)"
+os_name=${PRETTY_NAME:-${NAME:-${ID:-this system}}}
+base="" base_version=""
 case " ${ID:-} ${ID_LIKE:-} " in
-    *" ubuntu "*) [ "$major" -ge 22 ] || fail "${PRETTY_NAME:-this system} is too old: Ubuntu 22.04 or newer is needed" ;;
-    *" debian "*) [ "$major" -ge 12 ] || [ -z "${VERSION_ID:-}" ] || fail "${PRETTY_NAME:-this system} is too old: Debian 12 or newer is needed" ;;
-    *) fail "${PRETTY_NAME:-this system} is not supported: use Debian 12+ or Ubuntu 22.04+" ;;
+    " debian "*) base=Debian base_version=${VERSION_ID:-unstable} ;;
+    " ubuntu "*) base=Ubuntu base_version=${VERSION_ID:-} ;;
+    *" ubuntu "*)
+        base=Ubuntu codename=${UBUNTU_CODENAME:-${VERSION_CODENAME:-}}
+        base_version=$(ubuntu_release "$codename") ||
+            fail "$os_name is based on Ubuntu, but on which release? UBUNTU_CODENAME='$codename' in /etc/os-release is not one this script knows. Supported: $SUPPORTED"
+        ;;
+    *" debian "*)
+        base=Debian codename=${DEBIAN_CODENAME:-${VERSION_CODENAME:-}}
+        base_version=$(debian_release "$codename") ||
+            fail "$os_name is based on Debian, but on which release? DEBIAN_CODENAME='$codename' in /etc/os-release is not one this script knows. Supported: $SUPPORTED"
+        ;;
+    *) fail "$os_name is not supported: it is neither Debian nor Ubuntu nor based on them (ID=${ID:-?}, ID_LIKE=${ID_LIKE:-?} in /etc/os-release). Supported: $SUPPORTED" ;;
 esac
+# Major and minor as one number: 22.04 -> 2204, 12 -> 1200; Debian testing/unstable have none.
+version_number() {
+    local major=${1%%.*} minor=0
+    case "$1" in *.*) minor=${1#*.} minor=${minor%%.*} ;; esac
+    [[ $major =~ ^[0-9]+$ && $minor =~ ^[0-9]+$ ]] || return 1
+    echo $((10#$major * 100 + 10#$minor))
+}
+case $base in
+    Debian) oldest=1200 oldest_name="Debian 12" ;;
+    Ubuntu) oldest=2204 oldest_name="Ubuntu 22.04" ;;
+esac
+based_on="$base $base_version"
+[ "${ID:-}" = "${base,,}" ] || os_name="$os_name (based on $based_on)"
+if [ "$base_version" = unstable ] && [ "$base" = Debian ]; then
+    :
+elif ! n=$(version_number "$base_version"); then
+    fail "$os_name: cannot read its $base release from /etc/os-release (VERSION_ID='${VERSION_ID:-}'). Supported: $SUPPORTED"
+elif [ "$n" -lt "$oldest" ]; then
+    fail "$os_name is too old: $oldest_name or newer is needed. Supported: $SUPPORTED"
+fi
 have_systemd || fail "systemd is not running as the init system here (no /run/systemd/system)"
-say "${PRETTY_NAME:-$ID $VERSION_ID}, systemd $(systemctl --version | awk 'NR == 1 {print $2}')"
+say "$os_name, systemd $(systemctl --version | awk 'NR == 1 {print $2}')"
 
 step "Installing the runtime packages" "check the network and the apt sources (apt-get update), then run install.sh again"
 wanted=("${RUNTIME_PACKAGES[@]}")
@@ -297,13 +365,27 @@ else
     say "no GPU in /dev/dri: software encoding (x264enc), no VA-API packages"
 fi
 if $demo; then wanted+=("${DEMO_PACKAGES[@]}"); fi
+is_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${wanted[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    is_installed "$p" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
+polkit_missing=true
+for p in "${POLKIT_PACKAGES[@]}"; do
+    if is_installed "$p"; then polkit_missing=false; fi
+done
+if [ ${#missing[@]} -gt 0 ] || $polkit_missing; then
     apt-get update -qq
+    if $polkit_missing; then
+        # The first of the names this system's apt knows.
+        polkit_package=""
+        for p in "${POLKIT_PACKAGES[@]}"; do
+            if apt-cache show "$p" >/dev/null 2>&1; then polkit_package=$p; break; fi
+        done
+        [ -n "$polkit_package" ] || fail "apt knows none of the polkit packages ${POLKIT_PACKAGES[*]}"
+        missing+=("$polkit_package")
+    fi
+    say "installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$work/apt.log" 2>&1 ||
         { tail -n 20 "$work/apt.log" >&2; fail "apt-get install failed (its last lines are above)"; }
     changed "installed ${#missing[@]} packages"
@@ -426,6 +508,21 @@ check desktop-streamer-watchdog "$CONF_DIR/watchdog-config.json"
 check desktop-streamer-web "$CONF_DIR/web-config.json"
 say "configuration checked"
 
+# Writes LINE... to CREDENTIALS_FILE, readable by root only from its first byte (mktemp creates
+# it 0600; the rename replaces whatever was there, even a link another user put in the
+# group-writable configuration directory).
+write_credentials() {
+    local tmp
+    tmp=$(mktemp "$CREDENTIALS_FILE.XXXXXX")
+    {
+        echo "# desktop-streamer: generated by install.sh on $(date -R); stored only hashed elsewhere."
+        echo "# Keep them somewhere safe, then delete this file."
+        printf '%s\n' "$@"
+    } >"$tmp"
+    mv -fT "$tmp" "$CREDENTIALS_FILE"
+    credentials_written=true
+}
+
 step "Dashboard password and API token" "see the message above; 'desktop-streamer-web set-password' sets a password by hand"
 auth_file=$(json_value "$CONF_DIR/web-config.json" auth_file "$STATE_DIR/web-auth.json")
 case "$auth_file" in /*) ;; *) auth_file=$CONF_DIR/$auth_file ;; esac
@@ -435,11 +532,15 @@ if [ -s "$auth_file" ]; then
 else
     web_cli=(runuser -u "$SERVICE_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
     password=$("${web_cli[@]}" set-password --generate 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "set-password failed"; }
+    # The password is the only copy now: on disk before anything else can fail.
+    write_credentials "Dashboard admin password: $password"
     token=$("${web_cli[@]}" new-token installer 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "new-token failed"; }
+    write_credentials "Dashboard admin password: $password" "API token 'installer':    $token"
     changed "generated the admin password and the API token 'installer' (stored hashed in $auth_file)"
+    say "both written to $CREDENTIALS_FILE (root only), shown again at the end"
 fi
 
-step "Installing the systemd units, drop-ins, polkit rule and log rotation" "see the message above; 'systemd-analyze verify $UNIT_DIR/desktop-streamer.service' explains unit problems"
+step "Installing the systemd units, drop-ins, polkit rule and log rotation" "fix the unit or the drop-in named above ('systemd-analyze verify --man=no $UNIT_DIR/UNIT' shows the problem; an operator's own drop-in is in $UNIT_DIR/UNIT.d/), then run install.sh again"
 declare -A restart=()
 for u in "${UNITS[@]}"; do
     put_file "$src_dir/systemd/$u" "$UNIT_DIR/$u" 644
@@ -498,7 +599,20 @@ DEMO
     put_file "$work/demo.conf" "$UNIT_DIR/desktop-streamer.service.d/$DROPIN_DEMO" 644
     if $installed; then restart[desktop-streamer.service]=1; fi
 fi
-put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
+# polkit reads JavaScript rules from 0.106 on; older ones (Ubuntu 22.04's 0.105) only .pkla
+# files. The one this polkit ignores is removed (an upgrade of the system changes which).
+polkit_version=$(pkaction --version 2>/dev/null | awk '{print $NF}') || true
+[ -n "$polkit_version" ] || fail "cannot tell polkit's version: 'pkaction --version' printed nothing"
+if printf '%s\n%s\n' "$POLKIT_JS_VERSION" "$polkit_version" | sort -V -C; then
+    put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
+    remove_file "$POLKIT_PKLA"
+    say "polkit $polkit_version: JavaScript rule $POLKIT_RULE"
+else
+    put_file "$src_dir/systemd/polkit/50-desktop-streamer.pkla" "$POLKIT_PKLA" 644
+    remove_file "$POLKIT_RULE"
+    say "polkit $polkit_version reads no JavaScript rules: $POLKIT_PKLA instead"
+    say "note: a .pkla file cannot name units, so $SERVICE_USER may start, stop and restart any unit (polkit $POLKIT_JS_VERSION or newer limits it to ours)"
+fi
 # Log rotation: the rules, and the hourly timer with its oneshot service (nothing to restart
 # when only the service changed: its next run reads the new file).
 put_file "$src_dir/logrotate/desktop-streamer" "$LOGROTATE_CONF" 644
@@ -510,13 +624,23 @@ if [ -e "$OLD_LOGROTATE_CONF" ]; then
     remove_file "$OLD_LOGROTATE_CONF"
     say "(Debian's daily logrotate no longer handles these logs: $LOGROTATE_TIMER does, hourly)"
 fi
-if [ ${#restart[@]} -gt 0 ]; then
-    systemctl daemon-reload
+# Reloaded also when systemd holds an older version of a unit than its files (a run that failed
+# before the reload, or a drop-in an operator changed since).
+reload=false
+if [ ${#restart[@]} -gt 0 ]; then reload=true; fi
+for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
+    [ -e "$UNIT_DIR/$u" ] || continue
+    if [ "$(systemctl show -p NeedDaemonReload --value "$u")" = yes ]; then reload=true; fi
+done
+if $reload; then
+    # Checked before systemd loads them, so a rejected unit (with an operator's drop-in too) never
+    # replaces a running one.
     for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
         [ -e "$UNIT_DIR/$u" ] || continue
         # --man=no: a Documentation=man: page missing on a minimal system is no unit problem.
-        systemd-analyze verify --man=no "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { cat "$work/verify.log" >&2; fail "systemd rejects $u"; }
+        systemd-analyze verify --man=no "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { sed 's/^/    /' "$work/verify.log" >&2; fail "systemd rejects $u (why is above)"; }
     done
+    systemctl daemon-reload
     say "systemd reloaded"
 else
     say "units, drop-ins, polkit rule and log rotation up to date"
@@ -626,7 +750,12 @@ if [ -n "$password" ]; then
 
   Dashboard admin password: $password
   API token 'installer':    $token
-  Both are shown only now and stored hashed. Keep them somewhere safe; set a new password with
-  'sudo -u $SERVICE_USER desktop-streamer-web --config $CONF_DIR/web-config.json set-password'.
+  Both are stored hashed, and in $CREDENTIALS_FILE (root only) until you delete it.
 SECRET
+elif [ -e "$CREDENTIALS_FILE" ]; then
+    printf '\n  The dashboard admin password and API token generated by an earlier run are in\n  %s (root only): sudo cat %s\n' "$CREDENTIALS_FILE" "$CREDENTIALS_FILE"
+fi
+if [ -n "$password" ] || [ -e "$CREDENTIALS_FILE" ]; then
+    echo "  Keep them somewhere safe, then delete that file. Set a new password with"
+    echo "  'sudo -u $SERVICE_USER desktop-streamer-web --config $CONF_DIR/web-config.json set-password'."
 fi

@@ -104,7 +104,7 @@ fn systemd_analyze_verify_accepts_every_unit() {
 }
 
 #[test]
-fn the_streamer_unit_is_notify_with_a_watchdog_and_never_reboots() {
+fn the_streamer_unit_is_notify_with_a_watchdog() {
     let text = std::fs::read_to_string(unit_path("desktop-streamer.service")).unwrap();
     for line in ["Type=notify", "NotifyAccess=main", "Restart=always", "StartLimitAction=none"] {
         assert!(text.lines().any(|l| l.trim() == line), "desktop-streamer.service lacks {line}");
@@ -114,15 +114,42 @@ fn the_streamer_unit_is_notify_with_a_watchdog_and_never_reboots() {
     assert!((10..=300).contains(&watchdog), "WatchdogSec={watchdog}");
     let restart_sec: u32 = value("RestartSec").expect("RestartSec=").trim_end_matches('s').parse().unwrap();
     assert!(restart_sec <= 5, "RestartSec={restart_sec} is not short");
-    for path in std::fs::read_dir(workspace_root().join("systemd")).unwrap().map(|e| e.unwrap().path()) {
-        if path.extension().is_some_and(|e| e == "service") {
-            let unit = std::fs::read_to_string(&path).unwrap();
-            let settings = unit.lines().filter(|l| !l.trim_start().starts_with('#'));
-            let actions: Vec<&str> = settings.filter(|l| l.contains("reboot") || l.contains("poweroff")).collect();
-            assert!(actions.is_empty(), "{} may reboot the machine: {actions:?}", path.display());
-            assert!(unit.lines().any(|l| l.starts_with("User=")), "{} runs as root", path.display());
+}
+
+/// Every shipped service, the demo units included, runs as an unprivileged user: the one named
+/// by `User=` (never root), or one systemd allocates for it (`DynamicUser=yes`); and none may
+/// reboot or power off the machine.
+#[test]
+fn no_unit_runs_as_root_or_may_reboot_the_machine() {
+    let mut services = Vec::new();
+    for dir in ["systemd", "systemd/demo"] {
+        for path in std::fs::read_dir(workspace_root().join(dir)).unwrap().map(|e| e.unwrap().path()) {
+            if path.extension().is_some_and(|e| e == "service") {
+                services.push(path);
+            }
         }
     }
+    services.sort();
+    let mut users = Vec::new();
+    for path in &services {
+        let name = path.strip_prefix(workspace_root()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(path).unwrap();
+        let settings = settings(&text);
+        let actions: Vec<_> = settings.iter().filter(|(_, v)| v.contains("reboot") || v.contains("poweroff")).collect();
+        assert!(actions.is_empty(), "{name} may reboot the machine: {actions:?}");
+        let user = match (setting(&settings, "User"), setting(&settings, "DynamicUser")) {
+            (Some(user), _) => {
+                assert!(!["root", "0"].contains(&user), "{name} runs as root (User={user})");
+                user.to_owned()
+            }
+            (None, Some("yes" | "true" | "on" | "1")) => "a dynamic user (DynamicUser=yes)".to_owned(),
+            _ => panic!("{name} has neither User= nor DynamicUser=yes: it runs as root"),
+        };
+        users.push(format!("{name}: {user}"));
+    }
+    println!("services and their users:\n  {}", users.join("\n  "));
+    // Both folders were read: the three services, log rotation and the two demo units.
+    assert_eq!(services.len(), 6, "{users:?}");
 }
 
 /// `KEY=value` settings of a unit file (comments skipped), in order.
