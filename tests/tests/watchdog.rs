@@ -412,12 +412,13 @@ fn a_watchdog_that_cannot_reach_systemd_says_so_through_a_channel_that_works() {
 }
 
 #[test]
-fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_channels() {
+fn sighup_applies_a_good_config_and_alerts_a_refused_one_and_a_broken_file_at_start_runs_on_the_last_good_one() {
     let sd = manager_with_victim();
     let hooks = Receiver::start(&[200]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("watchdog-config.json");
-    let good = json!({"bus": "session", "units": [VICTIM], "auto_recovery": {"resource_monitoring": false},
+    // Enough alerts per period that the rate limit, carried over to the last run, holds none back.
+    let good = json!({"bus": "session", "units": [VICTIM], "auto_recovery": {"resource_monitoring": false}, "max_alerts": 50,
         "state_dir": dir.path().join("state"), "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}});
     std::fs::write(&config, good.to_string()).unwrap();
     let w = Watchdog::start(&config, &sd.bus_address());
@@ -437,6 +438,31 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_through_the_running_cha
     w.wait_log("configuration reloaded", Duration::from_secs(10));
     w.wait_log_count("watching units over D-Bus", 2, Duration::from_secs(10));
     // The restarted daemon still heals.
+    kill_and_wait_for_restart(&sd, &w);
+    assert!(w.stop().success());
+
+    // Started with the broken file, the watchdog runs with the last one that worked and says
+    // so through that one's channel; it still heals.
+    std::fs::write(&config, bad.to_string()).unwrap();
+    let w = Watchdog::start(&config, &sd.bus_address());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alert = loop {
+        let found = hooks
+            .requests()
+            .iter()
+            .map(|r| r.json())
+            .find(|a| a["kind"] == "watchdog:config" && a["severity"] == "critical");
+        if let Some(alert) = found {
+            break alert;
+        }
+        assert!(Instant::now() < deadline, "no alert about the unusable file:\n{}", w.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(alert["title"], "watchdog configuration cannot be used", "{alert}");
+    let details = alert["details"].as_str().unwrap();
+    assert!(details.contains("runs with the last configuration that worked"), "{details}");
+    assert!(details.contains("check_interval = 0: must be 1..=3600"), "{details}");
     kill_and_wait_for_restart(&sd, &w);
     assert!(w.stop().success());
 }

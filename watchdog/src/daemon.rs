@@ -80,12 +80,13 @@ async fn log_job_outcome(job: Job) {
     }
 }
 
-/// Runs the watchdog until shutdown. Each message on `refused` (a configuration that a reload
-/// refused, with the reason) is alerted through the running configuration's channels.
+/// Runs the watchdog until shutdown. Each finding on `config_trouble` (a configuration that a
+/// reload refused, or one that could not be used at start) is alerted through the running
+/// configuration's channels.
 pub async fn run(
     config: WatchdogConfig,
     shutdown: Shutdown,
-    mut refused: tokio::sync::mpsc::UnboundedReceiver<String>,
+    mut config_trouble: tokio::sync::mpsc::UnboundedReceiver<Finding>,
 ) -> anyhow::Result<()> {
     let (channels, channel_trouble) = match channels_from_config(&config) {
         Ok(c) => (c, None),
@@ -132,13 +133,7 @@ pub async fn run(
                     daemon.systemd = None;
                 }
             },
-            Some(why) = refused.recv() => {
-                let finding = Finding {
-                    kind: "watchdog:config".into(),
-                    severity: Severity::Warning,
-                    title: "new watchdog configuration refused".into(),
-                    details: format!("The reloaded configuration has errors; the running one stays:\n{why}"),
-                };
+            Some(finding) = config_trouble.recv() => {
                 // Raised now; a later good reload starts a fresh daemon.
                 daemon.apply("watchdog:config", vec![finding], &HashMap::new());
             }
@@ -305,7 +300,7 @@ impl Daemon {
         let budget = state.map_or_else(StartBudget::default, |u| StartBudget {
             hit: u.start_limit_hit,
             limit: u.start_limit,
-            seen_starts: self.services.starts_within(unit, u.start_limit.interval, now),
+            starts: self.services.starts_within(unit, u.start_limit.interval, now),
         });
         let down = state.is_some_and(UnitState::is_down);
         match self.limiter.request(unit, budget, now) {
@@ -317,6 +312,7 @@ impl Daemon {
                 None => "could not restart it: no connection to systemd".to_owned(),
                 Some(systemd) => match if down { systemd.start(unit).await } else { systemd.restart(unit).await } {
                     Ok(job) => {
+                        self.services.note_requested_start(unit, now);
                         let method = if down { "StartUnit" } else { "RestartUnit" };
                         tracing::info!(unit, method, "restart requested over D-Bus");
                         tokio::spawn(log_job_outcome(job));

@@ -13,6 +13,7 @@ pub mod email;
 pub mod outbox;
 pub mod policy;
 pub mod recovery;
+pub mod startup;
 pub mod webhook;
 
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ds_config::WatchdogConfig;
 use ds_runtime::{ConfigArgs, Shutdown, check_config, load_or_default};
+
+use crate::conditions::Finding;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,26 +60,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let _log = ds_runtime::logging::init("desktop-streamer-watchdog");
-            let loaded = load_or_default::<WatchdogConfig>(&args.config)
-                .with_context(|| format!("cannot use {}", path.display()))?;
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
+            let (config, trouble) = startup::config_for_run(&args.config);
             let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(watch(loaded.config, &args.config))
+            runtime.block_on(watch(config, trouble, &args.config))
         }
     }
 }
 
-/// Runs the daemon; SIGHUP reloads the configuration: a good file restarts the daemon with it,
-/// a bad one is refused (and alerted) while the running configuration stays.
-async fn watch(mut config: WatchdogConfig, args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+/// Runs the daemon, alerting `trouble` first (the configuration it runs with is not the file's);
+/// SIGHUP reloads the configuration: a good file restarts the daemon with it, a bad one is
+/// refused (and alerted) while the running configuration stays.
+async fn watch(
+    mut config: WatchdogConfig,
+    mut trouble: Option<Finding>,
+    args: &ConfigArgs,
+) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
     let mut signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
     let path = args.path_for::<WatchdogConfig>();
     loop {
         let run_shutdown = shutdown.child();
         let (refused_tx, refused_rx) = tokio::sync::mpsc::unbounded_channel();
+        if let Some(t) = trouble.take() {
+            let _ = refused_tx.send(t);
+        }
         let mut daemon = tokio::spawn(daemon::run(config.clone(), run_shutdown.clone(), refused_rx));
         let reloaded = loop {
             tokio::select! {
@@ -89,10 +96,13 @@ async fn watch(mut config: WatchdogConfig, args: &ConfigArgs) -> anyhow::Result<
                         continue;
                     }
                     match ds_config::load_file::<WatchdogConfig>(&path) {
-                        Ok(loaded) => break loaded.config,
+                        Ok(loaded) => {
+                            startup::keep_last_good(&path, &loaded.config);
+                            break loaded.config;
+                        }
                         Err(problems) => {
                             tracing::error!(file = %path.display(), "new configuration refused; the running one stays:\n{problems}");
-                            let _ = refused_tx.send(problems.to_string());
+                            let _ = refused_tx.send(startup::reload_refused(&problems));
                         }
                     }
                 }

@@ -20,8 +20,19 @@ pub struct ServiceVerdict {
 #[derive(Debug, Default)]
 pub struct ServiceCheck {
     restarts: HashMap<String, VecDeque<(Instant, u32)>>,
-    /// Per unit: the last InvocationID seen, and when each new one was seen.
-    starts: HashMap<String, (String, VecDeque<Instant>)>,
+    /// Per unit: its starts as seen or asked for.
+    starts: HashMap<String, Starts>,
+}
+
+#[derive(Debug, Default)]
+struct Starts {
+    /// The last InvocationID seen.
+    invocation: String,
+    /// When each start was seen (a new InvocationID) or asked for by the watchdog.
+    times: VecDeque<Instant>,
+    /// Starts the watchdog asked for whose InvocationID has not been seen yet: the next new
+    /// one is theirs, already counted.
+    requested: VecDeque<Instant>,
 }
 
 impl ServiceCheck {
@@ -77,24 +88,38 @@ impl ServiceCheck {
         v
     }
 
-    /// Starts of `unit` seen within `interval` before `now`: each new InvocationID the checks
-    /// saw, by hand, by systemd's Restart= or by the watchdog, the first sighting included
-    /// (its start time is not known, so it counts as recent).
+    /// Starts of `unit` within `interval` before `now`: each new InvocationID the checks saw
+    /// (by hand, by systemd's Restart=, the first sighting included: its start time is not
+    /// known, so it counts as recent), and each start the watchdog asked for.
     pub fn starts_within(&self, unit: &str, interval: Duration, now: Instant) -> u32 {
         self.starts
             .get(unit)
-            .map_or(0, |(_, times)| times.iter().filter(|t| now.duration_since(**t) < interval).count() as u32)
+            .map_or(0, |s| s.times.iter().filter(|t| now.duration_since(**t) < interval).count() as u32)
+    }
+
+    /// The watchdog asked systemd to start `unit` at `now`: counted at once, so that a second
+    /// request before the new run shows up is judged by both.
+    pub fn note_requested_start(&mut self, unit: &str, now: Instant) {
+        let s = self.starts.entry(unit.to_owned()).or_default();
+        s.times.push_back(now);
+        s.requested.push_back(now);
     }
 
     fn note_start(&mut self, unit: &UnitState, window: Duration, now: Instant) {
-        let (last, times) = self.starts.entry(unit.name.clone()).or_default();
-        if !unit.invocation_id.is_empty() && unit.invocation_id != *last {
-            last.clone_from(&unit.invocation_id);
-            times.push_back(now);
+        let s = self.starts.entry(unit.name.clone()).or_default();
+        if !unit.invocation_id.is_empty() && unit.invocation_id != s.invocation {
+            let first_sighting = s.invocation.is_empty();
+            s.invocation.clone_from(&unit.invocation_id);
+            // The run of a start the watchdog asked for was counted when it asked.
+            if first_sighting || s.requested.pop_front().is_none() {
+                s.times.push_back(now);
+            }
         }
         let kept = window.max(unit.start_limit.interval);
-        while times.front().is_some_and(|t| now.duration_since(*t) >= kept) {
-            times.pop_front();
+        for times in [&mut s.times, &mut s.requested] {
+            while times.front().is_some_and(|t| now.duration_since(*t) >= kept) {
+                times.pop_front();
+            }
         }
     }
 }
@@ -117,6 +142,7 @@ mod tests {
             main_pid: 0,
             invocation_id: format!("{n_restarts:032x}"),
             start_limit_hit: false,
+            job_pending: false,
             start_limit: Default::default(),
         }
     }
@@ -145,6 +171,16 @@ mod tests {
         assert_eq!(c.starts_within(name, s(10), t0 + s(11)), 2);
         assert_eq!(c.starts_within(name, s(10), t0 + s(30)), 0);
         assert_eq!(c.starts_within("other.service", s(10), t0), 0);
+
+        // Starts the watchdog asks for count at once, and their runs are not counted again.
+        c.note_requested_start(name, t0 + s(40));
+        c.note_requested_start(name, t0 + s(41));
+        assert_eq!(c.starts_within(name, s(10), t0 + s(41)), 2);
+        c.judge(&unit(ActiveState::Active, 4), 100, w, t0 + s(42));
+        assert_eq!(c.starts_within(name, s(10), t0 + s(42)), 2, "the run of the first request");
+        c.judge(&unit(ActiveState::Active, 5), 100, w, t0 + s(43));
+        c.judge(&unit(ActiveState::Active, 6), 100, w, t0 + s(44));
+        assert_eq!(c.starts_within(name, s(10), t0 + s(44)), 3, "the second request's run, then one by hand");
     }
 
     #[test]

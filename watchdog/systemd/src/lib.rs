@@ -85,6 +85,9 @@ pub trait Unit {
     /// 16 random bytes, new for every start that actually runs.
     #[zbus(property, name = "InvocationID")]
     fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
+    /// The job queued for the unit: (id, path); id 0 when there is none.
+    #[zbus(property)]
+    fn job(&self) -> zbus::Result<(u32, OwnedObjectPath)>;
     #[zbus(property)]
     fn start_limit_burst(&self) -> zbus::Result<u32>;
     #[zbus(property, name = "StartLimitIntervalUSec")]
@@ -197,6 +200,9 @@ pub struct UnitState {
     /// systemd refuses to start the unit until its start limit interval has passed (or
     /// `systemctl reset-failed`): do not try.
     pub start_limit_hit: bool,
+    /// A job (start, stop, restart) is queued for the unit: an inactive unit with one is on
+    /// its way somewhere, such as between the stop and the start of a restart.
+    pub job_pending: bool,
     /// systemd refuses a start once the unit was started `burst` times within `interval`
     /// (StartLimitBurst, StartLimitIntervalUSec); an interval or burst of 0 means no limit.
     pub start_limit: StartLimit,
@@ -226,9 +232,9 @@ impl UnitState {
         self.active_state == ActiveState::Active
     }
 
-    /// Down: failed, or inactive without a start on its way.
+    /// Down: failed or inactive, without a job (a start, a restart) on its way.
     pub fn is_down(&self) -> bool {
-        matches!(self.active_state, ActiveState::Failed | ActiveState::Inactive)
+        matches!(self.active_state, ActiveState::Failed | ActiveState::Inactive) && !self.job_pending
     }
 
     /// The main process's end, in words: "exited with status 1", "killed by signal 9".
@@ -559,6 +565,7 @@ impl UnitProxies {
             exec_main_status: service.2,
             main_pid: service.3,
             invocation_id,
+            job_pending: unit.job().await?.0 != 0,
             start_limit,
         })
     }
