@@ -883,8 +883,8 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
 /// An https camera whose certificate comes from a private CA no trust store knows (the test
 /// MJPEG server over TLS): verified, it is DOWN with reason `tls` and a message naming
 /// `verify_tls`; with `verify_tls: false` set through the editor it is UP and its picture
-/// shows; clearing the override brings the refusal back, and the list's own setting (the
-/// settings form) accepts it again. (Timing is not what this test is
+/// shows; clearing the override brings the refusal back, the list's own setting (the
+/// settings form) accepts it again, and clearing that (`null`) refuses it again. (Timing is not what this test is
 /// about: each verdict may take two heartbeats, the slot kept and the change's.)
 #[test]
 fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
@@ -954,4 +954,15 @@ fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
     assert!(file.lines().any(|l| l == "verify_tls: false"), "the list's setting is written down:\n{file}");
     let up = wait_until("UP under the list's setting", within(2), verdict("UP", None));
     assert_eq!((&up["verify_tls"], &up["verify_tls_override"]), (&json!(false), &Value::Null));
+
+    // `null` clears the list's setting: the key leaves the file and the default (verify)
+    // applies again, so the self-signed camera is refused once more.
+    let r = web.send("PUT", "/api/cameras/settings", &[("Authorization", &bearer)], Some(&json!({"verify_tls": null})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["verify_tls"], true, "{}", r.text());
+    let file = std::fs::read_to_string(&web.cameras_file).unwrap();
+    assert!(!file.contains("verify_tls"), "the list's setting is gone:\n{file}");
+    assert_eq!(web.json("/api/cameras")["verify_tls"], true);
+    let refused = wait_until("DOWN/tls under the default again", within(2), verdict("DOWN", Some("tls")));
+    assert_eq!((&refused["verify_tls"], &refused["verify_tls_override"]), (&json!(true), &Value::Null));
 }
