@@ -5,7 +5,8 @@
 //!
 //! Frozen pictures. After the keyframe the probe keeps up to [`LATER_FRAMES`] later frames
 //! (each with a later timestamp than the one before; it stops early when the next one is
-//! slower than [`frame_wait`] allows) and hashes the coded bytes of each. Two rules use the
+//! slower than [`frame_wait`] allows, or [`MAX_EXTRA_WAIT`] after the first later frame) and
+//! hashes the coded bytes of each. Two rules use the
 //! hashes:
 //!
 //! 1. Within one probe: when every frame after the keyframe repeats, byte for byte, a frame
@@ -54,6 +55,10 @@ const USER_AGENT: &str = "desktop-streamer-web camera probe";
 pub const LATER_FRAMES: usize = 3;
 /// The least time the probe waits for a further frame once video is proven.
 const MIN_FRAME_WAIT: Duration = Duration::from_millis(150);
+/// The most time the probe spends on further frames after the first later one: a slow
+/// camera (a frame a second) is compared on fewer frames rather than holding its probe's
+/// slot for seconds.
+const MAX_EXTRA_WAIT: Duration = Duration::from_secs(1);
 /// Video encodings retina can turn into frames.
 const READABLE_ENCODINGS: &[&str] = &["h264", "h265", "jpeg"];
 
@@ -126,22 +131,28 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
     // Proof needs one later frame, within the step; the comparison takes a few more if they
     // come about as fast as the first did.
     while seen.later() < LATER_FRAMES {
-        let wait_until = match seen.later() {
-            0 => deadline,
-            _ => (Instant::now() + frame_wait(seen.first_gap())).min(deadline),
+        let wait_until = match seen.second_at {
+            None => deadline,
+            Some(second) => (Instant::now() + frame_wait(seen.first_gap())).min(second + MAX_EXTRA_WAIT).min(deadline),
         };
-        match next_frame(&mut frames, index, wait_until, authed).await? {
-            Some(f) => {
+        match next_frame(&mut frames, index, wait_until, authed).await {
+            Ok(Some(f)) => {
                 counts.add(&f);
                 seen.add(&f, Instant::now());
             }
-            None if seen.later() == 0 => {
+            Ok(None) if seen.later() == 0 => {
                 return Err(ProbeFailure::new(
                     Reason::NoFrames,
                     format!("a keyframe arrived but no later frame within {}", seconds(step)),
                 ));
             }
-            None => break,
+            Err(f) if seen.later() == 0 => return Err(f),
+            Ok(None) => break,
+            // Video is proven; what goes wrong after only ends the comparison early.
+            Err(f) => {
+                tracing::debug!(camera = %target.url, error = %f, "frames after the proof ended early");
+                break;
+            }
         }
     }
     let last_frame_at = jiff::Timestamp::now() - (Instant::now() - seen.last_at);
