@@ -47,7 +47,7 @@ pub struct Proof {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Picture {
     /// A hash of the picture's bytes, compared across heartbeats (MJPEG: the last frame;
-    /// RTSP: the keyframe and the frames after it, see [`rtsp`]).
+    /// RTSP: the keyframe and the frame after it, see [`rtsp`]).
     pub fingerprint: u64,
     /// The frames of this probe differed from each other: the picture moves (MJPEG; never
     /// for RTSP, whose coded frames differ even when the picture does not).

@@ -226,10 +226,17 @@ impl Connection {
                 return Ok(false);
             };
             self.last_request = Instant::now();
-            let session = if request.method == "SETUP" { None } else { request.session.clone() };
+            // Noted when received, before the answer goes out: a client that has its answer
+            // finds its request on record. SETUP is noted with the session it creates, once
+            // that exists (its client sends nothing more before the answer).
+            if request.method != "SETUP" {
+                self.shared.note(Seen { method: request.method.clone(), session: request.session.clone() });
+            }
             self.handle(&request).await?;
-            let session = session.or_else(|| self.session.as_ref().map(|(id, _)| id.clone()));
-            self.shared.note(Seen { method: request.method.clone(), session });
+            if request.method == "SETUP" {
+                let session = request.session.clone().or_else(|| self.session.as_ref().map(|(id, _)| id.clone()));
+                self.shared.note(Seen { method: request.method.clone(), session });
+            }
         }
     }
 
