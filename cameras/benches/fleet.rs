@@ -5,10 +5,14 @@
 //! reason, the latency to the first frame, the prober's CPU in percent of one core, and its
 //! resident memory (VmRSS at the end, VmHWM over the fleet's run); then the same for 100
 //! cameras served by GStreamer's RTSP server, as a check that the simulated cameras do not
-//! make probing cheaper than a real server does. Exits non-zero unless every probe proved a
-//! frame and every camera kept its heartbeat (no gap between two of its heartbeats longer
-//! than the interval plus jitter and a second of slack: a fleet too big for the concurrency
-//! limit shows as late heartbeats, not as failed ones).
+//! make probing cheaper than a real server does. Last, it sets the figures beside the issue's
+//! targets ([`TARGET_CAMERAS`] cameras at a 15 s heartbeat, every probe proving a frame, the
+//! prober's CPU at most [`TARGET_CPU_PERCENT`] % of one core and its resident memory at most
+//! [`TARGET_RSS_MB`] MB) with a pass or MISS mark each, and how CPU and memory grow from 10 to
+//! 100 to 1000 cameras. Exits non-zero unless every probe proved a frame, every camera kept
+//! its heartbeat (no gap between two of its heartbeats longer than the interval plus jitter
+//! and a second of slack: a fleet too big for the concurrency limit shows as late
+//! heartbeats, not as failed ones), and every target was met.
 //!
 //! Each fleet runs in a process of its own (this binary, started with `--fleet`), which
 //! runs only the scheduler and its probes, so its CPU time and memory are the prober's and
@@ -30,8 +34,9 @@
 //! configuration's default).
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,6 +67,14 @@ const SIM_FLAG: &str = "--rtsp-sim";
 const FLEET_FLAG: &str = "--fleet";
 /// Largest failure messages shown per fleet (the rest are counted by reason).
 const SHOWN_FAILURES: usize = 5;
+/// The issue's targets: this many cameras at a [`HEARTBEAT_S`] heartbeat, every probe
+/// proving a frame, with the prober's CPU and resident memory (its peak, VmHWM) at most these.
+const TARGET_CAMERAS: usize = 1000;
+const TARGET_CPU_PERCENT: f64 = 15.0;
+const TARGET_RSS_MB: f64 = 64.0;
+/// How a fleet process hands its figures to the parent: a line starting with this, then
+/// `key=value` pairs.
+const FIGURES: &str = "FIGURES";
 
 /// Who serves a fleet's cameras.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,25 +145,161 @@ fn main() {
     );
     let exe = std::env::current_exe().expect("path of this benchmark");
     let mut failed_runs = 0;
+    let mut measured: Vec<Figures> = Vec::new();
     for (n, by) in runs {
         let by = if by == ServedBy::GStreamer { "gstreamer" } else { "sim" };
-        let status = Command::new(&exe)
+        let mut child = Command::new(&exe)
             .arg(FLEET_FLAG)
             .arg(n.to_string())
             .arg(by)
             .arg(clip_file.path())
-            .status()
+            .stdout(Stdio::piped())
+            .spawn()
             .expect("run a fleet");
-        if !status.success() {
+        // Its lines as they come; its figures kept for the targets.
+        let stdout = child.stdout.take().expect("piped stdout");
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            match Figures::parse(&line) {
+                Some(f) => measured.push(f),
+                None => println!("{line}"),
+            }
+        }
+        if !child.wait().expect("wait for a fleet").success() {
             failed_runs += 1;
         }
     }
+    let met = print_targets(&measured);
     if failed_runs > 0 {
         println!(
-            "NOT EVERY PROBE PROVED A FRAME in {failed_runs} runs: the figures do not meet the benchmark's condition"
+            "NOT EVERY PROBE PROVED A FRAME ON TIME in {failed_runs} runs: the figures do not meet the benchmark's condition"
         );
+    }
+    if failed_runs > 0 || !met {
         std::process::exit(1);
     }
+}
+
+/// What one fleet measured, as the parent needs it for the targets.
+#[derive(Clone, Debug, PartialEq)]
+struct Figures {
+    cameras: usize,
+    by: String,
+    beats: usize,
+    proved: usize,
+    failed: usize,
+    max_gap_s: f64,
+    cpu_percent: f64,
+    rss_mb: f64,
+    peak_rss_mb: f64,
+}
+
+impl Figures {
+    fn line(&self) -> String {
+        format!(
+            "{FIGURES} cameras={} by={} beats={} proved={} failed={} max_gap_s={:.3} cpu_percent={:.3} rss_mb={:.3} \
+             peak_rss_mb={:.3}",
+            self.cameras,
+            self.by,
+            self.beats,
+            self.proved,
+            self.failed,
+            self.max_gap_s,
+            self.cpu_percent,
+            self.rss_mb,
+            self.peak_rss_mb
+        )
+    }
+
+    fn parse(line: &str) -> Option<Figures> {
+        let rest = line.strip_prefix(FIGURES)?;
+        let pairs: HashMap<&str, &str> = rest.split_whitespace().filter_map(|p| p.split_once('=')).collect();
+        let num = |k: &str| pairs.get(k)?.parse::<f64>().ok();
+        let int = |k: &str| pairs.get(k)?.parse::<usize>().ok();
+        Some(Figures {
+            cameras: int("cameras")?,
+            by: (*pairs.get("by")?).to_owned(),
+            beats: int("beats")?,
+            proved: int("proved")?,
+            failed: int("failed")?,
+            max_gap_s: num("max_gap_s")?,
+            cpu_percent: num("cpu_percent")?,
+            rss_mb: num("rss_mb")?,
+            peak_rss_mb: num("peak_rss_mb")?,
+        })
+    }
+}
+
+fn mark(met: bool) -> &'static str {
+    if met { "pass" } else { "MISS" }
+}
+
+/// Prints each target of the issue beside the figure measured for it, and the growth from
+/// fleet to fleet; `true` when every target was met.
+fn print_targets(measured: &[Figures]) -> bool {
+    let sim: Vec<&Figures> = measured.iter().filter(|f| f.by == "sim").collect();
+    println!();
+    println!("targets (issue 6): {TARGET_CAMERAS} simulated cameras at a {HEARTBEAT_S} s heartbeat");
+    println!("  {:<44}  {:<34}  {:<12}  mark", "target", "measured", "limit");
+    let Some(big) = sim.iter().find(|f| f.cameras == TARGET_CAMERAS) else {
+        println!("  no run of {TARGET_CAMERAS} cameras (BENCH_FLEETS): the targets were not measured   MISS");
+        return false;
+    };
+    let rows = [
+        (
+            "every probe proves a frame",
+            format!("{} of {} heartbeats, {} failed", big.proved, big.beats, big.failed),
+            "all".to_owned(),
+            big.failed == 0 && big.beats > 0 && big.proved == big.beats,
+        ),
+        (
+            "every camera on time (longest gap)",
+            format!("{:.1} s", big.max_gap_s),
+            format!("≤ {:.1} s", ON_TIME_GAP.as_secs_f64()),
+            big.max_gap_s <= ON_TIME_GAP.as_secs_f64(),
+        ),
+        (
+            "prober CPU, % of one core",
+            format!("{:.1} %", big.cpu_percent),
+            format!("≤ {TARGET_CPU_PERCENT:.0} %"),
+            big.cpu_percent <= TARGET_CPU_PERCENT,
+        ),
+        (
+            "prober resident memory (peak VmHWM)",
+            format!("{:.1} MB (VmRSS at the end {:.1} MB)", big.peak_rss_mb, big.rss_mb),
+            format!("≤ {TARGET_RSS_MB:.0} MB"),
+            big.peak_rss_mb <= TARGET_RSS_MB,
+        ),
+    ];
+    let mut met = true;
+    for (what, figure, limit, ok) in rows {
+        met &= ok;
+        println!("  {what:<44}  {figure:<34}  {limit:<12}  {}", mark(ok));
+    }
+    println!(
+        "growth with the fleet (simulated cameras; no limit of its own, the targets above are for {TARGET_CAMERAS}):"
+    );
+    println!(
+        "  {:>7}  {:>11}  {:>15}  {:>7}  {:>12}  {:>10}",
+        "cameras", "prober cpu%", "cpu% per 100", "rss MB", "peak rss MB", "peak MB per 100 more"
+    );
+    let base = sim.first().copied();
+    for f in &sim {
+        let per_100 = 100.0 * f.cpu_percent / f.cameras as f64;
+        let mb_per_100 = match base {
+            Some(b) if f.cameras > b.cameras => {
+                format!("{:.2}", 100.0 * (f.peak_rss_mb - b.peak_rss_mb) / (f.cameras - b.cameras) as f64)
+            }
+            _ => "-".to_owned(),
+        };
+        println!(
+            "  {:>7}  {:>11.1}  {:>15.2}  {:>7.1}  {:>12.1}  {:>20}",
+            f.cameras, f.cpu_percent, per_100, f.rss_mb, f.peak_rss_mb, mb_per_100
+        );
+    }
+    if !met {
+        println!("SOME TARGETS WERE MISSED (marked MISS above)");
+    }
+    met
 }
 
 /// Runs one fleet in this process and prints its row; `true` if every probe proved a frame
@@ -192,6 +341,18 @@ fn fleet_process(n: usize, by: ServedBy, clip: &Path, measure: Duration) -> bool
         row.servers_cpu_percent,
         row.load
     );
+    let figures = Figures {
+        cameras: n,
+        by: if by == ServedBy::GStreamer { "gstreamer" } else { "sim" }.to_owned(),
+        beats: row.beats,
+        proved: row.proved,
+        failed: row.failed(),
+        max_gap_s: row.max_gap_s,
+        cpu_percent: row.cpu_percent,
+        rss_mb: row.rss_mb,
+        peak_rss_mb: row.peak_rss_mb,
+    };
+    println!("{}", figures.line());
     if row.failed() > 0 {
         println!("         failures by state/reason: {:?}", row.reasons);
         for m in &row.messages {

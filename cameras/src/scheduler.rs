@@ -71,8 +71,9 @@ pub struct CameraStatus {
     pub consecutive_failures: u32,
     /// When the newest frame of any heartbeat arrived (kept while the camera is down).
     pub last_frame_at: Option<jiff::Timestamp>,
-    /// Lost RTP packets in the last successful RTSP probe, in percent.
-    pub packet_loss_percent: Option<f64>,
+    /// RTP packets the sequence numbers showed missing in the last successful RTSP probe;
+    /// `None` before one (and for HTTP cameras).
+    pub packets_lost: Option<u32>,
     pub last_heartbeat: Option<Heartbeat>,
 }
 
@@ -277,7 +278,7 @@ fn show(board: &StatusBoard, id: &str, spec: &Spec) {
         since: None,
         consecutive_failures: 0,
         last_frame_at: None,
-        packet_loss_percent: None,
+        packets_lost: None,
         last_heartbeat: None,
     });
     status.name.clone_from(&spec.camera.name);
@@ -443,7 +444,7 @@ fn record(
     status.consecutive_failures = failures;
     if let Some(p) = proof {
         status.last_frame_at = Some(p.last_frame_at);
-        status.packet_loss_percent = (p.packets_received > 0).then(|| p.packet_loss_percent());
+        status.packets_lost = p.packets_lost;
     }
     status.last_heartbeat = Some(heartbeat.clone());
     tracing::debug!(camera = %id, state = %verdict.state, reason = ?verdict.reason.map(Reason::as_str), "heartbeat");

@@ -52,8 +52,7 @@ impl Prober for Script {
             height: Some(480),
             last_frame_at: jiff::Timestamp::now(),
             picture: Picture { fingerprint: rand_ish(), changed: false, unchanged_for: Duration::ZERO },
-            packets_lost: 0,
-            packets_received: 10,
+            packets_lost: Some(0),
         })
     }
 }

@@ -36,7 +36,9 @@ pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// A picture unchanged for this long is DEGRADED/frozen.
 pub const DEFAULT_FROZEN_S: u32 = 60;
-/// More lost RTP packets than this share of the packets of a probe is DEGRADED/packet_loss.
+/// Meant as: more lost RTP packets than this share of a probe's packets is
+/// DEGRADED/packet_loss. Not applied: the prober counts lost packets but cannot measure
+/// their share (see `max_packet_loss_percent`).
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 256;
@@ -69,8 +71,10 @@ pub struct CamerasConfig {
     /// Seconds a picture may stay unchanged before the camera is DEGRADED/frozen. Default
     /// 60; 0 turns the check off; up to 86400.
     pub frozen_seconds: u32,
-    /// Share of RTP packets lost in a probe, in percent, above which the camera is
-    /// DEGRADED/packet_loss. Default 5; 0..=100.
+    /// Share of RTP packets lost in a probe, in percent, above which the camera would be
+    /// DEGRADED/packet_loss. Default 5; 0..=100. Accepted and checked but not applied: the
+    /// RTSP client (retina) reports the packets lost but not the packets received, so the
+    /// share cannot be measured, and the prober does not judge cameras on a guess.
     pub max_packet_loss_percent: f64,
     /// Probes running at the same time over all cameras. Default 256; 1..=4096. A probe holds
     /// its slot while it waits for the camera's keyframe, so a fleet needs about

@@ -3,7 +3,7 @@
 // element, no dialog, nothing the Content-Security-Policy had to refuse), states arriving
 // over the event feed without a reload (a camera going DOWN and coming back), a camera's
 // history, state changes and preview, the editor (a refused URL, add, rename keeping the
-// hidden password, delete), the phone layout, the dashboard's link to the page, and a camera
+// hidden password, delete), the list's settings (time zone, verify_tls), the phone layout, the dashboard's link to the page, and a camera
 // added to the file by hand appearing without a reload.
 //
 // Usage: node cameras.mjs SPEC_JSON
@@ -12,6 +12,8 @@
 // Asks the test (a JSON line on stdout, the answer a JSON line on stdin):
 //   {"ask": "mjpeg_mode", "mode": "not_found" | "live"}   what the Gate camera's server sends
 //   {"ask": "file_has_url", "url": URL}                    whether cameras.yaml holds URL
+//   {"ask": "file_has_line", "line": L}                    whether cameras.yaml has the line L
+//   {"ask": "file_has_key", "key": K}                      whether cameras.yaml has a top-level key K
 //   {"ask": "hand_edit"}              cameras.yaml rewritten by hand with spec.hand_added too
 // Prints one JSON line {"ok", "checks": {name: {ok, ...}}} last; exit 0 when every check passed.
 // The checks run in order and later ones rely on earlier ones (logged in, the camera added).
@@ -432,6 +434,41 @@ try {
     }, spec.time_zone);
     if (r.shown !== r.expected || r.field !== spec.time_zone) fail(`times not in ${spec.time_zone}`, r);
     return { refused, ...r };
+  });
+
+  await check('verify_tls_setting', async () => {
+    // The list's verify_tls through the settings form: unticked, `verify_tls: false` is
+    // written; ticked again, the form clears it (null) and the key leaves the file.
+    const bodies = [];
+    const onRequest = (r) => {
+      if (r.method() === 'PUT' && new URL(r.url()).pathname === '/api/cameras/settings') bodies.push(JSON.parse(r.postData() || 'null'));
+    };
+    page.on('request', onRequest);
+    const listed = () => page.evaluate(async () => (await (await fetch('/api/cameras')).json()).verify_tls);
+    const save = async (ticked) => {
+      await page.evaluate(() => { document.getElementById('settings-result').textContent = ''; });
+      await page.setChecked('#settings-verify-tls', ticked);
+      await page.click('#settings-form button[type=submit]');
+      await page.waitForFunction(() => document.getElementById('settings-result').textContent.endsWith(': done'));
+    };
+    try {
+      if (!(await page.isChecked('#settings-verify-tls'))) fail('the box starts unticked though the list verifies');
+      await save(false);
+      const offInFile = (await ask({ ask: 'file_has_line', line: 'verify_tls: false' })).found;
+      const offListed = await listed();
+      if (!offInFile) fail('`verify_tls: false` was not written');
+      if (offListed !== false) fail(`the API says verify_tls ${offListed} after unticking`);
+      await save(true);
+      const stillInFile = (await ask({ ask: 'file_has_key', key: 'verify_tls' })).found;
+      const onListed = await listed();
+      if (stillInFile) fail('ticking the box again left `verify_tls` in the file');
+      if (onListed !== true) fail(`the API says verify_tls ${onListed} after ticking again`);
+      const sent = bodies.map((b) => (b && 'verify_tls' in b ? b.verify_tls : 'absent'));
+      if (sent.length !== 2 || sent[0] !== false || sent[1] !== null) fail('the form sent', sent);
+      return { sent, offInFile, offListed, stillInFile, onListed };
+    } finally {
+      page.off('request', onRequest);
+    }
   });
 
   await check('phone_fits', async () => {

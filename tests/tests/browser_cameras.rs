@@ -25,7 +25,7 @@ const PASSWORD: &str = "correct horse battery staple";
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 const QUOTED: &str = r#""quotes" & <b>bold</b>"#;
 /// Checks cameras.mjs reports, each of which must pass.
-const CHECKS: [&str; 15] = [
+const CHECKS: [&str; 16] = [
     "grid_lists_every_camera",
     "names_are_text",
     "states_arrive_live",
@@ -38,6 +38,7 @@ const CHECKS: [&str; 15] = [
     "rename_camera",
     "delete_camera",
     "time_zone_setting",
+    "verify_tls_setting",
     "phone_fits",
     "dashboard_links_here",
     "hand_edit_appears",
@@ -143,6 +144,16 @@ fn the_cameras_page_shows_hostile_names_as_text_and_live_states_previews_and_edi
         Some("file_has_url") => {
             let text = std::fs::read_to_string(&cameras_file).unwrap_or_default();
             json!({"found": text.contains(ask["url"].as_str().unwrap_or("\u{0}"))})
+        }
+        // Whether cameras.yaml has this exact line, or a top-level key of this name.
+        Some("file_has_line") => {
+            let text = std::fs::read_to_string(&cameras_file).unwrap_or_default();
+            json!({"found": text.lines().any(|l| Some(l) == ask["line"].as_str())})
+        }
+        Some("file_has_key") => {
+            let text = std::fs::read_to_string(&cameras_file).unwrap_or_default();
+            let key = format!("{}:", ask["key"].as_str().unwrap_or("\u{0}"));
+            json!({"found": text.lines().any(|l| l.starts_with(&key))})
         }
         // The file as first written plus one camera, replaced at once as an editor saves.
         Some("hand_edit") => {

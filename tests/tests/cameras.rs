@@ -19,7 +19,9 @@ use ds_tests::bins::run_monitor as monitor;
 use ds_tests::http::{self, Response};
 use ds_tests::mjpeg::{self, MjpegServer, Mode};
 use ds_tests::rtsp::{self, RtspServer};
+use ds_tests::rtsp_sim::{Clip, ClipSpec, SimServer, StartAt};
 use ds_tests::service::ServiceProcess;
+use ds_tests::tcp_peer::{Behaviour, TcpPeer};
 use serde_json::{Value, json};
 
 /// A loopback port where nothing listens, ever: a port picked as free for a while could be
@@ -287,6 +289,8 @@ struct Scenario {
     /// Probes it takes: 1 for UP, retries + 1 for DOWN, 2 for a frozen picture (the second
     /// probe sees the same picture).
     attempts: u32,
+    /// What its message must start with, where the wording is what the test is about.
+    message: Option<String>,
 }
 
 fn yaml_list(header: &str, cameras: &[(&str, &str, &str)]) -> String {
@@ -309,15 +313,21 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     // A camera watched once a day, on its own server: its requests are the preview's alone.
     let daily = MjpegServer::start();
     let refused_port = REFUSED_PORT;
+    // A camera that accepts and never answers, one that hangs up on every request, and the
+    // simulated cameras' audio-only and repeating mounts.
+    let silent = TcpPeer::start(Behaviour::Silent);
+    let hang_up = TcpPeer::start(Behaviour::HangUp);
+    let sim = SimServer::start(Clip::encode(&ClipSpec::SMALL).expect("encode the clip"), 1, StartAt::GopCache);
     cams.set_mode(Mode::NotFound);
     let scenarios = [
-        Scenario { name: "rtsp live", url: rtsp.url("live"), state: "UP", reason: None, attempts: 1 },
+        Scenario { name: "rtsp live", url: rtsp.url("live"), state: "UP", reason: None, attempts: 1, message: None },
         Scenario {
             name: "rtsp digest right",
             url: rtsp.secure_url(Some((rtsp::USER, rtsp::PASSWORD))),
             state: "UP",
             reason: None,
             attempts: 1,
+            message: None,
         },
         Scenario {
             name: "rtsp digest wrong",
@@ -325,6 +335,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("auth_failed"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "rtsp missing",
@@ -332,6 +343,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("not_found"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "rtsp noframes",
@@ -339,6 +351,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("no_frames"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "rtsp frozen",
@@ -346,14 +359,16 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DEGRADED",
             reason: Some("frozen"),
             attempts: 2,
+            message: None,
         },
-        Scenario { name: "mjpeg live", url: cams.url("live"), state: "UP", reason: None, attempts: 1 },
+        Scenario { name: "mjpeg live", url: cams.url("live"), state: "UP", reason: None, attempts: 1, message: None },
         Scenario {
             name: "mjpeg basic right",
             url: cams.auth_url(mjpeg::USER, mjpeg::PASSWORD),
             state: "UP",
             reason: None,
             attempts: 1,
+            message: None,
         },
         Scenario {
             name: "mjpeg basic wrong",
@@ -361,6 +376,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("auth_failed"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "mjpeg missing",
@@ -368,6 +384,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("not_found"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "mjpeg headers only",
@@ -375,6 +392,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("no_frames"),
             attempts: RETRIES + 1,
+            message: None,
         },
         Scenario {
             name: "mjpeg frozen",
@@ -382,6 +400,39 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DEGRADED",
             reason: Some("frozen"),
             attempts: 2,
+            message: None,
+        },
+        Scenario {
+            name: "rtsp silent",
+            url: silent.url("rtsp", "live"),
+            state: "DOWN",
+            reason: Some("timeout"),
+            attempts: RETRIES + 1,
+            message: Some(format!("connecting and DESCRIBE took longer than {} s", TIMEOUT.as_secs())),
+        },
+        Scenario {
+            name: "rtsp hang up",
+            url: format!("rtsp://admin:{WRONG_PASSWORD}@127.0.0.1:{}/live", hang_up.port),
+            state: "DOWN",
+            reason: Some("unreachable"),
+            attempts: RETRIES + 1,
+            message: Some("the connection broke during connecting and DESCRIBE: ".to_owned()),
+        },
+        Scenario {
+            name: "rtsp audio only",
+            url: sim.url_of("audio"),
+            state: "DOWN",
+            reason: Some("no_video_track"),
+            attempts: RETRIES + 1,
+            message: Some("the stream describes no video, only audio/pcmu".to_owned()),
+        },
+        Scenario {
+            name: "rtsp repeating",
+            url: sim.url_of("frozen"),
+            state: "DEGRADED",
+            reason: Some("frozen"),
+            attempts: 2,
+            message: Some("the picture has not changed for ".to_owned()),
         },
         Scenario {
             name: "refused",
@@ -389,6 +440,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("refused"),
             attempts: RETRIES + 1,
+            message: Some("the camera refused the connection: ".to_owned()),
         },
         // Starts lost (404), recovers below.
         Scenario {
@@ -397,6 +449,7 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
             state: "DOWN",
             reason: Some("not_found"),
             attempts: RETRIES + 1,
+            message: None,
         },
     ];
     let mut list: Vec<(&str, &str, &str)> = scenarios.iter().map(|s| (s.name, s.url.as_str(), "")).collect();
@@ -468,7 +521,12 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     for s in scenarios.iter().filter(|s| s.state != "UP") {
         let cam = by_id(&id_of(s.name));
         assert!(cam["message"].as_str().is_some_and(|m| !m.is_empty()), "{} says why: {cam:#}", s.name);
+        if let Some(start) = &s.message {
+            let m = cam["message"].as_str().unwrap_or_default();
+            assert!(m.starts_with(start.as_str()), "{} says {start:?}…: {cam:#}", s.name);
+        }
     }
+    assert!(silent.accepted() >= 2 && hang_up.accepted() >= 2, "the probes connected, and were not refused");
     let daily_cam = by_id("mjpeg-daily");
     assert_eq!(daily_cam["state"], Value::Null, "a daily camera is not probed yet: {daily_cam:#}");
     assert_eq!(
@@ -620,7 +678,8 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     assert_eq!(parsed["timezone"], "Asia/Kolkata");
     let ups = scenarios.iter().filter(|s| s.state == "UP").count() + 1;
     let downs = scenarios.iter().filter(|s| s.state == "DOWN").count() - 1;
-    let summary = format!("{ups} UP, 2 DEGRADED, {downs} DOWN, 1 WAITING");
+    let degraded = scenarios.iter().filter(|s| s.state == "DEGRADED").count();
+    let summary = format!("{ups} UP, {degraded} DEGRADED, {downs} DOWN, 1 WAITING");
     assert!(status.contains(&format!("Cameras\n  {summary}\n")), "{summary} in\n{status}");
     assert!(status.contains("  DOWN refused: "), "the broken ones are named:\n{status}");
     assert!(status.contains("  DEGRADED rtsp frozen: the picture has not changed"), "{status}");
@@ -871,11 +930,49 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "no state change from a restart");
 
+    // Dark has no `id` in the file (its id comes from its name). Renamed by hand, with its URL
+    // unchanged, it is the same camera: it keeps the id `dark`, its history and its state, the
+    // id is written into the file, and a restart keeps all of it.
+    let text = file();
+    assert!(!text.contains("id: dark"), "Dark starts without an id:\n{text}");
+    assert_eq!(text.matches("name: Dark\n").count(), 1, "{text}");
+    std::fs::write(&web.cameras_file, text.replace("name: Dark\n", "name: Cellar\n")).unwrap();
+    let cellar = wait_until("the hand rename picked up", FILE_PICKUP, || {
+        let cams = web.cameras();
+        let named: Vec<(&str, &str)> =
+            cams.iter().filter_map(|c| Some((c["id"].as_str()?, c["name"].as_str()?))).collect();
+        match cams.iter().find(|c| c["name"] == "Cellar") {
+            Some(c) => Ok(c.clone()),
+            None => Err(format!("{named:?}")),
+        }
+    });
+    assert_eq!(cellar["id"], "dark", "the renamed camera keeps its id: {cellar:#}");
+    assert_eq!(verdict(&cellar), (Some("DOWN"), Some("refused")), "and its state: {cellar:#}");
+    assert!(same_time(&cellar["since"], &dark["since"]), "DOWN since before the rename: {cellar:#}");
+    assert!(web.camera("cellar").is_none(), "no new camera under the new name");
+    assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "the history follows the rename");
+    assert!(file().contains("id: dark") && file().contains("name: Cellar"), "the id is written down:\n{}", file());
+    let (code, table, _) = monitor(&["--url", &web.url(), "cameras"]);
+    assert_eq!(code, 0);
+    let row = table.lines().find(|l| l.trim_start().starts_with("Cellar ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(" DOWN ") && row.contains("refused"), "{table}");
+    web.restart();
+    let restarted_at = now_epoch_seconds();
+    let after = wait_until("Cellar's first heartbeat after the restart", within(1), || {
+        let cam = web.camera("dark").ok_or("dark is not listed")?;
+        let beat = cam["last_heartbeat_at"].as_str().is_some_and(|t| epoch_seconds(t) > restarted_at);
+        if beat { Ok(cam) } else { Err(cam.to_string()) }
+    });
+    assert_eq!((after["name"].as_str(), verdict(&after)), (Some("Cellar"), (Some("DOWN"), Some("refused"))));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "the history is still Cellar's after a restart");
+
     for answer in &error_answers {
         assert_no_secret("an editor's error answer", answer, &secrets);
     }
     let log = web.log_text();
     assert!(log.contains("camera list edit refused"), "the refusal is logged: {log}");
+    assert!(log.contains("camera renamed by hand (same URL)"), "the kept id is logged: {log}");
     assert_no_secret("the service's log", &log, &secrets);
     drop(web);
 }
@@ -883,8 +980,8 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
 /// An https camera whose certificate comes from a private CA no trust store knows (the test
 /// MJPEG server over TLS): verified, it is DOWN with reason `tls` and a message naming
 /// `verify_tls`; with `verify_tls: false` set through the editor it is UP and its picture
-/// shows; clearing the override brings the refusal back, and the list's own setting (the
-/// settings form) accepts it again. (Timing is not what this test is
+/// shows; clearing the override brings the refusal back, the list's own setting (the
+/// settings form) accepts it again, and clearing that (`null`) refuses it again. (Timing is not what this test is
 /// about: each verdict may take two heartbeats, the slot kept and the change's.)
 #[test]
 fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
@@ -954,4 +1051,15 @@ fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
     assert!(file.lines().any(|l| l == "verify_tls: false"), "the list's setting is written down:\n{file}");
     let up = wait_until("UP under the list's setting", within(2), verdict("UP", None));
     assert_eq!((&up["verify_tls"], &up["verify_tls_override"]), (&json!(false), &Value::Null));
+
+    // `null` clears the list's setting: the key leaves the file and the default (verify)
+    // applies again, so the self-signed camera is refused once more.
+    let r = web.send("PUT", "/api/cameras/settings", &[("Authorization", &bearer)], Some(&json!({"verify_tls": null})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["verify_tls"], true, "{}", r.text());
+    let file = std::fs::read_to_string(&web.cameras_file).unwrap();
+    assert!(!file.contains("verify_tls"), "the list's setting is gone:\n{file}");
+    assert_eq!(web.json("/api/cameras")["verify_tls"], true);
+    let refused = wait_until("DOWN/tls under the default again", within(2), verdict("DOWN", Some("tls")));
+    assert_eq!((&refused["verify_tls"], &refused["verify_tls_override"]), (&json!(true), &Value::Null));
 }

@@ -387,11 +387,13 @@ async function remove(id) {
 
 async function submitSettings(event) {
   event.preventDefault();
+  const verify = $('settings-verify-tls').checked;
   const body = {
     heartbeat_seconds: Number($('settings-heartbeat').value),
     timezone: $('settings-timezone').value,
-    // Written only when changed, so a file without it stays without it.
-    verify_tls: $('settings-verify-tls').checked === listVerifiesTls() ? undefined : $('settings-verify-tls').checked,
+    // Sent only when changed, so a file without it stays without it. Ticked again, it is
+    // cleared (null): the key leaves the file and the default, verify, applies.
+    verify_tls: verify === listVerifiesTls() ? undefined : (verify ? null : false),
   };
   await change($('settings-result'), 'Saving the settings', () => putJson('/api/cameras/settings', body));
 }

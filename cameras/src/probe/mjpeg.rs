@@ -90,8 +90,7 @@ pub(crate) async fn probe(http: &Client, target: &Target, step: Duration) -> Pro
             changed,
             unchanged_for: if changed { Duration::ZERO } else { last.at - first.at },
         },
-        packets_lost: 0,
-        packets_received: 0,
+        packets_lost: None,
     })
 }
 

@@ -37,30 +37,23 @@ pub struct Proof {
     /// When the newest frame arrived.
     pub last_frame_at: jiff::Timestamp,
     pub picture: Picture,
-    /// RTP packets the sequence numbers show as lost (0 for HTTP).
-    pub packets_lost: u32,
-    /// RTP packets received (an estimate for RTSP, see [`rtsp`]; 0 for HTTP).
-    pub packets_received: u32,
-}
-
-impl Proof {
-    /// Lost packets as a share of all packets of the probe, in percent.
-    pub fn packet_loss_percent(&self) -> f64 {
-        let total = f64::from(self.packets_lost) + f64::from(self.packets_received);
-        if total == 0.0 { 0.0 } else { 100.0 * f64::from(self.packets_lost) / total }
-    }
+    /// RTP packets the sequence numbers show missing during the probe (RTSP, exact); `None`
+    /// for HTTP, which has no packets to count. No share of all packets is given: retina does
+    /// not tell how many packets its frames took (see [`rtsp`]).
+    pub packets_lost: Option<u32>,
 }
 
 /// What the probe can say about whether the picture moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Picture {
     /// A hash of the picture's bytes, compared across heartbeats (MJPEG: the last frame;
-    /// RTSP: the first keyframe).
+    /// RTSP: the keyframe and the frame after it, see [`rtsp`]).
     pub fingerprint: u64,
-    /// The frames of this probe differed from each other: the picture moves.
+    /// The frames of this probe differed from each other: the picture moves (MJPEG; never
+    /// for RTSP, whose coded frames differ even when the picture does not).
     pub changed: bool,
-    /// How long the frames of this probe stayed identical (MJPEG; zero for RTSP, whose
-    /// frames within one probe are not comparable byte for byte).
+    /// How long the frames of this probe stayed identical: identical JPEGs (MJPEG), or the
+    /// same coded frame repeated (RTSP).
     pub unchanged_for: Duration,
 }
 
@@ -252,21 +245,5 @@ mod tests {
         assert_eq!(t.scrub("401 for p:ss at rtsp://u:p%3Ass@h/"), "401 for *** at rtsp://u:***@h/");
         assert_eq!(Target::parse("http://h/").unwrap().credentials, None);
         assert!(!format!("{t:?}").contains("p:ss"));
-    }
-
-    #[test]
-    fn loss_is_a_share_of_all_packets() {
-        let proof = Proof {
-            latency: Duration::ZERO,
-            codec: "h264".into(),
-            width: None,
-            height: None,
-            last_frame_at: jiff::Timestamp::UNIX_EPOCH,
-            picture: Picture { fingerprint: 0, changed: true, unchanged_for: Duration::ZERO },
-            packets_lost: 1,
-            packets_received: 19,
-        };
-        assert_eq!(proof.packet_loss_percent(), 5.0);
-        assert_eq!(Proof { packets_lost: 0, packets_received: 0, ..proof }.packet_loss_percent(), 0.0);
     }
 }

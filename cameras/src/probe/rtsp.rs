@@ -3,20 +3,38 @@
 //! for a keyframe and then a frame with a later timestamp, and TEARDOWN. Each step has its
 //! own timeout, and a timeout names the step.
 //!
-//! Frozen pictures: the probe hashes the first keyframe it receives; the verdict compares
-//! that hash across heartbeats. A camera that keeps sending the same picture re-encodes it
-//! into the same keyframe bytes when its encoder starts afresh for each session (common) or
-//! when it repeats a cached keyframe (a hung image pipeline). Limits: an encoder that keeps
-//! running across sessions writes a changing `idr_pic_id`/`frame_num` into each keyframe's
-//! slice header, so a frozen picture from such a camera is not recognised; and a scene that
-//! truly does not move (a still picture from a synthetic source) is reported frozen. Frames
-//! within one probe are not compared: predicted frames never equal the keyframe.
+//! Frozen pictures. After the keyframe the probe keeps up to [`LATER_FRAMES`] later frames
+//! (each with a later timestamp than the one before; it stops early when the next one is
+//! slower than [`frame_wait`] allows, or [`MAX_EXTRA_WAIT`] after the first later frame) and
+//! hashes the coded bytes of each. Two rules use the
+//! hashes:
 //!
-//! Packet loss: retina reports, on each frame, how many RTP packets its sequence numbers show
-//! missing before it, but not how many packets a frame took. The received count is estimated
-//! as the frame's size over [`ASSUMED_RTP_PAYLOAD_BYTES`] (rounded up), so the percentage is
-//! exact in its numerator and approximate in its denominator. Over TCP, loss only shows
-//! when the camera itself drops packets (an overloaded sender).
+//! 1. Within one probe: when every frame after the keyframe repeats, byte for byte, a frame
+//!    already seen in the probe, the camera is sending one coded picture again and again (a
+//!    hung picture pipeline, or a server repeating its last frame). A live encoder never
+//!    does that, even for a scene that does not move: each coded frame carries its own
+//!    `frame_num` and picture order count, and sensor noise changes its residuals. The
+//!    picture counts as unchanged for the time between the first and the last of the frames.
+//! 2. Across heartbeats: the hashes of the keyframe and of the frame after it (every proof
+//!    has both; the frames after those arrive in numbers that vary with timing, so they do
+//!    not count here) make the probe's fingerprint, which the verdict compares with the
+//!    previous heartbeat's. The same two coded frames again mean the encoder started afresh
+//!    on the same picture (a camera that encodes per session a picture that does not
+//!    change), or the camera repeats one coded picture; a static scene with noise gives a
+//!    different keyframe every session and is never frozen.
+//!
+//! Limits, because the prober compares coded bytes and does not decode (decoding a picture
+//! per probe would cost a fleet of a thousand cameras several cores): a camera whose encoder
+//! keeps running across sessions while its picture stands still sends frames that differ in
+//! their headers, and is not recognised as frozen; and a picture that truly never changes
+//! and has no noise (a synthetic still) is reported frozen when the camera encodes it afresh
+//! each session.
+//!
+//! Packet loss: retina counts, on each frame, the RTP packets its sequence numbers show
+//! missing before it; the probe adds them up ([`Proof::packets_lost`], exact). retina does
+//! not tell how many packets a frame took, so the probe cannot say what share of the packets
+//! was lost, and does not guess one. Over TCP, loss only shows when the camera itself drops
+//! packets (an overloaded sender).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,9 +53,14 @@ use super::{
 use crate::state::Reason;
 
 const USER_AGENT: &str = "desktop-streamer-web camera probe";
-/// Typical RTP payload of a camera (an Ethernet MTU less IP, UDP and RTP headers, rounded
-/// down); see the module doc on packet loss.
-pub const ASSUMED_RTP_PAYLOAD_BYTES: usize = 1400;
+/// Frames after the keyframe whose bytes the probe compares (see the module doc).
+pub const LATER_FRAMES: usize = 3;
+/// The least time the probe waits for a further frame once video is proven.
+const MIN_FRAME_WAIT: Duration = Duration::from_millis(150);
+/// The most time the probe spends on further frames after the first later one: a slow
+/// camera (a frame a second) is compared on fewer frames rather than holding its probe's
+/// slot for seconds.
+const MAX_EXTRA_WAIT: Duration = Duration::from_secs(1);
 /// Video encodings retina can turn into frames.
 const READABLE_ENCODINGS: &[&str] = &["h264", "h265", "jpeg"];
 
@@ -104,25 +127,37 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
         }
     };
     let latency = start.elapsed();
-    let key_fingerprint = fingerprint(keyframe.data());
-    let deadline = Instant::now() + step;
-    loop {
-        match next_frame(&mut frames, index, deadline, authed).await? {
-            Some(f) => {
+    let key_at = Instant::now();
+    let mut seen = Seen::new(&keyframe, key_at);
+    let deadline = key_at + step;
+    // Proof needs one later frame, within the step; the comparison takes a few more if they
+    // come about as fast as the first did.
+    while seen.later() < LATER_FRAMES {
+        let wait_until = match seen.second_at {
+            None => deadline,
+            Some(second) => (Instant::now() + frame_wait(seen.first_gap())).min(second + MAX_EXTRA_WAIT).min(deadline),
+        };
+        match next_frame(&mut frames, index, wait_until, authed).await {
+            Ok(Some(f)) => {
                 counts.add(&f);
-                if f.timestamp().timestamp() > keyframe.timestamp().timestamp() {
-                    break;
-                }
+                seen.add(&f, Instant::now());
             }
-            None => {
+            Ok(None) if seen.later() == 0 => {
                 return Err(ProbeFailure::new(
                     Reason::NoFrames,
                     format!("a keyframe arrived but no later frame within {}", seconds(step)),
                 ));
             }
+            Err(f) if seen.later() == 0 => return Err(f),
+            Ok(None) => break,
+            // Video is proven; what goes wrong after only ends the comparison early.
+            Err(f) => {
+                tracing::debug!(camera = %target.url, error = %f, "frames after the proof ended early");
+                break;
+            }
         }
     }
-    let last_frame_at = jiff::Timestamp::now();
+    let last_frame_at = jiff::Timestamp::now() - (Instant::now() - seen.last_at);
     let (width, height) = match frames.streams()[index].parameters() {
         Some(ParametersRef::Video(v)) => {
             let (w, h) = v.pixel_dimensions();
@@ -138,31 +173,86 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
         Ok(Err(e)) => tracing::debug!(camera = %target.url, error = %first_line(&e.to_string()), "TEARDOWN failed"),
         Err(_) => tracing::debug!(camera = %target.url, "TEARDOWN took longer than the step timeout"),
     }
-    Ok(Proof {
-        latency,
-        codec,
-        width,
-        height,
-        last_frame_at,
-        picture: Picture { fingerprint: key_fingerprint, changed: false, unchanged_for: Duration::ZERO },
-        packets_lost: counts.lost,
-        packets_received: counts.packets,
-    })
+    Ok(Proof { latency, codec, width, height, last_frame_at, picture: seen.picture(), packets_lost: Some(counts.lost) })
+}
+
+/// How long to wait for a further frame, given the time from the keyframe to the first later
+/// frame: twice that (a camera's frame interval jitters), at least [`MIN_FRAME_WAIT`].
+fn frame_wait(first_gap: Duration) -> Duration {
+    (first_gap * 2).max(MIN_FRAME_WAIT)
 }
 
 #[derive(Default)]
 struct Counts {
     frames: u32,
+    /// Packets the RTP sequence numbers show missing (retina's count on each frame).
     lost: u32,
-    packets: u32,
 }
 
 impl Counts {
     fn add(&mut self, f: &VideoFrame) {
         self.frames += 1;
         self.lost = self.lost.saturating_add(u32::from(f.loss()));
-        let packets = f.data().len().div_ceil(ASSUMED_RTP_PAYLOAD_BYTES).max(1);
-        self.packets = self.packets.saturating_add(u32::try_from(packets).unwrap_or(u32::MAX));
+    }
+}
+
+/// The frames a probe compares: the keyframe and the later frames, as hashes of their coded
+/// bytes, and when they arrived.
+#[derive(Debug)]
+struct Seen {
+    hashes: Vec<u64>,
+    /// The RTP timestamp of the newest frame kept; a frame must be later to count.
+    timestamp: i64,
+    first_at: Instant,
+    second_at: Option<Instant>,
+    last_at: Instant,
+}
+
+impl Seen {
+    fn new(keyframe: &VideoFrame, at: Instant) -> Seen {
+        Seen::start(fingerprint(keyframe.data()), keyframe.timestamp().timestamp(), at)
+    }
+
+    fn start(hash: u64, timestamp: i64, at: Instant) -> Seen {
+        Seen { hashes: vec![hash], timestamp, first_at: at, second_at: None, last_at: at }
+    }
+
+    fn add(&mut self, f: &VideoFrame, at: Instant) {
+        self.push(fingerprint(f.data()), f.timestamp().timestamp(), at);
+    }
+
+    /// Keeps a frame whose timestamp is later than the last one kept; ignores others.
+    fn push(&mut self, hash: u64, timestamp: i64, at: Instant) {
+        if timestamp <= self.timestamp {
+            return;
+        }
+        self.hashes.push(hash);
+        self.timestamp = timestamp;
+        self.second_at.get_or_insert(at);
+        self.last_at = at;
+    }
+
+    /// Frames kept after the keyframe.
+    fn later(&self) -> usize {
+        self.hashes.len() - 1
+    }
+
+    fn first_gap(&self) -> Duration {
+        self.second_at.map_or(Duration::ZERO, |at| at - self.first_at)
+    }
+
+    /// Rule 1 and 2 of the module doc.
+    fn picture(&self) -> Picture {
+        let repeats = (1..self.hashes.len()).all(|i| self.hashes[..i].contains(&self.hashes[i]));
+        let mut h = std::hash::DefaultHasher::new();
+        for hash in self.hashes.iter().take(2) {
+            std::hash::Hasher::write_u64(&mut h, *hash);
+        }
+        Picture {
+            fingerprint: std::hash::Hasher::finish(&h),
+            changed: false,
+            unchanged_for: if repeats && self.later() > 0 { self.last_at - self.first_at } else { Duration::ZERO },
+        }
     }
 }
 
@@ -269,6 +359,54 @@ fn first_line(text: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_coded_frames_are_a_picture_that_stands_still() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // The same bytes again and again: unchanged from the first to the last.
+        let mut frozen = Seen::start(7, 0, ms(0));
+        for (i, at) in [(1, 66), (2, 133), (3, 200)] {
+            frozen.push(7, i * 6000, ms(at));
+        }
+        let p = frozen.picture();
+        assert_eq!((p.changed, p.unchanged_for), (false, Duration::from_millis(200)));
+        // A live encoder: every coded frame differs, even when the scene does not move.
+        let mut live = Seen::start(7, 0, ms(0));
+        for (i, at) in [(1, 66), (2, 133), (3, 200)] {
+            live.push(7 + i as u64, i * 6000, ms(at));
+        }
+        assert_eq!(live.picture().unchanged_for, Duration::ZERO);
+        // One new frame among repeats is a picture that moved.
+        let mut once = Seen::start(7, 0, ms(0));
+        once.push(7, 6000, ms(66));
+        once.push(8, 12_000, ms(133));
+        assert_eq!(once.picture().unchanged_for, Duration::ZERO);
+        // A lone keyframe proves nothing about motion.
+        assert_eq!(Seen::start(7, 0, ms(0)).picture().unchanged_for, Duration::ZERO);
+        // The fingerprint is of the keyframe and the frame after it, in order; how many frames
+        // followed (timing) does not change it.
+        assert_ne!(live.picture().fingerprint, frozen.picture().fingerprint);
+        let mut again = Seen::start(7, 0, ms(5000));
+        again.push(8, 96_000, ms(5066));
+        assert_eq!(again.picture().fingerprint, live.picture().fingerprint, "the same frames in another session");
+        let mut short = Seen::start(7, 0, ms(5000));
+        short.push(7, 6000, ms(5066));
+        assert_eq!(short.picture().fingerprint, frozen.picture().fingerprint, "fewer repeats, the same picture");
+        let mut swapped = Seen::start(8, 0, ms(5000));
+        swapped.push(7, 6000, ms(5066));
+        assert_ne!(swapped.picture().fingerprint, again.picture().fingerprint, "order counts");
+        // Frames that do not move the timestamp on are not counted.
+        let mut same_time = Seen::start(7, 0, ms(0));
+        same_time.push(9, 0, ms(10));
+        assert_eq!(same_time.later(), 0);
+    }
+
+    #[test]
+    fn further_frames_are_awaited_for_about_two_frame_intervals() {
+        assert_eq!(frame_wait(Duration::from_millis(66)), Duration::from_millis(150));
+        assert_eq!(frame_wait(Duration::from_millis(500)), Duration::from_secs(1));
+    }
 
     #[test]
     fn os_errors_are_read_from_messages() {

@@ -12,6 +12,10 @@
 //! session starting where the mount's live picture is ([`StartAt::Live`]: the first keyframe
 //! comes within a keyframe interval) or at once with a keyframe ([`StartAt::GopCache`]). It has no authentication and no UDP; unknown paths get 404.
 //!
+//! Besides `/camN`, the mounts `/audio` (no video), `/frozen` (the same coded picture again
+//! and again) and `/lossy` (every other frame between keyframes left out) misbehave on
+//! purpose; a server in a test records every request it got ([`SimServer::requests`]).
+//!
 //! Run it in-process ([`SimServer`], for tests) or as a separate process ([`SimProcess`],
 //! for benchmarks, so that what the servers cost is not counted as the prober's): the
 //! `rtsp-sim` binary of this crate, or any binary that hands its arguments to [`run`].
@@ -19,7 +23,7 @@
 pub mod clip;
 mod server;
 
-pub use server::StartAt;
+pub use server::{Seen, StartAt};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -130,7 +134,7 @@ pub fn run(args: &Args) -> Result<(), SimError> {
             tokio::net::TcpListener::from_std(listener).map_err(|e| SimError::Io("register the listener".into(), e))?;
         let mut out = std::io::stdout();
         writeln!(out, "{READY}{port}").and_then(|()| out.flush()).map_err(|e| SimError::Io("print READY".into(), e))?;
-        server::serve(listener, shared(clip, args.mounts, args.start)).await;
+        server::serve(listener, Arc::new(server::Shared::new(clip, args.mounts, args.start, false))).await;
         Ok(())
     })
 }
@@ -142,14 +146,11 @@ fn bind(port: u16) -> Result<std::net::TcpListener, SimError> {
     Ok(listener)
 }
 
-fn shared(clip: Clip, mounts: usize, start: StartAt) -> Arc<server::Shared> {
-    Arc::new(server::Shared::new(clip, mounts, start))
-}
-
 /// A server in this process, on its own thread and runtime; stops when dropped.
 #[derive(Debug)]
 pub struct SimServer {
     pub port: u16,
+    shared: Arc<server::Shared>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -163,6 +164,8 @@ impl SimServer {
         let listener = bind(0).expect("listen for the simulated cameras");
         let port = listener.local_addr().expect("listening port").port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shared = Arc::new(server::Shared::new(clip, mounts, start, true));
+        let served = shared.clone();
         let thread = std::thread::Builder::new()
             .name("rtsp-sim".into())
             .spawn(move || {
@@ -171,19 +174,29 @@ impl SimServer {
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("register the listener");
                     tokio::select! {
-                        () = server::serve(listener, shared(clip, mounts, start)) => {}
+                        () = server::serve(listener, served) => {}
                         _ = stopped => {}
                     }
                 });
                 // Dropping the runtime ends every connection.
             })
             .expect("start the rtsp-sim thread");
-        SimServer { port, stop: Some(stop), thread: Some(thread) }
+        SimServer { port, shared, stop: Some(stop), thread: Some(thread) }
     }
 
     /// `rtsp://127.0.0.1:PORT/camN`.
     pub fn url(&self, mount: usize) -> String {
         url(self.port, mount)
+    }
+
+    /// `rtsp://127.0.0.1:PORT/NAME`, e.g. for `frozen`, `lossy` or `audio`.
+    pub fn url_of(&self, name: &str) -> String {
+        format!("rtsp://127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Every request the server got so far, in order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.shared.log.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()
     }
 }
 

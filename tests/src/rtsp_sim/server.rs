@@ -1,7 +1,12 @@
 //! The RTSP side of a simulated camera (RFC 2326): OPTIONS, DESCRIBE, SETUP (TCP
 //! interleaved only), PLAY, GET_PARAMETER and TEARDOWN on one connection, then the clip as
 //! RTP packets in `$`-framed interleaved data on channel 0, paced in real time from a
-//! keyframe. One task per connection; nothing is shared between connections but the clip.
+//! keyframe. One task per connection; nothing is shared between connections but the clip
+//! (and, for a server in a test, the record of requests: [`Shared::log`]).
+//!
+//! Besides `/camN`, three mounts misbehave as cameras do ([`Special`]): `/audio` describes
+//! only an audio stream, `/frozen` sends the same coded picture again and again, and `/lossy`
+//! leaves out every other frame between keyframes (its RTP sequence numbers jump).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +34,9 @@ pub(super) struct Shared {
     pub clip: Clip,
     pub mounts: usize,
     pub start: StartAt,
+    /// Every request with its session, when the server keeps a record (a server in a test;
+    /// a benchmark's server process keeps none, so its memory does not grow).
+    pub log: Option<std::sync::Mutex<Vec<Seen>>>,
     /// When every mount's live picture was at the clip's first frame.
     pub epoch: std::time::Instant,
     /// Each mount's offset into the clip, in frames: independent cameras are not in step,
@@ -37,11 +45,47 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(clip: Clip, mounts: usize, start: StartAt) -> Shared {
+    pub fn new(clip: Clip, mounts: usize, start: StartAt, record: bool) -> Shared {
         let len = clip.frames().len();
         let offsets = (0..mounts).map(|_| random_u32() as usize % len).collect();
-        Shared { clip, mounts, start, epoch: std::time::Instant::now(), offsets }
+        let log = record.then(|| std::sync::Mutex::new(Vec::new()));
+        Shared { clip, mounts, start, log, epoch: std::time::Instant::now(), offsets }
     }
+
+    fn note(&self, seen: Seen) {
+        if let Some(log) = &self.log {
+            log.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
+        }
+    }
+}
+
+/// A request the server got: its method and the session it named (for SETUP, the session it
+/// created or joined).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub method: String,
+    pub session: Option<String>,
+}
+
+/// A mount that misbehaves on purpose (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Special {
+    /// Describes one audio stream (PCMU) and no video.
+    AudioOnly,
+    /// Sends the clip's first keyframe as every frame: the same bytes, with advancing
+    /// timestamps and sequence numbers, as a camera whose picture pipeline hung repeats its
+    /// last coded picture.
+    Frozen,
+    /// Sends keyframes and every other frame between them; the frames left out still take
+    /// their sequence numbers, as packets lost on the way would.
+    Lossy,
+}
+
+/// What a request's URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mount {
+    Cam(usize),
+    Special(Special),
 }
 
 /// Where in its live picture a camera starts a new session.
@@ -86,6 +130,8 @@ struct Playing {
     seq: u16,
     timestamp: u32,
     next_at: Instant,
+    /// Frames sent since the last keyframe (`/lossy` leaves out the odd ones).
+    since_key: usize,
 }
 
 struct Connection {
@@ -94,7 +140,7 @@ struct Connection {
     input: Vec<u8>,
     output: Vec<u8>,
     /// The session: its id and the mount it set up.
-    session: Option<(String, usize)>,
+    session: Option<(String, Mount)>,
     ssrc: u32,
     playing: Option<Playing>,
     last_request: Instant,
@@ -180,13 +226,27 @@ impl Connection {
                 return Ok(false);
             };
             self.last_request = Instant::now();
+            // Noted when received, before the answer goes out: a client that has its answer
+            // finds its request on record. SETUP is noted with the session it creates, once
+            // that exists (its client sends nothing more before the answer).
+            if request.method != "SETUP" {
+                self.shared.note(Seen { method: request.method.clone(), session: request.session.clone() });
+            }
             self.handle(&request).await?;
+            if request.method == "SETUP" {
+                let session = request.session.clone().or_else(|| self.session.as_ref().map(|(id, _)| id.clone()));
+                self.shared.note(Seen { method: request.method.clone(), session });
+            }
         }
     }
 
     async fn handle(&mut self, r: &Request) -> std::io::Result<()> {
         let cseq = r.cseq.as_str();
         let mount = mount_of(&r.url, self.shared.mounts);
+        if r.method == "SETUP" && mount == Some(Mount::Special(Special::AudioOnly)) {
+            // Nothing here to play: it has no video, and the prober never asks.
+            return self.respond("461 Unsupported Transport", cseq, &[]).await;
+        }
         match r.method.as_str() {
             "OPTIONS" => self.respond("200 OK", cseq, &[("Public", PUBLIC.to_owned())]).await,
             "DESCRIBE" => {
@@ -227,17 +287,22 @@ impl Connection {
                 }
                 let playing = self.playing.get_or_insert_with(|| {
                     let elapsed = self.shared.epoch.elapsed().as_secs_f64();
-                    let now_frame = ((elapsed * f64::from(FPS)) as usize + self.shared.offsets[mount])
-                        % self.shared.clip.frames().len();
-                    let first = match self.shared.start {
-                        StartAt::Live => now_frame,
-                        StartAt::GopCache => self.shared.clip.keyframe_at_or_before(now_frame),
+                    let offset = match mount {
+                        Mount::Cam(n) => self.shared.offsets[n],
+                        Mount::Special(_) => 0,
+                    };
+                    let now_frame = ((elapsed * f64::from(FPS)) as usize + offset) % self.shared.clip.frames().len();
+                    let first = match (mount, self.shared.start) {
+                        (Mount::Special(Special::Frozen), _) => 0,
+                        (_, StartAt::Live) => now_frame,
+                        (_, StartAt::GopCache) => self.shared.clip.keyframe_at_or_before(now_frame),
                     };
                     Playing {
                         next_frame: first,
                         seq: random_u32() as u16,
                         timestamp: random_u32(),
                         next_at: Instant::now(),
+                        since_key: 0,
                     }
                 });
                 let info = format!(
@@ -263,13 +328,31 @@ impl Connection {
         }
     }
 
-    fn sdp(&self, mount: usize) -> String {
+    fn sdp(&self, mount: Mount) -> String {
         let session_id = random_u32();
         let fmtp = self.shared.clip.fmtp();
+        if mount == Mount::Special(Special::AudioOnly) {
+            return format!(
+                "v=0\r\n\
+                 o=- {session_id} 1 IN IP4 127.0.0.1\r\n\
+                 s=Simulated microphone\r\n\
+                 c=IN IP4 0.0.0.0\r\n\
+                 t=0 0\r\n\
+                 a=control:*\r\n\
+                 a=range:npt=now-\r\n\
+                 m=audio 0 RTP/AVP 0\r\n\
+                 a=rtpmap:0 PCMU/8000\r\n\
+                 a=control:{TRACK}\r\n"
+            );
+        }
+        let name = match mount {
+            Mount::Cam(n) => format!("Simulated camera {n}"),
+            Mount::Special(s) => format!("Simulated camera ({s:?})"),
+        };
         format!(
             "v=0\r\n\
              o=- {session_id} 1 IN IP4 127.0.0.1\r\n\
-             s=Simulated camera {mount}\r\n\
+             s={name}\r\n\
              c=IN IP4 0.0.0.0\r\n\
              t=0 0\r\n\
              a=control:*\r\n\
@@ -314,10 +397,20 @@ impl Connection {
     /// Sends the next frame of the clip (looping) as RTP packets in one write.
     async fn send_frame(&mut self) -> std::io::Result<()> {
         let Some(p) = self.playing.as_mut() else { return Ok(()) };
+        let mount = self.session.as_ref().map(|(_, m)| *m);
         let frames = self.shared.clip.frames();
-        let frame = &frames[p.next_frame];
+        let frame = match mount {
+            Some(Mount::Special(Special::Frozen)) => &frames[0],
+            _ => &frames[p.next_frame],
+        };
+        p.since_key = if frame.keyframe { 0 } else { p.since_key + 1 };
+        let left_out = mount == Some(Mount::Special(Special::Lossy)) && p.since_key % 2 == 1;
         self.output.clear();
         for payload in &frame.payloads {
+            if left_out {
+                p.seq = p.seq.wrapping_add(1);
+                continue;
+            }
             let rtp_len = 12 + payload.data.len();
             let Ok(len) = u16::try_from(rtp_len) else { continue };
             self.output.extend_from_slice(&[b'$', RTP_CHANNEL]);
@@ -334,6 +427,9 @@ impl Connection {
         p.next_frame = (p.next_frame + 1) % frames.len();
         // Paced from the schedule, not from when this write ends, so the rate stays exact.
         p.next_at += Duration::from_secs(1) / FPS;
+        if self.output.is_empty() {
+            return Ok(());
+        }
         self.stream.write_all(&self.output).await
     }
 }
@@ -341,9 +437,10 @@ impl Connection {
 /// The control suffix of the one stream.
 const TRACK: &str = "trackID=0";
 
-/// The mount a request URL names: `rtsp://host:port/camN`, optionally followed by
-/// `/trackID=0` or a slash; `None` for anything else or N out of range.
-fn mount_of(url: &str, mounts: usize) -> Option<usize> {
+/// The mount a request URL names: `rtsp://host:port/camN` (or `/audio`, `/frozen`,
+/// `/lossy`), optionally followed by `/trackID=0` or a slash; `None` for anything else or N
+/// out of range.
+fn mount_of(url: &str, mounts: usize) -> Option<Mount> {
     let path = url.strip_prefix("rtsp://").map_or(url, |rest| rest.find('/').map_or("", |i| &rest[i..]));
     let path = path.split('?').next().unwrap_or("");
     let mut parts = path.trim_start_matches('/').split('/');
@@ -352,18 +449,29 @@ fn mount_of(url: &str, mounts: usize) -> Option<usize> {
         (None | Some("" | TRACK), None) => {}
         _ => return None,
     }
+    match name {
+        "audio" => return Some(Mount::Special(Special::AudioOnly)),
+        "frozen" => return Some(Mount::Special(Special::Frozen)),
+        "lossy" => return Some(Mount::Special(Special::Lossy)),
+        _ => {}
+    }
     let digits = name.strip_prefix("cam")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0'))
     {
         return None;
     }
-    digits.parse::<usize>().ok().filter(|&n| n < mounts)
+    digits.parse::<usize>().ok().filter(|&n| n < mounts).map(Mount::Cam)
 }
 
-/// `rtsp://host:port/camN` of a request URL.
-fn base_url(url: &str, mount: usize) -> String {
+/// `rtsp://host:port/camN` (or `/frozen`, …) of a request URL.
+fn base_url(url: &str, mount: Mount) -> String {
     let authority = url.strip_prefix("rtsp://").and_then(|r| r.split('/').next()).unwrap_or("127.0.0.1");
-    format!("rtsp://{authority}/cam{mount}")
+    match mount {
+        Mount::Cam(n) => format!("rtsp://{authority}/cam{n}"),
+        Mount::Special(Special::AudioOnly) => format!("rtsp://{authority}/audio"),
+        Mount::Special(Special::Frozen) => format!("rtsp://{authority}/frozen"),
+        Mount::Special(Special::Lossy) => format!("rtsp://{authority}/lossy"),
+    }
 }
 
 fn parse_request(head: &str) -> Option<Request> {
@@ -401,16 +509,19 @@ mod tests {
 
     #[test]
     fn mounts_are_read_from_urls() {
-        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam0", 2), Some(0));
-        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam1/", 2), Some(1));
-        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam1/trackID=0", 2), Some(1));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam0", 2), Some(Mount::Cam(0)));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam1/", 2), Some(Mount::Cam(1)));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/cam1/trackID=0", 2), Some(Mount::Cam(1)));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/frozen/trackID=0", 2), Some(Mount::Special(Special::Frozen)));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/audio", 2), Some(Mount::Special(Special::AudioOnly)));
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam2", 2), None, "out of range");
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam01", 2), None);
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam", 2), None);
         assert_eq!(mount_of("rtsp://127.0.0.1:5/live", 2), None);
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam0/other", 2), None);
         assert_eq!(mount_of("*", 2), None);
-        assert_eq!(base_url("rtsp://127.0.0.1:5/cam1/trackID=0", 1), "rtsp://127.0.0.1:5/cam1");
+        assert_eq!(base_url("rtsp://127.0.0.1:5/cam1/trackID=0", Mount::Cam(1)), "rtsp://127.0.0.1:5/cam1");
+        assert_eq!(base_url("rtsp://127.0.0.1:5/lossy/", Mount::Special(Special::Lossy)), "rtsp://127.0.0.1:5/lossy");
     }
 
     #[test]

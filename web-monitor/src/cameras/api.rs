@@ -106,7 +106,7 @@ fn live_json(live: Option<&CameraStatus>) -> Map<String, Value> {
     m.insert("width".into(), json!(hb.and_then(|h| h.width)));
     m.insert("height".into(), json!(hb.and_then(|h| h.height)));
     m.insert("last_frame_at".into(), json!(l.last_frame_at.map(|t| t.to_string())));
-    m.insert("packet_loss_percent".into(), json!(l.packet_loss_percent));
+    m.insert("packets_lost".into(), json!(l.packets_lost));
     m
 }
 

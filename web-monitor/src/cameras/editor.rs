@@ -45,7 +45,9 @@ pub struct SettingsBody {
     pub heartbeat_seconds: Option<u32>,
     pub timezone: Option<String>,
     /// Whether https cameras' certificates are verified; a camera's own `verify_tls` wins.
-    pub verify_tls: Option<bool>,
+    /// `null` removes the key, so the default (verify) applies again.
+    #[serde(default, deserialize_with = "present")]
+    pub verify_tls: Option<Option<bool>>,
 }
 
 const CAMERA_SHAPE: &str = r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional), "verify_tls": false (optional, https only)}"#;
@@ -191,8 +193,8 @@ fn apply(entry: &mut Map<String, Value>, body: &CameraBody, current_url: Option<
     Ok(())
 }
 
-/// A per-camera override from the body: a value sets it, `null` clears it (the list's
-/// setting applies again), absent leaves it as it is.
+/// A key from the body: a value sets it, `null` clears it (a camera's override: the list's
+/// setting applies again; the list's own setting: its default), absent leaves it as it is.
 fn set_override<T: Into<Value>>(entry: &mut Map<String, Value>, key: &str, wanted: Option<Option<T>>) {
     match wanted {
         Some(Some(v)) => {
@@ -297,9 +299,7 @@ pub async fn settings(
             if let Some(tz) = &b.timezone {
                 map.insert("timezone".into(), Value::String(tz.trim().to_owned()));
             }
-            if let Some(verify) = b.verify_tls {
-                map.insert("verify_tls".into(), verify.into());
-            }
+            set_override(map, "verify_tls", b.verify_tls);
             Ok(())
         })
         .await?;
@@ -355,6 +355,21 @@ mod tests {
         apply(&mut entry, &parse(r#"{"verify_tls": null}"#), None).unwrap();
         assert!(!entry.contains_key("verify_tls"), "null: back to the file's setting");
         assert!(serde_json::from_str::<CameraBody>(r#"{"verify_tls": "no"}"#).is_err());
+    }
+
+    #[test]
+    fn the_lists_verify_tls_is_set_cleared_or_left() {
+        let parse = |json: &str| serde_json::from_str::<SettingsBody>(json).unwrap();
+        assert_eq!(parse(r#"{"verify_tls": false}"#).verify_tls, Some(Some(false)));
+        assert_eq!(parse(r#"{"verify_tls": null}"#).verify_tls, Some(None), "null is not the same as absent");
+        assert_eq!(parse(r#"{"timezone": "UTC"}"#).verify_tls, None);
+        let mut map = Map::new();
+        set_override(&mut map, "verify_tls", parse(r#"{"verify_tls": false}"#).verify_tls);
+        assert_eq!(map.get("verify_tls"), Some(&Value::Bool(false)));
+        set_override(&mut map, "verify_tls", parse(r#"{"timezone": "UTC"}"#).verify_tls);
+        assert_eq!(map.get("verify_tls"), Some(&Value::Bool(false)), "absent: unchanged");
+        set_override(&mut map, "verify_tls", parse(r#"{"verify_tls": null}"#).verify_tls);
+        assert!(!map.contains_key("verify_tls"), "null: the key goes, the default applies");
     }
 
     #[test]

@@ -5,6 +5,15 @@
 //! refused (logged, and shown on the page with its reasons) and the previous list keeps
 //! running; the editor then refuses to write over the broken file, so the operator's edit is
 //! never lost either.
+//!
+//! A camera's history is keyed by its stable id: its `id`, or, while it has none, its name as
+//! a slug. Renaming such a camera by hand in the file would change its id and leave its
+//! history behind, so a hand edit is matched against the running list ([`renamed_by_hand`]):
+//! a camera without an `id` that appears under a new name, with the very URL of a camera that
+//! disappeared, is that camera renamed. It keeps the old id, which is written into the file
+//! (as the editor does for its own renames) so that a restart keeps it too. A rename made
+//! while the service was not running is not recognised (the database keeps no URLs), and
+//! neither is one that changes the URL at the same time.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -137,8 +146,10 @@ impl Fleet {
             return;
         }
         match load(&self.path) {
-            Ok(doc) => {
+            Ok(mut doc) => {
                 tracing::info!(file = %self.path.display(), cameras = doc.config().streams.len(), "camera list reloaded");
+                self.keep_renamed_ids(inner.doc.config(), &mut doc);
+                inner.seen = stamp(&self.path);
                 inner.doc = doc;
                 inner.problem = None;
                 self.publish(inner);
@@ -149,6 +160,36 @@ impl Fleet {
                 }
                 inner.problem = Some(FileProblem { messages, noticed_at: jiff::Timestamp::now() });
             }
+        }
+    }
+
+    /// Gives cameras renamed by hand their old ids ([`renamed_by_hand`]) and writes the ids
+    /// into the file. If the file cannot be written, the ids still hold until a restart.
+    fn keep_renamed_ids(&self, before: &CamerasConfig, doc: &mut CamerasDocument) {
+        let renamed = renamed_by_hand(before, doc.config());
+        if renamed.is_empty() {
+            return;
+        }
+        let edited = doc.edit(|map| {
+            if let Some(Value::Array(streams)) = map.get_mut("streams") {
+                for (i, id) in &renamed {
+                    if let Some(Value::Object(camera)) = streams.get_mut(*i) {
+                        camera.insert("id".into(), Value::String(id.clone()));
+                    }
+                }
+            }
+        });
+        if let Err(problems) = edited {
+            // Cannot happen (the old ids left the list), but a list that runs beats a rename.
+            tracing::warn!(file = %self.path.display(), problems = %problems, "cannot keep the ids of renamed cameras");
+            return;
+        }
+        for (i, id) in &renamed {
+            let name = &doc.config().streams[*i].name;
+            tracing::info!(camera = %id, name = %name, "camera renamed by hand (same URL): it keeps its id and history");
+        }
+        if let Err(e) = doc.save() {
+            tracing::warn!(file = %self.path.display(), error = %e, "cannot write the kept ids into the camera list; they hold until a restart");
         }
     }
 
@@ -208,6 +249,29 @@ impl Fleet {
     }
 }
 
+/// Cameras of `after` that are cameras of `before` renamed by hand, as (index in `after`,
+/// the id to keep): a camera without an `id` whose derived id `before` did not have, with the
+/// same URL (credentials included) as exactly one camera of `before` whose id `after` no
+/// longer has, and no other such new camera with that URL. Anything less certain is left
+/// alone: a new camera must never take over another camera's history.
+pub fn renamed_by_hand(before: &CamerasConfig, after: &CamerasConfig) -> Vec<(usize, String)> {
+    use std::collections::HashSet;
+    let old_ids: HashSet<String> = before.streams.iter().map(|c| c.stable_id()).collect();
+    let new_ids: HashSet<String> = after.streams.iter().map(|c| c.stable_id()).collect();
+    let gone: Vec<_> = before.streams.iter().filter(|c| !new_ids.contains(&c.stable_id())).collect();
+    let appeared: Vec<(usize, _)> =
+        after.streams.iter().enumerate().filter(|(_, c)| c.id.is_none() && !old_ids.contains(&c.stable_id())).collect();
+    appeared
+        .iter()
+        .filter_map(|(i, cam)| {
+            let mut was = gone.iter().filter(|g| g.url == cam.url);
+            let (Some(old), None) = (was.next(), was.next()) else { return None };
+            let twins = appeared.iter().filter(|(_, c)| c.url == cam.url).count();
+            (twins == 1).then(|| (*i, old.stable_id()))
+        })
+        .collect()
+}
+
 fn load(path: &Path) -> Result<CamerasDocument, Vec<String>> {
     match CamerasDocument::load(path) {
         Ok((doc, warnings)) => {
@@ -226,12 +290,18 @@ mod tests {
 
     const TWO: &str = "heartbeat_seconds: 15\ntimezone: Asia/Kolkata\nlegacy_key: kept\nstreams:\n- name: Gate\n  url: rtsp://u:p@127.0.0.1:1/s\n- name: Lab\n  url: http://127.0.0.1:2/\n";
 
-    #[tokio::test]
-    async fn hand_edits_run_and_bad_ones_are_refused() {
+    /// A fleet on a file holding `text`, in a directory that lives as long as the result.
+    fn fleet_on(text: &str) -> (tempfile::TempDir, PathBuf, Fleet) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cameras.yaml");
-        std::fs::write(&path, TWO).unwrap();
+        std::fs::write(&path, text).unwrap();
         let fleet = Fleet::open(&path);
+        (dir, path, fleet)
+    }
+
+    #[tokio::test]
+    async fn hand_edits_run_and_bad_ones_are_refused() {
+        let (_dir, path, fleet) = fleet_on(TWO);
         let mut rx = fleet.subscribe();
         assert_eq!(fleet.current().streams.len(), 2);
 
@@ -252,6 +322,55 @@ mod tests {
         let e = fleet.edit(|_, _| Ok(())).await.unwrap_err();
         assert!(matches!(e, EditError::FileBroken { .. }), "{e}");
         assert!(std::fs::read_to_string(&path).unwrap().contains("ftp://a:secret@h/"));
+    }
+
+    #[tokio::test]
+    async fn a_camera_renamed_by_hand_keeps_its_id() {
+        let (_dir, path, fleet) = fleet_on(TWO);
+        let renamed = TWO.replace("- name: Gate\n", "- name: Front Gate   # moved to the front\n");
+        std::fs::write(&path, &renamed).unwrap();
+        fleet.reload_if_changed().await;
+        let list = fleet.current();
+        let ids: Vec<(String, &str)> = list.streams.iter().map(|c| (c.stable_id(), c.name.as_str())).collect();
+        assert_eq!(ids, [("gate".to_owned(), "Front Gate"), ("lab".to_owned(), "Lab")]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("id: gate"), "the kept id is written down:\n{text}");
+        assert!(text.contains("# moved to the front") && text.contains("legacy_key: kept"), "{text}");
+        let (doc, _) = CamerasDocument::load(&path).unwrap();
+        assert_eq!(doc.config().streams[0].stable_id(), "gate", "a restart reads the same id");
+        // Writing the id is not a hand edit of its own.
+        let seen = std::fs::metadata(&path).unwrap().modified().unwrap();
+        fleet.reload_if_changed().await;
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), seen);
+        assert!(fleet.problem().await.is_none());
+    }
+
+    #[test]
+    fn only_a_certain_rename_keeps_an_id() {
+        let cam =
+            |name: &str, url: &str| ds_config::Camera { name: name.into(), url: url.into(), ..Default::default() };
+        let list = |cams: Vec<ds_config::Camera>| CamerasConfig { streams: cams, ..CamerasConfig::default() };
+        let before = list(vec![cam("Gate", "rtsp://u:p@h/1"), cam("Lab", "rtsp://h/2"), cam("Yard", "rtsp://h/2")]);
+        // Renamed, same URL.
+        let after =
+            list(vec![cam("Front Gate", "rtsp://u:p@h/1"), cam("Lab", "rtsp://h/2"), cam("Yard", "rtsp://h/2")]);
+        assert_eq!(renamed_by_hand(&before, &after), [(0, "gate".to_owned())]);
+        // Renamed and moved to another URL: another camera as far as anyone can tell.
+        let after =
+            list(vec![cam("Front Gate", "rtsp://u:p@h/9"), cam("Lab", "rtsp://h/2"), cam("Yard", "rtsp://h/2")]);
+        assert!(renamed_by_hand(&before, &after).is_empty());
+        // The old camera is still there: the new one is a second camera on the same URL.
+        let after = list(vec![cam("Gate", "rtsp://u:p@h/1"), cam("Gate 2", "rtsp://u:p@h/1")]);
+        assert!(renamed_by_hand(&before, &after).is_empty());
+        // Two cameras with one URL both renamed: which is which is unknown.
+        let after = list(vec![cam("Gate", "rtsp://u:p@h/1"), cam("Lab 2", "rtsp://h/2"), cam("Yard 2", "rtsp://h/2")]);
+        assert!(renamed_by_hand(&before, &after).is_empty());
+        // Two new cameras for one that went.
+        let after = list(vec![cam("A", "rtsp://u:p@h/1"), cam("B", "rtsp://u:p@h/1")]);
+        assert!(renamed_by_hand(&before, &after).is_empty());
+        // A camera with its own id keeps it anyway.
+        let with_id = ds_config::Camera { id: Some("g7".into()), ..cam("Front Gate", "rtsp://u:p@h/1") };
+        assert!(renamed_by_hand(&before, &list(vec![with_id])).is_empty());
     }
 
     #[tokio::test]
