@@ -187,9 +187,17 @@ function markFresh() {
   $('fleet').classList.remove('stale');
 }
 
+// Refreshes overlap (the live feed asks for one while a change asks for another): the answer
+// to the latest request wins, so an older, slower one cannot bring back what a change replaced.
+let refreshesAsked = 0;
+let refreshShown = 0;
+
 async function refresh() {
+  const asked = ++refreshesAsked;
   try {
     const list = await getJson('/api/cameras');
+    if (asked < refreshShown) return;
+    refreshShown = asked;
     state.list = list;
     state.byId = new Map(list.cameras.map((c) => [c.id, c]));
     state.needsLogin = false;
@@ -201,6 +209,7 @@ async function refresh() {
       if (cam) renderDetail(cam); else closeDetail();
     }
   } catch (e) {
+    if (asked < refreshShown) return;
     state.needsLogin = e.status === 401;
     $('fleet-unreachable').hidden = false;
     setText($('fleet-unreachable'), state.needsLogin
