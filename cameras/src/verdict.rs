@@ -1,11 +1,10 @@
 //! Judging a probe against the camera's history: a failure is PENDING until it has happened
 //! more times in a row than the camera's `retries`, then DOWN; video that arrives is UP
-//! unless its picture has not changed for `frozen_seconds` (DEGRADED/frozen).
+//! unless its picture has not changed for `frozen_seconds` (DEGRADED/frozen) or the probe
+//! found more RTP packets lost than `max_packets_lost` (DEGRADED/packet_loss).
 //!
-//! Packet loss is not judged: the RTSP probe counts lost packets exactly but cannot know the
-//! share they are of all packets (see [`crate::probe::rtsp`]), and a limit in percent
-//! (`max_packet_loss_percent`) applied to a guessed share would make cameras DEGRADED, or
-//! not, on a made-up figure. The count is shown with each camera instead.
+//! Packet loss is judged on the count, which the RTSP probe measures exactly (sequence-number
+//! gaps), not on a share of all packets, which it cannot measure (see [`crate::probe::rtsp`]).
 //!
 //! Time here is the scheduler's monotonic clock (tokio's `Instant`), so a wall-clock jump
 //! cannot make a picture frozen, and tests can run on paused time.
@@ -69,6 +68,15 @@ impl Tracker {
                             settings.frozen_seconds
                         )),
                     }
+                } else if let Some(lost) = proof.packets_lost.filter(|n| *n > settings.max_packets_lost) {
+                    Verdict {
+                        state: State::Degraded,
+                        reason: Some(Reason::PacketLoss),
+                        message: Some(format!(
+                            "{lost} RTP packets were lost during the probe (the limit is {})",
+                            settings.max_packets_lost
+                        )),
+                    }
                 } else {
                     Verdict { state: State::Up, reason: None, message: None }
                 }
@@ -100,7 +108,7 @@ mod tests {
             timeout_seconds: 2,
             retries: 2,
             frozen_seconds: 30,
-            max_packet_loss_percent: 5.0,
+            max_packets_lost: 0,
             verify_tls: true,
         }
     }
@@ -154,12 +162,22 @@ mod tests {
     }
 
     #[test]
-    fn lost_packets_alone_do_not_make_a_camera_degraded() {
-        // Their share of all packets is unknown (see the module doc), so no limit applies.
+    fn more_lost_packets_than_the_limit_make_a_camera_degraded() {
         let (mut t, s, now) = (Tracker::default(), settings(), Instant::now());
-        let mut lossy = proof(1, true, Duration::ZERO).unwrap();
-        lossy.packets_lost = Some(40);
-        let v = t.judge(now, &Ok(lossy), &ProbeSettings { max_packet_loss_percent: 0.0, ..s });
-        assert_eq!((v.state, v.reason), (State::Up, None));
+        let lossy = |n| {
+            let mut p = proof(1, true, Duration::ZERO).unwrap();
+            p.packets_lost = Some(n);
+            Ok(p)
+        };
+        let v = t.judge(now, &lossy(3), &s);
+        assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::PacketLoss)));
+        assert_eq!(v.message.as_deref(), Some("3 RTP packets were lost during the probe (the limit is 0)"));
+        assert_eq!(t.judge(now, &lossy(0), &s).state, State::Up, "a clean probe is UP again");
+        let tolerant = ProbeSettings { max_packets_lost: 3, ..s };
+        assert_eq!(t.judge(now, &lossy(3), &tolerant).state, State::Up, "up to the limit");
+        // MJPEG has no packets to count.
+        let mut mjpeg = proof(1, true, Duration::ZERO).unwrap();
+        mjpeg.packets_lost = None;
+        assert_eq!(t.judge(now, &Ok(mjpeg), &s).state, State::Up);
     }
 }

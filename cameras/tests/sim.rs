@@ -125,7 +125,7 @@ async fn repeated_frames_are_frozen_and_moving_ones_are_not() {
         timeout_seconds: 3,
         retries: 0,
         frozen_seconds: 5,
-        max_packet_loss_percent: 5.0,
+        max_packets_lost: 0,
         verify_tls: true,
     };
     let t0 = tokio::time::Instant::now();
@@ -155,7 +155,8 @@ async fn repeated_frames_are_frozen_and_moving_ones_are_not() {
 }
 
 /// `/lossy` leaves out every other frame between keyframes, its sequence numbers jumping:
-/// the probe counts the missing packets; the clean mount counts none.
+/// the probe counts the missing packets, and the camera is DEGRADED/packet_loss; the clean
+/// mount counts none and is UP.
 #[tokio::test]
 async fn lost_packets_are_counted_from_sequence_numbers() {
     let server = SimServer::start(Clip::encode(&ClipSpec::SMALL).expect("encode the clip"), 1, StartAt::GopCache);
@@ -164,6 +165,13 @@ async fn lost_packets_are_counted_from_sequence_numbers() {
     assert!(lossy.packets_lost.is_some_and(|n| n > 0), "{lossy:?}");
     let clean = prober.probe(&server.url(0), STEP, true).await.unwrap();
     assert_eq!(clean.packets_lost, Some(0), "{clean:?}");
+    // Through the verdict with the default limit (none may be lost): DEGRADED/packet_loss.
+    let settings = ds_config::CamerasConfig::default().probe_settings(&ds_config::Camera::default());
+    let now = tokio::time::Instant::now();
+    let v = Tracker::default().judge(now, &Ok(lossy), &settings);
+    assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::PacketLoss)), "{v:?}");
+    let v = Tracker::default().judge(now, &Ok(clean), &settings);
+    assert_eq!((v.state, v.reason), (State::Up, None), "{v:?}");
 }
 
 /// Every session a probe sets up is torn down: the server sees a TEARDOWN naming each

@@ -3,7 +3,7 @@
 //! dashboard rewrites without losing keys it does not know.
 //!
 //! The probe settings (`timeout_seconds`, `retries`, `frozen_seconds`,
-//! `max_packet_loss_percent`, `max_concurrent_probes`, `verify_tls`) are optional keys
+//! `max_packets_lost`, `max_concurrent_probes`, `verify_tls`) are optional keys
 //! StreamPulse did not have; a StreamPulse file loads unchanged and gets the named defaults
 //! below. All but `max_concurrent_probes` may be overridden per camera.
 //!
@@ -36,9 +36,9 @@ pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// A picture unchanged for this long is DEGRADED/frozen.
 pub const DEFAULT_FROZEN_S: u32 = 60;
-/// Meant as: more lost RTP packets than this share of a probe's packets is
-/// DEGRADED/packet_loss. Not applied: the prober counts lost packets but cannot measure
-/// their share (see `max_packet_loss_percent`).
+/// More RTP packets lost in one probe than this is DEGRADED/packet_loss: none may be lost.
+pub const DEFAULT_MAX_PACKETS_LOST: u32 = 0;
+/// The former percent limit's default (accepted, not applied: see `max_packet_loss_percent`).
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
 pub const DEFAULT_MAX_CONCURRENT_PROBES: u32 = 256;
@@ -50,6 +50,10 @@ pub const PROBE_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 1..=120;
 pub const RETRIES_RANGE: std::ops::RangeInclusive<u32> = 0..=100;
 pub const FROZEN_RANGE_S: std::ops::RangeInclusive<u32> = 0..=86_400;
 pub const PACKET_LOSS_RANGE_PERCENT: std::ops::RangeInclusive<f64> = 0.0..=100.0;
+pub const PACKETS_LOST_RANGE: std::ops::RangeInclusive<u32> = 0..=100_000;
+/// Why `max_packet_loss_percent` does nothing, for the warning a file that sets it gets.
+const PACKET_LOSS_PERCENT_UNUSED: &str = "is not applied: the share of lost packets cannot be measured (the RTSP client \
+     counts the packets lost, not the packets received); max_packets_lost limits the packets lost in one probe instead";
 pub const CONCURRENT_PROBES_RANGE: std::ops::RangeInclusive<u32> = 1..=4096;
 /// URL schemes a camera may use. `rtsps` is not among them: see the module doc.
 pub const CAMERA_SCHEMES: &[&str] = &["rtsp", "http", "https"];
@@ -71,10 +75,13 @@ pub struct CamerasConfig {
     /// Seconds a picture may stay unchanged before the camera is DEGRADED/frozen. Default
     /// 60; 0 turns the check off; up to 86400.
     pub frozen_seconds: u32,
-    /// Share of RTP packets lost in a probe, in percent, above which the camera would be
-    /// DEGRADED/packet_loss. Default 5; 0..=100. Accepted and checked but not applied: the
-    /// RTSP client (retina) reports the packets lost but not the packets received, so the
-    /// share cannot be measured, and the prober does not judge cameras on a guess.
+    /// RTP packets an RTSP probe may find lost (gaps in their sequence numbers) before the
+    /// camera is DEGRADED/packet_loss. Default 0: any loss; 0..=100000. Probes run over TCP,
+    /// so a loss means the camera itself dropped packets (an overloaded sender or uplink).
+    pub max_packets_lost: u32,
+    /// The earlier limit in percent of a probe's packets. Accepted (0..=100) so that files
+    /// that set it still load, with a warning, but not applied: the RTSP client (retina)
+    /// reports the packets lost, not the packets received, so no share can be measured.
     pub max_packet_loss_percent: f64,
     /// Probes running at the same time over all cameras. Default 256; 1..=4096. A probe holds
     /// its slot while it waits for the camera's keyframe, so a fleet needs about
@@ -96,6 +103,7 @@ impl Default for CamerasConfig {
             timeout_seconds: DEFAULT_PROBE_TIMEOUT_S,
             retries: DEFAULT_RETRIES,
             frozen_seconds: DEFAULT_FROZEN_S,
+            max_packets_lost: DEFAULT_MAX_PACKETS_LOST,
             max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
             max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
             verify_tls: DEFAULT_VERIFY_TLS,
@@ -110,7 +118,7 @@ pub struct ProbeSettings {
     pub timeout_seconds: u32,
     pub retries: u32,
     pub frozen_seconds: u32,
-    pub max_packet_loss_percent: f64,
+    pub max_packets_lost: u32,
     /// `false`: the camera's TLS certificate is accepted whatever it is (`https://` only).
     pub verify_tls: bool,
 }
@@ -123,7 +131,7 @@ impl CamerasConfig {
             timeout_seconds: camera.timeout_seconds.unwrap_or(self.timeout_seconds),
             retries: camera.retries.unwrap_or(self.retries),
             frozen_seconds: camera.frozen_seconds.unwrap_or(self.frozen_seconds),
-            max_packet_loss_percent: camera.max_packet_loss_percent.unwrap_or(self.max_packet_loss_percent),
+            max_packets_lost: camera.max_packets_lost.unwrap_or(self.max_packets_lost),
             verify_tls: camera.verify_tls.unwrap_or(self.verify_tls),
         }
     }
@@ -153,7 +161,10 @@ pub struct Camera {
     /// that watches a still scene). Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_seconds: Option<u32>,
-    /// Overrides the file's `max_packet_loss_percent` for this camera. Default none.
+    /// Overrides the file's `max_packets_lost` for this camera. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packets_lost: Option<u32>,
+    /// Accepted for files that set it, with a warning; not applied (see the file's key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_packet_loss_percent: Option<f64>,
     /// Overrides the file's `verify_tls` for this camera: `false` accepts its self-signed
@@ -204,7 +215,7 @@ impl ConfigFile for CamerasConfig {
             timeout_seconds: Some(DEFAULT_PROBE_TIMEOUT_S),
             retries: Some(DEFAULT_RETRIES),
             frozen_seconds: Some(DEFAULT_FROZEN_S),
-            max_packet_loss_percent: Some(DEFAULT_MAX_PACKET_LOSS_PERCENT),
+            max_packets_lost: Some(DEFAULT_MAX_PACKETS_LOST),
             verify_tls: Some(DEFAULT_VERIFY_TLS),
             ..Camera::default()
         };
@@ -217,7 +228,11 @@ impl ConfigFile for CamerasConfig {
         v.range("timeout_seconds", self.timeout_seconds, PROBE_TIMEOUT_RANGE_S);
         v.range("retries", self.retries, RETRIES_RANGE);
         v.range("frozen_seconds", self.frozen_seconds, FROZEN_RANGE_S);
+        v.range("max_packets_lost", self.max_packets_lost, PACKETS_LOST_RANGE);
         v.range("max_packet_loss_percent", self.max_packet_loss_percent, PACKET_LOSS_RANGE_PERCENT);
+        if v.document().get("max_packet_loss_percent").is_some() {
+            v.warn("max_packet_loss_percent", PACKET_LOSS_PERCENT_UNUSED);
+        }
         v.range("max_concurrent_probes", self.max_concurrent_probes, CONCURRENT_PROBES_RANGE);
         if jiff::tz::TimeZone::get(&self.timezone).is_err() {
             v.error("timezone", "is not a known IANA time zone; use a name such as UTC, Europe/Berlin or Asia/Kolkata");
@@ -263,8 +278,12 @@ impl ConfigFile for CamerasConfig {
             if let Some(s) = cam.frozen_seconds {
                 v.range(&at("frozen_seconds"), s, FROZEN_RANGE_S);
             }
+            if let Some(n) = cam.max_packets_lost {
+                v.range(&at("max_packets_lost"), n, PACKETS_LOST_RANGE);
+            }
             if let Some(p) = cam.max_packet_loss_percent {
                 v.range(&at("max_packet_loss_percent"), p, PACKET_LOSS_RANGE_PERCENT);
+                v.warn(&at("max_packet_loss_percent"), PACKET_LOSS_PERCENT_UNUSED);
             }
         }
     }
@@ -400,7 +419,7 @@ mod tests {
         let Loaded { config, warnings } = load(
             "heartbeat_seconds: 15\ntimeout_seconds: 4\nretries: 1\nstreams:\n\
              - {name: a, url: 'rtsp://h/a'}\n\
-             - {name: b, url: 'rtsp://h/b', heartbeat_seconds: 60, retries: 0, frozen_seconds: 0, max_packet_loss_percent: 20}\n",
+             - {name: b, url: 'rtsp://h/b', heartbeat_seconds: 60, retries: 0, frozen_seconds: 0, max_packets_lost: 20}\n",
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:#?}");
@@ -412,27 +431,39 @@ mod tests {
                 timeout_seconds: 4,
                 retries: 1,
                 frozen_seconds: DEFAULT_FROZEN_S,
-                max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
+                max_packets_lost: DEFAULT_MAX_PACKETS_LOST,
                 verify_tls: DEFAULT_VERIFY_TLS,
             }
         );
         let b = config.probe_settings(&config.streams[1]);
         assert_eq!((b.heartbeat_seconds, b.timeout_seconds, b.retries, b.frozen_seconds), (60, 4, 0, 0));
-        assert_eq!(b.max_packet_loss_percent, 20.0);
+        assert_eq!(b.max_packets_lost, 20);
         assert_eq!(config.max_concurrent_probes, DEFAULT_MAX_CONCURRENT_PROBES);
+    }
+
+    #[test]
+    fn the_percent_loss_limit_still_loads_and_is_said_to_do_nothing() {
+        let Loaded { warnings, .. } =
+            load("max_packet_loss_percent: 5\nstreams:\n- {name: a, url: 'rtsp://h/a', max_packet_loss_percent: 10}\n")
+                .unwrap();
+        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(text[0].contains("max_packet_loss_percent") && text[0].contains("max_packets_lost"), "{text:#?}");
+        assert!(text[1].contains("streams[0].max_packet_loss_percent"), "{text:#?}");
     }
 
     #[test]
     fn probe_settings_out_of_range_are_refused() {
         let e = load(
             "timeout_seconds: 0\nmax_concurrent_probes: 0\nstreams:\n\
-             - {name: a, url: 'rtsps://u:secret@h/a', max_packet_loss_percent: 101}\n",
+             - {name: a, url: 'rtsps://u:secret@h/a', max_packet_loss_percent: 101, max_packets_lost: 100001}\n",
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("timeout_seconds") && e.contains("1..=120"), "{e}");
         assert!(e.contains("max_concurrent_probes"), "{e}");
         assert!(e.contains("streams[0].max_packet_loss_percent"), "{e}");
+        assert!(e.contains("streams[0].max_packets_lost") && e.contains("0..=100000"), "{e}");
         assert!(e.contains("rtsps:// (RTSP over TLS) is not supported"), "{e}");
         assert!(!e.contains("secret"), "{e}");
     }

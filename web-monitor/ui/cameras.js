@@ -78,6 +78,7 @@ function facts(cam) {
     ['Latency to first frame', typeof cam.latency_ms === 'number' ? `${cam.latency_ms} ms` : '—'],
     ['Last frame', cam.last_frame_at ? liveAgo(cam.last_frame_at) : 'never'],
     ['Codec, size', `${cam.codec || '—'}, ${size}`],
+    ...(typeof cam.packets_lost === 'number' ? [['RTP packets lost (last probe)', String(cam.packets_lost)]] : []),
     ['Uptime 24 h · 7 d · 30 d', ['24h', '7d', '30d'].map((w) => percent(cam.uptime && cam.uptime[w])).join(' · ')],
     ['Heartbeat', `every ${cam.heartbeat_seconds} s`],
     ...(isHttps(cam) ? [['TLS certificate', cam.verify_tls ? 'verified' : 'accepted unverified (verify_tls off)']] : []),
