@@ -91,7 +91,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
 /// A private dashboard (`public_read` off): before logging in the page says it needs a login
 /// and shows no figures (the API answers it 401); after logging in through the page's header
 /// the live status arrives without a reload. The cameras page asks for a login too, and shows
-/// its list after one.
+/// its list after one. The logs panel says why there are no logs (the log directory is missing).
 #[test]
 fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,4 +120,7 @@ fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
     let base = format!("http://127.0.0.1:{}", web.port);
     let run = run_script("private.mjs", &[base.as_str(), password], SCRIPT_LIMIT, no_questions);
     assert_eq!(run.result["ok"], true, "{:#}\n{}", run.result, run.stderr);
+    // The log directory in the config was never created: the page shows the server's reason.
+    let said = run.result["checks"]["logs_say_why"]["said"].as_str().unwrap_or_default();
+    assert!(said.contains(&format!("log directory {} does not exist", dir.path().join("logs").display())), "{said}");
 }

@@ -64,6 +64,7 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .with_state(state.clone())
         .merge(crate::cameras::routes(state.cameras))
         .merge(auth::routes(auth.clone()))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
 }
@@ -162,6 +163,18 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let mut body = body;
     crate::cameras::api::metrics(&s.cameras, &mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// A route asked with a method it does not have: JSON naming the ones it has (axum adds them
+/// as `Allow` too).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allowed = crate::openapi::methods(uri.path());
+    let message = if allowed.is_empty() {
+        format!("{method} is not allowed here; /api/openapi.json lists every endpoint and its methods")
+    } else {
+        format!("{method} is not allowed on {}: use {}", uri.path(), allowed.join(" or "))
+    };
+    error(StatusCode::METHOD_NOT_ALLOWED, message)
 }
 
 async fn not_found() -> Response {

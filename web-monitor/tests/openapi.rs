@@ -310,3 +310,37 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_a_strict_policy
     assert_eq!(history["points"].as_array().unwrap().len(), 1, "the first sample is in: {history}");
     s.shutdown.trigger();
 }
+
+/// A query or a method that does not fit is answered in JSON with what was wrong, like every
+/// other error (axum's own answers are plain text, or an empty 405).
+#[tokio::test]
+async fn a_bad_query_or_method_gets_a_json_reason() {
+    let s = serve().await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", s.base)).send();
+    for (path, why) in [
+        ("/api/logs?lines=abc", "the query string is not valid: lines: invalid digit found in string"),
+        ("/api/logs/stream?lines=-1", "the query string is not valid: lines: invalid digit found in string"),
+        ("/api/logs?colour=red", "the query string is not valid: colour: unknown field `colour`, expected one of `lines`, `level`"),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let error = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(why), "{path}: {error}");
+    }
+    // Empty parameters, as a form sends them, are absent: this reaches the log reader, which
+    // says the (test's) log directory does not exist.
+    let r = get("/api/logs?lines=&level=&q=").await.unwrap();
+    assert_eq!(r.status(), 503);
+    let error = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("does not exist"), "{error}");
+
+    let r = get("/api/service/restart").await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "GET is not allowed on /api/service/restart: use POST");
+    let r = client.delete(format!("{}/api/status", s.base)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "DELETE is not allowed on /api/status: use GET");
+    s.shutdown.trigger();
+}

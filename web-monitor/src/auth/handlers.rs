@@ -121,6 +121,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// Like [`axum::extract::Query`], but a query that does not fit is a JSON 400 naming the
+/// parameter and what was wrong (`lines: invalid digit found in string`, `unknown field
+/// \`x\`, expected one of ...`). A parameter given without a value (`?lines=&level=`, as
+/// forms send them) counts as absent.
+#[derive(Debug)]
+pub struct JsonQuery<T>(pub T);
+
+/// axum's prefix before the deserializer's own message.
+const QUERY_ERROR_PREFIX: &str = "Failed to deserialize query string: ";
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for JsonQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let given = parts.uri.query().unwrap_or_default();
+        let kept: Vec<&str> =
+            given.split('&').filter(|pair| pair.split_once('=').is_some_and(|(_, value)| !value.is_empty())).collect();
+        // Only the query matters to the deserializer; the path is a placeholder. A query that
+        // made a valid URI stays valid with pairs taken out.
+        let uri: Uri = format!("/?{}", kept.join("&"))
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the query string is not valid"))?;
+        match axum::extract::Query::<T>::try_from_uri(&uri) {
+            Ok(axum::extract::Query(v)) => Ok(JsonQuery(v)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let why = text.strip_prefix(QUERY_ERROR_PREFIX).unwrap_or(&text);
+                Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the query string is not valid: {why}; /api/openapi.json lists each endpoint's parameters"),
+                ))
+            }
+        }
+    }
+}
+
 /// The client's address from `ConnectInfo<SocketAddr>` (serve with
 /// `into_make_service_with_connect_info::<SocketAddr>()`); `::` when the server was not set
 /// up so, which makes all clients share one login rate limit.
