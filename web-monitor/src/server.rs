@@ -28,7 +28,8 @@ use crate::upstream::Streamer;
 pub struct AppState {
     pub config: Arc<WebConfig>,
     pub streamer: Streamer,
-    pub systemd: Option<ds_systemd::Systemd>,
+    /// systemd over D-Bus, or why it cannot be reached.
+    pub systemd: crate::systemd_link::SystemdLink,
     /// The status, sampled in the background.
     pub status: StatusCache,
     /// The last hour of the machine's figures.
@@ -158,7 +159,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
          # HELP desktop_streamer_web_systemd_reachable 1 when systemd's D-Bus API is connected\n# TYPE desktop_streamer_web_systemd_reachable gauge\n\
          desktop_streamer_web_systemd_reachable {}\n",
         u8::from(streamer_up),
-        u8::from(s.systemd.is_some())
+        u8::from(s.systemd.is_up())
     );
     let mut body = body;
     crate::cameras::api::metrics(&s.cameras, &mut body);

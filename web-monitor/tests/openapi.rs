@@ -14,6 +14,7 @@ use desktop_streamer_web::cameras::{Cameras, Fleet, Live};
 use desktop_streamer_web::history::History;
 use desktop_streamer_web::server::{self, AppState};
 use desktop_streamer_web::snapshot::{Sources, StatusCache};
+use desktop_streamer_web::systemd_link::SystemdLink;
 use desktop_streamer_web::upstream::Streamer;
 use desktop_streamer_web::{openapi, ui};
 use ds_camera_db::Store;
@@ -193,8 +194,13 @@ async fn serve() -> Served {
     let streamer = Streamer::new(&nowhere);
     let shutdown = Shutdown::new();
     let history = History::new();
-    let sources =
-        Sources { streamer: streamer.clone(), systemd: None, units: config.units.clone(), machine: Default::default() };
+    let link = SystemdLink::down("no systemd in this test");
+    let sources = Sources {
+        streamer: streamer.clone(),
+        systemd: link.clone(),
+        units: config.units.clone(),
+        machine: Default::default(),
+    };
     let status = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(server::PUBLIC_PATHS));
     let cameras = Cameras::new(
@@ -202,7 +208,7 @@ async fn serve() -> Served {
         std::sync::Arc::new(Live::new(Default::default(), Default::default())),
         Store::open(&config.database, Default::default()).ok(),
     );
-    let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: None, status, history, cameras };
+    let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: link, status, history, cameras };
     let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -321,7 +327,10 @@ async fn a_bad_query_or_method_gets_a_json_reason() {
     for (path, why) in [
         ("/api/logs?lines=abc", "the query string is not valid: lines: invalid digit found in string"),
         ("/api/logs/stream?lines=-1", "the query string is not valid: lines: invalid digit found in string"),
-        ("/api/logs?colour=red", "the query string is not valid: colour: unknown field `colour`, expected one of `lines`, `level`"),
+        (
+            "/api/logs?colour=red",
+            "the query string is not valid: colour: unknown field `colour`, expected one of `lines`, `level`",
+        ),
     ] {
         let r = get(path).await.unwrap();
         assert_eq!(r.status(), 400, "{path}");

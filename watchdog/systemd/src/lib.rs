@@ -311,6 +311,18 @@ pub enum SystemdError {
     Lost { bus: String, reason: String },
 }
 
+impl SystemdError {
+    /// Whether the error says the connection itself is gone or unusable (connect again), as
+    /// opposed to systemd answering about one unit (no such unit, refused, a failed job).
+    pub fn is_connection_trouble(&self) -> bool {
+        match self {
+            SystemdError::Connect { .. } | SystemdError::NoSystemd { .. } | SystemdError::Lost { .. } => true,
+            SystemdError::Call { source, .. } => dbus_error(source).is_none(),
+            _ => false,
+        }
+    }
+}
+
 fn session_hint(bus: &str) -> &'static str {
     if bus.starts_with("session") { " and DBUS_SESSION_BUS_ADDRESS set" } else { "" }
 }
