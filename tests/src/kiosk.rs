@@ -71,6 +71,11 @@ impl Kiosk {
         std::fs::write(self.watchdog_state.join("alert-history.json"), history.to_string()).unwrap();
     }
 
+    /// A new API token for the dashboard.
+    pub fn new_token(&self, label: &str) -> String {
+        new_token(&self.config, label)
+    }
+
     /// The dashboard's base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.web.port)
@@ -105,17 +110,23 @@ impl WebFiles {
         WebFiles { config, logs, watchdog_state }
     }
 
-    /// A new API token for the dashboard (`desktop-streamer-web new-token LABEL`).
+    /// A new API token for the dashboard.
     pub fn new_token(&self, label: &str) -> String {
-        let out = std::process::Command::new(crate::bins::bin("desktop-streamer-web"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["new-token", label])
-            .output()
-            .expect("desktop-streamer-web runs");
-        assert!(out.status.success(), "new-token failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("UTF-8 token").trim().to_owned()
+        new_token(&self.config, label)
     }
+}
+
+/// A new API token in the credentials of the web service configured by `config`
+/// (`desktop-streamer-web new-token LABEL`, as an operator creates one).
+pub fn new_token(config: &Path, label: &str) -> String {
+    let out = std::process::Command::new(crate::bins::bin("desktop-streamer-web"))
+        .arg("--config")
+        .arg(config)
+        .args(["new-token", label])
+        .output()
+        .expect("desktop-streamer-web runs");
+    assert!(out.status.success(), "new-token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 token").trim().to_owned()
 }
 
 /// Makes `unit` of the user manager `sd` run the real web service with `files`' configuration

@@ -175,3 +175,83 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The CLI's actions with a valid token on a real streamer run by a real systemd user manager
+/// (`desktop-streamer.service`, signalled through systemd as on a kiosk): `cleanup` deletes
+/// what is outside the playlist and the playlist stays valid; `logs -f -n 0` prints only lines
+/// written after it started, as they come; `restart` restarts the streamer's unit and the
+/// stream goes on by the HLS rules.
+#[test]
+fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
+    use ds_tests::hls::{Viewer, parse};
+    use ds_tests::streamer::{wait_for_segments, write_streamer_unit};
+    use std::io::BufRead as _;
+
+    let x = DummyDisplay::start().unwrap();
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kiosk = Kiosk::start(&UNITS[1..], json!({"streamer_url": format!("http://127.0.0.1:{port}")}));
+    let streamer_dir = kiosk.dir.path().join("streamer");
+    write_streamer_unit(&kiosk.systemd, UNITS[0], &x.display(), port, &streamer_dir, &kiosk.logs);
+    kiosk.systemd.start_unit(UNITS[0]).unwrap();
+    wait_for_segments(port, 3, Duration::from_secs(40));
+    let (url, token) = (kiosk.url(), kiosk.new_token("ops"));
+    let hls = streamer_dir.join("hls");
+    let mut viewer = Viewer::new(&hls);
+    viewer.reload();
+    let cleanup = || monitor(&["--url", &url, "--token", &token, "cleanup"]);
+
+    // A segment file the playlist does not list (left by a crash, say) is deleted.
+    let stray = hls.join("stray-000001.ts");
+    std::fs::write(&stray, b"not listed").unwrap();
+    let (code, out, err) = cleanup();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "cleanup: the streamer is deleting segments outside its playlist");
+    wait_until("the stray segment deleted", Duration::from_secs(10), || {
+        viewer.reload();
+        !stray.exists()
+    });
+    let served = kiosk.web.get("/hls/desktop/playlist.m3u8").unwrap();
+    assert_eq!(served.status, 200);
+    let listed = parse(&hls, &served.text());
+    assert!(listed.segments.len() >= 3, "{listed:?}");
+    let newest = listed.segments.last().unwrap().name.clone();
+    assert_eq!(kiosk.web.get(&format!("/hls/desktop/{newest}")).unwrap().status, 200);
+
+    // Following from now on: the first cleanup's line is not repeated, the second's arrives.
+    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, printed) = std::sync::mpsc::channel();
+    let (err_tx, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
+    let first = said.recv_timeout(Duration::from_secs(10));
+    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    let (code, out, err) = cleanup();
+    assert_eq!(code, 0, "{out}{err}");
+    let line = printed.recv_timeout(Duration::from_secs(15));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let line = line.expect("the new cleanup line, printed as it was written");
+    assert!(line.contains("INFO  desktop-streamer: cleanup: removed segments outside the playlist window"), "{line}");
+    let more: Vec<String> = printed.try_iter().collect();
+    assert!(more.is_empty(), "one cleanup since the follower started, one line: {more:?}");
+
+    // Restarting the streamer's unit with the token: done, a new process, the stream goes on.
+    let before = kiosk.systemd.main_pid(UNITS[0]).unwrap();
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "desktop-streamer.service: restart done, now active (running)");
+    assert_ne!(kiosk.systemd.main_pid(UNITS[0]).unwrap(), before);
+    let seen = viewer.names_seen();
+    wait_until("new segments after the restart", Duration::from_secs(40), || {
+        viewer.reload();
+        viewer.names_seen() > seen + 1
+    });
+}

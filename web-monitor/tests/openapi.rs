@@ -167,6 +167,9 @@ fn every_reference_resolves() {
     }
 }
 
+/// The admin password of [`serve`]'s dashboard.
+const PASSWORD: &str = "openapi test password";
+
 struct Served {
     base: String,
     token: String,
@@ -191,6 +194,7 @@ async fn serve() -> Served {
         ..WebConfig::default()
     };
     let token = auth::new_token(&config.auth_file, "openapi-test").unwrap();
+    auth::set_password(&config.auth_file, PASSWORD).unwrap();
     let streamer = Streamer::new(&nowhere);
     let shutdown = Shutdown::new();
     let history = History::new();
@@ -351,5 +355,69 @@ async fn a_bad_query_or_method_gets_a_json_reason() {
     let r = client.delete(format!("{}/api/status", s.base)).bearer_auth(&s.token).send().await.unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "DELETE is not allowed on /api/status: use GET");
+    s.shutdown.trigger();
+}
+
+/// Every documented state-changing operation (each non-GET one) is refused without
+/// credentials (401) and from another origin even with a session (403), and passes the guard
+/// with a same-origin session or a token (whatever its handler then says).
+#[tokio::test]
+async fn every_state_changing_operation_needs_credentials_and_the_same_origin() {
+    let s = serve().await;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap();
+    let login = client
+        .post(format!("{}/api/login", s.base))
+        .json(&serde_json::json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let own_origin = s.base.clone();
+    let doc = document();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS.into_iter().filter(|m| *m != "get") {
+            if let Some(op) = item.get(method) {
+                operations.push((method, path.clone(), concrete(path, op)));
+            }
+        }
+    }
+    // Logging out ends the session the other checks use: last.
+    operations.sort_by_key(|(_, path, _)| path == auth::LOGOUT_PATH);
+    assert!(operations.len() >= 9, "{operations:?}");
+    for (method, path, url) in &operations {
+        let request = |extra: &[(&str, &str)]| {
+            let mut r = client
+                .request(method.to_uppercase().parse().unwrap(), format!("{}{url}", s.base))
+                .json(&serde_json::json!({}));
+            for (name, value) in extra {
+                r = r.header(*name, *value);
+            }
+            r.send()
+        };
+        let what = format!("{method} {path}");
+        let anonymous = request(&[]).await.unwrap();
+        // Logging in is how credentials are had; it still refuses other origins below.
+        if path != auth::LOGIN_PATH {
+            assert_eq!(anonymous.status(), 401, "{what} without credentials");
+            let error = anonymous.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+            assert!(error.contains("needs authentication"), "{what}: {error}");
+        }
+        let foreign = request(&[("cookie", &cookie), ("origin", "http://evil.example")]).await.unwrap();
+        assert_eq!(foreign.status(), 403, "{what} with a session from another origin");
+        let error = foreign.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with("cross-origin request refused"), "{what}: {error}");
+        let bearer = format!("Bearer {}", s.token);
+        for (via, headers) in [
+            ("a token", vec![("authorization", bearer.as_str())]),
+            ("a same-origin session", vec![("cookie", cookie.as_str()), ("origin", own_origin.as_str())]),
+        ] {
+            let r = request(&headers).await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert!(status != 401 && status != 403, "{what} with {via}: {status} {body}");
+        }
+    }
     s.shutdown.trigger();
 }
