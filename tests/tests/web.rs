@@ -144,6 +144,30 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     assert!(bad.json()["error"].as_str().unwrap().contains("not one of the dashboard's units"));
     let malformed = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], "{unit").unwrap();
     assert_eq!(malformed.status, 400, "{}", malformed.text());
+    assert_eq!(malformed.json()["error"], "the body is not valid JSON: key must be a string at line 1 column 2");
+    // Oversized and wrongly shaped bodies: refused with the reason, and nothing restarted.
+    let pid = sd.main_pid(UNITS[0]).unwrap();
+    let huge = json!({"unit": "x".repeat(70 * 1024)}).to_string();
+    let oversized = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], &huge).unwrap();
+    assert_eq!(oversized.status, 413, "{}", oversized.text());
+    assert_eq!(
+        oversized.json()["error"],
+        "the request body is larger than the limit of 65536 bytes; send a smaller JSON document"
+    );
+    for (body, why) in [
+        (r#"{"unit": 5}"#, "the body has the wrong shape: unit: invalid type: integer `5`, expected a string"),
+        (
+            r#"{"unit": "desktop-streamer.service", "now": true}"#,
+            "the body has the wrong shape: now: unknown field `now`, expected `unit`",
+        ),
+        ("\"restart\"", "the body has the wrong shape: invalid type: string \"restart\", expected"),
+    ] {
+        let r = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], body).unwrap();
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        let error = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with(why), "{body}: {error}");
+    }
+    assert_eq!(sd.main_pid(UNITS[0]).unwrap(), pid, "no refused request restarted the unit");
 
     // A script with an API token.
     let out =

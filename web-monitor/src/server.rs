@@ -115,13 +115,20 @@ async fn alerts(State(s): State<AppState>) -> Response {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => Json(json!({"entries": v["entries"]})).into_response(),
             Err(e) => {
-                error(StatusCode::INTERNAL_SERVER_ERROR, format!("{} is not an alert history: {e}", path.display()))
+                tracing::warn!(path = %path.display(), error = %e, "the alert history is not valid JSON");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot read the alert history; the cause is in the web service's log",
+                )
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(json!({"entries": []})).into_response(),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the alert history");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the alert history")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the alert history; the cause is in the web service's log",
+            )
         }
     }
 }

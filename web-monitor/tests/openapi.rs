@@ -173,7 +173,7 @@ const PASSWORD: &str = "openapi test password";
 struct Served {
     base: String,
     token: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     shutdown: Shutdown,
 }
 
@@ -220,7 +220,7 @@ async fn serve() -> Served {
     tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await.unwrap();
     });
-    Served { base: format!("http://{addr}"), token, _dir: dir, shutdown }
+    Served { base: format!("http://{addr}"), token, dir, shutdown }
 }
 
 /// A concrete path for a documented one: each `{param}` replaced by its example or first
@@ -419,5 +419,19 @@ async fn every_state_changing_operation_needs_credentials_and_the_same_origin() 
             assert!(status != 401 && status != 403, "{what} with {via}: {status} {body}");
         }
     }
+    s.shutdown.trigger();
+}
+
+/// A broken alert history is a 500 whose body says where to look, not the server's paths.
+#[tokio::test]
+async fn a_broken_alert_history_is_a_generic_500() {
+    let s = serve().await;
+    let state = s.dir.path().join("watchdog");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("alert-history.json"), "{not json").unwrap();
+    let r = reqwest::get(format!("{}/api/alerts", s.base)).await.unwrap();
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert_eq!(body, r#"{"error":"cannot read the alert history; the cause is in the web service's log"}"#);
     s.shutdown.trigger();
 }

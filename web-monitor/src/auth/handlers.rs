@@ -91,18 +91,26 @@ pub fn json_rejection(rejection: &JsonRejection, shape: Option<&str>) -> ApiErro
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the body as JSON with the header `Content-Type: application/json`",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {}", serde_says(&e.body_text())),
+        ),
         JsonRejection::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             match shape {
                 Some(shape) => format!("the body has the wrong shape: expected {shape}"),
-                None => format!("the body has the wrong shape: {}", e.body_text()),
+                None => format!("the body has the wrong shape: {}", serde_says(&e.body_text())),
             },
         ),
         other => ApiError::new(other.status(), format!("cannot read the request body: {}", other.body_text())),
     }
+}
+
+/// serde's own words from axum's rejection text, without axum's preamble.
+fn serde_says(text: &str) -> &str {
+    const PREAMBLES: [&str; 2] =
+        ["Failed to parse the request body as JSON: ", "Failed to deserialize the JSON body into the target type: "];
+    PREAMBLES.iter().find_map(|p| text.strip_prefix(p)).unwrap_or(text)
 }
 
 /// Like [`Json`], but rejections are JSON errors with a reason (413 over the body limit,
