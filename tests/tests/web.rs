@@ -187,6 +187,35 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     assert!(bad.json()["error"].as_str().unwrap().contains("use error, warn, info, debug or trace"));
     let auth_file = std::fs::read_to_string(dir.path().join("web-auth.json")).unwrap();
     assert!(!auth_file.contains(&token) && !auth_file.contains("correct horse"), "only hashes are stored");
+
+    // After a login, a failed login and token calls, no secret is anywhere the service writes
+    // or shows: its log file, its stderr, the page, the logs API.
+    let wrong = "not the right horse battery";
+    let failed = post_json(web.port, "/api/login", &[], &json!({"password": wrong}).to_string()).unwrap();
+    assert_eq!(failed.status, 401, "{}", failed.text());
+    let session_id = cookie.split_once('=').unwrap().1.to_owned();
+    let log_file = kiosk.logs.join("desktop-streamer-web.log");
+    // The failed login's warning is written (the file writer is asynchronous): the log holds
+    // everything the requests above made it write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    while !log.contains("login failed: wrong password") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    }
+    assert!(log.contains("login failed: wrong password") && log.contains("admin logged in"), "{log}");
+    let shown = [
+        ("the log file", log),
+        ("stderr", web.logs()),
+        ("the page", web.get("/").unwrap().text()),
+        ("the logs API", web.get("/api/logs?lines=5000").unwrap().text()),
+        ("the status", web.get("/api/status").unwrap().text()),
+    ];
+    for (place, text) in &shown {
+        for secret in ["correct horse battery staple", wrong, &token, &session_id] {
+            assert!(!text.contains(secret), "{place} shows a secret ({secret}):\n{text}");
+        }
+    }
 }
 
 /// The dashboard starts before the bus it reaches systemd on exists: it says why systemd
