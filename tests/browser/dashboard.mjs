@@ -1,6 +1,6 @@
 // Drives the dashboard of a running kiosk in headless Chromium (Debian's /usr/bin/chromium):
 // the live status, both player paths, a refused action, login, restarting the stream with
-// the change and its log line arriving without a reload, the phone layout, a part shown as
+// the change and its log line arriving without a reload, cleaning up segments, the phone layout, a part shown as
 // unreachable, and the lost-connection banner when the web service goes away.
 //
 // Usage: node dashboard.mjs BASE_URL PASSWORD WEB_PID
@@ -120,6 +120,9 @@ try {
     await page.waitForFunction((n) => Number(document.getElementById('restarts').textContent) > n
       && [...document.querySelectorAll('#log-lines li')].some((li) => li.textContent.includes('SIGUSR1')),
     before, { timeout: LIVE_TIMEOUT });
+    // The new pipeline streams again once its first segment is written.
+    await page.waitForFunction(() => document.getElementById('stream-state').textContent === 'streaming',
+      null, { timeout: LIVE_TIMEOUT });
     const r = await page.evaluate(() => ({
       notReloaded: window.notReloaded === true,
       states: window.seenStates,
@@ -129,16 +132,37 @@ try {
     }));
     if (!r.notReloaded) throw new Error('the page reloaded');
     if (!r.restartList.includes('requested')) throw new Error(`restart list: ${r.restartList}`);
+    // The state went through the restart and back, as the page showed it.
+    const restarting = r.states.indexOf('restarting');
+    if (restarting < 0 || r.states.lastIndexOf('streaming') < restarting) {
+      throw new Error(`states shown: ${JSON.stringify(r.states)}`);
+    }
     return { before, ...r };
   });
 
-  await check('log_filter', async () => {
-    await page.selectOption('#log-level', 'warn');
+  await check('cleanup_live', async () => {
+    await page.click('#cleanup');
+    await page.waitForFunction(() => document.getElementById('tool-result').textContent.includes('deleting segments'));
     await page.waitForFunction(() => [...document.querySelectorAll('#log-lines li')]
-      .every((li) => li.dataset.level === 'warn' || li.dataset.level === 'error'));
+      .some((li) => li.textContent.includes('cleanup: removed segments outside the playlist window')),
+    null, { timeout: LIVE_TIMEOUT });
+    return { result: await text(page, '#tool-result') };
+  });
+
+  await check('log_filter', async () => {
+    // The cleanup above logged a warning ("deleted every segment outside the playlist window"):
+    // the filtered list has it, and nothing below warn.
+    await page.selectOption('#log-level', 'warn');
+    await page.waitForFunction(() => {
+      const lines = [...document.querySelectorAll('#log-lines li')];
+      return lines.length > 0 && lines.every((li) => li.dataset.level === 'warn' || li.dataset.level === 'error');
+    }, null, { timeout: 10000 });
     await page.waitForTimeout(1000);
     const levels = await page.evaluate(() => [...document.querySelectorAll('#log-lines li')].map((li) => li.dataset.level));
-    if (levels.some((l) => l !== 'warn' && l !== 'error')) throw new Error(`levels ${levels}`);
+    if (levels.length === 0 || levels.some((l) => l !== 'warn' && l !== 'error')) throw new Error(`levels ${levels}`);
+    const warned = await page.evaluate(() => [...document.querySelectorAll('#log-lines li')]
+      .some((li) => li.textContent.includes('deleted every segment outside the playlist window')));
+    if (!warned) throw new Error('the cleanup\'s warning is not in the filtered list');
     await page.selectOption('#log-level', '');
     await page.fill('#log-text', 'SIGUSR1');
     await page.waitForFunction(() => {

@@ -2,7 +2,8 @@
 // it needs a login and shows no figures; after logging in through the header, the live status
 // arrives without a reload (the machine's figures, measured by the web service itself). The
 // cameras page likewise asks for a login, not "cannot be reached", and shows its list after
-// one made in its own header.
+// one made in its own header. The logs panel gives the server's reason why the logs cannot be
+// read.
 //
 // Usage: node private.mjs BASE_URL PASSWORD
 // Prints one JSON line {"ok": bool, "checks": {...}}; exit 0 when every check passed.
@@ -56,6 +57,13 @@ try {
     await page.waitForFunction((sel) => document.getElementById('connection').hidden
       && /%/.test(document.querySelector(sel).textContent), cpu, { timeout: TIMEOUT });
     return { cpu: await text(page, cpu), who: await text(page, '#who') };
+  });
+  await check('logs_say_why', async () => {
+    // This kiosk's log directory does not exist: the logs panel says so (the server's 503),
+    // not a complaint about the page's own request.
+    await page.waitForFunction(() => /does not exist/.test(document.getElementById('logs-unreachable').textContent),
+      null, { timeout: TIMEOUT });
+    return { said: await text(page, '#logs-unreachable') };
   });
 } catch (e) {
   checks.harness = { ok: false, error: String(e) };

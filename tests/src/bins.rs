@@ -28,10 +28,17 @@ pub fn bin(name: &str) -> PathBuf {
 /// Runs `desktop-streamer-monitor` with `args` (no token or NO_COLOR from the test's own
 /// environment); its exit code, stdout and stderr.
 pub fn run_monitor(args: &[&str]) -> (i32, String, String) {
+    run_monitor_with(args, &[])
+}
+
+/// [`run_monitor`] with extra environment variables, such as `DBUS_SESSION_BUS_ADDRESS`.
+pub fn run_monitor_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let std::process::Output { status, stdout, stderr } = std::process::Command::new(bin("desktop-streamer-monitor"))
         .args(args)
         .env_remove("DESKTOP_STREAMER_TOKEN")
         .env_remove("NO_COLOR")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .envs(env.iter().copied())
         .output()
         .expect("run desktop-streamer-monitor");
     let code = status.code().expect("exited, not killed");

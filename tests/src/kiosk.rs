@@ -7,7 +7,7 @@
 //! the streamer's unit going down.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
@@ -44,17 +44,7 @@ impl Kiosk {
             systemd.start_unit(u).unwrap();
         }
         let dir = crate::stream_dir();
-        let (logs, watchdog_state) = (dir.path().join("logs"), dir.path().join("watchdog"));
-        std::fs::create_dir_all(&logs).unwrap();
-        std::fs::create_dir_all(&watchdog_state).unwrap();
-        let mut config_value = json!({"bus": "session", "auth_file": dir.path().join("web-auth.json"),
-            "cameras_file": dir.path().join("cameras.yaml"), "database": dir.path().join("cameras.db"),
-            "log_dir": &logs, "watchdog_state_dir": &watchdog_state});
-        if let (Some(c), Value::Object(more)) = (config_value.as_object_mut(), extra) {
-            c.extend(more);
-        }
-        let config = dir.path().join("web-config.json");
-        std::fs::write(&config, config_value.to_string()).unwrap();
+        let WebFiles { config, logs, watchdog_state } = WebFiles::write(dir.path(), extra);
         let args: Vec<OsString> =
             vec!["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
         let web = ServiceProcess::start(
@@ -68,7 +58,6 @@ impl Kiosk {
         Kiosk { systemd, dir, config, logs, watchdog_state, web }
     }
 
-    /// The dashboard's base URL.
     /// Writes the watchdog's alert history as the watchdog writes it: one alert delivered that
     /// came again twice within its cooldown ("stream stale"), one held back by the rate limit
     /// ("cpu high").
@@ -82,7 +71,76 @@ impl Kiosk {
         std::fs::write(self.watchdog_state.join("alert-history.json"), history.to_string()).unwrap();
     }
 
+    /// A new API token for the dashboard.
+    pub fn new_token(&self, label: &str) -> String {
+        new_token(&self.config, label)
+    }
+
+    /// The dashboard's base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.web.port)
     }
+}
+
+/// The web service's files in a test directory: its configuration (systemd on the session
+/// bus, everything it writes or reads below the directory) and the directories it reads.
+#[derive(Debug)]
+pub struct WebFiles {
+    pub config: PathBuf,
+    /// Where the services' log files are (created).
+    pub logs: PathBuf,
+    /// The watchdog's state directory (created).
+    pub watchdog_state: PathBuf,
+}
+
+impl WebFiles {
+    /// Writes `web-config.json` in `dir`, with `extra` keys added (such as `streamer_url`).
+    pub fn write(dir: &Path, extra: Value) -> WebFiles {
+        let (logs, watchdog_state) = (dir.join("logs"), dir.join("watchdog"));
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&watchdog_state).unwrap();
+        let mut config_value = json!({"bus": "session", "auth_file": dir.join("web-auth.json"),
+            "cameras_file": dir.join("cameras.yaml"), "database": dir.join("cameras.db"),
+            "log_dir": &logs, "watchdog_state_dir": &watchdog_state});
+        if let (Some(c), Value::Object(more)) = (config_value.as_object_mut(), extra) {
+            c.extend(more);
+        }
+        let config = dir.join("web-config.json");
+        std::fs::write(&config, config_value.to_string()).unwrap();
+        WebFiles { config, logs, watchdog_state }
+    }
+
+    /// A new API token for the dashboard.
+    pub fn new_token(&self, label: &str) -> String {
+        new_token(&self.config, label)
+    }
+}
+
+/// A new API token in the credentials of the web service configured by `config`
+/// (`desktop-streamer-web new-token LABEL`, as an operator creates one).
+pub fn new_token(config: &Path, label: &str) -> String {
+    let out = std::process::Command::new(crate::bins::bin("desktop-streamer-web"))
+        .arg("--config")
+        .arg(config)
+        .args(["new-token", label])
+        .output()
+        .expect("desktop-streamer-web runs");
+    assert!(out.status.success(), "new-token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("UTF-8 token").trim().to_owned()
+}
+
+/// Makes `unit` of the user manager `sd` run the real web service with `files`' configuration
+/// on 127.0.0.1:`port`, talking to `sd` over its bus, as the installed unit runs it; systemd
+/// never restarts it by itself (`Restart=no`). The unit is not started.
+pub fn write_web_unit(sd: &UserSystemd, unit: &str, files: &WebFiles, port: u16) {
+    let text = format!(
+        "[Unit]\nDescription=desktop-streamer-web under test\n\n[Service]\nExecStart={} --config {} --listen 127.0.0.1:{port}\n\
+         Environment=DBUS_SESSION_BUS_ADDRESS={} DESKTOP_STREAMER_LOG_DIR={} RUST_LOG=info\nRestart=no\nTimeoutStopSec=15\n",
+        crate::bins::bin("desktop-streamer-web").display(),
+        files.config.display(),
+        sd.bus_address(),
+        files.logs.display()
+    );
+    sd.write_unit(unit, &text).unwrap();
+    sd.daemon_reload().unwrap();
 }

@@ -58,14 +58,46 @@ pub struct UserSystemd {
     cgroups: Vec<PathBuf>,
 }
 
+/// A manager's directory before the manager runs: its bus address is already known, and
+/// nothing listens there yet (for a client that must start before the bus exists).
+#[derive(Debug)]
+pub struct Unstarted {
+    dir: TempDir,
+}
+
+impl Unstarted {
+    /// The address the manager's bus will have once [`Unstarted::start`] ran.
+    pub fn bus_address(&self) -> String {
+        bus_address_in(self.dir.path())
+    }
+
+    /// Starts the manager; see [`UserSystemd::start`].
+    pub fn start(self) -> io::Result<UserSystemd> {
+        UserSystemd::start_in(self.dir)
+    }
+}
+
+fn bus_address_in(dir: &Path) -> String {
+    format!("unix:path={}", dir.join("run/bus").display())
+}
+
 impl UserSystemd {
     /// Starts the manager and waits, at most 15 s, until `org.freedesktop.systemd1` answers on
     /// its bus.
     pub fn start() -> io::Result<UserSystemd> {
+        UserSystemd::prepare()?.start()
+    }
+
+    /// The manager's directory, without starting it.
+    pub fn prepare() -> io::Result<Unstarted> {
         let dir = tempfile::Builder::new().prefix("ds-systemd-").tempdir()?;
         for sub in ["run", "config/systemd/user", "data", "state", "cache"] {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.path().join(sub))?;
         }
+        Ok(Unstarted { dir })
+    }
+
+    fn start_in(dir: TempDir) -> io::Result<UserSystemd> {
         let log = fs::File::create(dir.path().join("manager.log"))?;
         // A manager makes its units' cgroups below its own (or below the parent of an
         // `init.scope`, where test processes often run): managers sharing a cgroup would share
@@ -93,7 +125,7 @@ impl UserSystemd {
 
     /// The D-Bus address of the manager's bus, for `zbus::connection::Builder::address`.
     pub fn bus_address(&self) -> String {
-        format!("unix:path={}", self.runtime_dir().join("bus").display())
+        bus_address_in(self.dir.path())
     }
 
     /// The manager's pid.

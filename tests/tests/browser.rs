@@ -34,7 +34,8 @@ fn headless_chromium_plays_the_stream() {
 /// "restart the stream" reaches it through systemd, as on a kiosk), the real web service, and
 /// headless Chromium driving the page (tests/browser/dashboard.mjs): live status, the
 /// browser's own HLS and hls.js both playing, a refused action, login, a stream restart whose
-/// state change and log line arrive without a reload, the log filter, the phone layout, the
+/// state change and log line arrive without a reload, a segment cleanup from the page and its
+/// log lines, the log filter, the phone layout, the
 /// streamer stopped from the page and shown as unreachable, and the lost connection when the
 /// web service stops.
 #[test]
@@ -70,6 +71,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
         "refused_without_login",
         "login",
         "restart_live",
+        "cleanup_live",
         "log_filter",
         "hlsjs_plays",
         "phone_fits",
@@ -82,6 +84,9 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
     assert_eq!(result["ok"], true, "{result:#}");
     let restart = &result["checks"]["restart_live"];
     assert!(restart["after"].as_u64() > restart["before"].as_u64(), "{restart:#}");
+    let states: Vec<&str> = restart["states"].as_array().unwrap().iter().filter_map(|s| s.as_str()).collect();
+    assert!(states.contains(&"restarting") && states.last() == Some(&"streaming"), "{restart:#}");
+    assert!(result["checks"]["log_filter"]["warnLines"].as_u64() > Some(0), "{:#}", result["checks"]["log_filter"]);
     assert_eq!(kiosk.systemd.show(UNITS[0], "ActiveState").unwrap(), "inactive", "stopped from the page");
     // The web service was stopped by the script (the lost-connection check): it exits, open
     // event streams notwithstanding.
@@ -91,7 +96,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
 /// A private dashboard (`public_read` off): before logging in the page says it needs a login
 /// and shows no figures (the API answers it 401); after logging in through the page's header
 /// the live status arrives without a reload. The cameras page asks for a login too, and shows
-/// its list after one.
+/// its list after one. The logs panel says why there are no logs (the log directory is missing).
 #[test]
 fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,4 +125,7 @@ fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
     let base = format!("http://127.0.0.1:{}", web.port);
     let run = run_script("private.mjs", &[base.as_str(), password], SCRIPT_LIMIT, no_questions);
     assert_eq!(run.result["ok"], true, "{:#}\n{}", run.result, run.stderr);
+    // The log directory in the config was never created: the page shows the server's reason.
+    let said = run.result["checks"]["logs_say_why"]["said"].as_str().unwrap_or_default();
+    assert!(said.contains(&format!("log directory {} does not exist", dir.path().join("logs").display())), "{said}");
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ds_tests::bins::run_monitor as monitor;
+use ds_tests::bins::{run_monitor as monitor, run_monitor_with as monitor_with};
 use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
@@ -73,12 +73,31 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     assert_eq!(code, 1);
     assert!(err.contains("restart refused (401"), "{err}");
 
-    // The dashboard is down (here: elsewhere): status still shows the streamer's own health,
-    // and check warns instead of failing, since the stream itself is fine.
-    let (code, out, err) = monitor(&["--url", NOWHERE, "--streamer-url", &streamer_url]);
+    // The dashboard is down (here: elsewhere): status still shows the units' states from
+    // systemd (on the bus the web config names) and the streamer's own health, and check warns
+    // instead of failing, since the stream itself is fine.
+    let config = kiosk.config.to_str().unwrap();
+    let bus = [("DBUS_SESSION_BUS_ADDRESS", sd.bus_address())];
+    let bus: Vec<(&str, &str)> = bus.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, out, err) = monitor_with(&["--config", config, "--url", NOWHERE, "--streamer-url", &streamer_url], &bus);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("web service unreachable at {NOWHERE}")), "{out}");
+    assert!(out.contains("(from systemd on the session bus)\nServices\n"), "{out}");
+    for unit in UNITS {
+        assert!(out.lines().any(|l| l.contains(unit) && l.contains("active (running")), "{unit} in\n{out}");
+    }
     assert!(out.contains("streaming") && out.contains("fps"), "the streamer's health:\n{out}");
+    let (code, out, err) =
+        monitor_with(&["--config", config, "--url", NOWHERE, "--streamer-url", NOWHERE, "status", "--json"], &bus);
+    assert_eq!(code, 0, "systemd still answers: {out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["services"].as_array().map(Vec::len), Some(3), "{doc:#}");
+    assert!(doc["health"].is_null() && doc["systemd_unreachable"].is_null(), "{doc:#}");
+    // Without the bus: every part is named with its reason, and status fails.
+    let (code, out, _) = monitor(&["--config", config, "--url", NOWHERE, "--streamer-url", NOWHERE]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("systemd: cannot connect to the session bus"), "{out}");
+    assert!(out.contains(&format!("streamer: {NOWHERE}/api/health cannot be reached")), "{out}");
     let (code, out, _) = monitor(&["--url", NOWHERE, "--streamer-url", &streamer_url, "check"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("DESKTOP-STREAMER WARNING - web service unreachable"), "{out}");
@@ -108,4 +127,131 @@ fn a_bad_check_argument_is_unknown_to_monitoring_not_critical() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `restart web` goes through the dashboard it restarts: run as `desktop-streamer-web.service`
+/// of a real systemd user manager, the dashboard answers as soon as systemd has the job (it is
+/// stopped before the job ends), the CLI says so and exits 0, and the service comes back as a
+/// new process.
+#[test]
+fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
+    use ds_tests::kiosk::{WebFiles, write_web_unit};
+    use ds_tests::systemd::UserSystemd;
+
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    for unit in &UNITS[..2] {
+        sd.write_sleep_unit(unit, "").unwrap();
+    }
+    let dir = ds_tests::stream_dir();
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    write_web_unit(&sd, UNITS[2], &files, port);
+    sd.start_unit(UNITS[2]).unwrap();
+    let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
+    wait_until("the dashboard answers", Duration::from_secs(20), answers);
+    let token = files.new_token("ops");
+    let before = sd.main_pid(UNITS[2]).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("restart: systemd has the restart job; it stops this dashboard now"), "{out}");
+    wait_until("a new dashboard process", Duration::from_secs(20), || {
+        sd.main_pid(UNITS[2]).is_ok_and(|pid| pid != 0 && pid != before)
+    });
+    wait_until("the restarted dashboard answers", Duration::from_secs(20), answers);
+    assert_eq!(sd.show(UNITS[2], "ActiveState").unwrap(), "active");
+    // A unit other than its own is still waited for, and the answer says how it ended.
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart", "watchdog"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "desktop-streamer-watchdog.service: restart done, now active (running)");
+}
+
+/// Polls `ok` every 100 ms until it holds; panics naming `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "no {what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The CLI's actions with a valid token on a real streamer run by a real systemd user manager
+/// (`desktop-streamer.service`, signalled through systemd as on a kiosk): `cleanup` deletes
+/// what is outside the playlist and the playlist stays valid; `logs -f -n 0` prints only lines
+/// written after it started, as they come; `restart` restarts the streamer's unit and the
+/// stream goes on by the HLS rules.
+#[test]
+fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
+    use ds_tests::hls::{Viewer, parse};
+    use ds_tests::streamer::{wait_for_segments, write_streamer_unit};
+    use std::io::BufRead as _;
+
+    let x = DummyDisplay::start().unwrap();
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kiosk = Kiosk::start(&UNITS[1..], json!({"streamer_url": format!("http://127.0.0.1:{port}")}));
+    let streamer_dir = kiosk.dir.path().join("streamer");
+    write_streamer_unit(&kiosk.systemd, UNITS[0], &x.display(), port, &streamer_dir, &kiosk.logs);
+    kiosk.systemd.start_unit(UNITS[0]).unwrap();
+    wait_for_segments(port, 3, Duration::from_secs(40));
+    let (url, token) = (kiosk.url(), kiosk.new_token("ops"));
+    let hls = streamer_dir.join("hls");
+    let mut viewer = Viewer::new(&hls);
+    viewer.reload();
+    let cleanup = || monitor(&["--url", &url, "--token", &token, "cleanup"]);
+
+    // A segment file the playlist does not list (left by a crash, say) is deleted.
+    let stray = hls.join("stray-000001.ts");
+    std::fs::write(&stray, b"not listed").unwrap();
+    let (code, out, err) = cleanup();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "cleanup: the streamer is deleting segments outside its playlist");
+    wait_until("the stray segment deleted", Duration::from_secs(10), || {
+        viewer.reload();
+        !stray.exists()
+    });
+    let served = kiosk.web.get("/hls/desktop/playlist.m3u8").unwrap();
+    assert_eq!(served.status, 200);
+    let listed = parse(&hls, &served.text());
+    assert!(listed.segments.len() >= 3, "{listed:?}");
+    let newest = listed.segments.last().unwrap().name.clone();
+    assert_eq!(kiosk.web.get(&format!("/hls/desktop/{newest}")).unwrap().status, 200);
+
+    // Following from now on: the first cleanup's line is not repeated, the second's arrives.
+    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, printed) = std::sync::mpsc::channel();
+    let (err_tx, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
+    let first = said.recv_timeout(Duration::from_secs(10));
+    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    let (code, out, err) = cleanup();
+    assert_eq!(code, 0, "{out}{err}");
+    let line = printed.recv_timeout(Duration::from_secs(15));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let line = line.expect("the new cleanup line, printed as it was written");
+    assert!(line.contains("INFO  desktop-streamer: cleanup: removed segments outside the playlist window"), "{line}");
+    let more: Vec<String> = printed.try_iter().collect();
+    assert!(more.is_empty(), "one cleanup since the follower started, one line: {more:?}");
+
+    // Restarting the streamer's unit with the token: done, a new process, the stream goes on.
+    let before = kiosk.systemd.main_pid(UNITS[0]).unwrap();
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), "desktop-streamer.service: restart done, now active (running)");
+    assert_ne!(kiosk.systemd.main_pid(UNITS[0]).unwrap(), before);
+    let seen = viewer.names_seen();
+    wait_until("new segments after the restart", Duration::from_secs(40), || {
+        viewer.reload();
+        viewer.names_seen() > seen + 1
+    });
 }

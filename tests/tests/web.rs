@@ -144,6 +144,30 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     assert!(bad.json()["error"].as_str().unwrap().contains("not one of the dashboard's units"));
     let malformed = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], "{unit").unwrap();
     assert_eq!(malformed.status, 400, "{}", malformed.text());
+    assert_eq!(malformed.json()["error"], "the body is not valid JSON: key must be a string at line 1 column 2");
+    // Oversized and wrongly shaped bodies: refused with the reason, and nothing restarted.
+    let pid = sd.main_pid(UNITS[0]).unwrap();
+    let huge = json!({"unit": "x".repeat(70 * 1024)}).to_string();
+    let oversized = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], &huge).unwrap();
+    assert_eq!(oversized.status, 413, "{}", oversized.text());
+    assert_eq!(
+        oversized.json()["error"],
+        "the request body is larger than the limit of 65536 bytes; send a smaller JSON document"
+    );
+    for (body, why) in [
+        (r#"{"unit": 5}"#, "the body has the wrong shape: unit: invalid type: integer `5`, expected a string"),
+        (
+            r#"{"unit": "desktop-streamer.service", "now": true}"#,
+            "the body has the wrong shape: now: unknown field `now`, expected `unit`",
+        ),
+        ("\"restart\"", "the body has the wrong shape: invalid type: string \"restart\", expected"),
+    ] {
+        let r = post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], body).unwrap();
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        let error = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with(why), "{body}: {error}");
+    }
+    assert_eq!(sd.main_pid(UNITS[0]).unwrap(), pid, "no refused request restarted the unit");
 
     // A script with an API token.
     let out =
@@ -163,4 +187,101 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     assert!(bad.json()["error"].as_str().unwrap().contains("use error, warn, info, debug or trace"));
     let auth_file = std::fs::read_to_string(dir.path().join("web-auth.json")).unwrap();
     assert!(!auth_file.contains(&token) && !auth_file.contains("correct horse"), "only hashes are stored");
+
+    // After a login, a failed login and token calls, no secret is anywhere the service writes
+    // or shows: its log file, its stderr, the page, the logs API.
+    let wrong = "not the right horse battery";
+    let failed = post_json(web.port, "/api/login", &[], &json!({"password": wrong}).to_string()).unwrap();
+    assert_eq!(failed.status, 401, "{}", failed.text());
+    let session_id = cookie.split_once('=').unwrap().1.to_owned();
+    let log_file = kiosk.logs.join("desktop-streamer-web.log");
+    // The failed login's warning is written (the file writer is asynchronous): the log holds
+    // everything the requests above made it write.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    while !log.contains("login failed: wrong password") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    }
+    assert!(log.contains("login failed: wrong password") && log.contains("admin logged in"), "{log}");
+    let shown = [
+        ("the log file", log),
+        ("stderr", web.logs()),
+        ("the page", web.get("/").unwrap().text()),
+        ("the logs API", web.get("/api/logs?lines=5000").unwrap().text()),
+        ("the status", web.get("/api/status").unwrap().text()),
+    ];
+    for (place, text) in &shown {
+        for secret in ["correct horse battery staple", wrong, &token, &session_id] {
+            assert!(!text.contains(secret), "{place} shows a secret ({secret}):\n{text}");
+        }
+    }
+}
+
+/// The dashboard starts before the bus it reaches systemd on exists: it says why systemd
+/// cannot be reached (the connect error, in the 503 of a control call and in the status
+/// document), keeps connecting with backoff, and once a real systemd user manager brings its
+/// bus up at that address, shows the units and controls them, without a restart.
+#[test]
+fn the_dashboard_connects_to_systemd_once_its_bus_comes_up() {
+    use ds_tests::http::post_json;
+    use ds_tests::kiosk::WebFiles;
+    use ds_tests::systemd::UserSystemd;
+
+    let pending = UserSystemd::prepare().unwrap();
+    let address = pending.bus_address();
+    let dir = ds_tests::stream_dir();
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": "http://127.0.0.1:1"}));
+    let token = files.new_token("ops");
+    let args: Vec<std::ffi::OsString> =
+        vec!["--config".into(), files.config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
+    let web = ds_tests::service::ServiceProcess::start(
+        "desktop-streamer-web",
+        &args,
+        &[("DBUS_SESSION_BUS_ADDRESS", &address), ("DESKTOP_STREAMER_LOG_DIR", files.logs.to_str().unwrap())],
+    );
+    let bearer = format!("Bearer {token}");
+    let restart = |unit: &str| {
+        post_json(web.port, "/api/service/restart", &[("Authorization", &bearer)], &json!({"unit": unit}).to_string())
+            .unwrap()
+    };
+
+    let refused = restart(UNITS[0]);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let why = refused.json()["error"].as_str().unwrap().to_owned();
+    assert!(
+        why.starts_with("no connection to systemd's D-Bus API: cannot connect to the session bus: ")
+            && why.contains("No such file or directory")
+            && why.ends_with("the dashboard keeps trying to connect"),
+        "{why}"
+    );
+    let status = web.get("/api/status").unwrap().json();
+    let systemd_part = status["unreachable"].as_array().unwrap().iter().find(|u| u["part"] == "systemd").cloned();
+    let reason = systemd_part.as_ref().and_then(|u| u["error"].as_str()).unwrap_or_default();
+    assert!(reason.contains("cannot connect to the session bus"), "{status:#}");
+    let cleanup = post_json(web.port, "/api/stream/cleanup", &[("Authorization", &bearer)], "{}").unwrap();
+    assert_eq!(cleanup.status, 503, "{}", cleanup.text());
+
+    // The bus comes up at that address, with systemd and the units behind it.
+    let sd = pending.start().unwrap();
+    for unit in UNITS {
+        sd.write_sleep_unit(unit, "").unwrap();
+    }
+    sd.daemon_reload().unwrap();
+    sd.start_unit(UNITS[0]).unwrap();
+    // Attempts back off to at most 8 s apart: the next one finds it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut status = web.get("/api/status").unwrap().json();
+    while status["services"].as_array().is_none_or(Vec::is_empty) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        status = web.get("/api/status").unwrap().json();
+    }
+    assert_eq!(status["services"][0]["active_state"], "active", "{status:#}");
+    assert!(!status["unreachable"].as_array().unwrap().iter().any(|u| u["part"] == "systemd"), "{status:#}");
+    let before = sd.main_pid(UNITS[0]).unwrap();
+    let restarted = restart(UNITS[0]);
+    assert_eq!(restarted.status, 200, "{}", restarted.text());
+    assert_ne!(sd.main_pid(UNITS[0]).unwrap(), before, "really restarted");
+    let metrics = web.get("/metrics").unwrap().text();
+    assert!(metrics.contains("desktop_streamer_web_systemd_reachable 1"), "{metrics}");
 }

@@ -46,31 +46,49 @@ pub async fn service(
             format!("`{}` is not one of the dashboard's units: {}", request.unit, s.config.units.join(", ")),
         );
     }
-    let Some(systemd) = &s.systemd else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no connection to systemd's D-Bus API; see the web service's log",
-        );
+    let systemd = match s.systemd.get() {
+        Ok(systemd) => systemd,
+        Err(why) => return no_systemd(why),
     };
     let unit = request.unit.as_str();
+    // Stopping or restarting the dashboard's own unit stops this process before the job
+    // ends: the answer goes out as soon as systemd has the job, or it would never go out.
+    let own = action != "start" && is_own_unit(&systemd, unit).await;
     let job = match action.as_str() {
         "start" => systemd.start(unit).await,
         "stop" => systemd.stop(unit).await,
         _ => systemd.restart(unit).await,
     };
-    tracing::info!(unit, action = %action, ok = job.is_ok(), "service control");
+    tracing::info!(unit, action = %action, ok = job.is_ok(), own, "service control");
     match job {
-        Ok(job) => match tokio::time::timeout(JOB_WAIT, job.wait()).await {
-            Ok(Ok(state)) => Json(json!({"unit": unit, "action": action, "state": state})).into_response(),
-            Ok(Err(e)) => systemd_error(&e),
-            Err(_) => (
-                StatusCode::ACCEPTED,
-                Json(json!({"unit": unit, "action": action, "message": "systemd is still working on it"})),
-            )
-                .into_response(),
-        },
-        Err(e) => systemd_error(&e),
+        Ok(_) if own => (
+            StatusCode::ACCEPTED,
+            Json(json!({"unit": unit, "action": action, "message": format!(
+                "systemd has the {action} job; it stops this dashboard now, so this answer comes before it is done{}",
+                if action == "restart" { ": the dashboard is back in a few seconds" } else { "" }
+            )})),
+        )
+            .into_response(),
+        Ok(job) => {
+            let waited = tokio::time::timeout(JOB_WAIT, job.wait()).await;
+            s.status.refresh();
+            match waited {
+                Ok(Ok(state)) => Json(json!({"unit": unit, "action": action, "state": state})).into_response(),
+                Ok(Err(e)) => systemd_error(&s, &e),
+                Err(_) => (
+                    StatusCode::ACCEPTED,
+                    Json(json!({"unit": unit, "action": action, "message": "systemd is still working on it"})),
+                )
+                    .into_response(),
+            }
+        }
+        Err(e) => systemd_error(&s, &e),
     }
+}
+
+/// Whether `unit`'s main process is this one.
+async fn is_own_unit(systemd: &ds_systemd::Systemd, unit: &str) -> bool {
+    systemd.unit(unit).await.is_ok_and(|u| u.main_pid == std::process::id())
 }
 
 /// `POST /api/stream/restart`: the streamer rebuilds its pipeline (HTTP and playlist stay).
@@ -85,19 +103,23 @@ pub async fn stream_cleanup(State(s): State<AppState>) -> Response {
 }
 
 async fn signal_streamer(s: &AppState, signal: i32, done: &str) -> Response {
-    let Some(systemd) = &s.systemd else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no connection to systemd's D-Bus API; see the web service's log",
-        );
+    let systemd = match s.systemd.get() {
+        Ok(systemd) => systemd,
+        Err(why) => return no_systemd(why),
     };
     match systemd.signal(STREAMER_UNIT, signal).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"message": done}))).into_response(),
-        Err(e) => systemd_error(&e),
+        Err(e) => systemd_error(s, &e),
     }
 }
 
-fn systemd_error(e: &SystemdError) -> Response {
+/// 503 with the reason the link gives (the last connect error); it retries by itself.
+fn no_systemd(why: String) -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, format!("{why}; the dashboard keeps trying to connect"))
+}
+
+fn systemd_error(s: &AppState, e: &SystemdError) -> Response {
+    s.systemd.suspect(e);
     let code = match e {
         SystemdError::NoSuchUnit { .. } => StatusCode::NOT_FOUND,
         SystemdError::AccessDenied { .. } => StatusCode::FORBIDDEN,

@@ -12,6 +12,7 @@ pub mod openapi;
 pub mod server;
 pub mod settings;
 pub mod snapshot;
+pub mod systemd_link;
 pub mod ui;
 pub mod upstream;
 
@@ -108,13 +109,7 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
     let bound = listener.local_addr().context("cannot read the listening address")?;
-    let systemd = match ds_systemd::Systemd::connect(config.bus).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "service states and control are unavailable until restart");
-            None
-        }
-    };
+    let systemd = systemd_link::SystemdLink::start(config.bus, shutdown.clone()).await;
     let streamer = upstream::Streamer::new(&config.streamer_url);
     let history = history::History::new();
     let machine = ds_runtime::system::SystemMonitor::default();

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::JsonQuery;
 use crate::logs::{self, Level, LogError};
 use crate::server::{AppState, error};
 
@@ -72,7 +73,7 @@ fn log_error(e: &LogError) -> Response {
     }
 }
 
-pub async fn recent(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
+pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -88,7 +89,7 @@ pub async fn recent(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Res
     }
 }
 
-pub async fn stream(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
+pub async fn stream(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),

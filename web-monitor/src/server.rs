@@ -28,7 +28,8 @@ use crate::upstream::Streamer;
 pub struct AppState {
     pub config: Arc<WebConfig>,
     pub streamer: Streamer,
-    pub systemd: Option<ds_systemd::Systemd>,
+    /// systemd over D-Bus, or why it cannot be reached.
+    pub systemd: crate::systemd_link::SystemdLink,
     /// The status, sampled in the background.
     pub status: StatusCache,
     /// The last hour of the machine's figures.
@@ -64,6 +65,7 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .with_state(state.clone())
         .merge(crate::cameras::routes(state.cameras))
         .merge(auth::routes(auth.clone()))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
 }
@@ -113,13 +115,20 @@ async fn alerts(State(s): State<AppState>) -> Response {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => Json(json!({"entries": v["entries"]})).into_response(),
             Err(e) => {
-                error(StatusCode::INTERNAL_SERVER_ERROR, format!("{} is not an alert history: {e}", path.display()))
+                tracing::warn!(path = %path.display(), error = %e, "the alert history is not valid JSON");
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "cannot read the alert history; the cause is in the web service's log",
+                )
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(json!({"entries": []})).into_response(),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the alert history");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the alert history")
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the alert history; the cause is in the web service's log",
+            )
         }
     }
 }
@@ -157,11 +166,23 @@ async fn metrics(State(s): State<AppState>) -> Response {
          # HELP desktop_streamer_web_systemd_reachable 1 when systemd's D-Bus API is connected\n# TYPE desktop_streamer_web_systemd_reachable gauge\n\
          desktop_streamer_web_systemd_reachable {}\n",
         u8::from(streamer_up),
-        u8::from(s.systemd.is_some())
+        u8::from(s.systemd.is_up())
     );
     let mut body = body;
     crate::cameras::api::metrics(&s.cameras, &mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// A route asked with a method it does not have: JSON naming the ones it has (axum adds them
+/// as `Allow` too).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allowed = crate::openapi::methods(uri.path());
+    let message = if allowed.is_empty() {
+        format!("{method} is not allowed here; /api/openapi.json lists every endpoint and its methods")
+    } else {
+        format!("{method} is not allowed on {}: use {}", uri.path(), allowed.join(" or "))
+    };
+    error(StatusCode::METHOD_NOT_ALLOWED, message)
 }
 
 async fn not_found() -> Response {

@@ -33,7 +33,7 @@ pub struct Snapshot {
 #[derive(Clone, Debug)]
 pub struct Sources {
     pub streamer: Streamer,
-    pub systemd: Option<ds_systemd::Systemd>,
+    pub systemd: crate::systemd_link::SystemdLink,
     pub units: Vec<String>,
     /// The machine as this service measures it (so it stays visible while the streamer is
     /// down).
@@ -142,10 +142,13 @@ async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
 }
 
 async fn unit_states(s: &Sources) -> Result<Vec<Value>, String> {
-    let Some(systemd) = &s.systemd else { return Err("no connection to systemd's D-Bus API".into()) };
+    let systemd = s.systemd.get()?;
     let mut out = Vec::new();
     for unit in &s.units {
-        let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
+        let state = systemd.unit(unit).await.map_err(|e| {
+            s.systemd.suspect(&e);
+            e.to_string()
+        })?;
         out.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
     }
     Ok(out)
@@ -171,7 +174,8 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(5), "the machine is measured");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let sources = Sources { streamer: Streamer::new(&url), systemd: None, units: vec![], machine };
+        let systemd = crate::systemd_link::SystemdLink::down("not in this test");
+        let sources = Sources { streamer: Streamer::new(&url), systemd, units: vec![], machine };
         let history = History::new();
         let cache = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
         // One snapshot for every assertion: under load the sampler may take the next one

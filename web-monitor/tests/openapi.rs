@@ -14,6 +14,7 @@ use desktop_streamer_web::cameras::{Cameras, Fleet, Live};
 use desktop_streamer_web::history::History;
 use desktop_streamer_web::server::{self, AppState};
 use desktop_streamer_web::snapshot::{Sources, StatusCache};
+use desktop_streamer_web::systemd_link::SystemdLink;
 use desktop_streamer_web::upstream::Streamer;
 use desktop_streamer_web::{openapi, ui};
 use ds_camera_db::Store;
@@ -166,10 +167,13 @@ fn every_reference_resolves() {
     }
 }
 
+/// The admin password of [`serve`]'s dashboard.
+const PASSWORD: &str = "openapi test password";
+
 struct Served {
     base: String,
     token: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     shutdown: Shutdown,
 }
 
@@ -190,11 +194,17 @@ async fn serve() -> Served {
         ..WebConfig::default()
     };
     let token = auth::new_token(&config.auth_file, "openapi-test").unwrap();
+    auth::set_password(&config.auth_file, PASSWORD).unwrap();
     let streamer = Streamer::new(&nowhere);
     let shutdown = Shutdown::new();
     let history = History::new();
-    let sources =
-        Sources { streamer: streamer.clone(), systemd: None, units: config.units.clone(), machine: Default::default() };
+    let link = SystemdLink::down("no systemd in this test");
+    let sources = Sources {
+        streamer: streamer.clone(),
+        systemd: link.clone(),
+        units: config.units.clone(),
+        machine: Default::default(),
+    };
     let status = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(server::PUBLIC_PATHS));
     let cameras = Cameras::new(
@@ -202,7 +212,7 @@ async fn serve() -> Served {
         std::sync::Arc::new(Live::new(Default::default(), Default::default())),
         Store::open(&config.database, Default::default()).ok(),
     );
-    let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: None, status, history, cameras };
+    let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: link, status, history, cameras };
     let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -210,7 +220,7 @@ async fn serve() -> Served {
     tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await.unwrap();
     });
-    Served { base: format!("http://{addr}"), token, _dir: dir, shutdown }
+    Served { base: format!("http://{addr}"), token, dir, shutdown }
 }
 
 /// A concrete path for a documented one: each `{param}` replaced by its example or first
@@ -308,5 +318,120 @@ async fn the_page_and_its_assets_are_served_with_types_etags_and_a_strict_policy
     let history: Value = history.json().await.unwrap();
     assert_eq!(history["span_seconds"], 3600);
     assert_eq!(history["points"].as_array().unwrap().len(), 1, "the first sample is in: {history}");
+    s.shutdown.trigger();
+}
+
+/// A query or a method that does not fit is answered in JSON with what was wrong, like every
+/// other error (axum's own answers are plain text, or an empty 405).
+#[tokio::test]
+async fn a_bad_query_or_method_gets_a_json_reason() {
+    let s = serve().await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", s.base)).send();
+    for (path, why) in [
+        ("/api/logs?lines=abc", "the query string is not valid: lines: invalid digit found in string"),
+        ("/api/logs/stream?lines=-1", "the query string is not valid: lines: invalid digit found in string"),
+        (
+            "/api/logs?colour=red",
+            "the query string is not valid: colour: unknown field `colour`, expected one of `lines`, `level`",
+        ),
+    ] {
+        let r = get(path).await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let error = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains(why), "{path}: {error}");
+    }
+    // Empty parameters, as a form sends them, are absent: this reaches the log reader, which
+    // says the (test's) log directory does not exist.
+    let r = get("/api/logs?lines=&level=&q=").await.unwrap();
+    assert_eq!(r.status(), 503);
+    let error = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("does not exist"), "{error}");
+
+    let r = get("/api/service/restart").await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "GET is not allowed on /api/service/restart: use POST");
+    let r = client.delete(format!("{}/api/status", s.base)).bearer_auth(&s.token).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "DELETE is not allowed on /api/status: use GET");
+    s.shutdown.trigger();
+}
+
+/// Every documented state-changing operation (each non-GET one) is refused without
+/// credentials (401) and from another origin even with a session (403), and passes the guard
+/// with a same-origin session or a token (whatever its handler then says).
+#[tokio::test]
+async fn every_state_changing_operation_needs_credentials_and_the_same_origin() {
+    let s = serve().await;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap();
+    let login = client
+        .post(format!("{}/api/login", s.base))
+        .json(&serde_json::json!({"password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let own_origin = s.base.clone();
+    let doc = document();
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS.into_iter().filter(|m| *m != "get") {
+            if let Some(op) = item.get(method) {
+                operations.push((method, path.clone(), concrete(path, op)));
+            }
+        }
+    }
+    // Logging out ends the session the other checks use: last.
+    operations.sort_by_key(|(_, path, _)| path == auth::LOGOUT_PATH);
+    assert!(operations.len() >= 9, "{operations:?}");
+    for (method, path, url) in &operations {
+        let request = |extra: &[(&str, &str)]| {
+            let mut r = client
+                .request(method.to_uppercase().parse().unwrap(), format!("{}{url}", s.base))
+                .json(&serde_json::json!({}));
+            for (name, value) in extra {
+                r = r.header(*name, *value);
+            }
+            r.send()
+        };
+        let what = format!("{method} {path}");
+        let anonymous = request(&[]).await.unwrap();
+        // Logging in is how credentials are had; it still refuses other origins below.
+        if path != auth::LOGIN_PATH {
+            assert_eq!(anonymous.status(), 401, "{what} without credentials");
+            let error = anonymous.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+            assert!(error.contains("needs authentication"), "{what}: {error}");
+        }
+        let foreign = request(&[("cookie", &cookie), ("origin", "http://evil.example")]).await.unwrap();
+        assert_eq!(foreign.status(), 403, "{what} with a session from another origin");
+        let error = foreign.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        assert!(error.starts_with("cross-origin request refused"), "{what}: {error}");
+        let bearer = format!("Bearer {}", s.token);
+        for (via, headers) in [
+            ("a token", vec![("authorization", bearer.as_str())]),
+            ("a same-origin session", vec![("cookie", cookie.as_str()), ("origin", own_origin.as_str())]),
+        ] {
+            let r = request(&headers).await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert!(status != 401 && status != 403, "{what} with {via}: {status} {body}");
+        }
+    }
+    s.shutdown.trigger();
+}
+
+/// A broken alert history is a 500 whose body says where to look, not the server's paths.
+#[tokio::test]
+async fn a_broken_alert_history_is_a_generic_500() {
+    let s = serve().await;
+    let state = s.dir.path().join("watchdog");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("alert-history.json"), "{not json").unwrap();
+    let r = reqwest::get(format!("{}/api/alerts", s.base)).await.unwrap();
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert_eq!(body, r#"{"error":"cannot read the alert history; the cause is in the web service's log"}"#);
     s.shutdown.trigger();
 }

@@ -350,8 +350,7 @@ function openLogs() {
     const value = $(id).value.trim();
     if (value) params.set(name, value);
   }
-  const query = params.toString();
-  logFeed = new EventFeed(`/api/logs/stream?${query}`, { log: appendLog }, async (state) => {
+  logFeed = new EventFeed(`/api/logs/stream?${params}`, { log: appendLog }, async (state) => {
     if (state === 'open') {
       // The server sends the last lines again on every (re)connection.
       setChildren($('log-lines'));
@@ -360,8 +359,11 @@ function openLogs() {
     } else if (state === 'lost') {
       setText($('logs-state'), 'reconnecting…');
       let why = 'the log stream was lost, retrying…';
+      // The same filter asking for no lines: its answer is the stream's error, if any.
+      const probe = new URLSearchParams(params);
+      probe.set('lines', '0');
       try {
-        await getJson(`/api/logs?${query}&lines=0`);
+        await getJson(`/api/logs?${probe}`);
       } catch (e) {
         why = `The logs cannot be read: ${e.message}`;
       }

@@ -292,11 +292,18 @@ pub enum SystemdError {
     #[error("cannot {action} {unit} on the {bus}: the unit is masked; `systemctl unmask {unit}` first")]
     Masked { unit: String, bus: String, action: Action },
     #[error(
-        "not allowed to {action} {unit} on the {bus}: {message}; run the watchdog as root, or add a \
+        "not allowed to {action} {unit} on the {bus}: {message}; run {client} as root, or add a \
          polkit rule that grants its user org.freedesktop.systemd1.manage-units for unit {unit} \
          (verb \"{action}\")"
     )]
-    AccessDenied { unit: String, bus: String, action: Action, message: String },
+    AccessDenied {
+        unit: String,
+        bus: String,
+        action: Action,
+        message: String,
+        /// The program that was refused (the watchdog or the dashboard), which the fix is for.
+        client: String,
+    },
     #[error(
         "systemd on the {bus} refused to start {unit}: its start limit was hit ({burst} starts \
          within {interval_s} s); holding back until that interval has passed, or run \
@@ -309,6 +316,18 @@ pub enum SystemdError {
     Call { unit: String, bus: String, action: Action, source: Box<zbus::Error> },
     #[error("lost systemd on the {bus}: {reason}")]
     Lost { bus: String, reason: String },
+}
+
+impl SystemdError {
+    /// Whether the error says the connection itself is gone or unusable (connect again), as
+    /// opposed to systemd answering about one unit (no such unit, refused, a failed job).
+    pub fn is_connection_trouble(&self) -> bool {
+        match self {
+            SystemdError::Connect { .. } | SystemdError::NoSystemd { .. } | SystemdError::Lost { .. } => true,
+            SystemdError::Call { source, .. } => dbus_error(source).is_none(),
+            _ => false,
+        }
+    }
 }
 
 fn session_hint(bus: &str) -> &'static str {
@@ -513,13 +532,22 @@ fn classify(bus: &str, unit: &str, action: Action, source: zbus::Error) -> Syste
         Some((name, _)) if name == NO_SUCH_UNIT => SystemdError::NoSuchUnit { unit, bus },
         Some((name, _)) if name == UNIT_MASKED => SystemdError::Masked { unit, bus, action },
         Some((name, message)) if name == ACCESS_DENIED || name == INTERACTIVE_AUTH => {
-            SystemdError::AccessDenied { unit, bus, action, message }
+            SystemdError::AccessDenied { unit, bus, action, message, client: client_name() }
         }
         Some((name, message)) if name == SERVICE_UNKNOWN || name == NAME_HAS_NO_OWNER => {
             SystemdError::NoSystemd { bus, message }
         }
         _ => SystemdError::Call { unit, bus, action, source: Box::new(source) },
     }
+}
+
+/// This program's name (`desktop-streamer-watchdog`, `desktop-streamer-web`), for messages
+/// that tell the operator what to change for it.
+fn client_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "this service".to_owned())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -702,5 +730,29 @@ async fn watch_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refusal names the program to fix: the dashboard uses this crate too, and once was told
+    /// to run "the watchdog" as root.
+    #[test]
+    fn a_refusal_names_the_program_that_was_refused() {
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_str().unwrap();
+        assert_eq!(client_name(), name);
+        let e = SystemdError::AccessDenied {
+            unit: "desktop-streamer.service".into(),
+            bus: "system bus".into(),
+            action: Action::Restart,
+            message: "Interactive authentication required.".into(),
+            client: "desktop-streamer-web".into(),
+        };
+        let text = e.to_string();
+        assert!(text.contains("; run desktop-streamer-web as root, or add a polkit rule"), "{text}");
+        assert!(!text.contains("watchdog"), "{text}");
     }
 }

@@ -91,18 +91,26 @@ pub fn json_rejection(rejection: &JsonRejection, shape: Option<&str>) -> ApiErro
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send the body as JSON with the header `Content-Type: application/json`",
         ),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("the body is not valid JSON: {}", e.body_text()))
-        }
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid JSON: {}", serde_says(&e.body_text())),
+        ),
         JsonRejection::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             match shape {
                 Some(shape) => format!("the body has the wrong shape: expected {shape}"),
-                None => format!("the body has the wrong shape: {}", e.body_text()),
+                None => format!("the body has the wrong shape: {}", serde_says(&e.body_text())),
             },
         ),
         other => ApiError::new(other.status(), format!("cannot read the request body: {}", other.body_text())),
     }
+}
+
+/// serde's own words from axum's rejection text, without axum's preamble.
+fn serde_says(text: &str) -> &str {
+    const PREAMBLES: [&str; 2] =
+        ["Failed to parse the request body as JSON: ", "Failed to deserialize the JSON body into the target type: "];
+    PREAMBLES.iter().find_map(|p| text.strip_prefix(p)).unwrap_or(text)
 }
 
 /// Like [`Json`], but rejections are JSON errors with a reason (413 over the body limit,
@@ -117,6 +125,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
             Err(r) => Err(json_rejection(&r, None)),
+        }
+    }
+}
+
+/// Like [`axum::extract::Query`], but a query that does not fit is a JSON 400 naming the
+/// parameter and what was wrong (`lines: invalid digit found in string`, `unknown field
+/// \`x\`, expected one of ...`). A parameter given without a value (`?lines=&level=`, as
+/// forms send them) counts as absent.
+#[derive(Debug)]
+pub struct JsonQuery<T>(pub T);
+
+/// axum's prefix before the deserializer's own message.
+const QUERY_ERROR_PREFIX: &str = "Failed to deserialize query string: ";
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for JsonQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let given = parts.uri.query().unwrap_or_default();
+        let kept: Vec<&str> =
+            given.split('&').filter(|pair| pair.split_once('=').is_some_and(|(_, value)| !value.is_empty())).collect();
+        // Only the query matters to the deserializer; the path is a placeholder. A query that
+        // made a valid URI stays valid with pairs taken out.
+        let uri: Uri = format!("/?{}", kept.join("&"))
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the query string is not valid"))?;
+        match axum::extract::Query::<T>::try_from_uri(&uri) {
+            Ok(axum::extract::Query(v)) => Ok(JsonQuery(v)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let why = text.strip_prefix(QUERY_ERROR_PREFIX).unwrap_or(&text);
+                Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("the query string is not valid: {why}; /api/openapi.json lists each endpoint's parameters"),
+                ))
+            }
         }
     }
 }

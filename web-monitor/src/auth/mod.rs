@@ -40,7 +40,7 @@ use serde::Serialize;
 
 pub use error::AuthError;
 pub use guard::{Authenticated, check_origin, require_auth};
-pub use handlers::{ApiError, ClientIp, JsonBody, json_rejection};
+pub use handlers::{ApiError, ClientIp, JsonBody, JsonQuery, json_rejection};
 pub use limiter::{LOGIN_WINDOW, LoginLimiter, MAX_LOGIN_FAILURES};
 pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SessionStore};
 pub use store::{

@@ -10,6 +10,9 @@ use serde_json::Value;
 /// Every request gives up after this long: a kiosk that does not answer in 5 s is down as far
 /// as an operator or a monitoring system is concerned.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// An endless answer (server-sent events) that sends nothing, not even the keep-alive the
+/// dashboard sends every 15 s, for this long is taken as lost.
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,16 +31,21 @@ pub enum ApiError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// For endless answers: no overall limit, but connecting and each wait for data are bounded.
+    streaming: reqwest::Client,
     token: Option<String>,
 }
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Client, ApiError> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+        let bad = |e: reqwest::Error| ApiError::BadUrl { url: base.to_owned(), reason: error_chain(&e) };
+        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().map_err(bad)?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(REQUEST_TIMEOUT)
+            .read_timeout(STREAM_IDLE_TIMEOUT)
             .build()
-            .map_err(|e| ApiError::BadUrl { url: base.to_owned(), reason: error_chain(&e) })?;
-        Ok(Client { base: base.trim_end_matches('/').to_owned(), http, token })
+            .map_err(bad)?;
+        Ok(Client { base: base.trim_end_matches('/').to_owned(), http, streaming, token })
     }
 
     pub fn base(&self) -> &str {
@@ -50,6 +58,34 @@ impl Client {
 
     /// `GET path` with the query pairs whose value is `Some`.
     pub async fn get(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<Value, ApiError> {
+        let url = self.url_with(path, query)?;
+        self.send(Method::GET, url, None).await
+    }
+
+    /// `GET path` whose answer does not end (server-sent events): the response, once its
+    /// status says it succeeded, to read in chunks.
+    pub async fn open_stream(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<reqwest::Response, ApiError> {
+        let url = self.url_with(path, query)?;
+        let shown = url.to_string();
+        let request = self.streaming.get(url).header(reqwest::header::ACCEPT, "text/event-stream");
+        let response = self.dispatch(request, &shown).await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(refused(shown, status, &text))
+    }
+
+    /// Sends `request` with the token, if any: the response, whatever its status.
+    async fn dispatch(&self, mut request: reqwest::RequestBuilder, shown: &str) -> Result<reqwest::Response, ApiError> {
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.map_err(|e| unreachable(shown, e))
+    }
+
+    fn url_with(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<Url, ApiError> {
         let mut url = self.url(path)?;
         if query.iter().any(|(_, v)| v.is_some()) {
             let mut pairs = url.query_pairs_mut();
@@ -59,7 +95,7 @@ impl Client {
                 }
             }
         }
-        self.send(Method::GET, url, None).await
+        Ok(url)
     }
 
     /// `POST path` with a JSON body and the bearer token.
@@ -76,30 +112,28 @@ impl Client {
     async fn send(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Value, ApiError> {
         let shown = url.to_string();
         let mut request = self.http.request(method, url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ApiError::Unreachable { url: shown.clone(), reason: error_chain(&e.without_url()) })?;
+        let response = self.dispatch(request, &shown).await?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ApiError::Unreachable { url: shown.clone(), reason: error_chain(&e.without_url()) })?;
-        let json = serde_json::from_str::<Value>(&text);
+        let text = response.text().await.map_err(|e| unreachable(&shown, e))?;
         if !status.is_success() {
-            // The dashboard explains refusals as `{"error": "..."}`; anything else is shown as sent.
-            let message = match &json {
-                Ok(v) => v["error"].as_str().map_or_else(|| v.to_string(), str::to_owned),
-                Err(_) => text.trim().chars().take(300).collect(),
-            };
-            return Err(ApiError::Refused { url: shown, status, message });
+            return Err(refused(shown, status, &text));
         }
-        json.map_err(|e| ApiError::NotJson { url: shown, reason: e.to_string() })
+        serde_json::from_str::<Value>(&text).map_err(|e| ApiError::NotJson { url: shown, reason: e.to_string() })
     }
+}
+
+fn unreachable(url: &str, e: reqwest::Error) -> ApiError {
+    ApiError::Unreachable { url: url.to_owned(), reason: error_chain(&e.without_url()) }
+}
+
+/// The dashboard explains refusals as `{"error": "..."}`; anything else is shown as sent.
+fn refused(url: String, status: StatusCode, text: &str) -> ApiError {
+    let message = match serde_json::from_str::<Value>(text) {
+        Ok(v) => v["error"].as_str().map_or_else(|| v.to_string(), str::to_owned),
+        Err(_) => text.trim().chars().take(300).collect(),
+    };
+    ApiError::Refused { url, status, message }
 }

@@ -1,5 +1,7 @@
-//! `logs [-f]`: the services' log lines through the dashboard. Following polls `/api/logs`
-//! every [`FOLLOW_INTERVAL`] and prints only lines not printed before.
+//! `logs [-f]`: the services' log lines through the dashboard. `-f` reads the dashboard's
+//! stream (`/api/logs/stream`: the last lines, then each new one as it is written), and after
+//! a lost connection opens it again every [`RETRY_INTERVAL`], printing only lines it has not
+//! printed and none older than the newest it had.
 
 use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
@@ -9,8 +11,11 @@ use serde_json::Value;
 
 use super::client::{ApiError, Client};
 
-/// How often `-f` asks for new lines.
-pub const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `-f` tries again after losing the dashboard.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Lines asked for again after a lost connection, to fill the gap (those already printed are
+/// skipped).
+const RECONNECT_LINES: u32 = 200;
 /// How many printed lines `-f` remembers to avoid printing them twice.
 const REMEMBERED: usize = 10_000;
 
@@ -33,19 +38,17 @@ pub struct LogsArgs {
     pub service: Option<String>,
 }
 
-async fn fetch(client: &Client, args: &LogsArgs) -> Result<Value, ApiError> {
-    let lines = args.lines.to_string();
-    client
-        .get(
-            "/api/logs",
-            &[
-                ("lines", Some(&lines)),
-                ("level", args.level.as_deref()),
-                ("q", args.grep.as_deref()),
-                ("service", args.service.as_deref()),
-            ],
-        )
-        .await
+fn query(args: &LogsArgs, lines: &str) -> [(&'static str, Option<String>); 4] {
+    [
+        ("lines", Some(lines.to_owned())),
+        ("level", args.level.clone()),
+        ("q", args.grep.clone()),
+        ("service", args.service.clone()),
+    ]
+}
+
+fn borrowed<'a>(q: &'a [(&'static str, Option<String>)]) -> Vec<(&'static str, Option<&'a str>)> {
+    q.iter().map(|(k, v)| (*k, v.as_deref())).collect()
 }
 
 /// `TIME LEVEL service: message`.
@@ -64,46 +67,113 @@ fn key(l: &Value) -> (String, String) {
 }
 
 pub async fn run(client: &Client, args: &LogsArgs, json: bool) -> Result<ExitCode, ApiError> {
-    let first = fetch(client, args).await?;
+    if args.follow {
+        return follow(client, args, json).await;
+    }
+    let q = query(args, &args.lines.to_string());
+    let answer = client.get("/api/logs", &borrowed(&q)).await?;
+    if json {
+        println!("{answer}");
+    } else {
+        for l in answer["lines"].as_array().into_iter().flatten() {
+            println!("{}", format_line(l));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn follow(client: &Client, args: &LogsArgs, json: bool) -> Result<ExitCode, ApiError> {
     let mut seen = Seen::default();
-    let lines = first["lines"].as_array().cloned().unwrap_or_default();
-    if json && !args.follow {
-        println!("{first}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    let print = |l: &Value| if json { println!("{l}") } else { println!("{}", format_line(l)) };
-    for l in &lines {
-        seen.insert(key(l));
-        print(l);
-    }
-    if !args.follow {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let mut lines = args.lines;
+    // After a reconnection: the newest line had before it; older ones are not printed.
+    let mut newest: Option<jiff::Timestamp> = None;
+    let mut floor: Option<jiff::Timestamp> = None;
+    let mut connected_before = false;
     let mut failing = false;
     loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            () = tokio::time::sleep(FOLLOW_INTERVAL) => {}
-        }
-        match fetch(client, args).await {
-            Ok(v) => {
-                if failing {
+        let q = query(args, &lines.to_string());
+        match client.open_stream("/api/logs/stream", &borrowed(&q)).await {
+            Ok(mut response) => {
+                if !connected_before {
+                    eprintln!("following the logs at {} (Ctrl-C to stop)", client.base());
+                } else if failing {
                     eprintln!("logs are available again");
-                    failing = false;
                 }
-                for l in v["lines"].as_array().into_iter().flatten() {
-                    if seen.insert(key(l)) {
-                        print(l);
+                (connected_before, failing) = (true, false);
+                let mut events = EventReader::default();
+                loop {
+                    let chunk = tokio::select! {
+                        _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                        chunk = response.chunk() => chunk,
+                    };
+                    let bytes = match chunk {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => break,
+                        Err(e) => {
+                            eprintln!("the log stream broke: {}", ds_runtime::error_chain(&e.without_url()));
+                            failing = true;
+                            break;
+                        }
+                    };
+                    for data in events.push(&bytes) {
+                        let Ok(line) = serde_json::from_str::<Value>(&data) else { continue };
+                        let at = line["timestamp"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+                        if floor.is_some() && at < floor {
+                            continue;
+                        }
+                        newest = newest.max(at);
+                        if seen.insert(key(&line)) {
+                            if json { println!("{line}") } else { println!("{}", format_line(&line)) }
+                        }
                     }
                 }
             }
+            // The dashboard refused the request itself (a bad --level, say): trying again
+            // would not help.
+            Err(e @ ApiError::Refused { status, .. }) if status.is_client_error() => return Err(e),
             // Say it once, then keep trying: the web service may be restarting.
             Err(e) if !failing => {
-                eprintln!("{e}; retrying every {} s", FOLLOW_INTERVAL.as_secs());
+                eprintln!("{e}; retrying every {} s", RETRY_INTERVAL.as_secs());
                 failing = true;
             }
             Err(_) => {}
         }
+        // Ask for the lines written meanwhile; with none had yet, there is no gap to fill.
+        (lines, floor) = if newest.is_some() { (RECONNECT_LINES, newest) } else { (0, None) };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            () = tokio::time::sleep(RETRY_INTERVAL) => {}
+        }
+    }
+}
+
+/// Splits server-sent events as they arrive; gives the data of each `log` event.
+#[derive(Debug, Default)]
+struct EventReader {
+    pending: String,
+}
+
+impl EventReader {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.pending.push_str(&String::from_utf8_lossy(bytes));
+        self.pending = self.pending.replace("\r\n", "\n");
+        let mut out = Vec::new();
+        while let Some(end) = self.pending.find("\n\n") {
+            let block: String = self.pending.drain(..end + 2).collect();
+            let mut event = "message";
+            let mut data = Vec::new();
+            for l in block.lines() {
+                if let Some(v) = l.strip_prefix("event:") {
+                    event = v.trim_start();
+                } else if let Some(v) = l.strip_prefix("data:") {
+                    data.push(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            if event == "log" && !data.is_empty() {
+                out.push(data.join("\n"));
+            }
+        }
+        out
     }
 }
 
@@ -127,5 +197,20 @@ impl Seen {
             self.set.remove(&old);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_log_events_split_anywhere_and_skips_the_rest() {
+        let mut r = EventReader::default();
+        assert!(r.push(b"event: log\ndata: {\"a\"").is_empty());
+        assert_eq!(
+            r.push(b":1}\n\n: keep-alive\n\nevent: status\ndata: {}\n\nevent:log\r\ndata:{}\r\n\r\n"),
+            ["{\"a\":1}", "{}"]
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `desktop-streamer-monitor`: the command line for operators and scripts. It talks to the
 //! dashboard's API (the URL from the web config's `listen`, or `--url` for another kiosk) and,
-//! when the dashboard is down, to the streamer's own health API, so `status` and `check` still
-//! say what they can.
+//! when the dashboard is down, to the streamer's own health API (and, for `status`, to systemd
+//! over D-Bus on the bus the web config names), so `status` and `check` still say what they can.
 
 mod cameras;
 mod check;
@@ -143,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     runtime.block_on(async {
         match command {
-            Command::Status => status(&web, &streamer, args.json).await,
+            Command::Status => status(&web, &streamer, &args.config, args.json).await,
             Command::Check { .. } => {
                 Ok(check(&web, &streamer, check_limits.unwrap_or(DEFAULT_LIMITS), args.json).await)
             }
@@ -182,7 +182,7 @@ fn listen_url(listen: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, listen.port()))
 }
 
-async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<ExitCode> {
+async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool) -> anyhow::Result<ExitCode> {
     let (doc, alerts, cams) =
         tokio::join!(web.get("/api/status", &[]), web.get("/api/alerts", &[]), web.get("/api/cameras", &[]));
     let p = status::Paint::for_stdout();
@@ -219,31 +219,61 @@ async fn status(web: &Client, streamer: &Client, json: bool) -> anyhow::Result<E
             Ok(ExitCode::SUCCESS)
         }
         Err(web_error) => {
-            // The dashboard is down: still say what the streamer itself reports.
-            let health = streamer.get("/api/health", &[]).await;
+            // The dashboard is down: still say what systemd and the streamer itself report.
+            let (health, units) = tokio::join!(streamer.get("/api/health", &[]), unit_states(config));
             if json {
                 let health = health.as_ref().ok();
-                let doc =
-                    json!({"web_unreachable": {"url": web.base(), "error": web_error.to_string()}, "health": health});
+                let doc = json!({
+                    "web_unreachable": {"url": web.base(), "error": web_error.to_string()},
+                    "health": health,
+                    "services": units.as_ref().ok().map(|(_, u)| u),
+                    "systemd_unreachable": units.as_ref().err(),
+                });
                 println!("{doc}");
-                return Ok(if health.is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(if health.is_some() || units.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
             out.push_str(&format!("{}\n", p.bad(&format!("web service unreachable at {}: {web_error}", web.base()))));
+            let units_answered = units.is_ok();
+            match units {
+                Ok((bus, u)) => {
+                    out.push_str(&format!("(from systemd on the {bus})\n"));
+                    status::services(&mut out, p, &u);
+                }
+                Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Services"), p.bad(&format!("systemd: {e}")))),
+            }
+            let health_answered = health.is_ok();
             match health {
                 Ok(h) => {
                     out.push_str(&format!("(from the streamer's own API at {})\n", streamer.base()));
                     status::stream(&mut out, p, &h);
-                    print!("{out}");
-                    Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    out.push_str(&format!("{}\n", p.bad(&format!("streamer: {e}"))));
-                    print!("{out}");
-                    Ok(ExitCode::FAILURE)
-                }
+                Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Stream"), p.bad(&format!("streamer: {e}")))),
             }
+            print!("{out}");
+            Ok(if health_answered || units_answered { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+/// The watched units' states straight from systemd, on the bus and for the units the web
+/// config names (its defaults without one): what `status` shows while the dashboard is down.
+/// The bus's name for messages, and the states as `/api/status` lists them.
+async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<Value>), String> {
+    let web = load_or_default::<WebConfig>(config)
+        .map_err(|e| format!("cannot read the web config {}: {e}", config.path_for::<WebConfig>().display()))?
+        .config;
+    let ask = async {
+        let systemd = ds_systemd::Systemd::connect(web.bus).await.map_err(|e| e.to_string())?;
+        let mut states = Vec::with_capacity(web.units.len());
+        for unit in &web.units {
+            let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
+            states.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
+        }
+        Ok((systemd.bus().to_owned(), states))
+    };
+    tokio::time::timeout(client::REQUEST_TIMEOUT, ask)
+        .await
+        .unwrap_or_else(|_| Err(format!("systemd did not answer within {} s", client::REQUEST_TIMEOUT.as_secs())))
 }
 
 async fn cameras(web: &Client, json: bool) -> anyhow::Result<ExitCode> {
