@@ -4,6 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ds_tests::bins::bin;
+use serde_json::json;
 
 fn start(binary: &str, config: &std::path::Path) -> Child {
     Command::new(bin(binary))
@@ -37,9 +38,20 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 #[test]
 fn sigterm_stops_the_watchdog_and_the_web_service_within_five_seconds() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.json");
-    std::fs::write(&config, "{}").unwrap();
-    for binary in ["desktop-streamer-watchdog", "desktop-streamer-web"] {
+    // Everything each service writes stays in `dir`, and the web service listens on loopback.
+    let d = |name: &str| dir.path().join(name);
+    let configs = [
+        ("desktop-streamer-watchdog", json!({"state_dir": d("watchdog")})),
+        (
+            "desktop-streamer-web",
+            json!({"listen": "127.0.0.1:0", "auth_file": d("web-auth.json"),
+                "cameras_file": d("cameras.yaml"), "database": d("cameras.db"), "log_dir": d("logs"),
+                "watchdog_state_dir": d("watchdog")}),
+        ),
+    ];
+    for (binary, config_value) in configs {
+        let config = dir.path().join(format!("{binary}.json"));
+        std::fs::write(&config, config_value.to_string()).unwrap();
         let mut child = start(binary, &config);
         std::thread::sleep(Duration::from_millis(300));
         assert!(child.try_wait().unwrap().is_none(), "{binary} keeps running until told to stop");

@@ -20,6 +20,11 @@ pub const LAST_GOOD_FILE: &str = "last-good-config.json";
 
 /// The configuration to run with, and the trouble to alert when it is not the file's.
 pub fn config_for_run(args: &ConfigArgs) -> (WatchdogConfig, Option<Finding>) {
+    choose(args, Path::new(DEFAULT_STATE_DIR))
+}
+
+/// [`config_for_run`], with `default_state_dir` where the defaults keep their state.
+fn choose(args: &ConfigArgs, default_state_dir: &Path) -> (WatchdogConfig, Option<Finding>) {
     let path = args.path_for::<WatchdogConfig>();
     match load_or_default::<WatchdogConfig>(args) {
         Ok(loaded) => {
@@ -31,7 +36,7 @@ pub fn config_for_run(args: &ConfigArgs) -> (WatchdogConfig, Option<Finding>) {
         }
         Err(problems) => {
             tracing::error!(file = %path.display(), "configuration cannot be used:\n{problems}");
-            fallback(&path, &problems)
+            fallback(&path, &problems, default_state_dir)
         }
     }
 }
@@ -52,8 +57,8 @@ pub fn keep_last_good(path: &Path, config: &WatchdogConfig) {
     }
 }
 
-fn fallback(path: &Path, problems: &Problems) -> (WatchdogConfig, Option<Finding>) {
-    let state_dir = state_dir_named_in(path).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+fn fallback(path: &Path, problems: &Problems, default_state_dir: &Path) -> (WatchdogConfig, Option<Finding>) {
+    let state_dir = state_dir_named_in(path).unwrap_or_else(|| default_state_dir.to_owned());
     let copy = state_dir.join(LAST_GOOD_FILE);
     let (config, instead) = match ds_config::load_file::<WatchdogConfig>(&copy) {
         Ok(loaded) => (loaded.config, format!("the last configuration that worked (kept in {})", copy.display())),
@@ -106,13 +111,15 @@ mod tests {
         let good = format!(r#"{{"state_dir": {:?}, "check_interval": 7}}"#, state.display().to_string());
         std::fs::write(&path, &good).unwrap();
         let args = ConfigArgs { config: Some(path.clone()) };
-        let (config, trouble) = config_for_run(&args);
+        // Not the machine's: where the defaults would keep state in this test.
+        let defaults = dir.path().join("default-state");
+        let (config, trouble) = choose(&args, &defaults);
         assert_eq!((config.check_interval, trouble.is_none()), (7, true));
         let copy = state.join(LAST_GOOD_FILE);
         assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
 
-        std::fs::write(&path, good.replace("7", "0")).unwrap();
-        let (config, trouble) = config_for_run(&args);
+        std::fs::write(&path, good.replace("\"check_interval\": 7", "\"check_interval\": 0")).unwrap();
+        let (config, trouble) = choose(&args, &defaults);
         assert_eq!(config.check_interval, 7, "the last good one");
         let trouble = trouble.expect("the trouble is alerted");
         assert_eq!(trouble.severity, Severity::Critical);
@@ -122,8 +129,9 @@ mod tests {
         // Not even JSON, and no copy where the defaults keep state: the defaults, said so.
         std::fs::remove_file(&copy).unwrap();
         std::fs::write(&path, "{ state_dir: ").unwrap();
-        let (config, trouble) = config_for_run(&args);
+        let (config, trouble) = choose(&args, &defaults);
         assert_eq!(config.check_interval, WatchdogConfig::default().check_interval);
+        assert_eq!(config.state_dir, defaults);
         assert!(trouble.unwrap().details.contains("its defaults, with no alert channel"));
     }
 }
