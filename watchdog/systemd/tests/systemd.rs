@@ -161,8 +161,9 @@ async fn a_unit_in_its_start_limit_is_reported_by_the_watch() {
     assert_eq!(next(&mut watch, WAIT).await.active_state, ActiveState::Inactive);
     systemd.start("flapping.service").await.unwrap();
 
-    let limited = until(&mut watch, WAIT, |s| s.start_limit_hit).await;
-    assert_eq!(limited.active_state, ActiveState::Failed);
+    // Result (Service) and ActiveState (Unit) change in separate signals, one per interface:
+    // wait for the state in which both have arrived.
+    let limited = until(&mut watch, WAIT, |s| s.start_limit_hit && s.active_state == ActiveState::Failed).await;
     assert_eq!(limited.result, "start-limit-hit");
     assert_eq!(limited.n_restarts, 3);
     assert_eq!(serde_json::to_value(&limited).unwrap()["start_limit_hit"], true);
