@@ -331,6 +331,8 @@ async fn a_bad_query_or_method_gets_a_json_reason() {
     for (path, why) in [
         ("/api/logs?lines=abc", "the query string is not valid: lines: invalid digit found in string"),
         ("/api/logs/stream?lines=-1", "the query string is not valid: lines: invalid digit found in string"),
+        ("/api/cameras/any/history?hours=abc", "the query string is not valid: hours: invalid digit found in string"),
+        ("/api/cameras/export.csv?days=7", "the query string is not valid: days: unknown field `days`"),
         (
             "/api/logs?colour=red",
             "the query string is not valid: colour: unknown field `colour`, expected one of `lines`, `level`",

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::Cameras;
-use crate::auth::ApiError;
+use crate::auth::{ApiError, JsonQuery};
 
 /// How long the grid's uptime figures and heartbeat bars are reused before the database is
 /// asked again (they change slowly; a thousand cameras cost a few hundred milliseconds).
@@ -220,7 +220,7 @@ pub struct HistoryQuery {
 pub async fn history(
     State(c): State<Cameras>,
     Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    JsonQuery(q): JsonQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     c.find(&id)?;
     let hours = q.hours.unwrap_or(24);
@@ -257,7 +257,7 @@ pub struct ChangesQuery {
 pub async fn changes(
     State(c): State<Cameras>,
     Path(id): Path<String>,
-    Query(q): Query<ChangesQuery>,
+    JsonQuery(q): JsonQuery<ChangesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     c.find(&id)?;
     let limit = q.limit.unwrap_or(50);
@@ -286,7 +286,7 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/cameras/export.csv`: raw heartbeats as CSV, times in UTC and in the list's zone.
-pub async fn export_csv(State(c): State<Cameras>, Query(q): Query<ExportQuery>) -> Result<Response, ApiError> {
+pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>) -> Result<Response, ApiError> {
     if let Some(id) = &q.camera {
         c.find(id)?;
     }
