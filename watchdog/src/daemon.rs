@@ -297,10 +297,9 @@ impl Daemon {
     async fn restart(&mut self, unit: &str) -> String {
         let now = Instant::now();
         let state = self.units.get(unit);
-        let budget = state.map_or_else(StartBudget::default, |u| StartBudget {
-            hit: u.start_limit_hit,
-            limit: u.start_limit,
-            starts: self.services.starts_within(unit, u.start_limit.interval, now),
+        let budget = state.map_or_else(StartBudget::default, |u| {
+            let (starts, oldest_start) = self.services.starts_within(unit, u.start_limit.interval, now);
+            StartBudget { hit: u.start_limit_hit, limit: u.start_limit, starts, oldest_start }
         });
         let down = state.is_some_and(UnitState::is_down);
         match self.limiter.request(unit, budget, now) {

@@ -17,6 +17,8 @@ pub struct StartBudget {
     pub limit: StartLimit,
     /// Starts of the unit within `limit.interval` (by hand, by systemd, by the watchdog).
     pub starts: u32,
+    /// When the oldest of them was: once it is `limit.interval` old, one start is free again.
+    pub oldest_start: Option<Instant>,
 }
 
 /// Whether a restart may be asked for now.
@@ -48,18 +50,13 @@ impl RestartLimiter {
                 retry_after: limit.interval.max(Duration::from_secs(1)),
             };
         }
-        let times = self.granted.entry(unit.to_owned()).or_default();
-        let kept = self.window.max(limit.interval);
-        while times.front().is_some_and(|t| now.duration_since(*t) >= kept) {
-            times.pop_front();
-        }
         if limit.applies() {
             let starts = budget.starts;
             // systemd refuses start number burst + 1; one start is left for systemd's own
             // Restart= after ours, should ours fail again.
             if starts + 2 > limit.burst {
-                let ours = times.iter().copied().find(|t| now.duration_since(*t) < limit.interval);
-                let retry_after = limit.interval.saturating_sub(now.duration_since(ours.unwrap_or(now)));
+                let oldest = budget.oldest_start.unwrap_or(now);
+                let retry_after = limit.interval.saturating_sub(now.duration_since(oldest));
                 return Permit::HeldBack {
                     reason: format!(
                         "{unit} was started {starts} times within its StartLimitIntervalSec ({} s); one more \
@@ -71,9 +68,13 @@ impl RestartLimiter {
                 };
             }
         }
-        let recent = times.iter().filter(|t| now.duration_since(**t) < self.window).count();
+        let times = self.granted.entry(unit.to_owned()).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            times.pop_front();
+        }
+        let recent = times.len();
         if recent >= self.max as usize {
-            let oldest = times.iter().copied().find(|t| now.duration_since(*t) < self.window).unwrap_or(now);
+            let oldest = times.front().copied().unwrap_or(now);
             return Permit::HeldBack {
                 reason: format!(
                     "{unit} was already restarted {recent} times within {} s (restart_limit)",
@@ -123,13 +124,14 @@ mod tests {
         // systemd's default: 5 starts per 10 s; the watchdog's own limit is generous.
         let limit = StartLimit { burst: 5, interval: s(10) };
         let mut l = RestartLimiter::new(100, s(300));
-        let budget = |starts| StartBudget { hit: false, limit, starts };
+        // Starts seen since t0 - 1 s.
+        let budget = |starts| StartBudget { hit: false, limit, starts, oldest_start: Some(t0 - s(1)) };
         assert_eq!(l.request("a.service", budget(2), t0), Permit::Granted);
         assert_eq!(l.request("a.service", budget(3), t0 + s(1)), Permit::Granted, "4 starts, one left for systemd");
         let held = l.request("a.service", budget(4), t0 + s(2));
         assert!(
             matches!(&held, Permit::HeldBack { reason, retry_after }
-                if reason.contains("StartLimitBurst (5)") && *retry_after == s(8)),
+                if reason.contains("StartLimitBurst (5)") && *retry_after == s(7)),
             "{held:?}"
         );
         assert_eq!(l.request("a.service", budget(0), t0 + s(11)), Permit::Granted, "the interval passed");

@@ -91,10 +91,12 @@ impl ServiceCheck {
     /// Starts of `unit` within `interval` before `now`: each new InvocationID the checks saw
     /// (by hand, by systemd's Restart=, the first sighting included: its start time is not
     /// known, so it counts as recent), and each start the watchdog asked for.
-    pub fn starts_within(&self, unit: &str, interval: Duration, now: Instant) -> u32 {
-        self.starts
-            .get(unit)
-            .map_or(0, |s| s.times.iter().filter(|t| now.duration_since(**t) < interval).count() as u32)
+    /// Returns how many, and when the oldest of them was.
+    pub fn starts_within(&self, unit: &str, interval: Duration, now: Instant) -> (u32, Option<Instant>) {
+        let Some(s) = self.starts.get(unit) else { return (0, None) };
+        let mut recent = s.times.iter().copied().filter(|t| now.duration_since(*t) < interval);
+        let oldest = recent.next();
+        (oldest.map_or(0, |_| 1 + recent.count() as u32), oldest)
     }
 
     /// The watchdog asked systemd to start `unit` at `now`: counted at once, so that a second
@@ -167,20 +169,24 @@ mod tests {
             c.judge(&unit(ActiveState::Active, invocation), 100, w, t0 + s(at));
         }
         let name = "desktop-streamer.service";
-        assert_eq!(c.starts_within(name, s(10), t0 + s(9)), 3, "the first sighting and two new invocations");
-        assert_eq!(c.starts_within(name, s(10), t0 + s(11)), 2);
-        assert_eq!(c.starts_within(name, s(10), t0 + s(30)), 0);
-        assert_eq!(c.starts_within("other.service", s(10), t0), 0);
+        assert_eq!(
+            c.starts_within(name, s(10), t0 + s(9)),
+            (3, Some(t0)),
+            "the first sighting and two new invocations"
+        );
+        assert_eq!(c.starts_within(name, s(10), t0 + s(11)), (2, Some(t0 + s(2))));
+        assert_eq!(c.starts_within(name, s(10), t0 + s(30)), (0, None));
+        assert_eq!(c.starts_within("other.service", s(10), t0), (0, None));
 
         // Starts the watchdog asks for count at once, and their runs are not counted again.
         c.note_requested_start(name, t0 + s(40));
         c.note_requested_start(name, t0 + s(41));
-        assert_eq!(c.starts_within(name, s(10), t0 + s(41)), 2);
+        assert_eq!(c.starts_within(name, s(10), t0 + s(41)).0, 2);
         c.judge(&unit(ActiveState::Active, 4), 100, w, t0 + s(42));
-        assert_eq!(c.starts_within(name, s(10), t0 + s(42)), 2, "the run of the first request");
+        assert_eq!(c.starts_within(name, s(10), t0 + s(42)).0, 2, "the run of the first request");
         c.judge(&unit(ActiveState::Active, 5), 100, w, t0 + s(43));
         c.judge(&unit(ActiveState::Active, 6), 100, w, t0 + s(44));
-        assert_eq!(c.starts_within(name, s(10), t0 + s(44)), 3, "the second request's run, then one by hand");
+        assert_eq!(c.starts_within(name, s(10), t0 + s(44)).0, 3, "the second request's run, then one by hand");
     }
 
     #[test]
