@@ -211,6 +211,26 @@ mod tests {
         assert_eq!((critical.findings[0].severity, critical.restart), (Severity::Critical, true));
     }
 
+    /// A new run of the streamer's unit is not blamed for the old run's silence: its time
+    /// unreachable starts again (port 1: nothing listens, the refusal is immediate).
+    #[tokio::test]
+    async fn a_new_invocation_starts_its_unreachable_time_afresh() {
+        let limits = StreamChecks::default();
+        let mut check = StreamCheck::new("http://127.0.0.1:1");
+        let t0 = Instant::now();
+        let first = check.check(&limits, t0, "run-a").await;
+        assert_eq!((first.findings[0].severity, first.restart), (Severity::Warning, false));
+        let later = check.check(&limits, t0 + Duration::from_secs(40), "run-a").await;
+        assert_eq!((later.findings[0].severity, later.restart), (Severity::Critical, true), "40 s silent");
+        let new_run = check.check(&limits, t0 + Duration::from_secs(41), "run-b").await;
+        assert_eq!(
+            (new_run.findings[0].severity, new_run.restart),
+            (Severity::Warning, false),
+            "{:?}",
+            new_run.findings
+        );
+    }
+
     #[test]
     fn a_pipeline_failing_for_the_critical_time_asks_for_a_restart() {
         let limits = StreamChecks::default();
