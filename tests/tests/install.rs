@@ -48,6 +48,8 @@ const PLAYLIST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a restarted dashboard may take to answer again.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest one rotation run may take (it rotates one 51 MB file).
+/// Longest a start, stop or restart job queued over D-Bus may take to run.
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 const ROTATION_TIMEOUT: Duration = Duration::from_secs(60);
 const LOGROTATE_TIMER: &str = "desktop-streamer-logrotate.timer";
 const LOGROTATE_SERVICE: &str = "desktop-streamer-logrotate.service";
@@ -212,6 +214,21 @@ fn install_as(c: &Container, system: &str, path: Option<&str>, install: &[&str],
 /// `systemctl show -p PROPERTY --value UNIT`.
 fn property(c: &Container, unit: &str, property: &str) -> String {
     sh(c, &format!("systemctl show -p {property} --value {unit}")).trim().to_owned()
+}
+
+/// `unit`'s `name` property once `done` says it has the value looked for, or its value after
+/// [`JOB_TIMEOUT`]: StartUnit, StopUnit and RestartUnit answer as soon as systemd has queued
+/// the job, not when the job has run (on a busy machine a stopping unit still reads
+/// "deactivating" right after StopUnit returned).
+fn property_after_job(c: &Container, unit: &str, name: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + JOB_TIMEOUT;
+    loop {
+        let value = property(c, unit, name);
+        if done(&value) || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `--help` exits 0 and explains every option the script takes.
@@ -474,16 +491,16 @@ fn wait_for_dashboard(web_port: u16) {
 /// to the dashboard and enabling units are refused by polkit, and nothing happens to them.
 fn polkit_lets_the_service_user_manage_our_services_only(c: &Container, web_port: u16) {
     let watchdog = "desktop-streamer-watchdog.service";
+    let state_after_job = |unit, wanted: &str| property_after_job(c, unit, "ActiveState", |s| s == wanted);
     assert_allowed(&as_service_user(c, "StopUnit", &["ss", watchdog, "replace"]), "stop the watchdog");
-    let state = exec(c, &["systemctl", "is-active", watchdog], RERUN_TIMEOUT);
-    assert_eq!(state.stdout.trim(), "inactive", "the watchdog did not stop");
+    assert_eq!(state_after_job(watchdog, "inactive"), "inactive", "the watchdog did not stop");
     assert_allowed(&as_service_user(c, "StartUnit", &["ss", watchdog, "replace"]), "start the watchdog");
-    let state = exec(c, &["systemctl", "is-active", watchdog], RERUN_TIMEOUT);
-    assert_eq!(state.stdout.trim(), "active", "the watchdog did not start");
+    assert_eq!(state_after_job(watchdog, "active"), "active", "the watchdog did not start");
     let web = "desktop-streamer-web.service";
     let before = property(c, web, "InvocationID");
     assert_allowed(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard");
-    assert_ne!(property(c, web, "InvocationID"), before, "the dashboard was not restarted");
+    let after = property_after_job(c, web, "InvocationID", |id| id != before);
+    assert_ne!(after, before, "the dashboard was not restarted");
     wait_for_dashboard(web_port);
 
     let others = ["systemd-tmpfiles-clean.service", LOGROTATE_SERVICE];
@@ -500,7 +517,7 @@ fn polkit_lets_the_service_user_manage_our_services_only(c: &Container, web_port
     let after: Vec<String> = others.iter().map(|u| property(c, u, "InvocationID")).collect();
     assert_eq!(after, invocations, "a refused start still ran {others:?}");
     assert_eq!(property(c, web, "InvocationID"), web_now, "the refused signal restarted the dashboard");
-    assert_eq!(exec(c, &["systemctl", "is-active", web], RERUN_TIMEOUT).stdout.trim(), "active");
+    assert_eq!(state_after_job(web, "active"), "active", "the dashboard is not running");
 }
 
 /// What a run of install.sh that changes nothing must leave as it is: every installed file's
@@ -568,7 +585,8 @@ fn mint_21_with_polkit_0_105_gets_the_pkla_file(c: &Container, install: &[&str],
     let web = "desktop-streamer-web.service";
     let invocation = property(c, web, "InvocationID");
     assert_allowed(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard (.pkla)");
-    assert_ne!(property(c, web, "InvocationID"), invocation, "the dashboard was not restarted (.pkla)");
+    let restarted = property_after_job(c, web, "InvocationID", |id| id != invocation);
+    assert_ne!(restarted, invocation, "the dashboard was not restarted (.pkla)");
     assert_denied(
         &as_service_user(c, "EnableUnitFiles", &["asbb", "1", "systemd-tmpfiles-clean.timer", "false", "false"]),
         "enable units (.pkla)",
