@@ -11,6 +11,7 @@ pub mod media;
 pub mod mjpeg;
 pub mod nspawn;
 pub mod procfs;
+pub mod pty;
 pub mod receiver;
 pub mod rtsp;
 pub mod rtsp_sim;

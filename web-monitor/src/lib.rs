@@ -44,7 +44,8 @@ pub enum Command {
     /// Check the configuration file and the camera list it names: exit 0 if both are usable,
     /// 1 with every problem printed
     CheckConfig,
-    /// Set the dashboard's admin password (read from stdin, or --generate one and print it once)
+    /// Set the dashboard's admin password: asked twice without echo on a terminal, else the first
+    /// line of stdin; or --generate one and print it once
     SetPassword {
         /// Generate a random password and print it once
         #[arg(long)]
@@ -64,13 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::CheckConfig => Ok(settings::check(&args.config)),
         Command::SetPassword { generate } => {
             let file = settings::load(&args.config)?.web.auth_file;
-            let password = if generate {
-                auth::generate_password()
-            } else {
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line).context("cannot read the password from stdin")?;
-                line.trim_end_matches(['\r', '\n']).to_owned()
-            };
+            let password = if generate { auth::generate_password() } else { auth::read_new_password()? };
             auth::set_password(&file, &password)?;
             if generate {
                 println!("{password}");

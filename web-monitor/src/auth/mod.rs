@@ -25,6 +25,7 @@ mod error;
 mod guard;
 mod handlers;
 mod limiter;
+mod prompt;
 mod sessions;
 mod store;
 
@@ -42,6 +43,7 @@ pub use error::AuthError;
 pub use guard::{Authenticated, check_origin, require_auth};
 pub use handlers::{ApiError, ClientIp, JsonBody, JsonQuery, json_rejection};
 pub use limiter::{LOGIN_WINDOW, LoginLimiter, MAX_LOGIN_FAILURES};
+pub use prompt::{PromptError, read_new_password};
 pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SessionStore};
 pub use store::{
     Credentials, FORMAT_VERSION, MAX_LABEL_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, StoredToken, TOKEN_PREFIX,
