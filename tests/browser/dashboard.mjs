@@ -1,5 +1,5 @@
 // Drives the dashboard of a running kiosk in headless Chromium (Debian's /usr/bin/chromium):
-// the live status, both player paths, a refused action, login, restarting the stream with
+// the live status, both player paths (hls.js recreated after a fatal error), a refused action, login, restarting the stream with
 // the change and its log line arriving without a reload, cleaning up segments, the phone layout, a part shown as
 // unreachable, and the lost-connection banner when the web service goes away.
 //
@@ -180,6 +180,30 @@ try {
     await p.close();
     if (r.player !== 'hlsjs') throw new Error(`player ${r.player}`);
     return r;
+  });
+
+  await check('hlsjs_recreated', async () => {
+    // The stream goes away under a playing hls.js (every /hls/ request answers 404, as after a
+    // streamer restart that took the old segments with it): hls.js gives up with a fatal
+    // error, the page says so and recreates the player, and once the stream is back it plays
+    // again without a reload.
+    const p = await open('/?player=hlsjs');
+    await plays(p);
+    const gone = (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'gone' });
+    await p.route('**/hls/**', gone);
+    await p.waitForFunction(() => /hls\.js: .*retrying/.test(document.getElementById('player-state').textContent),
+      null, { timeout: LIVE_TIMEOUT });
+    const failed = await text(p, '#player-state');
+    await p.waitForFunction(() => Number(document.getElementById('video').dataset.recreated || 0) >= 1,
+      null, { timeout: LIVE_TIMEOUT });
+    await p.unroute('**/hls/**', gone);
+    await p.waitForFunction(() => document.getElementById('player-state').textContent.startsWith('playing'),
+      null, { timeout: 60000 });
+    const r = await plays(p);
+    const recreated = await p.evaluate(() => Number(document.getElementById('video').dataset.recreated));
+    await p.close();
+    if (r.player !== 'hlsjs') throw new Error(`player ${r.player}`);
+    return { failed, recreated, ...r };
   });
 
   await check('phone_fits', async () => {

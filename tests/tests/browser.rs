@@ -35,7 +35,8 @@ fn headless_chromium_plays_the_stream() {
 /// headless Chromium driving the page (tests/browser/dashboard.mjs): live status, the
 /// browser's own HLS and hls.js both playing, a refused action, login, a stream restart whose
 /// state change and log line arrive without a reload, a segment cleanup from the page and its
-/// log lines, the log filter, the phone layout, the
+/// log lines, the log filter, hls.js recreated after a fatal error (the stream answering 404
+/// for a while) and playing again, the phone layout, the
 /// streamer stopped from the page and shown as unreachable, and the lost connection when the
 /// web service stops.
 #[test]
@@ -74,6 +75,7 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
         "cleanup_live",
         "log_filter",
         "hlsjs_plays",
+        "hlsjs_recreated",
         "phone_fits",
         "unreachable_shown",
         "connection_lost_shown",
