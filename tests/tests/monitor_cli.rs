@@ -39,6 +39,19 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     let (code, out, _) = monitor(&["--url", &url, "check", "--warning", "0", "--critical", "60"]);
     assert_eq!(code, 1, "a segment older than 0 s warns: {out}");
     assert!(out.starts_with("DESKTOP-STREAMER WARNING - newest segment"), "{out}");
+    // The same verdict for scripts: its state, problems and figures as fields.
+    let (code, out, _) = monitor(&["--url", &url, "check", "--warning", "0", "--critical", "60", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let verdict: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&verdict["state"], &verdict["exit_code"], &verdict["source"]),
+        (&json!("WARNING"), &json!(1), &json!(url))
+    );
+    assert_eq!(verdict["problems"][0]["level"], "WARNING", "{verdict:#}");
+    assert!(verdict["problems"][0]["text"].as_str().unwrap().starts_with("newest segment"), "{verdict:#}");
+    let age = verdict["perfdata"].as_array().unwrap().iter().find(|p| p["label"] == "segment_age").unwrap();
+    assert_eq!((&age["unit"], &age["warning"], &age["critical"]), (&json!("s"), &json!(0.0), &json!(60.0)), "{age}");
+    assert!(age["value"].as_f64().unwrap() > 0.0, "{age}");
 
     let (code, out, err) = monitor(&["--url", &url, "status", "--json"]);
     assert_eq!(code, 0, "{err}");
@@ -106,6 +119,10 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     let (code, out, _) = monitor(&["--url", NOWHERE, "--streamer-url", NOWHERE, "check"]);
     assert_eq!(code, 3, "{out}");
     assert!(out.starts_with("DESKTOP-STREAMER UNKNOWN - neither the web service nor the streamer answers"), "{out}");
+    let (code, out, _) = monitor(&["--url", NOWHERE, "--streamer-url", NOWHERE, "check", "--json"]);
+    assert_eq!(code, 3, "{out}");
+    let verdict: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&verdict["state"], &verdict["source"]), (&json!("UNKNOWN"), &serde_json::Value::Null), "{verdict:#}");
 
     // The streamer's unit stops: CRITICAL, naming it.
     sd.systemctl(&["stop", UNITS[0]]).unwrap();

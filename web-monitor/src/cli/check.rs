@@ -5,12 +5,14 @@
 use std::fmt;
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 /// The streamer's own unit: not active is critical, other units not active only a warning.
 pub const STREAMER_UNIT: &str = "desktop-streamer.service";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     Ok = 0,
     Warning = 1,
@@ -71,18 +73,65 @@ impl<'a> Observed<'a> {
     }
 }
 
+/// One performance figure: `label=value[unit];warning;critical;`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Perf {
+    pub label: &'static str,
+    pub value: f64,
+    /// Decimal places in the plugin line.
+    #[serde(skip)]
+    pub precision: usize,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub unit: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub critical: Option<f64>,
+}
+
+impl Perf {
+    fn new(label: &'static str, value: f64, precision: usize) -> Perf {
+        Perf { label, value, precision, unit: "", warning: None, critical: None }
+    }
+}
+
+impl fmt::Display for Perf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let limit = |l: Option<f64>| l.map(|v| v.to_string()).unwrap_or_default();
+        write!(
+            f,
+            "{}={:.*}{};{};{};",
+            self.label,
+            self.precision,
+            self.value,
+            self.unit,
+            limit(self.warning),
+            limit(self.critical)
+        )
+    }
+}
+
+/// A problem found, with the level it raises the verdict to.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Problem {
+    pub level: Level,
+    pub text: String,
+}
+
 #[derive(Debug)]
 pub struct Verdict {
     pub level: Level,
+    /// The problems, worst first, and the summary after them.
     pub text: String,
-    pub perfdata: String,
+    pub problems: Vec<Problem>,
+    pub perfdata: Vec<Perf>,
 }
 
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DESKTOP-STREAMER {} - {}", self.level.as_str(), self.text)?;
-        if !self.perfdata.is_empty() {
-            write!(f, " | {}", self.perfdata)?;
+        for (i, perf) in self.perfdata.iter().enumerate() {
+            write!(f, "{}{perf}", if i == 0 { " | " } else { " " })?;
         }
         Ok(())
     }
@@ -90,14 +139,27 @@ impl fmt::Display for Verdict {
 
 impl Verdict {
     pub fn unknown(text: String) -> Verdict {
-        Verdict { level: Level::Unknown, text, perfdata: String::new() }
+        let problems = vec![Problem { level: Level::Unknown, text: text.clone() }];
+        Verdict { level: Level::Unknown, text, problems, perfdata: Vec::new() }
+    }
+
+    /// The verdict for scripts (`check --json`): what the plugin line says, in fields.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "state": self.level.as_str(),
+            "exit_code": self.level as u8,
+            "text": self.text,
+            "problems": self.problems,
+            "perfdata": self.perfdata,
+        })
     }
 }
 
 /// The rules: critical when the stream is not live or its unit is not active, warning when it
 /// is live but something an operator should look at is off.
 pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
-    let mut problems: Vec<(Level, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut problem = |level, text| problems.push(Problem { level, text });
     match &seen.services {
         Ok(units) => {
             for u in *units {
@@ -105,16 +167,16 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
                 let state = u["active_state"].as_str().unwrap_or("unknown");
                 if state != "active" {
                     let level = if name == STREAMER_UNIT { Level::Critical } else { Level::Warning };
-                    problems.push((level, format!("{name} is {state}")));
+                    problem(level, format!("{name} is {state}"));
                 }
             }
         }
-        Err(reason) => problems.push((Level::Warning, reason.clone())),
+        Err(reason) => problem(Level::Warning, reason.clone()),
     }
     let mut perf = Vec::new();
     let mut summary = String::from("no stream");
     match &seen.health {
-        Err(reason) => problems.push((Level::Critical, reason.clone())),
+        Err(reason) => problem(Level::Critical, reason.clone()),
         Ok(h) => {
             let verdict = h["health"].as_str().unwrap_or("unknown");
             let state = h["current_state"].as_str().unwrap_or("unknown");
@@ -123,54 +185,59 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
             summary = format!("{state}, {verdict}");
             if let Some(fps) = fps {
                 summary.push_str(&format!(", {fps:.1} fps"));
-                perf.push(format!("fps={fps:.1};;;"));
+                perf.push(Perf::new("fps", fps, 1));
             }
             if let Some(kbps) = h["bitrate_kbps"].as_f64() {
-                perf.push(format!("bitrate_kbps={kbps:.0};;;"));
+                perf.push(Perf::new("bitrate_kbps", kbps, 0));
             }
             if let Some(age) = age {
                 summary.push_str(&format!(", newest segment {age:.1} s old"));
-                perf.push(format!("segment_age={age:.1}s;{};{};", limits.warning, limits.critical));
+                perf.push(Perf {
+                    unit: "s",
+                    warning: Some(limits.warning),
+                    critical: Some(limits.critical),
+                    ..Perf::new("segment_age", age, 1)
+                });
             }
             if let Some(restarts) = h["restart_count"].as_u64() {
-                perf.push(format!("restarts={restarts};;;"));
+                perf.push(Perf::new("restarts", restarts as f64, 0));
             }
             if verdict == "unhealthy" || h["stream_active"] == false {
-                problems.push((Level::Critical, format!("stream not live ({state})")));
+                problem(Level::Critical, format!("stream not live ({state})"));
             } else if verdict == "degraded" {
-                problems.push((Level::Warning, "stream degraded".into()));
+                problem(Level::Warning, "stream degraded".into());
             }
             match age {
                 Some(a) if a > limits.critical => {
-                    problems.push((Level::Critical, format!("newest segment {a:.1} s old (> {} s)", limits.critical)));
+                    problem(Level::Critical, format!("newest segment {a:.1} s old (> {} s)", limits.critical));
                 }
                 Some(a) if a > limits.warning => {
-                    problems.push((Level::Warning, format!("newest segment {a:.1} s old (> {} s)", limits.warning)));
+                    problem(Level::Warning, format!("newest segment {a:.1} s old (> {} s)", limits.warning));
                 }
                 Some(_) => {}
-                None => problems.push((Level::Critical, "no segment yet".into())),
+                None => problem(Level::Critical, "no segment yet".into()),
             }
             if state == "slate" {
                 let why = h["source_problem"].as_str().unwrap_or("monitor unavailable");
-                problems.push((Level::Warning, format!("showing the slate: {why}")));
+                problem(Level::Warning, format!("showing the slate: {why}"));
             }
             if h["frozen"] == true {
-                problems.push((Level::Warning, "picture frozen".into()));
+                problem(Level::Warning, "picture frozen".into());
             }
             if let Some(d) = h["disk_pressure"].as_str() {
-                problems.push((Level::Warning, format!("disk pressure: {d}")));
+                problem(Level::Warning, format!("disk pressure: {d}"));
             }
         }
     }
-    problems.sort_by_key(|p| std::cmp::Reverse(p.0));
-    let level = problems.first().map_or(Level::Ok, |p| p.0);
+    problems.sort_by_key(|p| std::cmp::Reverse(p.level));
+    let level = problems.first().map_or(Level::Ok, |p| p.level);
     let text = if problems.is_empty() {
         summary
     } else {
-        let list: Vec<_> = problems.into_iter().map(|p| p.1).collect();
+        let list: Vec<&str> = problems.iter().map(|p| p.text.as_str()).collect();
         format!("{} ({summary})", list.join("; "))
     };
-    Verdict { level, text, perfdata: perf.join(" ") }
+    Verdict { level, text, problems, perfdata: perf }
 }
 
 #[cfg(test)]
@@ -204,6 +271,22 @@ mod tests {
             v.to_string(),
             "DESKTOP-STREAMER OK - streaming, healthy, 15.0 fps, newest segment 1.2 s old \
              | fps=15.0;;; bitrate_kbps=2000;;; segment_age=1.2s;10;30; restarts=0;;;"
+        );
+    }
+
+    #[test]
+    fn the_json_verdict_has_the_plugin_lines_parts_as_fields() {
+        let mut h = healthy();
+        h["frozen"] = json!(true);
+        let v = verdict(&h, &units("active", "active"));
+        assert_eq!(
+            v.to_json(),
+            json!({"state": "WARNING", "exit_code": 1,
+                "text": "picture frozen (streaming, healthy, 15.0 fps, newest segment 1.2 s old)",
+                "problems": [{"level": "WARNING", "text": "picture frozen"}],
+                "perfdata": [{"label": "fps", "value": 15.0}, {"label": "bitrate_kbps", "value": 2000.0},
+                    {"label": "segment_age", "value": 1.24, "unit": "s", "warning": 10.0, "critical": 30.0},
+                    {"label": "restarts", "value": 0.0}]})
         );
     }
 

@@ -42,7 +42,8 @@ pub struct Args {
     /// API token for restart and cleanup (create one with `desktop-streamer-web new-token NAME`)
     #[arg(long, global = true, env = TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
-    /// Print the API's JSON instead of text (status, check, logs)
+    /// JSON for scripts instead of text: what the API returned (status, logs, cameras), the
+    /// verdict in fields (check)
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -293,29 +294,25 @@ async fn cameras(web: &Client, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn check(web: &Client, streamer: &Client, limits: Thresholds, json: bool) -> ExitCode {
-    let verdict = match web.get("/api/status", &[]).await {
-        Ok(doc) => {
-            let v = check::evaluate(&Observed::from_status(&doc), limits);
-            if json {
-                println!("{doc}");
-                return v.level.exit_code();
-            }
-            v
-        }
+    let (verdict, source) = match web.get("/api/status", &[]).await {
+        Ok(doc) => (check::evaluate(&Observed::from_status(&doc), limits), Some(web.base())),
         Err(web_error) => match streamer.get("/api/health", &[]).await {
             Ok(h) => {
                 let services = Err(format!("web service unreachable at {}: {web_error}", web.base()));
-                let v = check::evaluate(&Observed { health: Ok(&h), services }, limits);
-                if json {
-                    println!("{h}");
-                    return v.level.exit_code();
-                }
-                v
+                (check::evaluate(&Observed { health: Ok(&h), services }, limits), Some(streamer.base()))
             }
-            Err(e) => Verdict::unknown(format!("neither the web service nor the streamer answers: {web_error}; {e}")),
+            Err(e) => {
+                (Verdict::unknown(format!("neither the web service nor the streamer answers: {web_error}; {e}")), None)
+            }
         },
     };
-    println!("{verdict}");
+    if json {
+        let mut doc = verdict.to_json();
+        doc["source"] = json!(source);
+        println!("{doc}");
+    } else {
+        println!("{verdict}");
+    }
     verdict.level.exit_code()
 }
 
