@@ -296,6 +296,8 @@ async function loadChanges(id, more = false) {
 function openDetail(id) {
   const cam = state.byId.get(id);
   if (!cam) return;
+  // Another camera's state changes are not shown under this one's name while its own load.
+  if (state.selected !== id) setChildren($('change-list'), []);
   state.selected = id;
   state.changesBefore = null;
   $('camera').hidden = false;
@@ -363,11 +365,14 @@ function startEdit(id) {
   $('form-name').focus();
 }
 
-/** A change through the editor, then the list as it is now. */
+/** A change through the editor. "done" is said once the page shows the list as it is now (a
+ * camera opened right after a new time zone was saved shows its times in that zone). */
 async function change(out, what, call) {
-  const done = await report(out, what, call);
-  if (done) await refresh();
-  return done;
+  return report(out, what, async () => {
+    const answer = await call();
+    await refresh();
+    return answer;
+  });
 }
 
 async function submitCamera(event) {
