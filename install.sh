@@ -83,6 +83,12 @@ Options:
                     otherwise use the binaries already in target/release.
   --wait SECONDS    how long to wait for the stream to go live after starting (default
                     $DEFAULT_WAIT_SECONDS); 0 skips the wait.
+  --allow-any-unit  only on polkit older than $POLKIT_JS_VERSION (Ubuntu 22.04 and Linux Mint 21
+                    ship 0.105), which cannot limit a grant to our units: let '$SERVICE_USER'
+                    start, stop and restart ANY systemd unit, so that the watchdog's restarts
+                    and the dashboard's service buttons work. Without it nothing is granted
+                    there; systemd still restarts failed and hung services itself. Newer polkit
+                    gets the exact rule for our three units whatever this says.
   --uninstall       stop and remove the services, units, drop-ins, polkit rule, log rotation
                     (its timer and rules) and binaries; keep the configuration
                     ($CONF_DIR), the data ($STATE_DIR),
@@ -100,7 +106,8 @@ its plugin sets, VA-API when /dev/dri has a GPU); gets the binaries; creates the
 hashed, and written at once to $CREDENTIALS_FILE, readable by root only,
 so that no later failure loses them; shown again at the end); installs the systemd units with
 drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
-polkit rule (a .pkla file instead on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's) and the
+polkit rule (on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's, none, or a broad .pkla
+file with --allow-any-unit) and the
 log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts the services and
 the timer; waits until the streamer's health API says the stream is live; prints the
 dashboard, HLS and health URLs.
@@ -141,7 +148,7 @@ fail() {
 }
 trap 'fail "this command failed (exit status $?): $BASH_COMMAND"' ERR
 
-demo=false uninstall=false purge=false
+demo=false uninstall=false purge=false allow_any_unit=false
 display="" bin_dir="" wait_seconds=$DEFAULT_WAIT_SECONDS
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -152,6 +159,7 @@ while [ $# -gt 0 ]; do
         --bin-dir=*) bin_dir=${1#*=} ;;
         --wait) [ $# -ge 2 ] || { echo "install.sh: --wait needs a number of seconds" >&2; exit 2; }; wait_seconds=$2; shift ;;
         --wait=*) wait_seconds=${1#*=} ;;
+        --allow-any-unit) allow_any_unit=true ;;
         --uninstall) uninstall=true ;;
         --purge) uninstall=true purge=true ;;
         -h | --help) usage; exit 0 ;;
@@ -607,11 +615,18 @@ if printf '%s\n%s\n' "$POLKIT_JS_VERSION" "$polkit_version" | sort -V -C; then
     put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
     remove_file "$POLKIT_PKLA"
     say "polkit $polkit_version: JavaScript rule $POLKIT_RULE"
-else
+elif $allow_any_unit; then
     put_file "$src_dir/systemd/polkit/50-desktop-streamer.pkla" "$POLKIT_PKLA" 644
     remove_file "$POLKIT_RULE"
-    say "polkit $polkit_version reads no JavaScript rules: $POLKIT_PKLA instead"
-    say "note: a .pkla file cannot name units, so $SERVICE_USER may start, stop and restart any unit (polkit $POLKIT_JS_VERSION or newer limits it to ours)"
+    say "polkit $polkit_version reads no JavaScript rules: $POLKIT_PKLA instead (--allow-any-unit)"
+    say "note: a .pkla file cannot name units, so $SERVICE_USER may start, stop and restart ANY unit (polkit $POLKIT_JS_VERSION or newer limits it to ours)"
+else
+    remove_file "$POLKIT_RULE"
+    remove_file "$POLKIT_PKLA"
+    say "polkit $polkit_version reads no JavaScript rules, and a .pkla file cannot be limited to our units: no grant"
+    say "without it the watchdog still alerts and systemd itself restarts failed and hung services (Restart=, WatchdogSec=),"
+    say "but the watchdog's own restarts and the dashboard's service buttons are refused (and say so)."
+    say "To allow them, letting $SERVICE_USER start, stop and restart ANY unit: run install.sh again with --allow-any-unit"
 fi
 # Log rotation: the rules, and the hourly timer with its oneshot service (nothing to restart
 # when only the service changed: its next run reads the new file).
@@ -643,7 +658,7 @@ if $reload; then
     systemctl daemon-reload
     say "systemd reloaded"
 else
-    say "units, drop-ins, polkit rule and log rotation up to date"
+    say "systemd units and drop-ins unchanged: no reload needed"
 fi
 
 step "Enabling and starting the services and the log rotation timer" "look at 'systemctl status UNIT' and 'journalctl -u UNIT' for the unit named above"

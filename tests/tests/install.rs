@@ -236,8 +236,16 @@ fn help_explains_every_option(c: &Container) {
     let help = exec(c, &["/project/install.sh", "--help"], RERUN_TIMEOUT);
     assert_eq!(help.code, Some(0), "--help failed: {}{}", help.stdout, help.stderr);
     assert!(help.stdout.starts_with("Usage: sudo ./install.sh [OPTION]..."), "{}", help.stdout);
-    for option in ["--demo", "--display :N", "--bin-dir DIR", "--wait SECONDS", "--uninstall", "--purge", "-h, --help"]
-    {
+    for option in [
+        "--demo",
+        "--display :N",
+        "--bin-dir DIR",
+        "--wait SECONDS",
+        "--allow-any-unit",
+        "--uninstall",
+        "--purge",
+        "-h, --help",
+    ] {
         assert!(help.stdout.contains(&format!("\n  {option} ")), "--help does not explain {option}:\n{}", help.stdout);
     }
 }
@@ -552,38 +560,52 @@ fn units_state_script(units: &[&str]) -> String {
         .join("; ")
 }
 
-/// Linux Mint 21.3 with polkit 0.105 (Ubuntu 22.04's) is accepted as an Ubuntu 22.04
-/// derivative; the run swaps the JavaScript rule (which that polkit ignores) for the .pkla
-/// file, restarting nothing. Debian's .pkla reader (polkitd-pkla, standing in for polkit 0.105)
-/// then lets the service user restart our dashboard on that file alone, and still not enable
-/// units (another polkit action).
-fn mint_21_with_polkit_0_105_gets_the_pkla_file(c: &Container, install: &[&str], web_port: u16) {
-    let mut args = install.to_vec();
-    args.extend(["--wait", "0"]);
+/// Linux Mint 21 with polkit 0.105 (os-release and `pkaction --version` faked, polkit's .pkla
+/// backend really installed): a .pkla file cannot be limited to our units, so by default
+/// nothing is granted (the JavaScript rule goes, it says why and what the option does) and the
+/// service user's restart is refused; with --allow-any-unit the shipped .pkla file is installed
+/// and the restart allowed, enabling units still refused; neither run restarts a unit.
+fn mint_21_with_polkit_0_105_grants_only_when_asked(c: &Container, install: &[&str], web_port: u16) {
+    sh(c, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends polkitd-pkla >/dev/null 2>&1");
     let units = units_state_script(&UNITS);
-    let before = sh(c, &units);
-    let mint = install_as(c, "mint-21", Some("/seed/old-polkit"), &args, RERUN_TIMEOUT);
-    let output = format!("{}{}", mint.stdout, mint.stderr);
-    println!("{output}");
-    assert_eq!(mint.code, Some(0), "install.sh refused Linux Mint 21.3:\n{output}");
+    let web = "desktop-streamer-web.service";
+    let run = |extra: &[&str]| {
+        let mut args = install.to_vec();
+        args.extend(["--wait", "0"]);
+        args.extend(extra);
+        let before = sh(c, &units);
+        let mint = install_as(c, "mint-21", Some("/seed/old-polkit"), &args, RERUN_TIMEOUT);
+        let output = format!("{}{}", mint.stdout, mint.stderr);
+        println!("{output}");
+        assert_eq!(mint.code, Some(0), "install.sh refused Linux Mint 21.3:\n{output}");
+        assert!(output.contains("Linux Mint 21.3 (based on Ubuntu 22.04), systemd"), "{output}");
+        assert!(!output.contains("restarted "), "{output}");
+        assert_eq!(sh(c, &units), before, "the polkit change restarted a unit");
+        let rule = exec(c, &["test", "-e", POLKIT_RULE], RERUN_TIMEOUT);
+        assert_eq!(rule.code, Some(1), "{POLKIT_RULE} is still there on polkit 0.105");
+        output
+    };
+
+    let refused = run(&[]);
     for said in [
-        "Linux Mint 21.3 (based on Ubuntu 22.04), systemd",
-        &format!("installed {POLKIT_PKLA}"),
         &format!("removed {POLKIT_RULE}"),
-        "polkit 0.105 reads no JavaScript rules",
+        "a .pkla file cannot be limited to our units: no grant",
+        "systemd itself restarts failed and hung services",
+        "run install.sh again with --allow-any-unit",
     ] {
-        assert!(output.contains(said), "the Mint run did not say `{said}`:\n{output}");
+        assert!(refused.contains(said), "the Mint run did not say `{said}`:\n{refused}");
     }
-    assert!(!output.contains("restarted "), "{output}");
-    assert_eq!(sh(c, &units), before, "the polkit change restarted a unit");
-    let rule = exec(c, &["test", "-e", POLKIT_RULE], RERUN_TIMEOUT);
-    assert_eq!(rule.code, Some(1), "{POLKIT_RULE} is still there beside the .pkla file");
+    assert_eq!(exec(c, &["test", "-e", POLKIT_PKLA], RERUN_TIMEOUT).code, Some(1), "{POLKIT_PKLA} installed unasked");
+    let invocation = property(c, web, "InvocationID");
+    assert_denied(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard (no grant)");
+    assert_eq!(property(c, web, "InvocationID"), invocation, "the refused restart happened");
+
+    let granted = run(&["--allow-any-unit"]);
+    for said in [&format!("installed {POLKIT_PKLA}"), "may start, stop and restart ANY unit"] {
+        assert!(granted.contains(said), "the --allow-any-unit run did not say `{said}`:\n{granted}");
+    }
     let same = exec(c, &["cmp", "/project/systemd/polkit/50-desktop-streamer.pkla", POLKIT_PKLA], RERUN_TIMEOUT);
     assert_eq!(same.code, Some(0), "{POLKIT_PKLA} is not the shipped file: {}", same.stdout);
-
-    sh(c, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends polkitd-pkla >/dev/null 2>&1");
-    let web = "desktop-streamer-web.service";
-    let invocation = property(c, web, "InvocationID");
     assert_allowed(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard (.pkla)");
     let restarted = property_after_job(c, web, "InvocationID", |id| id != invocation);
     assert_ne!(restarted, invocation, "the dashboard was not restarted (.pkla)");
@@ -813,7 +835,7 @@ fn install_demo_runs_everything_rotates_logs_reruns_idempotently_uninstalls_and_
     println!("unchanged by the second run:\n{state}");
 
     timed(&mut timings, "install.sh as Linux Mint 21 with polkit 0.105", || {
-        mint_21_with_polkit_0_105_gets_the_pkla_file(c, &install, web_port);
+        mint_21_with_polkit_0_105_grants_only_when_asked(c, &install, web_port);
     });
 
     let removed =
