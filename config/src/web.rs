@@ -53,6 +53,10 @@ pub struct WebConfig {
     pub units: Vec<String>,
     /// How long camera history is kept in `database`.
     pub camera_history: CameraHistory,
+    /// Origins, besides the dashboard's own address, whose pages may make state-changing
+    /// calls: the address a browser shows when the dashboard is behind a reverse proxy that
+    /// does not pass the `Host` header on, e.g. `["https://kiosk.example.com"]`. Default none.
+    pub trusted_origins: Vec<String>,
 }
 
 /// `camera_history`: retention of the heartbeat database.
@@ -91,6 +95,7 @@ impl Default for WebConfig {
                 .map(str::to_owned)
                 .to_vec(),
             camera_history: CameraHistory::default(),
+            trusted_origins: Vec::new(),
         }
     }
 }
@@ -138,9 +143,59 @@ impl ConfigFile for WebConfig {
         if self.camera_history.hourly_days < self.camera_history.raw_days {
             v.error("camera_history.hourly_days", "must be at least camera_history.raw_days");
         }
+        for (i, origin) in self.trusted_origins.iter().enumerate() {
+            if !is_origin(origin) {
+                v.error(
+                    &format!("trusted_origins[{i}]"),
+                    "must be an origin such as https://kiosk.example.com: http or https, a host, an optional port, \
+                     no path",
+                );
+            }
+        }
         match url::Url::parse(&self.streamer_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => v.error("streamer_url", "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8888"),
+        }
+    }
+}
+
+/// Whether `text` is a web origin as a browser sends it in `Origin`: `http(s)://host[:port]`,
+/// with nothing after the authority but an optional `/`.
+pub fn is_origin(text: &str) -> bool {
+    let Ok(u) = url::Url::parse(text) else { return false };
+    let bare = text.strip_suffix('/').unwrap_or(text);
+    matches!(u.scheme(), "http" | "https")
+        && u.host().is_some()
+        && u.username().is_empty()
+        && u.password().is_none()
+        && u.path() == "/"
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && !bare.ends_with(['/', '?', '#'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<WebConfig, Vec<String>> {
+        crate::load::load_str::<WebConfig>(Path::new("web-config.json"), text)
+            .map(|l| l.config)
+            .map_err(|p| p.errors().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn trusted_origins_are_origins_and_a_wrong_one_is_named() {
+        let ok = load(r#"{"trusted_origins": ["https://kiosk.example.com", "http://10.0.0.5:8080/"]}"#).unwrap();
+        assert_eq!(ok.trusted_origins, ["https://kiosk.example.com", "http://10.0.0.5:8080/"]);
+        assert!(load("{}").unwrap().trusted_origins.is_empty());
+        for bad in ["kiosk.example.com", "https://kiosk.example.com/dashboard", "ftp://kiosk", "https://u:p@kiosk"] {
+            let errors = load(&format!(r#"{{"trusted_origins": ["https://ok.example", "{bad}"]}}"#)).unwrap_err();
+            assert_eq!(errors.len(), 1, "{bad}: {errors:#?}");
+            assert!(
+                errors[0].contains("trusted_origins[1]") && errors[0].contains("must be an origin such as"),
+                "{bad}: {errors:#?}"
+            );
         }
     }
 }

@@ -98,7 +98,10 @@ fn read_first_event(port: u16, path: &str) -> String {
 fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts() {
     use ds_tests::http::post_json;
     use std::io::Write as _;
-    let kiosk = Kiosk::start(&UNITS, json!({}));
+    // The address a browser shows when a reverse proxy (which sends its own Host) serves the
+    // dashboard.
+    let proxied = "https://kiosk.example.com";
+    let kiosk = Kiosk::start(&UNITS, json!({"trusted_origins": [proxied]}));
     let (web, sd, config, dir) = (&kiosk.web, &kiosk.systemd, &kiosk.config, &kiosk.dir);
     let body = json!({"unit": UNITS[0]}).to_string();
 
@@ -137,6 +140,20 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     assert_eq!(restarted.status, 200, "{}", restarted.text());
     assert_eq!(restarted.json()["state"]["active_state"], "active");
     assert_ne!(sd.main_pid(UNITS[0]).unwrap(), before, "really restarted");
+    let before = sd.main_pid(UNITS[0]).unwrap();
+    let through_proxy =
+        post_json(web.port, "/api/service/restart", &[("Cookie", &cookie), ("Origin", proxied)], &body).unwrap();
+    assert_eq!(through_proxy.status, 200, "a trusted origin is refused: {}", through_proxy.text());
+    assert_ne!(sd.main_pid(UNITS[0]).unwrap(), before, "really restarted from the trusted origin");
+    let evil = post_json(
+        web.port,
+        "/api/service/restart",
+        &[("Cookie", &cookie), ("Origin", "http://kiosk.example.com")],
+        &body,
+    )
+    .unwrap();
+    assert_eq!(evil.status, 403, "another scheme is another origin: {}", evil.text());
+    assert!(evil.json()["error"].as_str().unwrap().contains("nor in trusted_origins"), "{}", evil.text());
 
     let bad =
         post_json(web.port, "/api/service/restart", &[("Cookie", &cookie)], r#"{"unit": "sshd.service"}"#).unwrap();

@@ -29,6 +29,7 @@ async fn start(public_read: bool) -> Server {
         public_read,
         public_paths: vec!["/assets/".to_owned()],
         session_idle: auth::SESSION_IDLE,
+        trusted_origins: Vec::new(),
     });
     let app = Router::new()
         .route("/api/thing", post(|| async { StatusCode::NO_CONTENT }).get(|| async { "thing" }))

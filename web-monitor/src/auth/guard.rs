@@ -41,7 +41,7 @@ const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"passwo
 ///   without authentication.
 pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if !safe && let Err(why) = check_origin(req.headers(), req.uri()) {
+    if !safe && let Err(why) = check_origin(req.headers(), req.uri(), &auth.settings().trusted_origins) {
         return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
     }
     let path = req.uri().path();
@@ -94,9 +94,10 @@ pub(super) fn authenticate(
     Ok(Err(missing))
 }
 
-/// `Ok` when the request may come from where it comes from; `Err` says why not. Requests
-/// without `Origin` and `Sec-Fetch-Site` (scripts, the CLI) pass.
-pub fn check_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), String> {
+/// `Ok` when the request may come from where it comes from: the dashboard's own address (its
+/// `Host`) or one of the `trusted` origins; `Err` says why not. Requests without `Origin` and
+/// `Sec-Fetch-Site` (scripts, the CLI) pass.
+pub fn check_origin(headers: &HeaderMap, uri: &Uri, trusted: &[String]) -> Result<(), String> {
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         let host = headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| uri.authority().map(|a| a.as_str()));
@@ -106,11 +107,13 @@ pub fn check_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), String> {
             }
             _ => false,
         };
-        if !same {
+        if !same && !trusted.iter().any(|t| same_origin(t, origin)) {
             return Err(format!(
-                "cross-origin request refused: Origin {origin:?} is not this dashboard ({}); state-changing calls \
-                 must come from the dashboard's own page or from a script with an API token and no Origin",
-                host.unwrap_or("no Host header")
+                "cross-origin request refused: Origin {origin:?} is not this dashboard ({}){}; state-changing calls \
+                 must come from the dashboard's own page or from a script with an API token and no Origin \
+                 (behind a reverse proxy, name the address the browser shows in `trusted_origins`)",
+                host.unwrap_or("no Host header"),
+                if trusted.is_empty() { String::new() } else { format!(" nor in trusted_origins {trusted:?}") },
             ));
         }
         return Ok(());
@@ -122,6 +125,15 @@ pub fn check_origin(headers: &HeaderMap, uri: &Uri) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Whether two `scheme://authority` origins are the same (case and default ports aside).
+fn same_origin(a: &str, b: &str) -> bool {
+    let parts = |o: &str| {
+        let (scheme, authority) = o.strip_suffix('/').unwrap_or(o).split_once("://")?;
+        Some((scheme.to_ascii_lowercase(), normalize(scheme, authority)?))
+    };
+    parts(a).is_some_and(|a| parts(b) == Some(a))
 }
 
 /// `host[:port]` in lower case without the scheme's default port; `None` if it has a path.
@@ -188,13 +200,34 @@ mod tests {
     #[test]
     fn origin_must_match_host() {
         let uri = Uri::from_static("/api/thing");
-        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://kiosk:8080")]), &uri).is_ok());
-        assert!(check_origin(&headers(&[("host", "Kiosk"), ("origin", "http://kiosk:80")]), &uri).is_ok());
-        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://evil.example")]), &uri).is_err());
-        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "null")]), &uri).is_err());
-        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "cross-site")]), &uri).is_err());
-        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "same-origin")]), &uri).is_ok());
-        assert!(check_origin(&headers(&[("host", "kiosk:8080")]), &uri).is_ok());
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://kiosk:8080")]), &uri, &[]).is_ok());
+        assert!(check_origin(&headers(&[("host", "Kiosk"), ("origin", "http://kiosk:80")]), &uri, &[]).is_ok());
+        assert!(
+            check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "http://evil.example")]), &uri, &[]).is_err()
+        );
+        assert!(check_origin(&headers(&[("host", "kiosk:8080"), ("origin", "null")]), &uri, &[]).is_err());
+        assert!(
+            check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "cross-site")]), &uri, &[]).is_err()
+        );
+        assert!(
+            check_origin(&headers(&[("host", "kiosk:8080"), ("sec-fetch-site", "same-origin")]), &uri, &[]).is_ok()
+        );
+        assert!(check_origin(&headers(&[("host", "kiosk:8080")]), &uri, &[]).is_ok());
+    }
+
+    #[test]
+    fn a_trusted_origin_passes_whatever_the_host() {
+        let uri = Uri::from_static("/api/thing");
+        let trusted = ["https://Kiosk.Example.com/".to_owned()];
+        let proxied = |origin: &'static str| headers(&[("host", "127.0.0.1:8080"), ("origin", origin)]);
+        assert!(check_origin(&proxied("https://kiosk.example.com"), &uri, &trusted).is_ok());
+        assert!(check_origin(&proxied("https://kiosk.example.com:443"), &uri, &trusted).is_ok());
+        for other in ["http://kiosk.example.com", "https://kiosk.example.com:8443", "https://evil.example"] {
+            let refused = check_origin(&proxied(other), &uri, &trusted).unwrap_err();
+            assert!(refused.contains("nor in trusted_origins"), "{other}: {refused}");
+        }
+        let refused = check_origin(&proxied("https://kiosk.example.com"), &uri, &[]).unwrap_err();
+        assert!(refused.contains("name the address the browser shows in `trusted_origins`"), "{refused}");
     }
 
     #[test]

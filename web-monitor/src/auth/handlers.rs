@@ -213,7 +213,8 @@ pub(super) async fn login(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     // The guard checks this too; repeated so login is safe even if mounted outside it.
-    check_origin(&headers, &uri).map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
+    check_origin(&headers, &uri, &auth.settings().trusted_origins)
+        .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
     let Json(LoginRequest { password }) = body.map_err(|r| json_rejection(&r, Some(LOGIN_SHAPE)))?;
     let credentials = auth.credentials().map_err(|e| ApiError::internal(&e))?;
     if !credentials.has_password() {

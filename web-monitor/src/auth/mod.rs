@@ -78,6 +78,8 @@ pub struct AuthSettings {
     pub public_paths: Vec<String>,
     /// Sessions unused this long expire.
     pub session_idle: Duration,
+    /// Origins besides the dashboard's own whose pages may change things (`trusted_origins`).
+    pub trusted_origins: Vec<String>,
 }
 
 impl AuthSettings {
@@ -87,6 +89,7 @@ impl AuthSettings {
             public_read: config.public_read,
             public_paths: Vec::new(),
             session_idle: SESSION_IDLE,
+            trusted_origins: config.trusted_origins.clone(),
         }
     }
 
