@@ -57,6 +57,11 @@ pub struct WebConfig {
     /// calls: the address a browser shows when the dashboard is behind a reverse proxy that
     /// does not pass the `Host` header on, e.g. `["https://kiosk.example.com"]`. Default none.
     pub trusted_origins: Vec<String>,
+    /// Addresses of reverse proxies in front of the dashboard. A request from one of them is
+    /// counted (login rate limit, logs) for the client its `X-Forwarded-For` names, not for
+    /// the proxy, so one guesser behind the proxy cannot lock everyone out. Default none: the
+    /// header is ignored, since anyone can send it.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `camera_history`: retention of the heartbeat database.
@@ -96,6 +101,7 @@ impl Default for WebConfig {
                 .to_vec(),
             camera_history: CameraHistory::default(),
             trusted_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -152,6 +158,14 @@ impl ConfigFile for WebConfig {
                 );
             }
         }
+        for (i, proxy) in self.trusted_proxies.iter().enumerate() {
+            if proxy.parse::<std::net::IpAddr>().is_err() {
+                v.error(
+                    &format!("trusted_proxies[{i}]"),
+                    "must be an IP address such as 127.0.0.1 or ::1 (no host name)",
+                );
+            }
+        }
         match url::Url::parse(&self.streamer_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => v.error("streamer_url", "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8888"),
@@ -182,6 +196,15 @@ mod tests {
         crate::load::load_str::<WebConfig>(Path::new("web-config.json"), text)
             .map(|l| l.config)
             .map_err(|p| p.errors().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn trusted_proxies_are_ip_addresses() {
+        let ok = load(r#"{"trusted_proxies": ["127.0.0.1", "::1"]}"#).unwrap();
+        assert_eq!(ok.trusted_proxies, ["127.0.0.1", "::1"]);
+        let errors = load(r#"{"trusted_proxies": ["localhost"]}"#).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("trusted_proxies[0]") && errors[0].contains("must be an IP address"), "{errors:#?}");
     }
 
     #[test]

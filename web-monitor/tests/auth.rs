@@ -30,6 +30,7 @@ async fn start(public_read: bool) -> Server {
         public_paths: vec!["/assets/".to_owned()],
         session_idle: auth::SESSION_IDLE,
         trusted_origins: Vec::new(),
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
     });
     let app = Router::new()
         .route("/api/thing", post(|| async { StatusCode::NO_CONTENT }).get(|| async { "thing" }))
@@ -126,6 +127,28 @@ async fn login_needs_a_password_then_sets_a_strict_cookie_and_is_rate_limited() 
     assert!(error_of(r).await.contains("too many failed logins"));
     // While paused, even the right password is refused.
     assert_eq!(s.login(PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Behind a trusted reverse proxy (here the test client on 127.0.0.1, which `start` trusts) the
+/// login limit counts each client its `X-Forwarded-For` names: one guesser is paused, the
+/// others still log in, and an address the guesser put in front of the header does not help it.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_login_limit_pauses_the_guesser_not_everyone() {
+    let s = start(true).await;
+    auth::set_password(&s.auth_file, PASSWORD).unwrap();
+    let login_as = |forwarded: &'static str, password: &'static str| {
+        s.post("/api/login").header("x-forwarded-for", forwarded).json(&json!({ "password": password })).send()
+    };
+    for _ in 0..auth::MAX_LOGIN_FAILURES {
+        assert_eq!(login_as("203.0.113.7", "wrong password, sorry").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login_as("203.0.113.7", PASSWORD).await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    // The guesser claims another address; the proxy appended the one it heard from.
+    let spoofed = login_as("203.0.113.8, 203.0.113.7", PASSWORD).await.unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Everyone else behind the proxy still logs in.
+    assert_eq!(login_as("203.0.113.8", PASSWORD).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(login_as("198.51.100.1, 127.0.0.1", PASSWORD).await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test]

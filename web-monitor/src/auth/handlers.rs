@@ -184,6 +184,35 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+impl ClientIp {
+    /// The client behind the reverse proxies in `trusted`: when the peer is one of them, the
+    /// right-most `X-Forwarded-For` address that is not (each proxy appends the address it
+    /// heard from, so the ones left of that could be anything the client sent); otherwise the
+    /// peer itself.
+    pub fn behind(self, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+        let ClientIp(peer) = self;
+        if !trusted.contains(&peer) {
+            return peer;
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|hop| hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()))
+            .collect::<Vec<_>>();
+        for hop in hops.into_iter().rev() {
+            match hop {
+                Ok(ip) if trusted.contains(&ip) => continue,
+                Ok(ip) => return ip,
+                // Unreadable: the proxies' chain ends here, and the peer answers for it.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+}
+
 #[derive(Deserialize)]
 pub(super) struct LoginRequest {
     password: String,
@@ -207,11 +236,12 @@ const NO_STORE: (axum::http::HeaderName, &str) = (CACHE_CONTROL, "no-store");
 
 pub(super) async fn login(
     State(auth): State<AuthState>,
-    ClientIp(ip): ClientIp,
+    client: ClientIp,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let ip = client.behind(&headers, &auth.settings().trusted_proxies);
     // The guard checks this too; repeated so login is safe even if mounted outside it.
     check_origin(&headers, &uri, &auth.settings().trusted_origins)
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))?;
@@ -275,4 +305,35 @@ pub(super) async fn logout(State(auth): State<AuthState>, headers: HeaderMap, ur
 pub(super) async fn session(State(auth): State<AuthState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let via = authenticate(&auth, &headers, Instant::now()).map_err(|e| ApiError::internal(&e))?.ok();
     Ok(([NO_STORE], Json(SessionInfo { logged_in: via.is_some(), via })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn forwarded(values: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_right_most_untrusted_hop() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxies = [ip("127.0.0.1"), ip("10.0.0.2")];
+        let from_proxy = ClientIp(ip("127.0.0.1"));
+        let h = forwarded(&["1.1.1.1, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(from_proxy.behind(&h, &proxies), ip("203.0.113.7"));
+        assert_eq!(from_proxy.behind(&forwarded(&["::ffff:203.0.113.9"]), &proxies), ip("203.0.113.9"));
+        // Nothing or nonsense forwarded: the proxy itself.
+        assert_eq!(from_proxy.behind(&HeaderMap::new(), &proxies), ip("127.0.0.1"));
+        assert_eq!(from_proxy.behind(&forwarded(&["1.1.1.1, unknown"]), &proxies), ip("127.0.0.1"));
+        // Not from a trusted proxy: the header is anyone's to send, and ignored.
+        assert_eq!(ClientIp(ip("192.0.2.1")).behind(&h, &proxies), ip("192.0.2.1"));
+        assert_eq!(from_proxy.behind(&h, &[]), ip("127.0.0.1"));
+    }
 }

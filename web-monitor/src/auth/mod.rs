@@ -80,6 +80,8 @@ pub struct AuthSettings {
     pub session_idle: Duration,
     /// Origins besides the dashboard's own whose pages may change things (`trusted_origins`).
     pub trusted_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AuthSettings {
@@ -90,6 +92,8 @@ impl AuthSettings {
             public_paths: Vec::new(),
             session_idle: SESSION_IDLE,
             trusted_origins: config.trusted_origins.clone(),
+            // Checked when the configuration was loaded.
+            trusted_proxies: config.trusted_proxies.iter().filter_map(|p| p.parse().ok()).collect(),
         }
     }
 
