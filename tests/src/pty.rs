@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -29,8 +30,7 @@ impl Terminal {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
         grantpt(&master)?;
         unlockpt(&master)?;
-        let name = ptsname(&master, Vec::new())?;
-        let path = std::path::PathBuf::from(name.to_str().map_err(io::Error::other)?);
+        let path = std::ffi::OsStr::from_bytes(ptsname(&master, Vec::new())?.as_bytes()).to_owned();
         let slave = OpenOptions::new()
             .read(true)
             .write(true)

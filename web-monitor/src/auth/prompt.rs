@@ -12,8 +12,8 @@ use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr
 /// Why no password was read.
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("cannot read the password from stdin: {0}")]
-    Read(#[from] io::Error),
+    #[error("cannot read the password (stdin, or the prompt on stderr): {0}")]
+    Io(#[from] io::Error),
     #[error("cannot turn off the terminal's echo for the password: {0}")]
     Echo(rustix::io::Errno),
     #[error("stdin ended before a password was given")]
