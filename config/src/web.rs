@@ -123,6 +123,17 @@ impl WebConfig {
             }
         }
     }
+
+    /// The problems of the camera list this file names (its `cameras_file`, relative to
+    /// `config_file`'s directory): what `check-config` prints after the file's own.
+    pub fn camera_list_problems(&self, config_file: &Path) -> Vec<crate::Diagnostic> {
+        let mut web = self.clone();
+        web.resolve_paths(config_file);
+        match crate::load_file::<crate::CamerasConfig>(&web.cameras_file) {
+            Ok(loaded) => loaded.warnings,
+            Err(problems) => problems.diagnostics,
+        }
+    }
 }
 
 impl ConfigFile for WebConfig {

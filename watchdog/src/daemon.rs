@@ -183,7 +183,11 @@ impl Daemon {
     /// watchdog's own alert and returns `None` (retried later).
     async fn connect(&mut self) -> Option<UnitWatch> {
         let result = async {
-            let systemd = Systemd::connect(self.config.bus).await?;
+            let systemd = Systemd::connect(match self.config.bus {
+                ds_config::watchdog::Bus::System => crate::systemd::Bus::System,
+                ds_config::watchdog::Bus::Session => crate::systemd::Bus::Session,
+            })
+            .await?;
             let watch = systemd.watch(&self.config.units).await?;
             Ok::<_, crate::systemd::SystemdError>((systemd, watch))
         }

@@ -3,7 +3,6 @@
 
 pub mod auth;
 pub mod cameras;
-pub mod cli;
 pub mod control;
 pub mod history;
 pub mod logs;
@@ -104,7 +103,7 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
     let bound = listener.local_addr().context("cannot read the listening address")?;
-    let systemd = systemd_link::SystemdLink::start(config.bus, shutdown.clone()).await;
+    let systemd = systemd_link::SystemdLink::start(systemd_bus(config.bus), shutdown.clone()).await;
     let streamer = upstream::Streamer::new(&config.streamer_url);
     let history = history::History::new();
     let machine = ds_runtime::system::SystemMonitor::default();
@@ -116,14 +115,14 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         machine,
     };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
-    let monitor = cameras::CameraMonitor::start(&config).await?;
+    let monitor = ds_camera_monitor::CameraMonitor::start(&config).await?;
     let state = server::AppState {
         streamer,
         config: std::sync::Arc::new(config),
         systemd,
         status,
         history,
-        cameras: monitor.cameras.clone(),
+        cameras: cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone()),
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(server::PUBLIC_PATHS));
@@ -154,3 +153,11 @@ fn stream_output_dir(config: &WebConfig) -> std::path::PathBuf {
 
 /// How long open connections may delay the exit after SIGTERM.
 pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The bus the config names, as the systemd client takes it.
+pub fn systemd_bus(bus: ds_config::watchdog::Bus) -> ds_systemd::Bus {
+    match bus {
+        ds_config::watchdog::Bus::System => ds_systemd::Bus::System,
+        ds_config::watchdog::Bus::Session => ds_systemd::Bus::Session,
+    }
+}

@@ -1,11 +1,10 @@
 //! The web monitor's two files: `web-config.json` and the `cameras.yaml` it names. Shared by
 //! the service and the CLI so both check them the same way.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ds_config::{CamerasConfig, Diagnostic, WebConfig, load_file};
+use ds_config::{CamerasConfig, WebConfig, load_file};
 use ds_runtime::{ConfigArgs, check_config, load_or_default};
 
 /// Both files, loaded and checked.
@@ -42,14 +41,5 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Settings> {
 /// `check-config`: the web config, then the camera list it names.
 pub fn check(args: &ConfigArgs) -> ExitCode {
     let path = args.path_for::<WebConfig>();
-    check_config::<WebConfig>(&path, |web| cameras_problems(web, &path))
-}
-
-fn cameras_problems(web: &WebConfig, config_path: &Path) -> Vec<Diagnostic> {
-    let mut web = web.clone();
-    web.resolve_paths(config_path);
-    match load_file::<CamerasConfig>(&web.cameras_file) {
-        Ok(loaded) => loaded.warnings,
-        Err(problems) => problems.diagnostics,
-    }
+    check_config::<WebConfig>(&path, |web| web.camera_list_problems(&path))
 }

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ds_config::watchdog::Bus;
 use ds_runtime::Shutdown;
+use ds_systemd::Bus;
 use ds_systemd::{Systemd, SystemdError};
 use tokio::sync::{Notify, watch};
 

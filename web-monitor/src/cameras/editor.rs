@@ -19,8 +19,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Cameras;
-use super::fleet::EditError;
 use crate::auth::{ApiError, JsonBody};
+use ds_camera_monitor::EditError;
 
 /// What a client sends to add or change a camera. Absent fields stay as they are.
 #[derive(Debug, Default, Deserialize)]

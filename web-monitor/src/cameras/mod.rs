@@ -1,12 +1,8 @@
-//! The camera heartbeat monitor inside the dashboard: the camera list ([`fleet`]) and its
-//! editor ([`editor`]), what the prober found ([`live`], kept in the store), and the API
-//! that shows it ([`api`]).
+//! The camera monitor's HTTP side: the API that shows what it found ([`api`]) and the
+//! editor of its list ([`editor`]). The monitor itself is `ds-camera-monitor`.
 
 pub mod api;
 pub mod editor;
-pub mod fleet;
-pub mod live;
-pub mod service;
 
 use std::sync::Arc;
 
@@ -16,9 +12,7 @@ use ds_camera_db::Store;
 use ds_config::{Camera, CamerasConfig};
 use serde_json::{Value, json};
 
-pub use fleet::Fleet;
-pub use live::Live;
-pub use service::CameraMonitor;
+pub use ds_camera_monitor::{Fleet, Live};
 
 /// What the camera handlers share.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! Starts the camera monitor inside the web service: the list and its file watch, the
+//! Starts the camera monitor (the dashboard runs it): the list and its file watch, the
 //! heartbeat database and its writer, the prober, and the tasks that tie them together.
 //!
 //! Every heartbeat the prober emits goes to the database writer and is announced to the
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cameras, Fleet, Live};
+use crate::{Fleet, Live};
 
 /// Heartbeats that may wait for the database writer before the prober slows down.
 const EVENT_QUEUE: usize = 10_000;
@@ -29,7 +29,13 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// The running monitor; [`CameraMonitor::stop`] drains it.
 #[derive(Debug)]
 pub struct CameraMonitor {
-    pub cameras: Cameras,
+    /// The camera list that runs, and its editor.
+    pub fleet: Arc<Fleet>,
+    /// What the prober found, for the grid, the API and `/metrics`.
+    pub live: Arc<Live>,
+    /// The history; `None` when the database could not be opened: the prober still runs
+    /// and the grid shows live states, without history.
+    pub store: Option<Store>,
     tasks: JoinSet<()>,
     scheduler: Option<Scheduler>,
     writer: Option<Writer>,
@@ -104,7 +110,7 @@ impl CameraMonitor {
             tasks.spawn(prune(store, stop.clone()));
         }
         tasks.spawn(consume(events, Arc::clone(&live), writer.clone()));
-        Ok(CameraMonitor { cameras: Cameras::new(fleet, live, store), tasks, scheduler: Some(scheduler), writer, stop })
+        Ok(CameraMonitor { fleet, live, store, tasks, scheduler: Some(scheduler), writer, stop })
     }
 
     /// Stops the prober and the tasks, and commits what the writer still holds.

@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 
 use self::check::{Level, Observed, Thresholds, Verdict};
 use self::client::{ApiError, Client};
-use crate::settings;
 
 /// Where the streamer's own HTTP API listens on a kiosk.
 pub const DEFAULT_STREAMER_URL: &str = "http://127.0.0.1:8888";
@@ -111,7 +110,8 @@ pub fn parse() -> Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let command = args.command.as_ref().unwrap_or(&Command::Status);
     if let Command::CheckConfig = command {
-        return Ok(settings::check(&args.config));
+        let path = args.config.path_for::<WebConfig>();
+        return Ok(ds_runtime::check_config::<WebConfig>(&path, |web| web.camera_list_problems(&path)));
     }
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
@@ -264,7 +264,12 @@ async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<Value>), String
         .map_err(|e| format!("cannot read the web config {}: {e}", config.path_for::<WebConfig>().display()))?
         .config;
     let ask = async {
-        let systemd = ds_systemd::Systemd::connect(web.bus).await.map_err(|e| e.to_string())?;
+        let systemd = ds_systemd::Systemd::connect(match web.bus {
+            ds_config::watchdog::Bus::System => ds_systemd::Bus::System,
+            ds_config::watchdog::Bus::Session => ds_systemd::Bus::Session,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         let mut states = Vec::with_capacity(web.units.len());
         for unit in &web.units {
             let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;

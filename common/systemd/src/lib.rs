@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use ds_config::watchdog::Bus;
 use futures_util::FutureExt as _;
 use futures_util::stream::{self, BoxStream, StreamExt as _};
 use serde::{Serialize, Serializer};
@@ -30,6 +29,14 @@ use tokio::task::JoinHandle;
 use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 use zbus::{Connection, DBusError as _};
+
+/// The D-Bus bus on which the systemd manager is asked: the machine's (`System`, the
+/// services' units) or the calling user's (`Session`, a user manager's units, as the tests run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bus {
+    System,
+    Session,
+}
 
 /// systemd's well-known name on the bus.
 const SYSTEMD_SERVICE: &str = "org.freedesktop.systemd1";
