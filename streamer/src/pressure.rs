@@ -82,7 +82,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::playlist::{PLAYLIST_FILE, PlaylistSettings};
+    use crate::playlist::{PLAYLIST_FILE, PlaylistSettings, RunLocation};
 
     fn live() -> LiveStreaming {
         LiveStreaming {
@@ -93,21 +93,55 @@ mod tests {
         }
     }
 
-    /// A playlist of 2 s segments (window 6) in `dir`, fed `n` segments of one run.
-    fn fed(dir: &Path, n: u32, t0: SystemTime) -> (Playlist, crate::playlist::RunLocation) {
-        let settings = PlaylistSettings { target_duration_secs: 2, max_segments: 6 };
-        let mut p = Playlist::open(dir, settings, t0).unwrap();
-        let run = p.begin_run(t0).unwrap();
-        for i in 0..n {
-            add(&mut p, &run, i, t0);
-        }
-        (p, run)
+    /// A playlist of 2 s segments (window 6) in a directory of its own, fed ten segments of
+    /// one run: four of them left the window and wait for their lifetime.
+    struct Fed {
+        dir: tempfile::TempDir,
+        t0: SystemTime,
+        p: Playlist,
+        run: RunLocation,
+        added: u32,
     }
 
-    fn add(p: &mut Playlist, run: &crate::playlist::RunLocation, i: u32, t0: SystemTime) {
-        let path = run.segment_path(i);
-        std::fs::write(&path, vec![0u8; 188]).unwrap();
-        p.add_segment(&path, 2.0, t0 + Duration::from_secs(2 * u64::from(i) + 2)).unwrap();
+    impl Fed {
+        fn new() -> Fed {
+            let dir = tempfile::tempdir().unwrap();
+            let t0 = SystemTime::now();
+            let settings = PlaylistSettings { target_duration_secs: 2, max_segments: 6 };
+            let mut p = Playlist::open(dir.path(), settings, t0).unwrap();
+            let run = p.begin_run(t0).unwrap();
+            let mut fed = Fed { dir, t0, p, run, added: 0 };
+            fed.add(10);
+            fed
+        }
+
+        /// The time just after the last segment was added.
+        fn now(&self) -> SystemTime {
+            self.t0 + Duration::from_secs(2 * u64::from(self.added))
+        }
+
+        fn add(&mut self, n: u32) {
+            for _ in 0..n {
+                let path = self.run.segment_path(self.added);
+                std::fs::write(&path, vec![0u8; 188]).unwrap();
+                self.added += 1;
+                let now = self.now();
+                self.p.add_segment(&path, 2.0, now).unwrap();
+            }
+        }
+
+        fn relieve(&mut self, used_percent: f64, under_pressure: bool) -> Option<String> {
+            let now = self.now();
+            relieve(&mut self.p, used_percent, &live(), under_pressure, now)
+        }
+
+        fn segment_files(&self) -> usize {
+            segment_files(self.dir.path())
+        }
+
+        fn listed(&self) -> usize {
+            listed(self.dir.path())
+        }
     }
 
     fn segment_files(dir: &Path) -> usize {
@@ -133,56 +167,45 @@ mod tests {
 
     #[test]
     fn below_the_cleanup_threshold_nothing_is_deleted() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = SystemTime::now();
-        let (mut p, _) = fed(dir.path(), 10, t0);
-        let before = segment_files(dir.path());
+        let mut f = Fed::new();
+        let before = f.segment_files();
         assert!(before > 6, "segments that left the window wait for their lifetime: {before}");
-        assert_eq!(relieve(&mut p, 59.0, &live(), false, t0 + Duration::from_secs(22)), None);
-        assert_eq!(segment_files(dir.path()), before);
+        assert_eq!(f.relieve(59.0, false), None);
+        assert_eq!(f.segment_files(), before);
     }
 
     #[test]
     fn cleanup_removes_what_left_the_window_and_keeps_the_window() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = SystemTime::now();
-        let (mut p, _) = fed(dir.path(), 10, t0);
-        let pressure = relieve(&mut p, 70.0, &live(), false, t0 + Duration::from_secs(22));
-        assert_eq!(pressure.as_deref(), Some("cleanup: output filesystem 70% full (>= 60%)"));
-        assert_eq!(segment_files(dir.path()), 6, "only the window is left");
-        assert_eq!(listed(dir.path()), 6);
+        let mut f = Fed::new();
+        assert_eq!(f.relieve(70.0, false).as_deref(), Some("cleanup: output filesystem 70% full (>= 60%)"));
+        assert_eq!(f.segment_files(), 6, "only the window is left");
+        assert_eq!(f.listed(), 6);
     }
 
     #[test]
     fn emergency_shrinks_the_window_never_below_three_target_durations_and_it_grows_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = SystemTime::now();
-        let (mut p, run) = fed(dir.path(), 10, t0);
-        let pressure = relieve(&mut p, 90.0, &live(), false, t0 + Duration::from_secs(22));
+        let mut f = Fed::new();
+        let pressure = f.relieve(90.0, false);
         assert!(
             pressure.as_deref().is_some_and(|m| m.starts_with("emergency: output filesystem 90% full")),
             "{pressure:?}"
         );
         // emergency_segments is 1, but three target durations of 2 s need three segments.
-        assert_eq!(listed(dir.path()), 3);
-        assert_eq!(segment_files(dir.path()), 3);
+        assert_eq!(f.listed(), 3);
+        assert_eq!(f.segment_files(), 3);
 
         // Room again: the window grows back as segments arrive.
-        assert_eq!(relieve(&mut p, 10.0, &live(), true, t0 + Duration::from_secs(22)), None);
-        for i in 10..14 {
-            add(&mut p, &run, i, t0);
-        }
-        assert_eq!(listed(dir.path()), 6);
+        assert_eq!(f.relieve(10.0, true), None);
+        f.add(4);
+        assert_eq!(f.listed(), 6);
     }
 
     #[test]
     fn pressure_that_stays_keeps_the_window_small() {
-        let dir = tempfile::tempdir().unwrap();
-        let t0 = SystemTime::now();
-        let (mut p, run) = fed(dir.path(), 10, t0);
-        relieve(&mut p, 90.0, &live(), false, t0 + Duration::from_secs(22));
-        add(&mut p, &run, 10, t0);
-        assert!(relieve(&mut p, 90.0, &live(), true, t0 + Duration::from_secs(24)).is_some());
-        assert_eq!(listed(dir.path()), 3);
+        let mut f = Fed::new();
+        f.relieve(90.0, false);
+        f.add(1);
+        assert!(f.relieve(90.0, true).is_some());
+        assert_eq!(f.listed(), 3);
     }
 }
