@@ -73,13 +73,7 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `exe worker` with `request`.
     async fn spawn(exe: &Path, request: &Request) -> std::io::Result<WorkerProcess> {
-        let mut child = Command::new(exe)
-            .arg("worker")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
+        let mut child = worker_command(exe, Stdio::piped()).spawn()?;
         let pid = child.id();
         let mut stdin = child.stdin.take();
         if let Some(input) = stdin.as_mut() {
@@ -151,15 +145,17 @@ impl WorkerProcess {
     }
 }
 
+/// `exe worker` speaking on its stdin and stdout, killed if dropped.
+fn worker_command(exe: &Path, stderr: Stdio) -> Command {
+    let mut command = Command::new(exe);
+    command.arg("worker").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr).kill_on_drop(true);
+    command
+}
+
 /// Proves encoders in a worker process and returns the choice.
 async fn select_encoder(exe: &Path, config: &StreamerConfig, exclude: &[String]) -> Result<EncoderChoice, String> {
     let request = Request::SelectEncoder { config: Box::new(config.clone()), exclude: exclude.to_vec() };
-    let mut child = Command::new(exe)
-        .arg("worker")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    let mut child = worker_command(exe, Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {} worker: {e}", exe.display()))?;
     if let Some(mut input) = child.stdin.take() {
