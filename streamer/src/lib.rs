@@ -5,11 +5,13 @@ pub mod encoder;
 pub mod flow;
 pub mod health;
 pub mod http;
+pub mod ladder;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pipeline;
 pub mod playlist;
+pub mod pressure;
 pub mod splits;
 pub mod status;
 pub mod supervisor;
@@ -116,7 +118,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         .await
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
     let bound = listener.local_addr().context("cannot read the listening address")?;
-    let playlist = supervisor::Supervisor::open_playlist(&config)
+    let playlist = supervisor::open_playlist(&config)
         .with_context(|| format!("cannot use the output directory {}", config.output_dir.display()))?;
     let x_display = x_display_name();
     let (watcher, monitor_rx) = monitor::MonitorWatcher::spawn(&x_display, monitor::Selection::from_config(&config))
@@ -145,7 +147,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         requests_rx,
         shutdown.clone(),
         playlist,
-        exe,
+        worker::WorkerProcesses::new(exe),
     );
     let mut supervised = tokio::spawn(sup.run());
     let exit = loop {

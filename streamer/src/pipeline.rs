@@ -160,7 +160,9 @@ pub fn build(
             gst::PadProbeReturn::Ok
         });
     }
-    crate::splits::attach(&pipeline, segment)?;
+    let sink = pipeline.by_name(SINK).ok_or(PipelineError::MissingElement(SINK))?;
+    let parse = pipeline.by_name(PARSE).ok_or(PipelineError::MissingElement(PARSE))?;
+    crate::splits::attach(sink, &parse, segment).map_err(PipelineError::MissingElement)?;
     Ok(pipeline)
 }
 

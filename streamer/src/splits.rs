@@ -25,8 +25,6 @@ use std::sync::{Arc, Mutex};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use crate::pipeline::{PARSE, PipelineError, SINK};
-
 /// Frames whose flag was lifted, by timestamp, until the muxer sees them.
 type Lifted = Arc<Mutex<VecDeque<gst::ClockTime>>>;
 
@@ -39,16 +37,17 @@ struct Boundaries {
     lift_next: bool,
 }
 
-/// Makes the pipeline's segments `every` long, cut by the streamer (see the module docs).
-pub fn attach(pipeline: &gst::Pipeline, every: gst::ClockTime) -> Result<(), PipelineError> {
-    let sink = pipeline.by_name(SINK).ok_or(PipelineError::MissingElement(SINK))?;
-    let bin = sink.downcast::<gst::Bin>().map_err(|_| PipelineError::MissingElement("sink as a bin"))?;
+/// Makes the segments of `sink` (an hlssink2) `every` long, cut by the streamer at the
+/// buffers leaving `parse` (the h264parse before it); see the module docs. On error, names
+/// the element that is missing.
+pub fn attach(sink: gst::Element, parse: &gst::Element, every: gst::ClockTime) -> Result<(), &'static str> {
+    let bin = sink.downcast::<gst::Bin>().map_err(|_| "sink as a bin")?;
     let splitmux = bin
         .iterate_recurse()
         .into_iter()
         .flatten()
         .find(|e| e.factory().is_some_and(|f| f.name() == "splitmuxsink"))
-        .ok_or(PipelineError::MissingElement("splitmuxsink inside hlssink2"))?;
+        .ok_or("splitmuxsink inside hlssink2")?;
     let muxer: gst::Element = splitmux.property("muxer");
     let lifted: Lifted = Arc::default();
 
@@ -78,8 +77,7 @@ pub fn attach(pipeline: &gst::Pipeline, every: gst::ClockTime) -> Result<(), Pip
         }
     });
 
-    let parse = pipeline.by_name(PARSE).ok_or(PipelineError::MissingElement(PARSE))?;
-    let src = parse.static_pad("src").ok_or(PipelineError::MissingElement("parse.src"))?;
+    let src = parse.static_pad("src").ok_or("parse.src")?;
     let splitmux = splitmux.downgrade();
     let state = Mutex::new(Boundaries::default());
     src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {

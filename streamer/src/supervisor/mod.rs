@@ -1,35 +1,38 @@
 //! The supervisor: builds the pipeline, watches its bus and its output, and rebuilds it when
 //! anything goes wrong, without a human and without giving up.
 //!
-//! The escalation ladder: a fault rebuilds the pipeline in process, at once if the pipeline
-//! had been working (it listed a segment); runs that fail before producing anything back off
-//! exponentially up to `restart_delay`; `max_errors` faults within
-//! `error_window` end the process with an error so systemd starts a fresh one. A source that
-//! changes (the monitor moved, went away, came back; the X server died or returned) is a
-//! planned rebuild, not a fault: the slate covers whatever cannot be captured.
+//! Its rules (when to rebuild, how long to back off, when to give up, what a stall is) are in
+//! [`crate::ladder`], its response to a filling disk in [`crate::pressure`]; this module runs
+//! them. A source that changes (the monitor moved, went away, came back; the X server died or
+//! returned) is a planned rebuild, not a fault: the slate covers whatever cannot be captured.
+//!
+//! The supervisor keeps its time on tokio's clock and starts workers through
+//! [`Workers`], so its loop is tested under paused time with scripted workers.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use ds_config::StreamerConfig;
 use ds_runtime::Shutdown;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::encoder::EncoderChoice;
+use crate::ladder::{self, Ladder, Limits, Step};
 use crate::monitor::{self, MonitorState, Selection};
 use crate::notify::Notifier;
 use crate::pipeline::{self, Source};
 use crate::playlist::{Playlist, PlaylistSettings, RunLocation};
+use crate::pressure;
 use crate::status::{RestartReason, State, StatusHandle};
-use crate::worker::{self, Event, Worker};
+use crate::worker::{self, Event, Worker as _, Workers};
+
+#[cfg(test)]
+mod tests;
 
 /// How often the supervisor samples rates, checks for stalls, collects old segments and
 /// pets systemd's watchdog.
 const TICK: Duration = Duration::from_millis(500);
-/// First back-off after repeated fast failures; doubles up to `restart_delay`.
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a new worker may take to report its pipeline playing.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// When a failed worker's display is changing (an X server that died takes its capture
@@ -90,16 +93,27 @@ fn differs(state: &MonitorState, current: &Source) -> bool {
     }
 }
 
-/// Delay before the next rebuild after `consecutive` failures in a row: none for the first,
-/// then doubling from [`FIRST_BACKOFF`] up to `cap`.
-pub fn backoff(consecutive: u32, cap: Duration) -> Duration {
-    if consecutive <= 1 {
-        return Duration::ZERO;
+/// A direct look at the display: which state the selected monitor is in now.
+type LookAtDisplay = fn(&str, &Selection) -> MonitorState;
+
+/// Asks the X server for its monitors and resolves the selection among them.
+fn look_at_display(display: &str, selection: &Selection) -> MonitorState {
+    match monitor::list_monitors(display) {
+        Ok(monitors) => selection.resolve(display, &monitors),
+        Err(e) => MonitorState::XUnavailable { reason: e.to_string() },
     }
-    FIRST_BACKOFF.saturating_mul(1 << (consecutive - 2).min(16)).min(cap)
 }
 
-pub struct Supervisor {
+/// Opens the playlist of the configured output directory.
+pub fn open_playlist(config: &StreamerConfig) -> Result<Playlist, crate::playlist::PlaylistError> {
+    let settings = PlaylistSettings {
+        target_duration_secs: config.segment_duration,
+        max_segments: config.live_streaming.max_segments as usize,
+    };
+    Playlist::open(&config.output_dir, settings, SystemTime::now())
+}
+
+pub struct Supervisor<W: Workers> {
     pub config: watch::Receiver<Arc<StreamerConfig>>,
     pub status: StatusHandle,
     pub monitor: watch::Receiver<MonitorState>,
@@ -107,14 +121,16 @@ pub struct Supervisor {
     pub requests: mpsc::UnboundedReceiver<Request>,
     pub shutdown: Shutdown,
     pub notifier: Notifier,
-    /// This program, started as `worker` for every pipeline run.
-    exe: PathBuf,
+    /// Starts a worker for every pipeline run and for choosing the encoder.
+    workers: W,
+    look: LookAtDisplay,
     playlist: Playlist,
     encoder: Option<EncoderChoice>,
     excluded: Vec<String>,
+    ladder: Ladder,
 }
 
-impl std::fmt::Debug for Supervisor {
+impl<W: Workers> std::fmt::Debug for Supervisor<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Supervisor").field("display", &self.display).finish_non_exhaustive()
     }
@@ -130,9 +146,11 @@ struct RunState {
     x_unavailable_at_start: bool,
     /// The worker's counters at its previous report.
     reported: (u64, u64),
+    /// The last encoded buffer the worker reported.
+    last_buffer: Option<Instant>,
 }
 
-impl Supervisor {
+impl<W: Workers> Supervisor<W> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: watch::Receiver<Arc<StreamerConfig>>,
@@ -142,7 +160,7 @@ impl Supervisor {
         requests: mpsc::UnboundedReceiver<Request>,
         shutdown: Shutdown,
         playlist: Playlist,
-        exe: PathBuf,
+        workers: W,
     ) -> Self {
         Supervisor {
             config,
@@ -152,20 +170,20 @@ impl Supervisor {
             requests,
             shutdown,
             notifier: Notifier::default(),
-            exe,
+            workers,
+            look: look_at_display,
             playlist,
             encoder: None,
             excluded: Vec::new(),
+            ladder: Ladder::default(),
         }
     }
 
-    /// Opens the playlist of the configured output directory.
-    pub fn open_playlist(config: &StreamerConfig) -> Result<Playlist, crate::playlist::PlaylistError> {
-        let settings = PlaylistSettings {
-            target_duration_secs: config.segment_duration,
-            max_segments: config.live_streaming.max_segments as usize,
-        };
-        Playlist::open(&config.output_dir, settings, SystemTime::now())
+    /// Looks at the display with `look` instead of asking the X server (for tests).
+    #[cfg(test)]
+    fn looking_with(mut self, look: LookAtDisplay) -> Self {
+        self.look = look;
+        self
     }
 
     pub async fn run(mut self) -> Exit {
@@ -201,29 +219,27 @@ impl Supervisor {
                 Err(end) => end,
             };
             let Some(reason) = end.reason else { return Exit::Shutdown };
-            let window = Duration::from_secs(config.error_window.into());
-            self.status.record_restart(reason, &end.detail, window);
-            let delay = if reason.is_fault() {
+            let limits = Limits::from_config(&config);
+            // The status keeps the public record (history, the health API's error count); the
+            // ladder decides, on the supervisor's clock.
+            self.status.record_restart(reason, &end.detail, limits.error_window);
+            if reason.is_fault() {
                 tracing::warn!(reason = reason.as_str(), detail = %end.detail, "pipeline failed; rebuilding");
-                let recent = self.status.recent_errors(window);
-                if recent >= config.max_errors as usize {
+            } else {
+                tracing::info!(reason = reason.as_str(), detail = %end.detail, "rebuilding the pipeline");
+            }
+            let delay = match self.ladder.step(Instant::now(), reason, end.produced, &limits) {
+                Step::GiveUp { recent } => {
                     return Exit::Escalate(format!(
                         "{recent} pipeline faults within {} s (max_errors {}); the last: {}",
                         config.error_window, config.max_errors, end.detail
                     ));
                 }
-                let consecutive = {
-                    let mut s = self.status.lock();
-                    s.consecutive_failures = if end.produced { 1 } else { s.consecutive_failures.saturating_add(1) };
-                    s.consecutive_failures
-                };
-                let failing = consecutive >= config.max_restarts.max(1);
-                self.status.set_state(if failing { State::Failing } else { State::Restarting });
-                backoff(consecutive, Duration::from_secs(config.restart_delay.into()))
-            } else {
-                tracing::info!(reason = reason.as_str(), detail = %end.detail, "rebuilding the pipeline");
-                self.status.set_state(State::Restarting);
-                Duration::ZERO
+                Step::Rebuild { delay, state } => {
+                    self.status.lock().consecutive_failures = self.ladder.consecutive_failures();
+                    self.status.set_state(state);
+                    delay
+                }
             };
             self.update_systemd_status(&config);
             if !delay.is_zero() && !self.shutdown.sleep(delay).await {
@@ -265,11 +281,8 @@ impl Supervisor {
         if let Some(change) = self.source_change(source, run) {
             return change;
         }
-        let (display, selection) = (self.display.clone(), Selection::from_config(config));
-        let look = tokio::task::spawn_blocking(move || match monitor::list_monitors(&display) {
-            Ok(monitors) => selection.resolve(&display, &monitors),
-            Err(e) => MonitorState::XUnavailable { reason: e.to_string() },
-        });
+        let (display, selection, look) = (self.display.clone(), Selection::from_config(config), self.look);
+        let look = tokio::task::spawn_blocking(move || look(&display, &selection));
         let now = match tokio::time::timeout(PROBE_TIMEOUT, look).await {
             Ok(Ok(state)) => state,
             // No answer in time: a hung X server.
@@ -286,7 +299,7 @@ impl Supervisor {
         if let Some(e) = &self.encoder {
             return Ok(e.clone());
         }
-        match worker::select_encoder(&self.exe, config, &self.excluded).await {
+        match self.workers.select_encoder(config, &self.excluded).await {
             Ok(choice) => {
                 self.status.lock().encoder = Some(choice.clone());
                 self.encoder = Some(choice.clone());
@@ -300,7 +313,11 @@ impl Supervisor {
         }
     }
 
-    async fn start_run(&mut self, config: &Arc<StreamerConfig>, source: &Source) -> Result<(Worker, RunState), RunEnd> {
+    async fn start_run(
+        &mut self,
+        config: &Arc<StreamerConfig>,
+        source: &Source,
+    ) -> Result<(W::Worker, RunState), RunEnd> {
         let encoder = self.choose_encoder(config).await?;
         let run = self
             .playlist
@@ -313,11 +330,12 @@ impl Supervisor {
             sample_picture: !source.is_slate(),
             segment_secs: config.segment_duration,
         };
-        let mut worker = Worker::spawn(&self.exe, &request)
-            .await
-            .map_err(|e| RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}")))?;
+        let mut worker =
+            self.workers.start(&request).await.map_err(|e| {
+                RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}"))
+            })?;
         self.status.flow.reset_picture();
-        self.status.lock().worker_pid = worker.pid;
+        self.status.lock().worker_pid = worker.pid();
         match tokio::time::timeout(START_TIMEOUT, worker.next()).await {
             Ok(Some(Event::Playing)) => {}
             Ok(Some(Event::Error { from_encoder, detail })) => {
@@ -344,7 +362,7 @@ impl Supervisor {
             source = %match source { Source::Screen { monitor, .. } => monitor.to_string(), Source::Slate { message } => message.clone() },
             encoder = %encoder.name,
             run = run.run,
-            pid = worker.pid,
+            pid = worker.pid(),
             "pipeline started"
         );
         let x_unavailable_at_start = matches!(*self.monitor.borrow(), MonitorState::XUnavailable { .. });
@@ -358,6 +376,7 @@ impl Supervisor {
                 last_segment: None,
                 x_unavailable_at_start,
                 reported: (0, 0),
+                last_buffer: None,
             },
         ))
     }
@@ -375,7 +394,7 @@ impl Supervisor {
     async fn watch_run(
         &mut self,
         config: &Arc<StreamerConfig>,
-        mut worker: Worker,
+        mut worker: W::Worker,
         source: &Source,
         mut run: RunState,
     ) -> RunEnd {
@@ -429,7 +448,7 @@ impl Supervisor {
                     }
                     let mut s = self.status.lock();
                     s.playlist = Some(self.playlist.stats(now));
-                    s.playlist_at = Some(Instant::now());
+                    s.playlist_at = Some(std::time::Instant::now());
                     None
                 }
                 Wake::Request(None) => None,
@@ -476,6 +495,10 @@ impl Supervisor {
             Event::Flow { buffers, bytes, since_buffer_ms, since_picture_change_ms } => {
                 let (b0, y0) = run.reported;
                 run.reported = (buffers, bytes);
+                if let Some(ago) = since_buffer_ms {
+                    let now = Instant::now();
+                    run.last_buffer = Some(now.checked_sub(Duration::from_millis(ago)).unwrap_or(now));
+                }
                 self.status.flow.absorb(
                     buffers.saturating_sub(b0),
                     bytes.saturating_sub(y0),
@@ -511,60 +534,32 @@ impl Supervisor {
         {
             let mut s = self.status.lock();
             s.playlist = Some(self.playlist.stats(now));
-            s.playlist_at = Some(at);
+            s.playlist_at = Some(std::time::Instant::now());
         }
         self.notifier.ready();
         self.notifier.watchdog();
         self.update_systemd_status(&config);
     }
 
-    /// Past `cleanup_threshold_percent`, files outside the window go at once; past the
-    /// emergency threshold the window shrinks to `emergency_segments` too.
+    /// Reads how full the output filesystem is and applies [`pressure::relieve`].
     fn relieve_disk_pressure(&mut self, config: &StreamerConfig, now: SystemTime) {
         let Some(used) = ds_runtime::disk::usage_percent(&config.output_dir) else { return };
-        let ls = &config.live_streaming;
-        let pressure = if used >= f64::from(ls.emergency_cleanup_threshold_percent) {
-            let _ = self.playlist.set_window(ls.emergency_segments as usize, now);
-            Some(format!(
-                "emergency: output filesystem {used:.0}% full (>= {}%); window shrunk to {} segments",
-                ls.emergency_cleanup_threshold_percent, ls.emergency_segments
-            ))
-        } else if used >= f64::from(ls.cleanup_threshold_percent) {
-            let _ = self.playlist.set_window(ls.max_segments as usize, now);
-            Some(format!("cleanup: output filesystem {used:.0}% full (>= {}%)", ls.cleanup_threshold_percent))
-        } else {
-            None
-        };
-        if pressure.is_some() {
-            match self.playlist.emergency_cleanup(now) {
-                Ok(freed) if freed > 0 => tracing::warn!(
-                    bytes = freed,
-                    used_percent = used,
-                    "disk pressure: removed segments outside the window"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "disk pressure cleanup failed"),
-            }
-        } else if self.status.lock().disk_pressure.is_some() {
-            let _ = self.playlist.set_window(ls.max_segments as usize, now);
-        }
+        let under_pressure = self.status.lock().disk_pressure.is_some();
+        let pressure = pressure::relieve(&mut self.playlist, used, &config.live_streaming, under_pressure, now);
         self.status.lock().disk_pressure = pressure;
     }
 
     fn on_tick(&mut self, config: &StreamerConfig, run: &RunState, stall_timeout: Duration) -> Option<RunEnd> {
         let now = Instant::now();
-        self.status.rates.sample(now, &self.status.flow);
+        self.status.rates.sample(std::time::Instant::now(), &self.status.flow);
         if let Err(e) = self.playlist.collect_garbage(SystemTime::now()) {
             tracing::warn!(error = %e, "cannot delete expired segments");
         }
         // Segments keep coming: tell systemd's watchdog.
-        let fresh = Duration::from_secs(u64::from(config.segment_duration) * 2 + 2);
-        if run.last_segment.is_some_and(|t| now.duration_since(t) <= fresh) {
+        if ladder::segments_fresh(now, run.last_segment, config.segment_duration) {
             self.notifier.watchdog();
         }
-        let last_buffer = self.status.flow.last_buffer().filter(|t| *t >= run.started).unwrap_or(run.started);
-        let silent = now.duration_since(last_buffer);
-        (silent > stall_timeout).then(|| {
+        ladder::stalled(now, run.started, run.last_buffer, stall_timeout).map(|silent| {
             RunEnd::new(
                 RestartReason::Stall,
                 format!(
@@ -595,22 +590,5 @@ impl Supervisor {
             )
         };
         self.notifier.status(&line);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_failure_rebuilds_at_once_then_backs_off_to_the_cap() {
-        let cap = Duration::from_secs(60);
-        assert_eq!(backoff(1, cap), Duration::ZERO);
-        assert_eq!(backoff(2, cap), Duration::from_millis(500));
-        assert_eq!(backoff(3, cap), Duration::from_secs(1));
-        assert_eq!(backoff(5, cap), Duration::from_secs(4));
-        assert_eq!(backoff(9, cap), Duration::from_secs(60));
-        assert_eq!(backoff(1000, cap), Duration::from_secs(60));
-        assert_eq!(backoff(4, Duration::from_secs(1)), Duration::from_secs(1));
     }
 }
