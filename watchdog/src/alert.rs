@@ -82,3 +82,21 @@ impl Alert {
         t
     }
 }
+
+/// A critical `service_down` alert `id`, raised at 2025-03-01T10:00:00Z, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample(id: &str) -> Alert {
+    let t: jiff::Timestamp = "2025-03-01T10:00:00Z".parse().unwrap();
+    Alert {
+        id: id.to_owned(),
+        kind: "service_down:a.service".to_owned(),
+        severity: Severity::Critical,
+        title: "service down: a.service".to_owned(),
+        details: "a.service failed.".to_owned(),
+        since: t,
+        raised_at: t,
+        action: None,
+        host: "kiosk-7".to_owned(),
+        dashboard_url: None,
+    }
+}

@@ -1,70 +1,15 @@
-//! The ways an alert reaches a person: one email channel and one channel per webhook URL.
-//! Each delivery ends in success, a temporary failure (retry later) or a permanent one (retrying
-//! cannot help); the outbox acts on that difference.
+//! The ways an alert reaches a person: one email channel and one channel per webhook URL,
+//! built from the configuration, each delivering an alert with the outcome the outbox acts on
+//! (see [`crate::delivery`]).
 
 use std::fmt;
 
 use ds_config::WatchdogConfig;
 
 use crate::alert::Alert;
+use crate::delivery::{ChannelError, DeliveryError};
 use crate::email::EmailChannel;
 use crate::webhook::WebhookChannel;
-
-/// Why a delivery did not succeed. The text never contains a password or a webhook token.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    /// The peer may accept it later: connection refused, timeout, SMTP 4xx, HTTP 408/429/5xx.
-    #[error("{0} (will retry)")]
-    Temporary(String),
-    /// Retrying cannot help: SMTP 5xx, authentication refused, HTTP 4xx, a malformed message.
-    #[error("{0} (gave up)")]
-    Permanent(String),
-}
-
-impl DeliveryError {
-    pub fn is_temporary(&self) -> bool {
-        matches!(self, DeliveryError::Temporary(_))
-    }
-
-    /// The reason without the retry verdict.
-    pub fn reason(&self) -> &str {
-        match self {
-            DeliveryError::Temporary(r) | DeliveryError::Permanent(r) => r,
-        }
-    }
-}
-
-/// A configuration that does not give a usable channel: what is wrong, and with which key.
-#[derive(Debug, thiserror::Error)]
-pub enum ChannelError {
-    #[error("email_alerts.{key}: {value:?} is not a usable email address ({reason})")]
-    Address { key: String, value: String, reason: String },
-    #[error(
-        "email_alerts.password_file {path}: cannot read the SMTP password ({source}); \
-         check the path and that the watchdog's user may read it"
-    )]
-    PasswordFile { path: std::path::PathBuf, source: std::io::Error },
-    #[error("email_alerts.password_file {path} is empty; its first line must be the SMTP password")]
-    EmptyPasswordFile { path: std::path::PathBuf },
-    #[error("email_alerts.password_env: environment variable {name} is not set (or not UTF-8); set it for the service")]
-    PasswordEnv { name: String },
-    #[error(
-        "email_alerts.username is set but no password is given: set password_file, password_env or password, \
-         or clear username for a relay without authentication"
-    )]
-    NoPassword,
-    #[error(
-        "email_alerts.tls_ca_file {path}: cannot use it as a CA certificate ({reason}); \
-         give a PEM file the watchdog's user may read"
-    )]
-    CaFile { path: std::path::PathBuf, reason: String },
-    #[error("email_alerts.smtp_server {server:?}: cannot set up TLS ({reason})")]
-    Tls { server: String, reason: String },
-    #[error("webhook_alerts.url {shown}: {reason}")]
-    WebhookUrl { shown: String, reason: String },
-    #[error("cannot set up the HTTP client for webhooks: {0}")]
-    HttpClient(String),
-}
 
 /// Every problem found while building channels, with the channels that are usable anyway, so
 /// the watchdog can report a broken channel through one that works.
@@ -135,21 +80,9 @@ pub fn channels_from_config(config: &WatchdogConfig) -> Result<Vec<Channel>, Cha
     if errors.is_empty() { Ok(usable) } else { Err(ChannelErrors { usable, errors }) }
 }
 
-/// FNV-1a, 64 bits: a hash that stays the same across Rust releases, for names kept on disk.
-pub(crate) fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hash_is_stable() {
-        // Pinned: ids on disk from an older build must still match.
-        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
-    }
 
     #[test]
     fn broken_channels_are_reported_and_working_ones_kept() {

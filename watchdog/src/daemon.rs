@@ -443,7 +443,7 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::HistoryEntry;
+    use crate::history::HistoryEntry;
 
     fn finding(kind: &str) -> Finding {
         Finding {

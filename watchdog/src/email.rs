@@ -18,7 +18,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use crate::alert::Alert;
 use ds_runtime::error_chain;
 
-use crate::channel::{ChannelError, DeliveryError};
+use crate::delivery::{ChannelError, DeliveryError};
 
 /// Limit for connecting and for each SMTP command.
 pub const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(15);

@@ -9,11 +9,14 @@ pub mod channel;
 pub mod checks;
 pub mod conditions;
 pub mod daemon;
+pub mod delivery;
 pub mod email;
+pub mod history;
 pub mod outbox;
 pub mod policy;
 pub mod recovery;
 pub mod startup;
+mod state_file;
 pub mod webhook;
 
 use std::process::ExitCode;

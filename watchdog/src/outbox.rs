@@ -10,7 +10,7 @@
 //! Per channel, alerts go out in the order they were enqueued: while the oldest waits for its
 //! retry the newer ones wait behind it, so "resolved" never arrives before "down".
 //!
-//! # On-disk formats (version 1), under the state directory
+//! # On-disk format (version 1), under the state directory
 //!
 //! `outbox/<seq:012>-<alert id, file-safe>.json`: one file per alert with undelivered
 //! channels, replaced atomically (write + rename) on every change, removed when no channel is
@@ -24,17 +24,7 @@
 //!
 //! A file that cannot be read is renamed to `<name>.unreadable` and kept for a person to look at.
 //!
-//! `alert-history.json`: the last [`HISTORY_LIMIT`] alerts, oldest first, each with the status
-//! of every channel; replaced atomically on every change, so a reader (the dashboard) always
-//! sees a whole document. Read it with [`read_history`].
-//!
-//! ```json
-//! {"version": 1, "entries": [{"alert": { ...the Alert's fields... }, "deliveries": [
-//!   {"channel": "email", "status": "pending", "attempts": 1, "next_attempt": "…", "last_error": "…"},
-//!   {"channel": "webhook:https://hooks.slack.com/services/…#1a2b3c4d", "status": "delivered", "at": "…", "attempts": 1},
-//!   {"channel": "…", "status": "failed", "at": "…", "attempts": 1, "reason": "…"},
-//!   {"channel": "…", "status": "expired", "at": "…", "attempts": 9, "reason": "…"}]}]}
-//! ```
+//! Every change of a delivery is recorded in the alert [`history`](crate::history) as well.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -49,19 +39,18 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::alert::Alert;
-use crate::channel::{Channel, DeliveryError};
+use crate::channel::Channel;
+use crate::delivery::DeliveryError;
+use crate::history::{ChannelStatus, DeliveryStatus, History, HistoryEntry};
+use crate::state_file::set_aside;
 
 /// Sub-directory of the state directory holding undelivered alerts.
 pub const OUTBOX_DIR: &str = "outbox";
-/// File in the state directory holding the recent alerts and their delivery status.
-pub const HISTORY_FILE: &str = "alert-history.json";
-/// Alerts kept in the history.
-pub const HISTORY_LIMIT: usize = 500;
 /// Wait after the first temporary failure; doubled after each further one ...
 pub const RETRY_FIRST: Duration = Duration::from_secs(5);
 /// ... up to this.
 pub const RETRY_MAX: Duration = Duration::from_secs(300);
-/// Version of both file formats.
+/// Version of the file format.
 const FORMAT_VERSION: u32 = 1;
 /// The delivery loop looks again at least this often, and at most this often after a failure.
 const IDLE_RECHECK: Duration = Duration::from_secs(60);
@@ -79,8 +68,6 @@ pub enum OutboxError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot remove the delivered alert {path}: {source}; it may be delivered again after a restart")]
     Remove { path: PathBuf, source: io::Error },
-    #[error("cannot read the alert history {path}: {reason}")]
-    History { path: PathBuf, reason: String },
 }
 
 /// Wait before attempt `attempts + 1`, after `attempts` temporary failures (at least 1).
@@ -116,63 +103,6 @@ struct Pending {
     file: PendingFile,
 }
 
-/// One alert in the history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub alert: Alert,
-    pub deliveries: Vec<ChannelStatus>,
-    /// Why the alert was not sent, when the policy held it back (it then goes into a summary).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_sent: Option<String>,
-    /// How often the same alert came again within its cooldown, and so was not sent again.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub repeats: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChannelStatus {
-    pub channel: String,
-    #[serde(flatten)]
-    pub status: DeliveryStatus,
-}
-
-/// Where one (alert, channel) delivery stands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending {
-        attempts: u32,
-        next_attempt: Timestamp,
-        last_error: Option<String>,
-    },
-    Delivered {
-        at: Timestamp,
-        attempts: u32,
-    },
-    /// Refused for good (e.g. HTTP 400, SMTP 550, authentication refused).
-    Failed {
-        at: Timestamp,
-        attempts: u32,
-        reason: String,
-    },
-    /// Older than the maximum age and still not delivered.
-    Expired {
-        at: Timestamp,
-        attempts: u32,
-        reason: String,
-    },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct HistoryFile {
-    version: u32,
-    entries: Vec<HistoryEntry>,
-}
-
 /// What one [`Outbox::deliver_due`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
@@ -194,12 +124,12 @@ impl DeliveryReport {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// By enqueue order.
     pending: BTreeMap<u64, Pending>,
     next_seq: u64,
-    history: Vec<HistoryEntry>,
+    history: History,
 }
 
 /// The outbox of one watchdog. Share it (`Arc`) between the code that raises alerts
@@ -207,7 +137,6 @@ struct State {
 #[derive(Debug)]
 pub struct Outbox {
     outbox_dir: PathBuf,
-    history_path: PathBuf,
     max_age: Duration,
     state: Mutex<State>,
     /// Deliveries run one call at a time; enqueueing never waits for them.
@@ -222,8 +151,7 @@ impl Outbox {
         let outbox_dir = state_dir.join(OUTBOX_DIR);
         fs::create_dir_all(&outbox_dir)
             .map_err(|source| OutboxError::CreateDir { path: outbox_dir.clone(), source })?;
-        let history_path = state_dir.join(HISTORY_FILE);
-        let mut state = State { history: load_history(&history_path), ..State::default() };
+        let mut state = State { pending: BTreeMap::new(), next_seq: 0, history: History::open(state_dir) };
         let mut loaded = load_pending(&outbox_dir)?;
         loaded.sort_by_key(|(path, file)| (file.seq, path.clone()));
         for (path, mut file) in loaded {
@@ -238,7 +166,6 @@ impl Outbox {
         info!(dir = %outbox_dir.display(), alerts = state.pending.len(), deliveries, "alert outbox opened");
         Ok(Outbox {
             outbox_dir,
-            history_path,
             max_age,
             state: Mutex::new(state),
             delivering: tokio::sync::Mutex::new(()),
@@ -276,19 +203,7 @@ impl Outbox {
         };
         // A channel that already finished with this alert (delivered, refused, expired) is not
         // tried again: enqueueing the same alert twice must not deliver it twice.
-        let finished: Vec<String> = st
-            .history
-            .iter()
-            .rev()
-            .find(|e| e.alert.id == alert.id)
-            .map(|e| {
-                e.deliveries
-                    .iter()
-                    .filter(|d| !matches!(d.status, DeliveryStatus::Pending { .. }))
-                    .map(|d| d.channel.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let finished = st.history.finished_channels(&alert.id);
         let pending = st.pending.get_mut(&seq).expect("inserted above");
         for c in channels {
             if !finished.contains(c) && !pending.file.deliveries.iter().any(|d| &d.channel == c) {
@@ -303,8 +218,8 @@ impl Outbox {
         } else {
             write_pending(pending)
         };
-        st.record_history(alert, statuses);
-        self.save_history(&st);
+        st.history.record(alert, statuses);
+        st.history.save();
         drop(st);
         self.wake.notify_one();
         result
@@ -392,8 +307,8 @@ impl Outbox {
             pending.file.deliveries.remove(i);
         }
         let saved = self.persist(&mut st, seq);
-        st.update_history(&alert_id, channel, status);
-        self.save_history(&st);
+        st.history.update(&alert_id, channel, status);
+        st.history.save();
         saved
     }
 
@@ -424,11 +339,11 @@ impl Outbox {
                 warn!(alert = %alert_id, channel = %d.channel, reason = %reason, "alert dropped undelivered");
                 report.expired += 1;
                 let status = DeliveryStatus::Expired { at: now, attempts: d.attempts, reason };
-                st.update_history(&alert_id, &d.channel, status);
+                st.history.update(&alert_id, &d.channel, status);
             }
         }
         if report.expired > 0 {
-            self.save_history(&st);
+            st.history.save();
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -449,15 +364,6 @@ impl Outbox {
         fs::File::open(&self.outbox_dir)
             .and_then(|d| d.sync_all())
             .map_err(|source| OutboxError::Remove { path, source })
-    }
-
-    fn save_history(&self, st: &State) {
-        let file = HistoryFile { version: FORMAT_VERSION, entries: st.history.clone() };
-        let mut bytes = serde_json::to_vec(&file).expect("history serializes");
-        bytes.push(b'\n');
-        if let Err(e) = ds_config::write_atomic(&self.history_path, &bytes) {
-            warn!(file = %self.history_path.display(), error = %e, "cannot write the alert history");
-        }
     }
 
     /// When [`Outbox::run`] should look again: the earliest retry of a channel's oldest
@@ -513,24 +419,21 @@ impl Outbox {
     /// Keeps `alert` in the history without delivering it: the policy held it back, `why`.
     pub fn record_not_sent(&self, alert: &Alert, why: &str) {
         let mut st = self.lock();
-        st.record_history(alert, Vec::new());
-        if let Some(entry) = st.history.iter_mut().rev().find(|e| e.alert.id == alert.id) {
-            entry.not_sent = Some(why.to_owned());
-        }
-        self.save_history(&st);
+        st.history.record_not_sent(alert, why);
+        st.history.save();
     }
 
     /// Counts a repeat of the newest alert of `kind` that came again within its cooldown.
     pub fn count_repeat(&self, kind: &str) {
         let mut st = self.lock();
-        let Some(entry) = st.history.iter_mut().rev().find(|e| e.alert.kind == kind) else { return };
-        entry.repeats += 1;
-        self.save_history(&st);
+        if st.history.count_repeat(kind) {
+            st.history.save();
+        }
     }
 
-    /// The history as kept in memory (the same as [`read_history`] reads).
+    /// The history as kept in memory (the same as [`crate::history::read_history`] reads).
     pub fn history(&self) -> Vec<HistoryEntry> {
-        self.lock().history.clone()
+        self.lock().history.entries().to_vec()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -545,38 +448,6 @@ impl State {
         let (seq, p) = self.pending.iter().find(|(_, p)| p.file.deliveries.iter().any(|d| d.channel == channel))?;
         let d = p.file.deliveries.iter().find(|d| d.channel == channel)?;
         (d.next_attempt <= now).then(|| (*seq, p.file.alert.clone()))
-    }
-
-    fn record_history(&mut self, alert: &Alert, statuses: Vec<ChannelStatus>) {
-        match self.history.iter_mut().rev().find(|e| e.alert.id == alert.id) {
-            Some(entry) => {
-                for s in statuses {
-                    match entry.deliveries.iter_mut().find(|d| d.channel == s.channel) {
-                        Some(d) => *d = s,
-                        None => entry.deliveries.push(s),
-                    }
-                }
-            }
-            None => {
-                self.history.push(HistoryEntry {
-                    alert: alert.clone(),
-                    deliveries: statuses,
-                    not_sent: None,
-                    repeats: 0,
-                });
-                let excess = self.history.len().saturating_sub(HISTORY_LIMIT);
-                self.history.drain(..excess);
-            }
-        }
-    }
-
-    fn update_history(&mut self, alert_id: &str, channel: &str, status: DeliveryStatus) {
-        let Some(entry) = self.history.iter_mut().rev().find(|e| e.alert.id == alert_id) else { return };
-        let s = ChannelStatus { channel: channel.to_owned(), status };
-        match entry.deliveries.iter_mut().find(|d| d.channel == channel) {
-            Some(d) => *d = s,
-            None => entry.deliveries.push(s),
-        }
     }
 }
 
@@ -630,51 +501,6 @@ fn load_pending(dir: &Path) -> Result<Vec<(PathBuf, PendingFile)>, OutboxError> 
     Ok(found)
 }
 
-fn load_history(path: &Path) -> Vec<HistoryEntry> {
-    match read_history_file(path) {
-        Ok(entries) => entries,
-        Err(OutboxError::History { reason, .. }) => {
-            set_aside(path, &reason, "alert history");
-            Vec::new()
-        }
-        Err(e) => {
-            warn!(error = %e, "starting with an empty alert history");
-            Vec::new()
-        }
-    }
-}
-
-fn set_aside(path: &Path, reason: &str, what: &str) {
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(".unreadable");
-    let aside = PathBuf::from(aside);
-    match fs::rename(path, &aside) {
-        Ok(()) => warn!(file = %path.display(), kept_as = %aside.display(), reason, "unreadable {what} set aside"),
-        Err(e) => warn!(file = %path.display(), reason, error = %e, "unreadable {what} ignored"),
-    }
-}
-
-/// Reads the history the watchdog keeps in `state_dir` (for the dashboard): oldest first; empty
-/// if there is none yet.
-pub fn read_history(state_dir: &Path) -> Result<Vec<HistoryEntry>, OutboxError> {
-    read_history_file(&state_dir.join(HISTORY_FILE))
-}
-
-fn read_history_file(path: &Path) -> Result<Vec<HistoryEntry>, OutboxError> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(OutboxError::History { path: path.to_owned(), reason: e.to_string() }),
-    };
-    let file: HistoryFile = serde_json::from_slice(&bytes)
-        .map_err(|e| OutboxError::History { path: path.to_owned(), reason: format!("not valid JSON: {e}") })?;
-    if file.version != FORMAT_VERSION {
-        let reason = format!("unknown format version {} (this build reads {FORMAT_VERSION})", file.version);
-        return Err(OutboxError::History { path: path.to_owned(), reason });
-    }
-    Ok(file.entries)
-}
-
 /// `000000000007-service_down_desktop-streamer.service-1a2b.json`: ordered, file-safe.
 fn file_name(seq: u64, alert_id: &str) -> String {
     let safe: String = alert_id
@@ -704,23 +530,8 @@ fn human(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Severity;
-
-    fn alert(id: &str) -> Alert {
-        let t: Timestamp = "2025-03-01T10:00:00Z".parse().unwrap();
-        Alert {
-            id: id.to_owned(),
-            kind: "service_down:a.service".to_owned(),
-            severity: Severity::Critical,
-            title: "service down: a.service".to_owned(),
-            details: "a.service failed.".to_owned(),
-            since: t,
-            raised_at: t,
-            action: None,
-            host: "kiosk-7".to_owned(),
-            dashboard_url: None,
-        }
-    }
+    use crate::alert::sample as alert;
+    use crate::history::read_history;
 
     #[test]
     fn retries_back_off_from_5_s_doubling_to_5_min() {
@@ -766,17 +577,14 @@ mod tests {
     }
 
     #[test]
-    fn the_history_keeps_the_newest_entries() {
+    fn an_alert_without_channels_is_only_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path(), Duration::from_secs(3600)).unwrap();
-        for i in 0..HISTORY_LIMIT + 3 {
-            outbox.enqueue(&alert(&format!("a{i}")), &[]).unwrap();
-        }
-        let history = read_history(dir.path()).unwrap();
-        assert_eq!(history.len(), HISTORY_LIMIT);
-        assert_eq!(history[0].alert.id, "a3");
-        assert_eq!(history.last().unwrap().alert.id, format!("a{}", HISTORY_LIMIT + 2));
+        outbox.enqueue(&alert("a1"), &[]).unwrap();
         assert!(outbox.pending().is_empty(), "an alert without channels has nothing to deliver");
+        let history = read_history(dir.path()).unwrap();
+        assert_eq!(history.len(), 1);
+        assert!(history[0].deliveries.is_empty());
     }
 
     #[test]

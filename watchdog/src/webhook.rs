@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::alert::{Alert, Severity};
 use ds_runtime::error_chain;
 
-use crate::channel::{ChannelError, DeliveryError, stable_hash};
+use crate::delivery::{ChannelError, DeliveryError};
 
 /// Limit for a whole request, connect to last byte of the answer.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(15);
@@ -220,6 +220,11 @@ fn truncate(text: &str, max_chars: usize) -> &str {
     }
 }
 
+/// FNV-1a, 64 bits: a hash that stays the same across Rust releases, for names kept on disk.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +269,12 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("ééé", 2), "éé");
         assert_eq!(truncate("ab", 5), "ab");
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        // Pinned: ids on disk from an older build must still match.
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

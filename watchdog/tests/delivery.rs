@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use desktop_streamer_watchdog::alert::{Alert, Severity};
-use desktop_streamer_watchdog::channel::{Channel, DeliveryError, channels_from_config};
-use desktop_streamer_watchdog::outbox::{DeliveryReport, DeliveryStatus, Outbox, read_history};
+use desktop_streamer_watchdog::channel::{Channel, channels_from_config};
+use desktop_streamer_watchdog::delivery::DeliveryError;
+use desktop_streamer_watchdog::history::{DeliveryStatus, read_history};
+use desktop_streamer_watchdog::outbox::{DeliveryReport, Outbox};
 use ds_config::watchdog::{SmtpTls, WebhookFormat};
 use ds_config::{Secret, WatchdogConfig};
 use ds_tests::receiver::Receiver;

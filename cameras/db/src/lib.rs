@@ -31,6 +31,7 @@
 mod csv;
 mod error;
 mod history;
+mod options;
 mod retention;
 pub mod schema;
 mod store;
@@ -42,10 +43,9 @@ mod writer;
 pub use csv::{CSV_HEADER, csv_field, csv_text};
 pub use error::{Error, Result};
 pub use history::{Bucket, MAX_BUCKETS};
-pub use retention::{PruneReport, ROLLUP_DELAY_MS, Retention};
-pub use store::{
-    CameraInfo, CameraRecord, ChangePage, DEFAULT_HEARTBEAT, MAX_HEARTBEATS_PER_QUERY, Options, StateChange, Store,
-};
+pub use options::{DEFAULT_HEARTBEAT, Options, Retention};
+pub use retention::{PruneReport, ROLLUP_DELAY_MS};
+pub use store::{CameraInfo, CameraRecord, ChangePage, MAX_HEARTBEATS_PER_QUERY, StateChange, Store};
 pub use timeline::StateTime;
 pub use uptime::{STANDARD_WINDOWS, Uptime};
 pub use writer::{Batching, Writer, WriterStats};

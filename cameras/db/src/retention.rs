@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Result;
 use crate::store::{CameraKey, Store};
@@ -22,22 +22,6 @@ use crate::timeline::{self, HOUR_MS, Sample, StateTime, floor_hour};
 /// An hour is rolled up only once it ended this long ago.
 pub const ROLLUP_DELAY_MS: i64 = 5 * 60 * 1000;
 const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// How long history is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Retention {
-    /// Days raw heartbeats are kept. Default 7.
-    pub raw_days: u32,
-    /// Days hourly roll-ups (and state changes) are kept. Default 365.
-    pub rollup_days: u32,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention { raw_days: 7, rollup_days: 365 }
-    }
-}
 
 /// What one [`Store::prune`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

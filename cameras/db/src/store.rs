@@ -17,31 +17,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::retention::Retention;
+use crate::options::Options;
 use crate::schema;
 use crate::timeline::StateTime;
 
-/// Heartbeat interval assumed for a camera the store has no interval for (StreamPulse's
-/// default `heartbeat_seconds`).
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
-
 /// Most rows one call of [`Store::heartbeats`] returns.
 pub const MAX_HEARTBEATS_PER_QUERY: usize = 100_000;
-
-/// How the store is opened.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Interval assumed for cameras registered without one. Default 30 s.
-    pub default_heartbeat: Duration,
-    /// How long raw heartbeats and roll-ups are kept. Default 7 days and 365 days.
-    pub retention: Retention,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { default_heartbeat: DEFAULT_HEARTBEAT, retention: Retention::default() }
-    }
-}
 
 /// A camera as the configuration knows it, for [`Store::sync_cameras`].
 #[derive(Clone, Debug, PartialEq)]
