@@ -144,8 +144,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render(&s.detailed()))
-        .into_response()
+    ([(header::CONTENT_TYPE, ds_runtime::prometheus::CONTENT_TYPE)], metrics::render(&s.detailed())).into_response()
 }
 
 /// A segment or the playlist. Only names the streamer writes are served: letters, digits,
