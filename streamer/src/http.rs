@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/hls/desktop/{file}", get(hls_file).options(preflight))
         .fallback(not_found)
         .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn(ds_http::trace_requests))
         .with_state(state)
 }
 

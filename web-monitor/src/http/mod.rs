@@ -42,7 +42,9 @@ pub const PUBLIC_PATHS: [&str; 4] = ["/", "/cameras", "/login", "/assets/"];
 
 /// The whole router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
 /// login attempts are limited per client. State-changing calls need a session or an API token
-/// and the same origin (see [`guard`]).
+/// and the same origin (see [`guard`]). Each request is logged with its method, path, status
+/// and latency ([`ds_http::trace_requests`]: debug when fast and fine, so the page's polling
+/// does not flood the log).
 pub fn app(state: AppState, auth: AuthState) -> Router {
     Router::new()
         .route("/api/service/{action}", post(control::service))
@@ -67,6 +69,8 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, require_auth))
+        // Outermost, so the guard's refusals are logged too.
+        .layer(axum::middleware::from_fn(ds_http::trace_requests))
 }
 
 /// A route asked with a method it does not have: JSON naming the ones it has (axum adds them
