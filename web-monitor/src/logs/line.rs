@@ -4,7 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 /// Severity of a line, least severe first, so `level >= Level::Warn` means "warn or worse".
@@ -83,10 +84,13 @@ impl LogLine {
     /// Parses one line of `service`'s log file (without its newline).
     pub fn parse(service: &str, line: &str) -> LogLine {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(object)) if object.get("level").is_some_and(Value::is_string) => {
-                Self::from_json(service, object)
-            }
+        // A line whose `fields` is no object is read as plain JSON, as it always was.
+        let object = serde_json::from_str::<Object>(line).map(|o| o.0).or_else(|_| match serde_json::from_str(line) {
+            Ok(Value::Object(object)) => Ok(object),
+            _ => Err(()),
+        });
+        match object {
+            Ok(object) if object.get("level").is_some_and(Value::is_string) => Self::from_json(service, object),
             _ => LogLine {
                 service: service.to_owned(),
                 timestamp: None,
@@ -141,6 +145,53 @@ impl LogLine {
     }
 }
 
+/// A line's JSON object, its `fields` read key by key: an event that has a field named
+/// `message` besides its text writes `"message"` twice there (tracing's JSON writes every
+/// field), and a plain parse would keep the last, the field, as the line's text. Here the first
+/// (tracing writes the text first) stays `message` and a repeated key is kept as `message_2`.
+struct Object(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Keys {
+            /// Whether this is the line itself, whose `fields` is read the same way.
+            top: bool,
+        }
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Object;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
+                let mut out = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = if self.top && key == "fields" {
+                        Value::Object(map.next_value_seed(Keys { top: false })?.0)
+                    } else {
+                        map.next_value::<Value>()?
+                    };
+                    let key = (1..)
+                        .map(|n| if n == 1 { key.clone() } else { format!("{key}_{n}") })
+                        .find(|k| !out.contains_key(k))
+                        .unwrap_or(key);
+                    out.insert(key, value);
+                }
+                Ok(Object(out))
+            }
+        }
+        impl<'de> DeserializeSeed<'de> for Keys {
+            type Value = Object;
+
+            fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Object, D::Error> {
+                deserializer.deserialize_map(self)
+            }
+        }
+        deserializer.deserialize_map(Keys { top: true })
+    }
+}
+
 /// Which lines to show: a level and worse, and a case-insensitive text found in the message or
 /// the fields (as `key=value`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,5 +242,16 @@ mod tests {
             assert!(Filter::new(None, None).matches(&line));
             assert!(!Filter::new(Some(Level::Trace), None).matches(&line), "unknown level passed a level filter");
         }
+    }
+
+    #[test]
+    fn a_field_named_message_does_not_replace_the_events_text() {
+        let text = r#"{"timestamp":"2026-01-01T00:00:00Z","level":"INFO","fields":{"message":"camera state changed","camera":"gate","message":"Some(\"refused\")"},"target":"t"}"#;
+        let line = LogLine::parse("svc", text);
+        assert_eq!(line.message, "camera state changed");
+        assert_eq!(line.fields, serde_json::json!({"camera": "gate", "message_2": "Some(\"refused\")"}));
+        // A line whose `fields` is no object is still read as JSON, as before.
+        let odd = LogLine::parse("svc", r#"{"level":"WARN","fields":"x","message":"top"}"#);
+        assert_eq!((odd.level, odd.message.as_str()), (Some(Level::Warn), "top"));
     }
 }
