@@ -424,7 +424,7 @@ fn record(
             from = ?status.state.map(State::as_str),
             to = %verdict.state,
             reason = ?verdict.reason.map(Reason::as_str),
-            message = ?verdict.message,
+            detail = verdict.message.as_deref(),
             "camera state changed"
         );
         events.push(Event::Transition(Transition {

@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/hls/desktop/{file}", get(hls_file).options(preflight))
         .fallback(not_found)
         .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn(ds_http::trace_requests))
         .with_state(state)
 }
 
@@ -144,8 +145,7 @@ async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics::render(&s.detailed()))
-        .into_response()
+    ([(header::CONTENT_TYPE, ds_runtime::prometheus::CONTENT_TYPE)], metrics::render(&s.detailed())).into_response()
 }
 
 /// A segment or the playlist. Only names the streamer writes are served: letters, digits,

@@ -1,6 +1,7 @@
-//! `/metrics` in Prometheus' text format, rendered from the health report.
+//! `/metrics` in Prometheus' text format, rendered from the health report with the writer
+//! every service shares ([`ds_runtime::prometheus`]).
 
-use std::fmt::Write as _;
+use ds_runtime::prometheus::{Kind, Writer};
 
 use crate::health::{DetailedReport, Verdict};
 use crate::status::State;
@@ -11,10 +12,10 @@ const STATES: &[State] =
 /// Renders every series; absent measurements are left out rather than reported as 0.
 pub fn render(r: &DetailedReport) -> String {
     let h = &r.health;
-    let mut out = String::with_capacity(2048);
+    let mut w = Writer::new();
     let mut gauge = |name: &str, help: &str, value: Option<f64>| {
         if let Some(v) = value {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            w.single(name, Kind::Gauge, help, v);
         }
     };
     gauge(
@@ -60,35 +61,147 @@ pub fn render(r: &DetailedReport) -> String {
         gauge("desktop_streamer_output_disk_used_percent", "Use of the filesystem holding output_dir", Some(d));
     }
 
-    let _ = writeln!(out, "# HELP desktop_streamer_state 1 for the current state\n# TYPE desktop_streamer_state gauge");
+    let mut state = w.family("desktop_streamer_state", Kind::Gauge, "1 for the current state");
     for s in STATES {
-        let _ = writeln!(out, "desktop_streamer_state{{state=\"{}\"}} {}", s.as_str(), b(*s == h.current_state));
+        state.sample(&[("state", s.as_str())], b(*s == h.current_state));
     }
-    let _ = writeln!(
-        out,
-        "# HELP desktop_streamer_restarts_total Pipeline rebuilds\n# TYPE desktop_streamer_restarts_total counter"
-    );
-    let _ = writeln!(out, "desktop_streamer_restarts_total {}", h.restart_count);
-    let _ = writeln!(
-        out,
-        "# HELP desktop_streamer_errors_total Pipeline faults\n# TYPE desktop_streamer_errors_total counter"
-    );
-    let _ = writeln!(out, "desktop_streamer_errors_total {}", h.total_errors);
+    w.single("desktop_streamer_restarts_total", Kind::Counter, "Pipeline rebuilds", h.restart_count);
+    w.single("desktop_streamer_errors_total", Kind::Counter, "Pipeline faults", h.total_errors);
     if let Some(e) = &h.encoder {
-        let _ = writeln!(
-            out,
-            "# HELP desktop_streamer_encoder_info The running encoder\n# TYPE desktop_streamer_encoder_info gauge"
-        );
-        let _ = writeln!(out, "desktop_streamer_encoder_info{{encoder=\"{}\"}} 1", escape(e));
+        w.family("desktop_streamer_encoder_info", Kind::Gauge, "The running encoder").sample(&[("encoder", e)], 1);
     }
-    out
+    w.finish()
 }
 
 fn b(v: bool) -> f64 {
     if v { 1.0 } else { 0.0 }
 }
 
-/// Label values escape backslash, quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+#[cfg(test)]
+mod tests {
+    use ds_config::StreamerConfig;
+    use ds_runtime::system::SystemSample;
+
+    use super::*;
+    use crate::playlist::PlaylistStats;
+    use crate::status::StatusHandle;
+
+    /// A report with every series present, its varying figures fixed.
+    fn full_report() -> DetailedReport {
+        let system = SystemSample {
+            cpu_percent: 12.5,
+            memory_percent: 40.0,
+            process_memory_mb: 80.25,
+            disk_usage_percent: Some(61.5),
+        };
+        let mut r = DetailedReport::build(&StatusHandle::new(10), &StreamerConfig::default(), Some(system));
+        let h = &mut r.health;
+        h.stream_active = true;
+        h.health = Verdict::Degraded;
+        h.current_state = State::Slate;
+        h.fps = Some(29.97);
+        h.bitrate_kbps = Some(2500.0);
+        h.newest_segment_age_seconds = Some(1.25);
+        h.uptime_minutes = 2.5;
+        h.recent_errors = 2;
+        h.total_errors = 7;
+        h.restart_count = 3;
+        h.encoder = Some("x264\"enc\\\n".to_owned());
+        r.playlist = Some(PlaylistStats {
+            target_duration_secs: 2,
+            media_sequence: 41,
+            discontinuity_sequence: 1,
+            segment_count: 6,
+            window_duration_secs: 12.0,
+            window_bytes: 3_000_000,
+            newest_segment_age_secs: Some(1.0),
+            overlong_segments: 0,
+            pending_deletions: 0,
+        });
+        r
+    }
+
+    const BEFORE: &str = r##"# HELP desktop_streamer_stream_active 1 while a segment newer than three target durations exists
+# TYPE desktop_streamer_stream_active gauge
+desktop_streamer_stream_active 1
+# HELP desktop_streamer_healthy 1 healthy, 0.5 degraded, 0 unhealthy
+# TYPE desktop_streamer_healthy gauge
+desktop_streamer_healthy 0.5
+# HELP desktop_streamer_frozen 1 while the captured picture has not changed for frozen_after_seconds
+# TYPE desktop_streamer_frozen gauge
+desktop_streamer_frozen 0
+# HELP desktop_streamer_fps Encoded frames per second, measured
+# TYPE desktop_streamer_fps gauge
+desktop_streamer_fps 29.97
+# HELP desktop_streamer_bitrate_kbps Encoded kbit/s, measured
+# TYPE desktop_streamer_bitrate_kbps gauge
+desktop_streamer_bitrate_kbps 2500
+# HELP desktop_streamer_newest_segment_age_seconds Age of the newest listed segment
+# TYPE desktop_streamer_newest_segment_age_seconds gauge
+desktop_streamer_newest_segment_age_seconds 1.25
+# HELP desktop_streamer_uptime_seconds Seconds since the process started
+# TYPE desktop_streamer_uptime_seconds gauge
+desktop_streamer_uptime_seconds 150
+# HELP desktop_streamer_recent_errors Faults within error_window
+# TYPE desktop_streamer_recent_errors gauge
+desktop_streamer_recent_errors 2
+# HELP desktop_streamer_memory_mb Resident memory of the streamer process
+# TYPE desktop_streamer_memory_mb gauge
+desktop_streamer_memory_mb 80.25
+# HELP desktop_streamer_media_sequence EXT-X-MEDIA-SEQUENCE of the playlist
+# TYPE desktop_streamer_media_sequence gauge
+desktop_streamer_media_sequence 41
+# HELP desktop_streamer_discontinuity_sequence EXT-X-DISCONTINUITY-SEQUENCE
+# TYPE desktop_streamer_discontinuity_sequence gauge
+desktop_streamer_discontinuity_sequence 1
+# HELP desktop_streamer_playlist_segments Segments in the playlist window
+# TYPE desktop_streamer_playlist_segments gauge
+desktop_streamer_playlist_segments 6
+# HELP desktop_streamer_playlist_seconds Duration of the playlist window
+# TYPE desktop_streamer_playlist_seconds gauge
+desktop_streamer_playlist_seconds 12
+# HELP desktop_streamer_output_disk_used_percent Use of the filesystem holding output_dir
+# TYPE desktop_streamer_output_disk_used_percent gauge
+desktop_streamer_output_disk_used_percent 61.5
+# HELP desktop_streamer_state 1 for the current state
+# TYPE desktop_streamer_state gauge
+desktop_streamer_state{state="starting"} 0
+desktop_streamer_state{state="streaming"} 0
+desktop_streamer_state{state="slate"} 1
+desktop_streamer_state{state="restarting"} 0
+desktop_streamer_state{state="failing"} 0
+desktop_streamer_state{state="stopping"} 0
+# HELP desktop_streamer_restarts_total Pipeline rebuilds
+# TYPE desktop_streamer_restarts_total counter
+desktop_streamer_restarts_total 3
+# HELP desktop_streamer_errors_total Pipeline faults
+# TYPE desktop_streamer_errors_total counter
+desktop_streamer_errors_total 7
+# HELP desktop_streamer_encoder_info The running encoder
+# TYPE desktop_streamer_encoder_info gauge
+desktop_streamer_encoder_info{encoder="x264\"enc\\\n"} 1
+"##;
+
+    /// Byte for byte what the streamer's hand-written renderer answered before the shared
+    /// writer: names, labels, values, help texts and order.
+    #[test]
+    fn the_text_is_what_it_was() {
+        assert_eq!(render(&full_report()), BEFORE);
+    }
+
+    /// Absent measurements are left out rather than reported as 0.
+    #[test]
+    fn absent_measurements_have_no_series() {
+        let mut r = full_report();
+        r.health.fps = None;
+        r.health.encoder = None;
+        r.playlist = None;
+        r.system = None;
+        let got = render(&r);
+        for gone in ["desktop_streamer_fps", "desktop_streamer_encoder_info", "desktop_streamer_media_sequence", "disk"]
+        {
+            assert!(!got.contains(gone), "{gone} in\n{got}");
+        }
+        assert!(got.contains("\ndesktop_streamer_bitrate_kbps 2500\n"), "{got}");
+    }
 }

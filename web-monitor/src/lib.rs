@@ -2,17 +2,13 @@
 //! also the library behind the `desktop-streamer-monitor` CLI.
 
 pub mod auth;
-pub mod cameras;
-pub mod control;
 pub mod history;
+pub mod http;
 pub mod logs;
-pub mod logs_api;
 pub mod openapi;
-pub mod server;
 pub mod settings;
 pub mod snapshot;
 pub mod systemd_link;
-pub mod ui;
 pub mod upstream;
 
 use std::future::IntoFuture as _;
@@ -116,17 +112,17 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let monitor = ds_camera_monitor::CameraMonitor::start(&config).await?;
-    let state = server::AppState {
+    let state = http::AppState {
         streamer,
         config: std::sync::Arc::new(config),
         systemd,
         status,
         history,
-        cameras: cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone()),
+        cameras: http::cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone()),
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
-    let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(server::PUBLIC_PATHS));
-    let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));
+    let app = http::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let drain = shutdown.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move { drain.wait().await });
     // Open pages hold endless event streams (status, logs): after SIGTERM they get

@@ -123,7 +123,7 @@ async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
             Vec::new()
         }
     };
-    let streamer_unit = units.iter().find(|u| u["name"] == crate::control::STREAMER_UNIT);
+    let streamer_unit = units.iter().find(|u| u["name"] == crate::systemd_link::STREAMER_UNIT);
     let service = match streamer_unit {
         Some(u) => json!({"active": u["active_state"] == "active",
             "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),

@@ -16,6 +16,10 @@ use ds_systemd::Bus;
 use ds_systemd::{Systemd, SystemdError};
 use tokio::sync::{Notify, watch};
 
+/// The streamer's unit: its state is the status document's `service`, and the dashboard's
+/// stream tools signal it.
+pub const STREAMER_UNIT: &str = "desktop-streamer.service";
+
 /// Wait before the first new attempt after a failed connect.
 pub const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 /// Longest wait between attempts.

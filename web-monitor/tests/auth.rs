@@ -9,6 +9,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use desktop_streamer_web::auth::{self, AuthError, AuthSettings, AuthState, Credentials};
+use desktop_streamer_web::http;
 use reqwest::header::{HeaderMap, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
@@ -35,8 +36,8 @@ async fn start(public_read: bool) -> Server {
     let app = Router::new()
         .route("/api/thing", post(|| async { StatusCode::NO_CONTENT }).get(|| async { "thing" }))
         .route("/assets/app.js", get(|| async { "js" }))
-        .merge(auth::routes(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(state, auth::require_auth));
+        .merge(http::auth_routes(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state, http::require_auth));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -373,3 +373,56 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
     assert_eq!(seen_sorted, in_files, "follow() did not stream exactly the lines in the files");
     (0..total).filter(|s| in_files.binary_search(s).is_err()).collect()
 }
+
+/// Refuses every probe, as a camera that is down does.
+struct Refusing;
+
+impl ds_cameras::Prober for Refusing {
+    async fn probe(&self, _url: &str, _step: Duration, _verify_tls: bool) -> ds_cameras::ProbeOutcome {
+        Err(ds_cameras::ProbeFailure::new(ds_cameras::Reason::Refused, "the camera refused the connection"))
+    }
+}
+
+/// A camera's state change, logged by the real scheduler into the real log file and read back
+/// by the log reader, shows the event's own text, with the probe's explanation as a field
+/// beside it. (The event once carried a field named `message` too, and the log view showed
+/// `Some("the camera refused the connection")` as the text of every state change.)
+#[tokio::test(start_paused = true)]
+async fn a_camera_state_change_reads_back_with_its_own_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard) = file_dispatch(dir.path(), "desktop-streamer-web").unwrap();
+    // The test's runtime runs on this thread, the scheduler's tasks too.
+    let default = tracing::dispatcher::set_default(&dispatch);
+    let cameras = ds_config::CamerasConfig {
+        streams: vec![ds_config::Camera {
+            name: "gate".into(),
+            url: "rtsp://192.0.2.1/gate".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let id = cameras.streams[0].stable_id();
+    let (_list, rx) = tokio::sync::watch::channel(Arc::new(cameras));
+    let (tx, mut events) = tokio::sync::mpsc::channel(16);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = ds_cameras::Scheduler::spawn(Refusing, rx, tx, stop.clone());
+    loop {
+        match tokio::time::timeout(Duration::from_secs(600), events.recv()).await.expect("a state change").unwrap() {
+            ds_cameras::Event::Transition(_) => break,
+            _ => continue,
+        }
+    }
+    stop.cancel();
+    scheduler.join().await;
+    drop(default);
+    drop(guard);
+
+    let lines = logs::recent(dir.path(), &["desktop-streamer-web"], 100, None, None).unwrap();
+    let change = lines
+        .iter()
+        .find(|l| l.fields.get("camera").and_then(|c| c.as_str()) == Some(id.as_str()))
+        .unwrap_or_else(|| panic!("no line names the camera: {:?}", messages(&lines)));
+    assert_eq!(change.message, "camera state changed", "{change:?}");
+    assert_eq!(change.level, Some(Level::Info));
+    assert_eq!(change.fields["detail"], "the camera refused the connection", "{change:?}");
+}

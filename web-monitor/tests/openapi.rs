@@ -10,13 +10,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use desktop_streamer_web::auth::{self, AuthSettings, AuthState};
-use desktop_streamer_web::cameras::{Cameras, Fleet, Live};
 use desktop_streamer_web::history::History;
-use desktop_streamer_web::server::{self, AppState};
+use desktop_streamer_web::http::cameras::{Cameras, Fleet, Live};
+use desktop_streamer_web::http::{self, AppState, ui};
+use desktop_streamer_web::openapi;
 use desktop_streamer_web::snapshot::{Sources, StatusCache};
 use desktop_streamer_web::systemd_link::SystemdLink;
 use desktop_streamer_web::upstream::Streamer;
-use desktop_streamer_web::{openapi, ui};
 use ds_camera_db::Store;
 use ds_config::WebConfig;
 use ds_runtime::Shutdown;
@@ -206,14 +206,14 @@ async fn serve() -> Served {
         machine: Default::default(),
     };
     let status = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
-    let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(server::PUBLIC_PATHS));
+    let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(http::PUBLIC_PATHS));
     let cameras = Cameras::new(
         std::sync::Arc::new(Fleet::open(&config.cameras_file)),
         std::sync::Arc::new(Live::new(Default::default(), Default::default())),
         Store::open(&config.database, Default::default()).ok(),
     );
     let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: link, status, history, cameras };
-    let app = server::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = shutdown.clone();

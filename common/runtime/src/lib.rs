@@ -5,6 +5,7 @@ pub mod check;
 pub mod disk;
 pub mod gpu;
 pub mod logging;
+pub mod prometheus;
 pub mod shutdown;
 pub mod system;
 

@@ -6,24 +6,12 @@
 //! reading may stay public (`public_read`), but every state-changing call needs a session
 //! cookie or `Authorization: Bearer <token>` and must come from the dashboard's own origin.
 //!
-//! Mounting (the lead's `app`):
-//!
-//! ```text
-//! let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(["/", "/login", "/assets/"]));
-//! Router::new()
-//!     .merge(other_routes)
-//!     .merge(auth::routes(auth.clone()))               // /api/login, /api/logout, /api/session
-//!     .layer(DefaultBodyLimit::max(auth::JSON_BODY_LIMIT))
-//!     .layer(axum::middleware::from_fn_with_state(auth, auth::require_auth))
-//! // and serve with `into_make_service_with_connect_info::<SocketAddr>()` so the login rate
-//! // limit sees client addresses.
-//! ```
+//! The HTTP side (the login routes and the guard in front of every route) is
+//! [`crate::http`]'s: `http::auth` and `http::guard`.
 //!
 //! Sessions live in memory: restarting the service logs everyone out.
 
 mod error;
-mod guard;
-mod handlers;
 mod limiter;
 mod prompt;
 mod sessions;
@@ -33,15 +21,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use ds_config::WebConfig;
 use serde::Serialize;
 
 pub use error::AuthError;
-pub use guard::{Authenticated, check_origin, require_auth};
-pub use handlers::{ApiError, ClientIp, JsonBody, JsonQuery, json_rejection};
 pub use limiter::{LOGIN_WINDOW, LoginLimiter, MAX_LOGIN_FAILURES};
 pub use prompt::{PromptError, read_new_password};
 pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SessionStore};
@@ -102,7 +85,8 @@ impl AuthSettings {
         self
     }
 
-    fn is_public(&self, path: &str) -> bool {
+    /// Whether `path` may be read without authentication.
+    pub fn is_public(&self, path: &str) -> bool {
         // `/` is the page, not a prefix of everything.
         let under = |p: &str| p.len() > 1 && p.ends_with('/') && path.starts_with(p);
         path == LOGIN_PATH || path == SESSION_PATH || self.public_paths.iter().any(|p| path == p || under(p))
@@ -170,24 +154,15 @@ impl AuthState {
         lock(&self.inner.sessions).touch(session_id, now)
     }
 
-    fn sessions(&self) -> MutexGuard<'_, SessionStore> {
+    /// The browser sessions.
+    pub fn sessions(&self) -> MutexGuard<'_, SessionStore> {
         lock(&self.inner.sessions)
     }
 
-    fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
+    /// The login rate limit.
+    pub fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
         lock(&self.inner.limiter)
     }
-}
-
-/// `POST /api/login`, `POST /api/logout` and `GET /api/session`, with the JSON body limit.
-/// Mount them inside [`require_auth`] (logout needs a session; login is let through).
-pub fn routes<S: Clone + Send + Sync + 'static>(auth: AuthState) -> Router<S> {
-    Router::new()
-        .route(LOGIN_PATH, post(handlers::login))
-        .route(LOGOUT_PATH, post(handlers::logout))
-        .route(SESSION_PATH, get(handlers::session))
-        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .with_state(auth)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::Cameras;
-use crate::auth::{ApiError, JsonBody};
+use crate::http::{AppError, JsonBody};
 use ds_camera_monitor::EditError;
 
 /// What a client sends to add or change a camera. Absent fields stay as they are.
@@ -57,26 +57,26 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     Option::<T>::deserialize(d).map(Some)
 }
 
-impl From<EditError> for ApiError {
-    fn from(e: EditError) -> ApiError {
+impl From<EditError> for AppError {
+    fn from(e: EditError) -> AppError {
         match e {
             EditError::Invalid(_) | EditError::Rejected { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
-            EditError::FileBroken { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            EditError::FileBroken { .. } => AppError::new(StatusCode::CONFLICT, e.to_string()),
             EditError::Write { .. } => {
                 tracing::error!(error = %e, "camera list not saved");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}; nothing was changed"))
+                AppError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}; nothing was changed"))
             }
         }
     }
 }
 
 /// Reads the body as JSON with a shape hint that never echoes a value (URLs carry passwords).
-fn body<T>(body: Result<JsonBody<T>, ApiError>) -> Result<T, ApiError> {
+fn body<T>(body: Result<JsonBody<T>, AppError>) -> Result<T, AppError> {
     match body {
         Ok(JsonBody(v)) => Ok(v),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => Err(ApiError::new(
+        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => Err(AppError::new(
             e.status,
             format!("{}; expected a JSON object like {CAMERA_SHAPE}", shape_problem(&e.message)),
         )),
@@ -107,8 +107,8 @@ fn position(config: &CamerasConfig, id: &str) -> Option<usize> {
     config.streams.iter().position(|c| c.stable_id() == id)
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
+fn not_found(id: &str) -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
 }
 
 /// An id for a new camera: its name as a slug, made unique with `-2`, `-3`, … among the
@@ -208,10 +208,10 @@ fn set_override<T: Into<Value>>(entry: &mut Map<String, Value>, key: &str, wante
 }
 
 /// `POST /api/cameras`: adds a camera; 201 with the camera.
-pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, ApiError>) -> Result<Response, ApiError> {
+pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, AppError>) -> Result<Response, AppError> {
     let b = body(b)?;
     let (Some(name), Some(_)) = (&b.name, &b.url) else {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("a new camera needs `name` and `url`, e.g. {CAMERA_SHAPE}"),
         ));
@@ -239,8 +239,8 @@ pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, Ap
 pub async fn update(
     State(c): State<Cameras>,
     Path(id): Path<String>,
-    b: Result<JsonBody<CameraBody>, ApiError>,
-) -> Result<Response, ApiError> {
+    b: Result<JsonBody<CameraBody>, AppError>,
+) -> Result<Response, AppError> {
     let b = body(b)?;
     let mut missing = false;
     let list = c
@@ -267,7 +267,7 @@ pub async fn update(
 
 /// `DELETE /api/cameras/{id}`: removes a camera from the list; its history stays in the
 /// database until retention removes it.
-pub async fn delete(State(c): State<Cameras>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(c): State<Cameras>, Path(id): Path<String>) -> Result<StatusCode, AppError> {
     let mut missing = false;
     c.fleet
         .edit(|map, before| {
@@ -287,8 +287,8 @@ pub async fn delete(State(c): State<Cameras>, Path(id): Path<String>) -> Result<
 /// `PUT /api/cameras/settings`: the heartbeat interval and time zone of the whole list.
 pub async fn settings(
     State(c): State<Cameras>,
-    b: Result<JsonBody<SettingsBody>, ApiError>,
-) -> Result<Response, ApiError> {
+    b: Result<JsonBody<SettingsBody>, AppError>,
+) -> Result<Response, AppError> {
     let b = b.map(|JsonBody(v)| v)?;
     let list = c
         .fleet

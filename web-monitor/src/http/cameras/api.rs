@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::Cameras;
-use crate::auth::{ApiError, JsonQuery};
+use crate::http::{AppError, JsonQuery};
 
 /// How long the grid's uptime figures and heartbeat bars are reused before the database is
 /// asked again (they change slowly; a thousand cameras cost a few hundred milliseconds).
@@ -138,15 +138,15 @@ impl Cameras {
         Value::Object(m)
     }
 
-    fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), ApiError> {
+    fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), AppError> {
         let list = self.fleet.current();
         let cam = list.streams.iter().find(|c| c.stable_id() == id).cloned().ok_or_else(|| not_found(id))?;
         Ok((cam, list))
     }
 
-    fn store(&self) -> Result<Store, ApiError> {
+    fn store(&self) -> Result<Store, AppError> {
         self.store.clone().ok_or_else(|| {
-            ApiError::new(
+            AppError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "camera history is unavailable: the database could not be opened (see the service log)",
             )
@@ -154,18 +154,18 @@ impl Cameras {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
+fn not_found(id: &str) -> AppError {
+    AppError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
 }
 
-fn db_error(e: ds_camera_db::Error) -> ApiError {
+fn db_error(e: ds_camera_db::Error) -> AppError {
     match e {
         ds_camera_db::Error::UnknownCamera(_) | ds_camera_db::Error::Argument { .. } => {
-            ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+            AppError::new(StatusCode::BAD_REQUEST, e.to_string())
         }
         e => {
             tracing::error!(error = %e, "camera database query failed");
-            ApiError::new(
+            AppError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the camera database could not answer; see the service log",
             )
@@ -175,10 +175,10 @@ fn db_error(e: ds_camera_db::Error) -> ApiError {
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ds_camera_db::Error> + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the camera database task failed"))?
+        .map_err(|_| AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "the camera database task failed"))?
         .map_err(db_error)
 }
 
@@ -198,7 +198,7 @@ pub async fn list(State(c): State<Cameras>) -> Json<Value> {
 }
 
 /// `GET /api/cameras/{id}`: one camera, with the time spent in each state per window.
-pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
     let (cam, list) = c.find(&id)?;
     let summary = c.summary.get(c.store.as_ref()).await;
     let mut v = c.full_json(&cam, &list, &summary);
@@ -221,12 +221,12 @@ pub async fn history(
     State(c): State<Cameras>,
     Path(id): Path<String>,
     JsonQuery(q): JsonQuery<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, AppError> {
     c.find(&id)?;
     let hours = q.hours.unwrap_or(24);
     let buckets = q.buckets.unwrap_or(96);
     if !(1..=8760).contains(&hours) || !(1..=1000).contains(&buckets) {
-        return Err(ApiError::new(
+        return Err(AppError::new(
             StatusCode::BAD_REQUEST,
             format!("hours must be 1..=8760 and buckets 1..=1000 (got hours={hours}, buckets={buckets})"),
         ));
@@ -258,11 +258,11 @@ pub async fn changes(
     State(c): State<Cameras>,
     Path(id): Path<String>,
     JsonQuery(q): JsonQuery<ChangesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Value>, AppError> {
     c.find(&id)?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("limit must be 1..=1000, not {limit}")));
+        return Err(AppError::new(StatusCode::BAD_REQUEST, format!("limit must be 1..=1000, not {limit}")));
     }
     let store = c.store()?;
     let page = blocking(move || match store.state_changes(&id, q.before, limit) {
@@ -286,13 +286,13 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/cameras/export.csv`: raw heartbeats as CSV, times in UTC and in the list's zone.
-pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>) -> Result<Response, ApiError> {
+pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>) -> Result<Response, AppError> {
     if let Some(id) = &q.camera {
         c.find(id)?;
     }
     let hours = q.hours.unwrap_or(24);
     if !(1..=8760).contains(&hours) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..=8760, not {hours}")));
+        return Err(AppError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..=8760, not {hours}")));
     }
     let store = c.store()?;
     let tz = ds_camera_db::time::time_zone(&c.fleet.current().timezone).map_err(db_error)?;
@@ -354,58 +354,9 @@ pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<I
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// The cameras' series for `/metrics`.
-pub fn metrics(c: &Cameras, out: &mut String) {
-    use std::fmt::Write as _;
-    let list = c.fleet.current();
-    let live = c.live.all();
-    let now = Timestamp::now();
-    let label = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-    let _ =
-        writeln!(out, "# HELP ds_camera_up 1 when the camera's last heartbeat proved video arrives (UP or DEGRADED).");
-    let _ = writeln!(out, "# TYPE ds_camera_up gauge");
-    let mut rows = Vec::new();
-    for cam in &list.streams {
-        let id = cam.stable_id();
-        let labels = format!("camera=\"{}\",name=\"{}\"", label(&id), label(&cam.name));
-        rows.push((labels, live.get(&id).cloned()));
-    }
-    for (labels, l) in &rows {
-        if let Some(state) = l.as_ref().and_then(|l| l.state) {
-            let up = matches!(state, CamState::Up | CamState::Degraded);
-            let _ = writeln!(out, "ds_camera_up{{{labels}}} {}", u8::from(up));
-        }
-    }
-    let _ = writeln!(out, "# HELP ds_camera_state The camera's state: 1 for the state it is in.");
-    let _ = writeln!(out, "# TYPE ds_camera_state gauge");
-    for (labels, l) in &rows {
-        if let Some(state) = l.as_ref().and_then(|l| l.state) {
-            for s in CamState::ALL {
-                let _ = writeln!(out, "ds_camera_state{{{labels},state=\"{s}\"}} {}", u8::from(state == s));
-            }
-        }
-    }
-    let _ = writeln!(out, "# HELP ds_camera_latency_seconds Time from the start of the last probe to its first frame.");
-    let _ = writeln!(out, "# TYPE ds_camera_latency_seconds gauge");
-    for (labels, l) in &rows {
-        if let Some(ms) = l.as_ref().and_then(|l| l.last_heartbeat.as_ref()?.latency_ms) {
-            let _ = writeln!(out, "ds_camera_latency_seconds{{{labels}}} {:.3}", f64::from(ms) / 1000.0);
-        }
-    }
-    let _ =
-        writeln!(out, "# HELP ds_camera_last_frame_age_seconds Seconds since a frame last arrived from the camera.");
-    let _ = writeln!(out, "# TYPE ds_camera_last_frame_age_seconds gauge");
-    for (labels, l) in &rows {
-        if let Some(t) = l.as_ref().and_then(|l| l.last_frame_at) {
-            let age = now.duration_since(t).as_secs_f64().max(0.0);
-            let _ = writeln!(out, "ds_camera_last_frame_age_seconds{{{labels}}} {age:.1}");
-        }
-    }
-}
-
 /// `GET /cameras`: the cameras page.
 pub async fn page(headers: axum::http::HeaderMap) -> Response {
-    crate::ui::file(Path(PAGE.to_owned()), headers).await
+    crate::http::ui::file(Path(PAGE.to_owned()), headers).await
 }
 
 /// The cameras page's file in the embedded assets.
@@ -413,7 +364,7 @@ pub const PAGE: &str = "cameras.html";
 
 /// `GET /api/cameras/{id}/snapshot.jpg`: a picture grabbed from the camera now (or a few
 /// seconds ago: previews are cached so reloads do not hammer the camera).
-pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, AppError> {
     let (cam, list) = c.find(&id)?;
     match c.previews.get(&id, &cam.url, list.probe_settings(&cam).verify_tls).await {
         Ok(p) => Ok((
@@ -433,7 +384,7 @@ pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Resul
                 P::BadUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             };
             // The message names the URL with its password masked.
-            Err(ApiError::new(status, e.to_string()))
+            Err(AppError::new(status, e.to_string()))
         }
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::server::error;
+use super::AppError;
 
 /// One embedded file.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ pub fn asset(name: &str) -> Option<&'static Asset> {
 pub async fn index(headers: HeaderMap) -> Response {
     match asset(INDEX) {
         Some(a) => serve(a, &headers),
-        None => error(StatusCode::NOT_FOUND, "this build has no dashboard page"),
+        None => AppError::new(StatusCode::NOT_FOUND, "this build has no dashboard page").into_response(),
     }
 }
 
@@ -51,7 +51,7 @@ pub async fn index(headers: HeaderMap) -> Response {
 pub async fn file(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match asset(&name) {
         Some(a) => serve(a, &headers),
-        None => error(StatusCode::NOT_FOUND, format!("no asset named {name:?}")),
+        None => AppError::new(StatusCode::NOT_FOUND, format!("no asset named {name:?}")).into_response(),
     }
 }
 

@@ -12,9 +12,8 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::JsonQuery;
+use super::{AppError, AppState, JsonQuery};
 use crate::logs::{self, Level, LogError};
-use crate::server::{AppState, error};
 
 /// Most lines one request may ask for.
 pub const MAX_LINES: usize = 5000;
@@ -65,10 +64,10 @@ fn parse(q: LogQuery) -> Result<Parsed, String> {
 
 fn log_error(e: &LogError) -> Response {
     match e {
-        LogError::NoLogDir { .. } => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        LogError::NoLogDir { .. } => AppError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
         _ => {
             tracing::warn!(error = %e, "cannot read the logs");
-            error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the logs")
+            AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the logs").into_response()
         }
     }
 }
@@ -76,7 +75,7 @@ fn log_error(e: &LogError) -> Response {
 pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
     let dir = s.config.log_dir.clone();
     let read =
@@ -85,14 +84,14 @@ pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>
     match read {
         Ok(Ok(lines)) => Json(json!({ "lines": lines })).into_response(),
         Ok(Err(e)) => log_error(&e),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the logs"),
+        Err(_) => AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the logs").into_response(),
     }
 }
 
 pub async fn stream(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
     match logs::recent_then_follow(&s.config.log_dir, &p.services, p.lines, p.level, p.query.as_deref()).await {
         Ok((recent, follow)) => {

@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
-use super::handlers::ApiError;
-use super::{AuthError, AuthState, LOGIN_PATH, SESSION_COOKIE, Via};
+use super::AppError;
+use crate::auth::{AuthError, AuthState, LOGIN_PATH, SESSION_COOKIE, Via};
 
 /// Put into the request's extensions by [`require_auth`] when the request was authenticated,
 /// so handlers can tell (e.g. for audit logs) how.
@@ -42,7 +42,7 @@ const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"passwo
 pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && let Err(why) = check_origin(req.headers(), req.uri(), &auth.settings().trusted_origins) {
-        return ApiError::new(StatusCode::FORBIDDEN, why).into_response();
+        return AppError::new(StatusCode::FORBIDDEN, why).into_response();
     }
     let path = req.uri().path();
     let settings = auth.settings();
@@ -66,9 +66,9 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
                 }
                 Missing::Nothing => format!("this request changes state and needs authentication: {LOGIN_HOW}"),
             };
-            ApiError::new(StatusCode::UNAUTHORIZED, message).www_authenticate().into_response()
+            AppError::new(StatusCode::UNAUTHORIZED, message).www_authenticate().into_response()
         }
-        Err(e) => ApiError::internal(&e).into_response(),
+        Err(e) => AppError::internal(&e).into_response(),
     }
 }
 

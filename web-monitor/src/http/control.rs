@@ -15,11 +15,9 @@ use ds_systemd::SystemdError;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::JsonBody;
-use crate::server::{AppState, error};
+use super::{AppError, AppState, JsonBody};
+pub use crate::systemd_link::STREAMER_UNIT;
 
-/// The streamer's unit, which the stream tools signal.
-pub const STREAMER_UNIT: &str = "desktop-streamer.service";
 /// How long a start/stop/restart may take before the answer says it is still under way.
 const JOB_WAIT: Duration = Duration::from_secs(20);
 const SIGUSR1: i32 = 10;
@@ -38,13 +36,18 @@ pub async fn service(
     JsonBody(request): JsonBody<ServiceRequest>,
 ) -> Response {
     if !["start", "stop", "restart"].contains(&action.as_str()) {
-        return error(StatusCode::BAD_REQUEST, format!("unknown action `{action}`; use start, stop or restart"));
+        return AppError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown action `{action}`; use start, stop or restart"),
+        )
+        .into_response();
     }
     if !s.config.units.contains(&request.unit) {
-        return error(
+        return AppError::new(
             StatusCode::BAD_REQUEST,
             format!("`{}` is not one of the dashboard's units: {}", request.unit, s.config.units.join(", ")),
-        );
+        )
+        .into_response();
     }
     let systemd = match s.systemd.get() {
         Ok(systemd) => systemd,
@@ -115,7 +118,8 @@ async fn signal_streamer(s: &AppState, signal: i32, done: &str) -> Response {
 
 /// 503 with the reason the link gives (the last connect error); it retries by itself.
 fn no_systemd(why: String) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, format!("{why}; the dashboard keeps trying to connect"))
+    AppError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{why}; the dashboard keeps trying to connect"))
+        .into_response()
 }
 
 fn systemd_error(s: &AppState, e: &SystemdError) -> Response {
@@ -126,5 +130,5 @@ fn systemd_error(s: &AppState, e: &SystemdError) -> Response {
         SystemdError::StartLimitHit { .. } => StatusCode::CONFLICT,
         _ => StatusCode::BAD_GATEWAY,
     };
-    error(code, e.to_string())
+    AppError::new(code, e.to_string()).into_response()
 }
