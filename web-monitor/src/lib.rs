@@ -1,5 +1,5 @@
-//! desktop-streamer-web: the operator's dashboard on :8080 and the camera heartbeat monitor;
-//! also the library behind the `desktop-streamer-monitor` CLI.
+//! desktop-streamer-web: the operator's dashboard on :8080. It runs the camera monitor
+//! (`ds-camera-monitor`) in its process and serves what it finds; its HTTP layer is [`http`].
 
 pub mod auth;
 pub mod history;
