@@ -429,6 +429,9 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_and_a_broken_file_at_st
     w.wait_log_count("watching units over D-Bus", 2, Duration::from_secs(10));
     // The restarted daemon still heals.
     kill_and_wait_for_restart(&sd, &w);
+    // Started once, and once more for the good file only: the refused one restarted nothing,
+    // even later.
+    assert_eq!(w.logs().matches("watching units over D-Bus").count(), 2, "{}", w.logs());
     assert!(w.stop().success());
 
     // Started with the broken file, the watchdog runs with the last one that worked and says
