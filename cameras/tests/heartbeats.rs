@@ -10,6 +10,7 @@ use ds_cameras::{CameraStatus, Event, NetworkProber, Reason, Scheduler, State, S
 use ds_config::cameras::{Camera, CamerasConfig};
 use ds_tests::mjpeg::{self, MjpegServer, Mode};
 use ds_tests::rtsp::{self, RtspServer};
+use ds_tests::wait::wait_until_async;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -38,18 +39,12 @@ async fn wait_for(
     reason: Option<Reason>,
     within: Duration,
 ) -> CameraStatus {
-    let start = Instant::now();
-    loop {
+    wait_until_async(&format!("{id} to become {state}/{reason:?}"), within, || {
         let status = board.get(id).unwrap_or_else(|| panic!("{id} is not on the board: {:?}", board.snapshot()));
-        if status.state == Some(state) && status.reason == reason {
-            return status;
-        }
-        assert!(
-            start.elapsed() < within,
-            "{id} did not become {state}/{reason:?} within {within:?}; it is {status:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let reached = status.state == Some(state) && status.reason == reason;
+        async move { if reached { Ok(status) } else { Err(format!("it is {status:#?}")) } }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

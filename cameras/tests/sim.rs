@@ -14,6 +14,7 @@ use ds_cameras::{Reason, State};
 use ds_config::cameras::ProbeSettings;
 use ds_tests::rtsp_sim::{Clip, ClipSpec, SimServer, StartAt, clip};
 use ds_tests::tcp_peer::{Behaviour, TcpPeer};
+use ds_tests::wait::try_wait_until_async;
 
 const STEP: Duration = Duration::from_secs(3);
 /// How long a TEARDOWN may take to reach the server after its probe returned.
@@ -199,10 +200,12 @@ async fn every_probe_session_ends_with_a_teardown() {
         let setups = seen.iter().filter(|r| r.method == "SETUP").count();
         seen.iter().filter(|r| r.method == "TEARDOWN").count() >= setups
     };
-    let waited = std::time::Instant::now();
-    while !torn_down_all(&server.requests()) && waited.elapsed() < TEARDOWN_WAIT {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Not asserted here: the checks below say which session lacks its TEARDOWN.
+    let _ = try_wait_until_async("a TEARDOWN for every SETUP", TEARDOWN_WAIT, || {
+        let done = torn_down_all(&server.requests());
+        async move { done }
+    })
+    .await;
     let seen = server.requests();
     let sessions: Vec<String> = seen
         .iter()

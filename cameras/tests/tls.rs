@@ -12,6 +12,7 @@ use ds_cameras::probe::{NetworkProber, Prober};
 use ds_cameras::{CameraStatus, Reason, Scheduler, State, StatusBoard};
 use ds_config::{Camera, CamerasConfig};
 use ds_tests::mjpeg::{self, MjpegServer};
+use ds_tests::wait::wait_until_async;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -92,15 +93,12 @@ async fn the_scheduler_applies_each_cameras_verify_tls_and_its_changes() {
 /// Waits (a bounded time) until camera `id` is in `state`.
 async fn wait_for(board: &StatusBoard, id: &str, state: State) -> CameraStatus {
     let within = Duration::from_secs(u64::from(HEARTBEAT_S)) + 2 * STEP + Duration::from_secs(5);
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
+    wait_until_async(&format!("{id} to be {state}"), within, || {
         let status = board.get(id).unwrap_or_else(|| panic!("{id} is not on the board"));
-        if status.state == Some(state) {
-            return status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{id} not {state} within {within:?}: {status:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let reached = status.state == Some(state);
+        async move { if reached { Ok(status) } else { Err(format!("{status:#?}")) } }
+    })
+    .await
 }
 
 #[tokio::test]

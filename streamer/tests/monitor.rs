@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use desktop_streamer::monitor::{
     Monitor, MonitorState, MonitorWatcher, RECONNECT_INTERVAL, Selection, list_monitors, select,
 };
+use ds_tests::wait::wait_until_async;
 use ds_tests::xorg::DummyDisplay;
 use tokio::sync::watch;
 
@@ -110,6 +111,21 @@ async fn second_monitor_off_is_missing_and_on_again_is_available() {
     assert_eq!(available(&mut rx, CHANGE_TIMEOUT).await, second());
     assert_eq!(available(&mut first, CHANGE_TIMEOUT).await.name, "DUMMY0");
     first.mark_unchanged();
+    // Everything the first monitor's watcher sends from now on, until it reports the first
+    // monitor resized (the last change below).
+    let mut first_rx = first.clone();
+    let first_sent = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        while first_rx.changed().await.is_ok() {
+            let state = first_rx.borrow_and_update().clone();
+            let resized = state.monitor().is_some_and(|m| m.width == 1280);
+            sent.push(state);
+            if resized {
+                break;
+            }
+        }
+        sent
+    });
 
     let off = Instant::now();
     display.second_monitor_off().unwrap();
@@ -126,10 +142,19 @@ async fn second_monitor_off_is_missing_and_on_again_is_available() {
         wait_for(&mut rx, CHANGE_TIMEOUT, "resized monitor", |s| s.monitor().is_some_and(|m| m.width == 1920)).await;
     assert_eq!(resized.monitor().map(|m| (m.x, m.width, m.height)), Some((1920, 1920, 1080)));
 
-    // None of this touched the first monitor: its watcher, given time to see the events too,
-    // stayed quiet.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!first.has_changed().unwrap(), "first monitor watcher sent {:?}", *first.borrow());
+    // None of this touched the first monitor: its watcher saw the same events and stayed
+    // quiet. That it was looking shows when the first monitor itself changes afterwards: that
+    // change is the first thing it sends.
+    display.xrandr(&["--addmode", "DUMMY0", "1280x720"]).unwrap();
+    display.xrandr(&["--output", "DUMMY0", "--mode", "1280x720"]).unwrap();
+    let sent = tokio::time::timeout(CHANGE_TIMEOUT, first_sent)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("the first monitor's resize not sent within {CHANGE_TIMEOUT:?}: {:?}", *first.borrow())
+        })
+        .unwrap();
+    assert_eq!(sent.len(), 1, "first monitor watcher sent more than its own resize: {sent:?}");
+    assert_eq!(sent[0].monitor().map(|m| (m.name.as_str(), m.width)), Some(("DUMMY0", 1280)), "{sent:?}");
 }
 
 #[tokio::test]
@@ -145,10 +170,14 @@ async fn server_gone_is_x_unavailable_and_back_is_available() {
     assert!(reason.contains(&format!("X display {}", display.display())), "{reason}");
 
     // Retries keep the state without waking the receiver, but refresh the reason.
-    tokio::time::sleep(RECONNECT_INTERVAL + Duration::from_millis(500)).await;
-    assert!(!rx.has_changed().unwrap());
-    let reason = format!("{:?}", *rx.borrow());
-    assert!(reason.contains(&format!("cannot connect to X display {}", display.display())), "{reason}");
+    let retried = format!("cannot connect to X display {}", display.display());
+    wait_until_async("the reason refreshed by a retry", RECONNECT_INTERVAL + CHANGE_TIMEOUT, || {
+        let reason = format!("{:?}", *rx.borrow());
+        let refreshed = reason.contains(&retried);
+        async move { if refreshed { Ok(()) } else { Err(reason) } }
+    })
+    .await;
+    assert!(!rx.has_changed().unwrap(), "a retry woke the receiver: {:?}", *rx.borrow());
 
     display.restart_server().unwrap();
     assert_eq!(available(&mut rx, RECONNECT_TIMEOUT).await, second());

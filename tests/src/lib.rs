@@ -20,6 +20,7 @@ pub mod smtp;
 pub mod streamer;
 pub mod systemd;
 pub mod tcp_peer;
+pub mod wait;
 pub mod xorg;
 
 /// A fresh temporary directory for a stream's output, on the RAM-backed `/dev/shm` where the

@@ -6,7 +6,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::wait::wait_until;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const ACCEPT_POLL: Duration = Duration::from_millis(10);
@@ -89,15 +91,17 @@ impl Receiver {
     }
 
     /// Waits (at most `timeout`) until at least `count` requests arrived; returns them all.
+    /// Panics with those that did arrive otherwise.
+    #[track_caller]
     pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Request> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_until(&format!("{count} requests at the receiver"), timeout, || {
             let requests = self.requests();
-            if requests.len() >= count || Instant::now() >= deadline {
-                return requests;
+            if requests.len() >= count {
+                Ok(requests)
+            } else {
+                Err(format!("{} arrived: {requests:#?}", requests.len()))
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 }
 

@@ -5,14 +5,18 @@
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::bins::bin;
 use crate::http;
+use crate::wait::try_wait_until;
 
 /// How long a service may take to say it started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the log of an ended service may stay open (held by a child it left behind).
+pub const LOG_END_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub struct ServiceProcess {
@@ -20,6 +24,8 @@ pub struct ServiceProcess {
     /// The HTTP port it listens on; 0 for a service without one.
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
+    /// Set when its stderr ends: every line it wrote is in `log`.
+    log_ended: Arc<AtomicBool>,
 }
 
 impl ServiceProcess {
@@ -38,6 +44,8 @@ impl ServiceProcess {
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
         let sink = Arc::clone(&log);
+        let log_ended = Arc::new(AtomicBool::new(false));
+        let ended = Arc::clone(&log_ended);
         let started = format!("{program} started");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -47,12 +55,13 @@ impl ServiceProcess {
                 }
                 sink.lock().unwrap().push(line);
             }
+            ended.store(true, Ordering::Release);
         });
         let port = port_rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
             let _ = child.kill();
             panic!("{program} did not start:\n{}", log.lock().unwrap().join("\n"))
         });
-        ServiceProcess { child, port, log }
+        ServiceProcess { child, port, log, log_ended }
     }
 
     pub fn pid(&self) -> u32 {
@@ -71,25 +80,41 @@ impl ServiceProcess {
         signal_pid(self.child.id(), name);
     }
 
-    /// Waits for the process to end by itself, at most `limit`.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the log reader take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+    /// Its exit status if it has ended, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
-    /// Sends SIGTERM and waits for the exit, at most `limit`; the status and how long it took.
+    /// Waits for the process to end by itself, at most `limit`, then for the log reader to
+    /// take its last lines.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let status = self.wait_for_exit(limit)?;
+        self.wait_log_end();
+        Some(status)
+    }
+
+    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = &mut self.child;
+        try_wait_until("the process to exit", limit, || child.try_wait().unwrap()).ok()
+    }
+
+    /// Until its stderr ends; a child process left behind and still holding it open is given
+    /// [`LOG_END_TIMEOUT`].
+    fn wait_log_end(&self) {
+        let _ = try_wait_until("the end of its stderr", LOG_END_TIMEOUT, || self.log_ended.load(Ordering::Acquire));
+    }
+
+    /// Sends SIGTERM and waits for the exit, at most `limit`; the status and how long the exit
+    /// took (the log is complete when this returns).
     pub fn terminate(&mut self, limit: Duration) -> (Option<ExitStatus>, Duration) {
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         self.signal("TERM");
-        (self.wait_exit(limit), start.elapsed())
+        let status = self.wait_for_exit(limit);
+        let took = start.elapsed();
+        if status.is_some() {
+            self.wait_log_end();
+        }
+        (status, took)
     }
 
     /// SIGKILL, as a crash.

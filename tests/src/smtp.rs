@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bins::workspace_root;
+use crate::wait::wait_until;
 
 /// Debian's interpreter: the one python3-aiosmtpd installs into (a pyenv python may come first
 /// on PATH).
@@ -95,15 +96,17 @@ impl SmtpServer {
     }
 
     /// Waits (at most `timeout`) until at least `count` messages arrived; returns them all.
+    /// Panics with those that did arrive otherwise.
+    #[track_caller]
     pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        wait_until(&format!("{count} mails at the SMTP server"), timeout, || {
             let messages = self.messages();
-            if messages.len() >= count || Instant::now() >= deadline {
-                return messages;
+            if messages.len() >= count {
+                Ok(messages)
+            } else {
+                Err(format!("{} arrived: {messages:#?}", messages.len()))
             }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })
     }
 
     /// Stops the server and waits for it to exit.

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -12,6 +12,10 @@ use crate::http;
 use crate::service::ServiceProcess;
 pub use crate::service::signal_pid;
 use crate::systemd::UserSystemd;
+use crate::wait::{try_wait_until_every, wait_until_every};
+
+/// How often the health API is asked: each answer is an HTTP request and a JSON document.
+const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug)]
 pub struct StreamerProcess {
@@ -57,15 +61,11 @@ pub fn write_streamer_unit(sd: &UserSystemd, unit: &str, display: &str, port: u1
 /// Waits (`limit` at most) until the streamer on `port` lists `segments` segments; panics
 /// with its last health answer otherwise.
 pub fn wait_for_segments(port: u16, segments: u64, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
+    let what = format!("the streamer on port {port} to list {segments} segments");
+    wait_until_every(&what, limit, HEALTH_POLL, || {
         let health = http::get(port, "/api/health/detailed").map(|r| r.json()).unwrap_or(Value::Null);
-        if health["playlist"]["segment_count"].as_u64() >= Some(segments) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the streamer on port {port} listed no {segments} segments: {health}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+        if health["playlist"]["segment_count"].as_u64() >= Some(segments) { Ok(()) } else { Err(health) }
+    });
 }
 
 impl StreamerProcess {
@@ -139,16 +139,12 @@ impl StreamerProcess {
     /// Polls the detailed health until `ok` holds, at most `timeout`; panics with the last
     /// answer and the log otherwise.
     pub fn wait_for(&self, what: &str, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        let mut last = Value::Null;
-        while start.elapsed() < timeout {
-            last = self.detailed();
-            if ok(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("timed out after {timeout:?} waiting for {what}; last health:\n{last:#}\nlog:\n{}", self.logs());
+        let health = || {
+            let h = self.detailed();
+            if ok(&h) { Ok(h) } else { Err(format!("{h:#}")) }
+        };
+        try_wait_until_every(what, timeout, HEALTH_POLL, health)
+            .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", self.logs()))
     }
 
     pub fn logs(&self) -> String {

@@ -22,6 +22,7 @@ use ds_tests::rtsp::{self, RtspServer};
 use ds_tests::rtsp_sim::{Clip, ClipSpec, SimServer, StartAt};
 use ds_tests::service::ServiceProcess;
 use ds_tests::tcp_peer::{Behaviour, TcpPeer};
+use ds_tests::wait::wait_until;
 use serde_json::{Value, json};
 
 /// A loopback port where nothing listens, ever: a port picked as free for a while could be
@@ -181,19 +182,6 @@ impl Web {
             text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
         }
         text
-    }
-}
-
-/// Polls `f` every 200 ms until it gives a value; panics with `what` and the last thing it
-/// saw after `limit`.
-fn wait_until<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let start = Instant::now();
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if start.elapsed() > limit => panic!("{what}: not within {limit:?}; last seen: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
     }
 }
 
@@ -926,7 +914,9 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
         "DOWN since before the restart ({}): {dark_again:#}",
         dark["since"]
     );
-    // Stored within a second; no PENDING in between.
+    // Stored within a second (the writer's batch delay); no PENDING in between. A fixed wait:
+    // nothing outside the service tells when a heartbeat is committed (a writer counter in
+    // /metrics would be the event to wait for).
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "no state change from a restart");
 
@@ -964,6 +954,7 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
         if beat { Ok(cam) } else { Err(cam.to_string()) }
     });
     assert_eq!((after["name"].as_str(), verdict(&after)), (Some("Cellar"), (Some("DOWN"), Some("refused"))));
+    // Committed within the writer's batch delay, as above.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "the history is still Cellar's after a restart");
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use ds_tests::bins::{bin, workspace_root};
 use ds_tests::service::ServiceProcess;
+use ds_tests::wait::wait_until;
 
 const SHIPPED_PATTERN: &str = "/var/log/desktop-streamer/*.log";
 const SHIPPED_SU: &str = "su desktop-streamer desktop-streamer";
@@ -21,8 +22,9 @@ const LOGIN_MESSAGES: [&str; 2] = ["login failed: wrong password", "login refuse
 /// Answered logins after which the dashboard refuses logins quickly (its limit is 5 failures).
 const WARM_UP_REQUESTS: u64 = 8;
 const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
-/// How long the writer runs before, between and after the rotations.
-const PHASE: Duration = Duration::from_millis(700);
+/// Bound on the wait for login lines in the current file, before, between and after the
+/// rotations.
+const PHASE_LIMIT: Duration = Duration::from_secs(20);
 
 fn shipped_config() -> String {
     std::fs::read_to_string(workspace_root().join("logrotate/desktop-streamer")).unwrap()
@@ -117,20 +119,20 @@ fn forced_rotation_while_the_dashboard_logs_loses_no_line_and_the_service_keeps_
     let current = logs.join("desktop-streamer-web.log");
     // The first failed logins each cost an argon2 verification (a second in a debug build);
     // once the limiter refuses (429) the lines come fast. Rotate only then.
-    let deadline = Instant::now() + WARM_UP_LIMIT;
-    while answered.load(Ordering::Relaxed) < WARM_UP_REQUESTS {
-        assert!(Instant::now() < deadline, "the login limiter did not start refusing within {WARM_UP_LIMIT:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(PHASE);
+    wait_until("the login limiter to start refusing", WARM_UP_LIMIT, || {
+        answered.load(Ordering::Relaxed) >= WARM_UP_REQUESTS
+    });
+    // Each rotation has lines to rotate (the file written since the last one holds some).
+    let logged = || login_lines(&current) > 0;
+    wait_until("login lines in the log file", PHASE_LIMIT, logged);
     for round in 1..=2 {
         let before = answered.load(Ordering::Relaxed);
         let started = Instant::now();
         ds_tests::logrotate::force(&conf, &state);
         println!("rotation {round}: logrotate -f took {:?}", started.elapsed());
-        std::thread::sleep(PHASE);
-        assert!(answered.load(Ordering::Relaxed) > before, "no request was answered around rotation {round}");
-        assert!(web.wait_exit(Duration::from_millis(50)).is_none(), "the service stopped after rotation {round}");
+        let what = format!("requests answered and logged into the new file after rotation {round}");
+        wait_until(&what, PHASE_LIMIT, || answered.load(Ordering::Relaxed) > before && logged());
+        assert!(web.exited().is_none(), "the service stopped after rotation {round}");
     }
     assert!(login_lines(&current) > 0, "nothing was logged into the new file after the rotations");
     stop.store(true, Ordering::Relaxed);

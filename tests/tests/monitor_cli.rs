@@ -8,6 +8,7 @@ use std::time::Duration;
 use ds_tests::bins::{run_monitor as monitor, run_monitor_with as monitor_with};
 use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
+use ds_tests::wait::{wait_until, wait_until_every};
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::json;
 
@@ -127,13 +128,10 @@ fn the_cli_reports_and_checks_a_running_kiosk_and_says_what_it_cannot_reach() {
     // The streamer's unit stops: CRITICAL, naming it.
     sd.systemctl(&["stop", UNITS[0]]).unwrap();
     // The dashboard samples the units every second: the next sample says so.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let (mut code, mut out, _) = monitor(&["--url", &url, "check"]);
-    while code != 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        (code, out, _) = monitor(&["--url", &url, "check"]);
-    }
-    assert_eq!(code, 2, "{out}");
+    let out = wait_until_every("check to say CRITICAL", Duration::from_secs(5), Duration::from_millis(100), || {
+        let (code, out, _) = monitor(&["--url", &url, "check"]);
+        if code == 2 { Ok(out) } else { Err(format!("exit {code}: {out}")) }
+    });
     assert!(out.starts_with("DESKTOP-STREAMER CRITICAL - desktop-streamer.service is inactive"), "{out}");
 }
 
@@ -184,15 +182,6 @@ fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
     assert_eq!(out.trim(), "desktop-streamer-watchdog.service: restart done, now active (running)");
 }
 
-/// Polls `ok` every 100 ms until it holds; panics naming `what` after `limit`.
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + limit;
-    while !ok() {
-        assert!(std::time::Instant::now() < deadline, "no {what} within {limit:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The CLI's actions with a valid token on a real streamer run by a real systemd user manager
 /// (`desktop-streamer.service`, signalled through systemd as on a kiosk): `cleanup` deletes
 /// what is outside the playlist and the playlist stays valid; `logs -f -n 0` prints only lines
@@ -235,7 +224,22 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
     let newest = listed.segments.last().unwrap().name.clone();
     assert_eq!(kiosk.web.get(&format!("/hls/desktop/{newest}")).unwrap().status, 200);
 
-    // Following from now on: the first cleanup's line is not repeated, the second's arrives.
+    // Following from now on: the first cleanup's line is not repeated, the second's arrives,
+    // once: the third's is the next line printed.
+    let first_line = || {
+        let (code, out, err) =
+            monitor(&["--url", &url, "logs", "--service", "desktop-streamer", "--grep", "cleanup: removed"]);
+        match out.lines().collect::<Vec<_>>()[..] {
+            [line] if code == 0 => Ok(line.to_owned()),
+            _ => Err(format!("exit {code}: {out}{err}")),
+        }
+    };
+    let first_cleanup = wait_until_every(
+        "the first cleanup's line in the log",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        first_line,
+    );
     let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
         .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"])
         .stdout(std::process::Stdio::piped())
@@ -252,13 +256,22 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
     assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
     let (code, out, err) = cleanup();
     assert_eq!(code, 0, "{out}{err}");
-    let line = printed.recv_timeout(Duration::from_secs(15));
+    let second = printed.recv_timeout(Duration::from_secs(15));
+    let (code, out, err) = cleanup();
+    assert_eq!(code, 0, "{out}{err}");
+    let third = printed.recv_timeout(Duration::from_secs(15));
     let _ = follower.kill();
     let _ = follower.wait();
-    let line = line.expect("the new cleanup line, printed as it was written");
-    assert!(line.contains("INFO  desktop-streamer: cleanup: removed segments outside the playlist window"), "{line}");
-    let more: Vec<String> = printed.try_iter().collect();
-    assert!(more.is_empty(), "one cleanup since the follower started, one line: {more:?}");
+    let second = second.expect("the second cleanup's line, printed as it was written");
+    let third = third.expect("the third cleanup's line, printed as it was written");
+    for line in [&second, &third] {
+        assert!(
+            line.contains("INFO  desktop-streamer: cleanup: removed segments outside the playlist window"),
+            "{line}"
+        );
+    }
+    assert_ne!(second, first_cleanup, "the first cleanup's line, from before the follower started, is not printed");
+    assert_ne!(third, second, "one cleanup since the follower started, one line");
 
     // Restarting the streamer's unit with the token: done, a new process, the stream goes on.
     let before = kiosk.systemd.main_pid(UNITS[0]).unwrap();

@@ -1,39 +1,9 @@
 //! SIGTERM stops a service cleanly and in time; a second signal cuts a drain short.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ds_tests::bins::bin;
+use ds_tests::service::ServiceProcess;
 use serde_json::json;
-
-fn start(binary: &str, config: &std::path::Path) -> Child {
-    Command::new(bin(binary))
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start service")
-}
-
-fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status().unwrap().success();
-    assert!(ok, "kill -{name} failed");
-}
-
-/// Waits for the process to exit, at most `limit`.
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
 
 #[test]
 fn sigterm_stops_the_watchdog_and_the_web_service_within_five_seconds() {
@@ -52,12 +22,14 @@ fn sigterm_stops_the_watchdog_and_the_web_service_within_five_seconds() {
     for (binary, config_value) in configs {
         let config = dir.path().join(format!("{binary}.json"));
         std::fs::write(&config, config_value.to_string()).unwrap();
-        let mut child = start(binary, &config);
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(child.try_wait().unwrap().is_none(), "{binary} keeps running until told to stop");
-        signal(&child, "TERM");
-        let status =
-            wait_exit(&mut child, Duration::from_secs(5)).unwrap_or_else(|| panic!("{binary} ignored SIGTERM"));
-        assert!(status.success(), "{binary} exits 0 on SIGTERM: {status:?}");
+        // Started means its "started" line is logged (the web service's after it listens).
+        let mut service = ServiceProcess::start(binary, &["--config".into(), config.into()], &[]);
+        if service.port != 0 {
+            assert!(service.get("/api/health").is_some(), "{binary} answers before it is told to stop");
+        }
+        assert!(service.exited().is_none(), "{binary} keeps running until told to stop:\n{}", service.logs());
+        let (status, took) = service.terminate(Duration::from_secs(5));
+        let status = status.unwrap_or_else(|| panic!("{binary} ignored SIGTERM:\n{}", service.logs()));
+        assert!(status.success(), "{binary} exits 0 on SIGTERM after {took:?}: {status:?}\n{}", service.logs());
     }
 }

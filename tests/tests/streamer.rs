@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use ds_tests::hls::{self, Viewer};
 use ds_tests::media::{close, first_frame_rgb, pixel, segment_problem};
 use ds_tests::streamer::{StreamerProcess, signal_pid};
+use ds_tests::wait::{try_wait_until, try_wait_until_every, wait_until};
 use ds_tests::xorg::{DummyDisplay, FIRST_MONITOR, SECOND_MONITOR};
 use serde_json::{Value, json};
 
@@ -39,23 +40,20 @@ fn colour_of(dir: &Path, name: &str) -> u32 {
 /// Waits until a segment newer than `after` (a media sequence number) is listed and shows
 /// `colour` (or, with `not`, anything but it).
 fn wait_for_picture(s: &StreamerProcess, viewer: &mut Viewer, colour: u32, shows: bool) -> u64 {
-    let start = Instant::now();
-    let mut last = 0;
-    while start.elapsed() < WAIT {
+    let what = format!("a segment {} {colour:06x}", if shows { "showing" } else { "not showing" });
+    // Each look decodes a frame: every 250 ms is often enough for 2 s segments.
+    let newest = || {
         let p = viewer.reload();
-        if let Some(seg) = p.segments.last() {
-            last = colour_of(s.hls_dir(), &seg.name);
-            if close(last, colour, TOLERANCE) == shows {
-                return p.media_sequence + p.segments.len() as u64 - 1;
-            }
+        let Some(seg) = p.segments.last() else { return Err("no segment listed".to_owned()) };
+        let last = colour_of(s.hls_dir(), &seg.name);
+        if close(last, colour, TOLERANCE) == shows {
+            Ok(p.media_sequence + p.segments.len() as u64 - 1)
+        } else {
+            Err(format!("{} shows {last:06x}", seg.name))
         }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!(
-        "no segment {} {colour:06x} within {WAIT:?} (last sample {last:06x});\n{}",
-        if shows { "showing" } else { "not showing" },
-        s.logs()
-    );
+    };
+    try_wait_until_every(&what, WAIT, Duration::from_millis(250), newest)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.logs()))
 }
 
 fn display_with_colours() -> (DummyDisplay, ds_tests::xorg::Patch, ds_tests::xorg::Patch) {
@@ -210,11 +208,9 @@ fn a_killed_streamer_is_replaced_by_a_new_process_that_continues_the_sequence() 
     let before = viewer.reload();
     s.kill();
     // The orphaned worker notices its parent is gone (stdin closes) and stops.
-    let gone = Instant::now();
-    while Path::new(&format!("/proc/{worker}")).exists() && gone.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!Path::new(&format!("/proc/{worker}")).exists(), "worker {worker} outlived its parent");
+    wait_until(&format!("worker {worker} to stop after its parent"), Duration::from_secs(5), || {
+        !Path::new(&format!("/proc/{worker}")).exists()
+    });
 
     let s2 = StreamerProcess::start_in(&x.display(), json!({}), &hls_dir, dir.path(), None);
     s2.wait_for("a new segment", WAIT, |_| {
@@ -249,25 +245,31 @@ fn ffmpeg_keeps_playing_through_a_killed_capture_worker() {
     let s = StreamerProcess::start(&x.display(), json!({}));
     s.wait_for("three segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(3));
     let url = format!("http://127.0.0.1:{}/hls/desktop/playlist.m3u8", s.port);
+    // -progress reports how much ffmpeg has played: the fault comes once it is playing.
     let mut player = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i", &url, "-t", "12", "-f", "null", "-"])
+        .args(["-v", "error", "-progress", "pipe:1", "-i", &url, "-t", "12", "-f", "null", "-"])
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    let (played_tx, played) = std::sync::mpsc::channel();
+    let progress = std::io::BufReader::new(player.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(progress).map_while(Result::ok) {
+            if let Some(us) = line.strip_prefix("out_time_us=").and_then(|v| v.parse::<i64>().ok()) {
+                let _ = played_tx.send(us);
+            }
+        }
+    });
+    wait_until("ffmpeg to play the stream", WAIT, || played.try_iter().any(|us| us > 0));
     let worker = s.detailed()["worker_pid"].as_u64().unwrap() as u32;
     signal_pid(worker, "KILL");
     s.wait_for("a restart after the fault", WAIT, |h| {
         h["restart_count"].as_u64() >= Some(1) && state(h) == "streaming"
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = player.try_wait().unwrap() {
-            break st;
-        }
-        assert!(start.elapsed() < Duration::from_secs(40), "ffmpeg stopped reading through the restart");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status =
+        try_wait_until("ffmpeg to read 12 s of the stream", Duration::from_secs(40), || player.try_wait().unwrap())
+            .unwrap_or_else(|e| panic!("ffmpeg stopped reading through the restart: {e}"));
     let mut err = String::new();
     std::io::Read::read_to_string(player.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "ffmpeg read 12 s of the stream across the restart: {err}");
@@ -283,10 +285,7 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one_keeping_the_old() {
 
     std::fs::write(&s.config_path, "{ \"fps\": 0, \"output_dir\": \"relative\" }").unwrap();
     s.signal("HUP");
-    let start = Instant::now();
-    while !s.logs().contains("new configuration refused") && start.elapsed() < WAIT {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the refusal in the log", WAIT, || s.logs().contains("new configuration refused"));
     let logs = s.logs();
     assert!(logs.contains("fps = 0: must be 1..=120"), "the reason is logged:\n{logs}");
     assert_eq!(s.detailed()["restart_count"], 0, "a refused config changes nothing");
@@ -345,19 +344,22 @@ fn systemd_hears_ready_after_the_first_segment_watchdog_while_segments_flow_and_
     let (x, _blue, _red) = display_with_colours();
     let s = StreamerProcess::start_with_env(&x.display(), json!({}), &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
     let mut heard: Vec<(Instant, String)> = Vec::new();
-    let started = Instant::now();
     let mut buf = [0u8; 4096];
-    while started.elapsed() < Duration::from_secs(9) {
+    let pets = |heard: &[(Instant, String)]| heard.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
+    // Listens until it has heard all that is checked below (the socket's read timeout paces it).
+    wait_until("READY=1, a streaming STATUS and three watchdog pets", Duration::from_secs(30), || {
         if let Ok(n) = sock.recv(&mut buf) {
             heard.push((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
         }
-    }
+        heard.iter().any(|(_, m)| m.contains("READY=1"))
+            && heard.iter().any(|(_, m)| m.starts_with("STATUS=streaming: DUMMY1"))
+            && pets(&heard) >= 3
+    });
     let first_segment = s.detailed()["playlist"]["segment_count"].as_u64().unwrap_or(0);
     assert!(first_segment >= 1);
     let ready = heard.iter().position(|(_, m)| m.contains("READY=1")).expect("READY=1 was sent");
     assert!(heard[..ready].iter().all(|(_, m)| !m.contains("WATCHDOG=1")), "no watchdog pet before the stream runs");
-    let pets = heard.iter().filter(|(_, m)| m.contains("WATCHDOG=1")).count();
-    assert!(pets >= 3, "segments flow, so the watchdog is petted: {heard:?}");
+    assert!(pets(&heard) >= 3, "segments flow, so the watchdog is petted: {heard:?}");
     assert!(heard.iter().any(|(_, m)| m.starts_with("STATUS=streaming: DUMMY1")), "{heard:?}");
 
     let (status, _) = s.terminate(Duration::from_secs(5));

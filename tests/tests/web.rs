@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ds_tests::kiosk::{Kiosk, UNITS};
 use ds_tests::streamer::StreamerProcess;
+use ds_tests::wait::wait_until;
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::json;
 
@@ -59,12 +60,10 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
     // The streamer goes away: the dashboard says so instead of showing old numbers.
     drop(streamer);
     // The status is sampled in the background every second: the next sample says so.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut status = web.get("/api/status").unwrap().json();
-    while status["unreachable"] == json!([]) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        status = web.get("/api/status").unwrap().json();
-    }
+    let status = wait_until("the streamer unreachable in the status", Duration::from_secs(5), || {
+        let status = web.get("/api/status").unwrap().json();
+        if status["unreachable"] == json!([]) { Err(status) } else { Ok(status) }
+    });
     assert_eq!(status["unreachable"][0]["part"], "streamer", "{status:#}");
     assert!(status["stream"].is_null() && status["health"].is_null(), "no stale numbers: {status:#}");
     let health = web.get("/api/health").unwrap();
@@ -214,12 +213,10 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     let log_file = kiosk.logs.join("desktop-streamer-web.log");
     // The failed login's warning is written (the file writer is asynchronous): the log holds
     // everything the requests above made it write.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut log = std::fs::read_to_string(&log_file).unwrap_or_default();
-    while !log.contains("login failed: wrong password") && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        log = std::fs::read_to_string(&log_file).unwrap_or_default();
-    }
+    let log = wait_until("the failed login's warning in the log file", Duration::from_secs(5), || {
+        let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+        if log.contains("login failed: wrong password") { Ok(log) } else { Err(log) }
+    });
     assert!(log.contains("login failed: wrong password") && log.contains("admin logged in"), "{log}");
     let shown = [
         ("the log file", log),
@@ -287,12 +284,10 @@ fn the_dashboard_connects_to_systemd_once_its_bus_comes_up() {
     sd.daemon_reload().unwrap();
     sd.start_unit(UNITS[0]).unwrap();
     // Attempts back off to at most 8 s apart: the next one finds it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut status = web.get("/api/status").unwrap().json();
-    while status["services"].as_array().is_none_or(Vec::is_empty) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-        status = web.get("/api/status").unwrap().json();
-    }
+    let status = wait_until("the units in the status", Duration::from_secs(20), || {
+        let status = web.get("/api/status").unwrap().json();
+        if status["services"].as_array().is_none_or(Vec::is_empty) { Err(status) } else { Ok(status) }
+    });
     assert_eq!(status["services"][0]["active_state"], "active", "{status:#}");
     assert!(!status["unreachable"].as_array().unwrap().iter().any(|u| u["part"] == "systemd"), "{status:#}");
     let before = sd.main_pid(UNITS[0]).unwrap();

@@ -14,6 +14,7 @@ use ds_config::watchdog::{SmtpTls, WebhookFormat};
 use ds_config::{Secret, WatchdogConfig};
 use ds_tests::receiver::Receiver;
 use ds_tests::smtp::{SmtpServer, free_port, maildir_messages};
+use ds_tests::wait::wait_until_async;
 use jiff::Timestamp;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -403,12 +404,11 @@ async fn the_delivery_task_sends_at_once_and_stops_on_shutdown() {
     let requests = tokio::task::spawn_blocking(move || receiver.wait_for(1, WAIT)).await.unwrap();
     assert_eq!(requests.len(), 1);
     // The answer is recorded right after the receiver saw the request.
-    for _ in 0..500 {
-        if outbox.pending().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_async("the delivery recorded", Duration::from_secs(5), || {
+        let done = outbox.pending().is_empty();
+        async move { done }
+    })
+    .await;
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops on shutdown").unwrap();
     assert!(matches!(status_of(dir.path(), "a1"), DeliveryStatus::Delivered { attempts: 1, .. }));

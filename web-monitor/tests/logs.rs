@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use desktop_streamer_web::logs::{self, Level, LogError, LogLine};
 use ds_runtime::logging::{LOG_DIR_ENV, file_dispatch, log_file_path};
+use ds_tests::wait::{wait_until, wait_until_async};
 use futures_util::StreamExt as _;
 use serde_json::json;
 
@@ -31,20 +32,14 @@ fn messages(lines: &[LogLine]) -> Vec<String> {
     lines.iter().map(|l| format!("{}: {}", l.service, l.message)).collect()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Lines from the services' real writer: level and text filters, merging across services by time.
 #[test]
 fn recent_filters_by_level_and_text_and_merges_services_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let (streamer, streamer_guard) = file_dispatch(dir.path(), "desktop-streamer").unwrap();
     let (watchdog, watchdog_guard) = file_dispatch(dir.path(), "desktop-streamer-watchdog").unwrap();
+    // Not a wait for anything: lines a few milliseconds apart have distinct timestamps, so
+    // the merge by time has an order to keep.
     let step = || std::thread::sleep(Duration::from_millis(3));
     tracing::dispatcher::with_default(&streamer, || tracing::info!(encoder = "x264enc", "pipeline playing"));
     step();
@@ -174,14 +169,7 @@ fn the_real_watchdog_writes_json_lines_to_its_log_file_until_it_exits() {
     wait_until("the watchdog's started line in its log file", Duration::from_secs(20), started);
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(start.elapsed() < Duration::from_secs(15), "the watchdog did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = wait_until("the watchdog to exit after SIGTERM", Duration::from_secs(15), || child.try_wait().unwrap());
     assert!(exit.success(), "{exit:?}");
 
     let text = std::fs::read_to_string(log_file_path(&log_dir, service)).unwrap();
@@ -213,31 +201,43 @@ async fn follow_streams_appended_lines_filtered_and_survives_rename_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_file_path(dir.path(), "svc");
     append(&path, &json_line("2025-01-01T10:00:00Z", "ERROR", "before follow", 0));
+    // `marker` gets the lines that prove the follower has looked at the files.
     let (recent, mut stream) =
-        logs::recent_then_follow(dir.path(), &["svc", "other"], 10, Some(Level::Info), None).await.unwrap();
+        logs::recent_then_follow(dir.path(), &["svc", "other", "marker"], 10, Some(Level::Info), None).await.unwrap();
     assert_eq!(messages(&recent), ["svc: before follow"]);
 
     append(&path, &json_line("2025-01-01T10:00:01Z", "DEBUG", "filtered out", 1));
     append(&path, &json_line("2025-01-01T10:00:02Z", "INFO", "appended", 2));
     assert_eq!(next_line(&mut stream).await.message, "appended");
 
-    // Half a line is held back until its newline arrives.
+    // Half a line is held back until its newline arrives: a line appended to another file after
+    // the half one is streamed in one poll, and a line appended after that is streamed in a
+    // later poll, which began after the half line was written; neither brought the half line.
     let whole = json_line("2025-01-01T10:00:03Z", "WARN", "written in two parts", 3);
     let (a, b) = whole.split_at(20);
     append(&path, a);
-    tokio::time::sleep(logs::FOLLOW_POLL_INTERVAL * 3).await;
+    let marker = log_file_path(dir.path(), "marker");
+    for n in 1..=2 {
+        let text = format!("poll {n} after the half line");
+        append(&marker, &json_line("2025-01-01T10:00:03Z", "INFO", &text, 100 + n));
+        let line = next_line(&mut stream).await;
+        assert_eq!((line.service.as_str(), line.message.as_str()), ("marker", text.as_str()), "{line:?}");
+    }
     append(&path, b);
     let line = next_line(&mut stream).await;
     assert_eq!((line.message.as_str(), line.level), ("written in two parts", Some(Level::Warn)));
 
     // Rename rotation: the writer still holds the old file and writes one more line to it,
     // then a new file appears at the path.
+    // First while no file is at the path, then once the new one is there (read in the same
+    // poll as the old file's last line, which must come first).
     let mut old = OpenOptions::new().append(true).open(&path).unwrap();
     std::fs::rename(&path, dir.path().join("svc.log.1")).unwrap();
     old.write_all(json_line("2025-01-01T10:00:04Z", "INFO", "late line in the old file", 4).as_bytes()).unwrap();
-    tokio::time::sleep(logs::FOLLOW_POLL_INTERVAL * 2).await;
-    append(&path, &json_line("2025-01-01T10:00:05Z", "INFO", "first line of the new file", 5));
     assert_eq!(next_line(&mut stream).await.message, "late line in the old file");
+    old.write_all(json_line("2025-01-01T10:00:04Z", "INFO", "later line in the old file", 4).as_bytes()).unwrap();
+    append(&path, &json_line("2025-01-01T10:00:05Z", "INFO", "first line of the new file", 5));
+    assert_eq!(next_line(&mut stream).await.message, "later line in the old file");
     assert_eq!(next_line(&mut stream).await.message, "first line of the new file");
 
     // A service whose file did not exist when following began is picked up when it appears.
@@ -303,6 +303,9 @@ async fn logrotate_copytruncate_keeps_the_writer_and_follow_going() {
     println!("copytruncate lost {} lines: {lost:?}", lost.len());
 }
 
+/// Lines written before the rotation and after it.
+const LINES_EACH_SIDE: u64 = 300;
+
 /// Writes numbered lines through the services' real writer, rotates with the real logrotate
 /// meanwhile, checks the files and what follow() saw, and returns the numbers in neither file.
 async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
@@ -323,6 +326,7 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
                     tracing::info!(seq, "line {seq}");
                     seq += 1;
                     written.store(seq, Ordering::Relaxed);
+                    // Paces the load: a steady stream of lines, not a wait for anything.
                     std::thread::sleep(Duration::from_micros(200));
                 }
             });
@@ -342,11 +346,20 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
 
     let conf = logrotate_config(dir.path(), &path, rotation);
     let state = dir.path().join("logrotate.state");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The writer is under way, then writes on after the rotation (some hundred lines each).
+    let lines_written = |count: u64| {
+        let written = Arc::clone(&written);
+        move || {
+            let written = written.load(Ordering::Relaxed);
+            async move { written >= count }
+        }
+    };
+    wait_until_async("the writer's first lines", Duration::from_secs(10), lines_written(LINES_EACH_SIDE)).await;
     let before = written.load(Ordering::Relaxed);
     tokio::task::spawn_blocking(move || ds_tests::logrotate::force(&conf, &state)).await.unwrap();
-    assert!(written.load(Ordering::Relaxed) > before, "the writer was not writing during the rotation");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = written.load(Ordering::Relaxed);
+    assert!(after > before, "the writer was not writing during the rotation");
+    wait_until_async("lines after the rotation", Duration::from_secs(10), lines_written(after + LINES_EACH_SIDE)).await;
     stop.store(true, Ordering::Relaxed);
     let guard = writer.join().unwrap();
     let total = written.load(Ordering::Relaxed);
