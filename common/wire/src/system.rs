@@ -1,0 +1,14 @@
+//! The machine as a service measures it: the `system` part of the streamer's detailed health
+//! and of the dashboard's status document.
+
+use serde::{Deserialize, Serialize};
+
+/// One reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SystemSample {
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub process_memory_mb: f64,
+    /// Use of the filesystem holding the output directory, `None` if it cannot be read.
+    pub disk_usage_percent: Option<f64>,
+}
