@@ -14,6 +14,8 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use ds_config::WebConfig;
+use ds_wire::alerts;
+use ds_wire::health::HealthReport;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
@@ -102,7 +104,7 @@ async fn events(State(s): State<AppState>) -> Sse<impl futures_util::Stream<Item
 
 /// The streamer's health as it reports it; 502 with the reason when it cannot be reached.
 async fn health(State(s): State<AppState>) -> Response {
-    match s.streamer.json("/api/health").await {
+    match s.streamer.json::<HealthReport>("/api/health").await {
         Ok(v) => Json(v).into_response(),
         Err(e) => error(StatusCode::BAD_GATEWAY, format!("the streamer's health API cannot be reached: {e}")),
     }
@@ -110,19 +112,19 @@ async fn health(State(s): State<AppState>) -> Response {
 
 /// The watchdog's recent alerts and whether they were delivered (its alert-history.json).
 async fn alerts(State(s): State<AppState>) -> Response {
-    let path: PathBuf = s.config.watchdog_state_dir.join("alert-history.json");
+    let path: PathBuf = s.config.watchdog_state_dir.join(alerts::HISTORY_FILE);
     match tokio::fs::read(&path).await {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Json(json!({"entries": v["entries"]})).into_response(),
+        Ok(bytes) => match serde_json::from_slice::<alerts::AlertHistory>(&bytes) {
+            Ok(history) => Json(alerts::AlertsReply { entries: history.entries }).into_response(),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "the alert history is not valid JSON");
+                tracing::warn!(path = %path.display(), error = %e, "the alert history is not the watchdog's JSON");
                 error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "cannot read the alert history; the cause is in the web service's log",
                 )
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(json!({"entries": []})).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(alerts::AlertsReply::default()).into_response(),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the alert history");
             error(
@@ -158,7 +160,7 @@ async fn hls(State(s): State<AppState>, Path(file): Path<String>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let streamer_up = s.streamer.json("/api/health").await.is_ok();
+    let streamer_up = s.streamer.json::<HealthReport>("/api/health").await.is_ok();
     let body = format!(
         "# HELP desktop_streamer_web_up 1 while the dashboard answers\n# TYPE desktop_streamer_web_up gauge\ndesktop_streamer_web_up 1\n\
          # HELP desktop_streamer_web_streamer_reachable 1 when the streamer's API answers\n# TYPE desktop_streamer_web_streamer_reachable gauge\n\

@@ -234,6 +234,30 @@ fn serialize_seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_u64(d.as_secs())
 }
 
+/// The unit as the dashboard's status document and its unit actions show it.
+impl From<&UnitState> for ds_wire::status::UnitStatus {
+    fn from(u: &UnitState) -> Self {
+        ds_wire::status::UnitStatus {
+            name: u.name.clone(),
+            load_state: u.load_state.clone(),
+            active_state: u.active_state.as_str().to_owned(),
+            sub_state: u.sub_state.clone(),
+            result: u.result.clone(),
+            n_restarts: u.n_restarts,
+            exec_main_code: u.exec_main_code,
+            exec_main_status: u.exec_main_status,
+            main_pid: u.main_pid,
+            invocation_id: u.invocation_id.clone(),
+            start_limit_hit: u.start_limit_hit,
+            job_pending: u.job_pending,
+            start_limit: ds_wire::status::StartLimit {
+                burst: u.start_limit.burst,
+                interval_s: u.start_limit.interval.as_secs(),
+            },
+        }
+    }
+}
+
 impl UnitState {
     pub fn is_active(&self) -> bool {
         self.active_state == ActiveState::Active

@@ -4,5 +4,7 @@
 //! Only serde, serde_json and jiff: the CLI and the watchdog depend on this crate, so it
 //! carries no GStreamer, axum, database or D-Bus.
 
+pub mod alerts;
 pub mod health;
+pub mod status;
 pub mod system;

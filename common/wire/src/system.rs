@@ -12,3 +12,17 @@ pub struct SystemSample {
     /// Use of the filesystem holding the output directory, `None` if it cannot be read.
     pub disk_usage_percent: Option<f64>,
 }
+
+/// One GPU's video memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VramUse {
+    pub card: String,
+    pub used_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl VramUse {
+    pub fn percent(&self) -> f64 {
+        if self.total_bytes == 0 { 0.0 } else { self.used_bytes as f64 / self.total_bytes as f64 * 100.0 }
+    }
+}
