@@ -139,6 +139,18 @@ pub enum DeliveryStatus {
     },
 }
 
+impl DeliveryStatus {
+    /// The word the JSON's `status` field carries.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending { .. } => "pending",
+            DeliveryStatus::Delivered { .. } => "delivered",
+            DeliveryStatus::Failed { .. } => "failed",
+            DeliveryStatus::Expired { .. } => "expired",
+        }
+    }
+}
+
 /// `alert-history.json`: the last alerts, oldest first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertHistory {

@@ -5,6 +5,7 @@
 //! carries no GStreamer, axum, database or D-Bus.
 
 pub mod alerts;
+pub mod cameras;
 pub mod health;
 pub mod status;
 pub mod system;
