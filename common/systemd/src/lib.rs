@@ -768,6 +768,29 @@ async fn watch_loop(
 mod tests {
     use super::*;
 
+    /// The dashboard's status document and the CLI show a unit as `ds_wire::status::UnitStatus`;
+    /// it is written exactly as this crate's own serialization of the state was.
+    #[test]
+    fn the_wire_unit_status_is_written_as_the_unit_state() {
+        let state = UnitState {
+            name: "desktop-streamer.service".into(),
+            load_state: "loaded".into(),
+            active_state: ActiveState::Other("upgrading".into()),
+            sub_state: "running".into(),
+            result: "exit-code".into(),
+            n_restarts: 3,
+            exec_main_code: 1,
+            exec_main_status: 2,
+            main_pid: 77,
+            invocation_id: "ab12".into(),
+            start_limit_hit: true,
+            job_pending: true,
+            start_limit: StartLimit { burst: 5, interval: Duration::from_secs(10) },
+        };
+        let wire = ds_wire::status::UnitStatus::from(&state);
+        assert_eq!(serde_json::to_string(&wire).unwrap(), serde_json::to_string(&state).unwrap());
+    }
+
     /// A refusal names the program to fix: the dashboard uses this crate too, and once was told
     /// to run "the watchdog" as root.
     #[test]
