@@ -28,22 +28,3 @@ pub struct Heartbeat {
     /// When the newest frame arrived (UTC), if any did.
     pub last_frame_at: Option<jiff::Timestamp>,
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn words_round_trip() {
-        for s in State::ALL {
-            assert_eq!(s.as_str().parse::<State>().unwrap(), s);
-            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
-        }
-        for r in Reason::ALL {
-            assert_eq!(r.as_str().parse::<Reason>().unwrap(), r);
-            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
-        }
-        let e = "sideways".parse::<State>().unwrap_err().to_string();
-        assert_eq!(e, "`sideways` is not a known camera state; expected one of: UP, PENDING, DOWN, DEGRADED");
-    }
-}

@@ -323,3 +323,61 @@ pub struct BarBucket {
     /// The worst state with any time in the slice; `None` when nothing is known.
     pub worst: Option<State>,
 }
+
+/// `GET /api/streampulse/status`: StreamPulse's `{name: {ts, status, latency, message}}` for
+/// integrations written against it, in the list's order, with `state` and `reason` added once
+/// a camera has had a heartbeat.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StreamPulseStatus(pub Vec<(String, StreamPulseEntry)>);
+
+/// One camera in StreamPulse's map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamPulseEntry {
+    /// The newest heartbeat's time in the list's zone, as StreamPulse wrote it; empty before one.
+    pub ts: String,
+    /// `ok` when the camera is UP, `fail` otherwise; empty before the first heartbeat.
+    pub status: String,
+    /// Milliseconds to the first frame.
+    pub latency: Option<u32>,
+    pub message: String,
+    #[serde(flatten, default)]
+    pub state: Option<StreamPulseState>,
+}
+
+/// What this monitor adds to StreamPulse's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamPulseState {
+    pub state: State,
+    pub reason: Option<Reason>,
+}
+
+impl Serialize for StreamPulseStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, entry) in &self.0 {
+            map.serialize_entry(name, entry)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamPulseStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = StreamPulseStatus;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of camera names to StreamPulse entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StreamPulseStatus, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(StreamPulseStatus(out))
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}

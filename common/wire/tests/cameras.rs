@@ -97,3 +97,42 @@ fn state_and_reason_words_are_the_documented_ones() {
     let e = "sideways".parse::<State>().unwrap_err().to_string();
     assert_eq!(e, "`sideways` is not a known camera state; expected one of: UP, PENDING, DOWN, DEGRADED");
 }
+
+#[test]
+fn streampulse_status_keeps_its_shape_and_the_lists_order() {
+    let golden = r#"{"Zulu":{"ts":"","status":"","latency":null,"message":"no data yet"},"Alpha":{"ts":"2026-12-07T04:00:00.000000+01:00","status":"fail","latency":null,"message":"connection refused","state":"DOWN","reason":"refused"},"Mike":{"ts":"2026-12-07T04:00:01.250000+01:00","status":"ok","latency":180,"message":"video arrived","state":"UP","reason":null}}"#;
+    let status = StreamPulseStatus(vec![
+        (
+            "Zulu".into(),
+            StreamPulseEntry {
+                ts: String::new(),
+                status: String::new(),
+                latency: None,
+                message: "no data yet".into(),
+                state: None,
+            },
+        ),
+        (
+            "Alpha".into(),
+            StreamPulseEntry {
+                ts: "2026-12-07T04:00:00.000000+01:00".into(),
+                status: "fail".into(),
+                latency: None,
+                message: "connection refused".into(),
+                state: Some(StreamPulseState { state: State::Down, reason: Some(Reason::Refused) }),
+            },
+        ),
+        (
+            "Mike".into(),
+            StreamPulseEntry {
+                ts: "2026-12-07T04:00:01.250000+01:00".into(),
+                status: "ok".into(),
+                latency: Some(180),
+                message: "video arrived".into(),
+                state: Some(StreamPulseState { state: State::Up, reason: None }),
+            },
+        ),
+    ]);
+    assert_eq!(serde_json::to_string(&status).unwrap(), golden);
+    assert_eq!(serde_json::from_str::<StreamPulseStatus>(golden).unwrap(), status);
+}

@@ -15,12 +15,13 @@ use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
 use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::{Camera, CamerasConfig};
 use ds_wire::cameras::{
-    BarBucket, CameraDetail, CameraEntry, CameraEvent, CameraList, CameraLive, Probed, UptimeSummary, Waiting,
+    BarBucket, CameraDetail, CameraEntry, CameraEvent, CameraList, CameraLive, Probed, StreamPulseEntry,
+    StreamPulseState, StreamPulseStatus, UptimeSummary, Waiting,
 };
 use futures_util::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Cameras;
 use crate::auth::{ApiError, JsonQuery};
@@ -311,28 +312,33 @@ pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<Export
 /// `GET /api/streampulse/status`: StreamPulse's `{name: {ts, status, latency, message}}`
 /// for integrations written against it. `status` is `ok` only when the camera is UP; `ts`
 /// is in the list's time zone as StreamPulse wrote it. `state` and `reason` are added.
-pub async fn streampulse(State(c): State<Cameras>) -> Json<Value> {
+pub async fn streampulse(State(c): State<Cameras>) -> Json<StreamPulseStatus> {
     let list = c.fleet.current();
     let tz = jiff::tz::TimeZone::get(&list.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let mut out = Map::new();
+    let mut out = Vec::with_capacity(list.streams.len());
     for cam in &list.streams {
         let entry = match c.live.get(&cam.stable_id()).and_then(|l| Some((l.last_heartbeat.clone()?, l))) {
-            None => json!({"ts": "", "status": "", "latency": null, "message": "no data yet"}),
-            Some((hb, l)) => json!({
-                "ts": hb.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
-                "status": if hb.state == CamState::Up { "ok" } else { "fail" },
-                "latency": hb.latency_ms,
-                "message": l.message.clone().unwrap_or_else(|| match hb.reason {
+            None => StreamPulseEntry {
+                ts: String::new(),
+                status: String::new(),
+                latency: None,
+                message: "no data yet".to_owned(),
+                state: None,
+            },
+            Some((hb, l)) => StreamPulseEntry {
+                ts: hb.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+                status: if hb.state == CamState::Up { "ok" } else { "fail" }.to_owned(),
+                latency: hb.latency_ms,
+                message: l.message.clone().unwrap_or_else(|| match hb.reason {
                     Some(r) => r.to_string(),
                     None => "video arrived".to_owned(),
                 }),
-                "state": l.state.unwrap_or(hb.state),
-                "reason": hb.reason,
-            }),
+                state: Some(StreamPulseState { state: l.state.unwrap_or(hb.state), reason: hb.reason }),
+            },
         };
-        out.insert(cam.name.clone(), entry);
+        out.push((cam.name.clone(), entry));
     }
-    Json(Value::Object(out))
+    Json(StreamPulseStatus(out))
 }
 
 /// `GET /api/cameras/events`: each heartbeat as it happens (event `camera`, the camera's
