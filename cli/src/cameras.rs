@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use ds_wire::cameras::{CameraEntry, CameraList, Reason, State};
 
 use super::status::Paint;
 
@@ -16,12 +16,17 @@ fn painted(p: Paint, state: &str) -> String {
     }
 }
 
-fn text(v: &Value) -> &str {
-    v.as_str().unwrap_or("-")
+fn text(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
 }
 
-fn percent(v: &Value) -> String {
-    v.as_f64().map_or_else(|| "-".to_owned(), |n| format!("{n:.1}%"))
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |n| format!("{n:.1}%"))
+}
+
+/// `UP`, `DOWN`, …, or `WAITING` before the first heartbeat.
+fn state_word(c: &CameraEntry) -> &'static str {
+    c.live.state().map_or("WAITING", State::as_str)
 }
 
 /// Pads to `width` characters (not bytes: names may be in any script).
@@ -31,20 +36,20 @@ fn pad(s: &str, width: usize) -> String {
 }
 
 /// The whole table.
-pub fn table(out: &mut String, p: Paint, list: &Value) {
-    let cameras = list["cameras"].as_array().map_or(&[][..], Vec::as_slice);
+pub fn table(out: &mut String, p: Paint, list: &CameraList) {
+    let cameras = &list.cameras;
     let _ = writeln!(out, "{}", p.heading(&format!("Cameras ({})", cameras.len())));
-    if let Some(problems) = list["file_problem"]["messages"].as_array() {
+    if let Some(problem) = &list.file_problem {
         let _ = writeln!(out, "  {}", p.bad("the camera list on disk was refused; the previous list runs:"));
-        for m in problems {
-            let _ = writeln!(out, "    {}", text(m));
+        for m in &problem.messages {
+            let _ = writeln!(out, "    {m}");
         }
     }
     if cameras.is_empty() {
         let _ = writeln!(out, "  no cameras configured");
         return;
     }
-    let width = cameras.iter().map(|c| text(&c["name"]).chars().count()).max().unwrap_or(4).clamp(4, 32);
+    let width = cameras.iter().map(|c| c.config.name.chars().count()).max().unwrap_or(4).clamp(4, 32);
     let _ = writeln!(
         out,
         "  {} {:<9} {:<15} {:>8} {:<6} {:>10} {:>7} {:>7} {:>7}",
@@ -59,37 +64,38 @@ pub fn table(out: &mut String, p: Paint, list: &Value) {
         "30D"
     );
     for c in cameras {
-        let state = c["state"].as_str().unwrap_or("WAITING");
+        let state = state_word(c);
         // Padded before painting, so colour codes do not upset the columns.
         let state_col = painted(p, state).replace(state, &format!("{state:<9}"));
-        let latency = c["latency_ms"].as_u64().map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
-        let size = match (c["width"].as_u64(), c["height"].as_u64()) {
-            (Some(w), Some(h)) => format!("{w}x{h}"),
+        let probed = c.live.probed();
+        let latency = probed.and_then(|l| l.latency_ms).map_or_else(|| "-".to_owned(), |ms| format!("{ms} ms"));
+        let size = match probed.map(|l| (l.width, l.height)) {
+            Some((Some(w), Some(h))) => format!("{w}x{h}"),
             _ => "-".to_owned(),
         };
         let _ = writeln!(
             out,
             "  {} {state_col} {:<15} {latency:>8} {:<6} {size:>10} {:>7} {:>7} {:>7}",
-            pad(text(&c["name"]), width),
-            text(&c["reason"]),
-            text(&c["codec"]),
-            percent(&c["uptime"]["24h"]),
-            percent(&c["uptime"]["7d"]),
-            percent(&c["uptime"]["30d"]),
+            pad(&c.config.name, width),
+            text(probed.and_then(|l| l.reason).map(Reason::as_str)),
+            text(probed.and_then(|l| l.codec.as_deref())),
+            percent(c.uptime.day),
+            percent(c.uptime.week),
+            percent(c.uptime.month),
         );
     }
 }
 
 /// `Cameras: 12 UP, 1 DOWN (Gate: refused)` for the status screen.
-pub fn summary(out: &mut String, p: Paint, list: &Value) {
-    let cameras = list["cameras"].as_array().map_or(&[][..], Vec::as_slice);
+pub fn summary(out: &mut String, p: Paint, list: &CameraList) {
+    let cameras = &list.cameras;
     if cameras.is_empty() {
         let _ = writeln!(out, "{}\n  no cameras configured", p.heading("Cameras"));
         return;
     }
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for c in cameras {
-        let s = c["state"].as_str().unwrap_or("WAITING");
+        let s = state_word(c);
         match counts.iter_mut().find(|(k, _)| *k == s) {
             Some((_, n)) => *n += 1,
             None => counts.push((s, 1)),
@@ -98,14 +104,10 @@ pub fn summary(out: &mut String, p: Paint, list: &Value) {
     counts.sort_by_key(|(s, _)| ["UP", "DEGRADED", "PENDING", "DOWN"].iter().position(|k| k == s).unwrap_or(4));
     let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {}", painted(p, s))).collect();
     let _ = writeln!(out, "{}\n  {}", p.heading("Cameras"), parts.join(", "));
-    for c in cameras.iter().filter(|c| matches!(c["state"].as_str(), Some("DOWN" | "DEGRADED"))) {
-        let _ = writeln!(
-            out,
-            "  {} {}: {}",
-            painted(p, text(&c["state"])),
-            text(&c["name"]),
-            c["message"].as_str().or(c["reason"].as_str()).unwrap_or("no reason given")
-        );
+    for c in cameras {
+        let Some(l) = c.live.probed().filter(|l| matches!(l.state, State::Down | State::Degraded)) else { continue };
+        let why = l.message.as_deref().or(l.reason.map(Reason::as_str)).unwrap_or("no reason given");
+        let _ = writeln!(out, "  {} {}: {why}", painted(p, l.state.as_str()), c.config.name);
     }
 }
 
@@ -114,13 +116,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn list() -> Value {
-        json!({"cameras": [
-            {"id": "gate", "name": "Gate", "state": "UP", "latency_ms": 180, "codec": "h264", "width": 1280, "height": 720,
-             "uptime": {"24h": 99.5, "7d": 98.25, "30d": null}},
-            {"id": "lab", "name": "Lab <b>", "state": "DOWN", "reason": "refused", "message": "connection refused",
-             "uptime": {"24h": 10.0}},
-        ]})
+    fn list() -> CameraList {
+        let config = |id: &str, name: &str| {
+            json!({"id": id, "name": name, "url": "rtsp://192.0.2.1/", "heartbeat_seconds": 30,
+                "heartbeat_override": null, "verify_tls": true, "verify_tls_override": null})
+        };
+        let mut gate = config("gate", "Gate");
+        gate.as_object_mut().unwrap().extend(
+            json!({"state": "UP", "reason": null, "message": null, "since": null, "consecutive_failures": 0,
+                "last_heartbeat_at": null, "latency_ms": 180, "codec": "h264", "width": 1280, "height": 720,
+                "last_frame_at": null, "packets_lost": null, "uptime": {"24h": 99.5, "7d": 98.25, "30d": null}, "bar": []})
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        let mut lab = config("lab", "Lab <b>");
+        lab.as_object_mut().unwrap().extend(
+            json!({"state": "DOWN", "reason": "refused", "message": "connection refused", "since": null,
+                "consecutive_failures": 4, "last_heartbeat_at": null, "latency_ms": null, "codec": null, "width": null,
+                "height": null, "last_frame_at": null, "packets_lost": null, "uptime": {"24h": 10.0}, "bar": []})
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        let mut new = config("new", "New");
+        new.as_object_mut().unwrap().extend(
+            json!({"state": null, "message": "waiting for the first heartbeat", "uptime": {}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        serde_json::from_value(json!({"heartbeat_seconds": 30, "timezone": "UTC", "verify_tls": true,
+            "file_problem": null, "history_problem": null, "cameras": [gate, lab, new]}))
+        .unwrap()
     }
 
     #[test]
@@ -128,7 +156,7 @@ mod tests {
         let mut out = String::new();
         table(&mut out, Paint::plain(), &list());
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "Cameras (2)");
+        assert_eq!(lines[0], "Cameras (3)");
         assert!(lines[1].starts_with("  NAME    STATE"), "{out}");
         assert!(lines[2].contains("Gate") && lines[2].contains("180 ms") && lines[2].contains("1280x720"), "{out}");
         assert!(lines[2].contains("99.5%") && lines[2].contains("98.2%"), "{out}");
@@ -141,6 +169,6 @@ mod tests {
     fn summary_counts_states_and_names_the_broken() {
         let mut out = String::new();
         summary(&mut out, Paint::plain(), &list());
-        assert_eq!(out, "Cameras\n  1 UP, 1 DOWN\n  DOWN Lab <b>: connection refused\n");
+        assert_eq!(out, "Cameras\n  1 UP, 1 DOWN, 1 WAITING\n  DOWN Lab <b>: connection refused\n");
     }
 }

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::process::ExitCode;
 
+use ds_wire::health::{HealthReport, State, Verdict as Health};
+use ds_wire::status::{DashboardStatus, UnitStatus};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -47,27 +49,24 @@ pub struct Thresholds {
 #[derive(Debug)]
 pub struct Observed<'a> {
     /// The streamer's health report; `None` with the reason when it could not be had.
-    pub health: Result<&'a Value, String>,
+    pub health: Result<&'a HealthReport, String>,
     /// The watched units' states; `None` when systemd could not be asked.
-    pub services: Result<&'a [Value], String>,
+    pub services: Result<&'a [UnitStatus], String>,
 }
 
 impl<'a> Observed<'a> {
     /// From the dashboard's `/api/status` document.
-    pub fn from_status(status: &'a Value) -> Observed<'a> {
+    pub fn from_status(status: &'a DashboardStatus) -> Observed<'a> {
         let reason = |part: &str| {
-            status["unreachable"]
-                .as_array()
-                .and_then(|u| u.iter().find(|u| u["part"] == part))
-                .map(|u| format!("{part} unreachable: {}", u["error"].as_str().unwrap_or("no reason given")))
+            status.unreachable.iter().find(|u| u.part == part).map(|u| format!("{part} unreachable: {}", u.error))
         };
-        let health = match &status["health"] {
-            Value::Null => Err(reason("streamer").unwrap_or_else(|| "the streamer reported no health".into())),
-            h => Ok(h),
+        let health = match &status.health {
+            None => Err(reason("streamer").unwrap_or_else(|| "the streamer reported no health".into())),
+            Some(h) => Ok(h),
         };
-        let services = match status["services"].as_array() {
-            Some(s) if reason("systemd").is_none() => Ok(s.as_slice()),
-            _ => Err(reason("systemd").unwrap_or_else(|| "no unit states".into())),
+        let services = match reason("systemd") {
+            None => Ok(status.services.as_slice()),
+            Some(why) => Err(why),
         };
         Observed { health, services }
     }
@@ -163,8 +162,7 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
     match &seen.services {
         Ok(units) => {
             for u in *units {
-                let name = u["name"].as_str().unwrap_or("?");
-                let state = u["active_state"].as_str().unwrap_or("unknown");
+                let (name, state) = (&u.name, &u.active_state);
                 if state != "active" {
                     let level = if name == STREAMER_UNIT { Level::Critical } else { Level::Warning };
                     problem(level, format!("{name} is {state}"));
@@ -178,16 +176,16 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
     match &seen.health {
         Err(reason) => problem(Level::Critical, reason.clone()),
         Ok(h) => {
-            let verdict = h["health"].as_str().unwrap_or("unknown");
-            let state = h["current_state"].as_str().unwrap_or("unknown");
-            let fps = h["fps"].as_f64();
-            let age = h["newest_segment_age_seconds"].as_f64();
+            let verdict = h.health.as_str();
+            let state = h.current_state.as_str();
+            let fps = h.fps;
+            let age = h.newest_segment_age_seconds;
             summary = format!("{state}, {verdict}");
             if let Some(fps) = fps {
                 summary.push_str(&format!(", {fps:.1} fps"));
                 perf.push(Perf::new("fps", fps, 1));
             }
-            if let Some(kbps) = h["bitrate_kbps"].as_f64() {
+            if let Some(kbps) = h.bitrate_kbps {
                 perf.push(Perf::new("bitrate_kbps", kbps, 0));
             }
             if let Some(age) = age {
@@ -199,12 +197,10 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
                     ..Perf::new("segment_age", age, 1)
                 });
             }
-            if let Some(restarts) = h["restart_count"].as_u64() {
-                perf.push(Perf::new("restarts", restarts as f64, 0));
-            }
-            if verdict == "unhealthy" || h["stream_active"] == false {
+            perf.push(Perf::new("restarts", h.restart_count as f64, 0));
+            if h.health == Health::Unhealthy || !h.stream_active {
                 problem(Level::Critical, format!("stream not live ({state})"));
-            } else if verdict == "degraded" {
+            } else if h.health == Health::Degraded {
                 problem(Level::Warning, "stream degraded".into());
             }
             match age {
@@ -217,14 +213,14 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
                 Some(_) => {}
                 None => problem(Level::Critical, "no segment yet".into()),
             }
-            if state == "slate" {
-                let why = h["source_problem"].as_str().unwrap_or("monitor unavailable");
+            if h.current_state == State::Slate {
+                let why = h.source_problem.as_deref().unwrap_or("monitor unavailable");
                 problem(Level::Warning, format!("showing the slate: {why}"));
             }
-            if h["frozen"] == true {
+            if h.frozen {
                 problem(Level::Warning, "picture frozen".into());
             }
-            if let Some(d) = h["disk_pressure"].as_str() {
+            if let Some(d) = &h.disk_pressure {
                 problem(Level::Warning, format!("disk pressure: {d}"));
             }
         }
@@ -248,19 +244,24 @@ mod tests {
 
     const LIMITS: Thresholds = Thresholds { warning: 10.0, critical: 30.0 };
 
-    fn healthy() -> Value {
-        json!({"health": "healthy", "current_state": "streaming", "stream_active": true, "fps": 15.0,
-            "bitrate_kbps": 2000.0, "newest_segment_age_seconds": 1.24, "restart_count": 0, "frozen": false})
+    fn healthy() -> HealthReport {
+        serde_json::from_value(json!({"health": "healthy", "monitoring_active": true, "current_state": "streaming",
+            "state_for_seconds": 60.0, "stream_active": true, "total_errors": 0, "recent_errors": 0,
+            "restart_count": 0, "uptime_minutes": 1.0, "fps": 15.0, "bitrate_kbps": 2000.0,
+            "newest_segment_age_seconds": 1.24, "frozen": false, "recent_restarts": []}))
+        .unwrap()
     }
 
-    fn units(streamer: &str, other: &str) -> Vec<Value> {
-        vec![
-            json!({"name": STREAMER_UNIT, "active_state": streamer}),
-            json!({"name": "desktop-streamer-web.service", "active_state": other}),
-        ]
+    fn units(streamer: &str, other: &str) -> Vec<UnitStatus> {
+        let unit = |name: &str, active: &str| UnitStatus {
+            name: name.into(),
+            active_state: active.into(),
+            ..UnitStatus::default()
+        };
+        vec![unit(STREAMER_UNIT, streamer), unit("desktop-streamer-web.service", other)]
     }
 
-    fn verdict(health: &Value, units: &[Value]) -> Verdict {
+    fn verdict(health: &HealthReport, units: &[UnitStatus]) -> Verdict {
         evaluate(&Observed { health: Ok(health), services: Ok(units) }, LIMITS)
     }
 
@@ -277,7 +278,7 @@ mod tests {
     #[test]
     fn the_json_verdict_has_the_plugin_lines_parts_as_fields() {
         let mut h = healthy();
-        h["frozen"] = json!(true);
+        h.frozen = true;
         let v = verdict(&h, &units("active", "active"));
         assert_eq!(
             v.to_json(),
@@ -294,13 +295,13 @@ mod tests {
     fn each_warning_condition() {
         let all = units("active", "active");
         let mut h = healthy();
-        h["frozen"] = json!(true);
+        h.frozen = true;
         assert_eq!(verdict(&h, &all).level, Level::Warning);
         let mut h = healthy();
-        h["current_state"] = json!("slate");
+        h.current_state = State::Slate;
         assert!(verdict(&h, &all).text.contains("slate"));
         let mut h = healthy();
-        h["newest_segment_age_seconds"] = json!(12.0);
+        h.newest_segment_age_seconds = Some(12.0);
         assert_eq!(verdict(&h, &all).level, Level::Warning);
         let v = verdict(&healthy(), &units("active", "failed"));
         assert_eq!((v.level, v.text.starts_with("desktop-streamer-web.service is failed")), (Level::Warning, true));
@@ -312,13 +313,15 @@ mod tests {
         assert_eq!(v.level, Level::Critical);
         assert!(v.text.starts_with("desktop-streamer.service is inactive"), "worst first: {}", v.text);
         let mut h = healthy();
-        h["newest_segment_age_seconds"] = json!(31.0);
+        h.newest_segment_age_seconds = Some(31.0);
         assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);
         let mut h = healthy();
-        h["health"] = json!("unhealthy");
+        h.health = Health::Unhealthy;
         assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);
-        let status = json!({"health": null, "services": units("active", "active"),
-            "unreachable": [{"part": "streamer", "error": "connection refused"}]});
+        let status: DashboardStatus = serde_json::from_value(json!({"service": null, "stream": null, "health": null,
+            "system": null, "services": units("active", "active"),
+            "unreachable": [{"part": "streamer", "error": "connection refused"}], "sampled_at": "2026-12-07T03:00:00Z"}))
+        .unwrap();
         let v = evaluate(&Observed::from_status(&status), LIMITS);
         assert_eq!(v.level, Level::Critical);
         assert!(v.text.contains("streamer unreachable: connection refused"), "{}", v.text);

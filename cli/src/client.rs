@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ds_runtime::error_chain;
 use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Every request gives up after this long: a kiosk that does not answer in 5 s is down as far
@@ -22,7 +23,7 @@ pub enum ApiError {
     Unreachable { url: String, reason: String },
     #[error("{url} answered {status}: {message}")]
     Refused { url: String, status: StatusCode, message: String },
-    #[error("{url} answered with something that is not JSON: {reason}")]
+    #[error("{url} answered with something that is not the JSON expected: {reason}")]
     NotJson { url: String, reason: String },
 }
 
@@ -56,8 +57,8 @@ impl Client {
         self.token.as_deref()
     }
 
-    /// `GET path` with the query pairs whose value is `Some`.
-    pub async fn get(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<Value, ApiError> {
+    /// `GET path` with the query pairs whose value is `Some`, read as `T` (a `ds_wire` type).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str, query: &[(&str, Option<&str>)]) -> Result<T, ApiError> {
         let url = self.url_with(path, query)?;
         self.send(Method::GET, url, None).await
     }
@@ -99,7 +100,7 @@ impl Client {
     }
 
     /// `POST path` with a JSON body and the bearer token.
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ApiError> {
         let url = self.url(path)?;
         self.send(Method::POST, url, Some(body)).await
     }
@@ -109,7 +110,7 @@ impl Client {
         Url::parse(&text).map_err(|e| ApiError::BadUrl { url: text, reason: e.to_string() })
     }
 
-    async fn send(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Value, ApiError> {
+    async fn send<T: DeserializeOwned>(&self, method: Method, url: Url, body: Option<&Value>) -> Result<T, ApiError> {
         let shown = url.to_string();
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
@@ -121,7 +122,7 @@ impl Client {
         if !status.is_success() {
             return Err(refused(shown, status, &text));
         }
-        serde_json::from_str::<Value>(&text).map_err(|e| ApiError::NotJson { url: shown, reason: e.to_string() })
+        serde_json::from_str::<T>(&text).map_err(|e| ApiError::NotJson { url: shown, reason: e.to_string() })
     }
 }
 

@@ -16,6 +16,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ds_config::WebConfig;
 use ds_runtime::{ConfigArgs, load_or_default};
+use ds_wire::alerts::AlertsReply;
+use ds_wire::cameras::CameraList;
+use ds_wire::health::HealthReport;
+use ds_wire::status::{ActionReply, DashboardStatus, UnitStatus};
 use serde_json::{Value, json};
 
 use self::check::{Level, Observed, Thresholds, Verdict};
@@ -184,8 +188,11 @@ fn listen_url(listen: SocketAddr) -> String {
 }
 
 async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let (doc, alerts, cams) =
-        tokio::join!(web.get("/api/status", &[]), web.get("/api/alerts", &[]), web.get("/api/cameras", &[]));
+    let (doc, alerts, cams) = tokio::join!(
+        web.get::<DashboardStatus>("/api/status", &[]),
+        web.get::<AlertsReply>("/api/alerts", &[]),
+        web.get::<CameraList>("/api/cameras", &[])
+    );
     let p = status::Paint::for_stdout();
     let mut out = String::new();
     match doc {
@@ -194,19 +201,16 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
                 println!("{}", json!({"status": doc, "alerts": alerts.ok(), "cameras": cams.ok()}));
                 return Ok(ExitCode::SUCCESS);
             }
-            status::services(&mut out, p, doc["services"].as_array().map_or(&[], |s| s.as_slice()));
-            if doc["health"].is_null() {
-                out.push_str(&format!("{}\n", p.heading("Stream")));
-            } else {
-                status::stream(&mut out, p, &doc["health"]);
+            status::services(&mut out, p, &doc.services);
+            match &doc.health {
+                None => out.push_str(&format!("{}\n", p.heading("Stream"))),
+                Some(h) => status::stream(&mut out, p, h),
             }
-            for u in doc["unreachable"].as_array().into_iter().flatten() {
-                let part = u["part"].as_str().unwrap_or("?");
-                let e = u["error"].as_str().unwrap_or("no reason given");
-                out.push_str(&format!("  {}\n", p.bad(&format!("{part} unreachable: {e}"))));
+            for u in &doc.unreachable {
+                out.push_str(&format!("  {}\n", p.bad(&format!("{} unreachable: {}", u.part, u.error))));
             }
-            if !doc["system"].is_null() {
-                status::machine(&mut out, p, &doc["system"]);
+            if let Some(system) = &doc.system {
+                status::machine(&mut out, p, system);
             }
             match cams {
                 Ok(c) => cameras::summary(&mut out, p, &c),
@@ -221,7 +225,7 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
         }
         Err(web_error) => {
             // The dashboard is down: still say what systemd and the streamer itself report.
-            let (health, units) = tokio::join!(streamer.get("/api/health", &[]), unit_states(config));
+            let (health, units) = tokio::join!(streamer.get::<HealthReport>("/api/health", &[]), unit_states(config));
             if json {
                 let health = health.as_ref().ok();
                 let doc = json!({
@@ -259,7 +263,7 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
 /// The watched units' states straight from systemd, on the bus and for the units the web
 /// config names (its defaults without one): what `status` shows while the dashboard is down.
 /// The bus's name for messages, and the states as `/api/status` lists them.
-async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<Value>), String> {
+async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<UnitStatus>), String> {
     let web = load_or_default::<WebConfig>(config)
         .map_err(|e| format!("cannot read the web config {}: {e}", config.path_for::<WebConfig>().display()))?
         .config;
@@ -273,7 +277,7 @@ async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<Value>), String
         let mut states = Vec::with_capacity(web.units.len());
         for unit in &web.units {
             let state = systemd.unit(unit).await.map_err(|e| e.to_string())?;
-            states.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
+            states.push(UnitStatus::from(&state));
         }
         Ok((systemd.bus().to_owned(), states))
     };
@@ -283,8 +287,8 @@ async fn unit_states(config: &ConfigArgs) -> Result<(String, Vec<Value>), String
 }
 
 async fn cameras(web: &Client, json: bool) -> anyhow::Result<ExitCode> {
-    match web.get("/api/cameras", &[]).await {
-        Ok(list) if json => println!("{list}"),
+    match web.get::<CameraList>("/api/cameras", &[]).await {
+        Ok(list) if json => println!("{}", serde_json::to_string(&list).unwrap_or_default()),
         Ok(list) => {
             let mut out = String::new();
             cameras::table(&mut out, status::Paint::for_stdout(), &list);
@@ -299,9 +303,9 @@ async fn cameras(web: &Client, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn check(web: &Client, streamer: &Client, limits: Thresholds, json: bool) -> ExitCode {
-    let (verdict, source) = match web.get("/api/status", &[]).await {
+    let (verdict, source) = match web.get::<DashboardStatus>("/api/status", &[]).await {
         Ok(doc) => (check::evaluate(&Observed::from_status(&doc), limits), Some(web.base())),
-        Err(web_error) => match streamer.get("/api/health", &[]).await {
+        Err(web_error) => match streamer.get::<HealthReport>("/api/health", &[]).await {
             Ok(h) => {
                 let services = Err(format!("web service unreachable at {}: {web_error}", web.base()));
                 (check::evaluate(&Observed { health: Ok(&h), services }, limits), Some(streamer.base()))
@@ -346,14 +350,13 @@ async fn control(web: &Client, what: &str, path: &str, body: Value) -> anyhow::R
 }
 
 /// `desktop-streamer.service: active (running)` for a unit action, else the reply's message.
-fn describe_reply(what: &str, reply: &Value) -> String {
-    let state = &reply["state"];
-    if let (Some(unit), Some(active)) = (reply["unit"].as_str(), state["active_state"].as_str()) {
-        return format!("{unit}: {what} done, now {active} ({})", state["sub_state"].as_str().unwrap_or(""));
+fn describe_reply(what: &str, reply: &ActionReply) -> String {
+    if let (Some(unit), Some(state)) = (&reply.unit, &reply.state) {
+        return format!("{unit}: {what} done, now {} ({})", state.active_state, state.sub_state);
     }
-    match reply["message"].as_str() {
+    match &reply.message {
         Some(m) => format!("{what}: {m}"),
-        None => format!("{what}: {reply}"),
+        None => format!("{what}: {}", serde_json::to_string(reply).unwrap_or_default()),
     }
 }
 

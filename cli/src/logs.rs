@@ -71,7 +71,7 @@ pub async fn run(client: &Client, args: &LogsArgs, json: bool) -> Result<ExitCod
         return follow(client, args, json).await;
     }
     let q = query(args, &args.lines.to_string());
-    let answer = client.get("/api/logs", &borrowed(&q)).await?;
+    let answer: Value = client.get("/api/logs", &borrowed(&q)).await?;
     if json {
         println!("{answer}");
     } else {

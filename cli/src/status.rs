@@ -4,7 +4,10 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
 
-use serde_json::Value;
+use ds_wire::alerts::{AlertsReply, HistoryEntry, Severity};
+use ds_wire::health::HealthReport;
+use ds_wire::status::UnitStatus;
+use ds_wire::system::SystemSample;
 
 /// How many of the newest alerts the screen shows.
 pub const RECENT_ALERTS: usize = 5;
@@ -58,97 +61,79 @@ impl Paint {
     }
 }
 
-fn num(v: &Value, digits: usize, unit: &str) -> String {
-    v.as_f64().map_or_else(|| "-".to_owned(), |n| format!("{n:.digits$}{unit}"))
+fn num(v: Option<f64>, digits: usize, unit: &str) -> String {
+    v.map_or_else(|| "-".to_owned(), |n| format!("{n:.digits$}{unit}"))
 }
 
 /// The services block from `/api/status`'s `services`.
-pub fn services(out: &mut String, p: Paint, services: &[Value]) {
+pub fn services(out: &mut String, p: Paint, services: &[UnitStatus]) {
     let _ = writeln!(out, "{}", p.heading("Services"));
     for u in services {
-        let state = u["active_state"].as_str().unwrap_or("unknown");
-        let sub = u["sub_state"].as_str().unwrap_or("");
-        let restarts = u["n_restarts"].as_u64().map(|n| format!(", {n} restarts")).unwrap_or_default();
-        let _ = writeln!(out, "  {:<36} {} ({sub}{restarts})", u["name"].as_str().unwrap_or("?"), p.state(state));
+        let _ =
+            writeln!(out, "  {:<36} {} ({}, {} restarts)", u.name, p.state(&u.active_state), u.sub_state, u.n_restarts);
     }
 }
 
 /// The stream block from the streamer's health report.
-pub fn stream(out: &mut String, p: Paint, h: &Value) {
+pub fn stream(out: &mut String, p: Paint, h: &HealthReport) {
     let _ = writeln!(out, "{}", p.heading("Stream"));
-    let state = h["current_state"].as_str().unwrap_or("unknown");
-    let health = h["health"].as_str().unwrap_or("unknown");
-    let _ = writeln!(out, "  state     {} ({})", p.state(state), p.state(health));
+    let _ = writeln!(out, "  state     {} ({})", p.state(h.current_state.as_str()), p.state(h.health.as_str()));
     let _ = writeln!(
         out,
         "  fps       {}   bitrate {}   newest segment {}",
-        num(&h["fps"], 1, ""),
-        num(&h["bitrate_kbps"], 0, " kbit/s"),
-        num(&h["newest_segment_age_seconds"], 1, " s old")
+        num(h.fps, 1, ""),
+        num(h.bitrate_kbps, 0, " kbit/s"),
+        num(h.newest_segment_age_seconds, 1, " s old")
     );
-    let m = &h["monitor"];
-    let monitor = match m["name"].as_str() {
-        Some(name) => format!("{name} {}x{}", m["width"], m["height"]),
+    let monitor = match &h.monitor {
+        Some(m) => format!("{} {}x{}", m.name, m.width, m.height),
         None => "-".into(),
     };
-    let _ = writeln!(out, "  encoder   {}   monitor {monitor}", h["encoder"].as_str().unwrap_or("-"));
-    let restarts = h["restart_count"].as_u64().unwrap_or(0);
-    let _ = writeln!(out, "  restarts  {restarts}");
-    if h["frozen"] == true {
+    let _ = writeln!(out, "  encoder   {}   monitor {monitor}", h.encoder.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "  restarts  {}", h.restart_count);
+    if h.frozen {
         let _ = writeln!(out, "  {}", p.warn("picture frozen"));
     }
-    for key in ["source_problem", "disk_pressure", "last_error"] {
-        if let Some(text) = h[key].as_str() {
-            let _ = writeln!(out, "  {}", p.warn(&format!("{}: {text}", key.replace('_', " "))));
+    for (key, text) in
+        [("source problem", &h.source_problem), ("disk pressure", &h.disk_pressure), ("last error", &h.last_error)]
+    {
+        if let Some(text) = text {
+            let _ = writeln!(out, "  {}", p.warn(&format!("{key}: {text}")));
         }
     }
 }
 
 /// The machine block from `/api/status`'s `system`.
-pub fn machine(out: &mut String, p: Paint, system: &Value) {
+pub fn machine(out: &mut String, p: Paint, system: &SystemSample) {
     let _ = writeln!(out, "{}", p.heading("Machine"));
     let _ = writeln!(
         out,
         "  cpu {}   memory {}   disk {}",
-        num(&system["cpu_percent"], 0, "%"),
-        num(&system["memory_percent"], 0, "%"),
-        num(&system["disk_usage_percent"], 0, "%")
+        num(Some(system.cpu_percent), 0, "%"),
+        num(Some(system.memory_percent), 0, "%"),
+        num(system.disk_usage_percent, 0, "%")
     );
 }
 
 /// The newest [`RECENT_ALERTS`] alerts from `/api/alerts`, newest first.
-pub fn alerts(out: &mut String, p: Paint, alerts: &Value) {
+pub fn alerts(out: &mut String, p: Paint, alerts: &AlertsReply) {
     let _ = writeln!(out, "{}", p.heading("Recent alerts"));
-    let mut entries: Vec<&Value> = alerts["entries"].as_array().map(|e| e.iter().collect()).unwrap_or_default();
-    // RFC 3339 UTC timestamps sort as text.
-    entries.sort_by(|a, b| b["alert"]["raised_at"].as_str().cmp(&a["alert"]["raised_at"].as_str()));
+    let mut entries: Vec<&HistoryEntry> = alerts.entries.iter().collect();
+    entries.sort_by_key(|e| std::cmp::Reverse(e.alert.raised_at));
     if entries.is_empty() {
         let _ = writeln!(out, "  none");
     }
     for e in entries.into_iter().take(RECENT_ALERTS) {
-        let a = &e["alert"];
-        let severity = a["severity"].as_str().unwrap_or("?");
-        let severity = if severity == "critical" { p.bad(severity) } else { p.warn(severity) };
-        let deliveries: Vec<String> = e["deliveries"]
-            .as_array()
-            .map(|d| {
-                d.iter()
-                    .map(|d| {
-                        format!("{} {}", d["channel"].as_str().unwrap_or("?"), d["status"].as_str().unwrap_or("?"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let outcome = match (e["not_sent"].as_str(), e["repeats"].as_u64().unwrap_or(0)) {
+        let a = &e.alert;
+        let severity = a.severity.as_str();
+        let severity = if a.severity == Severity::Critical { p.bad(severity) } else { p.warn(severity) };
+        let deliveries: Vec<String> =
+            e.deliveries.iter().map(|d| format!("{} {}", d.channel, d.status.as_str())).collect();
+        let outcome = match (&e.not_sent, e.repeats) {
             (Some(_), _) => "held back by the rate limit".to_owned(),
             (None, 0) => deliveries.join(", "),
             (None, n) => format!("{}; came again {n}× within its cooldown", deliveries.join(", ")),
         };
-        let _ = writeln!(
-            out,
-            "  {} {severity} {} [{outcome}]",
-            a["raised_at"].as_str().unwrap_or("-"),
-            a["title"].as_str().unwrap_or("?"),
-        );
+        let _ = writeln!(out, "  {} {severity} {} [{outcome}]", a.raised_at, a.title);
     }
 }

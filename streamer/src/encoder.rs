@@ -8,7 +8,6 @@
 //! Everything here blocks (a probe takes up to [`PROBE_TIMEOUT`] per candidate); async
 //! callers run it in `spawn_blocking`.
 
-use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The config value that asks for the first encoder that works.
 pub const AUTO: &str = "auto";
@@ -36,94 +35,11 @@ const ERROR_MESSAGE_WAIT: Duration = Duration::from_millis(500);
 /// Encoders that need a GPU; `performance.hardware_acceleration: false` skips them.
 const HARDWARE_ENCODERS: &[&str] = &["vaapih264enc", "vah264enc"];
 
-/// Why a candidate encoder was not chosen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SkipReason {
-    /// The caller excluded it, normally because it failed in the running pipeline.
-    Excluded,
-    /// A hardware encoder while `performance.hardware_acceleration` is false.
-    HardwareDisabled,
-    /// No element factory of that name is registered.
-    Missing { detail: String },
-    /// The element exists but does not accept a setting the config needs.
-    Configure { property: String, value: String, detail: String },
-    /// The probe pipeline could not be built or did not reach PLAYING.
-    StartFailed { detail: String },
-    /// The probe pipeline posted an error while encoding.
-    Failed { detail: String },
-    /// The probe frames were not all encoded in time.
-    Timeout { timeout_ms: u64, buffers: usize },
-    /// The encoder finished without producing a keyframe.
-    NoKeyframe { buffers: usize },
-}
+pub use ds_wire::health::{EncoderChoice, Setting, SkipReason, SkippedEncoder};
 
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::Excluded => f.write_str("excluded after it failed in the running pipeline"),
-            SkipReason::HardwareDisabled => {
-                f.write_str("hardware encoder skipped because performance.hardware_acceleration is false")
-            }
-            SkipReason::Missing { detail } => write!(f, "element missing: {detail}"),
-            SkipReason::Configure { property, value, detail } => {
-                write!(f, "cannot set {property}={value}: {detail}")
-            }
-            SkipReason::StartFailed { detail } => write!(f, "failed to reach PLAYING: {detail}"),
-            SkipReason::Failed { detail } => write!(f, "failed while encoding test frames: {detail}"),
-            SkipReason::Timeout { timeout_ms, buffers } => {
-                write!(f, "no end of the test frames within {timeout_ms} ms ({buffers} encoded buffers)")
-            }
-            SkipReason::NoKeyframe { buffers } => {
-                write!(f, "encoded {buffers} buffers but no keyframe")
-            }
-        }
-    }
-}
-
-/// A candidate that was not chosen, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedEncoder {
-    pub name: String,
-    pub reason: SkipReason,
-    /// `reason` as a sentence, for people reading the health API.
-    pub message: String,
-}
-
-impl SkippedEncoder {
-    pub fn new(name: impl Into<String>, reason: SkipReason) -> Self {
-        let message = reason.to_string();
-        SkippedEncoder { name: name.into(), reason, message }
-    }
-}
-
-/// One property an encoder is configured with, in `gst-launch` syntax.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Setting {
-    pub property: String,
-    pub value: String,
-}
-
-/// The encoder that was proven to work, its settings, and every candidate passed over.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EncoderChoice {
-    /// GStreamer element name, e.g. `x264enc`.
-    pub name: String,
-    pub hardware: bool,
-    /// Raw format the encoder takes without conversion inside it; `None` for encoders this
-    /// module does not know.
-    pub input_format: Option<String>,
-    /// Properties set on the element; empty for an encoder this module does not know, which
-    /// then runs with its own defaults.
-    pub settings: Vec<Setting>,
-    pub skipped: Vec<SkippedEncoder>,
-}
-
-impl EncoderChoice {
-    /// A fresh, configured element for the real pipeline.
-    pub fn make_element(&self, config: &StreamerConfig) -> Result<gst::Element, EncoderError> {
-        make_encoder(&self.name, config).map_err(|reason| EncoderError::Build { name: self.name.clone(), reason })
-    }
+/// A fresh, configured element of the chosen encoder for the real pipeline.
+pub fn make_element(choice: &EncoderChoice, config: &StreamerConfig) -> Result<gst::Element, EncoderError> {
+    make_encoder(&choice.name, config).map_err(|reason| EncoderError::Build { name: choice.name.clone(), reason })
 }
 
 /// Errors of encoder selection.

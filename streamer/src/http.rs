@@ -11,11 +11,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use ds_config::StreamerConfig;
-use serde::Serialize;
+use ds_wire::health::{ServiceDetails, ServiceReport, StreamReport, StreamerStatus, SystemReport};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::health::{DetailedReport, HealthReport, Verdict};
+use crate::health::{self, DetailedReport, HealthReport, Verdict};
 use crate::metrics;
 use crate::playlist::PLAYLIST_FILE;
 use crate::status::{State as StreamState, StatusHandle};
@@ -35,7 +35,7 @@ impl AppState {
     }
 
     fn detailed(&self) -> DetailedReport {
-        DetailedReport::build(&self.status, &self.config(), self.system.latest())
+        health::build_detailed(&self.status, &self.config(), self.system.latest())
     }
 }
 
@@ -55,7 +55,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn health(State(s): State<AppState>) -> Json<HealthReport> {
-    Json(HealthReport::build(&s.status, &s.config(), s.system.latest()))
+    Json(health::build(&s.status, &s.config(), s.system.latest()))
 }
 
 async fn detailed(State(s): State<AppState>) -> Json<DetailedReport> {
@@ -63,57 +63,20 @@ async fn detailed(State(s): State<AppState>) -> Json<DetailedReport> {
 }
 
 /// The seed's `/api/status` shape: service, stream, health, system.
-#[derive(Serialize)]
-struct StatusReport {
-    service: ServiceReport,
-    stream: StreamReport,
-    health: HealthReport,
-    system: SystemReport,
-}
-
-#[derive(Serialize)]
-struct ServiceReport {
-    active: bool,
-    /// This process's own view of its unit's state (it is answering, so it runs).
-    details: ServiceDetails,
-    managed_by_systemd: bool,
-}
-
-#[derive(Serialize)]
-#[allow(non_snake_case)]
-struct ServiceDetails {
-    ActiveState: &'static str,
-    SubState: &'static str,
-}
-
-#[derive(Serialize)]
-struct StreamReport {
-    playlist_exists: bool,
-    segment_count: usize,
-    total_size_mb: f64,
-    stream_active: bool,
-}
-
-#[derive(Serialize)]
-struct SystemReport {
-    cpu_percent: Option<f64>,
-    memory_percent: Option<f64>,
-    disk_usage_percent: Option<f64>,
-}
-
-async fn status(State(s): State<AppState>) -> Json<StatusReport> {
+async fn status(State(s): State<AppState>) -> Json<StreamerStatus> {
     let config = s.config();
     let d = s.detailed();
     let playlist_exists = tokio::fs::try_exists(config.output_dir.join(PLAYLIST_FILE)).await.unwrap_or(false);
     let stopping = d.health.current_state == StreamState::Stopping;
-    Json(StatusReport {
+    Json(StreamerStatus {
+        // This process's own view of its unit's state (it is answering, so it runs).
         service: ServiceReport {
             active: !stopping,
             details: ServiceDetails {
-                ActiveState: if stopping { "deactivating" } else { "active" },
-                SubState: if stopping { "stop-sigterm" } else { "running" },
+                active_state: if stopping { "deactivating" } else { "active" }.to_owned(),
+                sub_state: if stopping { "stop-sigterm" } else { "running" }.to_owned(),
             },
-            managed_by_systemd: std::env::var_os("INVOCATION_ID").is_some(),
+            managed_by_systemd: Some(std::env::var_os("INVOCATION_ID").is_some()),
         },
         stream: StreamReport {
             playlist_exists,
@@ -132,7 +95,7 @@ async fn status(State(s): State<AppState>) -> Json<StatusReport> {
 
 /// 200 while fresh segments flow, 503 otherwise; the body says why.
 async fn healthz(State(s): State<AppState>) -> Response {
-    let h = HealthReport::build(&s.status, &s.config(), None);
+    let h = health::build(&s.status, &s.config(), None);
     let code = if h.health == Verdict::Unhealthy { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let text = match (&h.health, h.newest_segment_age_seconds) {
         (Verdict::Unhealthy, Some(age)) => {

@@ -94,7 +94,7 @@ mod tests {
             process_memory_mb: 80.25,
             disk_usage_percent: Some(61.5),
         };
-        let mut r = DetailedReport::build(&StatusHandle::new(10), &StreamerConfig::default(), Some(system));
+        let mut r = crate::health::build_detailed(&StatusHandle::new(10), &StreamerConfig::default(), Some(system));
         let h = &mut r.health;
         h.stream_active = true;
         h.health = Verdict::Degraded;

@@ -40,31 +40,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// RandR 1.5 introduced monitors (`RRGetMonitors`).
 const RANDR_MONITORS_VERSION: (u32, u32) = (1, 5);
 
-/// One RandR 1.5 monitor: an area of the root window that a person sees as one screen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Monitor {
-    /// The monitor's name; for monitors RandR makes from outputs this is the output name
-    /// (`HDMI-1`, `DUMMY1`).
-    pub name: String,
-    /// Left edge in root window pixels.
-    pub x: i32,
-    /// Top edge in root window pixels.
-    pub y: i32,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Whether RandR marks it as the primary monitor.
-    pub primary: bool,
-    /// Names of the outputs (connectors) showing it.
-    pub outputs: Vec<String>,
-}
-
-impl fmt::Display for Monitor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}x{}{:+}{:+}", self.name, self.width, self.height, self.x, self.y)
-    }
-}
+pub use ds_wire::health::Monitor;
 
 /// Which monitor to capture, from the config's `screen` and `monitor` keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

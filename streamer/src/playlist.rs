@@ -61,25 +61,7 @@ impl RunLocation {
     }
 }
 
-/// What the health API reports about the playlist.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PlaylistStats {
-    pub target_duration_secs: u32,
-    /// EXT-X-MEDIA-SEQUENCE: the sequence number of the first listed segment.
-    pub media_sequence: u64,
-    /// EXT-X-DISCONTINUITY-SEQUENCE: discontinuity tags that have left the window.
-    pub discontinuity_sequence: u64,
-    pub segment_count: usize,
-    pub window_duration_secs: f64,
-    /// Bytes of the listed segment files, as measured when each was added.
-    pub window_bytes: u64,
-    /// Seconds since the newest segment was added; `None` while the window is empty.
-    pub newest_segment_age_secs: Option<f64>,
-    /// Segments since open whose EXTINF rounds above the target duration (listed anyway).
-    pub overlong_segments: u64,
-    /// Segment files that left the playlist and wait out their lifetime before deletion.
-    pub pending_deletions: usize,
-}
+pub use ds_wire::health::PlaylistStats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlaylistError {

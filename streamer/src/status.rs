@@ -6,101 +6,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+pub use ds_wire::health::{RestartEvent, RestartReason, State};
 
 use crate::encoder::EncoderChoice;
 use crate::flow::{FlowCounters, RateMeter};
 use crate::monitor::Monitor;
 use crate::playlist::PlaylistStats;
-
-/// What the streamer is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Building the first pipeline; no segment yet.
-    Starting,
-    /// Capturing the monitor.
-    Streaming,
-    /// The monitor or X server is unavailable: a generated picture keeps the stream alive.
-    Slate,
-    /// A pipeline failed and is being rebuilt.
-    Restarting,
-    /// `max_restarts` rebuilds in a row failed; still retrying at the back-off cap.
-    Failing,
-    /// Shutting down.
-    Stopping,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Streaming => "streaming",
-            State::Slate => "slate",
-            State::Restarting => "restarting",
-            State::Failing => "failing",
-            State::Stopping => "stopping",
-        }
-    }
-}
-
-/// Why a pipeline was rebuilt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RestartReason {
-    PipelineError,
-    EndOfStream,
-    UnexpectedStateChange,
-    /// No encoded buffer within the stall timeout.
-    Stall,
-    /// The monitor moved, changed size, disappeared or came back.
-    MonitorChanged,
-    /// The X server went away or came back.
-    DisplayChanged,
-    /// The encoder failed while running and was replaced by the next candidate.
-    EncoderFailed,
-    /// SIGUSR1 or the dashboard asked for it.
-    Requested,
-    /// SIGHUP loaded a new configuration.
-    ConfigReloaded,
-}
-
-impl RestartReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RestartReason::PipelineError => "pipeline_error",
-            RestartReason::EndOfStream => "end_of_stream",
-            RestartReason::UnexpectedStateChange => "unexpected_state_change",
-            RestartReason::Stall => "stall",
-            RestartReason::MonitorChanged => "monitor_changed",
-            RestartReason::DisplayChanged => "display_changed",
-            RestartReason::EncoderFailed => "encoder_failed",
-            RestartReason::Requested => "requested",
-            RestartReason::ConfigReloaded => "config_reloaded",
-        }
-    }
-
-    /// Whether this reason is a fault (counted against `max_errors`) rather than a planned
-    /// rebuild.
-    pub fn is_fault(self) -> bool {
-        matches!(
-            self,
-            RestartReason::PipelineError
-                | RestartReason::EndOfStream
-                | RestartReason::UnexpectedStateChange
-                | RestartReason::Stall
-                | RestartReason::EncoderFailed
-        )
-    }
-}
-
-/// One rebuild, as shown in the health API.
-#[derive(Clone, Debug, Serialize)]
-pub struct RestartEvent {
-    pub at: jiff::Timestamp,
-    pub reason: RestartReason,
-    pub detail: String,
-}
 
 /// The mutable record.
 #[derive(Debug)]

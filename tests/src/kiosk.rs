@@ -62,10 +62,14 @@ impl Kiosk {
     /// came again twice within its cooldown ("stream stale"), one held back by the rate limit
     /// ("cpu high").
     pub fn write_alert_history(&self) {
-        let alert = |id: &str, title: &str, at: &str| json!({"id": id, "kind": "k", "severity": "warning", "title": title, "raised_at": at});
+        // The whole shape the watchdog writes (ds_wire::alerts::AlertHistory).
+        let alert = |id: &str, title: &str, at: &str| {
+            json!({"id": id, "kind": "k", "severity": "warning", "title": title, "details": "seen by the test",
+                "since": at, "raised_at": at, "action": null, "host": "kiosk", "dashboard_url": null})
+        };
         let history = json!({"version": 1, "entries": [
             {"alert": alert("1", "stream stale", "2026-01-01T10:00:00Z"), "repeats": 2,
-             "deliveries": [{"channel": "email", "status": "delivered"}]},
+             "deliveries": [{"channel": "email", "status": "delivered", "at": "2026-01-01T10:00:02Z", "attempts": 1}]},
             {"alert": alert("2", "cpu high", "2026-01-01T10:00:01Z"), "deliveries": [],
              "not_sent": "held back: 2 alerts were sent within 300 s (max_alerts)"}]});
         std::fs::write(self.watchdog_state.join("alert-history.json"), history.to_string()).unwrap();

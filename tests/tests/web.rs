@@ -19,7 +19,9 @@ fn the_api_aggregates_streamer_services_and_alerts_and_names_what_it_cannot_reac
     std::fs::write(
         kiosk.watchdog_state.join("alert-history.json"),
         json!({"version": 1, "entries": [{"alert": {"id": "1", "kind": "stream:stale", "severity": "warning",
-            "title": "stream stale"}, "deliveries": [{"channel": "email", "status": "delivered"}]}]})
+            "title": "stream stale", "details": "seen by the test", "since": "2026-01-01T10:00:00Z",
+            "raised_at": "2026-01-01T10:00:00Z", "action": null, "host": "kiosk", "dashboard_url": null},
+            "deliveries": [{"channel": "email", "status": "delivered", "at": "2026-01-01T10:00:02Z", "attempts": 1}]}]})
         .to_string(),
     )
     .unwrap();

@@ -21,8 +21,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::alert::Alert;
@@ -35,62 +33,8 @@ pub const HISTORY_LIMIT: usize = 500;
 /// Version of the file format.
 const FORMAT_VERSION: u32 = 1;
 
-/// One alert in the history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub alert: Alert,
-    pub deliveries: Vec<ChannelStatus>,
-    /// Why the alert was not sent, when the policy held it back (it then goes into a summary).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_sent: Option<String>,
-    /// How often the same alert came again within its cooldown, and so was not sent again.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub repeats: u32,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChannelStatus {
-    pub channel: String,
-    #[serde(flatten)]
-    pub status: DeliveryStatus,
-}
-
-/// Where one (alert, channel) delivery stands.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    Pending {
-        attempts: u32,
-        next_attempt: Timestamp,
-        last_error: Option<String>,
-    },
-    Delivered {
-        at: Timestamp,
-        attempts: u32,
-    },
-    /// Refused for good (e.g. HTTP 400, SMTP 550, authentication refused).
-    Failed {
-        at: Timestamp,
-        attempts: u32,
-        reason: String,
-    },
-    /// Older than the maximum age and still not delivered.
-    Expired {
-        at: Timestamp,
-        attempts: u32,
-        reason: String,
-    },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct HistoryFile {
-    version: u32,
-    entries: Vec<HistoryEntry>,
-}
+use ds_wire::alerts::AlertHistory as HistoryFile;
+pub use ds_wire::alerts::{ChannelStatus, DeliveryStatus, HistoryEntry};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the alert history {path}: {reason}")]

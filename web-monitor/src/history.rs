@@ -9,8 +9,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ds_wire::status::DashboardStatus;
 use serde::Serialize;
-use serde_json::Value;
 
 /// How far back the charts reach.
 pub const SPAN: Duration = Duration::from_secs(3600);
@@ -33,19 +33,15 @@ pub struct Point {
 
 impl Point {
     /// The figures in an `/api/status` document (its `system` and `gpu` parts) at `t`.
-    pub fn from_status(t: i64, status: &Value) -> Point {
-        let system = &status["system"];
-        let gpu = status["gpu"].as_array().and_then(|cards| {
-            let (used, total) = cards.iter().fold((0u64, 0u64), |(u, t), c| {
-                (u + c["used_bytes"].as_u64().unwrap_or(0), t + c["total_bytes"].as_u64().unwrap_or(0))
-            });
-            (total > 0).then(|| used as f64 / total as f64 * 100.0)
-        });
+    pub fn from_status(t: i64, status: &DashboardStatus) -> Point {
+        let system = status.system.as_ref();
+        let (used, total) = status.gpu.iter().fold((0u64, 0u64), |(u, t), c| (u + c.used_bytes, t + c.total_bytes));
+        let gpu = (total > 0).then(|| used as f64 / total as f64 * 100.0);
         Point {
             t,
-            cpu_percent: system["cpu_percent"].as_f64(),
-            memory_percent: system["memory_percent"].as_f64(),
-            disk_usage_percent: system["disk_usage_percent"].as_f64(),
+            cpu_percent: system.map(|s| s.cpu_percent),
+            memory_percent: system.map(|s| s.memory_percent),
+            disk_usage_percent: system.and_then(|s| s.disk_usage_percent),
             gpu_memory_percent: gpu,
         }
     }
@@ -134,13 +130,22 @@ mod tests {
 
     #[test]
     fn reads_the_machine_figures_from_a_status_document() {
-        let status = json!({"system": {"cpu_percent": 12.5, "memory_percent": 40.0, "disk_usage_percent": null},
-            "gpu": [{"card": "card0", "used_bytes": 1u64 << 30, "total_bytes": 4u64 << 30}]});
+        let doc = |system, gpu| -> DashboardStatus {
+            serde_json::from_value(json!({"service": null, "stream": null, "health": null, "system": system,
+                "gpu": gpu, "sampled_at": "2026-12-07T03:00:00Z"}))
+            .unwrap()
+        };
+        let status = doc(
+            json!({"cpu_percent": 12.5, "memory_percent": 40.0, "process_memory_mb": 50.0, "disk_usage_percent": null}),
+            json!([{"card": "card0", "used_bytes": 1u64 << 30, "total_bytes": 4u64 << 30}]),
+        );
         let p = Point::from_status(7, &status);
         assert_eq!((p.cpu_percent, p.memory_percent, p.disk_usage_percent), (Some(12.5), Some(40.0), None));
         assert_eq!(p.gpu_memory_percent, Some(25.0));
-        let unreachable = Point::from_status(8, &json!({"system": null, "gpu": []}));
-        assert_eq!(unreachable, Point { t: 8, ..Point::from_status(8, &Value::Null) });
-        assert_eq!(unreachable.cpu_percent, None);
+        let unreachable = Point::from_status(8, &doc(json!(null), json!([])));
+        assert_eq!(
+            unreachable,
+            Point { t: 8, cpu_percent: None, memory_percent: None, disk_usage_percent: None, gpu_memory_percent: None }
+        );
     }
 }

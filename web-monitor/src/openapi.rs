@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document describing every route (`web-monitor/openapi.json`, embedded at
 //! build time), served at `GET /api/openapi.json` for integrations. The test
-//! `web-monitor/tests/openapi.rs` fails when the router and the document disagree.
+//! `web-monitor/tests/openapi.rs` fails when the router and the document disagree, and
+//! `web-monitor/tests/openapi_schemas.rs` when a documented schema and the `ds_wire` type the
+//! dashboard writes differ in a field.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

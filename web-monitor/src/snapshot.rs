@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use ds_runtime::Shutdown;
-use serde_json::{Value, json};
+use ds_wire::health::{ServiceDetails, ServiceReport, StreamerStatus};
+use ds_wire::status::{DashboardStatus, UnitStatus, Unreachable};
 use tokio::sync::{Notify, watch};
 
 use crate::history::{History, Point};
@@ -24,7 +25,7 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// One sample: the `/api/status` document and its serialized form.
 #[derive(Debug)]
 pub struct Snapshot {
-    pub document: Value,
+    pub document: DashboardStatus,
     /// `document` as JSON, serialized once for every reader.
     pub body: Bytes,
 }
@@ -102,46 +103,53 @@ async fn snapshot(sources: &Sources, history: &History) -> Snapshot {
 
 /// The seed's `/api/status` shape (service, stream, health, system), plus every watched unit,
 /// the GPUs' memory, what could not be reached, and when it was sampled.
-async fn sample(s: &Sources, now: jiff::Timestamp) -> Value {
+async fn sample(s: &Sources, now: jiff::Timestamp) -> DashboardStatus {
     let (streamer, units, gpu) = tokio::join!(
-        s.streamer.json("/api/status"),
+        s.streamer.json::<StreamerStatus>("/api/status"),
         unit_states(s),
         tokio::task::spawn_blocking(|| ds_runtime::gpu::vram(std::path::Path::new(ds_runtime::gpu::DRM_DIR)))
     );
     let mut unreachable = Vec::new();
     let streamer = match streamer {
-        Ok(v) => v,
-        Err(e) => {
-            unreachable.push(json!({"part": "streamer", "error": e}));
-            Value::Null
+        Ok(v) => Some(v),
+        Err(error) => {
+            unreachable.push(Unreachable { part: "streamer".into(), error });
+            None
         }
     };
     let units = match units {
         Ok(u) => u,
-        Err(e) => {
-            unreachable.push(json!({"part": "systemd", "error": e}));
+        Err(error) => {
+            unreachable.push(Unreachable { part: "systemd".into(), error });
             Vec::new()
         }
     };
-    let streamer_unit = units.iter().find(|u| u["name"] == crate::systemd_link::STREAMER_UNIT);
-    let service = match streamer_unit {
-        Some(u) => json!({"active": u["active_state"] == "active",
-            "details": {"ActiveState": u["active_state"], "SubState": u["sub_state"]}}),
-        None => streamer["service"].clone(),
+    let streamer_unit = units.iter().find(|u| u.name == crate::systemd_link::STREAMER_UNIT);
+    let (service, stream, health) = match streamer {
+        Some(st) => (Some(st.service), Some(st.stream), Some(st.health)),
+        None => (None, None, None),
     };
-    json!({
-        "service": service,
-        "stream": streamer["stream"],
-        "health": streamer["health"],
-        "system": s.machine.latest(),
-        "gpu": gpu.unwrap_or_default(),
-        "services": units,
-        "unreachable": unreachable,
-        "sampled_at": now,
-    })
+    let service = match streamer_unit {
+        Some(u) => Some(ServiceReport {
+            active: u.active_state == "active",
+            details: ServiceDetails { active_state: u.active_state.clone(), sub_state: u.sub_state.clone() },
+            managed_by_systemd: None,
+        }),
+        None => service,
+    };
+    DashboardStatus {
+        service,
+        stream,
+        health,
+        system: s.machine.latest(),
+        gpu: gpu.unwrap_or_default(),
+        services: units,
+        unreachable,
+        sampled_at: now,
+    }
 }
 
-async fn unit_states(s: &Sources) -> Result<Vec<Value>, String> {
+async fn unit_states(s: &Sources) -> Result<Vec<UnitStatus>, String> {
     let systemd = s.systemd.get()?;
     let mut out = Vec::new();
     for unit in &s.units {
@@ -149,7 +157,7 @@ async fn unit_states(s: &Sources) -> Result<Vec<Value>, String> {
             s.systemd.suspect(&e);
             e.to_string()
         })?;
-        out.push(serde_json::to_value(state).map_err(|e| e.to_string())?);
+        out.push(UnitStatus::from(&state));
     }
     Ok(out)
 }
@@ -182,13 +190,16 @@ mod tests {
         // meanwhile.
         let snapshot = cache.latest();
         let doc = &snapshot.document;
-        let parts: Vec<_> = doc["unreachable"].as_array().unwrap().iter().map(|u| u["part"].clone()).collect();
-        assert_eq!(parts, [json!("streamer"), json!("systemd")], "{doc:#}");
-        assert!(doc["health"].is_null() && doc["stream"].is_null(), "{doc:#}");
-        let memory = doc["system"]["memory_percent"].as_f64().expect("the machine without the streamer");
-        assert!(memory > 0.0 && memory <= 100.0, "{doc:#}");
-        assert!(doc["system"]["disk_usage_percent"].as_f64().is_some(), "{doc:#}");
-        assert!(doc["sampled_at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{doc:#}");
+        let parts: Vec<_> = doc.unreachable.iter().map(|u| u.part.as_str()).collect();
+        assert_eq!(parts, ["streamer", "systemd"], "{doc:#?}");
+        assert!(doc.health.is_none() && doc.stream.is_none() && doc.service.is_none(), "{doc:#?}");
+        let system = doc.system.expect("the machine without the streamer");
+        let memory = system.memory_percent;
+        assert!(memory > 0.0 && memory <= 100.0, "{doc:#?}");
+        assert!(system.disk_usage_percent.is_some(), "{doc:#?}");
+        let written: serde_json::Value = serde_json::from_slice(&snapshot.body).unwrap();
+        assert!(written["health"].is_null() && written["stream"].is_null(), "null, as before: {written:#}");
+        assert!(written["sampled_at"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{written:#}");
         // Compared as bytes: parsing the body back may round a float by one unit in the last
         // place.
         assert_eq!(snapshot.body, serde_json::to_vec(doc).unwrap(), "the body is the document");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ds_runtime::error_chain;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 /// How long one request to the streamer may take.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
@@ -31,8 +31,9 @@ impl Streamer {
         Streamer { client, base: base.trim_end_matches('/').to_owned() }
     }
 
-    /// A JSON document from the streamer's API, or why it could not be had.
-    pub async fn json(&self, path: &str) -> Result<Value, String> {
+    /// A JSON document from the streamer's API (a `ds_wire::health` type), or why it could not
+    /// be had.
+    pub async fn json<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         let url = format!("{}{path}", self.base);
         let response =
             self.client.get(&url).send().await.map_err(|e| format!("{url}: {}", error_chain(&e.without_url())))?;

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ds_config::{CamerasConfig, CamerasDocument, Diagnostic, Problems};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, watch};
 
@@ -41,13 +40,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some(Stamp { modified: meta.modified().ok(), len: meta.len(), inode: meta.ino() })
 }
 
-/// The file on disk could not be used; the previous list is still running.
-#[derive(Clone, Debug, Serialize)]
-pub struct FileProblem {
-    /// Every problem, as `file:line:col: key = value: what is allowed` (secrets masked).
-    pub messages: Vec<String>,
-    pub noticed_at: jiff::Timestamp,
-}
+pub use ds_wire::cameras::FileProblem;
 
 /// Why an edit was not made. The file and the running list are unchanged.
 #[derive(Debug, thiserror::Error)]

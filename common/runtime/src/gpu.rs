@@ -9,19 +9,7 @@ use std::path::Path;
 /// Where the kernel lists GPUs.
 pub const DRM_DIR: &str = "/sys/class/drm";
 
-/// One GPU's video memory.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct VramUse {
-    pub card: String,
-    pub used_bytes: u64,
-    pub total_bytes: u64,
-}
-
-impl VramUse {
-    pub fn percent(&self) -> f64 {
-        if self.total_bytes == 0 { 0.0 } else { self.used_bytes as f64 / self.total_bytes as f64 * 100.0 }
-    }
-}
+pub use ds_wire::system::VramUse;
 
 /// Every card under `drm` (normally `/sys/class/drm`) that reports video memory.
 pub fn vram(drm: &Path) -> Vec<VramUse> {

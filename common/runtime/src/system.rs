@@ -8,20 +8,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, RefreshKind, System};
 
 use crate::Shutdown;
 
-/// One reading.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
-pub struct SystemSample {
-    pub cpu_percent: f64,
-    pub memory_percent: f64,
-    pub process_memory_mb: f64,
-    /// Use of the filesystem holding the output directory, `None` if it cannot be read.
-    pub disk_usage_percent: Option<f64>,
-}
+pub use ds_wire::system::SystemSample;
 
 /// The latest reading, shared.
 #[derive(Clone, Debug, Default)]

@@ -118,6 +118,30 @@ fn serialize_seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
     s.serialize_u64(d.as_secs())
 }
 
+/// The unit as the dashboard's status document and its unit actions show it.
+impl From<&UnitState> for ds_wire::status::UnitStatus {
+    fn from(u: &UnitState) -> Self {
+        ds_wire::status::UnitStatus {
+            name: u.name.clone(),
+            load_state: u.load_state.clone(),
+            active_state: u.active_state.as_str().to_owned(),
+            sub_state: u.sub_state.clone(),
+            result: u.result.clone(),
+            n_restarts: u.n_restarts,
+            exec_main_code: u.exec_main_code,
+            exec_main_status: u.exec_main_status,
+            main_pid: u.main_pid,
+            invocation_id: u.invocation_id.clone(),
+            start_limit_hit: u.start_limit_hit,
+            job_pending: u.job_pending,
+            start_limit: ds_wire::status::StartLimit {
+                burst: u.start_limit.burst,
+                interval_s: u.start_limit.interval.as_secs(),
+            },
+        }
+    }
+}
+
 impl UnitState {
     pub fn is_active(&self) -> bool {
         self.active_state == ActiveState::Active
@@ -166,5 +190,33 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.verb())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dashboard's status document and the CLI show a unit as `ds_wire::status::UnitStatus`;
+    /// it is written exactly as this crate's own serialization of the state was.
+    #[test]
+    fn the_wire_unit_status_is_written_as_the_unit_state() {
+        let state = UnitState {
+            name: "desktop-streamer.service".into(),
+            load_state: "loaded".into(),
+            active_state: ActiveState::Other("upgrading".into()),
+            sub_state: "running".into(),
+            result: "exit-code".into(),
+            n_restarts: 3,
+            exec_main_code: 1,
+            exec_main_status: 2,
+            main_pid: 77,
+            invocation_id: "ab12".into(),
+            start_limit_hit: true,
+            job_pending: true,
+            start_limit: StartLimit { burst: 5, interval: Duration::from_secs(10) },
+        };
+        let wire = ds_wire::status::UnitStatus::from(&state);
+        assert_eq!(serde_json::to_string(&wire).unwrap(), serde_json::to_string(&state).unwrap());
     }
 }

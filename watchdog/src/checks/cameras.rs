@@ -12,35 +12,13 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ds_runtime::error_chain;
-use serde::Deserialize;
+use ds_wire::cameras::{CameraEntry, CameraList, State};
 
 use super::Finding;
 use crate::alert::Severity;
 
 /// How long one request to the web monitor may take.
 pub const CAMERAS_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One camera in the web monitor's answer; only the fields the watchdog reads.
-#[derive(Clone, Debug, Deserialize)]
-pub struct CameraStatus {
-    pub id: String,
-    pub name: String,
-    /// `UP`, `PENDING`, `DOWN`, `DEGRADED`, or absent before the first heartbeat.
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub message: Option<String>,
-    /// When the camera entered its current state (RFC 3339).
-    #[serde(default)]
-    pub since: Option<jiff::Timestamp>,
-}
-
-#[derive(Debug, Deserialize)]
-struct CameraList {
-    cameras: Vec<CameraStatus>,
-}
 
 #[derive(Debug)]
 pub struct CameraCheck {
@@ -71,7 +49,7 @@ impl CameraCheck {
         }
     }
 
-    async fn fetch(&self) -> Result<Vec<CameraStatus>, String> {
+    async fn fetch(&self) -> Result<Vec<CameraEntry>, String> {
         let response = self.client.get(&self.url).send().await.map_err(|e| error_chain(&e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
@@ -87,43 +65,44 @@ impl CameraCheck {
     /// that were down and are no longer listed end.
     pub fn judge(
         &mut self,
-        cameras: &[CameraStatus],
+        cameras: &[CameraEntry],
         grace: Duration,
         now: Instant,
         wall: jiff::Timestamp,
     ) -> CameraFindings {
-        let down: Vec<&CameraStatus> = cameras.iter().filter(|c| c.state.as_deref() == Some("DOWN")).collect();
+        let down: Vec<&CameraEntry> = cameras.iter().filter(|c| c.live.state() == Some(State::Down)).collect();
         let endings = self
             .first_seen_down
             .keys()
-            .filter(|id| !cameras.iter().any(|c| &c.id == *id))
+            .filter(|id| !cameras.iter().any(|c| &c.config.id == *id))
             .map(|id| (kind(id), "it was removed from the camera list".to_owned()))
             .collect();
-        self.first_seen_down.retain(|id, _| down.iter().any(|c| &c.id == id));
+        self.first_seen_down.retain(|id, _| down.iter().any(|c| &c.config.id == id));
         let mut findings = Vec::new();
         for cam in down {
-            let seen = *self.first_seen_down.entry(cam.id.clone()).or_insert(now);
-            let down_for = match cam.since {
+            let Some(probed) = cam.live.probed() else { continue };
+            let seen = *self.first_seen_down.entry(cam.config.id.clone()).or_insert(now);
+            let down_for = match probed.since {
                 Some(since) => Duration::try_from(wall.duration_since(since)).unwrap_or_default(),
                 None => now.duration_since(seen),
             };
             if down_for < grace {
                 continue;
             }
-            let why = match (&cam.reason, &cam.message) {
+            let why = match (&probed.reason, &probed.message) {
                 (Some(r), Some(m)) => format!("{r}: {m}"),
-                (Some(r), None) => r.clone(),
+                (Some(r), None) => r.to_string(),
                 (None, Some(m)) => m.clone(),
                 (None, None) => "no reason given".to_owned(),
             };
-            let since = cam.since.map_or_else(|| format!("{} s", down_for.as_secs()), |s| s.to_string());
+            let since = probed.since.map_or_else(|| format!("{} s", down_for.as_secs()), |s| s.to_string());
+            let name = &cam.config.name;
             findings.push(Finding {
-                kind: kind(&cam.id),
+                kind: kind(&cam.config.id),
                 severity: Severity::Warning,
-                title: format!("camera {} down", cam.name),
+                title: format!("camera {name} down"),
                 details: format!(
-                    "Camera {} has delivered no video since {since} ({why}); alerting after a grace period of {} s.",
-                    cam.name,
+                    "Camera {name} has delivered no video since {since} ({why}); alerting after a grace period of {} s.",
                     grace.as_secs()
                 ),
             });
@@ -148,14 +127,35 @@ fn kind(id: &str) -> String {
 mod tests {
     use super::*;
 
-    fn cam(id: &str, state: &str, since: Option<i64>) -> CameraStatus {
-        CameraStatus {
-            id: id.into(),
-            name: format!("Cam {id}"),
-            state: Some(state.into()),
-            reason: Some("refused".into()),
-            message: Some("connection refused by 192.0.2.1:554".into()),
-            since: since.map(|s| jiff::Timestamp::from_second(s).unwrap()),
+    use ds_wire::cameras::{CameraConfig, CameraLive, Probed, Reason, UptimeSummary};
+
+    fn cam(id: &str, state: State, since: Option<i64>) -> CameraEntry {
+        CameraEntry {
+            config: CameraConfig {
+                id: id.into(),
+                name: format!("Cam {id}"),
+                url: "rtsp://192.0.2.1:554/stream".into(),
+                heartbeat_seconds: 30,
+                heartbeat_override: None,
+                verify_tls: true,
+                verify_tls_override: None,
+            },
+            live: CameraLive::Probed(Probed {
+                state,
+                reason: Some(Reason::Refused),
+                message: Some("connection refused by 192.0.2.1:554".into()),
+                since: since.map(|s| jiff::Timestamp::from_second(s).unwrap()),
+                consecutive_failures: 3,
+                last_heartbeat_at: None,
+                latency_ms: None,
+                codec: None,
+                width: None,
+                height: None,
+                last_frame_at: None,
+                packets_lost: None,
+            }),
+            uptime: UptimeSummary::default(),
+            bar: Vec::new(),
         }
     }
 
@@ -165,7 +165,11 @@ mod tests {
         let grace = Duration::from_secs(120);
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let now = Instant::now();
-        let cams = [cam("a", "DOWN", Some(10_000 - 60)), cam("b", "DOWN", Some(10_000 - 300)), cam("c", "UP", None)];
+        let cams = [
+            cam("a", State::Down, Some(10_000 - 60)),
+            cam("b", State::Down, Some(10_000 - 300)),
+            cam("c", State::Up, None),
+        ];
         let f = check.judge(&cams, grace, now, wall).findings;
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].kind.as_str(), f[0].severity), ("camera:b", Severity::Warning));
@@ -178,11 +182,13 @@ mod tests {
         let grace = Duration::from_secs(120);
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let t0 = Instant::now();
-        let cams = [cam("a", "DOWN", None)];
+        let cams = [cam("a", State::Down, None)];
         assert!(check.judge(&cams, grace, t0, wall).findings.is_empty());
         assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(121), wall).findings.len(), 1);
         // Back up, then down again: the grace starts over.
-        assert!(check.judge(&[cam("a", "UP", None)], grace, t0 + Duration::from_secs(130), wall).findings.is_empty());
+        assert!(
+            check.judge(&[cam("a", State::Up, None)], grace, t0 + Duration::from_secs(130), wall).findings.is_empty()
+        );
         assert!(check.judge(&cams, grace, t0 + Duration::from_secs(140), wall).findings.is_empty());
     }
 
@@ -191,7 +197,7 @@ mod tests {
         let mut check = CameraCheck::new("http://127.0.0.1:8080");
         let (grace, wall, now) =
             (Duration::from_secs(1), jiff::Timestamp::from_second(10_000).unwrap(), Instant::now());
-        let both = [cam("a", "DOWN", Some(9_000)), cam("b", "UP", Some(9_000))];
+        let both = [cam("a", State::Down, Some(9_000)), cam("b", State::Up, Some(9_000))];
         assert_eq!(check.judge(&both, grace, now, wall).findings.len(), 1);
         let only_b = check.judge(&both[1..], grace, now, wall);
         assert!(only_b.findings.is_empty());

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ds_config::watchdog::StreamChecks;
 use ds_runtime::error_chain;
-use serde_json::Value;
+use ds_wire::health::{DetailedReport, State};
 
 use super::Finding;
 use crate::alert::Severity;
@@ -62,7 +62,7 @@ impl StreamCheck {
         match self.fetch().await {
             Ok(health) => {
                 self.unreachable_since = None;
-                let no_segment = health["newest_segment_age_seconds"].is_null();
+                let no_segment = health.health.newest_segment_age_seconds.is_none();
                 let since = if no_segment { Some(*self.no_segment_since.get_or_insert(now)) } else { None };
                 self.no_segment_since = since;
                 judge(&health, limits, since.map(|t| now.duration_since(t)))
@@ -85,30 +85,32 @@ impl StreamCheck {
         }
     }
 
-    async fn fetch(&self) -> Result<Value, String> {
+    async fn fetch(&self) -> Result<DetailedReport, String> {
         let response = self.client.get(&self.url).send().await.map_err(|e| error_chain(&e.without_url()))?;
         if !response.status().is_success() {
             return Err(format!("HTTP {}", response.status()));
         }
-        response.json::<Value>().await.map_err(|e| format!("not the health JSON: {}", error_chain(&e.without_url())))
+        response
+            .json::<DetailedReport>()
+            .await
+            .map_err(|e| format!("not the health JSON: {}", error_chain(&e.without_url())))
     }
 }
 
 /// Findings from one health answer. `no_segment_for` is how long the answers have named no
 /// segment at all (`None` while there is one).
-pub fn judge(h: &Value, limits: &StreamChecks, no_segment_for: Option<Duration>) -> StreamVerdict {
-    let mut v =
-        StreamVerdict { output_dir: h["config"]["output_dir"].as_str().map(str::to_owned), ..StreamVerdict::default() };
-    let state = h["current_state"].as_str().unwrap_or("unknown");
+pub fn judge(d: &DetailedReport, limits: &StreamChecks, no_segment_for: Option<Duration>) -> StreamVerdict {
+    let mut v = StreamVerdict { output_dir: Some(d.config.output_dir.clone()), ..StreamVerdict::default() };
+    let h = &d.health;
+    let state = h.current_state.as_str();
     let (warn, crit) = (f64::from(limits.stale_warning_seconds), f64::from(limits.stale_critical_seconds));
-    let staleness = match h["newest_segment_age_seconds"].as_f64() {
+    let staleness = match h.newest_segment_age_seconds {
         Some(age) => Some((age, format!("The newest segment is {age:.0} s old"))),
         None => {
             // No segment at all: a stream that never produced one is as stale as its uptime;
             // one whose segments went away, as long as the watchdog has seen none.
             let seen = no_segment_for.map_or(0.0, |d| d.as_secs_f64());
-            let since_start =
-                if state == "starting" { h["uptime_minutes"].as_f64().unwrap_or(0.0) * 60.0 } else { 0.0 };
+            let since_start = if h.current_state == State::Starting { h.uptime_minutes * 60.0 } else { 0.0 };
             let none_for = seen.max(since_start);
             Some((none_for, format!("There has been no segment for {none_for:.0} s")))
         }
@@ -116,7 +118,7 @@ pub fn judge(h: &Value, limits: &StreamChecks, no_segment_for: Option<Duration>)
     if let Some((age, said)) = staleness.filter(|(age, _)| *age >= warn) {
         let critical = age >= crit;
         v.restart |= critical;
-        let active = if h["stream_active"] == false { ", not streaming" } else { "" };
+        let active = if h.stream_active { "" } else { ", not streaming" };
         v.findings.push(Finding {
             kind: "stream:stale".into(),
             severity: if critical { Severity::Critical } else { Severity::Warning },
@@ -124,51 +126,51 @@ pub fn judge(h: &Value, limits: &StreamChecks, no_segment_for: Option<Duration>)
             details: format!("{said} (state {state}{active}); warning at {warn:.0} s, critical at {crit:.0} s."),
         });
     }
-    if state == "failing" {
+    if h.current_state == State::Failing {
         // The streamer gave up rebuilding its pipeline: a new process is the next thing to try,
         // once it has been failing for the critical time.
-        v.restart |= h["state_for_seconds"].as_f64().is_some_and(|s| s >= crit);
+        v.restart |= h.state_for_seconds >= crit;
         v.findings.push(Finding {
             kind: "stream:failing".into(),
             severity: Severity::Critical,
             title: "stream pipeline failing".into(),
             details: format!(
                 "The streamer keeps failing to rebuild its pipeline. Last error: {}",
-                h["last_error"].as_str().unwrap_or("none")
+                h.last_error.as_deref().unwrap_or("none")
             ),
         });
     }
-    if state == "slate" {
+    if h.current_state == State::Slate {
         v.findings.push(Finding {
             kind: "stream:slate".into(),
             severity: Severity::Warning,
             title: "display unavailable".into(),
             details: format!(
                 "The stream shows the slate: {}",
-                h["source_problem"].as_str().unwrap_or("the monitor cannot be captured")
+                h.source_problem.as_deref().unwrap_or("the monitor cannot be captured")
             ),
         });
     }
-    if h["frozen"] == true {
+    if h.frozen {
         v.findings.push(Finding {
             kind: "stream:frozen".into(),
             severity: Severity::Warning,
             title: "frozen content".into(),
             details: format!(
                 "The captured picture has not changed for {:.0} s: the kiosk application may have hung.",
-                h["picture_unchanged_seconds"].as_f64().unwrap_or(0.0)
+                h.picture_unchanged_seconds.unwrap_or(0.0)
             ),
         });
     }
-    let errors = h["recent_errors"].as_u64().unwrap_or(0);
-    if errors >= u64::from(limits.errors_warning) {
+    let errors = h.recent_errors;
+    if u64::try_from(errors).unwrap_or(u64::MAX) >= u64::from(limits.errors_warning) {
         v.findings.push(Finding {
             kind: "stream:errors".into(),
             severity: Severity::Warning,
             title: "many stream errors".into(),
             details: format!(
                 "{errors} pipeline faults recently; the last: {}",
-                h["last_error"].as_str().unwrap_or("none")
+                h.last_error.as_deref().unwrap_or("none")
             ),
         });
     }
@@ -178,30 +180,79 @@ pub fn judge(h: &Value, limits: &StreamChecks, no_segment_for: Option<Duration>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use ds_wire::health::{ConfigSummary, HealthReport, Verdict};
+
+    /// A report from a streamer that has just started and knows nothing yet; each test sets
+    /// what it is about.
+    fn report(state: State, age: Option<f64>) -> DetailedReport {
+        DetailedReport {
+            health: HealthReport {
+                health: Verdict::Healthy,
+                monitoring_active: true,
+                current_state: state,
+                state_for_seconds: 0.0,
+                stream_active: true,
+                total_errors: 0,
+                recent_errors: 0,
+                restart_count: 0,
+                last_error: None,
+                uptime_minutes: 0.0,
+                memory_usage_mb: None,
+                system_memory_percent: None,
+                fps: None,
+                bitrate_kbps: None,
+                newest_segment_age_seconds: age,
+                encoder: None,
+                monitor: None,
+                source_problem: None,
+                frozen: false,
+                picture_unchanged_seconds: None,
+                disk_pressure: None,
+                recent_restarts: Vec::new(),
+            },
+            started_at: jiff::Timestamp::UNIX_EPOCH,
+            worker_pid: None,
+            encoder_choice: None,
+            playlist: None,
+            system: None,
+            config: ConfigSummary {
+                width: 1280,
+                height: 720,
+                fps: 15,
+                bitrate_kbps: 2000,
+                keyframe_interval: 30,
+                segment_duration: 2,
+                max_segments: 6,
+                output_dir: "/var/lib/desktop-streamer/hls".into(),
+            },
+        }
+    }
 
     #[test]
     fn stale_segments_warn_then_turn_critical_and_ask_for_a_restart() {
         let limits = StreamChecks::default();
-        let fresh = judge(&json!({"current_state": "streaming", "newest_segment_age_seconds": 1.5}), &limits, None);
+        let fresh = judge(&report(State::Streaming, Some(1.5)), &limits, None);
         assert!(fresh.findings.is_empty() && !fresh.restart);
-        let late = judge(&json!({"current_state": "restarting", "newest_segment_age_seconds": 12.0}), &limits, None);
+        assert_eq!(fresh.output_dir.as_deref(), Some("/var/lib/desktop-streamer/hls"), "for the disk check");
+        let late = judge(&report(State::Restarting, Some(12.0)), &limits, None);
         assert_eq!((late.findings[0].severity, late.restart), (Severity::Warning, false));
-        let dead = judge(
-            &json!({"current_state": "restarting", "newest_segment_age_seconds": 31.0, "stream_active": false}),
-            &limits,
-            None,
-        );
+        let mut dead = report(State::Restarting, Some(31.0));
+        dead.health.stream_active = false;
+        let dead = judge(&dead, &limits, None);
         assert_eq!((dead.findings[0].severity, dead.restart), (Severity::Critical, true));
         assert!(dead.findings[0].details.contains("(state restarting, not streaming)"), "{}", dead.findings[0].details);
-        let never = judge(&json!({"current_state": "starting", "uptime_minutes": 1.0}), &limits, Some(Duration::ZERO));
+        let mut never = report(State::Starting, None);
+        never.health.uptime_minutes = 1.0;
+        let never = judge(&never, &limits, Some(Duration::ZERO));
         assert_eq!(never.findings[0].kind, "stream:stale", "no segment after a minute is stale");
     }
 
     #[test]
     fn segments_gone_while_streaming_count_from_when_the_watchdog_saw_none() {
         let limits = StreamChecks::default();
-        let h = json!({"current_state": "streaming", "uptime_minutes": 60.0, "stream_active": false});
+        let mut h = report(State::Streaming, None);
+        h.health.uptime_minutes = 60.0;
+        h.health.stream_active = false;
         let s = Duration::from_secs;
         assert!(judge(&h, &limits, Some(s(0))).findings.is_empty(), "not stale the moment they went");
         let warned = judge(&h, &limits, Some(s(10)));
@@ -234,7 +285,11 @@ mod tests {
     #[test]
     fn a_pipeline_failing_for_the_critical_time_asks_for_a_restart() {
         let limits = StreamChecks::default();
-        let h = |for_s: f64| json!({"current_state": "failing", "newest_segment_age_seconds": 1.0, "state_for_seconds": for_s});
+        let h = |for_s: f64| {
+            let mut h = report(State::Failing, Some(1.0));
+            h.health.state_for_seconds = for_s;
+            h
+        };
         assert!(!judge(&h(5.0), &limits, None).restart);
         let v = judge(&h(30.0), &limits, None);
         assert!(v.restart);
@@ -243,11 +298,15 @@ mod tests {
 
     #[test]
     fn slate_frozen_failing_and_errors_are_each_reported() {
-        let h = json!({"current_state": "slate", "newest_segment_age_seconds": 1.0, "source_problem": "Display unavailable: no X",
-            "frozen": false, "recent_errors": 7, "last_error": "stall"});
+        let mut h = report(State::Slate, Some(1.0));
+        h.health.source_problem = Some("Display unavailable: no X".into());
+        h.health.recent_errors = 7;
+        h.health.last_error = Some("stall".into());
         let kinds: Vec<_> = judge(&h, &StreamChecks::default(), None).findings.into_iter().map(|f| f.kind).collect();
         assert_eq!(kinds, ["stream:slate", "stream:errors"]);
-        let h = json!({"current_state": "failing", "newest_segment_age_seconds": 1.0, "frozen": true, "picture_unchanged_seconds": 90.0});
+        let mut h = report(State::Failing, Some(1.0));
+        h.health.frozen = true;
+        h.health.picture_unchanged_seconds = Some(90.0);
         let kinds: Vec<_> = judge(&h, &StreamChecks::default(), None).findings.into_iter().map(|f| f.kind).collect();
         assert_eq!(kinds, ["stream:failing", "stream:frozen"]);
     }

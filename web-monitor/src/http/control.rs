@@ -12,8 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ds_systemd::SystemdError;
+use ds_wire::status::{ActionReply, UnitStatus};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{AppError, AppState, JsonBody};
 pub use crate::systemd_link::STREAMER_UNIT;
@@ -66,27 +66,38 @@ pub async fn service(
     match job {
         Ok(_) if own => (
             StatusCode::ACCEPTED,
-            Json(json!({"unit": unit, "action": action, "message": format!(
+            Json(reply(unit, &action, format!(
                 "systemd has the {action} job; it stops this dashboard now, so this answer comes before it is done{}",
                 if action == "restart" { ": the dashboard is back in a few seconds" } else { "" }
-            )})),
+            ))),
         )
             .into_response(),
         Ok(job) => {
             let waited = tokio::time::timeout(JOB_WAIT, job.wait()).await;
             s.status.refresh();
             match waited {
-                Ok(Ok(state)) => Json(json!({"unit": unit, "action": action, "state": state})).into_response(),
+                Ok(Ok(state)) => Json(ActionReply {
+                    unit: Some(unit.to_owned()),
+                    action: Some(action.clone()),
+                    state: Some(UnitStatus::from(&state)),
+                    message: None,
+                })
+                .into_response(),
                 Ok(Err(e)) => systemd_error(&s, &e),
                 Err(_) => (
                     StatusCode::ACCEPTED,
-                    Json(json!({"unit": unit, "action": action, "message": "systemd is still working on it"})),
+                    Json(reply(unit, &action, "systemd is still working on it".to_owned())),
                 )
                     .into_response(),
             }
         }
         Err(e) => systemd_error(&s, &e),
     }
+}
+
+/// A unit action's answer without a state to show.
+fn reply(unit: &str, action: &str, message: String) -> ActionReply {
+    ActionReply { unit: Some(unit.to_owned()), action: Some(action.to_owned()), state: None, message: Some(message) }
 }
 
 /// Whether `unit`'s main process is this one.
@@ -111,7 +122,11 @@ async fn signal_streamer(s: &AppState, signal: i32, done: &str) -> Response {
         Err(why) => return no_systemd(why),
     };
     match systemd.signal(STREAMER_UNIT, signal).await {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"message": done}))).into_response(),
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(ActionReply { unit: None, action: None, state: None, message: Some(done.to_owned()) }),
+        )
+            .into_response(),
         Err(e) => systemd_error(s, &e),
     }
 }

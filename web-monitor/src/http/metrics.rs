@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use super::AppState;
 
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
-    let streamer_up = s.streamer.json("/api/health").await.is_ok();
+    let streamer_up = s.streamer.json::<ds_wire::health::HealthReport>("/api/health").await.is_ok();
     let body =
         render(streamer_up, s.systemd.is_up(), &s.cameras.fleet.current(), &s.cameras.live.all(), Timestamp::now());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()

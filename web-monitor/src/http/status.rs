@@ -8,6 +8,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
+use ds_wire::alerts;
+use ds_wire::health::HealthReport;
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
@@ -42,7 +44,7 @@ pub(super) async fn events(
 
 /// The streamer's health as it reports it; 502 with the reason when it cannot be reached.
 pub(super) async fn health(State(s): State<AppState>) -> Response {
-    match s.streamer.json("/api/health").await {
+    match s.streamer.json::<HealthReport>("/api/health").await {
         Ok(v) => Json(v).into_response(),
         Err(e) => AppError::new(StatusCode::BAD_GATEWAY, format!("the streamer's health API cannot be reached: {e}"))
             .into_response(),
@@ -51,12 +53,12 @@ pub(super) async fn health(State(s): State<AppState>) -> Response {
 
 /// The watchdog's recent alerts and whether they were delivered (its alert-history.json).
 pub(super) async fn alerts(State(s): State<AppState>) -> Response {
-    let path: PathBuf = s.config.watchdog_state_dir.join("alert-history.json");
+    let path: PathBuf = s.config.watchdog_state_dir.join(alerts::HISTORY_FILE);
     match tokio::fs::read(&path).await {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(v) => Json(json!({"entries": v["entries"]})).into_response(),
+        Ok(bytes) => match serde_json::from_slice::<alerts::AlertHistory>(&bytes) {
+            Ok(history) => Json(alerts::AlertsReply { entries: history.entries }).into_response(),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "the alert history is not valid JSON");
+                tracing::warn!(path = %path.display(), error = %e, "the alert history is not the watchdog's JSON");
                 AppError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "cannot read the alert history; the cause is in the web service's log",
@@ -64,7 +66,7 @@ pub(super) async fn alerts(State(s): State<AppState>) -> Response {
                 .into_response()
             }
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(json!({"entries": []})).into_response(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Json(alerts::AlertsReply::default()).into_response(),
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read the alert history");
             AppError::new(

@@ -14,10 +14,14 @@ use axum::response::{IntoResponse, Json, Response};
 use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
 use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::{Camera, CamerasConfig};
+use ds_wire::cameras::{
+    BarBucket, CameraDetail, CameraEntry, CameraEvent, CameraList, CameraLive, Probed, StreamPulseEntry,
+    StreamPulseState, StreamPulseStatus, UptimeSummary, Waiting,
+};
 use futures_util::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Cameras;
 use crate::http::{AppError, JsonQuery};
@@ -29,8 +33,6 @@ pub const SUMMARY_TTL: Duration = Duration::from_secs(10);
 pub const BAR_BUCKETS: i64 = 30;
 /// … of this length each (the last hour).
 pub const BAR_BUCKET: SignedDuration = SignedDuration::from_mins(2);
-/// Window names in the order of [`STANDARD_WINDOWS`].
-const WINDOW_NAMES: [&str; 3] = ["24h", "7d", "30d"];
 
 /// Uptime and heartbeat bars of every camera, computed together.
 #[derive(Debug, Default)]
@@ -87,55 +89,47 @@ fn ts(t: Timestamp) -> Value {
 }
 
 /// The live part of a camera: state, reason, measurements.
-fn live_json(live: Option<&CameraStatus>) -> Map<String, Value> {
-    let mut m = Map::new();
-    let Some(l) = live.filter(|l| l.state.is_some()) else {
-        m.insert("state".into(), Value::Null);
-        m.insert("message".into(), "waiting for the first heartbeat".into());
-        return m;
+fn live_json(live: Option<&CameraStatus>) -> CameraLive {
+    let Some((l, state)) = live.and_then(|l| Some((l, l.state?))) else {
+        return CameraLive::Waiting(Waiting { state: (), message: Waiting::MESSAGE.to_owned() });
     };
     let hb = l.last_heartbeat.as_ref();
-    m.insert("state".into(), json!(l.state));
-    m.insert("reason".into(), json!(l.reason));
-    m.insert("message".into(), json!(l.message));
-    m.insert("since".into(), json!(l.since.map(|t| t.to_string())));
-    m.insert("consecutive_failures".into(), json!(l.consecutive_failures));
-    m.insert("last_heartbeat_at".into(), json!(hb.map(|h| h.at.to_string())));
-    m.insert("latency_ms".into(), json!(hb.and_then(|h| h.latency_ms)));
-    m.insert("codec".into(), json!(hb.and_then(|h| h.codec.clone())));
-    m.insert("width".into(), json!(hb.and_then(|h| h.width)));
-    m.insert("height".into(), json!(hb.and_then(|h| h.height)));
-    m.insert("last_frame_at".into(), json!(l.last_frame_at.map(|t| t.to_string())));
-    m.insert("packets_lost".into(), json!(l.packets_lost));
-    m
-}
-
-fn uptime_json(list: Option<&Vec<Uptime>>) -> Value {
-    let mut m = Map::new();
-    for (i, name) in WINDOW_NAMES.iter().enumerate() {
-        m.insert((*name).into(), json!(list.and_then(|l| l.get(i)).and_then(|u| u.video_percent)));
-    }
-    Value::Object(m)
-}
-
-fn bar_json(bar: Option<&Vec<Bucket>>) -> Value {
-    bar.map_or(Value::Array(Vec::new()), |b| {
-        b.iter().map(|b| json!({"start": b.start.to_string(), "worst": b.worst})).collect()
+    CameraLive::Probed(Probed {
+        state,
+        reason: l.reason,
+        message: l.message.clone(),
+        since: l.since,
+        consecutive_failures: l.consecutive_failures,
+        last_heartbeat_at: hb.map(|h| h.at),
+        latency_ms: hb.and_then(|h| h.latency_ms),
+        codec: hb.and_then(|h| h.codec.clone()),
+        width: hb.and_then(|h| h.width),
+        height: hb.and_then(|h| h.height),
+        last_frame_at: l.last_frame_at,
+        packets_lost: l.packets_lost,
     })
+}
+
+/// The video uptime of the windows of [`STANDARD_WINDOWS`] (24 h, 7 d, 30 d).
+fn uptime_json(list: Option<&Vec<Uptime>>) -> UptimeSummary {
+    let window = |i: usize| list.and_then(|l| l.get(i)).and_then(|u| u.video_percent);
+    UptimeSummary { day: window(0), week: window(1), month: window(2) }
+}
+
+fn bar_json(bar: Option<&Vec<Bucket>>) -> Vec<BarBucket> {
+    bar.map_or_else(Vec::new, |b| b.iter().map(|b| BarBucket { start: b.start, worst: b.worst }).collect())
 }
 
 impl Cameras {
     /// A camera with its live state and, when given, its uptime and heartbeat bar.
-    fn full_json(&self, camera: &Camera, list: &CamerasConfig, summary: &Summary) -> Value {
+    fn full_json(&self, camera: &Camera, list: &CamerasConfig, summary: &Summary) -> CameraEntry {
         let id = camera.stable_id();
-        let mut m = match self.config_json(camera, list) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        m.extend(live_json(self.live.get(&id).as_ref()));
-        m.insert("uptime".into(), uptime_json(summary.uptime.get(&id)));
-        m.insert("bar".into(), bar_json(summary.bars.get(&id)));
-        Value::Object(m)
+        CameraEntry {
+            config: self.config_json(camera, list),
+            live: live_json(self.live.get(&id).as_ref()),
+            uptime: uptime_json(summary.uptime.get(&id)),
+            bar: bar_json(summary.bars.get(&id)),
+        }
     }
 
     fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), AppError> {
@@ -183,28 +177,29 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `GET /api/cameras`: every camera with state, reason, measurements, uptime and the bar.
-pub async fn list(State(c): State<Cameras>) -> Json<Value> {
+pub async fn list(State(c): State<Cameras>) -> Json<CameraList> {
     let list = c.fleet.current();
     let summary = c.summary.get(c.store.as_ref()).await;
-    let cameras: Vec<Value> = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
-    Json(json!({
-        "heartbeat_seconds": list.heartbeat_seconds,
-        "timezone": list.timezone,
-        "verify_tls": list.verify_tls,
-        "file_problem": c.fleet.problem().await,
-        "history_problem": summary.problem,
-        "cameras": cameras,
-    }))
+    let cameras = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
+    Json(CameraList {
+        heartbeat_seconds: list.heartbeat_seconds,
+        timezone: list.timezone.clone(),
+        verify_tls: list.verify_tls,
+        file_problem: c.fleet.problem().await,
+        history_problem: summary.problem.clone(),
+        cameras,
+    })
 }
 
 /// `GET /api/cameras/{id}`: one camera, with the time spent in each state per window.
-pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Json<Value>, AppError> {
+pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Json<CameraDetail>, AppError> {
     let (cam, list) = c.find(&id)?;
     let summary = c.summary.get(c.store.as_ref()).await;
-    let mut v = c.full_json(&cam, &list, &summary);
-    v["timezone"] = json!(list.timezone);
-    v["uptime_detail"] = json!(summary.uptime.get(&id));
-    Ok(Json(v))
+    Ok(Json(CameraDetail {
+        camera: c.full_json(&cam, &list, &summary),
+        timezone: list.timezone.clone(),
+        uptime_detail: summary.uptime.get(&id).map(|u| json!(u)),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,28 +312,33 @@ pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<Export
 /// `GET /api/streampulse/status`: StreamPulse's `{name: {ts, status, latency, message}}`
 /// for integrations written against it. `status` is `ok` only when the camera is UP; `ts`
 /// is in the list's time zone as StreamPulse wrote it. `state` and `reason` are added.
-pub async fn streampulse(State(c): State<Cameras>) -> Json<Value> {
+pub async fn streampulse(State(c): State<Cameras>) -> Json<StreamPulseStatus> {
     let list = c.fleet.current();
     let tz = jiff::tz::TimeZone::get(&list.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let mut out = Map::new();
+    let mut out = Vec::with_capacity(list.streams.len());
     for cam in &list.streams {
         let entry = match c.live.get(&cam.stable_id()).and_then(|l| Some((l.last_heartbeat.clone()?, l))) {
-            None => json!({"ts": "", "status": "", "latency": null, "message": "no data yet"}),
-            Some((hb, l)) => json!({
-                "ts": hb.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
-                "status": if hb.state == CamState::Up { "ok" } else { "fail" },
-                "latency": hb.latency_ms,
-                "message": l.message.clone().unwrap_or_else(|| match hb.reason {
+            None => StreamPulseEntry {
+                ts: String::new(),
+                status: String::new(),
+                latency: None,
+                message: "no data yet".to_owned(),
+                state: None,
+            },
+            Some((hb, l)) => StreamPulseEntry {
+                ts: hb.at.to_zoned(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string(),
+                status: if hb.state == CamState::Up { "ok" } else { "fail" }.to_owned(),
+                latency: hb.latency_ms,
+                message: l.message.clone().unwrap_or_else(|| match hb.reason {
                     Some(r) => r.to_string(),
                     None => "video arrived".to_owned(),
                 }),
-                "state": l.state.unwrap_or(hb.state),
-                "reason": hb.reason,
-            }),
+                state: Some(StreamPulseState { state: l.state.unwrap_or(hb.state), reason: hb.reason }),
+            },
         };
-        out.insert(cam.name.clone(), entry);
+        out.push((cam.name.clone(), entry));
     }
-    Json(Value::Object(out))
+    Json(StreamPulseStatus(out))
 }
 
 /// `GET /api/cameras/events`: each heartbeat as it happens (event `camera`, the camera's
@@ -347,9 +347,8 @@ pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<I
     let rx = tokio_stream::wrappers::BroadcastStream::new(c.live.subscribe());
     let stream = rx.filter_map(|item| async move {
         let live = item.ok()?;
-        let mut v = live_json(Some(&live));
-        v.insert("id".into(), Value::String(live.camera_id.clone()));
-        Some(Ok(Event::default().event("camera").json_data(Value::Object(v)).unwrap_or_default()))
+        let event = CameraEvent { live: live_json(Some(&live)), id: live.camera_id.clone() };
+        Some(Ok(Event::default().event("camera").json_data(event).unwrap_or_default()))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

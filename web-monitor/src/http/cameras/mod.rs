@@ -10,7 +10,7 @@ use axum::Router;
 use axum::routing::{get, put};
 use ds_camera_db::Store;
 use ds_config::{Camera, CamerasConfig};
-use serde_json::{Value, json};
+use ds_wire::cameras::CameraConfig;
 
 pub use ds_camera_monitor::{Fleet, Live};
 
@@ -50,16 +50,16 @@ impl Cameras {
     }
 
     /// One camera's configuration as the API shows it: credentials masked.
-    pub fn config_json(&self, camera: &Camera, list: &CamerasConfig) -> Value {
-        json!({
-            "id": camera.stable_id(),
-            "name": camera.name,
-            "url": camera.masked_url(),
-            "heartbeat_seconds": camera.heartbeat_seconds.unwrap_or(list.heartbeat_seconds),
-            "heartbeat_override": camera.heartbeat_seconds,
-            "verify_tls": list.probe_settings(camera).verify_tls,
-            "verify_tls_override": camera.verify_tls,
-        })
+    pub fn config_json(&self, camera: &Camera, list: &CamerasConfig) -> CameraConfig {
+        CameraConfig {
+            id: camera.stable_id(),
+            name: camera.name.clone(),
+            url: camera.masked_url(),
+            heartbeat_seconds: camera.heartbeat_seconds.unwrap_or(list.heartbeat_seconds),
+            heartbeat_override: camera.heartbeat_seconds,
+            verify_tls: list.probe_settings(camera).verify_tls,
+            verify_tls_override: camera.verify_tls,
+        }
     }
 }
 
