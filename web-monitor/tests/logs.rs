@@ -333,15 +333,22 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
             guard
         })
     };
-    let collector = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some(line) = stream.next().await {
-            seen.push(line.fields["seq"].as_u64().unwrap());
-            if line.message == "done" {
-                break;
+    // How many lines follow() has streamed: the rotation waits until it is under way, since a
+    // follower that first looks after a copytruncate cannot know what the copy took away.
+    let followed = Arc::new(AtomicU64::new(0));
+    let collector = tokio::spawn({
+        let followed = Arc::clone(&followed);
+        async move {
+            let mut seen = Vec::new();
+            while let Some(line) = stream.next().await {
+                seen.push(line.fields["seq"].as_u64().unwrap());
+                followed.fetch_add(1, Ordering::Relaxed);
+                if line.message == "done" {
+                    break;
+                }
             }
+            seen
         }
-        seen
     });
 
     let conf = logrotate_config(dir.path(), &path, rotation);
@@ -355,6 +362,11 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
         }
     };
     wait_until_async("the writer's first lines", Duration::from_secs(10), lines_written(LINES_EACH_SIDE)).await;
+    wait_until_async("follow() streaming the first lines", Duration::from_secs(10), || {
+        let followed = followed.load(Ordering::Relaxed);
+        async move { followed > 0 }
+    })
+    .await;
     let before = written.load(Ordering::Relaxed);
     tokio::task::spawn_blocking(move || ds_tests::logrotate::force(&conf, &state)).await.unwrap();
     let after = written.load(Ordering::Relaxed);
