@@ -213,6 +213,17 @@ fn epoch_seconds(ts: &str) -> f64 {
     days as f64 * 86_400.0 + t[0] * 3600.0 + t[1] * 60.0 + t[2]
 }
 
+/// Waits until the history holds a heartbeat of camera `id` later than `after` (epoch seconds),
+/// as the CSV export reads it from the database. The writer commits a heartbeat and the state
+/// change it makes in one transaction, so from then on the changes are final for it.
+fn wait_stored(web: &Web, id: &str, after: f64) {
+    wait_until(&format!("a heartbeat of {id} after {after} in the database"), Duration::from_secs(10), || {
+        let csv = web.get(&format!("/api/cameras/export.csv?camera={id}&hours=1")).text();
+        let stored = csv.lines().skip(1).filter_map(|row| row.split(',').nth(2)).any(|t| epoch_seconds(t) > after);
+        if stored { Ok(()) } else { Err(csv) }
+    });
+}
+
 fn now_epoch_seconds() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -914,10 +925,9 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
         "DOWN since before the restart ({}): {dark_again:#}",
         dark["since"]
     );
-    // Stored within a second (the writer's batch delay); no PENDING in between. A fixed wait:
-    // nothing outside the service tells when a heartbeat is committed (a writer counter in
-    // /metrics would be the event to wait for).
-    std::thread::sleep(Duration::from_millis(1500));
+    // No PENDING in between: once the heartbeat is in the export, the transaction that would
+    // have recorded a change with it is committed.
+    wait_stored(&web, "dark", restarted_at);
     assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "no state change from a restart");
 
     // Dark has no `id` in the file (its id comes from its name). Renamed by hand, with its URL
@@ -954,8 +964,7 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
         if beat { Ok(cam) } else { Err(cam.to_string()) }
     });
     assert_eq!((after["name"].as_str(), verdict(&after)), (Some("Cellar"), (Some("DOWN"), Some("refused"))));
-    // Committed within the writer's batch delay, as above.
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_stored(&web, "dark", restarted_at);
     assert_eq!(web.json("/api/cameras/dark/changes"), dark_changes, "the history is still Cellar's after a restart");
 
     for answer in &error_answers {
