@@ -21,6 +21,8 @@ packages=(
     openssl
     # A real systemd user manager with its own D-Bus bus for the watchdog's tests
     systemd dbus util-linux
+    # A stepped wall clock for one process (libfaketime), as NTP steps a board without an RTC
+    faketime
     # Real log rotation for the log tests
     logrotate
     # Real RTSP servers for the camera tests (GStreamer's RTSP server through Debian's python3)

@@ -3,6 +3,7 @@
 
 pub mod bins;
 pub mod browser;
+pub mod faketime;
 pub mod hls;
 pub mod http;
 pub mod kiosk;
