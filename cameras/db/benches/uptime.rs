@@ -84,7 +84,7 @@ fn main() {
     timed("buckets_all, last 30 min in 1 min buckets", || {
         store.buckets_all(now - SignedDuration::from_mins(30), now, SignedDuration::from_mins(1), now).unwrap()
     });
-    let rolled = timed("rollup (every ended hour)", || store.rollup(now).unwrap());
+    let rolled = timed("rollup (every ended hour)", || store.rollup().unwrap());
     println!("  {rolled} camera-hours rolled up");
     let again =
         timed("uptime_all, 24 h / 7 d / 30 d, after roll-up", || store.uptime_all(now, &STANDARD_WINDOWS).unwrap());
@@ -111,7 +111,7 @@ fn main() {
     });
     // The rows went in behind the store's back: a roll-up (with nothing new) empties its
     // cache of whole-hour sums, as a real roll-up would.
-    store.rollup(now).unwrap();
+    store.rollup().unwrap();
     let cold_at = now + SignedDuration::from_secs(20);
     let month = timed("uptime_all, 24 h / 7 d / 30 d, 30 d of roll-ups, cold", || {
         store.uptime_all(cold_at, &STANDARD_WINDOWS).unwrap()

@@ -4,7 +4,8 @@
 //! Buckets are laid from `from` in steps of `bucket`. Where raw heartbeats are kept they
 //! give exact time per state and probe statistics; before that, each hourly roll-up falls
 //! whole into the bucket holding its hour's start (exact when buckets are whole hours
-//! aligned to UTC hours).
+//! aligned to UTC hours); an hour without a roll-up is read from raw heartbeats, if any.
+//! Callers lay the range back from [`Store::data_now`], not from the wall clock.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::retention::raw_samples;
 use crate::store::{CameraKey, Store, camera_key, ts};
 use crate::timeline::{self, Sample, StateTime};
-use crate::uptime::marks_or_all_raw;
+use crate::uptime::{marks_or_all_raw, unrolled_spans};
 
 /// Most buckets one call returns.
 pub const MAX_BUCKETS: i64 = 10_000;
@@ -161,21 +162,25 @@ fn buckets_of(
         }
     }
 
-    // Raw heartbeats.
-    let raw = raw_samples(conn, cam.key, raw_from, to)?;
-    let samples: Vec<Sample> = raw.iter().map(|r| r.sample).collect();
-    timeline::holds(&samples, cam.cap_ms, raw_from, to, now, |s, e, state| {
-        timeline::split(s, e, from, len, |idx, ps, pe| {
-            if let Some(acc) = accs.get_mut(idx as usize) {
-                acc.time.add(state, pe - ps);
-            }
+    // Raw heartbeats: after the roll-ups, and in hours before them that have none.
+    let mut spans = if from < raw_from { unrolled_spans(conn, cam.key, from, raw_from)? } else { Vec::new() };
+    spans.push((raw_from, to));
+    for (span_from, span_to) in spans {
+        let raw = raw_samples(conn, cam.key, span_from, span_to)?;
+        let samples: Vec<Sample> = raw.iter().map(|r| r.sample).collect();
+        timeline::holds(&samples, cam.cap_ms, span_from, span_to, now, |s, e, state| {
+            timeline::split(s, e, from, len, |idx, ps, pe| {
+                if let Some(acc) = accs.get_mut(idx as usize) {
+                    acc.time.add(state, pe - ps);
+                }
+            });
         });
-    });
-    for r in raw.iter().filter(|r| r.sample.at >= raw_from) {
-        if let Some(acc) = accs.get_mut(((r.sample.at - from) / len) as usize) {
-            acc.probes += 1;
-            if let Some(l) = r.latency_ms {
-                acc.latency(Some(l), Some(l), l, 1);
+        for r in raw.iter().filter(|r| r.sample.at >= span_from) {
+            if let Some(acc) = accs.get_mut(((r.sample.at - from) / len) as usize) {
+                acc.probes += 1;
+                if let Some(l) = r.latency_ms {
+                    acc.latency(Some(l), Some(l), l, 1);
+                }
             }
         }
     }

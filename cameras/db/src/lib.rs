@@ -19,7 +19,8 @@
 //! writer.record(heartbeat)?;
 //! // Every few minutes, in spawn_blocking:
 //! store.prune(jiff::Timestamp::now())?;
-//! // For the grid, in spawn_blocking:
+//! // For the grid, in spawn_blocking (windows end at `store.data_now(clock)`, which is later
+//! // than the clock after it stepped back):
 //! let uptime = store.uptime_all(jiff::Timestamp::now(), &STANDARD_WINDOWS)?;
 //! // At shutdown:
 //! writer.shutdown().await;
@@ -44,7 +45,7 @@ pub use csv::{CSV_HEADER, csv_field, csv_text};
 pub use error::{Error, Result};
 pub use history::{Bucket, MAX_BUCKETS};
 pub use options::{DEFAULT_HEARTBEAT, Options, Retention};
-pub use retention::{PruneReport, ROLLUP_DELAY_MS};
+pub use retention::{PLAUSIBLE_CLOCK_SKEW_MS, PruneReport, ROLLUP_DELAY_MS};
 pub use store::{CameraInfo, CameraRecord, ChangePage, MAX_HEARTBEATS_PER_QUERY, StateChange, Store};
 pub use timeline::StateTime;
 pub use uptime::{STANDARD_WINDOWS, Uptime};

@@ -4,7 +4,12 @@
 //! heartbeats after that (about the last hour), so a 30-day window costs at most 720 small
 //! rows per camera, summed inside SQLite. A window that starts in the middle of a rolled-up
 //! hour takes that hour's part from raw heartbeats while they are kept, and otherwise a
-//! share of the hour proportional to the overlap.
+//! share of the hour proportional to the overlap. An hour before `rolled_until` without a
+//! roll-up for the camera is read from its raw heartbeats ([`unrolled_spans`]): a database
+//! written by an older version after a clock step has such hours, and they are not unknown.
+//!
+//! Windows end at [`Store::data_now`], not at the wall clock: after the clock stepped back,
+//! the history stored ahead of it (see the writer) is what the last 24 hours are.
 
 use std::collections::BTreeMap;
 
@@ -40,10 +45,11 @@ const SUM_HOURS: &str = "SELECT coalesce(sum(up_ms), 0), coalesce(sum(pending_ms
      coalesce(sum(degraded_ms), 0) FROM hourly WHERE camera = ?1 AND hour >= ?2 AND hour < ?3";
 
 impl Store {
-    /// Uptime of every camera the store knows over each of `windows` ending at `now`, by
-    /// camera id; each list is in the order of `windows`.
-    pub fn uptime_all(&self, now: Timestamp, windows: &[SignedDuration]) -> Result<BTreeMap<String, Vec<Uptime>>> {
+    /// Uptime of every camera the store knows over each of `windows` ending at
+    /// [`Store::data_now`]`(clock)`, by camera id; each list is in the order of `windows`.
+    pub fn uptime_all(&self, clock: Timestamp, windows: &[SignedDuration]) -> Result<BTreeMap<String, Vec<Uptime>>> {
         check_windows(windows)?;
+        let now = self.data_now(clock)?;
         let conn = self.conn();
         let marks = marks_or_all_raw(&conn)?;
         let mut out = BTreeMap::new();
@@ -54,9 +60,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Uptime of one camera over each of `windows` ending at `now`.
-    pub fn uptime(&self, camera_id: &str, now: Timestamp, windows: &[SignedDuration]) -> Result<Vec<Uptime>> {
+    /// Uptime of one camera over each of `windows` ending at [`Store::data_now`]`(clock)`.
+    pub fn uptime(&self, camera_id: &str, clock: Timestamp, windows: &[SignedDuration]) -> Result<Vec<Uptime>> {
         check_windows(windows)?;
+        let now = self.data_now(clock)?;
         let conn = self.conn();
         let cam = camera_key(&conn, camera_id, self.default_cap_ms())?
             .ok_or_else(|| Error::UnknownCamera(camera_id.to_owned()))?;
@@ -110,6 +117,9 @@ fn camera_uptime(
             if raw_from < to { state_time(&samples, cam.cap_ms, raw_from, to, to) } else { StateTime::default() };
         if from < raw_from {
             time.merge(&rolled_time(store, conn, cam, marks, from, raw_from, to)?);
+            for (s, e) in unrolled_spans(conn, cam.key, from, raw_from)? {
+                time.merge(&raw_time(conn, cam, s, e, to)?);
+            }
         }
         time.unknown_ms = (to - from) - time.known_ms();
         list.push(Uptime {
@@ -177,6 +187,29 @@ fn rolled_time(
         time.merge(&sum);
     }
     Ok(time)
+}
+
+const ROLLED_HOURS: &str = "SELECT hour FROM hourly WHERE camera = ?1 AND hour >= ?2 AND hour < ?3 ORDER BY hour";
+
+/// The parts of `[from, to)` (a span before `rolled_until`) in hours without a roll-up for
+/// the camera, merged: where its raw heartbeats, if any, are read instead.
+pub(crate) fn unrolled_spans(conn: &Connection, camera: i64, from: i64, to: i64) -> Result<Vec<(i64, i64)>> {
+    let mut spans = Vec::new();
+    let mut next = floor_hour(from);
+    let push = |s: i64, e: i64, spans: &mut Vec<(i64, i64)>| {
+        let (s, e) = (s.max(from), e.min(to));
+        if s < e {
+            spans.push((s, e));
+        }
+    };
+    let mut stmt = conn.prepare_cached(ROLLED_HOURS)?;
+    for hour in stmt.query_map(params![camera, floor_hour(from), to], |r| r.get::<_, i64>(0))? {
+        let hour = hour?;
+        push(next, hour, &mut spans);
+        next = hour + HOUR_MS;
+    }
+    push(next, to, &mut spans);
+    Ok(spans)
 }
 
 fn sum_hours(conn: &Connection, camera: i64, from: i64, to: i64) -> Result<StateTime> {

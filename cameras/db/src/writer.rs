@@ -6,8 +6,19 @@
 //! which turns thousands of fsyncs a minute into a few. It also derives the state changes:
 //! a heartbeat whose state differs from the camera's previous heartbeat is a change (the
 //! first heartbeat of a camera is one too, from nothing). A different reason within the
-//! same state (DOWN: timeout → DOWN: auth_failed) is not a change; a heartbeat older than
-//! the newest stored one of its camera is stored but changes nothing.
+//! same state (DOWN: timeout → DOWN: auth_failed) is not a change.
+//!
+//! A camera's stored timeline never goes backwards, whatever the wall clock does. A heartbeat
+//! whose time is not after the camera's newest stored one (the wall clock stepped back, or a
+//! forward excursion of the clock was corrected) is stored after it instead: at the newest
+//! time plus the time that passed since that heartbeat on the monotonic clock (at least 1 ms;
+//! after a restart, when that is not known, 1 ms). So after a backward step the camera's
+//! history runs on from where it was, at its real pace, ahead of the wall clock, until the
+//! clock catches up; its state changes keep being recorded in order, and no stored heartbeat
+//! is ever replaced (the insert is a plain `INSERT`). Nothing is stored in an hour already
+//! rolled up either (before `rolled_until`): the roll-up would never see it. Readers measure
+//! "now" on the same timeline ([`Store::data_now`](crate::Store::data_now)). The heartbeat's
+//! other times (`last_frame_at`) are stored as the clock said them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +80,8 @@ struct Counters {
 
 #[derive(Debug)]
 enum Msg {
-    Heartbeat(Box<Heartbeat>),
+    /// A heartbeat and when it was recorded on the monotonic clock.
+    Heartbeat(Box<Heartbeat>, Instant),
     Flush(oneshot::Sender<Result<(), String>>),
     Shutdown,
 }
@@ -89,7 +101,7 @@ pub struct Writer {
     shared: Arc<Shared>,
 }
 
-const INSERT_HEARTBEAT: &str = "INSERT OR REPLACE INTO heartbeats \
+const INSERT_HEARTBEAT: &str = "INSERT INTO heartbeats \
      (camera, at, state, reason, message, latency_ms, codec, width, height, last_frame_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 const INSERT_CHANGE: &str =
@@ -118,7 +130,13 @@ impl Writer {
     /// Queues a heartbeat; never blocks. Fails only when the queue is full (the disk is
     /// far behind) or the writer has stopped; the heartbeat is then dropped and counted.
     pub fn record(&self, heartbeat: Heartbeat) -> Result<()> {
-        match self.tx.try_send(Msg::Heartbeat(Box::new(heartbeat))) {
+        self.record_at(heartbeat, Instant::now())
+    }
+
+    /// [`Writer::record`] of a heartbeat recorded at `recorded` on the monotonic clock (what
+    /// spaces heartbeats stored after a backward step of the wall clock; tests pass it).
+    pub fn record_at(&self, heartbeat: Heartbeat, recorded: Instant) -> Result<()> {
+        match self.tx.try_send(Msg::Heartbeat(Box::new(heartbeat), recorded)) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -180,14 +198,33 @@ impl Writer {
 #[derive(Clone, Copy, Debug)]
 struct Known {
     key: i64,
+    /// The newest stored heartbeat's state and time.
     last: Option<(State, i64)>,
+    /// When the newest stored heartbeat was recorded, if by this writer.
+    last_recorded: Option<Instant>,
+}
+
+impl Known {
+    /// Where a heartbeat the clock put at `at`, recorded at `recorded`, is stored: at `at`
+    /// when that is after the camera's newest heartbeat and not in a rolled-up hour, and
+    /// otherwise after both (see the module doc).
+    fn stored_at(&self, at: i64, recorded: Instant, rolled_until: i64) -> i64 {
+        let Some((_, newest)) = self.last else { return at.max(rolled_until) };
+        if at > newest && at >= rolled_until {
+            return at;
+        }
+        let elapsed = self
+            .last_recorded
+            .map_or(0, |r| i64::try_from(recorded.saturating_duration_since(r).as_millis()).unwrap_or(i64::MAX));
+        newest.saturating_add(elapsed.max(1)).max(rolled_until)
+    }
 }
 
 struct WriterThread {
     conn: Connection,
     batching: Batching,
     shared: Arc<Shared>,
-    pending: VecDeque<Heartbeat>,
+    pending: VecDeque<(Heartbeat, Instant)>,
     known: HashMap<String, Known>,
     last_error: Option<String>,
 }
@@ -205,8 +242,8 @@ impl WriterThread {
                 Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
             };
             match msg {
-                Ok(Msg::Heartbeat(hb)) => {
-                    self.push(*hb);
+                Ok(Msg::Heartbeat(hb, recorded)) => {
+                    self.push(*hb, recorded);
                     deadline.get_or_insert_with(|| Instant::now() + self.batching.max_delay);
                     if self.pending.len() >= self.batching.max_records {
                         deadline = self.commit();
@@ -235,12 +272,12 @@ impl WriterThread {
         tracing::error!(lost = self.pending.len(), error = ?self.last_error, "heartbeats not saved at shutdown");
     }
 
-    fn push(&mut self, hb: Heartbeat) {
+    fn push(&mut self, hb: Heartbeat, recorded: Instant) {
         if self.pending.len() >= self.batching.queue {
             self.pending.pop_front();
             self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        self.pending.push_back(hb);
+        self.pending.push_back((hb, recorded));
     }
 
     /// Commits the pending heartbeats; returns when to try again if that failed.
@@ -274,17 +311,22 @@ impl WriterThread {
         let tx = self.conn.transaction()?;
         let mut changes = 0;
         {
+            let rolled_until = crate::retention::read_marks(&tx)?.map_or(i64::MIN, |m| m.rolled_until);
             let mut insert = tx.prepare_cached(INSERT_HEARTBEAT)?;
             let mut insert_change = tx.prepare_cached(INSERT_CHANGE)?;
-            for hb in &self.pending {
-                let at = hb.at.as_millisecond();
+            for (hb, recorded) in &self.pending {
+                let clock_at = hb.at.as_millisecond();
                 let known = match self.known.get_mut(&hb.camera_id) {
                     Some(k) => k,
                     None => {
-                        let k = lookup(&tx, &hb.camera_id, at)?;
+                        let k = lookup(&tx, &hb.camera_id, clock_at)?;
                         self.known.entry(hb.camera_id.clone()).or_insert(k)
                     }
                 };
+                let at = known.stored_at(clock_at, *recorded, rolled_until);
+                if at != clock_at {
+                    tracing::debug!(camera = %hb.camera_id, clock = clock_at, stored = at, "heartbeat stored after the camera's newest one (the wall clock stepped back)");
+                }
                 insert.execute(params![
                     known.key,
                     at,
@@ -299,7 +341,7 @@ impl WriterThread {
                 ])?;
                 let changed = match known.last {
                     None => Some(None),
-                    Some((prev, prev_at)) if at > prev_at && prev != hb.state => Some(Some(prev)),
+                    Some((prev, _)) if prev != hb.state => Some(Some(prev)),
                     Some(_) => None,
                 };
                 if let Some(from) = changed {
@@ -313,9 +355,8 @@ impl WriterThread {
                     ])?;
                     changes += 1;
                 }
-                if known.last.is_none_or(|(_, prev_at)| at > prev_at) {
-                    known.last = Some((hb.state, at));
-                }
+                known.last = Some((hb.state, at));
+                known.last_recorded = Some(*recorded);
             }
         }
         tx.commit()?;
@@ -337,5 +378,5 @@ fn lookup(conn: &Connection, stable_id: &str, at: i64) -> rusqlite::Result<Known
         .prepare_cached(LAST_HEARTBEAT)?
         .query_row([key], |r| Ok((crate::store::word::<State>(r, 0)?, r.get::<_, i64>(1)?)))
         .optional()?;
-    Ok(Known { key, last })
+    Ok(Known { key, last, last_recorded: None })
 }

@@ -50,8 +50,14 @@ fn a_version_1_database_is_upgraded_and_keeps_its_history() {
     let latest = store.latest("gate").unwrap().unwrap();
     assert_eq!(latest.state, State::Down);
     assert_eq!(latest.at, t(30));
-    // The version-2 parts work on the upgraded file: roll-ups and uptime.
-    assert_eq!(store.rollup(t(2 * 3600)).unwrap(), 1, "one camera-hour rolled up");
+    // The version-2 parts work on the upgraded file: roll-ups (once the data has left the
+    // first hour) and uptime.
+    assert_eq!(store.rollup().unwrap(), 0, "the newest heartbeat is still in the first hour");
+    schema::connect(&path)
+        .unwrap()
+        .execute("INSERT INTO heartbeats (camera, at, state) VALUES (1, ?1, 'UP')", [(BASE_S + 2 * 3600) * 1000])
+        .unwrap();
+    assert_eq!(store.rollup().unwrap(), 1, "one camera-hour rolled up");
     let up = store.uptime("gate", t(2 * 3600), &[hours(2)]).unwrap();
     // Default interval 30 s: UP holds 30 s until the DOWN, which holds two intervals.
     assert_eq!((up[0].time.up_ms, up[0].time.down_ms), (30_000, 60_000));

@@ -93,16 +93,17 @@ async fn retention_rolls_up_then_deletes_and_uptime_stays_right() {
     // All raw.
     assert_eq!(times(&store), expected());
     // Rolled up, nothing deleted.
-    let hours_rolled = store.rollup(t(NOW)).unwrap();
+    let hours_rolled = store.rollup().unwrap();
     // Hours 0..239 ended 5 min before now; of the 3 h stop, the first hour still holds the
     // last heartbeat's second minute.
     assert_eq!(hours_rolled, 239 - 2);
     assert_eq!(times(&store), expected());
 
-    // Pruned: raw heartbeats before the hour holding now - 7 d are gone (but the last of
-    // them, whose minute reaches past the cut).
+    // Pruned: raw heartbeats before the camera's newest 7 × 24 rolled-up hours are gone
+    // (but the last of them, whose minute reaches past the cut). The newest rolled-up hour
+    // is 238; the two hours of the stop without any history do not count.
     let report = store.prune(t(NOW)).unwrap();
-    let cut = (NOW - 7 * DAY) / HOUR * HOUR;
+    let cut = (238 - 2 - (7 * 24 - 1)) * HOUR;
     assert_eq!(report.heartbeats_deleted as i64, cut / MIN - 1, "{report:?}");
     assert_eq!((report.rollups_deleted, report.state_changes_deleted), (0, 0));
     assert_eq!(store.heartbeats("gate", t(0), t(NOW), 100_000).unwrap().first().unwrap().at, t(cut - MIN));
@@ -127,7 +128,7 @@ async fn retention_rolls_up_then_deletes_and_uptime_stays_right() {
         Store::open(&path, Options { retention: Retention { raw_days: 7, rollup_days: 9 }, ..Options::default() })
             .unwrap();
     let report = store.prune(t(NOW)).unwrap();
-    let rollup_cut = (NOW - 9 * DAY) / HOUR * HOUR;
+    let rollup_cut = (238 - 2 - (9 * 24 - 1)) * HOUR;
     assert_eq!(report.rollups_deleted as i64, rollup_cut / HOUR);
     assert_eq!(report.state_changes_deleted, 1, "the first UP, at 0");
     let mut shorter = expected();
