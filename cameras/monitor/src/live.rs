@@ -14,6 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use ds_cameras::{CameraStatus, State, StatusBoard};
 use jiff::Timestamp;
@@ -30,8 +31,15 @@ pub struct Live {
     /// Cameras with a heartbeat in this run that did not continue the remembered state: the
     /// board's state and `since` are theirs from then on.
     diverged: RwLock<HashSet<String>>,
+    /// When each camera's newest frame arrived, on the monotonic clock: the ages `/metrics`
+    /// shows, which a step of the wall clock must not change.
+    frames: RwLock<HashMap<String, Instant>>,
     events: broadcast::Sender<CameraStatus>,
 }
+
+/// How far back a heartbeat's frame may be put when its age is taken from the wall clock (a
+/// probe lasts seconds; more means the clock stepped between the frame and now).
+const MAX_FRAME_AGE_AT_ARRIVAL: Duration = Duration::from_secs(60);
 
 /// Whether a heartbeat in state `now` continues the remembered state `was`: the same state,
 /// or a failure within the retries after a remembered DOWN (see the module doc).
@@ -41,7 +49,13 @@ fn continues(was: State, now: State) -> bool {
 
 impl Live {
     pub fn new(board: StatusBoard, remembered: HashMap<String, (State, Timestamp)>) -> Live {
-        Live { board, remembered, diverged: RwLock::default(), events: broadcast::channel(EVENT_BACKLOG).0 }
+        Live {
+            board,
+            remembered,
+            diverged: RwLock::default(),
+            frames: RwLock::default(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+        }
     }
 
     /// The remembered state of `id` and its start, when every heartbeat of this run so far,
@@ -97,6 +111,19 @@ impl Live {
         }
     }
 
+    /// A heartbeat of `id` brought a frame, `ago` before now by the wall clock (clamped to
+    /// 0..=60 s: a probe's frame is seconds old, whatever the clock did meanwhile).
+    pub fn frame_arrived(&self, id: &str, ago: Duration) {
+        let at = Instant::now().checked_sub(ago.min(MAX_FRAME_AGE_AT_ARRIVAL)).unwrap_or_else(Instant::now);
+        self.frames.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), at);
+    }
+
+    /// How long ago the newest frame of `id` arrived, on the monotonic clock; `None` before
+    /// the first frame of this run.
+    pub fn last_frame_age(&self, id: &str) -> Option<Duration> {
+        self.frames.read().unwrap_or_else(|p| p.into_inner()).get(id).map(Instant::elapsed)
+    }
+
     /// Every heartbeat from now on, for the page's live updates.
     pub fn subscribe(&self) -> broadcast::Receiver<CameraStatus> {
         self.events.subscribe()
@@ -122,5 +149,17 @@ mod tests {
         live.announce("gate", State::Up);
         assert_eq!(live.continued("gate", State::Down), None, "video arrived: later failures are new");
         assert_eq!(live.stored_state("gate", State::Pending), State::Pending);
+    }
+
+    #[test]
+    fn a_frame_age_runs_on_the_monotonic_clock_and_is_never_absurd() {
+        let live = Live::new(StatusBoard::default(), HashMap::new());
+        assert_eq!(live.last_frame_age("gate"), None);
+        live.frame_arrived("gate", Duration::from_millis(1500));
+        let age = live.last_frame_age("gate").unwrap();
+        assert!(age >= Duration::from_millis(1500) && age < Duration::from_secs(30), "{age:?}");
+        // The wall clock stepped a year between the frame and its heartbeat's arrival.
+        live.frame_arrived("gate", Duration::from_secs(366 * 86_400));
+        assert!(live.last_frame_age("gate").unwrap() <= Duration::from_secs(90));
     }
 }

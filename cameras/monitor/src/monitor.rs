@@ -58,8 +58,12 @@ fn infos(list: &CamerasConfig) -> Vec<CameraInfo> {
         .collect()
 }
 
-/// Each camera's state and when it began, as the database remembers them.
-fn remembered(store: &Store) -> Result<HashMap<String, (State, Timestamp)>, ds_camera_db::Error> {
+/// Each camera's state and when it began, as the database remembers them. The state is the
+/// newest stored one (the stored timeline never goes backwards, so it is the last one
+/// recorded whatever the clock did); a start ahead of the wall clock `clock` (history stored
+/// ahead of a clock that stepped back) is taken as `clock`: the page shows no start in the
+/// future.
+fn remembered(store: &Store, clock: Timestamp) -> Result<HashMap<String, (State, Timestamp)>, ds_camera_db::Error> {
     let mut out = HashMap::new();
     for latest in store.latest_all()? {
         let since = store
@@ -68,7 +72,7 @@ fn remembered(store: &Store) -> Result<HashMap<String, (State, Timestamp)>, ds_c
             .first()
             .filter(|c| c.to == latest.state)
             .map_or(latest.at, |c| c.at);
-        out.insert(latest.camera_id, (latest.state, since));
+        out.insert(latest.camera_id, (latest.state, since.min(clock)));
     }
     Ok(out)
 }
@@ -91,7 +95,7 @@ impl CameraMonitor {
         };
         let mut before = HashMap::new();
         if let Some(store) = store.clone() {
-            match tokio::task::spawn_blocking(move || remembered(&store)).await {
+            match tokio::task::spawn_blocking(move || remembered(&store, Timestamp::now())).await {
                 Ok(Ok(r)) => before = r,
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the cameras' last states; starting afresh"),
                 Err(_) => {}
@@ -149,6 +153,10 @@ async fn consume(mut events: mpsc::Receiver<Event>, live: Arc<Live>, writer: Opt
     while let Some(event) = events.recv().await {
         let Event::Heartbeat(mut hb) = event else { continue };
         let (id, state) = (hb.camera_id.clone(), hb.state);
+        if let Some(frame) = hb.last_frame_at {
+            let ago = Timestamp::now().duration_since(frame);
+            live.frame_arrived(&id, ago.try_into().unwrap_or(Duration::ZERO));
+        }
         // A failure that continues a DOWN from before a restart is stored as DOWN (see
         // `live`), so the history shows no state change that did not happen.
         hb.state = live.stored_state(&id, state);
@@ -178,7 +186,8 @@ async fn sync_cameras(store: Store, mut list: watch::Receiver<Arc<CamerasConfig>
     }
 }
 
-/// Rolls up and prunes every [`PRUNE_INTERVAL`].
+/// Rolls up and prunes every [`PRUNE_INTERVAL`]: by the stored data, never by the clock
+/// (`ds_camera_db`'s retention), which is only compared with it.
 async fn prune(store: Store, stop: CancellationToken) {
     let mut tick = tokio::time::interval(PRUNE_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

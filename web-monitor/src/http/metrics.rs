@@ -2,6 +2,7 @@
 //! format, written with the writer every service shares ([`ds_runtime::prometheus`]).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::header;
@@ -9,25 +10,33 @@ use axum::response::{IntoResponse, Response};
 use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::CamerasConfig;
 use ds_runtime::prometheus::{CONTENT_TYPE, Kind, Writer};
-use jiff::Timestamp;
 
 use super::AppState;
 
 pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     let streamer_up = s.streamer.json::<ds_wire::health::HealthReport>("/api/health").await.is_ok();
-    let body =
-        render(streamer_up, s.systemd.is_up(), &s.cameras.fleet.current(), &s.cameras.live.all(), Timestamp::now());
+    let list = s.cameras.fleet.current();
+    let ages = list
+        .streams
+        .iter()
+        .filter_map(|c| {
+            let id = c.stable_id();
+            Some((id.clone(), s.cameras.live.last_frame_age(&id)?))
+        })
+        .collect();
+    let body = render(streamer_up, s.systemd.is_up(), &list, &s.cameras.live.all(), &ages);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 /// The whole text: whether the dashboard's peers answer, then each camera's series (a camera
-/// without a heartbeat yet has none).
+/// without a heartbeat yet has none). `frame_ages` are measured on the monotonic clock (by
+/// the live state), so a step of the wall clock does not make them absurd.
 fn render(
     streamer_up: bool,
     systemd_up: bool,
     list: &CamerasConfig,
     live: &HashMap<String, CameraStatus>,
-    now: Timestamp,
+    frame_ages: &HashMap<String, Duration>,
 ) -> String {
     let mut w = Writer::new();
     w.single("desktop_streamer_web_up", Kind::Gauge, "1 while the dashboard answers", 1);
@@ -43,12 +52,17 @@ fn render(
         "1 when systemd's D-Bus API is connected",
         u8::from(systemd_up),
     );
-    cameras(&mut w, list, live, now);
+    cameras(&mut w, list, live, frame_ages);
     w.finish()
 }
 
 /// The cameras' series, each family over every camera that has a figure for it.
-fn cameras(w: &mut Writer, list: &CamerasConfig, live: &HashMap<String, CameraStatus>, now: Timestamp) {
+fn cameras(
+    w: &mut Writer,
+    list: &CamerasConfig,
+    live: &HashMap<String, CameraStatus>,
+    frame_ages: &HashMap<String, Duration>,
+) {
     let rows: Vec<(Option<&CameraStatus>, String, &str)> = list
         .streams
         .iter()
@@ -85,10 +99,9 @@ fn cameras(w: &mut Writer, list: &CamerasConfig, live: &HashMap<String, CameraSt
         Kind::Gauge,
         "Seconds since a frame last arrived from the camera.",
     );
-    for (l, id, name) in &rows {
-        if let Some(t) = l.and_then(|l| l.last_frame_at) {
-            let seconds = now.duration_since(t).as_secs_f64().max(0.0);
-            age.sample(&[("camera", id), ("name", name)], format_args!("{seconds:.1}"));
+    for (_, id, name) in &rows {
+        if let Some(a) = frame_ages.get(id) {
+            age.sample(&[("camera", id), ("name", name)], format_args!("{:.1}", a.as_secs_f64()));
         }
     }
 }
@@ -97,6 +110,7 @@ fn cameras(w: &mut Writer, list: &CamerasConfig, live: &HashMap<String, CameraSt
 mod tests {
     use ds_cameras::{Heartbeat, Reason};
     use ds_config::Camera;
+    use jiff::Timestamp;
 
     use super::*;
 
@@ -190,6 +204,14 @@ ds_camera_last_frame_age_seconds{camera="yard-north-side",name="yard \"north\"\\
     fn the_text_is_what_it_was() {
         let now: Timestamp = "2026-01-01T12:00:00Z".parse().unwrap();
         let (list, live) = fleet(now);
-        assert_eq!(render(true, false, &list, &live, now), BEFORE);
+        assert_eq!(render(true, false, &list, &live, &ages(&list)), BEFORE);
+    }
+
+    /// The frames' ages as the live state measures them: 2.34 s and 61 s.
+    fn ages(list: &CamerasConfig) -> HashMap<String, Duration> {
+        HashMap::from([
+            (list.streams[0].stable_id(), Duration::from_millis(2_340)),
+            (list.streams[1].stable_id(), Duration::from_secs(61)),
+        ])
     }
 }
