@@ -50,10 +50,19 @@ function localTime(iso) {
   }
 }
 
+/** How far a time may be ahead of this browser's clock and still read "just now" (the
+ * service's clock and the browser's never agree to the millisecond). */
+const CLOCK_TOLERANCE_S = 5;
+
+/** "12 s ago"; never a negative age: a time ahead of this browser's clock (the service's or
+ * the browser's clock stepped, or the history was stored ahead of a clock set back) says so. */
 function ago(iso) {
   if (!iso) return '—';
   const s = (Date.now() - new Date(iso).getTime()) / 1000;
-  return Number.isFinite(s) ? `${formatDuration(s)} ago` : '—';
+  if (!Number.isFinite(s)) return '—';
+  if (s < -CLOCK_TOLERANCE_S) return `${formatDuration(-s)} ahead of this browser's clock (a clock has stepped)`;
+  if (s < CLOCK_TOLERANCE_S / 5) return 'just now';
+  return `${formatDuration(s)} ago`;
 }
 
 /** "12 s ago", kept current by the ticker. */

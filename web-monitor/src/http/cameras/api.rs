@@ -2,6 +2,10 @@
 //! state changes, a CSV export, live updates, and StreamPulse's status map for existing
 //! integrations. URLs are always masked; times are UTC (RFC 3339) with the list's
 //! `timezone` named beside them, so a page shows them in the configured zone.
+//!
+//! History (uptime, bars, `/history`, the CSV export) is read back from
+//! [`Store::data_now`]: the stored timeline never goes backwards, so after the wall clock
+//! stepped back the history stored ahead of it is still the last 24 hours.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,6 +33,10 @@ use crate::http::{AppError, JsonQuery};
 /// How long the grid's uptime figures and heartbeat bars are reused before the database is
 /// asked again (they change slowly; a thousand cameras cost a few hundred milliseconds).
 pub const SUMMARY_TTL: Duration = Duration::from_secs(10);
+/// The longest span `/history` and the CSV export read back, in hours: two years, a year's
+/// history behind a wall clock that stepped a year (the stored timeline runs ahead of a clock
+/// that stepped back, see `ds_camera_db`'s writer).
+pub const MAX_HOURS: u32 = 2 * 366 * 24;
 /// The grid's heartbeat bar: this many buckets …
 pub const BAR_BUCKETS: i64 = 30;
 /// … of this length each (the last hour).
@@ -65,11 +73,17 @@ impl SummaryCache {
             Some(store) => {
                 let store = store.clone();
                 tokio::task::spawn_blocking(move || {
-                    let now = Timestamp::now();
-                    let from = now - BAR_BUCKET * i32::try_from(BAR_BUCKETS).unwrap_or(30);
-                    match (store.uptime_all(now, &STANDARD_WINDOWS), store.buckets_all(from, now, BAR_BUCKET, now)) {
-                        (Ok(uptime), Ok(bars)) => Summary { uptime, bars, problem: None },
-                        (Err(e), _) | (_, Err(e)) => {
+                    let read = || {
+                        let now = store.data_now(Timestamp::now())?;
+                        let from = now - BAR_BUCKET * i32::try_from(BAR_BUCKETS).unwrap_or(30);
+                        Ok::<_, ds_camera_db::Error>((
+                            store.uptime_all(now, &STANDARD_WINDOWS)?,
+                            store.buckets_all(from, now, BAR_BUCKET, now)?,
+                        ))
+                    };
+                    match read() {
+                        Ok((uptime, bars)) => Summary { uptime, bars, problem: None },
+                        Err(e) => {
                             tracing::error!(error = %e, "cannot read camera uptime");
                             Summary { problem: Some(format!("camera history unavailable: {e}")), ..Summary::default() }
                         }
@@ -205,7 +219,7 @@ pub async fn one(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Jso
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
-    /// How far back, in hours. Default 24; 1..=8760.
+    /// How far back, in hours. Default 24; 1..=17568 ([`MAX_HOURS`]).
     pub hours: Option<u32>,
     /// How many buckets. Default 96; 1..=1000.
     pub buckets: Option<u32>,
@@ -220,20 +234,23 @@ pub async fn history(
     c.find(&id)?;
     let hours = q.hours.unwrap_or(24);
     let buckets = q.buckets.unwrap_or(96);
-    if !(1..=8760).contains(&hours) || !(1..=1000).contains(&buckets) {
+    if !(1..=MAX_HOURS).contains(&hours) || !(1..=1000).contains(&buckets) {
         return Err(AppError::new(
             StatusCode::BAD_REQUEST,
-            format!("hours must be 1..=8760 and buckets 1..=1000 (got hours={hours}, buckets={buckets})"),
+            format!("hours must be 1..={MAX_HOURS} and buckets 1..=1000 (got hours={hours}, buckets={buckets})"),
         ));
     }
     let store = c.store()?;
-    let now = Timestamp::now();
     let span = SignedDuration::from_hours(i64::from(hours));
     let bucket = SignedDuration::from_millis(span.as_millis() as i64 / i64::from(buckets));
-    let (id2, from) = (id.clone(), now - span);
-    let list = blocking(move || match store.buckets(&id2, from, now, bucket, now) {
-        Err(ds_camera_db::Error::UnknownCamera(_)) => Ok(Vec::new()),
-        other => other,
+    let id2 = id.clone();
+    let (from, now, list) = blocking(move || {
+        let now = store.data_now(Timestamp::now())?;
+        let from = now - span;
+        match store.buckets(&id2, from, now, bucket, now) {
+            Err(ds_camera_db::Error::UnknownCamera(_)) => Ok((from, now, Vec::new())),
+            other => other.map(|list| (from, now, list)),
+        }
     })
     .await?;
     Ok(Json(json!({"id": id, "from": ts(from), "to": ts(now), "bucket_seconds": bucket.as_secs(), "buckets": list})))
@@ -275,7 +292,7 @@ pub async fn changes(
 pub struct ExportQuery {
     /// One camera's id; all cameras when absent.
     pub camera: Option<String>,
-    /// How far back, in hours. Default 24; 1..=8760 (raw heartbeats exist for the retention's
+    /// How far back, in hours. Default 24; 1..=17568 (raw heartbeats exist for the retention's
     /// `raw_days` only).
     pub hours: Option<u32>,
 }
@@ -286,15 +303,17 @@ pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<Export
         c.find(id)?;
     }
     let hours = q.hours.unwrap_or(24);
-    if !(1..=8760).contains(&hours) {
-        return Err(AppError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..=8760, not {hours}")));
+    if !(1..=MAX_HOURS).contains(&hours) {
+        return Err(AppError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..={MAX_HOURS}, not {hours}")));
     }
     let store = c.store()?;
     let tz = ds_camera_db::time::time_zone(&c.fleet.current().timezone).map_err(db_error)?;
-    let now = Timestamp::now();
-    let from = now - SignedDuration::from_hours(i64::from(hours));
+    let span = SignedDuration::from_hours(i64::from(hours));
     let name = format!("cameras-{}.csv", q.camera.as_deref().unwrap_or("all"));
     let body = blocking(move || {
+        // To just after the newest heartbeat (it is inside the range).
+        let now = store.data_now(Timestamp::now())? + SignedDuration::from_millis(1);
+        let from = now - span;
         let mut out = Vec::new();
         store.export_csv(&mut out, q.camera.as_deref(), from, now, &tz).map(|_| out)
     })
