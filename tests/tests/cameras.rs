@@ -74,6 +74,11 @@ impl Web {
     /// streamer: those parts of the dashboard say they cannot be reached, which is not what
     /// these tests look at.
     fn start(cameras_yaml: &str, rust_log: &str) -> Web {
+        Web::start_with(cameras_yaml, rust_log, &[])
+    }
+
+    /// [`Web::start`] with more environment (a stepped wall clock's), kept for restarts.
+    fn start_with(cameras_yaml: &str, rust_log: &str, extra_env: &[(String, String)]) -> Web {
         let dir = tempfile::tempdir().unwrap();
         let cameras_file = dir.path().join("cameras.yaml");
         std::fs::write(&cameras_file, cameras_yaml).unwrap();
@@ -91,11 +96,12 @@ impl Web {
         });
         std::fs::write(&config, config_value.to_string()).unwrap();
         let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
-        let env = vec![
+        let mut env = vec![
             ("RUST_LOG".to_owned(), rust_log.to_owned()),
             ("DBUS_SESSION_BUS_ADDRESS".to_owned(), no_bus),
             ("DESKTOP_STREAMER_LOG_DIR".to_owned(), logs.to_str().unwrap().to_owned()),
         ];
+        env.extend_from_slice(extra_env);
         let service = Web::spawn(&config, &env);
         Web {
             _dir: dir,
@@ -1062,4 +1068,175 @@ fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
     assert_eq!(web.json("/api/cameras")["verify_tls"], true);
     let refused = wait_until("DOWN/tls under the default again", within(2), verdict("DOWN", Some("tls")));
     assert_eq!((&refused["verify_tls"], &refused["verify_tls_override"]), (&json!(true), &Value::Null));
+}
+
+/// The longest span the history and the CSV export read back (`api::MAX_HOURS`).
+const MAX_HOURS: u32 = 2 * 366 * 24;
+const DAY_S: f64 = 86_400.0;
+
+/// Every stored heartbeat of `id` as (time as stored, state), oldest first.
+fn stored(web: &Web, id: &str) -> Vec<(String, String)> {
+    let csv = web.get(&format!("/api/cameras/export.csv?camera={id}&hours={MAX_HOURS}"));
+    assert_eq!(csv.status, 200, "{}", csv.text());
+    csv.text()
+        .lines()
+        .skip(1)
+        .map(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            (f[2].to_owned(), f[4].to_owned())
+        })
+        .collect()
+}
+
+/// The newest state changes of `id`, newest first, as (from, to, at).
+fn changes(web: &Web, id: &str) -> Vec<(Value, Value, String)> {
+    let page = web.json(&format!("/api/cameras/{id}/changes?limit=100"));
+    page["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["from"].clone(), c["to"].clone(), c["at"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// How far a time the service wrote is from the real time now, in days.
+fn offset_days(ts: &str) -> f64 {
+    ds_tests::faketime::offset_from_now(epoch_seconds(ts)) / DAY_S
+}
+
+/// Waits until the service's clock reads about `days` from the real time: a heartbeat of `id`
+/// it took then is on the API.
+fn wait_clock(web: &Web, id: &str, days: f64) -> Value {
+    wait_until(&format!("a heartbeat of {id} {days:+} d from the real time"), within(1) + SLACK, || {
+        let cam = web.camera(id).ok_or("not listed")?;
+        match cam["last_heartbeat_at"].as_str() {
+            Some(t) if (offset_days(t) - days).abs() < 0.01 => Ok(cam),
+            _ => Err(cam.to_string()),
+        }
+    })
+}
+
+/// Waits until `id` is listed in `state`.
+fn wait_state(web: &Web, id: &str, state: &str) -> Value {
+    wait_until(&format!("{id} {state}"), within(1) + SLACK, || {
+        let cam = web.camera(id).ok_or("not listed")?;
+        if cam["state"] == state { Ok(cam) } else { Err(cam.to_string()) }
+    })
+}
+
+/// Issue 20: the web service under a wall clock stepped a year forward and then back below
+/// the real time (libfaketime, the monotonic clock untouched, as NTP leaves it), restarted
+/// under each: no history is deleted or overwritten, state changes after the backward step
+/// are recorded after the stored ones, uptime and bars stay readable, ages stay sane.
+#[test]
+fn a_stepped_wall_clock_keeps_the_camera_history() {
+    let clock = ds_tests::faketime::WallClock::new();
+    let cams = MjpegServer::start();
+    let yaml = format!(
+        "heartbeat_seconds: {}\ntimeout_seconds: {}\nretries: 0\nstreams:\n- id: cam\n  name: Cam\n  url: '{}'\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs(),
+        cams.url("switchable")
+    );
+    let mut web = Web::start_with(&yaml, "info", &clock.env());
+    wait_up(&web, "cam", within(1));
+    // Two heartbeats before the step, so that "all but one" would show.
+    let before = wait_until("two heartbeats stored", (HEARTBEAT + JITTER) * 2 + SLACK, || {
+        let rows = stored(&web, "cam");
+        if rows.len() >= 2 { Ok(rows) } else { Err(format!("{rows:?}")) }
+    });
+    let first_changes = changes(&web, "cam");
+    assert_eq!(first_changes.len(), 1, "{first_changes:?}");
+
+    // A year forward. As soon as the service's clock shows it (the history's end is the
+    // clock then), before the next heartbeat: the last frame's age in /metrics runs on the
+    // monotonic clock, it does not jump by a year.
+    clock.step("+366d");
+    wait_until("the service's clock a year ahead", Duration::from_secs(5), || {
+        let h = web.json("/api/cameras/cam/history?hours=1&buckets=1");
+        let to = h["to"].as_str().unwrap_or_default().to_owned();
+        if offset_days(&to) > 365.0 { Ok(()) } else { Err(to) }
+    });
+    let metrics = web.get("/metrics").text();
+    let age: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ds_camera_last_frame_age_seconds{camera=\"cam\",name=\"Cam\"} "))
+        .unwrap_or_else(|| panic!("no frame age:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!((0.0..=(HEARTBEAT + SLACK).as_secs_f64() * 2.0).contains(&age), "frame age {age} s");
+    wait_clock(&web, "cam", 366.0);
+
+    // A restart under the stepped clock (it prunes at start-up), and its first heartbeat.
+    web.restart();
+    let restarted = wait_clock(&web, "cam", 366.0);
+    assert_eq!(restarted["state"], "UP", "{restarted:#}");
+    wait_until("a heartbeat of the restart stored", within(1) + SLACK, || {
+        let rows = stored(&web, "cam");
+        let after = rows.iter().filter(|(t, _)| offset_days(t) > 365.0).count();
+        if after >= 2 { Ok(()) } else { Err(format!("{rows:?}")) }
+    });
+    let rows = stored(&web, "cam");
+    assert!(rows.starts_with(&before), "the heartbeats before the step are kept: {rows:?}");
+    assert_eq!(changes(&web, "cam").last(), first_changes.last(), "the first state change is kept");
+
+    // Back to a day behind the real time; the camera goes DOWN, then UP again.
+    clock.step("-1d");
+    wait_clock(&web, "cam", -1.0);
+    cams.set_mode(Mode::NotFound);
+    wait_state(&web, "cam", "DOWN");
+    cams.set_mode(Mode::Live);
+    wait_state(&web, "cam", "UP");
+    let recorded = wait_until("DOWN and UP recorded after the step back", within(1) + SLACK, || {
+        let c = changes(&web, "cam");
+        if c.len() >= 3 && c[0].1 == "UP" && c[1].1 == "DOWN" { Ok(c) } else { Err(format!("{c:?}")) }
+    });
+    // Recorded after everything stored before: the timeline never goes backwards.
+    for (_, _, at) in &recorded[..2] {
+        assert!(offset_days(at) > 366.0 - 0.01, "stored after the +366 d heartbeats: {recorded:?}");
+    }
+    assert!(recorded[0].2 > recorded[1].2, "{recorded:?}");
+
+    // A restart under the clock a day behind: the remembered state is the newest one, with no
+    // start ahead of the clock, and the restart records no state change.
+    web.restart();
+    let again = wait_clock(&web, "cam", -1.0);
+    assert_eq!(again["state"], "UP", "{again:#}");
+    let since = again["since"].as_str().expect("since");
+    assert!(offset_days(since) < 0.01, "no state start ahead of the clock: {again:#}");
+    let count = stored(&web, "cam").len();
+    wait_until("a heartbeat of the second restart stored", within(1) + SLACK, || {
+        let n = stored(&web, "cam").len();
+        if n > count { Ok(()) } else { Err(n.to_string()) }
+    });
+    assert_eq!(changes(&web, "cam"), recorded, "no state change from the restart");
+
+    // Nothing was overwritten: every heartbeat before the step is there, the times are all
+    // different and in order.
+    let rows = stored(&web, "cam");
+    assert!(rows.starts_with(&before), "{rows:?}");
+    let times: Vec<f64> = rows.iter().map(|(t, _)| epoch_seconds(t)).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+    assert!(rows.iter().any(|(_, s)| s == "DOWN"), "{rows:?}");
+
+    // Uptime and the heartbeat bar are readable, and the history reaches back before the step.
+    let cam = wait_until("uptime figures", Duration::from_secs(15), || {
+        let cam = web.camera("cam").ok_or("not listed")?;
+        let known = ["24h", "7d", "30d"].iter().all(|w| cam["uptime"][w].is_number());
+        let bar = cam["bar"].as_array().is_some_and(|b| b.iter().any(|b| b["worst"] == "DOWN"));
+        if known && bar { Ok(cam) } else { Err(cam.to_string()) }
+    });
+    eprintln!("after the steps: uptime {} bar {}", cam["uptime"], cam["bar"]);
+    let history = web.json(&format!("/api/cameras/cam/history?hours={MAX_HOURS}&buckets=1000"));
+    let early = history["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| offset_days(b["start"].as_str().unwrap()) < 1.0)
+        .map(|b| b["probes"].as_i64().unwrap())
+        .sum::<i64>();
+    assert!(early >= before.len() as i64, "the heartbeats before the step in /history: {history:#}");
+    let pid = web.service.pid();
+    drop(web);
+    ds_tests::faketime::WallClock::forget(pid);
 }
