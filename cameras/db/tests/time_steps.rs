@@ -37,12 +37,19 @@ fn two_days() -> Vec<(i64, State)> {
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-#[tokio::test]
-async fn a_forward_step_of_a_year_deletes_no_history() {
+/// A new store holding [`two_days`] of Gate (interval a minute), in a directory that lives
+/// as long as the result.
+async fn two_days_stored() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir.path().join("cameras.db"));
     store.sync_cameras(&[camera("gate", "Gate", 60)], t(0)).unwrap();
     session(&store, two_days(), MINUTE).await;
+    (dir, store)
+}
+
+#[tokio::test]
+async fn a_forward_step_of_a_year_deletes_no_history() {
+    let (_dir, store) = two_days_stored().await;
     let last = 2 * DAY - MIN;
     let changes = store.state_changes("gate", None, 100).unwrap().changes;
     assert_eq!(changes.len(), 3, "{changes:?}");
@@ -138,10 +145,7 @@ async fn a_backward_step_stores_after_the_newest_heartbeat_and_overwrites_nothin
 
 #[tokio::test]
 async fn after_a_forward_excursion_and_its_correction_uptime_and_bars_read_the_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("cameras.db"));
-    store.sync_cameras(&[camera("gate", "Gate", 60)], t(0)).unwrap();
-    session(&store, two_days(), MINUTE).await;
+    let (_dir, store) = two_days_stored().await;
     let last = 2 * DAY - MIN;
     // Half an hour a year ahead, pruned there.
     session(&store, (1..=30).map(|k| (last + YEAR + k * MIN, State::Up)), MINUTE).await;
