@@ -40,6 +40,8 @@ impl Request {
 struct Shared {
     requests: Vec<Request>,
     served: usize,
+    /// Set by [`Receiver::answer_from_now`]: the status of every request from then on.
+    from_now: Option<u16>,
 }
 
 /// A running receiver; stopped when dropped.
@@ -85,6 +87,14 @@ impl Receiver {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Answers every request from now on with `status` (a receiver that was down comes up);
+    /// returns how many requests were answered before, so the caller can tell them apart.
+    pub fn answer_from_now(&self, status: u16) -> usize {
+        let mut s = self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.from_now = Some(status);
+        s.requests.len()
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).requests.clone()
@@ -122,7 +132,7 @@ fn serve(stream: TcpStream, shared: &Mutex<Shared>, statuses: &[u16]) {
     let Ok(request) = read_request(&stream) else { return };
     let status = {
         let mut s = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let status = statuses[s.served.min(statuses.len() - 1)];
+        let status = s.from_now.unwrap_or(statuses[s.served.min(statuses.len() - 1)]);
         s.served += 1;
         s.requests.push(request);
         status

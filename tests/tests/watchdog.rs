@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ds_tests::bins::bin;
+use ds_tests::faketime::{WallClock, offset_from_now};
 use ds_tests::mjpeg::{MjpegServer, Mode};
 use ds_tests::receiver::Receiver;
 use ds_tests::service::ServiceProcess;
@@ -27,9 +28,16 @@ struct Watchdog {
 
 impl Watchdog {
     fn start(config: &std::path::Path, bus: &str) -> Watchdog {
+        Watchdog::start_with(config, bus, Vec::new())
+    }
+
+    /// With `env` added (e.g. a [`WallClock`]'s).
+    fn start_with(config: &std::path::Path, bus: &str, env: Vec<(String, String)>) -> Watchdog {
         let mut child = Command::new(bin("desktop-streamer-watchdog"))
             .arg("--config")
             .arg(config)
+            .env_remove("FAKETIME")
+            .envs(env)
             .env("DBUS_SESSION_BUS_ADDRESS", bus)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -375,7 +383,13 @@ fn alerts_raised_while_smtp_is_down_arrive_once_each_after_a_watchdog_restart() 
         assert!(subjects.iter().any(|m| m.contains("CRITICAL service down")), "{mail:#?}");
         assert!(subjects.iter().any(|m| m.contains("INFO resolved: service down")), "{mail:#?}");
     }
-    assert_eq!(std::fs::read_dir(dir.path().join("state/outbox")).unwrap().count(), 0, "nothing left undelivered");
+    // The server has the last mail a moment before the watchdog records it delivered and
+    // removes its file.
+    let outbox = dir.path().join("state/outbox");
+    try_wait_until("nothing left undelivered", Duration::from_secs(10), || {
+        std::fs::read_dir(&outbox).unwrap().count() == 0
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", std::fs::read_dir(&outbox).unwrap().collect::<Vec<_>>(), w.logs()));
     assert!(w.stop().success());
 }
 
@@ -540,4 +554,112 @@ fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_r
     assert!(all[3]["details"].as_str().unwrap().contains("removed from the camera list"), "{all:?}");
     assert!(w.stop().success());
     drop(web);
+}
+
+/// A board queues alerts while its network (here: the webhook receiver, answering 503) is down,
+/// then NTP steps its wall clock by `step` (libfaketime, the monotonic clock untouched) and the
+/// watchdog is restarted under the stepped clock: every held alert is kept and delivered once
+/// the receiver is up, in order, within the normal back-off, none expired
+/// (`alert_max_age_hours` is 1), with "raised at" as the clock said then and a note of the
+/// step; the step itself is alerted.
+fn held_alerts_survive_a_step_of_the_wall_clock_and_a_restart(step: &str, human: &str, step_s: f64) {
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    sd.write_sleep_unit("ds-a.service", "").unwrap();
+    sd.daemon_reload().unwrap();
+    sd.start_unit("ds-a.service").unwrap();
+    let hooks = Receiver::start(&[503]);
+    let clock = WallClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchdog-config.json");
+    let outbox = dir.path().join("state/outbox");
+    std::fs::write(
+        &config,
+        json!({"bus": "session", "units": ["ds-a.service"], "check_interval": 1, "alert_cooldown": 0,
+            "alert_max_age_hours": 1, "auto_recovery": {"resource_monitoring": false},
+            "state_dir": dir.path().join("state"),
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let w = Watchdog::start_with(&config, &sd.bus_address(), clock.env());
+    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+    sd.kill_main_process("ds-a.service").unwrap();
+    w.wait_log("resolved: service down: ds-a.service", Duration::from_secs(10));
+    w.wait_log("will retry", Duration::from_secs(10));
+
+    clock.step(step);
+    w.wait_log(&format!("the system clock stepped {human}"), Duration::from_secs(15));
+    let logs = w.logs();
+    assert!(w.stop().success());
+
+    // The held alerts' titles, oldest first, from their files (not a replacement being
+    // written, `.<name>.<random>.tmp`). Under load the watchdog may see the unit down more than
+    // once (each a pair of alerts); the clock's step is one alert whatever else is held.
+    let held = || -> Vec<String> {
+        let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .map(|b| serde_json::from_slice::<Value>(&b).unwrap()["alert"]["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let step_title = format!("the system clock stepped {human}");
+    let before_restart = held();
+    assert_eq!(
+        before_restart[..2],
+        ["service down: ds-a.service", "resolved: service down: ds-a.service"],
+        "{before_restart:?}\n{logs}"
+    );
+    assert_eq!(before_restart.last(), Some(&step_title), "{before_restart:?}\n{logs}");
+    assert_eq!(before_restart.iter().filter(|t| t.contains("clock")).count(), 1, "once per step:\n{logs}");
+
+    // Restarted under the stepped clock: the held alerts are still there and tried at once.
+    let w = Watchdog::start_with(&config, &sd.bus_address(), clock.env());
+    w.wait_log("will retry", Duration::from_secs(10));
+    assert_eq!(held(), before_restart, "kept across the restart:\n{}", w.logs());
+
+    // The receiver comes up: all arrive within the back-off (at most 20 s after three
+    // failures), in order.
+    let before = hooks.answer_from_now(200);
+    hooks.wait_for(before + before_restart.len(), Duration::from_secs(30));
+    let sent: Vec<Value> = hooks.requests()[before..].iter().map(|r| r.json()).collect();
+    let titles: Vec<&str> = sent.iter().map(|a| a["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, before_restart, "{sent:#?}");
+    // How far from the real time now each alert's raised_at is (GNU date reads RFC 3339).
+    let raised = |a: &Value| {
+        let out = Command::new("date").arg("-d").arg(a["raised_at"].as_str().unwrap()).arg("+%s").output().unwrap();
+        offset_from_now(String::from_utf8(out.stdout).unwrap().trim().parse().unwrap())
+    };
+    let (step_alert, before_step) = sent.split_last().unwrap();
+    for a in before_step {
+        assert!(raised(a).abs() < 600.0, "raised at as the clock said then, before the step: {a}");
+        let note = format!("(the system clock has since stepped {human}).");
+        assert!(a["details"].as_str().unwrap().ends_with(&note), "{a}");
+    }
+    assert!(
+        (raised(step_alert) - step_s).abs() < 600.0,
+        "the step alert was raised on the stepped clock: {step_alert}"
+    );
+    assert_eq!(step_alert["severity"], "info");
+    try_wait_until("the outbox to empty", Duration::from_secs(10), || held().is_empty())
+        .unwrap_or_else(|e| panic!("{e}\n{}", w.logs()));
+    assert!(!w.logs().contains("alert dropped undelivered"), "nothing expired:\n{}", w.logs());
+    let pid = w.child.id();
+    assert!(w.stop().success());
+    WallClock::forget(pid);
+}
+
+#[test]
+fn alerts_held_while_the_webhook_is_down_survive_a_forward_step_of_a_year_and_a_restart() {
+    held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("+366d", "+366 d", 366.0 * 86_400.0);
+}
+
+#[test]
+fn alerts_held_while_the_webhook_is_down_survive_a_backward_step_of_a_day_and_a_restart() {
+    held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("-1d", "−1 d", -86_400.0);
 }

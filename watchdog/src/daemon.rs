@@ -5,6 +5,10 @@
 //!
 //! Its own trouble (no D-Bus, an unusable alert channel) is alerted through whatever channel
 //! still works.
+//!
+//! At every check it also compares the wall clock with the monotonic clock: a step of more than
+//! [`STEP_THRESHOLD`](crate::clock::STEP_THRESHOLD) (5 s) is an info alert, "the system clock
+//! stepped +366 d", once per step (a step while the watchdog was not running is not seen).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +24,7 @@ use crate::checks::cameras::CameraCheck;
 use crate::checks::resources::ResourceCheck;
 use crate::checks::services::ServiceCheck;
 use crate::checks::stream::{STREAM_KINDS, StreamCheck};
+use crate::clock::{At, STEP_THRESHOLD, StepWatch, human_step};
 use crate::conditions::{Change, Conditions, Finding};
 use crate::outbox::Outbox;
 use crate::policy::{Decision, Policy, read_saved, write_saved};
@@ -43,6 +48,7 @@ pub struct Daemon {
     stream: StreamCheck,
     resources: ResourceCheck,
     cameras: CameraCheck,
+    steps: StepWatch,
     outbox: Arc<Outbox>,
     channel_ids: Vec<String>,
     systemd: Option<Systemd>,
@@ -168,6 +174,7 @@ impl Daemon {
             stream: StreamCheck::new(&config.streamer_url),
             resources: ResourceCheck::default(),
             cameras: CameraCheck::new(&config.web_url),
+            steps: StepWatch::default(),
             channel_ids,
             outbox,
             systemd: None,
@@ -223,6 +230,7 @@ impl Daemon {
     }
 
     async fn check_all(&mut self) {
+        self.look_at_the_clock(At::now());
         // Units: read afresh (a missed signal must not hide a failure for long).
         if let Some(systemd) = &self.systemd {
             for name in self.config.units.clone() {
@@ -330,6 +338,22 @@ impl Daemon {
         }
     }
 
+    /// Alerts a step of the wall clock since the previous look.
+    fn look_at_the_clock(&mut self, now: At) {
+        let Some(step) = self.steps.look(now) else { return };
+        let human = human_step(step);
+        tracing::warn!(step_s = step.as_secs(), "the system clock stepped {human}");
+        let details = format!(
+            "The wall clock moved {human} against the monotonic clock since the previous look (more than {} s is a step). \
+             Alerts keep the time they were raised at as the clock said then; ages, retries and grace periods run on \
+             the monotonic clock and are not affected.",
+            STEP_THRESHOLD.as_secs()
+        );
+        let title = format!("the system clock stepped {human}");
+        let alert = self.alert("clock_step".into(), Severity::Info, title, details, now.wall, None);
+        self.offer(alert);
+    }
+
     /// Each kind of a unit's trouble is its own scope, so one resolving leaves the others.
     fn apply_unit(&mut self, unit: &str, findings: Vec<Finding>, actions: &HashMap<String, String>) {
         for prefix in ["service_down:", "service_missing:", "service_start_limit:", "service_restarting:"] {
@@ -342,15 +366,15 @@ impl Daemon {
     /// Turns the findings of one scope into alerts. `notes` says, per kind, what the watchdog
     /// did about a problem it raises, or why one ends other than by recovery.
     fn apply(&mut self, scope: &str, findings: Vec<Finding>, notes: &HashMap<String, String>) {
-        let now = jiff::Timestamp::now();
+        let now = At::now();
         for change in self.conditions.update(scope, findings, now) {
             let alert = match change {
                 Change::Raised { finding, since } | Change::Escalated { finding, since } => {
                     let action = notes.get(&finding.kind).cloned();
                     self.alert(finding.kind, finding.severity, finding.title, finding.details, since, action)
                 }
-                Change::Resolved { kind, title, since } => {
-                    let lasted = now.duration_since(since).as_secs_f64();
+                Change::Resolved { kind, title, since, lasted } => {
+                    let lasted = lasted.as_secs_f64();
                     let (heading, details) = match notes.get(&kind) {
                         Some(why) => (
                             format!("no longer watched: {title}"),
@@ -468,6 +492,32 @@ mod tests {
 
     fn titles(history: &[HistoryEntry]) -> Vec<(String, Option<&str>, u32)> {
         history.iter().map(|e| (e.alert.title.clone(), e.not_sent.as_deref().map(|_| "held back"), e.repeats)).collect()
+    }
+
+    /// A step of the wall clock is one info alert per step, in human units; drift is not.
+    #[tokio::test(start_paused = true)]
+    async fn a_step_of_the_wall_clock_is_alerted_once() {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = daemon(dir.path());
+        let t0 = At::now();
+        d.look_at_the_clock(t0);
+        let t1 = t0 + Duration::from_secs(60);
+        d.look_at_the_clock(At { wall: t1.wall + Duration::from_secs(2), ..t1 });
+        assert!(d.outbox.history().is_empty(), "no step yet");
+        let t2 = t1 + Duration::from_secs(60);
+        d.look_at_the_clock(At { wall: t2.wall + DAY * 366, ..t2 });
+        d.look_at_the_clock(At { wall: t2.wall + DAY * 366 + Duration::from_secs(60), ..t2 + Duration::from_secs(60) });
+        // Past the cooldown (300 s), the clock is stepped back.
+        tokio::time::advance(Duration::from_secs(520)).await;
+        let t3 = At { mono: tokio::time::Instant::now(), wall: t2.wall + Duration::from_secs(400) };
+        assert_eq!(t3.mono, t2.mono + Duration::from_secs(400));
+        d.look_at_the_clock(At { wall: t3.wall + DAY * 365, ..t3 });
+        let history = d.outbox.history();
+        let titles: Vec<&str> = history.iter().map(|e| e.alert.title.as_str()).collect();
+        assert_eq!(titles, ["the system clock stepped +366 d", "the system clock stepped −1 d"]);
+        assert!(history.iter().all(|e| e.alert.severity == Severity::Info));
+        assert!(history[0].alert.details.contains("more than 5 s is a step"), "{}", history[0].alert.details);
     }
 
     /// The daemon's wiring of the policy, with tokio's clock paused: the limit holds back, the

@@ -7,6 +7,7 @@ pub mod alert;
 pub use ds_systemd as systemd;
 pub mod channel;
 pub mod checks;
+pub mod clock;
 pub mod conditions;
 pub mod daemon;
 pub mod delivery;

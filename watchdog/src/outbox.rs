@@ -10,6 +10,19 @@
 //! Per channel, alerts go out in the order they were enqueued: while the oldest waits for its
 //! retry the newer ones wait behind it, so "resolved" never arrives before "down".
 //!
+//! # Time
+//!
+//! A step of the wall clock (NTP on a board without a real-time clock, an operator) never
+//! expires an alert nor delays a retry: ages and back-off run on the monotonic clock (see
+//! [`crate::clock`]). Across a restart each file carries the age the alert had reached, with the
+//! boot id and `CLOCK_BOOTTIME` of that save: loaded in the same boot, the age goes on from
+//! `CLOCK_BOOTTIME`; after a reboot it goes on from the stored age (the time the machine was off
+//! is not counted: an alert is never dropped for a clock nobody can trust). A file without these
+//! fields (written by an older version) gets its age from the wall clock once, never below 0.
+//! A retry waiting when the watchdog stopped is due at once after the restart. An alert
+//! delivered after the clock stepped says so: its details end with "Raised at … as the clock
+//! said then (the system clock has since stepped +366 d)." (`raised_at` itself is kept).
+//!
 //! # On-disk format (version 1), under the state directory
 //!
 //! `outbox/<seq:012>-<alert id, file-safe>.json`: one file per alert with undelivered
@@ -19,8 +32,15 @@
 //! ```json
 //! {"version": 1, "seq": 7, "alert": { ...the Alert's fields... },
 //!  "deliveries": [{"channel": "email", "attempts": 2, "next_attempt": "2025-01-01T10:00:10Z",
-//!                  "last_error": "SMTP server …: Connection refused (will retry)"}]}
+//!                  "last_error": "SMTP server …: Connection refused (will retry)"}],
+//!  "age": {"seconds": 12.5, "boot_id": "a489f2cf-…", "since_boot": 4653.19,
+//!          "wall": "2025-01-01T10:00:05Z", "stepped": 0.0}}
 //! ```
+//!
+//! `next_attempt` is for people (the wall time the retry was due when written); the retry
+//! itself runs on the monotonic clock. `age` is the age at that save (seconds), the boot and
+//! its `CLOCK_BOOTTIME` then, the wall clock then, and how far the wall clock had stepped since
+//! the alert was raised (seconds, signed).
 //!
 //! A file that cannot be read is renamed to `<name>.unreadable` and kept for a person to look at.
 //!
@@ -34,12 +54,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ds_runtime::Shutdown;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::alert::Alert;
 use crate::channel::Channel;
+use crate::clock::{At, Boot, STEP_THRESHOLD, human_step, signed};
 use crate::delivery::DeliveryError;
 use crate::history::{ChannelStatus, DeliveryStatus, History, HistoryEntry};
 use crate::state_file::set_aside;
@@ -82,9 +104,85 @@ pub struct PendingDelivery {
     pub channel: String,
     /// Attempts made so far.
     pub attempts: u32,
-    /// Not tried before this.
+    /// Not tried before this, as the wall clock said when it was set (for people).
     pub next_attempt: Timestamp,
     pub last_error: Option<String>,
+    /// Not tried before this: the retry's due time on the monotonic clock (`None`: due now,
+    /// as after a restart).
+    #[serde(skip)]
+    pub due: Option<Instant>,
+}
+
+/// The age of an alert at the save of its file, with what a later load needs to go on counting
+/// (see the module doc).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedAge {
+    /// Age reached, in seconds, counted on the monotonic clock.
+    seconds: f64,
+    boot_id: String,
+    /// `CLOCK_BOOTTIME` at the save, in seconds.
+    since_boot: f64,
+    /// The wall clock at the save.
+    wall: Timestamp,
+    /// How far the wall clock had stepped since the alert was raised, in seconds.
+    stepped: f64,
+}
+
+/// An alert's age and the steps of the wall clock since it was raised, counted from `origin`.
+#[derive(Clone, Copy, Debug)]
+struct Clocked {
+    origin: At,
+    age: Duration,
+    stepped: SignedDuration,
+}
+
+impl Clocked {
+    fn new(now: At) -> Clocked {
+        Clocked { origin: now, age: Duration::ZERO, stepped: SignedDuration::ZERO }
+    }
+
+    /// Picks up counting from what a file says, at `now` in `boot`.
+    fn load(file: &PendingFile, now: At, boot: Option<&Boot>) -> Clocked {
+        let Some(saved) = &file.age else {
+            // An older file: its age from the wall clock, this once, never below 0.
+            let age = Duration::try_from(now.wall.duration_since(file.alert.raised_at)).unwrap_or_default();
+            return Clocked { origin: now, age, stepped: SignedDuration::ZERO };
+        };
+        let age = Duration::try_from_secs_f64(saved.seconds).unwrap_or_default();
+        let stepped = SignedDuration::try_from_secs_f64(saved.stepped).unwrap_or_default();
+        match boot {
+            Some(boot) if boot.id == saved.boot_id => {
+                let then = Duration::try_from_secs_f64(saved.since_boot).unwrap_or_default();
+                let gap = boot.since_boot.saturating_sub(then);
+                let wall_gap = now.wall.duration_since(saved.wall);
+                Clocked {
+                    origin: now,
+                    age: age + gap,
+                    stepped: stepped.saturating_add(wall_gap.saturating_sub(signed(gap))),
+                }
+            }
+            // After a reboot: the time off is not counted, and no step can be told from it.
+            _ => Clocked { origin: now, age, stepped },
+        }
+    }
+
+    fn age(&self, now: At) -> Duration {
+        self.age + now.mono.saturating_duration_since(self.origin.mono)
+    }
+
+    fn stepped(&self, now: At) -> SignedDuration {
+        self.stepped.saturating_add(now.stepped_since(&self.origin))
+    }
+
+    fn saved(&self, now: At, boot: Option<&Boot>) -> SavedAge {
+        SavedAge {
+            seconds: self.age(now).as_secs_f64(),
+            boot_id: boot.map(|b| b.id.clone()).unwrap_or_default(),
+            since_boot: boot.map_or(0.0, |b| b.since_boot.as_secs_f64()),
+            wall: now.wall,
+            stepped: self.stepped(now).as_secs_f64(),
+        }
+    }
 }
 
 /// The content of one outbox file.
@@ -95,12 +193,16 @@ struct PendingFile {
     seq: u64,
     alert: Alert,
     deliveries: Vec<PendingDelivery>,
+    /// Missing in files of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    age: Option<SavedAge>,
 }
 
 #[derive(Debug)]
 struct Pending {
     path: PathBuf,
     file: PendingFile,
+    clock: Clocked,
 }
 
 /// What one [`Outbox::deliver_due`] call did.
@@ -138,6 +240,8 @@ struct State {
 pub struct Outbox {
     outbox_dir: PathBuf,
     max_age: Duration,
+    /// The boot this run is in, stamped on every file.
+    boot: Option<Boot>,
     state: Mutex<State>,
     /// Deliveries run one call at a time; enqueueing never waits for them.
     delivering: tokio::sync::Mutex<()>,
@@ -148,6 +252,11 @@ impl Outbox {
     /// Opens the outbox under `state_dir` (creating it) and loads what a previous run left.
     /// Alerts not delivered within `max_age` of being raised are dropped.
     pub fn open(state_dir: &Path, max_age: Duration) -> Result<Outbox, OutboxError> {
+        Outbox::open_at(state_dir, max_age, At::now(), Boot::read().as_ref())
+    }
+
+    /// [`Outbox::open`] at `now` in `boot` (`None`: unknown, counted as another boot).
+    pub fn open_at(state_dir: &Path, max_age: Duration, now: At, boot: Option<&Boot>) -> Result<Outbox, OutboxError> {
         let outbox_dir = state_dir.join(OUTBOX_DIR);
         fs::create_dir_all(&outbox_dir)
             .map_err(|source| OutboxError::CreateDir { path: outbox_dir.clone(), source })?;
@@ -160,13 +269,15 @@ impl Outbox {
                 file.seq = state.next_seq;
             }
             state.next_seq = state.next_seq.max(file.seq + 1);
-            state.pending.insert(file.seq, Pending { path, file });
+            let clock = Clocked::load(&file, now, boot);
+            state.pending.insert(file.seq, Pending { path, file, clock });
         }
         let deliveries: usize = state.pending.values().map(|p| p.file.deliveries.len()).sum();
         info!(dir = %outbox_dir.display(), alerts = state.pending.len(), deliveries, "alert outbox opened");
         Ok(Outbox {
             outbox_dir,
             max_age,
+            boot: boot.cloned(),
             state: Mutex::new(state),
             delivering: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
@@ -183,12 +294,14 @@ impl Outbox {
     /// nor finished it (delivered, refused or expired, as the history says).
     /// If the disk write fails the alert is still kept in memory and the error returned.
     pub fn enqueue(&self, alert: &Alert, channels: &[String]) -> Result<(), OutboxError> {
+        let now = At::now();
         let mut st = self.lock();
         let new = |c: &String| PendingDelivery {
             channel: c.clone(),
             attempts: 0,
             next_attempt: alert.raised_at,
             last_error: None,
+            due: None,
         };
         let seq = match st.pending.iter().find(|(_, p)| p.file.alert.id == alert.id) {
             Some((seq, _)) => *seq,
@@ -196,8 +309,14 @@ impl Outbox {
                 let seq = st.next_seq;
                 st.next_seq += 1;
                 let path = self.outbox_dir.join(file_name(seq, &alert.id));
-                let file = PendingFile { version: FORMAT_VERSION, seq, alert: alert.clone(), deliveries: Vec::new() };
-                st.pending.insert(seq, Pending { path, file });
+                let file = PendingFile {
+                    version: FORMAT_VERSION,
+                    seq,
+                    alert: alert.clone(),
+                    deliveries: Vec::new(),
+                    age: None,
+                };
+                st.pending.insert(seq, Pending { path, file, clock: Clocked::new(now) });
                 seq
             }
         };
@@ -216,7 +335,7 @@ impl Outbox {
             st.pending.remove(&seq);
             Ok(())
         } else {
-            write_pending(pending)
+            write_pending(pending, now, self.boot.as_ref())
         };
         st.history.record(alert, statuses);
         st.history.save();
@@ -228,7 +347,7 @@ impl Outbox {
     /// Attempts every delivery that is due at `now` on the given channels (oldest first per
     /// channel, channels in parallel), after dropping deliveries older than the maximum age.
     /// Deliveries for channel ids not in `channels` wait (and expire).
-    pub async fn deliver_due(&self, channels: &[Channel], now: Timestamp) -> Result<DeliveryReport, OutboxError> {
+    pub async fn deliver_due(&self, channels: &[Channel], now: At) -> Result<DeliveryReport, OutboxError> {
         let _one_at_a_time = self.delivering.lock().await;
         let mut report = DeliveryReport::default();
         let mut first_error = None;
@@ -249,7 +368,7 @@ impl Outbox {
         }
     }
 
-    async fn deliver_channel(&self, channel: &Channel, now: Timestamp) -> Result<DeliveryReport, OutboxError> {
+    async fn deliver_channel(&self, channel: &Channel, now: At) -> Result<DeliveryReport, OutboxError> {
         let id = channel.id();
         let mut report = DeliveryReport::default();
         // Each round removes the head or stops, so this bounds the loop.
@@ -271,13 +390,7 @@ impl Outbox {
         Ok(report)
     }
 
-    fn record(
-        &self,
-        seq: u64,
-        channel: &str,
-        result: Result<(), DeliveryError>,
-        now: Timestamp,
-    ) -> Result<(), OutboxError> {
+    fn record(&self, seq: u64, channel: &str, result: Result<(), DeliveryError>, now: At) -> Result<(), OutboxError> {
         let mut st = self.lock();
         let Some(pending) = st.pending.get_mut(&seq) else { return Ok(()) };
         let Some(i) = pending.file.deliveries.iter().position(|d| d.channel == channel) else { return Ok(()) };
@@ -287,11 +400,12 @@ impl Outbox {
         let status = match result {
             Ok(()) => {
                 info!(alert = %alert_id, channel, attempts = d.attempts, "alert delivered");
-                DeliveryStatus::Delivered { at: now, attempts: d.attempts }
+                DeliveryStatus::Delivered { at: now.wall, attempts: d.attempts }
             }
             Err(DeliveryError::Temporary(reason)) => {
                 let delay = retry_delay(d.attempts);
-                d.next_attempt = now + delay;
+                d.next_attempt = now.wall + delay;
+                d.due = Some(now.mono + delay);
                 warn!(alert = %alert_id, channel, attempts = d.attempts, retry_in_s = delay.as_secs(), reason = %reason,
                     "alert delivery failed; will retry");
                 d.last_error = Some(reason);
@@ -300,33 +414,30 @@ impl Outbox {
             Err(DeliveryError::Permanent(reason)) => {
                 warn!(alert = %alert_id, channel, attempts = d.attempts, reason = %reason,
                     "alert delivery refused for good; dropped");
-                DeliveryStatus::Failed { at: now, attempts: d.attempts, reason }
+                DeliveryStatus::Failed { at: now.wall, attempts: d.attempts, reason }
             }
         };
         if !matches!(status, DeliveryStatus::Pending { .. }) {
             pending.file.deliveries.remove(i);
         }
-        let saved = self.persist(&mut st, seq);
+        let saved = self.persist(&mut st, seq, now);
         st.history.update(&alert_id, channel, status);
         st.history.save();
         saved
     }
 
-    /// Drops every delivery older than the maximum age, with its reason in the log and history.
-    fn expire(&self, now: Timestamp, report: &mut DeliveryReport) -> Result<(), OutboxError> {
+    /// Drops every delivery older than the maximum age (on the monotonic clock), with its reason
+    /// in the log and history.
+    fn expire(&self, now: At, report: &mut DeliveryReport) -> Result<(), OutboxError> {
         let mut st = self.lock();
         let mut first_error = None;
-        let expired: Vec<u64> = st
-            .pending
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.file.alert.raised_at) > signed(self.max_age))
-            .map(|(seq, _)| *seq)
-            .collect();
+        let expired: Vec<u64> =
+            st.pending.iter().filter(|(_, p)| p.clock.age(now) > self.max_age).map(|(seq, _)| *seq).collect();
         for seq in expired {
             let pending = st.pending.get_mut(&seq).expect("listed above");
             let alert_id = pending.file.alert.id.clone();
             let gone = std::mem::take(&mut pending.file.deliveries);
-            if let Err(e) = self.persist(&mut st, seq) {
+            if let Err(e) = self.persist(&mut st, seq, now) {
                 first_error.get_or_insert(e);
             }
             for d in gone {
@@ -338,7 +449,7 @@ impl Outbox {
                 );
                 warn!(alert = %alert_id, channel = %d.channel, reason = %reason, "alert dropped undelivered");
                 report.expired += 1;
-                let status = DeliveryStatus::Expired { at: now, attempts: d.attempts, reason };
+                let status = DeliveryStatus::Expired { at: now.wall, attempts: d.attempts, reason };
                 st.history.update(&alert_id, &d.channel, status);
             }
         }
@@ -349,10 +460,10 @@ impl Outbox {
     }
 
     /// Writes the alert's file, or removes it (and the entry) when no delivery is left.
-    fn persist(&self, st: &mut State, seq: u64) -> Result<(), OutboxError> {
-        let Some(pending) = st.pending.get(&seq) else { return Ok(()) };
+    fn persist(&self, st: &mut State, seq: u64, now: At) -> Result<(), OutboxError> {
+        let Some(pending) = st.pending.get_mut(&seq) else { return Ok(()) };
         if !pending.file.deliveries.is_empty() {
-            return write_pending(pending);
+            return write_pending(pending, now, self.boot.as_ref());
         }
         let path = st.pending.remove(&seq).expect("present").path;
         match fs::remove_file(&path) {
@@ -366,20 +477,17 @@ impl Outbox {
             .map_err(|source| OutboxError::Remove { path, source })
     }
 
-    /// When [`Outbox::run`] should look again: the earliest retry of a channel's oldest
-    /// delivery, or the earliest expiry.
-    pub fn next_wakeup(&self, channel_ids: &[String]) -> Option<Timestamp> {
+    /// When [`Outbox::run`] should look again (monotonic): the earliest retry of a channel's
+    /// oldest delivery, or the earliest expiry.
+    pub fn next_wakeup(&self, channel_ids: &[String], now: At) -> Option<Instant> {
         let st = self.lock();
         let retries = channel_ids.iter().filter_map(|id| {
             st.pending
                 .values()
                 .find_map(|p| p.file.deliveries.iter().find(|d| &d.channel == id))
-                .map(|d| d.next_attempt)
+                .map(|d| d.due.unwrap_or(now.mono))
         });
-        let expiries = st
-            .pending
-            .values()
-            .map(|p| p.file.alert.raised_at.checked_add(signed(self.max_age)).unwrap_or(Timestamp::MAX));
+        let expiries = st.pending.values().map(|p| now.mono + self.max_age.saturating_sub(p.clock.age(now)));
         retries.chain(expiries).min()
     }
 
@@ -389,16 +497,16 @@ impl Outbox {
         info!(channels = ?ids, "alert delivery started");
         loop {
             tokio::select! {
-                r = self.deliver_due(channels, Timestamp::now()) => {
+                r = self.deliver_due(channels, At::now()) => {
                     if let Err(e) = r {
                         warn!(error = %e, "alert outbox: cannot record a delivery");
                     }
                 }
                 () = shutdown.wait() => return,
             }
-            let wait = self.next_wakeup(&ids).map_or(IDLE_RECHECK, |t| {
-                t.duration_since(Timestamp::now()).try_into().unwrap_or(Duration::ZERO).clamp(MIN_RECHECK, IDLE_RECHECK)
-            });
+            let wait = self
+                .next_wakeup(&ids, At::now())
+                .map_or(IDLE_RECHECK, |t| t.saturating_duration_since(Instant::now()).clamp(MIN_RECHECK, IDLE_RECHECK));
             tokio::select! {
                 () = shutdown.wait() => return,
                 () = self.wake.notified() => {}
@@ -443,11 +551,25 @@ impl Outbox {
 }
 
 impl State {
-    /// The oldest delivery for `channel`, if it is due.
-    fn due_head(&self, channel: &str, now: Timestamp) -> Option<(u64, Alert)> {
+    /// The oldest delivery for `channel`, if it is due, as it goes out: with a note when the
+    /// wall clock has stepped since it was raised.
+    fn due_head(&self, channel: &str, now: At) -> Option<(u64, Alert)> {
         let (seq, p) = self.pending.iter().find(|(_, p)| p.file.deliveries.iter().any(|d| d.channel == channel))?;
         let d = p.file.deliveries.iter().find(|d| d.channel == channel)?;
-        (d.next_attempt <= now).then(|| (*seq, p.file.alert.clone()))
+        if d.due.is_some_and(|due| due > now.mono) {
+            return None;
+        }
+        let mut alert = p.file.alert.clone();
+        let stepped = p.clock.stepped(now);
+        if stepped.unsigned_abs() > STEP_THRESHOLD {
+            let note = format!(
+                "Raised at {} as the clock said then (the system clock has since stepped {}).",
+                alert.raised_at,
+                human_step(stepped)
+            );
+            alert.details = if alert.details.is_empty() { note } else { format!("{}\n\n{note}", alert.details) };
+        }
+        Some((*seq, alert))
     }
 }
 
@@ -462,7 +584,8 @@ fn pending_status(d: &PendingDelivery) -> ChannelStatus {
     }
 }
 
-fn write_pending(p: &Pending) -> Result<(), OutboxError> {
+fn write_pending(p: &mut Pending, now: At, boot: Option<&Boot>) -> Result<(), OutboxError> {
+    p.file.age = Some(p.clock.saved(now, boot));
     let mut bytes = serde_json::to_vec_pretty(&p.file).expect("an alert serializes");
     bytes.push(b'\n');
     ds_config::write_atomic(&p.path, &bytes).map_err(|source| OutboxError::Write { path: p.path.clone(), source })
@@ -509,10 +632,6 @@ fn file_name(seq: u64, alert_id: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
         .collect();
     format!("{seq:012}-{safe}.json")
-}
-
-fn signed(d: Duration) -> jiff::SignedDuration {
-    jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX)
 }
 
 /// `24 h`, `90 min`, `45 s`.

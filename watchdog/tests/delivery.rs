@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use desktop_streamer_watchdog::alert::{Alert, Severity};
 use desktop_streamer_watchdog::channel::{Channel, channels_from_config};
+use desktop_streamer_watchdog::clock::{At, Boot};
 use desktop_streamer_watchdog::delivery::DeliveryError;
 use desktop_streamer_watchdog::history::{DeliveryStatus, read_history};
 use desktop_streamer_watchdog::outbox::{DeliveryReport, Outbox};
@@ -95,8 +96,8 @@ async fn an_email_arrives_with_its_subject_and_body() {
     let channels = email(port);
     assert_eq!(ids(&channels), ["email"]);
     let outbox = Outbox::open(&dir.path().join("state"), DAY).unwrap();
-    let now = Timestamp::now();
-    outbox.enqueue(&down("a1", now), &ids(&channels)).unwrap();
+    let now = At::now();
+    outbox.enqueue(&down("a1", now.wall), &ids(&channels)).unwrap();
 
     let report = outbox.deliver_due(&channels, now).await.unwrap();
     assert_eq!(report, DeliveryReport { delivered: 1, ..DeliveryReport::default() });
@@ -111,12 +112,12 @@ async fn an_email_arrives_with_its_subject_and_body() {
     assert!(m.contains("X-RcptTo: ops@example.com, oncall@example.com"), "{m}");
     assert!(m.contains("Message-ID: <a1@desktop-streamer>"), "{m}");
     assert!(m.contains("service down: desktop-streamer.service: seen by the test a1."), "{m}");
-    assert!(m.contains(&format!("Since: {}", now - Duration::from_secs(42))), "{m}");
+    assert!(m.contains(&format!("Since: {}", now.wall - Duration::from_secs(42))), "{m}");
     assert!(m.contains("Action: restarted the unit"), "{m}");
     assert!(m.contains("Dashboard: http://kiosk-7:8080/"), "{m}");
 
     assert!(files_in(outbox.dir()).is_empty());
-    assert_eq!(status_of(&dir.path().join("state"), "a1"), DeliveryStatus::Delivered { at: now, attempts: 1 });
+    assert_eq!(status_of(&dir.path().join("state"), "a1"), DeliveryStatus::Delivered { at: now.wall, attempts: 1 });
 }
 
 #[tokio::test]
@@ -124,7 +125,7 @@ async fn smtp_auth_right_credentials_deliver_and_wrong_ones_are_refused_for_good
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let smtp = SmtpServer::start_with_auth(port, &dir.path().join("maildir"), "ops", "correct horse");
-    let now = Timestamp::now();
+    let now = At::now();
 
     // The right password, from the first line of a file.
     let password_file = dir.path().join("smtp-password");
@@ -133,7 +134,7 @@ async fn smtp_auth_right_credentials_deliver_and_wrong_ones_are_refused_for_good
     config.email_alerts.username = "ops".to_owned();
     config.email_alerts.password_file = Some(password_file);
     let good = channels(&config);
-    good[0].deliver(&down("a1", now)).await.unwrap();
+    good[0].deliver(&down("a1", now.wall)).await.unwrap();
     assert_eq!(smtp.wait_for(1, WAIT).len(), 1);
 
     // A wrong password: refused for good, and the password is not in the reason.
@@ -143,7 +144,7 @@ async fn smtp_auth_right_credentials_deliver_and_wrong_ones_are_refused_for_good
     let bad = channels(&config);
     let state = dir.path().join("state");
     let outbox = Outbox::open(&state, DAY).unwrap();
-    outbox.enqueue(&down("a2", now), &ids(&bad)).unwrap();
+    outbox.enqueue(&down("a2", now.wall), &ids(&bad)).unwrap();
     let report = outbox.deliver_due(&bad, now).await.unwrap();
     assert_eq!(report, DeliveryReport { failed: 1, ..DeliveryReport::default() });
     let DeliveryStatus::Failed { reason, attempts: 1, .. } = status_of(&state, "a2") else {
@@ -156,7 +157,7 @@ async fn smtp_auth_right_credentials_deliver_and_wrong_ones_are_refused_for_good
     assert_eq!(later, DeliveryReport::default(), "not retried");
 
     // No credentials at all: the server's 530 is permanent too.
-    let err = email(port)[0].deliver(&down("a3", now)).await.unwrap_err();
+    let err = email(port)[0].deliver(&down("a3", now.wall)).await.unwrap_err();
     assert!(matches!(&err, DeliveryError::Permanent(r) if r.contains("530")), "{err}");
     assert_eq!(smtp.messages().len(), 1, "only the authenticated message arrived");
 }
@@ -177,10 +178,10 @@ async fn slack_gets_attachments_coloured_by_severity() {
     assert!(id.starts_with(&format!("webhook:{}/services/…#", receiver.url(""))), "{id}");
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path(), DAY).unwrap();
-    let now = Timestamp::now();
-    outbox.enqueue(&down("a1", now), &ids(&channels)).unwrap();
-    outbox.enqueue(&alert("a2", Severity::Warning, "stream stale", now), &ids(&channels)).unwrap();
-    outbox.enqueue(&alert("a3", Severity::Info, "service back up", now), &ids(&channels)).unwrap();
+    let now = At::now();
+    outbox.enqueue(&down("a1", now.wall), &ids(&channels)).unwrap();
+    outbox.enqueue(&alert("a2", Severity::Warning, "stream stale", now.wall), &ids(&channels)).unwrap();
+    outbox.enqueue(&alert("a3", Severity::Info, "service back up", now.wall), &ids(&channels)).unwrap();
     let report = outbox.deliver_due(&channels, now).await.unwrap();
     assert_eq!(report.delivered, 3);
 
@@ -196,7 +197,7 @@ async fn slack_gets_attachments_coloured_by_severity() {
     assert_eq!(a["title"], "service down: desktop-streamer.service");
     assert_eq!(a["title_link"], "http://kiosk-7:8080/");
     assert_eq!(a["text"], "service down: desktop-streamer.service: seen by the test a1.");
-    assert_eq!(a["ts"], now.as_second());
+    assert_eq!(a["ts"], now.wall.as_second());
     let fields: Vec<(String, String)> = a["fields"]
         .as_array()
         .unwrap()
@@ -258,14 +259,14 @@ async fn a_500_is_retried_after_the_backoff_and_then_delivered() {
     let channels = webhook(&receiver.url("/hook"), WebhookFormat::Json);
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path(), DAY).unwrap();
-    let t0 = Timestamp::now();
-    outbox.enqueue(&down("a1", t0), &ids(&channels)).unwrap();
+    let t0 = At::now();
+    outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
 
     assert_eq!(outbox.deliver_due(&channels, t0).await.unwrap().retrying, 1);
     let DeliveryStatus::Pending { attempts: 1, next_attempt, last_error: Some(e) } = status_of(dir.path(), "a1") else {
         panic!("{:?}", status_of(dir.path(), "a1"))
     };
-    assert_eq!(next_attempt, t0 + Duration::from_secs(5));
+    assert_eq!(next_attempt, t0.wall + Duration::from_secs(5));
     assert!(e.contains("answered 500 Internal Server Error"), "{e}");
 
     // Not before its time ...
@@ -276,11 +277,11 @@ async fn a_500_is_retried_after_the_backoff_and_then_delivered() {
     let t1 = t0 + Duration::from_secs(5);
     assert_eq!(outbox.deliver_due(&channels, t1).await.unwrap().delivered, 1);
     assert_eq!(receiver.requests().len(), 2);
-    assert_eq!(status_of(dir.path(), "a1"), DeliveryStatus::Delivered { at: t1, attempts: 2 });
+    assert_eq!(status_of(dir.path(), "a1"), DeliveryStatus::Delivered { at: t1.wall, attempts: 2 });
     assert!(files_in(outbox.dir()).is_empty());
 
     // The same alert enqueued again (say, by a caller that retried) is not sent twice.
-    outbox.enqueue(&down("a1", t0), &ids(&channels)).unwrap();
+    outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
     assert!(outbox.pending().is_empty());
     assert_eq!(outbox.deliver_due(&channels, t1).await.unwrap(), DeliveryReport::default());
     assert_eq!(receiver.requests().len(), 2);
@@ -292,8 +293,8 @@ async fn a_400_is_refused_for_good_and_not_retried() {
     let channels = webhook(&receiver.url("/services/T000/B000/slack-secret"), WebhookFormat::Slack);
     let dir = tempfile::tempdir().unwrap();
     let outbox = Outbox::open(dir.path(), DAY).unwrap();
-    let t0 = Timestamp::now();
-    outbox.enqueue(&down("a1", t0), &ids(&channels)).unwrap();
+    let t0 = At::now();
+    outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
 
     assert_eq!(outbox.deliver_due(&channels, t0).await.unwrap().failed, 1);
     let later = outbox.deliver_due(&channels, t0 + Duration::from_secs(3600)).await.unwrap();
@@ -313,11 +314,11 @@ async fn alerts_raised_while_smtp_is_down_arrive_once_each_after_a_restart() {
     let maildir = dir.path().join("maildir");
     let port = free_port();
     let channels = email(port);
-    let t0 = Timestamp::now();
+    let t0 = At::now();
     {
         let outbox = Outbox::open(&state, DAY).unwrap();
         for (i, title) in ["service down: a.service", "service down: b.service", "stream stale"].iter().enumerate() {
-            let raised = t0 + Duration::from_secs(i as u64);
+            let raised = t0.wall + Duration::from_secs(i as u64);
             outbox.enqueue(&alert(&format!("a{i}"), Severity::Critical, title, raised), &ids(&channels)).unwrap();
         }
         let report = outbox.deliver_due(&channels, t0 + Duration::from_secs(3)).await.unwrap();
@@ -365,27 +366,28 @@ async fn an_alert_older_than_the_maximum_age_is_dropped_with_its_reason() {
     let channels = webhook(&receiver.url("/hook"), WebhookFormat::Json);
     let dir = tempfile::tempdir().unwrap();
     let max_age = Duration::from_secs(3600);
-    let t0 = Timestamp::now();
+    let t0 = At::now();
     {
         let outbox = Outbox::open(dir.path(), max_age).unwrap();
-        outbox.enqueue(&down("a1", t0), &ids(&channels)).unwrap();
+        outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
         assert_eq!(outbox.deliver_due(&channels, t0).await.unwrap().retrying, 1);
     }
     let outbox = Outbox::open(dir.path(), max_age).unwrap();
-    assert_eq!(outbox.next_wakeup(&ids(&channels)), Some(t0 + Duration::from_secs(5)));
+    // A retry that waited when the watchdog stopped is due at once after the restart.
+    assert_eq!(outbox.next_wakeup(&ids(&channels), t0), Some(t0.mono));
     let late = t0 + max_age + Duration::from_secs(1);
     let report = outbox.deliver_due(&channels, late).await.unwrap();
     assert_eq!(report, DeliveryReport { expired: 1, ..DeliveryReport::default() });
     assert_eq!(receiver.requests().len(), 1, "an expired alert is not tried again");
     let DeliveryStatus::Expired { at, attempts: 1, reason } = status_of(dir.path(), "a1") else { panic!() };
-    assert_eq!(at, late);
+    assert_eq!(at, late.wall);
     assert!(
         reason.starts_with("not delivered within 1 h of being raised after 1 attempt(s); last error: "),
         "{reason}"
     );
     assert!(reason.contains("answered 503 Service Unavailable"), "{reason}");
     assert!(files_in(outbox.dir()).is_empty());
-    assert_eq!(outbox.next_wakeup(&ids(&channels)), None);
+    assert_eq!(outbox.next_wakeup(&ids(&channels), late), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,4 +415,124 @@ async fn the_delivery_task_sends_at_once_and_stops_on_shutdown() {
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops on shutdown").unwrap();
     assert!(matches!(status_of(dir.path(), "a1"), DeliveryStatus::Delivered { attempts: 1, .. }));
     assert!(files_in(outbox.dir()).is_empty());
+}
+
+/// The moment `at` with the wall clock stepped by `step` (signed seconds).
+fn stepped(at: At, step: i64) -> At {
+    At { wall: at.wall + jiff::SignedDuration::from_secs(step), ..at }
+}
+
+const YEAR_S: i64 = 366 * 86_400;
+
+/// JSON bodies of the requests the receiver answered, from the `from`-th on.
+fn bodies(receiver: &Receiver, from: usize) -> Vec<serde_json::Value> {
+    receiver.requests()[from..].iter().map(|r| r.json()).collect()
+}
+
+#[tokio::test]
+async fn a_forward_step_expires_nothing_and_the_held_alerts_go_out_in_order_saying_the_clock_stepped() {
+    let receiver = Receiver::start(&[503, 200]);
+    let channels = webhook(&receiver.url("/hook"), WebhookFormat::Json);
+    let dir = tempfile::tempdir().unwrap();
+    // One hour: a year's step would be far past it on the wall clock.
+    let outbox = Outbox::open(dir.path(), Duration::from_secs(3600)).unwrap();
+    let t0 = At::now();
+    outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
+    outbox.enqueue(&down("a2", t0.wall), &ids(&channels)).unwrap();
+    assert_eq!(outbox.deliver_due(&channels, t0).await.unwrap().retrying, 1, "the receiver is down");
+
+    let t1 = stepped(t0 + Duration::from_secs(5), YEAR_S);
+    let report = outbox.deliver_due(&channels, t1).await.unwrap();
+    assert_eq!(report, DeliveryReport { delivered: 2, ..DeliveryReport::default() });
+    let sent = bodies(&receiver, 1);
+    assert_eq!(sent.iter().map(|a| a["id"].as_str().unwrap()).collect::<Vec<_>>(), ["a1", "a2"], "in order");
+    for a in &sent {
+        assert_eq!(a["raised_at"], t0.wall.to_string(), "raised at as the clock said then: {a}");
+        let note = format!("Raised at {} as the clock said then (the system clock has since stepped +366 d).", t0.wall);
+        assert!(a["details"].as_str().unwrap().ends_with(&note), "{a}");
+    }
+}
+
+#[tokio::test]
+async fn a_backward_step_does_not_delay_a_retry_nor_the_alerts_behind_it() {
+    let receiver = Receiver::start(&[503, 200]);
+    let channels = webhook(&receiver.url("/hook"), WebhookFormat::Json);
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path(), DAY).unwrap();
+    let t0 = At::now();
+    outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
+    outbox.enqueue(&down("a2", t0.wall), &ids(&channels)).unwrap();
+    assert_eq!(outbox.deliver_due(&channels, t0).await.unwrap().retrying, 1);
+
+    // A day back, then the first back-off (5 s) passes on the monotonic clock.
+    let back = stepped(t0 + Duration::from_secs(1), -86_400);
+    assert_eq!(outbox.deliver_due(&channels, back).await.unwrap(), DeliveryReport::default(), "not before 5 s");
+    assert_eq!(outbox.next_wakeup(&ids(&channels), back), Some(t0.mono + Duration::from_secs(5)));
+    let t1 = stepped(t0 + Duration::from_secs(5), -86_400);
+    assert_eq!(outbox.deliver_due(&channels, t1).await.unwrap().delivered, 2);
+    let sent = bodies(&receiver, 1);
+    assert_eq!(sent.iter().map(|a| a["id"].as_str().unwrap()).collect::<Vec<_>>(), ["a1", "a2"]);
+    assert!(sent[0]["details"].as_str().unwrap().contains("(the system clock has since stepped −1 d)."), "{sent:?}");
+}
+
+#[tokio::test]
+async fn across_a_restart_the_age_counts_the_time_since_boot_and_not_the_wall_clock_nor_the_time_off() {
+    let receiver = Receiver::start(&[503]);
+    let channels = webhook(&receiver.url("/hook"), WebhookFormat::Json);
+    let dir = tempfile::tempdir().unwrap();
+    let max_age = Duration::from_secs(3600);
+    let boot = |id: &str, s: u64| Boot { id: id.to_owned(), since_boot: Duration::from_secs(s) };
+    let t0 = At::now();
+    {
+        let outbox = Outbox::open_at(dir.path(), max_age, t0, Some(&boot("b1", 1000))).unwrap();
+        outbox.enqueue(&down("a1", t0.wall), &ids(&channels)).unwrap();
+        assert_eq!(outbox.deliver_due(&channels, t0 + Duration::from_secs(1)).await.unwrap().retrying, 1);
+    }
+    let reopen = |at: At, b: Boot| Outbox::open_at(dir.path(), max_age, at, Some(&b)).unwrap();
+
+    // Restarted in the same boot, 10 min later, under a clock stepped a year forward or a day
+    // back: still waiting, and it says the clock stepped.
+    for step in [YEAR_S, -86_400] {
+        let at = stepped(At::now() + Duration::from_secs(600), step);
+        let outbox = reopen(at, boot("b1", 1600));
+        let report = outbox.deliver_due(&channels, at).await.unwrap();
+        assert_eq!(report, DeliveryReport { retrying: 1, ..DeliveryReport::default() }, "step {step}");
+        let last = receiver.requests().last().unwrap().json();
+        let human = if step > 0 { "+366 d" } else { "−1 d" };
+        assert!(last["details"].as_str().unwrap().contains(&format!("has since stepped {human})")), "{last}");
+        // The next restart in this loop starts from what this one saved: undo its 10 minutes.
+        drop(outbox);
+        let back = reopen(At::now(), boot("b1", 1000));
+        back.deliver_due(&channels, At::now()).await.unwrap();
+    }
+    // After a reboot the time the machine was off is not counted, whatever the wall clock says.
+    let outbox = reopen(stepped(At::now(), YEAR_S), boot("b2", 30));
+    assert_eq!(outbox.pending().len(), 1);
+    assert_eq!(outbox.deliver_due(&channels, stepped(At::now(), YEAR_S)).await.unwrap().expired, 0);
+    drop(outbox);
+    // In the same boot, the time since the save counts: an hour later it expires.
+    let outbox = reopen(stepped(At::now(), -86_400), boot("b2", 30 + 3601));
+    assert_eq!(outbox.deliver_due(&channels, stepped(At::now(), -86_400)).await.unwrap().expired, 1);
+}
+
+#[tokio::test]
+async fn a_file_of_an_older_version_gets_its_age_from_the_wall_clock_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let max_age = Duration::from_secs(3600);
+    let now = At::now();
+    for (id, raised) in [("old", now.wall - Duration::from_secs(7200)), ("future", now.wall + DAY)] {
+        let outbox = Outbox::open(dir.path(), max_age).unwrap();
+        outbox.enqueue(&down(id, raised), &["webhook:x".to_owned()]).unwrap();
+    }
+    for entry in std::fs::read_dir(dir.path().join("outbox")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut file: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(file.as_object_mut().unwrap().remove("age").is_some(), "{file}");
+        std::fs::write(&path, file.to_string()).unwrap();
+    }
+    let outbox = Outbox::open(dir.path(), max_age).unwrap();
+    let report = outbox.deliver_due(&[], At::now()).await.unwrap();
+    assert_eq!(report.expired, 1, "raised 2 h ago by the wall clock");
+    let left: Vec<String> = outbox.pending().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(left, ["future"], "a raised_at in the future is age 0, not negative");
 }

@@ -7,6 +7,13 @@
 //!
 //! When the web monitor cannot be asked, nothing is concluded about the cameras: their
 //! alerts neither fire nor resolve (the web service's own unit is the service check's news).
+//!
+//! The grace period runs on the monotonic clock, from when the watchdog first saw the camera
+//! DOWN, so a step of the wall clock neither silences nor hastens the alert. A camera that is
+//! already DOWN at that first look (the watchdog just started, or the camera went down between
+//! two looks) is credited with the time since its `since`, bounded to 0 ..= the grace period:
+//! a camera long down alerts at once after a watchdog restart, one with a `since` in the
+//! future (a step) gets the whole grace period.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,7 +31,8 @@ pub const CAMERAS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct CameraCheck {
     client: reqwest::Client,
     url: String,
-    /// When the watchdog first saw each camera down (for cameras whose `since` is unknown).
+    /// When each camera's grace period started (monotonic): when the watchdog first saw it
+    /// down, less the time its `since` tells, bounded by the grace period.
     first_seen_down: HashMap<String, Instant>,
 }
 
@@ -81,11 +89,14 @@ impl CameraCheck {
         let mut findings = Vec::new();
         for cam in down {
             let Some(probed) = cam.live.probed() else { continue };
-            let seen = *self.first_seen_down.entry(cam.config.id.clone()).or_insert(now);
-            let down_for = match probed.since {
-                Some(since) => Duration::try_from(wall.duration_since(since)).unwrap_or_default(),
-                None => now.duration_since(seen),
-            };
+            let seen = *self.first_seen_down.entry(cam.config.id.clone()).or_insert_with(|| {
+                let before = probed
+                    .since
+                    .map_or(Duration::ZERO, |since| Duration::try_from(wall.duration_since(since)).unwrap_or_default())
+                    .min(grace);
+                now.checked_sub(before).unwrap_or(now)
+            });
+            let down_for = now.duration_since(seen);
             if down_for < grace {
                 continue;
             }
@@ -190,6 +201,41 @@ mod tests {
             check.judge(&[cam("a", State::Up, None)], grace, t0 + Duration::from_secs(130), wall).findings.is_empty()
         );
         assert!(check.judge(&cams, grace, t0 + Duration::from_secs(140), wall).findings.is_empty());
+    }
+
+    /// After the first look the grace period runs on the monotonic clock: a step of the wall
+    /// clock (the web monitor's `since` is wall time) neither silences the alert nor hastens it.
+    #[test]
+    fn steps_of_the_wall_clock_neither_silence_nor_hasten_the_alert() {
+        const DAY: i64 = 86_400;
+        let grace = Duration::from_secs(120);
+        let t0 = Instant::now();
+        let wall = 10_000_000;
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let cams = [cam("a", State::Down, Some(wall - 10))];
+
+        // Stepped back a day: the alert still comes after the grace period.
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        assert!(check.judge(&cams, grace, t0, at(wall)).findings.is_empty());
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(100), at(wall + 90 - DAY)).findings.is_empty());
+        let f = check.judge(&cams, grace, t0 + Duration::from_secs(111), at(wall + 101 - DAY)).findings;
+        assert_eq!(f.len(), 1, "{f:?}");
+
+        // Stepped forward a year: not at once, only after the grace period.
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        assert!(check.judge(&cams, grace, t0, at(wall)).findings.is_empty());
+        let year = 366 * DAY;
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(1), at(wall + 1 + year)).findings.is_empty());
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(109), at(wall + 109 + year)).findings.is_empty());
+        assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(110), at(wall + 110 + year)).findings.len(), 1);
+
+        // First seen with a `since` in the future (a step before the watchdog started): the
+        // whole grace period.
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let future = [cam("a", State::Down, Some(wall + DAY))];
+        assert!(check.judge(&future, grace, t0, at(wall)).findings.is_empty());
+        assert!(check.judge(&future, grace, t0 + Duration::from_secs(119), at(wall + 119)).findings.is_empty());
+        assert_eq!(check.judge(&future, grace, t0 + Duration::from_secs(120), at(wall + 120)).findings.len(), 1);
     }
 
     #[test]
