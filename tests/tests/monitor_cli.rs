@@ -285,3 +285,74 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
         viewer.names_seen() > seen + 1
     });
 }
+
+/// Issue 20: `logs -f` tells lines apart by what they are, not by their time. After the
+/// dashboard restarts (the follower reconnects), lines written with a timestamp a day older
+/// than the newest printed (the wall clock stepped back) are printed, as they come, and the
+/// line printed before the reconnect is not printed again.
+#[test]
+fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
+    use ds_tests::kiosk::{WebFiles, write_web_unit};
+    use ds_tests::systemd::UserSystemd;
+    use std::io::{BufRead as _, Write as _};
+
+    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
+    for unit in &UNITS[..2] {
+        sd.write_sleep_unit(unit, "").unwrap();
+    }
+    let dir = ds_tests::stream_dir();
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    write_web_unit(&sd, UNITS[2], &files, port);
+    sd.start_unit(UNITS[2]).unwrap();
+    let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
+    wait_until("the dashboard answers", Duration::from_secs(20), answers);
+    let (url, token) = (format!("http://127.0.0.1:{port}"), files.new_token("ops"));
+    std::fs::create_dir_all(&files.logs).unwrap();
+    let log = files.logs.join("desktop-streamer.log");
+    let write_line = |offset: &str, message: &str| {
+        let out = std::process::Command::new("date").args(["-u", "-d", offset, "+%Y-%m-%dT%H:%M:%S.%6NZ"]).output();
+        let at = String::from_utf8(out.unwrap().stdout).unwrap();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let line = json!({"timestamp": at.trim(), "level": "INFO", "fields": {"message": message}, "target": "t"});
+        writeln!(f, "{line}").unwrap();
+    };
+    write_line("now", "written before the follower started");
+
+    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, printed) = std::sync::mpsc::channel();
+    let (err_tx, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
+    let first = said.recv_timeout(Duration::from_secs(10));
+    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    write_line("now", "before the step");
+    let a = printed.recv_timeout(Duration::from_secs(15));
+
+    // The dashboard restarts: the follower loses its stream and opens it again.
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("the restarted dashboard answers", Duration::from_secs(20), answers);
+    // The wall clock stepped back a day: both lines are older than the newest printed.
+    write_line("-1 day", "after the step back");
+    let b = printed.recv_timeout(Duration::from_secs(15));
+    write_line("-1 day", "later still");
+    let c = printed.recv_timeout(Duration::from_secs(15));
+    // Nothing between: the next line printed is the next one written.
+    write_line("-1 day", "the end");
+    let end = printed.recv_timeout(Duration::from_secs(15));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let said: Vec<String> = said.try_iter().collect();
+    assert!(a.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: before the step")), "{a:?} {said:?}");
+    assert!(b.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: after the step back")), "{b:?} {said:?}");
+    assert!(c.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: later still")), "{c:?} {said:?}");
+    assert!(end.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: the end")), "printed twice? {end:?}");
+}
