@@ -144,26 +144,40 @@ fn a_bad_check_argument_is_unknown_to_monitoring_not_critical() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// The dashboard as `desktop-streamer-web.service` of a real systemd user manager (the other
+/// two units are `sleep` units), answering on `port`.
+struct WebUnit {
+    sd: ds_tests::systemd::UserSystemd,
+    files: ds_tests::kiosk::WebFiles,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl WebUnit {
+    fn start() -> WebUnit {
+        let sd = ds_tests::systemd::UserSystemd::start().expect("a systemd user manager on a private bus");
+        for unit in &UNITS[..2] {
+            sd.write_sleep_unit(unit, "").unwrap();
+        }
+        let dir = ds_tests::stream_dir();
+        let files = ds_tests::kiosk::WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        ds_tests::kiosk::write_web_unit(&sd, UNITS[2], &files, port);
+        sd.start_unit(UNITS[2]).unwrap();
+        let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
+        wait_until("the dashboard answers", Duration::from_secs(20), answers);
+        WebUnit { sd, files, port, _dir: dir }
+    }
+}
+
 /// `restart web` goes through the dashboard it restarts: run as `desktop-streamer-web.service`
 /// of a real systemd user manager, the dashboard answers as soon as systemd has the job (it is
 /// stopped before the job ends), the CLI says so and exits 0, and the service comes back as a
 /// new process.
 #[test]
 fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
-    use ds_tests::kiosk::{WebFiles, write_web_unit};
-    use ds_tests::systemd::UserSystemd;
-
-    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
-    for unit in &UNITS[..2] {
-        sd.write_sleep_unit(unit, "").unwrap();
-    }
-    let dir = ds_tests::stream_dir();
-    let files = WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    write_web_unit(&sd, UNITS[2], &files, port);
-    sd.start_unit(UNITS[2]).unwrap();
+    let WebUnit { sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
-    wait_until("the dashboard answers", Duration::from_secs(20), answers);
     let token = files.new_token("ops");
     let before = sd.main_pid(UNITS[2]).unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -292,21 +306,10 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
 /// line printed before the reconnect is not printed again.
 #[test]
 fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
-    use ds_tests::kiosk::{WebFiles, write_web_unit};
-    use ds_tests::systemd::UserSystemd;
     use std::io::{BufRead as _, Write as _};
 
-    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
-    for unit in &UNITS[..2] {
-        sd.write_sleep_unit(unit, "").unwrap();
-    }
-    let dir = ds_tests::stream_dir();
-    let files = WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    write_web_unit(&sd, UNITS[2], &files, port);
-    sd.start_unit(UNITS[2]).unwrap();
+    let WebUnit { sd: _sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
-    wait_until("the dashboard answers", Duration::from_secs(20), answers);
     let (url, token) = (format!("http://127.0.0.1:{port}"), files.new_token("ops"));
     std::fs::create_dir_all(&files.logs).unwrap();
     let log = files.logs.join("desktop-streamer.log");
