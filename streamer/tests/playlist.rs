@@ -263,6 +263,31 @@ mod playlist {
         assert_eq!(pl.collect_garbage(at(year + 8.0)).unwrap(), [run.segment_path(1)]);
     }
 
+    /// `/metrics` and the health API age the newest segment on the monotonic clock of the
+    /// process that listed it: never negative, and after a restart (a year later, or under a
+    /// stepped clock) unknown until a segment comes, not "31 million seconds".
+    #[test]
+    fn the_newest_segment_age_is_monotonic_and_unknown_after_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 2, 2.0, &mut t, &mut v);
+        assert_eq!(pl.stats(at(t + 1.5)).newest_segment_age_secs, Some(1.5));
+        assert_eq!(pl.stats(at(t - 1.0)).newest_segment_age_secs, Some(0.0), "never negative");
+        drop(pl);
+        let year = 366.0 * 86_400.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(year)).unwrap();
+        assert_eq!(pl.stats(at(year)).segment_count, 2);
+        assert_eq!(pl.stats(at(year)).newest_segment_age_secs, None);
+        let run = pl.begin_run(at(year)).unwrap();
+        let mut t = year;
+        add(&mut pl, &run, 0, 1, 2.0, &mut t, &mut v);
+        assert_eq!(pl.stats(at(t + 0.5)).newest_segment_age_secs, Some(0.5));
+    }
+
     #[test]
     fn reopen_republishes_the_window_and_skips_files_that_are_gone() {
         let tmp = tempfile::tempdir().unwrap();
