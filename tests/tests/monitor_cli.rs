@@ -144,6 +144,29 @@ fn a_bad_check_argument_is_unknown_to_monitoring_not_critical() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Runs `desktop-streamer-monitor ARGS` (a `logs -f`), its stdout and stderr lines on two
+/// channels, once it said it follows.
+fn follow_logs(
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, printed) = std::sync::mpsc::channel();
+    let (err_tx, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
+    let first = said.recv_timeout(Duration::from_secs(10));
+    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    (follower, printed, said)
+}
+
 /// The dashboard as `desktop-streamer-web.service` of a real systemd user manager (the other
 /// two units are `sleep` units), answering on `port`.
 struct WebUnit {
@@ -205,7 +228,6 @@ fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
 fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
     use ds_tests::hls::{Viewer, parse};
     use ds_tests::streamer::{wait_for_segments, write_streamer_unit};
-    use std::io::BufRead as _;
 
     let x = DummyDisplay::start().unwrap();
     let _moving = x.animate(SECOND_MONITOR).unwrap();
@@ -254,20 +276,8 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
         Duration::from_millis(100),
         first_line,
     );
-    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
-        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out_tx, printed) = std::sync::mpsc::channel();
-    let (err_tx, said) = std::sync::mpsc::channel();
-    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
-    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
-    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
-    let first = said.recv_timeout(Duration::from_secs(10));
-    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    let (mut follower, printed, _said) =
+        follow_logs(&["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"]);
     let (code, out, err) = cleanup();
     assert_eq!(code, 0, "{out}{err}");
     let second = printed.recv_timeout(Duration::from_secs(15));
@@ -306,7 +316,7 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
 /// line printed before the reconnect is not printed again.
 #[test]
 fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
-    use std::io::{BufRead as _, Write as _};
+    use std::io::Write as _;
 
     let WebUnit { sd: _sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
@@ -322,20 +332,8 @@ fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
     };
     write_line("now", "written before the follower started");
 
-    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
-        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out_tx, printed) = std::sync::mpsc::channel();
-    let (err_tx, said) = std::sync::mpsc::channel();
-    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
-    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
-    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
-    let first = said.recv_timeout(Duration::from_secs(10));
-    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    let (mut follower, printed, said) =
+        follow_logs(&["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer"]);
     write_line("now", "before the step");
     let a = printed.recv_timeout(Duration::from_secs(15));
 
