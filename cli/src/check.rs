@@ -179,7 +179,7 @@ pub fn evaluate(seen: &Observed<'_>, limits: Thresholds) -> Verdict {
             let verdict = h.health.as_str();
             let state = h.current_state.as_str();
             let fps = h.fps;
-            let age = h.newest_segment_age_seconds;
+            let age = crate::status::age(h.newest_segment_age_seconds);
             summary = format!("{state}, {verdict}");
             if let Some(fps) = fps {
                 summary.push_str(&format!(", {fps:.1} fps"));
@@ -315,6 +315,14 @@ mod tests {
         let mut h = healthy();
         h.newest_segment_age_seconds = Some(31.0);
         assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);
+        // A negative age (a streamer whose clock stepped back) is 0 s, not "-5.0 s old".
+        let mut h = healthy();
+        h.newest_segment_age_seconds = Some(-5.0);
+        let v = verdict(&h, &units("active", "active"));
+        assert!(
+            v.to_string().contains("newest segment 0.0 s old") && v.to_string().contains("segment_age=0.0s"),
+            "{v}"
+        );
         let mut h = healthy();
         h.health = Health::Unhealthy;
         assert_eq!(verdict(&h, &units("active", "active")).level, Level::Critical);

@@ -61,6 +61,12 @@ impl Paint {
     }
 }
 
+/// An age as shown to a person: never negative (a clock that stepped back, a peer's rounding)
+/// and unknown rather than a number when it is not finite.
+pub fn age(seconds: Option<f64>) -> Option<f64> {
+    seconds.filter(|s| s.is_finite()).map(|s| s.max(0.0))
+}
+
 fn num(v: Option<f64>, digits: usize, unit: &str) -> String {
     v.map_or_else(|| "-".to_owned(), |n| format!("{n:.digits$}{unit}"))
 }
@@ -83,7 +89,7 @@ pub fn stream(out: &mut String, p: Paint, h: &HealthReport) {
         "  fps       {}   bitrate {}   newest segment {}",
         num(h.fps, 1, ""),
         num(h.bitrate_kbps, 0, " kbit/s"),
-        num(h.newest_segment_age_seconds, 1, " s old")
+        num(age(h.newest_segment_age_seconds), 1, " s old")
     );
     let monitor = match &h.monitor {
         Some(m) => format!("{} {}x{}", m.name, m.width, m.height),
@@ -135,5 +141,20 @@ pub fn alerts(out: &mut String, p: Paint, alerts: &AlertsReply) {
             (None, n) => format!("{}; came again {n}× within its cooldown", deliveries.join(", ")),
         };
         let _ = writeln!(out, "  {} {severity} {} [{outcome}]", a.raised_at, a.title);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_are_never_negative_nor_a_non_number() {
+        assert_eq!(age(Some(-3.5)), Some(0.0));
+        assert_eq!(age(Some(-0.0)), Some(0.0));
+        assert_eq!(age(Some(2.5)), Some(2.5));
+        assert_eq!(age(Some(f64::NAN)), None);
+        assert_eq!(age(Some(f64::INFINITY)), None);
+        assert_eq!(age(None), None);
     }
 }

@@ -89,6 +89,11 @@ impl Ladder {
         }
     }
 
+    /// Faults within `window` before `now`: what the health API reports as `recent_errors`.
+    pub fn recent_faults(&self, now: Instant, window: Duration) -> usize {
+        self.faults.iter().filter(|t| now.saturating_duration_since(**t) <= window).count()
+    }
+
     /// Failed runs in a row, counting from the last run that listed a segment.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive

@@ -7,13 +7,20 @@
 //! segment file may leave the disk. Everything a restart must not lose is persisted in
 //! `.playlist-state.json` beside the segments. Time is passed in (`now`), never read here, so the
 //! rules are tested without sleeping.
+//!
+//! Every lifetime runs on the monotonic clock (`now` is an [`Instant`]): a step of the wall
+//! clock (NTP correcting a board that booted without a real-time clock, an operator) neither
+//! expires pending deletions at once nor keeps them forever. What must survive a process
+//! restart is stored as the lifetime *left* at the last write of the state file and re-based on
+//! the monotonic clock at [`Playlist::open`]: the time the process was down does not count, so
+//! a segment lives at least its RFC 8216 lifetime whatever the wall clock did meanwhile.
 
 use std::collections::VecDeque;
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -104,6 +111,9 @@ pub struct Playlist {
     /// Not persisted: after a process restart there is no run until the caller begins one.
     current_run: Option<u64>,
     overlong_segments: u64,
+    /// When the newest listed segment was added, for its age; not persisted (an age from before
+    /// a restart would be on another process's clock).
+    newest_added: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +136,6 @@ struct Segment {
     duration: f64,
     discontinuity: bool,
     bytes: u64,
-    added_at_ms: u64,
     /// Duration of the longest published playlist that listed this segment (RFC 8216 §6.2.2).
     longest_playlist: f64,
 }
@@ -134,10 +143,26 @@ struct Segment {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingDeletion {
     name: String,
+    /// The lifetime counted from `removed_at`; at open, what was left of it (see the module doc).
     lifetime_ms: u64,
-    /// When a playlist without the segment was published; `None` until that write succeeded (a
-    /// crash in between stamps it at the next open, so the lifetime never starts early).
-    removed_at_ms: Option<u64>,
+    /// The lifetime left when the state file was written; `None` when the playlist without the
+    /// segment was not yet published then (its whole lifetime starts at the next open).
+    /// Replaces version 1's wall-clock `removed_at_ms`, which is ignored when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    remaining_ms: Option<u64>,
+    /// When a playlist without the segment was published, on the monotonic clock; `None` until
+    /// that write succeeded (a crash in between stamps it at the next open, so the lifetime
+    /// never starts early).
+    #[serde(skip)]
+    removed_at: Option<Instant>,
+}
+
+impl PendingDeletion {
+    /// The lifetime left at `now`; `None` while it has not started.
+    fn left_ms(&self, now: Instant) -> Option<u64> {
+        let elapsed = now.saturating_duration_since(self.removed_at?);
+        Some(self.lifetime_ms.saturating_sub(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)))
+    }
 }
 
 impl State {
@@ -168,7 +193,7 @@ impl Playlist {
     /// persisted state, listing only segments whose files still exist, so a restarted server
     /// serves the old window instead of a 404. `.ts` files that are neither listed nor awaiting
     /// deletion (left by crashes) are scheduled for deletion after the normal lifetime.
-    pub fn open(dir: &Path, settings: PlaylistSettings, now: SystemTime) -> Result<Self, PlaylistError> {
+    pub fn open(dir: &Path, settings: PlaylistSettings, now: Instant) -> Result<Self, PlaylistError> {
         if settings.target_duration_secs == 0 {
             return Err(PlaylistError::InvalidTargetDuration(0));
         }
@@ -176,10 +201,17 @@ impl Playlist {
         let mut playlist = Self {
             dir: dir.to_path_buf(),
             settings,
-            state: load_state(dir, settings.target_duration_secs, unix_ms(now))?,
+            state: load_state(dir, settings.target_duration_secs)?,
             current_run: None,
             overlong_segments: 0,
+            newest_added: None,
         };
+        // Re-base the pending deletions on this process's monotonic clock: each keeps the
+        // lifetime it had left (or its whole lifetime) from now; `commit` below stamps them.
+        for p in &mut playlist.state.pending {
+            p.lifetime_ms = p.remaining_ms.take().unwrap_or(p.lifetime_ms);
+            p.removed_at = None;
+        }
         playlist.adopt_target_duration();
         playlist.drop_missing();
         playlist.adopt_directory(now)?;
@@ -198,7 +230,7 @@ impl Playlist {
     /// Starts a pipeline run (also a switch between live capture and slate that rebuilds the
     /// pipeline): hands out a segment name pattern never used before in this directory and marks
     /// the next segment discontinuous. The run counter is persisted before this returns.
-    pub fn begin_run(&mut self, now: SystemTime) -> Result<RunLocation, PlaylistError> {
+    pub fn begin_run(&mut self, now: Instant) -> Result<RunLocation, PlaylistError> {
         // Files may have appeared since open (rejected segments, copies): step past their names too.
         create_dir(&self.dir)?;
         let files = self.segment_files()?;
@@ -234,7 +266,7 @@ impl Playlist {
     /// above the target duration is left out (the next one is marked discontinuous), warned
     /// about and counted. A rejected or left-out segment is never listed; if its file exists it
     /// is scheduled for deletion.
-    pub fn add_segment(&mut self, path: &Path, duration_secs: f64, now: SystemTime) -> Result<(), PlaylistError> {
+    pub fn add_segment(&mut self, path: &Path, duration_secs: f64, now: Instant) -> Result<(), PlaylistError> {
         let name = self.name_in_dir(path)?;
         let Some(run) = self.current_run else {
             self.schedule_unlisted(&name, now);
@@ -282,9 +314,9 @@ impl Playlist {
             duration: duration_secs,
             discontinuity: std::mem::take(&mut self.state.discontinuity_pending),
             bytes,
-            added_at_ms: unix_ms(now),
             longest_playlist: 0.0,
         });
+        self.newest_added = Some(now);
         self.drop_missing();
         self.trim();
         self.update_longest_playlist();
@@ -295,7 +327,7 @@ impl Playlist {
     /// Deletes segment files whose lifetime is over and, if listed files vanished or the
     /// directory or playlist is gone, republishes (recreating the directory). Call it
     /// periodically too, so deletions and repairs go on while no segments arrive.
-    pub fn collect_garbage(&mut self, now: SystemTime) -> Result<Vec<PathBuf>, PlaylistError> {
+    pub fn collect_garbage(&mut self, now: Instant) -> Result<Vec<PathBuf>, PlaylistError> {
         let dropped = self.drop_missing();
         let playlist_gone = !self.dir.join(PLAYLIST_FILE).exists();
         let deleted = self.delete_expired(now);
@@ -307,7 +339,7 @@ impl Playlist {
 
     /// Changes the window size at run time (e.g. under disk pressure); the playlist still never
     /// becomes shorter than three target durations.
-    pub fn set_window(&mut self, max_segments: usize, now: SystemTime) -> Result<(), PlaylistError> {
+    pub fn set_window(&mut self, max_segments: usize, now: Instant) -> Result<(), PlaylistError> {
         self.settings.max_segments = max_segments;
         let before = self.state.media_sequence;
         self.trim();
@@ -320,7 +352,7 @@ impl Playlist {
     /// Disk emergency: deletes at once every `.ts` file not in the window, including those still
     /// within their RFC lifetime (a player behind the window may get a 404, which beats a full
     /// disk). Spares the current run's segment still being written. Returns the bytes freed.
-    pub fn emergency_cleanup(&mut self, now: SystemTime) -> Result<u64, PlaylistError> {
+    pub fn emergency_cleanup(&mut self, now: Instant) -> Result<u64, PlaylistError> {
         let in_progress = self.current_run.map(run_prefix);
         let mut freed = 0;
         let mut failed = Vec::new();
@@ -348,8 +380,7 @@ impl Playlist {
         Ok(freed)
     }
 
-    pub fn stats(&self, now: SystemTime) -> PlaylistStats {
-        let now_ms = unix_ms(now);
+    pub fn stats(&self, now: Instant) -> PlaylistStats {
         PlaylistStats {
             target_duration_secs: self.state.target_duration_secs,
             media_sequence: self.state.media_sequence,
@@ -358,10 +389,9 @@ impl Playlist {
             window_duration_secs: self.state.window_duration(),
             window_bytes: self.state.window.iter().map(|s| s.bytes).sum(),
             newest_segment_age_secs: self
-                .state
-                .window
-                .back()
-                .map(|s| Duration::from_millis(now_ms.saturating_sub(s.added_at_ms)).as_secs_f64()),
+                .newest_added
+                .filter(|_| !self.state.window.is_empty())
+                .map(|t| now.saturating_duration_since(t).as_secs_f64()),
             overlong_segments: self.overlong_segments,
             pending_deletions: self.state.pending.len(),
         }
@@ -430,13 +460,14 @@ impl Playlist {
         self.state.pending.push(PendingDeletion {
             name: segment.name,
             lifetime_ms: secs_to_ms(lifetime),
-            removed_at_ms: None,
+            remaining_ms: None,
+            removed_at: None,
         });
     }
 
     /// Files never listed (crash leftovers, rejected segments) may have been in a playlist whose
     /// state was lost, so they get the longest lifetime a listed segment could have.
-    fn schedule_unlisted(&mut self, name: &str, now: SystemTime) {
+    fn schedule_unlisted(&mut self, name: &str, now: Instant) {
         if self.state.is_known(name) || !self.dir.join(name).exists() {
             return;
         }
@@ -445,7 +476,8 @@ impl Playlist {
         self.state.pending.push(PendingDeletion {
             name: name.to_owned(),
             lifetime_ms: secs_to_ms(target + window),
-            removed_at_ms: Some(unix_ms(now)),
+            remaining_ms: None,
+            removed_at: Some(now),
         });
     }
 
@@ -456,17 +488,11 @@ impl Playlist {
         }
     }
 
-    fn delete_expired(&mut self, now: SystemTime) -> Vec<PathBuf> {
-        let now_ms = unix_ms(now);
+    fn delete_expired(&mut self, now: Instant) -> Vec<PathBuf> {
         let mut deleted = Vec::new();
         let dir = &self.dir;
         self.state.pending.retain_mut(|p| {
-            let Some(removed_at) = p.removed_at_ms.as_mut() else { return true };
-            if now_ms < *removed_at {
-                // The clock went back: wait a whole lifetime from now rather than possibly forever.
-                *removed_at = now_ms;
-            }
-            if now_ms < removed_at.saturating_add(p.lifetime_ms) {
+            if p.left_ms(now) != Some(0) {
                 return true;
             }
             let path = dir.join(&p.name);
@@ -486,7 +512,7 @@ impl Playlist {
     }
 
     /// On open: a lost state file must not let names repeat, and leftovers get deleted in time.
-    fn adopt_directory(&mut self, now: SystemTime) -> Result<(), PlaylistError> {
+    fn adopt_directory(&mut self, now: Instant) -> Result<(), PlaylistError> {
         for name in self.segment_files()? {
             if let Some(run) = parse_run(&name) {
                 self.state.next_run = self.state.next_run.max(run + 1);
@@ -544,8 +570,11 @@ impl Playlist {
 
     /// Persists the state, then publishes the playlist, in that order: after a crash between the
     /// two, reopening republishes from the state, so the served window never moves backwards.
-    fn commit(&mut self, now: SystemTime) -> Result<(), PlaylistError> {
+    fn commit(&mut self, now: Instant) -> Result<(), PlaylistError> {
         create_dir(&self.dir)?;
+        for p in &mut self.state.pending {
+            p.remaining_ms = p.left_ms(now);
+        }
         let state_path = self.dir.join(STATE_FILE);
         let json = serde_json::to_vec_pretty(&self.state).expect("the state serializes: plain data, finite numbers");
         ds_config::write_atomic(&state_path, &json)
@@ -557,9 +586,8 @@ impl Playlist {
             f.write_all(text.as_bytes())
         })
         .map_err(|source| PlaylistError::Write { path: playlist_path, source })?;
-        let now_ms = unix_ms(now);
         for p in &mut self.state.pending {
-            p.removed_at_ms.get_or_insert(now_ms);
+            p.removed_at.get_or_insert(now);
         }
         Ok(())
     }
@@ -583,7 +611,7 @@ fn render(state: &State) -> String {
     out
 }
 
-fn load_state(dir: &Path, target_duration_secs: u32, now_ms: u64) -> Result<State, PlaylistError> {
+fn load_state(dir: &Path, target_duration_secs: u32) -> Result<State, PlaylistError> {
     /// Read first, so a newer streamer's state is refused rather than mistaken for corruption.
     #[derive(Deserialize)]
     struct Version {
@@ -606,14 +634,14 @@ fn load_state(dir: &Path, target_duration_secs: u32, now_ms: u64) -> Result<Stat
             if !bytes.is_empty() {
                 warn!(path = %path.display(), error = %e, "playlist state unreadable; recovering from the playlist");
             }
-            Ok(recover_from_playlist(dir, now_ms).unwrap_or_else(|| State::new(target_duration_secs)))
+            Ok(recover_from_playlist(dir).unwrap_or_else(|| State::new(target_duration_secs)))
         }
     }
 }
 
 /// Without a state file, sequence numbers come from the playlist this module last published,
 /// so they never go back to 0 while players may hold the old numbers.
-fn recover_from_playlist(dir: &Path, now_ms: u64) -> Option<State> {
+fn recover_from_playlist(dir: &Path) -> Option<State> {
     let text = fs::read_to_string(dir.join(PLAYLIST_FILE)).ok()?;
     let mut lines = text.lines();
     if lines.next()? != "#EXTM3U" {
@@ -642,7 +670,6 @@ fn recover_from_playlist(dir: &Path, now_ms: u64) -> Option<State> {
                 duration,
                 discontinuity: std::mem::take(&mut discontinuity),
                 bytes,
-                added_at_ms: now_ms,
                 longest_playlist: 0.0,
             });
         }
@@ -670,10 +697,6 @@ fn extinf_rounded_secs(duration_secs: f64) -> u64 {
 
 fn secs_to_ms(secs: f64) -> u64 {
     (secs * EXTINF_MILLIS).ceil() as u64
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -710,12 +733,11 @@ mod tests {
                 duration: 3.5,
                 discontinuity: disc,
                 bytes: 0,
-                added_at_ms: 0,
                 longest_playlist: 0.0,
             });
         }
         fs::write(dir.path().join(PLAYLIST_FILE), render(&state)).unwrap();
-        let back = recover_from_playlist(dir.path(), 0).unwrap();
+        let back = recover_from_playlist(dir.path()).unwrap();
         assert_eq!(render(&back), render(&state));
         assert_eq!((back.media_sequence, back.discontinuity_sequence, back.target_duration_secs), (41, 3, 4));
     }
@@ -724,6 +746,6 @@ mod tests {
     fn a_playlist_that_is_not_ours_recovers_nothing() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(PLAYLIST_FILE), "garbage\n").unwrap();
-        assert!(recover_from_playlist(dir.path(), 0).is_none());
+        assert!(recover_from_playlist(dir.path()).is_none());
     }
 }

@@ -5,7 +5,7 @@
 //! room again the window grows back. The fill level comes in as a number, so the rules are
 //! tested without filling a disk.
 
-use std::time::SystemTime;
+use std::time::Instant;
 
 use ds_config::streamer::LiveStreaming;
 
@@ -41,7 +41,7 @@ pub fn relieve(
     used_percent: f64,
     ls: &LiveStreaming,
     under_pressure: bool,
-    now: SystemTime,
+    now: Instant,
 ) -> Option<String> {
     let used = used_percent;
     let pressure = match Level::of(used, ls) {
@@ -97,7 +97,7 @@ mod tests {
     /// one run: four of them left the window and wait for their lifetime.
     struct Fed {
         dir: tempfile::TempDir,
-        t0: SystemTime,
+        t0: Instant,
         p: Playlist,
         run: RunLocation,
         added: u32,
@@ -106,7 +106,7 @@ mod tests {
     impl Fed {
         fn new() -> Fed {
             let dir = tempfile::tempdir().unwrap();
-            let t0 = SystemTime::now();
+            let t0 = Instant::now();
             let settings = PlaylistSettings { target_duration_secs: 2, max_segments: 6 };
             let mut p = Playlist::open(dir.path(), settings, t0).unwrap();
             let run = p.begin_run(t0).unwrap();
@@ -116,7 +116,7 @@ mod tests {
         }
 
         /// The time just after the last segment was added.
-        fn now(&self) -> SystemTime {
+        fn now(&self) -> Instant {
             self.t0 + Duration::from_secs(2 * u64::from(self.added))
         }
 

@@ -1,6 +1,8 @@
 //! The supervisor's public state: what it is doing, why it last restarted, which encoder and
-//! monitor are in use, and the error history the escalation ladder counts. The HTTP API,
-//! `/metrics` and systemd's STATUS= line all read this one record.
+//! monitor are in use, and the escalation ladder whose fault window the health API's
+//! `recent_errors` reads (one count, on the supervisor's monotonic clock: a step of the wall
+//! clock neither forgets nor invents faults). The HTTP API, `/metrics` and systemd's STATUS=
+//! line all read this one record.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,6 +12,7 @@ pub use ds_wire::health::{RestartEvent, RestartReason, State};
 
 use crate::encoder::EncoderChoice;
 use crate::flow::{FlowCounters, RateMeter};
+use crate::ladder::Ladder;
 use crate::monitor::Monitor;
 use crate::playlist::PlaylistStats;
 
@@ -24,8 +27,8 @@ pub struct Status {
     pub source_problem: Option<String>,
     pub restart_count: u64,
     pub restarts: VecDeque<RestartEvent>,
-    /// Fault times within the error window, for the escalation ladder.
-    pub fault_times: VecDeque<Instant>,
+    /// The escalation ladder: the supervisor steps it, the health API counts its fault window.
+    pub ladder: Ladder,
     pub total_errors: u64,
     pub last_error: Option<String>,
     /// Failed runs in a row, counting from the last run that listed a segment.
@@ -66,7 +69,7 @@ impl StatusHandle {
                 source_problem: None,
                 restart_count: 0,
                 restarts: VecDeque::new(),
-                fault_times: VecDeque::new(),
+                ladder: Ladder::default(),
                 total_errors: 0,
                 last_error: None,
                 consecutive_failures: 0,
@@ -97,9 +100,8 @@ impl StatusHandle {
         }
     }
 
-    /// Records a rebuild; faults also count against the error window.
-    pub fn record_restart(&self, reason: RestartReason, detail: &str, error_window: Duration) {
-        let now = Instant::now();
+    /// Records a rebuild in the public history; the ladder counts faults (see [`Ladder::step`]).
+    pub fn record_restart(&self, reason: RestartReason, detail: &str) {
         let mut s = self.lock();
         s.restart_count += 1;
         if s.restarts.len() == s.history_size {
@@ -109,17 +111,12 @@ impl StatusHandle {
         if reason.is_fault() {
             s.total_errors += 1;
             s.last_error = Some(format!("{}: {detail}", reason.as_str()));
-            s.fault_times.push_back(now);
-        }
-        while s.fault_times.front().is_some_and(|t| now.duration_since(*t) > error_window) {
-            s.fault_times.pop_front();
         }
     }
 
-    /// Faults within the error window.
+    /// Faults within the error window, as the ladder counts them, on its clock.
     pub fn recent_errors(&self, error_window: Duration) -> usize {
-        let now = Instant::now();
-        self.lock().fault_times.iter().filter(|t| now.duration_since(**t) <= error_window).count()
+        self.lock().ladder.recent_faults(tokio::time::Instant::now(), error_window)
     }
 }
 
@@ -130,18 +127,40 @@ mod tests {
     #[test]
     fn faults_count_planned_rebuilds_do_not_and_history_is_bounded() {
         let h = StatusHandle::new(3);
-        let window = Duration::from_secs(600);
-        h.record_restart(RestartReason::PipelineError, "x264enc0: internal data stream error", window);
-        h.record_restart(RestartReason::MonitorChanged, "DUMMY1 moved", window);
-        h.record_restart(RestartReason::Stall, "no buffer for 4 s", window);
-        h.record_restart(RestartReason::Requested, "SIGUSR1", window);
+        h.record_restart(RestartReason::PipelineError, "x264enc0: internal data stream error");
+        h.record_restart(RestartReason::MonitorChanged, "DUMMY1 moved");
+        h.record_restart(RestartReason::Stall, "no buffer for 4 s");
+        h.record_restart(RestartReason::Requested, "SIGUSR1");
         let s = h.lock();
         assert_eq!(s.restart_count, 4);
         assert_eq!(s.total_errors, 2);
         assert_eq!(s.restarts.len(), 3, "history keeps the newest entries only");
         assert_eq!(s.restarts[0].reason, RestartReason::MonitorChanged);
         assert_eq!(s.last_error.as_deref(), Some("stall: no buffer for 4 s"));
-        drop(s);
-        assert_eq!(h.recent_errors(window), 2);
+    }
+
+    /// The health API's `recent_errors` is the ladder's count on the supervisor's monotonic
+    /// clock (here tokio's paused clock): faults leave it when the ladder's window passes them,
+    /// whatever the wall clock does. It used to keep a second window of its own.
+    #[tokio::test(start_paused = true)]
+    async fn recent_errors_is_the_ladders_fault_window_on_its_clock() {
+        use tokio::time::{Instant, advance};
+        let h = StatusHandle::new(10);
+        let limits = crate::ladder::Limits {
+            max_errors: 10,
+            error_window: Duration::from_secs(60),
+            max_restarts: 3,
+            restart_delay: Duration::from_secs(10),
+        };
+        for reason in [RestartReason::PipelineError, RestartReason::Requested, RestartReason::Stall] {
+            h.record_restart(reason, "x");
+            h.lock().ladder.step(Instant::now(), reason, false, &limits);
+            advance(Duration::from_secs(20)).await;
+        }
+        assert_eq!(h.recent_errors(limits.error_window), 2, "two faults within the last 60 s");
+        advance(Duration::from_secs(21)).await;
+        assert_eq!(h.recent_errors(limits.error_window), 1, "the first fault left the window after 61 s");
+        advance(Duration::from_secs(60)).await;
+        assert_eq!(h.recent_errors(limits.error_window), 0);
     }
 }

@@ -4,13 +4,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use desktop_streamer::playlist::{PLAYLIST_FILE, Playlist, PlaylistError, PlaylistSettings, RunLocation, STATE_FILE};
 use ds_tests::hls::{Viewer, parse, read};
 
-fn at(secs: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_secs_f64(secs)
+/// The playlist's monotonic clock, `secs` after a fixed origin.
+fn at(secs: f64) -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now) + Duration::from_secs_f64(secs)
 }
 
 fn settings(target_duration_secs: u32, max_segments: usize) -> PlaylistSettings {
@@ -216,10 +219,12 @@ mod playlist {
 
         let mut pl = Playlist::open(dir, settings(2, 3), at(11.0)).unwrap();
         assert_eq!(pl.stats(at(11.0)).pending_deletions, 2, "the restart forgot pending deletions");
-        pl.collect_garbage(at(15.999)).unwrap();
+        // Seg 0 had 6 s left when the state was last written (t = 10); the reopen (11 s)
+        // re-bases that on the new process's clock: the time the process was down never counts.
+        pl.collect_garbage(at(16.999)).unwrap();
         assert!(exists(dir, &seg(&run, 0)) && exists(dir, &seg(&run, 1)));
-        pl.collect_garbage(at(16.0)).unwrap();
-        assert!(!exists(dir, &seg(&run, 0)), "seg 0: removed at 8, lifetime 8 s");
+        pl.collect_garbage(at(17.0)).unwrap();
+        assert!(!exists(dir, &seg(&run, 0)), "seg 0: 6 s left at the last write, re-based at 11 s");
         // Seg 1's removal was published but not yet persisted when the process stopped, so its
         // lifetime conservatively starts at the reopen (11 s), never earlier than the removal.
         pl.collect_garbage(at(18.999)).unwrap();
@@ -229,6 +234,58 @@ mod playlist {
         assert_eq!(pl.stats(at(19.0)).pending_deletions, 0);
         drop(pl);
         assert_eq!(Playlist::open(dir, settings(2, 3), at(20.0)).unwrap().stats(at(20.0)).pending_deletions, 0);
+    }
+
+    /// A restart after the clock moved a year (a board that booted without a real-time clock and
+    /// was stepped by NTP, or an instant a year on): each pending deletion keeps the lifetime it
+    /// had left, so a player still inside the window it last loaded gets no 404. Version 1 of the
+    /// state stored wall-clock removal times and deleted every pending segment at once here.
+    #[test]
+    fn a_restart_a_year_later_keeps_each_pending_deletion_for_the_lifetime_it_had_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        // Seg 0 leaves at 8, seg 1 at 10, when the state is last written: seg 0 has 6 s left.
+        add(&mut pl, &run, 0, 5, 2.0, &mut t, &mut v);
+        drop(pl);
+
+        let year = 366.0 * 86_400.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(year)).unwrap();
+        assert_eq!(v.reload().media_sequence, 2, "the reopen kept the media sequence");
+        assert!(pl.collect_garbage(at(year + 5.999)).unwrap().is_empty(), "deleted before its lifetime ended");
+        assert!(exists(dir, &seg(&run, 0)) && exists(dir, &seg(&run, 1)));
+        assert_eq!(pl.collect_garbage(at(year + 6.0)).unwrap(), [run.segment_path(0)]);
+        // Seg 1's removal was published but not yet written to the state: its whole 8 s.
+        assert!(pl.collect_garbage(at(year + 7.999)).unwrap().is_empty());
+        assert_eq!(pl.collect_garbage(at(year + 8.0)).unwrap(), [run.segment_path(1)]);
+    }
+
+    /// `/metrics` and the health API age the newest segment on the monotonic clock of the
+    /// process that listed it: never negative, and after a restart (a year later, or under a
+    /// stepped clock) unknown until a segment comes, not "31 million seconds".
+    #[test]
+    fn the_newest_segment_age_is_monotonic_and_unknown_after_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let mut v = Viewer::new(dir);
+        let mut t = 0.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(t)).unwrap();
+        let run = pl.begin_run(at(t)).unwrap();
+        add(&mut pl, &run, 0, 2, 2.0, &mut t, &mut v);
+        assert_eq!(pl.stats(at(t + 1.5)).newest_segment_age_secs, Some(1.5));
+        assert_eq!(pl.stats(at(t - 1.0)).newest_segment_age_secs, Some(0.0), "never negative");
+        drop(pl);
+        let year = 366.0 * 86_400.0;
+        let mut pl = Playlist::open(dir, settings(2, 3), at(year)).unwrap();
+        assert_eq!(pl.stats(at(year)).segment_count, 2);
+        assert_eq!(pl.stats(at(year)).newest_segment_age_secs, None);
+        let run = pl.begin_run(at(year)).unwrap();
+        let mut t = year;
+        add(&mut pl, &run, 0, 1, 2.0, &mut t, &mut v);
+        assert_eq!(pl.stats(at(t + 0.5)).newest_segment_age_secs, Some(0.5));
     }
 
     #[test]

@@ -95,6 +95,17 @@ impl StreamerProcess {
         StreamerProcess::spawn(display, config, hls, conf_dir, dir, &[])
     }
 
+    /// [`start_in`](Self::start_in) with extra environment variables (a stepped wall clock).
+    pub fn start_in_with_env(
+        display: &str,
+        config: Value,
+        hls: &Path,
+        conf_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> StreamerProcess {
+        StreamerProcess::spawn(display, config, hls, conf_dir, None, env)
+    }
+
     fn spawn(
         display: &str,
         mut config: Value,

@@ -144,26 +144,63 @@ fn a_bad_check_argument_is_unknown_to_monitoring_not_critical() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Runs `desktop-streamer-monitor ARGS` (a `logs -f`), its stdout and stderr lines on two
+/// channels, once it said it follows.
+fn follow_logs(
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead as _;
+    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out_tx, printed) = std::sync::mpsc::channel();
+    let (err_tx, said) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
+    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
+    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
+    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
+    let first = said.recv_timeout(Duration::from_secs(10));
+    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    (follower, printed, said)
+}
+
+/// The dashboard as `desktop-streamer-web.service` of a real systemd user manager (the other
+/// two units are `sleep` units), answering on `port`.
+struct WebUnit {
+    sd: ds_tests::systemd::UserSystemd,
+    files: ds_tests::kiosk::WebFiles,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl WebUnit {
+    fn start() -> WebUnit {
+        let sd = ds_tests::systemd::UserSystemd::start().expect("a systemd user manager on a private bus");
+        for unit in &UNITS[..2] {
+            sd.write_sleep_unit(unit, "").unwrap();
+        }
+        let dir = ds_tests::stream_dir();
+        let files = ds_tests::kiosk::WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        ds_tests::kiosk::write_web_unit(&sd, UNITS[2], &files, port);
+        sd.start_unit(UNITS[2]).unwrap();
+        let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
+        wait_until("the dashboard answers", Duration::from_secs(20), answers);
+        WebUnit { sd, files, port, _dir: dir }
+    }
+}
+
 /// `restart web` goes through the dashboard it restarts: run as `desktop-streamer-web.service`
 /// of a real systemd user manager, the dashboard answers as soon as systemd has the job (it is
 /// stopped before the job ends), the CLI says so and exits 0, and the service comes back as a
 /// new process.
 #[test]
 fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
-    use ds_tests::kiosk::{WebFiles, write_web_unit};
-    use ds_tests::systemd::UserSystemd;
-
-    let sd = UserSystemd::start().expect("a systemd user manager on a private bus");
-    for unit in &UNITS[..2] {
-        sd.write_sleep_unit(unit, "").unwrap();
-    }
-    let dir = ds_tests::stream_dir();
-    let files = WebFiles::write(dir.path(), json!({"streamer_url": NOWHERE}));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    write_web_unit(&sd, UNITS[2], &files, port);
-    sd.start_unit(UNITS[2]).unwrap();
+    let WebUnit { sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
-    wait_until("the dashboard answers", Duration::from_secs(20), answers);
     let token = files.new_token("ops");
     let before = sd.main_pid(UNITS[2]).unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -191,7 +228,6 @@ fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
 fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
     use ds_tests::hls::{Viewer, parse};
     use ds_tests::streamer::{wait_for_segments, write_streamer_unit};
-    use std::io::BufRead as _;
 
     let x = DummyDisplay::start().unwrap();
     let _moving = x.animate(SECOND_MONITOR).unwrap();
@@ -240,20 +276,8 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
         Duration::from_millis(100),
         first_line,
     );
-    let mut follower = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-monitor"))
-        .args(["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out_tx, printed) = std::sync::mpsc::channel();
-    let (err_tx, said) = std::sync::mpsc::channel();
-    let stdout = std::io::BufReader::new(follower.stdout.take().unwrap());
-    let stderr = std::io::BufReader::new(follower.stderr.take().unwrap());
-    std::thread::spawn(move || stdout.lines().map_while(Result::ok).for_each(|l| drop(out_tx.send(l))));
-    std::thread::spawn(move || stderr.lines().map_while(Result::ok).for_each(|l| drop(err_tx.send(l))));
-    let first = said.recv_timeout(Duration::from_secs(10));
-    assert!(first.as_deref().is_ok_and(|l| l.starts_with("following the logs at")), "{first:?}");
+    let (mut follower, printed, _said) =
+        follow_logs(&["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer", "--grep", "cleanup:"]);
     let (code, out, err) = cleanup();
     assert_eq!(code, 0, "{out}{err}");
     let second = printed.recv_timeout(Duration::from_secs(15));
@@ -284,4 +308,52 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
         viewer.reload();
         viewer.names_seen() > seen + 1
     });
+}
+
+/// Issue 20: `logs -f` tells lines apart by what they are, not by their time. After the
+/// dashboard restarts (the follower reconnects), lines written with a timestamp a day older
+/// than the newest printed (the wall clock stepped back) are printed, as they come, and the
+/// line printed before the reconnect is not printed again.
+#[test]
+fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
+    use std::io::Write as _;
+
+    let WebUnit { sd: _sd, files, port, _dir } = WebUnit::start();
+    let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
+    let (url, token) = (format!("http://127.0.0.1:{port}"), files.new_token("ops"));
+    std::fs::create_dir_all(&files.logs).unwrap();
+    let log = files.logs.join("desktop-streamer.log");
+    let write_line = |offset: &str, message: &str| {
+        let out = std::process::Command::new("date").args(["-u", "-d", offset, "+%Y-%m-%dT%H:%M:%S.%6NZ"]).output();
+        let at = String::from_utf8(out.unwrap().stdout).unwrap();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let line = json!({"timestamp": at.trim(), "level": "INFO", "fields": {"message": message}, "target": "t"});
+        writeln!(f, "{line}").unwrap();
+    };
+    write_line("now", "written before the follower started");
+
+    let (mut follower, printed, said) =
+        follow_logs(&["--url", &url, "logs", "-f", "-n", "0", "--service", "desktop-streamer"]);
+    write_line("now", "before the step");
+    let a = printed.recv_timeout(Duration::from_secs(15));
+
+    // The dashboard restarts: the follower loses its stream and opens it again.
+    let (code, out, err) = monitor(&["--url", &url, "--token", &token, "restart", "web"]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_until("the restarted dashboard answers", Duration::from_secs(20), answers);
+    // The wall clock stepped back a day: both lines are older than the newest printed.
+    write_line("-1 day", "after the step back");
+    let b = printed.recv_timeout(Duration::from_secs(15));
+    write_line("-1 day", "later still");
+    let c = printed.recv_timeout(Duration::from_secs(15));
+    // Nothing between: the next line printed is the next one written.
+    write_line("-1 day", "the end");
+    let end = printed.recv_timeout(Duration::from_secs(15));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let said: Vec<String> = said.try_iter().collect();
+    assert!(a.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: before the step")), "{a:?} {said:?}");
+    assert!(b.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: after the step back")), "{b:?} {said:?}");
+    assert!(c.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: later still")), "{c:?} {said:?}");
+    assert!(end.as_deref().is_ok_and(|l| l.ends_with("desktop-streamer: the end")), "printed twice? {end:?}");
 }

@@ -466,3 +466,140 @@ fn a_monitor_that_changes_size_is_followed_and_one_named_in_the_config_is_captur
         newest_colour(named.hls_dir())
     );
 }
+
+/// Unix seconds of a civil UTC time (H. Hinnant's days-from-civil).
+fn unix_seconds(year: i64, month: i64, day: i64, hms: [i64; 3]) -> f64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]) as f64
+}
+
+/// The streamer's wall clock as its HTTP answers carry it (the `Date` header), in Unix seconds.
+/// Only for a forward step: hyper caches the header until the wall clock passes the next
+/// second it expects, so after a step back it keeps the old time.
+fn served_clock(s: &StreamerProcess) -> Option<f64> {
+    let date = s.get("/healthz")?.header("date")?.to_owned();
+    // IMF-fixdate: `Mon, 07 Dec 2026 05:09:06 GMT`.
+    let parts: Vec<&str> = date.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts[..] else { return None };
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let month = months.iter().position(|m| *m == month)? as i64 + 1;
+    let hms: Vec<i64> = time.split(':').map(|v| v.parse().ok()).collect::<Option<_>>()?;
+    Some(unix_seconds(year.parse().ok()?, month, day.parse().ok()?, [hms[0], hms[1], hms[2]]))
+}
+
+/// An RFC 3339 UTC time as the health report writes it (`2026-12-06T05:10:00.123Z`).
+fn rfc3339_seconds(t: &str) -> Option<f64> {
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    Some(unix_seconds(n(0..4)?, n(5..7)?, n(8..10)?, [n(11..13)?, n(14..16)?, n(17..19)?]))
+}
+
+fn is_off_by(t: f64, days: f64) -> bool {
+    (ds_tests::faketime::offset_from_now(t) - days * 86_400.0).abs() < 60.0
+}
+
+/// Waits until the streamer's wall clock is `days` (> 0) off the real one (libfaketime rereads
+/// its offset file within a second).
+fn wait_for_step(s: &StreamerProcess, days: f64) {
+    wait_until(&format!("the streamer's wall clock to be {days} d off"), Duration::from_secs(10), || {
+        served_clock(s).is_some_and(|t| is_off_by(t, days))
+    });
+}
+
+/// Waits until the streamer's wall clock is `days` off the real one, as the time of a requested
+/// rebuild (SIGUSR1) in its restart history says.
+fn wait_for_step_by_rebuilds(s: &StreamerProcess, days: f64) {
+    wait_until(&format!("a rebuild stamped {days} d off"), Duration::from_secs(20), || {
+        let count = s.detailed()["restart_count"].as_u64().unwrap_or(0);
+        s.signal("USR1");
+        let h = s.wait_for("the requested rebuild", WAIT, |h| h["restart_count"].as_u64() > Some(count));
+        h["recent_restarts"][0]["at"].as_str().and_then(rfc3339_seconds).is_some_and(|t| is_off_by(t, days))
+    });
+}
+
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".ts"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Issue 20: NTP steps the wall clock of a board without a real-time clock by a year, then an
+/// operator steps it back a day. A player behind the window (holding a playlist whose first
+/// segment has since left it) fetches every segment it lists within their RFC 8216 lifetime
+/// without a 404; a restart under the stepped clock keeps the media sequence; after the step
+/// back segments keep coming and old ones are still deleted (the disk does not fill).
+#[test]
+fn a_stepped_wall_clock_neither_expires_segments_early_nor_stops_their_deletion() {
+    let (x, _blue, _red) = display_with_colours();
+    let clock = ds_tests::faketime::WallClock::new();
+    let env: Vec<(String, String)> = clock.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let dir = ds_tests::stream_dir();
+    let hls_dir = dir.path().join("hls");
+    // A 10 s window: a segment lives 2 s + 10 s after it left the playlist.
+    let config = json!({"live_streaming": {"max_segments": 5}});
+    let s = StreamerProcess::start_in_with_env(&x.display(), config.clone(), &hls_dir, dir.path(), &env);
+    let sequence = |s: &StreamerProcess| s.detailed()["playlist"]["media_sequence"].as_u64().unwrap_or(0);
+    s.wait_for("a segment to have left the window", Duration::from_secs(40), |h| {
+        h["playlist"]["media_sequence"].as_u64() >= Some(1)
+    });
+
+    // The player loads the playlist, then the window slides past its first segment.
+    let read_at = Instant::now();
+    let held = hls::parse(&hls_dir, &s.get("/hls/desktop/playlist.m3u8").unwrap().text());
+    s.wait_for("the player's first segment to leave the window", WAIT, |h| {
+        h["playlist"]["media_sequence"].as_u64() > Some(held.media_sequence)
+    });
+    clock.step("+366d");
+    wait_for_step(&s, 366.0);
+    // A segment added after the step ran the deletions on the stepped clock.
+    s.wait_for("a segment after the step", WAIT, |h| {
+        h["playlist"]["media_sequence"].as_u64() > Some(held.media_sequence + 1)
+    });
+    for seg in &held.segments {
+        let status = s.get(&format!("/hls/desktop/{}", seg.name)).map(|r| r.status);
+        assert_eq!(status, Some(200), "{} listed in the playlist the player holds is gone after +366 d", seg.name);
+    }
+    // Within the lifetime of the player's first segment: it left at most 2 s after the read.
+    assert!(read_at.elapsed() < Duration::from_secs(12), "too slow to prove anything: {:?}", read_at.elapsed());
+    let pending_at_step = held.segments[0].name.clone();
+
+    // A restart under the stepped clock: the sequence goes on, the stream serves.
+    let before = sequence(&s);
+    let (status, _) = s.terminate(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "clean exit: {status:?}");
+    let s = StreamerProcess::start_in_with_env(&x.display(), config, &hls_dir, dir.path(), &env);
+    let p = hls::parse(&hls_dir, &s.get("/hls/desktop/playlist.m3u8").unwrap().text());
+    assert!(
+        p.media_sequence >= before,
+        "media sequence went back over the restart: {before} then {}",
+        p.media_sequence
+    );
+    s.wait_for("new segments after the restart", WAIT, |h| h["playlist"]["media_sequence"].as_u64() > Some(before + 1));
+    let listed = hls::parse(&hls_dir, &s.get("/hls/desktop/playlist.m3u8").unwrap().text());
+    assert_eq!(s.get(&format!("/hls/desktop/{}", listed.segments[0].name)).map(|r| r.status), Some(200));
+
+    // A step back a day: segments keep coming, and the old ones still go.
+    clock.step("-1d");
+    wait_for_step_by_rebuilds(&s, -1.0);
+    let at_step = segment_files(&hls_dir);
+    let sequence_at_step = sequence(&s);
+    s.wait_for("segments after the step back", WAIT, |h| {
+        h["playlist"]["media_sequence"].as_u64() > Some(sequence_at_step + 2)
+    });
+    // Every file there at the step has left the window by now or will within 10 s; each is
+    // deleted within its lifetime (12 s) of leaving, not a day later.
+    wait_until("every segment file from before the step back to be deleted", Duration::from_secs(40), || {
+        let now = segment_files(&hls_dir);
+        !now.contains(&pending_at_step) && at_step.iter().all(|n| !now.contains(n))
+    });
+    assert!(segment_files(&hls_dir).len() <= 5 + 8, "the disk grows: {:?}", segment_files(&hls_dir));
+}

@@ -27,11 +27,23 @@ session.subscribe((s) => document.body.classList.toggle('logged-out', !s.loggedI
 // ---- Freshness: one place decides what is stale -------------------------------------------
 
 const livePanels = ['stream', 'services', 'machine', 'health'].map($);
+// Ages on this page are measured on the browser's monotonic clock (performance.now()): a step
+// of its wall clock (NTP, an operator) makes no "366 d ago" and no negative age.
 let lastStatusAt = 0;
+// The server's wall clock as of the last status (Unix ms), to place chart points, which carry
+// the server's times: the browser's own clock may be a year off the kiosk's.
+let serverClock = null;
+
+/** The server's wall-clock time now, in Unix seconds: its last status time plus the monotonic
+ * time since; the browser's clock only until a status came. */
+function serverNow() {
+  if (!serverClock) return Date.now() / 1000;
+  return (serverClock.at + Math.max(0, performance.now() - serverClock.received)) / 1000;
+}
 let feedState = 'connecting';
 
 function showFreshness() {
-  const age = lastStatusAt ? Date.now() - lastStatusAt : Infinity;
+  const age = lastStatusAt ? Math.max(0, performance.now() - lastStatusAt) : Infinity;
   const stale = age > STALE_MS || feedState === 'lost';
   for (const panel of livePanels) {
     panel.classList.toggle('stale', stale && lastStatusAt > 0);
@@ -161,7 +173,7 @@ function gpuPercent(status) {
 }
 
 function drawCharts() {
-  const now = Date.now() / 1000;
+  const now = serverNow();
   for (const f of figures) {
     const points = history.points.map((p) => ({ t: p.t, v: p[f.key] }));
     sparkline(f.svg, points, { span: history.span_seconds, now });
@@ -174,7 +186,7 @@ function showMachine(status) {
     : 'The dashboard cannot read this machine\'s CPU, memory and disk use (see its log).');
   const gpu = gpuPercent(status);
   const point = {
-    t: Math.floor(Date.parse(status.sampled_at) / 1000) || Math.floor(Date.now() / 1000),
+    t: Math.floor(serverNow()),
     cpu_percent: sys ? sys.cpu_percent : null,
     memory_percent: sys ? sys.memory_percent : null,
     disk_usage_percent: sys ? sys.disk_usage_percent : null,
@@ -265,7 +277,9 @@ async function loadAlerts() {
 // ---- The live status feed --------------------------------------------------------------------
 
 function onStatus(status) {
-  lastStatusAt = Date.now();
+  lastStatusAt = performance.now();
+  const sampled = Date.parse(status.sampled_at);
+  if (Number.isFinite(sampled)) serverClock = { at: sampled, received: lastStatusAt };
   for (const show of [showStream, showServices, showMachine, showHealth]) {
     try {
       show(status);

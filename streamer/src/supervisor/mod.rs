@@ -10,7 +10,7 @@
 //! [`Workers`], so its loop is tested under paused time with scripted workers.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ds_config::StreamerConfig;
 use ds_runtime::Shutdown;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::encoder::EncoderChoice;
-use crate::ladder::{self, Ladder, Limits, Step};
+use crate::ladder::{self, Limits, Step};
 use crate::monitor::{self, MonitorState, Selection};
 use crate::notify::Notifier;
 use crate::pipeline::{self, Source};
@@ -104,13 +104,19 @@ fn look_at_display(display: &str, selection: &Selection) -> MonitorState {
     }
 }
 
+/// The playlist's clock: monotonic (segment lifetimes must not follow a step of the wall clock),
+/// and tokio's, so a paused test clock drives it too.
+fn playlist_now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 /// Opens the playlist of the configured output directory.
 pub fn open_playlist(config: &StreamerConfig) -> Result<Playlist, crate::playlist::PlaylistError> {
     let settings = PlaylistSettings {
         target_duration_secs: config.segment_duration,
         max_segments: config.live_streaming.max_segments as usize,
     };
-    Playlist::open(&config.output_dir, settings, SystemTime::now())
+    Playlist::open(&config.output_dir, settings, playlist_now())
 }
 
 pub struct Supervisor<W: Workers> {
@@ -127,7 +133,6 @@ pub struct Supervisor<W: Workers> {
     playlist: Playlist,
     encoder: Option<EncoderChoice>,
     excluded: Vec<String>,
-    ladder: Ladder,
 }
 
 impl<W: Workers> std::fmt::Debug for Supervisor<W> {
@@ -175,7 +180,6 @@ impl<W: Workers> Supervisor<W> {
             playlist,
             encoder: None,
             excluded: Vec::new(),
-            ladder: Ladder::default(),
         }
     }
 
@@ -220,15 +224,16 @@ impl<W: Workers> Supervisor<W> {
             };
             let Some(reason) = end.reason else { return Exit::Shutdown };
             let limits = Limits::from_config(&config);
-            // The status keeps the public record (history, the health API's error count); the
-            // ladder decides, on the supervisor's clock.
-            self.status.record_restart(reason, &end.detail, limits.error_window);
+            // The status keeps the public record (history) and the ladder, which decides on the
+            // supervisor's clock and whose fault window the health API reports.
+            self.status.record_restart(reason, &end.detail);
             if reason.is_fault() {
                 tracing::warn!(reason = reason.as_str(), detail = %end.detail, "pipeline failed; rebuilding");
             } else {
                 tracing::info!(reason = reason.as_str(), detail = %end.detail, "rebuilding the pipeline");
             }
-            let delay = match self.ladder.step(Instant::now(), reason, end.produced, &limits) {
+            let step = self.status.lock().ladder.step(Instant::now(), reason, end.produced, &limits);
+            let delay = match step {
                 Step::GiveUp { recent } => {
                     return Exit::Escalate(format!(
                         "{recent} pipeline faults within {} s (max_errors {}); the last: {}",
@@ -236,7 +241,9 @@ impl<W: Workers> Supervisor<W> {
                     ));
                 }
                 Step::Rebuild { delay, state } => {
-                    self.status.lock().consecutive_failures = self.ladder.consecutive_failures();
+                    let mut s = self.status.lock();
+                    s.consecutive_failures = s.ladder.consecutive_failures();
+                    drop(s);
                     self.status.set_state(state);
                     delay
                 }
@@ -321,7 +328,7 @@ impl<W: Workers> Supervisor<W> {
         let encoder = self.choose_encoder(config).await?;
         let run = self
             .playlist
-            .begin_run(SystemTime::now())
+            .begin_run(playlist_now())
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, e.to_string()))?;
         let description = pipeline::describe(source, &encoder, config, &run.location, pipeline::Splits::Streamer);
         tracing::debug!(pipeline = %description, "starting");
@@ -439,7 +446,7 @@ impl<W: Workers> Supervisor<W> {
                 }
                 Wake::Request(Some(Request::Restart(why))) => Some(RunEnd::new(RestartReason::Requested, why)),
                 Wake::Request(Some(Request::Cleanup)) => {
-                    let now = SystemTime::now();
+                    let now = playlist_now();
                     match self.playlist.emergency_cleanup(now) {
                         Ok(freed) => {
                             tracing::info!(bytes = freed, "cleanup: removed segments outside the playlist window");
@@ -520,7 +527,7 @@ impl<W: Workers> Supervisor<W> {
     /// pattern and the fragment index (hlssink2 in GStreamer 1.22 reports no location).
     fn on_segment(&mut self, run: &mut RunState, index: u32, duration: f64, source: &Source) {
         let path = run.run.segment_path(index);
-        let now = SystemTime::now();
+        let now = playlist_now();
         if let Err(e) = self.playlist.add_segment(&path, duration, now) {
             tracing::warn!(error = %e, "segment not listed");
             return;
@@ -542,7 +549,7 @@ impl<W: Workers> Supervisor<W> {
     }
 
     /// Reads how full the output filesystem is and applies [`pressure::relieve`].
-    fn relieve_disk_pressure(&mut self, config: &StreamerConfig, now: SystemTime) {
+    fn relieve_disk_pressure(&mut self, config: &StreamerConfig, now: std::time::Instant) {
         let Some(used) = ds_runtime::disk::usage_percent(&config.output_dir) else { return };
         let under_pressure = self.status.lock().disk_pressure.is_some();
         let pressure = pressure::relieve(&mut self.playlist, used, &config.live_streaming, under_pressure, now);
@@ -552,7 +559,7 @@ impl<W: Workers> Supervisor<W> {
     fn on_tick(&mut self, config: &StreamerConfig, run: &RunState, stall_timeout: Duration) -> Option<RunEnd> {
         let now = Instant::now();
         self.status.rates.sample(std::time::Instant::now(), &self.status.flow);
-        if let Err(e) = self.playlist.collect_garbage(SystemTime::now()) {
+        if let Err(e) = self.playlist.collect_garbage(playlist_now()) {
             tracing::warn!(error = %e, "cannot delete expired segments");
         }
         // Segments keep coming: tell systemd's watchdog.
