@@ -459,7 +459,7 @@ fn run_fleet(runtime: &tokio::runtime::Runtime, urls: Vec<String>, server_pids: 
         let mut row = Row::default();
         while let Ok(Some(e)) = tokio::time::timeout_at(warm_up, events.recv()).await {
             if let Event::Heartbeat(h) = e {
-                row.note_time(&h);
+                row.note_time(&h.heartbeat);
             }
         }
         row.max_gap_s = 0.0;
@@ -469,7 +469,7 @@ fn run_fleet(runtime: &tokio::runtime::Runtime, urls: Vec<String>, server_pids: 
         let deadline = tokio::time::Instant::now() + measure;
         while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
             if let Event::Heartbeat(h) = e {
-                row.count(&h);
+                row.count(&h.heartbeat);
             }
         }
         let elapsed = t0.elapsed().as_secs_f64();

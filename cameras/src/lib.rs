@@ -9,5 +9,5 @@ pub mod state;
 pub mod verdict;
 
 pub use probe::{NetworkProber, ProbeFailure, ProbeOutcome, Prober, Proof};
-pub use scheduler::{CameraStatus, Event, Scheduler, StatusBoard, Transition};
+pub use scheduler::{Beat, CameraStatus, Event, Scheduler, StatusBoard, Transition};
 pub use state::{Heartbeat, Reason, State};

@@ -35,10 +35,20 @@ pub const MAX_JITTER: Duration = Duration::from_secs(1);
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// One probe's result (every probe gives one).
-    Heartbeat(Heartbeat),
+    Heartbeat(Beat),
     /// The camera's state or reason changed with this heartbeat (the first heartbeat of a
     /// camera is a change from `None`).
     Transition(Transition),
+}
+
+/// One probe's heartbeat, and when its newest frame arrived on the monotonic clock (ages are
+/// measured from it: the heartbeat's own times are wall times, which may step).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Beat {
+    #[serde(flatten)]
+    pub heartbeat: Heartbeat,
+    #[serde(skip)]
+    pub frame_seen: Option<Instant>,
 }
 
 /// A change of a camera's state or of the reason for it.
@@ -413,6 +423,7 @@ fn record(
         width: proof.and_then(|p| p.width),
         height: proof.and_then(|p| p.height),
         last_frame_at: proof.map(|p| p.last_frame_at),
+        clock_synchronized: None,
     };
     let mut events = Vec::with_capacity(2);
     let mut board = board.write();
@@ -448,7 +459,7 @@ fn record(
     }
     status.last_heartbeat = Some(heartbeat.clone());
     tracing::debug!(camera = %id, state = %verdict.state, reason = ?verdict.reason.map(Reason::as_str), "heartbeat");
-    events.insert(0, Event::Heartbeat(heartbeat));
+    events.insert(0, Event::Heartbeat(Beat { heartbeat, frame_seen: proof.map(|p| p.last_frame) }));
     events
 }
 

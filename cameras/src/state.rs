@@ -27,4 +27,9 @@ pub struct Heartbeat {
     pub height: Option<u32>,
     /// When the newest frame arrived (UTC), if any did.
     pub last_frame_at: Option<jiff::Timestamp>,
+    /// Whether the wall clock was synchronised when the heartbeat was recorded (systemd-timedated's
+    /// `NTPSynchronized`): `false` marks a time that may be far off (a board without a
+    /// real-time clock before NTP stepped it); `None` where that was not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_synchronized: Option<bool>,
 }

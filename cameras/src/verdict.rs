@@ -119,6 +119,7 @@ mod tests {
             codec: "h264".into(),
             width: Some(640),
             height: Some(480),
+            last_frame: Instant::now(),
             last_frame_at: jiff::Timestamp::UNIX_EPOCH,
             picture: Picture { fingerprint, changed, unchanged_for },
             packets_lost: Some(0),

@@ -50,6 +50,7 @@ impl Prober for Script {
             codec: "h264".into(),
             width: Some(640),
             height: Some(480),
+            last_frame: Instant::now(),
             last_frame_at: jiff::Timestamp::now(),
             picture: Picture { fingerprint: rand_ish(), changed: false, unchanged_for: Duration::ZERO },
             packets_lost: Some(0),
@@ -94,7 +95,7 @@ fn heartbeats(events: &mut mpsc::Receiver<Event>) -> Vec<ds_cameras::Heartbeat> 
     let mut out = Vec::new();
     while let Ok(e) = events.try_recv() {
         if let Event::Heartbeat(h) = e {
-            out.push(h);
+            out.push(h.heartbeat);
         }
     }
     out

@@ -19,6 +19,7 @@ pub mod rtsp_sim;
 pub mod service;
 pub mod smtp;
 pub mod streamer;
+pub mod system_bus;
 pub mod systemd;
 pub mod tcp_peer;
 pub mod wait;

@@ -232,23 +232,7 @@ impl UserSystemd {
     /// Runs a command with this manager's environment, killing it after [`COMMAND_TIMEOUT`].
     fn run(&self, mut command: Command) -> io::Result<Output> {
         self.environment(&mut command);
-        let program = command.get_program().to_string_lossy().into_owned();
-        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        // The outputs here are a few lines, far below a pipe's buffer: waiting before reading
-        // cannot block the child.
-        while child.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("{program} did not finish within {COMMAND_TIMEOUT:?}"),
-                ));
-            }
-            thread::sleep(POLL);
-        }
-        child.wait_with_output()
+        run_short(command)
     }
 
     fn wait_until_answering(&mut self) -> io::Result<()> {
@@ -295,15 +279,8 @@ impl UserSystemd {
             let _ = child.kill();
             wait_child(&mut child, KILL_TIMEOUT);
         }
-        // Whatever outlived the manager (it was killed, or a unit ignored SIGTERM): kill exactly
-        // the processes seen before, recognised by pid and start time.
-        for (pid, started) in descendants {
-            if start_time(pid) == Some(started)
-                && let Some(p) = Pid::from_raw(pid as i32)
-            {
-                let _ = kill_process(p, Signal::KILL);
-            }
-        }
+        // Whatever outlived the manager (it was killed, or a unit ignored SIGTERM).
+        kill_survivors(&descendants);
         for cgroup in std::mem::take(&mut self.cgroups) {
             remove_cgroup(&cgroup);
         }
@@ -351,7 +328,7 @@ fn remove_cgroup(cgroup: &Path) {
 }
 
 /// Waits for the child to exit, at most `timeout`; whether it did.
-fn wait_child(child: &mut Child, timeout: Duration) -> bool {
+pub(crate) fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -362,8 +339,42 @@ fn wait_child(child: &mut Child, timeout: Duration) -> bool {
     }
 }
 
+/// Runs a short command (a few lines of output) to its end, killing it after
+/// [`COMMAND_TIMEOUT`].
+pub(crate) fn run_short(mut command: Command) -> io::Result<Output> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    // The outputs here are a few lines, far below a pipe's buffer: waiting before reading
+    // cannot block the child.
+    while child.try_wait()?.is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{program} did not finish within {COMMAND_TIMEOUT:?}"),
+            ));
+        }
+        thread::sleep(POLL);
+    }
+    child.wait_with_output()
+}
+
+/// Kills exactly the processes seen before (by [`descendants`]) that still run, recognised by
+/// pid and start time, so that a reused pid is never hit.
+pub(crate) fn kill_survivors(seen: &[(u32, u64)]) {
+    for &(pid, started) in seen {
+        if start_time(pid) == Some(started)
+            && let Some(p) = Pid::from_raw(pid as i32)
+        {
+            let _ = kill_process(p, Signal::KILL);
+        }
+    }
+}
+
 /// Every process below `root` in the process tree, with its start time (clock ticks since boot).
-fn descendants(root: u32) -> Vec<(u32, u64)> {
+pub(crate) fn descendants(root: u32) -> Vec<(u32, u64)> {
     let mut parents = Vec::new();
     if let Ok(entries) = fs::read_dir("/proc") {
         for entry in entries.flatten() {

@@ -2,6 +2,7 @@
 //! (`ds-camera-monitor`) in its process and serves what it finds; its HTTP layer is [`http`].
 
 pub mod auth;
+pub mod clock_sync;
 pub mod history;
 pub mod http;
 pub mod logs;
@@ -104,14 +105,16 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     let history = history::History::new();
     let machine = ds_runtime::system::SystemMonitor::default();
     tokio::spawn(machine.clone().run(stream_output_dir(&config), shutdown.clone()));
+    let clock = clock_sync::ClockWatch::start(shutdown.clone()).await;
     let sources = snapshot::Sources {
         streamer: streamer.clone(),
         systemd: systemd.clone(),
         units: config.units.clone(),
         machine,
+        clock: clock.clone(),
     };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
-    let monitor = ds_camera_monitor::CameraMonitor::start(&config).await?;
+    let monitor = ds_camera_monitor::CameraMonitor::start(&config, clock.subscribe()).await?;
     let state = http::AppState {
         streamer,
         config: std::sync::Arc::new(config),

@@ -39,6 +39,8 @@ pub struct Sources {
     /// The machine as this service measures it (so it stays visible while the streamer is
     /// down).
     pub machine: ds_runtime::system::SystemMonitor,
+    /// Whether the wall clock is synchronised.
+    pub clock: crate::clock_sync::ClockWatch,
 }
 
 /// The latest snapshot, shared; cheap to clone.
@@ -143,6 +145,7 @@ async fn sample(s: &Sources, now: jiff::Timestamp) -> DashboardStatus {
         health,
         system: s.machine.latest(),
         gpu: gpu.unwrap_or_default(),
+        clock: Some(s.clock.latest()),
         services: units,
         unreachable,
         sampled_at: now,
@@ -183,7 +186,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let systemd = crate::systemd_link::SystemdLink::down("not in this test");
-        let sources = Sources { streamer: Streamer::new(&url), systemd, units: vec![], machine };
+        let clock = crate::clock_sync::ClockWatch::fixed(ds_wire::system::ClockSync::unknown("not in this test"));
+        let sources = Sources { streamer: Streamer::new(&url), systemd, units: vec![], machine, clock };
         let history = History::new();
         let cache = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
         // One snapshot for every assertion: under load the sampler may take the next one

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use desktop_streamer_web::auth::{self, AuthSettings, AuthState};
+use desktop_streamer_web::clock_sync::ClockWatch;
 use desktop_streamer_web::history::History;
 use desktop_streamer_web::http::cameras::{Cameras, Fleet, Live};
 use desktop_streamer_web::http::{self, AppState, ui};
@@ -20,6 +21,7 @@ use desktop_streamer_web::upstream::Streamer;
 use ds_camera_db::Store;
 use ds_config::WebConfig;
 use ds_runtime::Shutdown;
+use ds_wire::system::ClockSync;
 use serde_json::Value;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -204,6 +206,7 @@ async fn serve() -> Served {
         systemd: link.clone(),
         units: config.units.clone(),
         machine: Default::default(),
+        clock: ClockWatch::fixed(ClockSync::unknown("no systemd-timedated in this test")),
     };
     let status = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let auth = AuthState::new(AuthSettings::from_config(&config).public_paths(http::PUBLIC_PATHS));

@@ -61,6 +61,7 @@ fn main() {
                         width: Some(1920),
                         height: Some(1080),
                         last_frame_at: Some(at),
+                        clock_synchronized: Some(true),
                     };
                     while let Err(ds_camera_db::Error::Backlog) = writer.record(hb.clone()) {
                         // The bench produces far faster than probes would; let the disk catch up.

@@ -30,10 +30,11 @@ pub const CSV_HEADER: &[&str] = &[
     "height",
     "last_frame_utc",
     "last_frame_local",
+    "clock_synchronized",
 ];
 
 const EXPORT_CAMERA: &str = "SELECT c.stable_id, h.at, h.state, h.reason, h.message, h.latency_ms, h.codec, \
-     h.width, h.height, h.last_frame_at, c.name FROM heartbeats h JOIN cameras c ON c.id = h.camera \
+     h.width, h.height, h.last_frame_at, h.clock_synchronized, c.name FROM heartbeats h JOIN cameras c ON c.id = h.camera \
      WHERE h.camera = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.at";
 
 /// One CSV field, quoted if it has to be.
@@ -71,7 +72,7 @@ impl Store {
             let mut rows = stmt.query(params![cam.key, from.as_millisecond(), to.as_millisecond()])?;
             while let Some(row) = rows.next()? {
                 let hb = heartbeat_from_row(row)?;
-                let name: String = row.get(10)?;
+                let name: String = row.get(11)?;
                 let num = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
                 let fields = [
                     csv_text(&hb.camera_id),
@@ -87,6 +88,7 @@ impl Store {
                     num(hb.height),
                     hb.last_frame_at.map(format_utc).unwrap_or_default(),
                     hb.last_frame_at.map(|t| format_local(t, tz)).unwrap_or_default(),
+                    hb.clock_synchronized.map(|s| s.to_string()).unwrap_or_default(),
                 ];
                 writeln!(out, "{}", fields.join(","))?;
                 n += 1;

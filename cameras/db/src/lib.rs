@@ -14,7 +14,7 @@
 //! # let heartbeat = ds_cameras::Heartbeat {
 //! #     camera_id: "gate".into(), at: now, state: ds_cameras::State::Up, reason: None, message: None,
 //! #     latency_ms: Some(180), codec: Some("h264".into()), width: Some(1280), height: Some(720),
-//! #     last_frame_at: Some(now),
+//! #     last_frame_at: Some(now), clock_synchronized: Some(true),
 //! # };
 //! writer.record(heartbeat)?;
 //! // Every few minutes, in spawn_blocking:

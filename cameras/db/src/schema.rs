@@ -90,10 +90,15 @@ CREATE TABLE rollup_state (
 );
 "#;
 
+/// Version 3: whether the wall clock was synchronised when a heartbeat was recorded (1 yes,
+/// 0 no, NULL unknown, as every heartbeat stored before this version).
+const V3: &str = "ALTER TABLE heartbeats ADD COLUMN clock_synchronized INTEGER;";
+
 /// Every migration, in order. Append; never edit one that has shipped.
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, note: "cameras, heartbeats, state changes", sql: V1 },
     Migration { version: 2, note: "hourly roll-ups, heartbeat intervals", sql: V2 },
+    Migration { version: 3, note: "heartbeats marked with the clock's synchronisation", sql: V3 },
 ];
 
 /// The schema version this build writes.

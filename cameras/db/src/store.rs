@@ -91,13 +91,13 @@ const CAMERA_KEYS: &str = "SELECT id, stable_id, heartbeat_ms FROM cameras ORDER
 const CAMERA_KEY: &str = "SELECT id, heartbeat_ms FROM cameras WHERE stable_id = ?1";
 const DELETE_CAMERA: &str = "DELETE FROM cameras WHERE stable_id = ?1";
 const LATEST_ALL: &str = "SELECT c.stable_id, h.at, h.state, h.reason, h.message, h.latency_ms, h.codec, h.width, \
-     h.height, h.last_frame_at FROM cameras c JOIN heartbeats h ON h.camera = c.id \
+     h.height, h.last_frame_at, h.clock_synchronized FROM cameras c JOIN heartbeats h ON h.camera = c.id \
      AND h.at = (SELECT max(at) FROM heartbeats WHERE camera = c.id) ORDER BY c.stable_id";
 const LATEST_ONE: &str = "SELECT c.stable_id, h.at, h.state, h.reason, h.message, h.latency_ms, h.codec, h.width, \
-     h.height, h.last_frame_at FROM cameras c JOIN heartbeats h ON h.camera = c.id \
+     h.height, h.last_frame_at, h.clock_synchronized FROM cameras c JOIN heartbeats h ON h.camera = c.id \
      WHERE c.stable_id = ?1 ORDER BY h.at DESC LIMIT 1";
 const HEARTBEATS_RANGE: &str = "SELECT c.stable_id, h.at, h.state, h.reason, h.message, h.latency_ms, h.codec, \
-     h.width, h.height, h.last_frame_at FROM heartbeats h JOIN cameras c ON c.id = h.camera \
+     h.width, h.height, h.last_frame_at, h.clock_synchronized FROM heartbeats h JOIN cameras c ON c.id = h.camera \
      WHERE h.camera = ?1 AND h.at >= ?2 AND h.at < ?3 ORDER BY h.at LIMIT ?4";
 const CHANGES_PAGE: &str = "SELECT s.id, c.stable_id, s.at, s.from_state, s.to_state, s.reason, s.message \
      FROM state_changes s JOIN cameras c ON c.id = s.camera WHERE s.camera = ?1 AND s.id < ?2 \
@@ -295,7 +295,7 @@ pub(crate) fn opt_word<T: std::str::FromStr<Err = ds_cameras::state::UnknownWord
     }
 }
 
-/// Reads a row whose first ten columns are a heartbeat (stable id, at, state, …).
+/// Reads a row whose first eleven columns are a heartbeat (stable id, at, state, …).
 pub(crate) fn heartbeat_from_row(r: &Row<'_>) -> rusqlite::Result<Heartbeat> {
     Ok(Heartbeat {
         camera_id: r.get(0)?,
@@ -308,6 +308,7 @@ pub(crate) fn heartbeat_from_row(r: &Row<'_>) -> rusqlite::Result<Heartbeat> {
         width: r.get(7)?,
         height: r.get(8)?,
         last_frame_at: r.get::<_, Option<i64>>(9)?.map(ts),
+        clock_synchronized: r.get(10)?,
     })
 }
 

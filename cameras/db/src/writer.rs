@@ -102,8 +102,8 @@ pub struct Writer {
 }
 
 const INSERT_HEARTBEAT: &str = "INSERT INTO heartbeats \
-     (camera, at, state, reason, message, latency_ms, codec, width, height, last_frame_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+     (camera, at, state, reason, message, latency_ms, codec, width, height, last_frame_at, clock_synchronized) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 const INSERT_CHANGE: &str =
     "INSERT INTO state_changes (camera, at, from_state, to_state, reason, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const FIND_CAMERA: &str = "SELECT id FROM cameras WHERE stable_id = ?1";
@@ -338,6 +338,7 @@ impl WriterThread {
                     hb.width,
                     hb.height,
                     hb.last_frame_at.map(|t| t.as_millisecond()),
+                    hb.clock_synchronized,
                 ])?;
                 let changed = match known.last {
                     None => Some(None),

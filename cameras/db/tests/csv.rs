@@ -17,6 +17,8 @@ async fn export_escapes_fields_and_shows_local_time() {
     let mut down = hb("gate", 30, State::Down);
     down.reason = Some(Reason::AuthFailed);
     down.message = Some("401 after DESCRIBE,\nsaid \"go away\"".to_owned());
+    // Recorded before the clock was synchronised: the export says so.
+    down.clock_synchronized = Some(false);
     write_all(&store, [hb("gate", 0, State::Up), down, hb("yard", 0, State::Up), hb("yard", 2 * HOUR, State::Up)])
         .await;
 
@@ -27,11 +29,11 @@ async fn export_escapes_fields_and_shows_local_time() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(
         text,
-        "camera_id,camera_name,time_utc,time_local,state,reason,message,latency_ms,codec,width,height,last_frame_utc,last_frame_local\n\
+        "camera_id,camera_name,time_utc,time_local,state,reason,message,latency_ms,codec,width,height,last_frame_utc,last_frame_local,clock_synchronized\n\
          gate,\"Gate, \"\"north\"\"\",2026-01-01T00:00:00.000Z,2026-01-01T05:30:00.000+05:30,UP,,,120,h264,1280,720,\
-         2026-01-01T00:00:00.000Z,2026-01-01T05:30:00.000+05:30\n\
+         2026-01-01T00:00:00.000Z,2026-01-01T05:30:00.000+05:30,true\n\
          gate,\"Gate, \"\"north\"\"\",2026-01-01T00:00:30.000Z,2026-01-01T05:30:30.000+05:30,DOWN,auth_failed,\
-         \"401 after DESCRIBE,\nsaid \"\"go away\"\"\",,,,,,\n"
+         \"401 after DESCRIBE,\nsaid \"\"go away\"\"\",,,,,,,false\n"
     );
 
     // Every camera, by id; the range leaves out the yard's second heartbeat; a formula

@@ -2,8 +2,10 @@
 //! heartbeat database and its writer, the prober, and the tasks that tie them together.
 //!
 //! Every heartbeat the prober emits goes to the database writer and is announced to the
-//! pages; the scheduler's status board is what the grid, the API and `/metrics` read. The database is optional: when it cannot be opened, the monitor
-//! runs without history and says so, rather than not monitoring at all.
+//! pages; the scheduler's status board is what the grid, the API and `/metrics` read. Each
+//! heartbeat is marked with whether the wall clock was synchronised when it was recorded. The
+//! database is optional: when it cannot be opened, the monitor runs without history and says
+//! so, rather than not monitoring at all.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +13,9 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ds_camera_db::{Batching, CameraInfo, Options, Retention, Store, Writer};
-use ds_cameras::{Event, NetworkProber, Scheduler, State};
+use ds_cameras::{Beat, Event, NetworkProber, Scheduler, State};
 use ds_config::{CamerasConfig, WebConfig};
+use ds_wire::system::ClockSync;
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -78,8 +81,9 @@ fn remembered(store: &Store, clock: Timestamp) -> Result<HashMap<String, (State,
 }
 
 impl CameraMonitor {
-    /// Opens everything and starts the tasks. Must run inside a tokio runtime.
-    pub async fn start(config: &WebConfig) -> anyhow::Result<CameraMonitor> {
+    /// Opens everything and starts the tasks (must run inside a tokio runtime); `clock` tells whether the wall clock is synchronised, for the mark
+    /// on each heartbeat.
+    pub async fn start(config: &WebConfig, clock: watch::Receiver<ClockSync>) -> anyhow::Result<CameraMonitor> {
         let stop = CancellationToken::new();
         let fleet = Arc::new(Fleet::open(&config.cameras_file));
         let store = open_store(config).await;
@@ -113,7 +117,7 @@ impl CameraMonitor {
             tasks.spawn(sync_cameras(store.clone(), fleet.subscribe(), stop.clone()));
             tasks.spawn(prune(store, stop.clone()));
         }
-        tasks.spawn(consume(events, Arc::clone(&live), writer.clone()));
+        tasks.spawn(consume(events, Arc::clone(&live), writer.clone(), clock));
         Ok(CameraMonitor { fleet, live, store, tasks, scheduler: Some(scheduler), writer, stop })
     }
 
@@ -149,14 +153,19 @@ async fn open_store(config: &WebConfig) -> Option<Store> {
 /// Every heartbeat to the database and the pages, until the prober stops. (State changes
 /// are derived by the store from the heartbeats; the scheduler's transitions are only
 /// logged by it.)
-async fn consume(mut events: mpsc::Receiver<Event>, live: Arc<Live>, writer: Option<Writer>) {
+async fn consume(
+    mut events: mpsc::Receiver<Event>,
+    live: Arc<Live>,
+    writer: Option<Writer>,
+    clock: watch::Receiver<ClockSync>,
+) {
     while let Some(event) = events.recv().await {
-        let Event::Heartbeat(mut hb) = event else { continue };
+        let Event::Heartbeat(Beat { heartbeat: mut hb, frame_seen }) = event else { continue };
         let (id, state) = (hb.camera_id.clone(), hb.state);
-        if let Some(frame) = hb.last_frame_at {
-            let ago = Timestamp::now().duration_since(frame);
-            live.frame_arrived(&id, ago.try_into().unwrap_or(Duration::ZERO));
+        if let Some(seen) = frame_seen {
+            live.frame_arrived(&id, seen.into_std());
         }
+        hb.clock_synchronized = clock.borrow().synchronized;
         // A failure that continues a DOWN from before a restart is stored as DOWN (see
         // `live`), so the history shows no state change that did not happen.
         hb.state = live.stored_state(&id, state);

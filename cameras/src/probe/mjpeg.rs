@@ -84,6 +84,7 @@ pub(crate) async fn probe(http: &Client, target: &Target, step: Duration) -> Pro
         codec: "jpeg".to_owned(),
         width: Some(last.info.width),
         height: Some(last.info.height),
+        last_frame: last.at,
         last_frame_at: jiff::Timestamp::now() - (Instant::now() - last.at),
         picture: Picture {
             fingerprint: last.fingerprint,

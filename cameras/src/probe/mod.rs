@@ -34,7 +34,9 @@ pub struct Proof {
     pub codec: String,
     pub width: Option<u32>,
     pub height: Option<u32>,
-    /// When the newest frame arrived.
+    /// When the newest frame arrived, on the monotonic clock (for its age)…
+    pub last_frame: tokio::time::Instant,
+    /// …and as the wall clock said then (for people and the history).
     pub last_frame_at: jiff::Timestamp,
     pub picture: Picture,
     /// RTP packets the sequence numbers show missing during the probe (RTSP, exact); `None`

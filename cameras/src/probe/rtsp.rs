@@ -173,7 +173,16 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
         Ok(Err(e)) => tracing::debug!(camera = %target.url, error = %first_line(&e.to_string()), "TEARDOWN failed"),
         Err(_) => tracing::debug!(camera = %target.url, "TEARDOWN took longer than the step timeout"),
     }
-    Ok(Proof { latency, codec, width, height, last_frame_at, picture: seen.picture(), packets_lost: Some(counts.lost) })
+    Ok(Proof {
+        latency,
+        codec,
+        width,
+        height,
+        last_frame: seen.last_at,
+        last_frame_at,
+        picture: seen.picture(),
+        packets_lost: Some(counts.lost),
+    })
 }
 
 /// How long to wait for a further frame, given the time from the keyframe to the first later

@@ -48,6 +48,11 @@ pub enum SystemdError {
     JobFailed { unit: String, bus: String, action: Action, result: String },
     #[error("cannot {action} {unit} on the {bus}: {source}")]
     Call { unit: String, bus: String, action: Action, source: Box<zbus::Error> },
+    #[error(
+        "systemd-timedated does not answer on the {bus} ({message}); without it the clock's \
+         synchronisation is unknown (Debian ships it in the `systemd` package)"
+    )]
+    NoTimedated { bus: String, message: String },
     #[error("lost systemd on the {bus}: {reason}")]
     Lost { bus: String, reason: String },
 }
@@ -57,7 +62,10 @@ impl SystemdError {
     /// opposed to systemd answering about one unit (no such unit, refused, a failed job).
     pub fn is_connection_trouble(&self) -> bool {
         match self {
-            SystemdError::Connect { .. } | SystemdError::NoSystemd { .. } | SystemdError::Lost { .. } => true,
+            SystemdError::Connect { .. }
+            | SystemdError::NoSystemd { .. }
+            | SystemdError::NoTimedated { .. }
+            | SystemdError::Lost { .. } => true,
             SystemdError::Call { source, .. } => dbus_error(source).is_none(),
             _ => false,
         }

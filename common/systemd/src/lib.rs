@@ -1,5 +1,5 @@
 //! systemd over D-Bus: the state of the watched units, changes to it as systemd signals them,
-//! and restarts.
+//! and restarts; and whether the wall clock is synchronised (systemd-timedated).
 //!
 //! The watchdog this crate replaces ran `systemctl` every 30 s and read a property systemd does
 //! not have (`RestartCount`). Here every state comes from systemd's own D-Bus objects: the
@@ -21,6 +21,7 @@ mod client;
 mod error;
 mod job;
 mod proxies;
+mod timedate;
 mod unit;
 mod watch;
 
@@ -29,5 +30,6 @@ pub use error::SystemdError;
 pub use job::Job;
 /// The generated proxies (`ManagerProxy`, `UnitProxy`, `ServiceProxy` and their signal types).
 pub use proxies::*;
+pub use timedate::{READ_TIMEOUT, Timedate, Timedate1Proxy};
 pub use unit::{Action, ActiveState, StartLimit, UnitState};
 pub use watch::UnitWatch;

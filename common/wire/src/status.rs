@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::health::{HealthReport, ServiceReport, StreamReport};
-use crate::system::{SystemSample, VramUse};
+use crate::system::{ClockSync, SystemSample, VramUse};
 
 /// `GET /api/status` of the dashboard. A part that could not be had is `null` and named in
 /// `unreachable`.
@@ -21,6 +21,10 @@ pub struct DashboardStatus {
     pub system: Option<SystemSample>,
     #[serde(default)]
     pub gpu: Vec<VramUse>,
+    /// Whether the wall clock is synchronised (systemd-timedated); absent from dashboards
+    /// older than this field.
+    #[serde(default)]
+    pub clock: Option<ClockSync>,
     /// Every watched unit, as systemd reports it.
     #[serde(default)]
     pub services: Vec<UnitStatus>,

@@ -26,3 +26,26 @@ impl VramUse {
         if self.total_bytes == 0 { 0.0 } else { self.used_bytes as f64 / self.total_bytes as f64 * 100.0 }
     }
 }
+
+/// Whether the machine's wall clock is synchronised, as systemd-timedated tells it
+/// (`org.freedesktop.timedate1` on the system bus). Boards without a real-time clock start at
+/// an old date until a time service steps the clock: times stamped before that are not to be
+/// trusted, and the dashboard and the camera history say so.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSync {
+    /// `NTPSynchronized`: the kernel's clock is kept by a time service (systemd-timesyncd,
+    /// chrony, ntpd). `None` when systemd-timedated cannot be asked.
+    pub synchronized: Option<bool>,
+    /// `NTP`: a network time service is enabled. `None` when unknown.
+    pub ntp_enabled: Option<bool>,
+    /// Why the state is unknown, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ClockSync {
+    /// The state when systemd-timedated cannot be asked, and why.
+    pub fn unknown(error: impl Into<String>) -> ClockSync {
+        ClockSync { synchronized: None, ntp_enabled: None, error: Some(error.into()) }
+    }
+}

@@ -1,11 +1,11 @@
 //! The dashboard's status document holds today's JSON byte for byte. The golden documents
 //! follow the dashboard's writer as it was before the types (one `json!` object: service,
 //! stream, health, system, gpu, services, unreachable, sampled_at), with the streamer's parts
-//! embedded exactly as the streamer's golden `/api/status` has them.
+//! embedded exactly as the streamer's golden `/api/status` has them, and `clock` added since.
 
 use ds_wire::health::{ServiceDetails, ServiceReport, StreamerStatus};
 use ds_wire::status::*;
-use ds_wire::system::{SystemSample, VramUse};
+use ds_wire::system::{ClockSync, SystemSample, VramUse};
 
 const UP: &str = include_str!("golden/dashboard-status.json");
 const DOWN: &str = include_str!("golden/dashboard-status-unreachable.json");
@@ -28,6 +28,7 @@ fn up() -> DashboardStatus {
             disk_usage_percent: Some(61.0),
         }),
         gpu: vec![VramUse { card: "card0".into(), used_bytes: 1 << 30, total_bytes: 4 << 30 }],
+        clock: Some(ClockSync { synchronized: Some(true), ntp_enabled: Some(true), error: None }),
         services: vec![UnitStatus {
             name: "desktop-streamer.service".into(),
             load_state: "loaded".into(),
@@ -55,6 +56,7 @@ fn down() -> DashboardStatus {
         health: None,
         system: None,
         gpu: Vec::new(),
+        clock: Some(ClockSync::unknown("cannot connect to the system bus")),
         services: Vec::new(),
         unreachable: vec![
             Unreachable {
@@ -88,4 +90,13 @@ fn a_unit_action_reply_reads_with_or_without_a_state() {
     assert_eq!(done.state.map(|s| s.sub_state), Some("running".to_owned()));
     let accepted: ActionReply = serde_json::from_str(r#"{"message":"cleanup started"}"#).unwrap();
     assert_eq!((accepted.unit, accepted.message.as_deref()), (None, Some("cleanup started")));
+}
+
+/// A document from a dashboard older than `clock` reads with the clock unknown.
+#[test]
+fn a_document_without_the_clock_reads_as_unknown() {
+    let mut old: serde_json::Value = serde_json::from_str(UP).unwrap();
+    old.as_object_mut().unwrap().remove("clock");
+    let read: DashboardStatus = serde_json::from_value(old).unwrap();
+    assert_eq!(read, DashboardStatus { clock: None, ..up() });
 }

@@ -142,6 +142,7 @@ mod tests {
                 width: None,
                 height: None,
                 last_frame_at,
+                clock_synchronized: None,
             };
             let status = CameraStatus {
                 camera_id: id.clone(),

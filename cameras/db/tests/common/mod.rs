@@ -38,6 +38,7 @@ pub fn hb(camera: &str, at_s: i64, state: State) -> Heartbeat {
         width: up.then_some(1280),
         height: up.then_some(720),
         last_frame_at: up.then(|| t(at_s)),
+        clock_synchronized: Some(true),
     }
 }
 
