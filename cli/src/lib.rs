@@ -20,6 +20,7 @@ use ds_wire::alerts::AlertsReply;
 use ds_wire::cameras::CameraList;
 use ds_wire::health::HealthReport;
 use ds_wire::status::{ActionReply, DashboardStatus, UnitStatus};
+use ds_wire::system::ClockSync;
 use serde_json::{Value, json};
 
 use self::check::{Level, Observed, Thresholds, Verdict};
@@ -212,6 +213,12 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
             if let Some(system) = &doc.system {
                 status::machine(&mut out, p, system);
             }
+            if let Some(clock) = &doc.clock {
+                if doc.system.is_none() {
+                    out.push_str(&format!("{}\n", p.heading("Machine")));
+                }
+                status::clock(&mut out, p, clock);
+            }
             match cams {
                 Ok(c) => cameras::summary(&mut out, p, &c),
                 Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Cameras"), p.warn(&e.to_string()))),
@@ -225,7 +232,8 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
         }
         Err(web_error) => {
             // The dashboard is down: still say what systemd and the streamer itself report.
-            let (health, units) = tokio::join!(streamer.get::<HealthReport>("/api/health", &[]), unit_states(config));
+            let (health, units, clock) =
+                tokio::join!(streamer.get::<HealthReport>("/api/health", &[]), unit_states(config), clock_sync());
             if json {
                 let health = health.as_ref().ok();
                 let doc = json!({
@@ -233,6 +241,7 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
                     "health": health,
                     "services": units.as_ref().ok().map(|(_, u)| u),
                     "systemd_unreachable": units.as_ref().err(),
+                    "clock": clock,
                 });
                 println!("{doc}");
                 return Ok(if health.is_some() || units.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
@@ -254,10 +263,19 @@ async fn status(web: &Client, streamer: &Client, config: &ConfigArgs, json: bool
                 }
                 Err(e) => out.push_str(&format!("{}\n  {}\n", p.heading("Stream"), p.bad(&format!("streamer: {e}")))),
             }
+            out.push_str(&format!("{}\n", p.heading("Machine")));
+            status::clock(&mut out, p, &clock);
             print!("{out}");
             Ok(if health_answered || units_answered { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
+}
+
+/// Whether the wall clock is synchronised, straight from systemd-timedated (while the dashboard,
+/// which normally tells, is down).
+async fn clock_sync() -> ClockSync {
+    let ask = async { ds_systemd::Timedate::connect().await?.read().await };
+    ask.await.unwrap_or_else(|e| ClockSync::unknown(e.to_string()))
 }
 
 /// The watched units' states straight from systemd, on the bus and for the units the web

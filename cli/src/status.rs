@@ -7,7 +7,7 @@ use std::io::IsTerminal as _;
 use ds_wire::alerts::{AlertsReply, HistoryEntry, Severity};
 use ds_wire::health::HealthReport;
 use ds_wire::status::UnitStatus;
-use ds_wire::system::SystemSample;
+use ds_wire::system::{ClockSync, SystemSample};
 
 /// How many of the newest alerts the screen shows.
 pub const RECENT_ALERTS: usize = 5;
@@ -119,6 +119,17 @@ pub fn machine(out: &mut String, p: Paint, system: &SystemSample) {
         num(Some(system.memory_percent), 0, "%"),
         num(system.disk_usage_percent, 0, "%")
     );
+}
+
+/// The clock line of the machine block: whether the wall clock is synchronised.
+pub fn clock(out: &mut String, p: Paint, clock: &ClockSync) {
+    let text = match (clock.synchronized, clock.ntp_enabled) {
+        (Some(true), _) => p.good("synchronised"),
+        (Some(false), Some(false)) => p.warn("not synchronised, and no network time service is enabled (timedatectl set-ntp true)"),
+        (Some(false), _) => p.warn("not synchronised: times and camera heartbeats recorded now may be off"),
+        (None, _) => p.warn(&format!("unknown ({})", clock.error.as_deref().unwrap_or("not reported"))),
+    };
+    let _ = writeln!(out, "  clock {text}");
 }
 
 /// The newest [`RECENT_ALERTS`] alerts from `/api/alerts`, newest first.

@@ -1240,3 +1240,48 @@ fn a_stepped_wall_clock_keeps_the_camera_history() {
     drop(web);
     ds_tests::faketime::WallClock::forget(pid);
 }
+
+/// Issue 20: whether the wall clock is synchronised is read from the machine's real
+/// systemd-timedated (D-Bus-activated on the test's own system bus), shown in `/api/status` and
+/// by `desktop-streamer-monitor status`, with and without the dashboard, and every heartbeat
+/// recorded meanwhile carries it (the CSV export's last column). Here the kernel's clock is
+/// what this machine's is (a test cannot set it without changing the machine); the
+/// synchronised case is read from a stand-in daemon in `common/systemd/tests/timedate.rs`.
+#[test]
+fn the_clock_synchronisation_comes_from_timedated_and_marks_the_heartbeats() {
+    let bus = ds_tests::system_bus::SystemBus::start().unwrap();
+    let truth = bus.ntp_synchronized().unwrap();
+    let (name, address) = bus.env();
+    let cams = MjpegServer::start();
+    let yaml = format!(
+        "heartbeat_seconds: {}\ntimeout_seconds: {}\nretries: 0\nstreams:\n- id: cam\n  name: Cam\n  url: '{}'\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs(),
+        cams.url("live")
+    );
+    let web = Web::start_with(&yaml, "info", &[(name.to_owned(), address.clone())]);
+    let status = web.json("/api/status");
+    // The first sample waits for the first answer: no poll interval to wait for.
+    assert_eq!(status["clock"], json!({"synchronized": truth, "ntp_enabled": null}), "{status:#}");
+    wait_up(&web, "cam", within(1));
+    let rows = wait_until("a heartbeat stored", HEARTBEAT + JITTER + SLACK, || {
+        let csv = web.get(&format!("/api/cameras/export.csv?camera=cam&hours={MAX_HOURS}"));
+        let rows: Vec<String> = csv.text().lines().map(str::to_owned).collect();
+        if rows.len() >= 2 { Ok(rows) } else { Err(csv.text()) }
+    });
+    assert!(rows[0].ends_with(",clock_synchronized"), "{}", rows[0]);
+    for row in &rows[1..] {
+        assert!(row.ends_with(&format!(",{truth}")), "{row}");
+    }
+
+    let said = if truth { "clock synchronised" } else { "clock not synchronised" };
+    let (code, out, err) = monitor(&["--url", &web.url(), "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(said), "{out}");
+    // With the dashboard down the CLI asks timedated itself.
+    let nowhere = format!("http://127.0.0.1:{REFUSED_PORT}");
+    let env = [(name, address.as_str())];
+    let (_, out, err) =
+        ds_tests::bins::run_monitor_with(&["--url", &nowhere, "--streamer-url", &nowhere, "status"], &env);
+    assert!(out.contains(said), "{out}{err}");
+}

@@ -180,7 +180,28 @@ function drawCharts() {
   }
 }
 
+// Whether the wall clock is synchronised (systemd-timedated), and what it means when not.
+function showClock(clock) {
+  let state = 'unknown';
+  let text = 'unknown';
+  let note = clock && clock.error ? `systemd-timedated cannot be asked: ${clock.error}` : '';
+  if (clock && clock.synchronized === true) {
+    state = 'active';
+    text = 'synchronised';
+  } else if (clock && clock.synchronized === false) {
+    state = 'warning';
+    text = 'not synchronised';
+    note = 'Times on this page and camera heartbeats recorded now may be off; they are marked in the history.'
+      + (clock.ntp_enabled === false ? ' No network time service is enabled (the command timedatectl set-ntp true enables one).' : '');
+  }
+  const badge = $('clock-sync');
+  badge.dataset.state = state;
+  setText(badge, text);
+  setText($('clock-note'), note);
+}
+
 function showMachine(status) {
+  showClock(status.clock);
   const sys = status.system;
   showNotice('machine-unreachable', sys ? ''
     : 'The dashboard cannot read this machine\'s CPU, memory and disk use (see its log).');
