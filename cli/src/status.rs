@@ -125,7 +125,9 @@ pub fn machine(out: &mut String, p: Paint, system: &SystemSample) {
 pub fn clock(out: &mut String, p: Paint, clock: &ClockSync) {
     let text = match (clock.synchronized, clock.ntp_enabled) {
         (Some(true), _) => p.good("synchronised"),
-        (Some(false), Some(false)) => p.warn("not synchronised, and no network time service is enabled (timedatectl set-ntp true)"),
+        (Some(false), Some(false)) => {
+            p.warn("not synchronised, and no network time service is enabled (timedatectl set-ntp true)")
+        }
         (Some(false), _) => p.warn("not synchronised: times and camera heartbeats recorded now may be off"),
         (None, _) => p.warn(&format!("unknown ({})", clock.error.as_deref().unwrap_or("not reported"))),
     };
