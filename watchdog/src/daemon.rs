@@ -389,8 +389,8 @@ impl Daemon {
                     "the system clock stepped {human} while the watchdog was not running"
                 );
                 let details = format!(
-                    "The watchdog last ran at {} as the clock said then, {} ago by the time since boot; the wall clock \
-                     has moved {human} more than that since (more than {} s is a step). {CLOCK_NOT_AFFECTING}",
+                    "The watchdog last looked at the clock at {} as the clock said then, {} ago by the time since boot; \
+                     the wall clock has moved {human} more than that since (more than {} s is a step). {CLOCK_NOT_AFFECTING}",
                     human_wall(last_seen),
                     human_duration(away),
                     STEP_THRESHOLD.as_secs()
@@ -401,8 +401,8 @@ impl Daemon {
                 let behind = human_duration(behind);
                 tracing::warn!(%last_seen, "the system clock is {behind} behind the last time the watchdog ran");
                 let details = format!(
-                    "The wall clock reads {}, {behind} before {}, when the watchdog last ran (before the machine \
-                     restarted). The board has no real-time clock or has not synchronised its clock yet: times shown \
+                    "The wall clock reads {}, {behind} before {}, when the watchdog last looked at it (before the \
+                     machine restarted). The board has no real-time clock or has not synchronised its clock yet: times shown \
                      are wrong until it does. {CLOCK_NOT_AFFECTING}",
                     human_wall(now),
                     human_wall(last_seen)
