@@ -20,6 +20,8 @@ use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::{Value, json};
 
 const VICTIM: &str = "ds-victim.service";
+/// The watchdog's configuration file, in a test's directory.
+const CONFIG: &str = "watchdog-config.json";
 
 struct Watchdog {
     child: Child,
@@ -53,6 +55,14 @@ impl Watchdog {
             }
         });
         Watchdog { child, log }
+    }
+
+    /// Started with the configuration [`watch_with_webhook_env`] wrote in `dir`, on `sd`'s bus,
+    /// with `env` added; watching.
+    fn restart_on(sd: &UserSystemd, dir: &std::path::Path, env: Vec<(String, String)>) -> Watchdog {
+        let w = Watchdog::start_with(&dir.join(CONFIG), &sd.bus_address(), env);
+        w.wait_log("watching units over D-Bus", Duration::from_secs(10));
+        w
     }
 
     fn logs(&self) -> String {
@@ -150,6 +160,17 @@ fn a_killed_unit_is_restarted_over_dbus_alerted_with_what_was_done_and_resolved(
 /// A watchdog on `sd`'s bus with `extra` configuration keys, resources unwatched, no cooldown,
 /// its state in `dir`, alerting a JSON webhook receiver; started and watching.
 fn watch_with_webhook(sd: &UserSystemd, dir: &std::path::Path, extra: Value) -> (Receiver, Watchdog) {
+    watch_with_webhook_env(sd, dir, extra, Vec::new())
+}
+
+/// [`watch_with_webhook`] with `env` added to the watchdog's (e.g. a [`WallClock`]'s); its
+/// configuration is [`CONFIG`] in `dir`, to start it again with [`Watchdog::restart_on`].
+fn watch_with_webhook_env(
+    sd: &UserSystemd,
+    dir: &std::path::Path,
+    extra: Value,
+    env: Vec<(String, String)>,
+) -> (Receiver, Watchdog) {
     let hooks = Receiver::start(&[200]);
     let mut config = json!({"bus": "session", "alert_cooldown": 0, "auto_recovery": {"resource_monitoring": false},
         "state_dir": dir.join("state"),
@@ -157,11 +178,8 @@ fn watch_with_webhook(sd: &UserSystemd, dir: &std::path::Path, extra: Value) -> 
     if let (Some(c), Value::Object(more)) = (config.as_object_mut(), extra) {
         c.extend(more);
     }
-    let path = dir.join("watchdog-config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let w = Watchdog::start(&path, &sd.bus_address());
-    w.wait_log("watching units over D-Bus", Duration::from_secs(10));
-    (hooks, w)
+    std::fs::write(dir.join(CONFIG), config.to_string()).unwrap();
+    (hooks, Watchdog::restart_on(sd, dir, env))
 }
 
 /// A real streamer, run by a real systemd user manager as desktop-streamer.service on a real
@@ -652,6 +670,46 @@ fn held_alerts_survive_a_step_of_the_wall_clock_and_a_restart(step: &str, human:
     let pid = w.child.id();
     assert!(w.stop().success());
     WallClock::forget(pid);
+}
+
+/// The wall clock steps while the watchdog is stopped (NTP at boot, an operator; libfaketime,
+/// the monotonic clock untouched): the next start says so, once, as a step "while the watchdog
+/// was not running", and a further restart does not say it again.
+#[test]
+fn a_step_while_the_watchdog_was_stopped_is_alerted_once_at_the_next_start() {
+    let sd = manager_with_victim();
+    let clock = WallClock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (hooks, w) =
+        watch_with_webhook_env(&sd, dir.path(), json!({"units": [VICTIM], "check_interval": 60}), clock.env());
+    assert!(w.stop().success());
+    clock.step("+366d");
+
+    let w = Watchdog::restart_on(&sd, dir.path(), clock.env());
+    let alert = hooks.wait_for(1, Duration::from_secs(10))[0].json();
+    assert_eq!(alert["title"], "the system clock stepped +366 d while the watchdog was not running", "{alert}");
+    assert_eq!((&alert["kind"], &alert["severity"]), (&json!("clock_step"), &json!("info")), "{alert}");
+    // Recorded as delivered before it stops, so the next run has nothing left to send again.
+    w.wait_log("alert delivered", Duration::from_secs(10));
+    assert!(w.stop().success());
+
+    // Started again under the same clock: the unit's failure, raised after the start, arrives
+    // behind anything the start raised (a channel delivers in order), and nothing came between.
+    let w = Watchdog::restart_on(&sd, dir.path(), clock.env());
+    kill_and_wait_for_restart(&sd, &w);
+    let sent: Vec<Value> = hooks.wait_for(3, Duration::from_secs(15)).iter().map(|r| r.json()).collect();
+    let titles: Vec<&str> = sent.iter().map(|a| a["title"].as_str().unwrap()).collect();
+    assert_eq!(
+        titles[..3],
+        [
+            "the system clock stepped +366 d while the watchdog was not running",
+            format!("service down: {VICTIM}").as_str(),
+            format!("resolved: service down: {VICTIM}").as_str()
+        ],
+        "{}",
+        w.logs()
+    );
+    assert!(w.stop().success());
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! A step is what the wall clock moved against the monotonic clock between two looks: more than
 //! [`STEP_THRESHOLD`] (5 s, far above the drift NTP slews away and the jitter between reading
 //! the two clocks) is a step, alerted once ([`StepWatch`]).
+//! A step while the watchdog was not running is judged at the next start against what the last
+//! run saw ([`crate::last_seen`]).
 //!
 //! What must outlive the process (an undelivered alert's age) is counted on `CLOCK_BOOTTIME`
 //! (`/proc/uptime`, which also runs during suspend) together with the boot id
@@ -92,7 +94,12 @@ impl StepWatch {
 /// `+366 d`, `−1 d`, `+3 h`, `−20 min`, `+12 s`: the step in the largest unit that fits, rounded.
 pub fn human_step(step: SignedDuration) -> String {
     let sign = if step.is_negative() { '−' } else { '+' };
-    let s = step.unsigned_abs().as_secs_f64();
+    format!("{sign}{}", human_duration(step.unsigned_abs()))
+}
+
+/// `366 d`, `3 h`, `20 min`, `12 s`: in the largest unit that fits, rounded.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
     // A second's slack: a step measured between two readings of two clocks is a few
     // microseconds off, and −86 399.9999 s is still a day.
     let (value, unit) = if s + 1.0 >= 86_400.0 {
@@ -104,7 +111,12 @@ pub fn human_step(step: SignedDuration) -> String {
     } else {
         (s, "s")
     };
-    format!("{sign}{} {unit}", value.round())
+    format!("{} {unit}", value.round())
+}
+
+/// `2026-03-01 10:00:00 UTC`: a wall time for people, to the second.
+pub fn human_wall(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 pub(crate) fn signed(d: Duration) -> SignedDuration {
@@ -125,6 +137,8 @@ mod tests {
         assert_eq!(human_step(-signed(Duration::from_secs(20 * 60))), "−20 min");
         assert_eq!(human_step(signed(Duration::from_secs(12))), "+12 s");
         assert_eq!(human_step(-signed(DAY - Duration::from_micros(3))), "−1 d");
+        assert_eq!(human_duration(Duration::from_secs(600)), "10 min");
+        assert_eq!(human_wall("2026-03-01T10:00:00.75Z".parse().unwrap()), "2026-03-01 10:00:00 UTC");
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,7 +8,9 @@
 //!
 //! At every check it also compares the wall clock with the monotonic clock: a step of more than
 //! [`STEP_THRESHOLD`](crate::clock::STEP_THRESHOLD) (5 s) is an info alert, "the system clock
-//! stepped +366 d", once per step (a step while the watchdog was not running is not seen).
+//! stepped +366 d", once per step. A step while the watchdog was not running is judged at start
+//! against the record the last run left ([`crate::last_seen`]), kept up to date at start, after
+//! each step, every [`SAVE_EVERY`] and at shutdown.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,9 @@ use crate::checks::cameras::CameraCheck;
 use crate::checks::resources::ResourceCheck;
 use crate::checks::services::ServiceCheck;
 use crate::checks::stream::{STREAM_KINDS, StreamCheck};
-use crate::clock::{At, STEP_THRESHOLD, StepWatch, human_step};
+use crate::clock::{At, Boot, STEP_THRESHOLD, StepWatch, human_duration, human_step, human_wall};
 use crate::conditions::{Change, Conditions, Finding};
+use crate::last_seen::{self, LAST_SEEN_FILE, LastSeen, SAVE_EVERY, Verdict};
 use crate::outbox::Outbox;
 use crate::policy::{Decision, Policy, read_saved, write_saved};
 use crate::recovery::{Permit, RestartLimiter, StartBudget};
@@ -37,6 +40,9 @@ const DBUS_RETRY: Duration = Duration::from_secs(10);
 pub const HELD_BACK_FILE: &str = "held-back.json";
 /// The streamer's unit, restarted when the stream is critically stale.
 pub const STREAMER_UNIT: &str = "desktop-streamer.service";
+/// How every clock alert ends.
+const CLOCK_NOT_AFFECTING: &str = "Alerts keep the time they were raised at as the clock said then; ages, retries and \
+     grace periods run on the monotonic clock and are not affected.";
 
 pub struct Daemon {
     config: WatchdogConfig,
@@ -104,6 +110,7 @@ pub async fn run(
     let outbox = Arc::new(Outbox::open(&config.state_dir, config.alert_max_age())?);
     let mut daemon = Daemon::new(config, Arc::clone(&outbox), channels.iter().map(Channel::id).collect());
     tracing::info!(units = ?daemon.config.units, channels = ?daemon.channel_ids, "desktop-streamer-watchdog started");
+    daemon.look_back_at_the_clock(At::now(), Boot::read().as_ref());
     let delivery = {
         let (outbox, shutdown) = (Arc::clone(&outbox), shutdown.clone());
         tokio::spawn(async move { outbox.run(&channels, &shutdown).await })
@@ -123,6 +130,8 @@ pub async fn run(
     let mut next_dbus_try = Instant::now();
     let mut tick = tokio::time::interval(daemon.config.check_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut remember = tokio::time::interval_at(tokio::time::Instant::now() + SAVE_EVERY, SAVE_EVERY);
+    remember.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if watch.is_none() && Instant::now() >= next_dbus_try {
             watch = daemon.connect().await;
@@ -130,6 +139,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = tick.tick() => daemon.check_all().await,
+            _ = remember.tick() => daemon.look_and_remember(),
             changed = async { watch.as_mut()?.recv().await }, if watch.is_some() => match changed {
                 Some(Ok(unit)) => daemon.on_unit(unit).await,
                 Some(Err(e)) => tracing::warn!(error = %e, "unit watch"),
@@ -146,6 +156,7 @@ pub async fn run(
             () = shutdown.wait() => break,
         }
     }
+    daemon.look_and_remember();
     daemon.save_policy(tokio::time::Instant::now());
     let _ = tokio::time::timeout(Duration::from_secs(2), delivery).await;
     Ok(())
@@ -230,7 +241,7 @@ impl Daemon {
     }
 
     async fn check_all(&mut self) {
-        self.look_at_the_clock(At::now());
+        self.look_at_the_clock(At::now(), Boot::read().as_ref());
         // Units: read afresh (a missed signal must not hide a failure for long).
         if let Some(systemd) = &self.systemd {
             for name in self.config.units.clone() {
@@ -338,20 +349,82 @@ impl Daemon {
         }
     }
 
-    /// Alerts a step of the wall clock since the previous look.
-    fn look_at_the_clock(&mut self, now: At) {
-        let Some(step) = self.steps.look(now) else { return };
+    /// Alerts a step of the wall clock since the previous look, and then saves the moment for the
+    /// next start (in `boot`), so it is not told again; says whether it saved.
+    fn look_at_the_clock(&mut self, now: At, boot: Option<&Boot>) -> bool {
+        let Some(step) = self.steps.look(now) else { return false };
         let human = human_step(step);
         tracing::warn!(step_s = step.as_secs(), "the system clock stepped {human}");
         let details = format!(
             "The wall clock moved {human} against the monotonic clock since the previous look (more than {} s is a step). \
-             Alerts keep the time they were raised at as the clock said then; ages, retries and grace periods run on \
-             the monotonic clock and are not affected.",
+             {CLOCK_NOT_AFFECTING}",
             STEP_THRESHOLD.as_secs()
         );
         let title = format!("the system clock stepped {human}");
         let alert = self.alert("clock_step".into(), Severity::Info, title, details, now.wall, None);
         self.offer(alert);
+        // After the alert is in the outbox: a crash in between repeats it rather than losing it.
+        self.remember(now, boot);
+        true
+    }
+
+    /// At start: alerts what the wall clock did while the watchdog was not running, judged
+    /// against what the last run saw, then watches (and saves) on from `now` in `boot`.
+    fn look_back_at_the_clock(&mut self, now: At, boot: Option<&Boot>) {
+        let saw = last_seen::read(&self.config.state_dir.join(LAST_SEEN_FILE));
+        if let Some(verdict) = saw.and_then(|saw| last_seen::judge(&saw, now.wall, boot)) {
+            let alert = self.alert_from_the_time_away(verdict, now.wall);
+            self.offer(alert);
+        }
+        self.steps.look(now);
+        self.remember(now, boot);
+    }
+
+    fn alert_from_the_time_away(&mut self, verdict: Verdict, now: jiff::Timestamp) -> Alert {
+        let (kind, title, details) = match verdict {
+            Verdict::Stepped { step, last_seen, away } => {
+                let human = human_step(step);
+                tracing::warn!(
+                    step_s = step.as_secs(),
+                    "the system clock stepped {human} while the watchdog was not running"
+                );
+                let details = format!(
+                    "The watchdog last looked at the clock at {} as the clock said then, {} ago by the time since boot; \
+                     the wall clock has moved {human} more than that since (more than {} s is a step). {CLOCK_NOT_AFFECTING}",
+                    human_wall(last_seen),
+                    human_duration(away),
+                    STEP_THRESHOLD.as_secs()
+                );
+                ("clock_step", format!("the system clock stepped {human} while the watchdog was not running"), details)
+            }
+            Verdict::Behind { behind, last_seen, now } => {
+                let behind = human_duration(behind);
+                tracing::warn!(%last_seen, "the system clock is {behind} behind the last time the watchdog ran");
+                let details = format!(
+                    "The wall clock reads {}, {behind} before {}, when the watchdog last looked at it (before the \
+                     machine restarted). The board has no real-time clock or has not synchronised its clock yet: times shown \
+                     are wrong until it does. {CLOCK_NOT_AFFECTING}",
+                    human_wall(now),
+                    human_wall(last_seen)
+                );
+                ("clock_behind", "the system clock is behind the last time the watchdog ran".to_owned(), details)
+            }
+        };
+        self.alert(kind.into(), Severity::Info, title, details, now, None)
+    }
+
+    /// Looks at the clock, then saves the moment: the record never holds a moment past a step
+    /// that was not judged.
+    fn look_and_remember(&mut self) {
+        let (now, boot) = (At::now(), Boot::read());
+        if !self.look_at_the_clock(now, boot.as_ref()) {
+            self.remember(now, boot.as_ref());
+        }
+    }
+
+    /// Saves `now` in `boot` as the last moment this watchdog saw the clocks.
+    fn remember(&self, now: At, boot: Option<&Boot>) {
+        last_seen::write(&self.config.state_dir.join(LAST_SEEN_FILE), &LastSeen::new(now.wall, boot));
     }
 
     /// Each kind of a unit's trouble is its own scope, so one resolving leaves the others.
@@ -501,23 +574,87 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut d = daemon(dir.path());
         let t0 = At::now();
-        d.look_at_the_clock(t0);
+        d.look_at_the_clock(t0, None);
         let t1 = t0 + Duration::from_secs(60);
-        d.look_at_the_clock(At { wall: t1.wall + Duration::from_secs(2), ..t1 });
+        d.look_at_the_clock(At { wall: t1.wall + Duration::from_secs(2), ..t1 }, None);
         assert!(d.outbox.history().is_empty(), "no step yet");
         let t2 = t1 + Duration::from_secs(60);
-        d.look_at_the_clock(At { wall: t2.wall + DAY * 366, ..t2 });
-        d.look_at_the_clock(At { wall: t2.wall + DAY * 366 + Duration::from_secs(60), ..t2 + Duration::from_secs(60) });
+        d.look_at_the_clock(At { wall: t2.wall + DAY * 366, ..t2 }, None);
+        d.look_at_the_clock(
+            At { wall: t2.wall + DAY * 366 + Duration::from_secs(60), ..t2 + Duration::from_secs(60) },
+            None,
+        );
         // Past the cooldown (300 s), the clock is stepped back.
         tokio::time::advance(Duration::from_secs(520)).await;
         let t3 = At { mono: tokio::time::Instant::now(), wall: t2.wall + Duration::from_secs(400) };
         assert_eq!(t3.mono, t2.mono + Duration::from_secs(400));
-        d.look_at_the_clock(At { wall: t3.wall + DAY * 365, ..t3 });
+        d.look_at_the_clock(At { wall: t3.wall + DAY * 365, ..t3 }, None);
         let history = d.outbox.history();
         let titles: Vec<&str> = history.iter().map(|e| e.alert.title.as_str()).collect();
         assert_eq!(titles, ["the system clock stepped +366 d", "the system clock stepped −1 d"]);
         assert!(history.iter().all(|e| e.alert.severity == Severity::Info));
         assert!(history[0].alert.details.contains("more than 5 s is a step"), "{}", history[0].alert.details);
+    }
+
+    /// What the wall clock did while the watchdog was not running is alerted once, at the next
+    /// start: a step seen live is not told again after a restart; a step while it was stopped
+    /// is, even when a SIGKILL left an older record; after a reboot only a clock behind the
+    /// last run is news. A broken record is no reason to refuse to start.
+    #[tokio::test(start_paused = true)]
+    async fn steps_while_the_watchdog_was_not_running_are_alerted_once_at_the_next_start() {
+        const DAY: Duration = Duration::from_secs(86_400);
+        const S: Duration = Duration::from_secs(1);
+        let boot = |id: &str, secs: u32| Boot { id: id.into(), since_boot: S * secs };
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join(LAST_SEEN_FILE);
+        let titles = |d: &Daemon| -> Vec<String> { d.outbox.history().iter().map(|e| e.alert.title.clone()).collect() };
+
+        std::fs::write(&record, "{\"version\": 1, \"boot_id\": \"b1\", \"since_bo").unwrap();
+        let mut d = daemon(dir.path());
+        let t0 = At::now();
+        d.look_back_at_the_clock(t0, Some(&boot("b1", 1000)));
+        assert!(titles(&d).is_empty(), "a broken record is no news");
+        assert_eq!(last_seen::read(&record), Some(LastSeen::new(t0.wall, Some(&boot("b1", 1000)))), "replaced");
+
+        // Seen live, then a restart 30 s later under the same clock: told once.
+        let t1 = t0 + S * 60;
+        d.look_at_the_clock(At { wall: t1.wall + DAY * 366, ..t1 }, Some(&boot("b1", 1060)));
+        drop(d);
+        let t2 = At { wall: t1.wall + DAY * 366, ..t1 } + S * 30;
+        let mut d = daemon(dir.path());
+        d.look_back_at_the_clock(t2, Some(&boot("b1", 1090)));
+        assert_eq!(titles(&d), ["the system clock stepped +366 d"]);
+
+        // Killed (nothing saved after the start), set back a day while down, started 10 min on.
+        drop(d);
+        let t3 = t2 + S * 600;
+        let mut d = daemon(dir.path());
+        d.look_back_at_the_clock(At { wall: t3.wall - DAY, ..t3 }, Some(&boot("b1", 1690)));
+        let history = d.outbox.history();
+        let told = &history.last().unwrap().alert;
+        assert_eq!(told.title, "the system clock stepped −1 d while the watchdog was not running");
+        assert_eq!((told.kind.as_str(), told.severity), ("clock_step", Severity::Info));
+        assert!(told.details.contains("10 min ago by the time since boot"), "{}", told.details);
+        let last_run = t3.wall - DAY;
+
+        // Rebooted: a clock ahead of the last run tells nothing (the machine was off for how
+        // long?); one behind it does, naming both times.
+        drop(d);
+        let mut d = daemon(dir.path());
+        d.look_back_at_the_clock(At { wall: last_run + DAY * 30, ..t3 }, Some(&boot("b2", 20)));
+        assert_eq!(d.outbox.history().len(), 2);
+        drop(d);
+        let early: jiff::Timestamp = "2024-06-01T00:00:00Z".parse().unwrap();
+        let mut d = daemon(dir.path());
+        d.look_back_at_the_clock(At { wall: early, ..t3 }, Some(&boot("b3", 20)));
+        let history = d.outbox.history();
+        assert_eq!(history.len(), 3);
+        let told = &history[2].alert;
+        assert_eq!(told.title, "the system clock is behind the last time the watchdog ran");
+        assert_eq!((told.kind.as_str(), told.severity), ("clock_behind", Severity::Info));
+        for when in [early, last_run + DAY * 30] {
+            assert!(told.details.contains(&human_wall(when)), "{} in {}", human_wall(when), told.details);
+        }
     }
 
     /// The daemon's wiring of the policy, with tokio's clock paused: the limit holds back, the

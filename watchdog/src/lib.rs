@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod email;
 pub mod history;
+pub mod last_seen;
 pub mod outbox;
 pub mod policy;
 pub mod recovery;
