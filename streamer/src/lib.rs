@@ -2,6 +2,7 @@
 //! itself, and serves it with a health API on :8888.
 
 pub mod encoder;
+pub mod feed;
 pub mod flow;
 pub mod health;
 pub mod http;
@@ -147,7 +148,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         requests_rx,
         shutdown.clone(),
         playlist,
-        worker::WorkerProcesses::new(exe),
+        worker::WorkerProcesses::new(exe, feed::Feed::new()),
     );
     let mut supervised = tokio::spawn(sup.run());
     let exit = loop {

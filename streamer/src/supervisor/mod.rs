@@ -336,6 +336,7 @@ impl<W: Workers> Supervisor<W> {
             description,
             sample_picture: !source.is_slate(),
             segment_secs: config.segment_duration,
+            feed: true,
         };
         let mut worker =
             self.workers.start(&request).await.map_err(|e| {

@@ -12,10 +12,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use serde::Serialize;
 
-use super::{EXIT_PIPELINE_FAILED, EncoderAnswer, Event, FLOW_INTERVAL, Request, STOP_GRACE};
+use super::{Control, EXIT_PIPELINE_FAILED, EncoderAnswer, Event, FLOW_INTERVAL, Request, STOP_GRACE, feed_out};
 use crate::encoder;
 use crate::flow::FlowCounters;
-use crate::pipeline::{self, ENC, SINK};
+use crate::pipeline::{self, ENC, PARSE, SINK};
 
 /// `desktop-streamer worker`: reads one request from stdin and serves it.
 pub fn child_main() -> ExitCode {
@@ -42,8 +42,8 @@ pub fn child_main() -> ExitCode {
             emit(&answer);
             ExitCode::SUCCESS
         }
-        Request::Run { description, sample_picture, segment_secs } => {
-            run_pipeline(&description, sample_picture, gst::ClockTime::from_seconds(segment_secs.into()))
+        Request::Run { description, sample_picture, segment_secs, feed } => {
+            run_pipeline(&description, sample_picture, gst::ClockTime::from_seconds(segment_secs.into()), feed)
         }
     }
 }
@@ -55,7 +55,7 @@ fn emit<T: Serialize>(value: &T) -> bool {
     out.write_all(line.as_bytes()).and_then(|()| out.flush()).is_ok()
 }
 
-fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime) -> ExitCode {
+fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime, feed: bool) -> ExitCode {
     let fail = |from_encoder: bool, detail: String| {
         emit(&Event::Error { from_encoder, detail });
         ExitCode::from(EXIT_PIPELINE_FAILED)
@@ -68,13 +68,30 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
         Ok(p) => p,
         Err(e) => return fail(false, e.to_string()),
     };
-    // The parent closes stdin to say "stop".
+    let Some(parse) = pipeline.by_name(PARSE) else { return fail(false, format!("no element named {PARSE}")) };
+    let feed_out = if feed {
+        match feed_out::attach(&parse) {
+            Ok(out) => Some(out),
+            Err(e) => return fail(false, format!("cannot open the live feed to the streamer: {e}")),
+        }
+    } else {
+        None
+    };
+    // The parent sends control lines, and closes stdin to say "stop".
     let stop = Arc::new(AtomicBool::new(false));
     let stop_reader = Arc::clone(&stop);
     std::thread::spawn(move || {
-        let mut sink = String::new();
-        while std::io::stdin().lock().read_line(&mut sink).is_ok_and(|n| n > 0) {
-            sink.clear();
+        let mut line = String::new();
+        while std::io::stdin().lock().read_line(&mut line).is_ok_and(|n| n > 0) {
+            match serde_json::from_str::<Control>(&line) {
+                Ok(Control::Keyframe) => {
+                    if !feed_out::force_keyframe(&parse) {
+                        eprintln!("the encoder did not take the keyframe request");
+                    }
+                }
+                Err(e) => eprintln!("desktop-streamer worker: unknown control line {:?}: {e}", line.trim()),
+            }
+            line.clear();
         }
         stop_reader.store(true, Ordering::Relaxed);
     });
@@ -156,6 +173,9 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
         }
     }
     finish(&pipeline);
+    if let Some(out) = feed_out.filter(|o| o.dropped() > 0) {
+        eprintln!("the live feed dropped {} access units the streamer did not read in time", out.dropped());
+    }
     code
 }
 

@@ -14,6 +14,7 @@
 //! workers through the [`Workers`] trait, so its loop is tested with scripted workers.
 
 mod child;
+mod feed_out;
 mod process;
 
 use std::future::Future;
@@ -34,8 +35,24 @@ pub enum Request {
     /// Prove encoders in order and answer with one [`EncoderAnswer`] line.
     SelectEncoder { config: Box<StreamerConfig>, exclude: Vec<String> },
     /// Run this pipeline until stdin closes or it fails, cutting segments every
-    /// `segment_secs`.
-    Run { description: String, sample_picture: bool, segment_secs: u32 },
+    /// `segment_secs`; with `feed`, copy every access unit to the [feed](crate::feed) pipe
+    /// the worker inherited and take [`Control`] lines on stdin.
+    Run {
+        description: String,
+        sample_picture: bool,
+        segment_secs: u32,
+        #[serde(default)]
+        feed: bool,
+    },
+}
+
+/// What the parent asks of a running worker: one JSON line each on stdin, after the
+/// [`Request::Run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// A keyframe now, with its parameter sets (a viewer joined or lost a picture).
+    Keyframe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -12,21 +12,26 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-use super::{EncoderAnswer, Event, Request, STOP_GRACE};
+use command_fds::{CommandFdExt as _, FdMapping};
+
+use super::{Control, EncoderAnswer, Event, Request, STOP_GRACE};
 use crate::encoder::EncoderChoice;
+use crate::feed::{FEED_FD, Feed};
 
 /// Lines of a worker's stderr kept to explain its end.
 const STDERR_TAIL: usize = 6;
 
-/// Starts workers as `exe worker`, `exe` being this program.
+/// Starts workers as `exe worker`, `exe` being this program, feeding what they encode into
+/// one [`Feed`].
 #[derive(Clone, Debug)]
 pub struct WorkerProcesses {
     exe: PathBuf,
+    feed: Feed,
 }
 
 impl WorkerProcesses {
-    pub fn new(exe: PathBuf) -> Self {
-        WorkerProcesses { exe }
+    pub fn new(exe: PathBuf, feed: Feed) -> Self {
+        WorkerProcesses { exe, feed }
     }
 }
 
@@ -38,7 +43,7 @@ impl super::Workers for WorkerProcesses {
     }
 
     async fn start(&self, request: &Request) -> std::io::Result<WorkerProcess> {
-        WorkerProcess::spawn(&self.exe, request).await
+        WorkerProcess::spawn(&self.exe, request, &self.feed).await
     }
 }
 
@@ -64,16 +69,31 @@ impl super::Worker for WorkerProcess {
 #[derive(Debug)]
 pub struct WorkerProcess {
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// Shared with the task passing keyframe requests; taken (closed) to stop the worker.
+    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
     events: mpsc::UnboundedReceiver<Event>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     pid: Option<u32>,
 }
 
 impl WorkerProcess {
-    /// Starts `exe worker` with `request`.
-    async fn spawn(exe: &Path, request: &Request) -> std::io::Result<WorkerProcess> {
-        let mut child = worker_command(exe, Stdio::piped()).spawn()?;
+    /// Starts `exe worker` with `request`; a run with a feed gets the pipe of `feed` on its
+    /// [`FEED_FD`] and `feed`'s keyframe requests on its stdin.
+    async fn spawn(exe: &Path, request: &Request, feed: &Feed) -> std::io::Result<WorkerProcess> {
+        let mut command = worker_command(exe, Stdio::piped());
+        let wants_feed = matches!(request, Request::Run { feed: true, .. });
+        let pipe = if wants_feed {
+            let (reader, writer) = std::io::pipe()?;
+            command
+                .fd_mappings(vec![FdMapping { parent_fd: writer.into(), child_fd: FEED_FD }])
+                .map_err(std::io::Error::other)?;
+            Some(tokio::net::unix::pipe::Receiver::from_owned_fd(reader.into())?)
+        } else {
+            None
+        };
+        let mut child = command.spawn()?;
+        // Our copy of the write end went with the command: the pipe ends when the worker does.
+        drop(command);
         let pid = child.id();
         let mut stdin = child.stdin.take();
         if let Some(input) = stdin.as_mut() {
@@ -81,6 +101,16 @@ impl WorkerProcess {
             line.push('\n');
             input.write_all(line.as_bytes()).await?;
             input.flush().await?;
+        }
+        let stdin = Arc::new(tokio::sync::Mutex::new(stdin));
+        if let Some(pipe) = pipe {
+            tokio::spawn(pass_keyframe_requests(feed.keyframe_requests(), Arc::clone(&stdin)));
+            let feed = feed.clone();
+            tokio::spawn(async move {
+                if let Err(e) = feed.pump(pipe).await {
+                    tracing::warn!(worker = pid, error = %e, "the live feed from the capture process broke");
+                }
+            });
         }
         let (tx, events) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
@@ -137,10 +167,27 @@ impl WorkerProcess {
 
     /// Asks the worker to stop (closes its stdin), then kills it if it does not.
     async fn stop(mut self) {
-        drop(self.stdin.take());
+        drop(self.stdin.lock().await.take());
         if tokio::time::timeout(STOP_GRACE, self.child.wait()).await.is_err() {
             tracing::warn!(pid = self.pid, "capture process did not stop; killing it");
             let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// Writes a [`Control::Keyframe`] line to the worker for each request let through, until the
+/// worker's stdin is closed.
+async fn pass_keyframe_requests(
+    mut requests: tokio::sync::watch::Receiver<u64>,
+    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
+) {
+    requests.mark_unchanged();
+    let line = serde_json::to_string(&Control::Keyframe).unwrap_or_default() + "\n";
+    while requests.changed().await.is_ok() {
+        let mut input = stdin.lock().await;
+        let Some(pipe) = input.as_mut() else { return };
+        if pipe.write_all(line.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
+            return;
         }
     }
 }
