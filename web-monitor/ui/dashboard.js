@@ -208,9 +208,14 @@ async function loadHistory() {
     const h = await getJson('/api/status/history');
     const received = monoNow();
     const points = h.points.map((p) => ({ ...p, at: received - p.age_seconds }));
-    // Live points taken while this was on its way stay.
-    const newest = points.length ? points[points.length - 1].at : -Infinity;
-    points.push(...history.points.filter((p) => p.at > newest));
+    // Live points taken while this was on its way stay, one per step after the served ones.
+    let newest = points.length ? points[points.length - 1].at : -Infinity;
+    for (const p of history.points) {
+      if (p.at - newest >= h.step_seconds) {
+        points.push(p);
+        newest = p.at;
+      }
+    }
     history = { ...h, points };
     drawCharts();
   } catch (e) {
