@@ -16,6 +16,7 @@ use std::time::Duration;
 use ds_tests::bins::bin;
 use ds_tests::browser::run_script;
 use ds_tests::faketime::WallClock;
+use ds_tests::kiosk::WebFiles;
 use ds_tests::mjpeg::MjpegServer;
 use ds_tests::service::ServiceProcess;
 use serde_json::json;
@@ -40,44 +41,27 @@ fn the_pages_show_sane_ages_and_continuous_charts_under_a_stepped_wall_clock_in_
     let clock = WallClock::new();
     let cams = MjpegServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let cameras_file = dir.path().join("cameras.yaml");
+    // No streamer and no systemd: the machine's figures, measured by the web service itself,
+    // are what the charts show. Port 1: nothing listens there, ever.
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": "http://127.0.0.1:1"}));
     std::fs::write(
-        &cameras_file,
+        dir.path().join("cameras.yaml"),
         format!(
             "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 0\nstreams:\n- id: cam\n  name: Cam\n  url: '{}'\n",
             cams.url("live")
         ),
     )
     .unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let config = dir.path().join("web-config.json");
-    // No streamer and no systemd: the machine's figures, measured by the web service itself,
-    // are what the charts show. Port 1: nothing listens there, ever.
-    std::fs::write(
-        &config,
-        json!({
-            "cameras_file": cameras_file,
-            "database": dir.path().join("cameras.db"),
-            "auth_file": dir.path().join("web-auth.json"),
-            "log_dir": logs,
-            "watchdog_state_dir": dir.path().join("watchdog"),
-            "streamer_url": "http://127.0.0.1:1",
-            "bus": "session",
-        })
-        .to_string(),
-    )
-    .unwrap();
     let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
     let mut env = vec![
         ("DBUS_SESSION_BUS_ADDRESS".to_owned(), no_bus),
-        ("DESKTOP_STREAMER_LOG_DIR".to_owned(), logs.to_str().unwrap().to_owned()),
+        ("DESKTOP_STREAMER_LOG_DIR".to_owned(), files.logs.to_str().unwrap().to_owned()),
     ];
     env.extend(clock.env());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let web = ServiceProcess::start(
         "desktop-streamer-web",
-        &["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()],
+        &["--config".into(), files.config.into(), "--listen".into(), "127.0.0.1:0".into()],
         &env,
     );
 
