@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import { check, checks } from './checks.mjs';
 import { launch } from './chromium.mjs';
-import { createInterface } from 'node:readline';
+import { ask } from './ask.mjs';
 
 const spec = JSON.parse(process.argv[2] || 'null');
 if (!spec || !spec.base) {
@@ -31,23 +31,6 @@ const { base, cameras: cams } = spec;
 /** A state arrives within one heartbeat (5 s) plus the probe timeout, twice for DOWN. */
 const STATE_TIMEOUT = 20000;
 const STEP_TIMEOUT = 10000;
-const ANSWER_TIMEOUT = 5000;
-
-// ---- questions to the test ----
-const answers = [];
-const waiters = [];
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const w = waiters.shift();
-  if (w) w(line); else answers.push(line);
-});
-async function ask(question) {
-  console.log(JSON.stringify(question));
-  const line = answers.length ? answers.shift() : await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer to ${JSON.stringify(question)}`)), ANSWER_TIMEOUT);
-    waiters.push((l) => { clearTimeout(timer); resolve(l); });
-  });
-  return JSON.parse(line);
-}
 
 // ---- the browser ----
 const browser = await launch({ viewport: { width: 1280, height: 900 } });

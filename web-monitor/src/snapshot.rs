@@ -16,7 +16,7 @@ use ds_wire::health::{ServiceDetails, ServiceReport, StreamerStatus};
 use ds_wire::status::{DashboardStatus, UnitStatus, Unreachable};
 use tokio::sync::{Notify, watch};
 
-use crate::history::{History, Point};
+use crate::history::{Figures, History};
 use crate::upstream::Streamer;
 
 /// How often the status is sampled; the live page hears each sample.
@@ -96,9 +96,9 @@ impl StatusCache {
 }
 
 async fn snapshot(sources: &Sources, history: &History) -> Snapshot {
-    let now = jiff::Timestamp::now();
+    let (now, sampled) = (jiff::Timestamp::now(), std::time::Instant::now());
     let document = sample(sources, now).await;
-    history.record(Point::from_status(now.as_second(), &document));
+    history.record(sampled, Figures::from_status(&document));
     let body = Bytes::from(serde_json::to_vec(&document).unwrap_or_default());
     Snapshot { document, body }
 }
@@ -207,7 +207,10 @@ mod tests {
         // Compared as bytes: parsing the body back may round a float by one unit in the last
         // place.
         assert_eq!(snapshot.body, serde_json::to_vec(doc).unwrap(), "the body is the document");
-        assert!(history.points().iter().any(|p| p.memory_percent == Some(memory)), "the sample is in the history");
+        assert!(
+            history.points().iter().any(|p| p.figures.memory_percent == Some(memory)),
+            "the sample is in the history"
+        );
 
         let mut rx = cache.subscribe();
         rx.borrow_and_update();

@@ -28,18 +28,12 @@ session.subscribe((s) => document.body.classList.toggle('logged-out', !s.loggedI
 
 const livePanels = ['stream', 'services', 'machine', 'health'].map($);
 // Ages on this page are measured on the browser's monotonic clock (performance.now()): a step
-// of its wall clock (NTP, an operator) makes no "366 d ago" and no negative age.
+// of its wall clock (NTP, an operator) makes no "366 d ago" and no negative age. The charts
+// too place their points on it (see `history`), not on the server's wall clock or the
+// browser's, either of which may step, or be a year off the other.
 let lastStatusAt = 0;
-// The server's wall clock as of the last status (Unix ms), to place chart points, which carry
-// the server's times: the browser's own clock may be a year off the kiosk's.
-let serverClock = null;
-
-/** The server's wall-clock time now, in Unix seconds: its last status time plus the monotonic
- * time since; the browser's clock only until a status came. */
-function serverNow() {
-  if (!serverClock) return Date.now() / 1000;
-  return (serverClock.at + Math.max(0, performance.now() - serverClock.received)) / 1000;
-}
+/** The browser's monotonic clock, in seconds. */
+const monoNow = () => performance.now() / 1000;
 let feedState = 'connecting';
 
 function showFreshness() {
@@ -155,6 +149,10 @@ const figures = [
   { key: 'disk_usage_percent', label: 'Disk' },
   { key: 'gpu_memory_percent', label: 'GPU memory' },
 ];
+// Each point's `at` is when it was sampled on the browser's monotonic clock (seconds): a live
+// point's is when its status arrived, a point from the server's history is placed by its
+// `age_seconds` (monotonic on the server) when the history arrived. So the hour stays
+// continuous and in order whatever either wall clock does while the page is open.
 let history = { step_seconds: 10, span_seconds: 3600, points: [] };
 
 for (const f of figures) {
@@ -173,9 +171,9 @@ function gpuPercent(status) {
 }
 
 function drawCharts() {
-  const now = serverNow();
+  const now = monoNow();
   for (const f of figures) {
-    const points = history.points.map((p) => ({ t: p.t, v: p[f.key] }));
+    const points = history.points.map((p) => ({ t: p.at, v: p[f.key] }));
     sparkline(f.svg, points, { span: history.span_seconds, now });
   }
 }
@@ -207,7 +205,7 @@ function showMachine(status) {
     : 'The dashboard cannot read this machine\'s CPU, memory and disk use (see its log).');
   const gpu = gpuPercent(status);
   const point = {
-    t: Math.floor(serverNow()),
+    at: lastStatusAt / 1000,
     cpu_percent: sys ? sys.cpu_percent : null,
     memory_percent: sys ? sys.memory_percent : null,
     disk_usage_percent: sys ? sys.disk_usage_percent : null,
@@ -218,10 +216,10 @@ function showMachine(status) {
   setText(gpuFigure.note, gpu ? `${formatBytes(gpu.used)} of ${formatBytes(gpu.total)}`
     : 'not reported: no GPU driver on this machine publishes its memory use');
   const last = history.points[history.points.length - 1];
-  if (!last || point.t - last.t >= history.step_seconds) {
+  if (!last || point.at - last.at >= history.step_seconds) {
     history.points.push(point);
-    const oldest = point.t - history.span_seconds;
-    while (history.points.length && history.points[0].t < oldest) history.points.shift();
+    const oldest = point.at - history.span_seconds;
+    while (history.points.length && history.points[0].at < oldest) history.points.shift();
   }
   drawCharts();
 }
@@ -229,10 +227,17 @@ function showMachine(status) {
 async function loadHistory() {
   try {
     const h = await getJson('/api/status/history');
-    // Live points taken while this was on its way stay.
-    const newest = h.points.length ? h.points[h.points.length - 1].t : 0;
-    h.points.push(...history.points.filter((p) => p.t > newest));
-    history = h;
+    const received = monoNow();
+    const points = h.points.map((p) => ({ ...p, at: received - p.age_seconds }));
+    // Live points taken while this was on its way stay, one per step after the served ones.
+    let newest = points.length ? points[points.length - 1].at : -Infinity;
+    for (const p of history.points) {
+      if (p.at - newest >= h.step_seconds) {
+        points.push(p);
+        newest = p.at;
+      }
+    }
+    history = { ...h, points };
     drawCharts();
   } catch (e) {
     setText(figures[0].note, `no history: ${e.message}`);
@@ -299,8 +304,6 @@ async function loadAlerts() {
 
 function onStatus(status) {
   lastStatusAt = performance.now();
-  const sampled = Date.parse(status.sampled_at);
-  if (Number.isFinite(sampled)) serverClock = { at: sampled, received: lastStatusAt };
   for (const show of [showStream, showServices, showMachine, showHealth]) {
     try {
       show(status);
