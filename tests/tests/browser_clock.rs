@@ -6,7 +6,7 @@
 //!
 //! The dashboard's status age stays small and non-negative (never "366 d ago"), its machine
 //! charts go on after each step with the whole hour in order, `/api/status/history` stays
-//! continuous, and the camera's age reads sanely. A screenshot of both pages is saved after
+//! continuous, and a live camera's last frame reads as seconds old. A screenshot of both pages is saved after
 //! each step (the path is printed): into `DS_SCREENSHOT_DIR` when set, else
 //! `<target>/<profile>/screenshots/browser_clock/`.
 
@@ -19,6 +19,7 @@ use ds_tests::faketime::WallClock;
 use ds_tests::kiosk::WebFiles;
 use ds_tests::mjpeg::MjpegServer;
 use ds_tests::service::ServiceProcess;
+use ds_tests::system_bus::SystemBus;
 use serde_json::json;
 
 /// The script's own waits are bounded; this is the backstop.
@@ -53,7 +54,12 @@ fn the_pages_show_sane_ages_and_continuous_charts_under_a_stepped_wall_clock_in_
     )
     .unwrap();
     let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
+    // The machine's real systemd-timedated, on a system bus of the test's own.
+    let system_bus = SystemBus::start().unwrap();
+    let synchronized = system_bus.ntp_synchronized().unwrap();
+    let (bus_var, bus_address) = system_bus.env();
     let mut env = vec![
+        (bus_var.to_owned(), bus_address),
         ("DBUS_SESSION_BUS_ADDRESS".to_owned(), no_bus),
         ("DESKTOP_STREAMER_LOG_DIR".to_owned(), files.logs.to_str().unwrap().to_owned()),
     ];
@@ -71,6 +77,7 @@ fn the_pages_show_sane_ages_and_continuous_charts_under_a_stepped_wall_clock_in_
         "camera": "cam",
         "steps": STEPS.iter().map(|(offset, days)| json!({"offset": offset, "days": days})).collect::<Vec<_>>(),
         "screenshots": screenshots,
+        "clock_synchronized": synchronized,
     });
     let mut stepped = Vec::new();
     let run = run_script("clock.mjs", &[spec.to_string()], SCRIPT_LIMIT, |ask| match ask["ask"].as_str() {

@@ -61,6 +61,10 @@ function ago(iso) {
   const s = (Date.now() - new Date(iso).getTime()) / 1000;
   if (!Number.isFinite(s)) return '—';
   if (s < -CLOCK_TOLERANCE_S) return `${formatDuration(-s)} ahead of this browser's clock (a clock has stepped)`;
+  return agoSeconds(s);
+}
+
+function agoSeconds(s) {
   if (s < CLOCK_TOLERANCE_S / 5) return 'just now';
   return `${formatDuration(s)} ago`;
 }
@@ -68,8 +72,21 @@ function ago(iso) {
 /** "12 s ago", kept current by the ticker. */
 const liveAgo = (iso) => el('span', { class: 'ago', dataset: { at: iso }, text: ago(iso) });
 
+/** When the camera's newest frame arrived, on this browser's monotonic clock: the age the
+ * service measured on its own monotonic clock, counted on from when the page received it. No
+ * wall clock is involved, so a step of either clock cannot make it wrong. */
+const frameMoment = (cam) => cam.receivedAt - cam.last_frame_age_seconds * 1000;
+
+/** "12 s ago" for a moment on the monotonic clock, kept current by the ticker. */
+const liveAge = (moment) => el('span', {
+  class: 'ago', dataset: { moment: String(moment) }, text: agoSeconds((performance.now() - moment) / 1000),
+});
+
 function tick() {
   for (const node of document.querySelectorAll('.ago[data-at]')) setText(node, ago(node.dataset.at));
+  for (const node of document.querySelectorAll('.ago[data-moment]')) {
+    setText(node, agoSeconds((performance.now() - Number(node.dataset.moment)) / 1000));
+  }
 }
 
 const percent = (v) => (typeof v === 'number' ? `${v.toFixed(v >= 99.95 || v < 10 ? 1 : 2)} %` : '—');
@@ -85,7 +102,8 @@ function facts(cam) {
     ['State since', cam.since ? [`${localTime(cam.since)} (`, liveAgo(cam.since), ')'] : '—'],
     ['Why', cam.message || (cam.state === 'UP' ? 'video arrives' : '—')],
     ['Latency to first frame', typeof cam.latency_ms === 'number' ? `${cam.latency_ms} ms` : '—'],
-    ['Last frame', cam.last_frame_at ? liveAgo(cam.last_frame_at) : 'never'],
+    ['Last frame', typeof cam.last_frame_age_seconds === 'number' ? liveAge(frameMoment(cam))
+      : cam.last_frame_at ? liveAgo(cam.last_frame_at) : 'never'],
     ['Codec, size', `${cam.codec || '—'}, ${size}`],
     ...(typeof cam.packets_lost === 'number' ? [['RTP packets lost (last probe)', String(cam.packets_lost)]] : []),
     ['Uptime 24 h · 7 d · 30 d', ['24h', '7d', '30d'].map((w) => percent(cam.uptime && cam.uptime[w])).join(' · ')],
@@ -115,7 +133,8 @@ function card(cam) {
   const buttons = el('div', { class: 'buttons needs-login' },
     el('button', { type: 'button', class: 'small-button', text: 'Edit', on: { click: () => startEdit(cam.id) } }),
     el('button', { type: 'button', class: 'small-button', text: 'Delete', on: { click: () => remove(cam.id) } }));
-  const node = el('li', { class: 'camera-card', dataset: { id: cam.id } },
+  // The newest heartbeat's time, as the service's clock said it (for tests and tools).
+  const node = el('li', { class: 'camera-card', dataset: { id: cam.id, heartbeatAt: cam.last_heartbeat_at || '' } },
     el('h3', {}, link, badge),
     el('div', { class: 'url muted', text: cam.url }),
     dl, bar(cam.bar), buttons);
@@ -169,9 +188,12 @@ function onHeartbeat(live) {
     return;
   }
   const before = cam.state;
-  Object.assign(cam, live);
+  // A heartbeat without a frame age (none since the service started) must not leave an older one.
+  delete cam.last_frame_age_seconds;
+  Object.assign(cam, live, { receivedAt: performance.now() });
   const c = state.cards.get(live.id);
   if (c) {
+    c.node.dataset.heartbeatAt = cam.last_heartbeat_at || '';
     c.badge.dataset.state = cam.state || 'unknown';
     setText(c.badge, stateText(cam));
     setChildren(c.dl, factList(facts(cam).slice(1, 6)));
@@ -206,6 +228,8 @@ async function refresh() {
   const asked = ++refreshesAsked;
   try {
     const list = await getJson('/api/cameras');
+    const receivedAt = performance.now();
+    for (const cam of list.cameras) cam.receivedAt = receivedAt;
     if (asked < refreshShown) return;
     refreshShown = asked;
     state.list = list;

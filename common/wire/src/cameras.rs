@@ -266,6 +266,10 @@ pub struct Probed {
     pub height: Option<u32>,
     /// When the newest frame of any heartbeat arrived (kept while the camera is down).
     pub last_frame_at: Option<jiff::Timestamp>,
+    /// How long ago that frame arrived, on the service's monotonic clock (right whatever a wall
+    /// clock did); absent before the first frame since the service started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_age_seconds: Option<f64>,
     /// RTP packets missing in the last successful RTSP probe; `None` before one.
     pub packets_lost: Option<u32>,
 }

@@ -163,6 +163,7 @@ mod tests {
                 width: None,
                 height: None,
                 last_frame_at: None,
+                last_frame_age_seconds: None,
                 packets_lost: None,
             }),
             uptime: UptimeSummary::default(),

@@ -102,8 +102,9 @@ fn ts(t: Timestamp) -> Value {
     Value::String(t.to_string())
 }
 
-/// The live part of a camera: state, reason, measurements.
-fn live_json(live: Option<&CameraStatus>) -> CameraLive {
+/// The live part of a camera: state, reason, measurements, and how long ago its newest frame
+/// arrived (`frame_age`, monotonic).
+fn live_json(live: Option<&CameraStatus>, frame_age: Option<Duration>) -> CameraLive {
     let Some((l, state)) = live.and_then(|l| Some((l, l.state?))) else {
         return CameraLive::Waiting(Waiting { state: (), message: Waiting::MESSAGE.to_owned() });
     };
@@ -120,6 +121,8 @@ fn live_json(live: Option<&CameraStatus>) -> CameraLive {
         width: hb.and_then(|h| h.width),
         height: hb.and_then(|h| h.height),
         last_frame_at: l.last_frame_at,
+        // Rounded to the millisecond: a reader wants seconds, not float noise.
+        last_frame_age_seconds: frame_age.map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0),
         packets_lost: l.packets_lost,
     })
 }
@@ -140,7 +143,7 @@ impl Cameras {
         let id = camera.stable_id();
         CameraEntry {
             config: self.config_json(camera, list),
-            live: live_json(self.live.get(&id).as_ref()),
+            live: live_json(self.live.get(&id).as_ref(), self.live.last_frame_age(&id)),
             uptime: uptime_json(summary.uptime.get(&id)),
             bar: bar_json(summary.bars.get(&id)),
         }
@@ -364,10 +367,14 @@ pub async fn streampulse(State(c): State<Cameras>) -> Json<StreamPulseStatus> {
 /// live part with its `id`), so the page updates without polling.
 pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let rx = tokio_stream::wrappers::BroadcastStream::new(c.live.subscribe());
-    let stream = rx.filter_map(|item| async move {
-        let live = item.ok()?;
-        let event = CameraEvent { live: live_json(Some(&live)), id: live.camera_id.clone() };
-        Some(Ok(Event::default().event("camera").json_data(event).unwrap_or_default()))
+    let stream = rx.filter_map(move |item| {
+        let frames = Arc::clone(&c.live);
+        async move {
+            let live = item.ok()?;
+            let frame_age = frames.last_frame_age(&live.camera_id);
+            let event = CameraEvent { live: live_json(Some(&live), frame_age), id: live.camera_id.clone() };
+            Some(Ok(Event::default().event("camera").json_data(event).unwrap_or_default()))
+        }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
