@@ -16,6 +16,16 @@ pub enum Bus {
     Session,
 }
 
+/// A connection to the bus at `address`, and the bus's name for messages ("bus at ADDRESS").
+pub(crate) async fn connect_to(address: &str) -> Result<(Connection, String), SystemdError> {
+    let label = format!("bus at {address}");
+    let connect = async { zbus::connection::Builder::address(address)?.build().await };
+    match connect.await {
+        Ok(connection) => Ok((connection, label)),
+        Err(source) => Err(SystemdError::Connect { bus: label, source: Box::new(source) }),
+    }
+}
+
 const ALREADY_SUBSCRIBED: &str = "org.freedesktop.systemd1.AlreadySubscribed";
 
 /// A connection to systemd on one bus. Cheap to clone; clones share the connection.
@@ -43,10 +53,7 @@ impl Systemd {
 
     /// Connects to systemd on the bus at a D-Bus address such as `unix:path=/run/user/0/bus`.
     pub async fn connect_address(address: &str) -> Result<Systemd, SystemdError> {
-        let label = format!("bus at {address}");
-        let connect = async { zbus::connection::Builder::address(address)?.build().await };
-        let connection =
-            connect.await.map_err(|source| SystemdError::Connect { bus: label.clone(), source: Box::new(source) })?;
+        let (connection, label) = connect_to(address).await?;
         Systemd::on(connection, label).await
     }
 

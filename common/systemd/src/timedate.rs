@@ -54,10 +54,7 @@ impl Timedate {
 
     /// Connects to the bus at a D-Bus address such as `unix:path=/run/dbus/system_bus_socket`.
     pub async fn connect_address(address: &str) -> Result<Timedate, SystemdError> {
-        let bus = format!("bus at {address}");
-        let connect = async { zbus::connection::Builder::address(address)?.build().await };
-        let connection =
-            connect.await.map_err(|source| SystemdError::Connect { bus: bus.clone(), source: Box::new(source) })?;
+        let (connection, bus) = crate::client::connect_to(address).await?;
         Timedate::on(connection, bus).await
     }
 
