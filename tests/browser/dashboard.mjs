@@ -51,7 +51,8 @@ async function screenshot(page, name) {
 }
 
 try {
-  const page = await open('/');
+  // The browser's own HLS, forced: WebRTC, the default, has tests of its own.
+  const page = await open('/?player=hls');
 
   await check('status_live', async () => {
     await page.waitForFunction(() => document.getElementById('stream-state').textContent === 'streaming',

@@ -1,5 +1,6 @@
-//! The streamer as the dashboard sees it: its health API and its HLS files, over HTTP, so the
-//! dashboard works wherever the streamer runs and serves the stream same-origin for players.
+//! The streamer as the dashboard sees it: its health API, its HLS files and its WebRTC (WHEP)
+//! endpoint, over HTTP, so the dashboard works wherever the streamer runs and serves the stream
+//! same-origin for players.
 
 use std::time::Duration;
 
@@ -15,13 +16,15 @@ pub struct Streamer {
     base: String,
 }
 
-/// A file fetched from the streamer's HLS server.
+/// The streamer's answer to a request passed on (an HLS file, a WHEP exchange).
 #[derive(Debug)]
 pub struct Fetched {
     pub status: u16,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
-    /// Kept whole: playlists and 2 s segments are small.
+    /// A WHEP session's URL (`/whep/desktop/ID`, the same path on the dashboard).
+    pub location: Option<String>,
+    /// Kept whole: playlists, 2 s segments and SDP are small.
     pub body: Vec<u8>,
 }
 
@@ -45,10 +48,21 @@ impl Streamer {
 
     /// An HLS file by name (already checked to be a stream file name by the caller).
     pub async fn hls(&self, name: &str) -> Result<Fetched, String> {
-        let url = format!("{}/hls/desktop/{name}", self.base);
-        let r = self
-            .client
-            .get(&url)
+        self.send(reqwest::Method::GET, &format!("/hls/desktop/{name}"), None).await
+    }
+
+    /// Passes a request on to the streamer: `method` on `path`, with a body of a content type.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<Fetched, String> {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some((content_type, body)) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        }
+        let r = request
             .send()
             .await
             .map_err(|e| format!("the streamer does not answer: {}", error_chain(&e.without_url())))?;
@@ -56,9 +70,10 @@ impl Streamer {
             |h: reqwest::header::HeaderName| r.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let cache_control = header(reqwest::header::CACHE_CONTROL);
+        let location = header(reqwest::header::LOCATION);
         let status = r.status().as_u16();
         let body =
             r.bytes().await.map_err(|e| format!("the streamer broke off: {}", error_chain(&e.without_url())))?.to_vec();
-        Ok(Fetched { status, content_type, cache_control, body })
+        Ok(Fetched { status, content_type, cache_control, location, body })
     }
 }

@@ -8,6 +8,7 @@ import {
 } from './common.js';
 import { sparkline } from './charts.js';
 import { Player } from './player.js';
+import { WhepPlayer } from './webrtc.js';
 
 /** Status older than this (the server sends one a second) is greyed with its age. */
 const STALE_MS = 4000;
@@ -343,12 +344,29 @@ setInterval(loadAlerts, ALERTS_INTERVAL_MS);
 
 // ---- Player ----------------------------------------------------------------------------------
 
-const player = new Player($('video'), HLS_URL, (text, isError) => {
+// WebRTC by default (a fraction of a second behind the screen), HLS when WebRTC cannot connect
+// here; `?player=webrtc`, `?player=hls` (or `native`, `hlsjs`) force one.
+const playerChoice = new URLSearchParams(location.search).get('player');
+let playerNote = '';
+function showPlayerState(text, isError) {
   const caption = $('player-state');
   caption.classList.toggle('error', isError);
-  setText(caption, text);
-});
-player.start();
+  setText(caption, playerNote ? `${text} · ${playerNote}` : text);
+}
+function playHls() {
+  new Player($('video'), HLS_URL, showPlayerState).start();
+}
+if ((playerChoice === null || playerChoice === 'webrtc') && 'RTCPeerConnection' in window) {
+  const fallBack = playerChoice === 'webrtc' ? null : (why) => {
+    playerNote = `WebRTC could not connect (${why})`;
+    playHls();
+  };
+  const rtc = new WhepPlayer($('video'), showPlayerState, fallBack);
+  rtc.watchStats();
+  rtc.start();
+} else {
+  playHls();
+}
 
 // ---- Tools -----------------------------------------------------------------------------------
 

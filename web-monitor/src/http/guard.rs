@@ -30,6 +30,9 @@ pub(super) enum Missing {
     ExpiredSession,
 }
 
+/// Requests under this prefix watch the stream: reads, whatever their method.
+const WATCH_PREFIX: &str = "/whep/";
+
 const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"password\": \"...\"}) or send \
     `Authorization: Bearer <token>` (create a token with `desktop-streamer-web new-token LABEL`)";
 
@@ -39,6 +42,8 @@ const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"passwo
 ///   401 without a valid session cookie or Bearer token, except `POST /api/login`.
 /// - GET, HEAD, OPTIONS: pass when `public_read` is on or the path is public; otherwise 401
 ///   without authentication.
+/// - Watching the stream over WebRTC (`POST`/`DELETE` under `/whep/`) is reading: it needs
+///   the same origin as any POST, and authentication only where reading does.
 pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next: Next) -> Response {
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && let Err(why) = check_origin(req.headers(), req.uri(), &auth.settings().trusted_origins) {
@@ -46,7 +51,8 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
     }
     let path = req.uri().path();
     let settings = auth.settings();
-    let needs_auth = if safe { !settings.public_read && !settings.is_public(path) } else { path != LOGIN_PATH };
+    let reads = safe || path.starts_with(WATCH_PREFIX);
+    let needs_auth = if reads { !settings.public_read && !settings.is_public(path) } else { path != LOGIN_PATH };
     if !needs_auth {
         return next.run(req).await;
     }
@@ -61,7 +67,7 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
                     `desktop-streamer-web new-token LABEL`"
                     .to_owned(),
                 Missing::ExpiredSession => format!("your session has expired or the service restarted: {LOGIN_HOW}"),
-                Missing::Nothing if safe => {
+                Missing::Nothing if reads => {
                     format!("reading this kiosk's dashboard needs authentication (public_read is off): {LOGIN_HOW}")
                 }
                 Missing::Nothing => format!("this request changes state and needs authentication: {LOGIN_HOW}"),

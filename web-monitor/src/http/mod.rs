@@ -18,14 +18,14 @@ mod logs;
 mod metrics;
 mod state;
 mod status;
-mod stream;
+pub mod stream;
 pub mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use auth::routes as auth_routes;
 pub use control::STREAMER_UNIT;
@@ -61,6 +61,8 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .route("/api/logs", get(logs::recent))
         .route("/api/logs/stream", get(logs::stream))
         .route("/hls/desktop/{file}", get(stream::hls))
+        .route(stream::WHEP_PATH, post(stream::whep_offer).options(stream::whep_options))
+        .route("/whep/desktop/{session}", delete(stream::whep_end))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .with_state(state.clone())
