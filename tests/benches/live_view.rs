@@ -1,0 +1,99 @@
+//! The dashboard's live view, glass to glass; prints figures, asserts nothing.
+//!
+//! A two-monitor dummy Xorg whose second monitor is covered by one solid window that changes
+//! colour at known moments; the real streamer and web service; headless Chromium opens the
+//! dashboard with `?player=PATH` and reads the decoded picture (tests/browser/latency.mjs).
+//! Latency = the moment the page's frame showing the new colour was to be displayed − the
+//! moment the X server had the new colour, both on this machine's clock. Prints the median and
+//! the maximum of CHANGES (default 8) changes per path, and the streamer's CPU over the run.
+//!
+//! Paths: `webrtc` (WHEP), `hlsjs` (hls.js as the dashboard configures it), `native` (Chromium's
+//! own HLS). Choose with LIVE_VIEW_PATHS=webrtc,hlsjs.
+//!
+//! Run: `cargo build --release --bins && cargo bench -p ds-tests --bench live_view`
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ds_tests::browser::run_script;
+use ds_tests::kiosk::WebFiles;
+use ds_tests::procfs::cpu_seconds;
+use ds_tests::service::ServiceProcess;
+use ds_tests::streamer::StreamerProcess;
+use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
+use serde_json::{Value, json};
+
+/// The whole script's bound.
+const SCRIPT_LIMIT: Duration = Duration::from_secs(600);
+
+fn main() {
+    let changes: usize = std::env::var("CHANGES").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let paths: Vec<String> = std::env::var("LIVE_VIEW_PATHS")
+        .unwrap_or_else(|_| "webrtc,hlsjs,native".to_owned())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let x = DummyDisplay::start().expect("dummy Xorg");
+    let patch = x.paint(SECOND_MONITOR, 0x808080).expect("a window over the second monitor");
+    let config = json!({"fps": 15, "width": 1280, "height": 720, "bitrate": 2000, "encoder": "x264enc",
+        "keyframe_interval": 2, "segment_duration": 2});
+    let streamer = StreamerProcess::start(&x.display(), config);
+    streamer.wait_for("a healthy stream", Duration::from_secs(30), |h| {
+        h["playlist"]["segment_count"].as_u64() >= Some(3) && h["health"] == "healthy"
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port)}));
+    let no_bus = format!("unix:path={}", dir.path().join("no-bus").display());
+    let web = ServiceProcess::start(
+        "desktop-streamer-web",
+        &["--config".into(), files.config.into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[("DBUS_SESSION_BUS_ADDRESS", &no_bus), ("DESKTOP_STREAMER_LOG_DIR", files.logs.to_str().unwrap())],
+    );
+    println!(
+        "live view, glass to glass: 1280x720 15 fps x264enc 2000 kbit/s, 2 s segments; {changes} colour changes per path"
+    );
+    let spec = json!({"base": format!("http://127.0.0.1:{}", web.port), "paths": paths, "changes": changes});
+    let worker = streamer.detailed()["worker_pid"].as_u64().expect("a running worker") as u32;
+    let streamer_cpu = || cpu_seconds(streamer.pid(), true).unwrap_or(0.0) + cpu_seconds(worker, false).unwrap_or(0.0);
+    let cpu_before = streamer_cpu();
+    let started = std::time::Instant::now();
+    let run = run_script("latency.mjs", &[spec.to_string()], SCRIPT_LIMIT, |ask| match ask["ask"].as_str() {
+        Some("paint") => {
+            let colour = ask["colour"].as_u64().expect("a colour") as u32;
+            patch.set_colour(colour).expect("repaint");
+            let at = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs_f64() * 1000.0;
+            json!({"at": at})
+        }
+        other => panic!("latency.mjs asked {other:?}"),
+    });
+    let cpu = streamer_cpu() - cpu_before;
+    for path in &paths {
+        let r = &run.result["paths"][path];
+        let figures: Vec<f64> = r["latencies_ms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .map(|ms| ms / 1000.0)
+            .collect();
+        println!("{path:>8}: {}", summary(&figures));
+        println!("          the page said: {}", r["player_state"].as_str().unwrap_or("-"));
+        if let Some(e) = r["error"].as_str() {
+            println!("          error: {e}");
+        }
+    }
+    println!(
+        "streamer (supervisor and worker) CPU over the {:.0} s of the run: {:.1} % of one core",
+        started.elapsed().as_secs_f64(),
+        cpu / started.elapsed().as_secs_f64() * 100.0
+    );
+}
+
+fn summary(v: &[f64]) -> String {
+    if v.is_empty() {
+        return "no change seen".to_owned();
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let all: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+    format!("median {:.2} s, max {:.2} s (each: {})", s[s.len() / 2], s[s.len() - 1], all.join(", "))
+}
