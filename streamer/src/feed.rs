@@ -91,23 +91,6 @@ pub async fn read_unit(input: &mut (impl AsyncRead + Unpin), run: u64) -> io::Re
     }))
 }
 
-/// Whether an Annex B access unit holds an IDR slice (NAL unit type 5). Read from the bytes,
-/// not from buffer flags, which the segment splitter lifts for a moment (see `splits`).
-pub fn is_idr(annex_b: &[u8]) -> bool {
-    let mut zeros = 0usize;
-    for (i, &b) in annex_b.iter().enumerate() {
-        if b == 0 {
-            zeros += 1;
-            continue;
-        }
-        if b == 1 && zeros >= 2 && annex_b.get(i + 1).is_some_and(|h| h & 0x1f == 5) {
-            return true;
-        }
-        zeros = 0;
-    }
-    false
-}
-
 /// Counters of the feed, for the health API and `/metrics`.
 #[derive(Debug, Default)]
 pub struct FeedCounters {
@@ -217,17 +200,6 @@ mod tests {
         let e = read_unit(&mut header.as_slice(), 1).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("more than the"), "{e}");
-    }
-
-    #[test]
-    fn idr_pictures_are_told_from_their_nal_units() {
-        // SPS, PPS, IDR slice, with 4- and 3-byte start codes.
-        assert!(is_idr(&[0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 1, 0x65, 0x88]));
-        // A non-IDR slice, and an access unit delimiter.
-        assert!(!is_idr(&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x41, 0x9a]));
-        // A 0x65 byte that is not a NAL header.
-        assert!(!is_idr(&[0, 0, 0, 1, 0x41, 0x65, 0x00, 0x65]));
-        assert!(!is_idr(&[]));
     }
 
     #[test]

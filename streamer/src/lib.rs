@@ -4,11 +4,13 @@
 pub mod encoder;
 pub mod feed;
 pub mod flow;
+pub mod h264;
 pub mod health;
 pub mod http;
 pub mod ladder;
 pub mod metrics;
 pub mod monitor;
+pub mod mpegts;
 pub mod notify;
 pub mod pipeline;
 pub mod playlist;

@@ -2,13 +2,17 @@
 //! [`Feed`] as they are made, starting with a keyframe, and a keyframe request is served at
 //! once but a flood of them is one keyframe.
 
+use std::path::Path;
 use std::time::Duration;
 
 use desktop_streamer::encoder::select_encoder;
-use desktop_streamer::feed::{AccessUnit, Feed, is_idr};
+use desktop_streamer::feed::{AccessUnit, Feed};
+use desktop_streamer::h264::is_idr;
+use desktop_streamer::mpegts::{TsMuxer, ticks};
 use desktop_streamer::pipeline::{self, Source, Splits};
-use desktop_streamer::worker::{Request, Worker as _, WorkerProcesses, Workers as _};
+use desktop_streamer::worker::{Request, Worker as _, WorkerProcess, WorkerProcesses, Workers as _};
 use ds_config::StreamerConfig;
+use serde_json::json;
 use tokio::sync::broadcast;
 
 /// Long enough for a loaded machine to start a pipeline; the feed itself is immediate.
@@ -18,21 +22,26 @@ async fn next(units: &mut broadcast::Receiver<std::sync::Arc<AccessUnit>>) -> st
     tokio::time::timeout(LIMIT, units.recv()).await.expect("a unit in time").expect("the feed is open")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_worker_feeds_every_unit_and_serves_keyframe_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    // 15 fps, a keyframe every 2 s unless asked: 30 units between keyframes.
+/// A worker on the slate at 320x240, 15 fps (a keyframe every 2 s unless asked: 30 units
+/// between keyframes), feeding `feed`; its segments go to `dir`.
+async fn start_worker(dir: &Path, feed: &Feed) -> WorkerProcess {
     let config = StreamerConfig { width: 320, height: 240, fps: 15, ..StreamerConfig::default() };
     let encoder = select_encoder(&config, &[]).expect("an encoder works here");
     let source = Source::Slate { message: "feed test".into() };
-    let location = dir.path().join("segment-%05d.ts");
+    let location = dir.join("segment-%05d.ts");
     let description = pipeline::describe(&source, &encoder, &config, &location, Splits::Streamer);
-    let feed = Feed::new();
-    let mut units = feed.subscribe();
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_desktop-streamer"));
     let workers = WorkerProcesses::new(exe, feed.clone());
     let request = Request::Run { description, sample_picture: false, segment_secs: 60, feed: true };
-    let worker = workers.start(&request).await.unwrap();
+    workers.start(&request).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_feeds_every_unit_and_serves_keyframe_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = Feed::new();
+    let mut units = feed.subscribe();
+    let worker = start_worker(dir.path(), &feed).await;
 
     let first = next(&mut units).await;
     assert!(first.keyframe && is_idr(&first.data), "decoding can start at the first unit");
@@ -69,4 +78,58 @@ async fn a_worker_feeds_every_unit_and_serves_keyframe_requests() {
     assert_eq!(keyframes, 0, "the flood was merged into the one keyframe");
     worker.stop().await;
     // The worker's end is the end of its run: the next one starts with run 2 (tested in feed.rs).
+}
+
+/// The fed units, muxed here as MPEG-TS (what segments and low-latency parts will hold), are a
+/// stream ffprobe reads frame by frame and ffmpeg decodes without a complaint.
+#[tokio::test(flavor = "multi_thread")]
+async fn fed_units_muxed_as_mpeg_ts_decode_with_ffmpeg() {
+    const UNITS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let feed = Feed::new();
+    let mut units = feed.subscribe();
+    let worker = start_worker(dir.path(), &feed).await;
+    let mut muxer = TsMuxer::new();
+    let mut ts = Vec::new();
+    let mut first_pts = None;
+    for _ in 0..UNITS {
+        let unit = next(&mut units).await;
+        let pts = unit.pts.expect("timestamped");
+        let first = *first_pts.get_or_insert(pts);
+        // A second ahead, so the PCR (100 ms before the PTS) never goes below zero.
+        muxer.write_unit(&mut ts, ticks(pts - first) + 90_000, unit.keyframe, &unit.data);
+    }
+    worker.stop().await;
+    let file = dir.path().join("muxed.ts");
+    std::fs::write(&file, &ts).unwrap();
+
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "frame=pts,key_frame"])
+        .args(["-show_entries", "stream=codec_name,width,height", "-of", "json"])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs (tests/deps.sh installs ffmpeg)");
+    assert!(probe.status.success() && probe.stderr.is_empty(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let stream = &doc["streams"][0];
+    assert_eq!(
+        (&stream["codec_name"], &stream["width"], &stream["height"]),
+        (&json!("h264"), &json!(320), &json!(240))
+    );
+    let frames = doc["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), UNITS, "every unit is a frame");
+    assert_eq!(frames[0]["key_frame"], 1);
+    let pts: Vec<i64> = frames.iter().map(|f| f["pts"].as_i64().unwrap()).collect();
+    assert_eq!(pts[0], 90_000);
+    for pair in pts.windows(2) {
+        // 15 fps: 6000 ticks of 90 kHz apart (the pipeline's clock may round by a tick).
+        assert!((pair[1] - pair[0] - 6000).abs() <= 1, "{pts:?}");
+    }
+    let decode = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
 }

@@ -15,7 +15,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_video as gst_video;
 
-use crate::feed::{FEED_FD, is_idr, write_unit};
+use crate::feed::{FEED_FD, write_unit};
+use crate::h264::is_idr;
 
 /// Units queued for the pipe before the worker drops to the next keyframe.
 const QUEUE: usize = 64;
