@@ -15,6 +15,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod playlist;
 pub mod pressure;
+pub mod segmenter;
 pub mod splits;
 pub mod status;
 pub mod supervisor;
