@@ -8,6 +8,7 @@ pub mod h264;
 pub mod health;
 pub mod http;
 pub mod ladder;
+pub mod llhls;
 pub mod metrics;
 pub mod monitor;
 pub mod mpegts;
