@@ -44,7 +44,7 @@ fn list() -> CameraList {
                     width: None,
                     height: None,
                     last_frame_at: Some(t("2026-12-07T02:54:30.5Z")),
-                    last_frame_age_seconds: None,
+                    last_frame_age_seconds: Some(329.5),
                     packets_lost: None,
                 }),
                 uptime: UptimeSummary { day: Some(99.5), week: Some(98.25), month: None },
