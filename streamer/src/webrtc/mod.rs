@@ -414,6 +414,76 @@ mod tests {
         assert!(video_mids("garbage").is_empty());
     }
 
+    /// A viewer that connects and then falls silent (a crashed tab, a lost network: no DELETE,
+    /// no DTLS close) is dropped after its ICE timeout and its slot is free again. The browser
+    /// here is str0m itself, a full ICE agent on its own loopback socket.
+    #[tokio::test]
+    async fn a_viewer_that_falls_silent_is_dropped_after_its_ice_timeout() {
+        use str0m::change::SdpAnswer;
+        use str0m::{Event, Input, Output};
+        let config = StreamerConfig {
+            max_webrtc_viewers: 1,
+            webrtc_udp_port: 0,
+            webrtc_addresses: Some(vec!["127.0.0.1".parse().unwrap()]),
+            ..StreamerConfig::default()
+        };
+        let (_keep, config) = watch::channel(Arc::new(config));
+        let viewers = Viewers::start(Feed::new(), config, Shutdown::new()).await.unwrap();
+
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut browser = Rtc::builder().build(Instant::now());
+        browser.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let mut api = browser.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        let answer = viewers.open(&offer.to_sdp_string()).unwrap();
+        browser.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer.sdp).unwrap()).unwrap();
+
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let connect = async {
+            loop {
+                let deadline = match browser.poll_output().unwrap() {
+                    Output::Transmit(t) => {
+                        socket.send_to(&t.contents, t.destination).await.unwrap();
+                        continue;
+                    }
+                    Output::Event(Event::Connected) => return,
+                    Output::Event(_) => continue,
+                    Output::Timeout(t) => t,
+                };
+                let input = tokio::select! {
+                    r = socket.recv_from(&mut buf) => {
+                        let (n, source) = r.unwrap();
+                        let contents = buf[..n].try_into().unwrap();
+                        Input::Receive(Instant::now(), str0m::net::Receive {
+                            proto: str0m::net::Protocol::Udp, source, destination: local, contents,
+                        })
+                    }
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => Input::Timeout(Instant::now()),
+                };
+                browser.handle_input(input).unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), connect).await.expect("connected within 10 s");
+        let silent_since = Instant::now();
+        assert_eq!(viewers.count(), 1);
+        assert!(matches!(viewers.open(&offer.to_sdp_string()), Err(OfferError::Full { viewers: 1 })));
+
+        // The browser says nothing more.
+        let dropped = async {
+            while viewers.count() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(40), dropped).await.expect("dropped within 40 s");
+        let after = silent_since.elapsed();
+        // str0m's ICE-lite agent keeps a pair for 15 s after its last binding request.
+        assert!(after >= std::time::Duration::from_secs(10), "not dropped while its ICE was still fresh: {after:?}");
+        eprintln!("a silent viewer was dropped after {after:?}");
+        assert!(viewers.open(&offer.to_sdp_string()).is_ok(), "its slot is free again");
+    }
+
     #[test]
     fn session_ids_are_long_and_distinct() {
         let (a, b) = (session_id(), session_id());
