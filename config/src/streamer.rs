@@ -1,7 +1,7 @@
 //! `config.json`: the desktop streamer. Keys and meanings follow the seed file of the
 //! "Desktop Streamer with Self-Healing" system, so existing files load unchanged.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +29,10 @@ pub const DEFAULT_ENCODER: &str = "auto";
 pub const DEFAULT_SCREEN: u32 = 1;
 pub const DEFAULT_FROZEN_AFTER_S: u32 = 60;
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8888";
+pub const DEFAULT_MAX_WEBRTC_VIEWERS: u32 = 10;
+/// The one UDP port all WebRTC media goes through (MediaMTX's WebRTC port is 8189; 8889 sits
+/// beside the health port 8888).
+pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8889;
 
 /// The streamer's whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +79,17 @@ pub struct StreamerConfig {
     pub stall_timeout_seconds: Option<u32>,
     /// Address of the health API and HLS server. Default 0.0.0.0:8888.
     pub listen: SocketAddr,
+    /// WebRTC (WHEP) viewers at once; the next one is answered 503. 0 turns WHEP off. Read at
+    /// each new viewer, so a reload applies to the next one. Default 10; 0..=100.
+    pub max_webrtc_viewers: u32,
+    /// The UDP port every WebRTC viewer's media goes through (one firewall rule: allow this
+    /// port). 0 = any free port (the tests). Default 8889.
+    pub webrtc_udp_port: u16,
+    /// The addresses WebRTC media is offered on: the UDP port is bound on each and each is a
+    /// host candidate. Default none, meaning every address of the machine's interfaces
+    /// (loopback included, so a browser on the kiosk itself connects; link-local IPv6 left
+    /// out), as found at start.
+    pub webrtc_addresses: Option<Vec<IpAddr>>,
     pub live_streaming: LiveStreaming,
     pub unity_optimization: UnityOptimization,
     pub real_time: RealTime,
@@ -102,6 +117,9 @@ impl Default for StreamerConfig {
             frozen_after_seconds: DEFAULT_FROZEN_AFTER_S,
             stall_timeout_seconds: None,
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            max_webrtc_viewers: DEFAULT_MAX_WEBRTC_VIEWERS,
+            webrtc_udp_port: DEFAULT_WEBRTC_UDP_PORT,
+            webrtc_addresses: None,
             live_streaming: LiveStreaming::default(),
             unity_optimization: UnityOptimization::default(),
             real_time: RealTime::default(),
@@ -297,6 +315,22 @@ impl ConfigFile for StreamerConfig {
             v.non_empty("monitor", m, "a RandR output name such as HDMI-1, or leave the key out");
         }
         v.range("frozen_after_seconds", self.frozen_after_seconds, 0..=86_400);
+        v.range("max_webrtc_viewers", self.max_webrtc_viewers, 0..=100);
+        if let Some(addresses) = &self.webrtc_addresses {
+            if addresses.is_empty() {
+                v.error("webrtc_addresses", "must list at least one address, or leave the key out for all of them");
+            }
+            for (i, a) in addresses.iter().enumerate() {
+                if a.is_unspecified() || a.is_multicast() {
+                    v.error(
+                        &format!("webrtc_addresses[{i}]"),
+                        "must be an address of this machine that browsers can reach, not a wildcard or multicast one",
+                    );
+                } else if addresses[..i].contains(a) {
+                    v.error(&format!("webrtc_addresses[{i}]"), "is listed twice");
+                }
+            }
+        }
         if let Some(s) = self.stall_timeout_seconds {
             v.range("stall_timeout_seconds", s, self.segment_duration..=600);
         }

@@ -88,5 +88,7 @@ pub fn build_detailed(status: &StatusHandle, config: &StreamerConfig, system: Op
             max_segments: config.live_streaming.max_segments,
             output_dir: config.output_dir.display().to_string(),
         },
+        // Filled in by the HTTP layer, which holds the viewers.
+        webrtc: Default::default(),
     }
 }

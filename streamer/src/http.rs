@@ -1,6 +1,6 @@
-//! HTTP on :8888: the health API, `/metrics`, and the HLS stream itself. Everything here only
-//! reads, so it keeps answering while the pipeline restarts, and GETs are open to any origin
-//! so web players elsewhere can load the stream.
+//! HTTP on :8888: the health API, `/metrics`, the HLS stream itself and WHEP signalling
+//! ([`whep`]). It keeps answering while the pipeline restarts, and it is open to any origin so
+//! web players elsewhere can load the stream.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use crate::health::{self, DetailedReport, HealthReport, Verdict};
 use crate::metrics;
 use crate::playlist::PLAYLIST_FILE;
 use crate::status::{State as StreamState, StatusHandle};
+use crate::webrtc::{Viewers, whep};
 use ds_runtime::system::SystemMonitor;
 
 /// What the handlers read.
@@ -27,6 +28,8 @@ pub struct AppState {
     pub status: StatusHandle,
     pub config: watch::Receiver<Arc<StreamerConfig>>,
     pub system: SystemMonitor,
+    /// WebRTC viewers; `None` when the media port could not be bound (WHEP then answers 503).
+    pub viewers: Option<Viewers>,
 }
 
 impl AppState {
@@ -35,7 +38,11 @@ impl AppState {
     }
 
     fn detailed(&self) -> DetailedReport {
-        health::build_detailed(&self.status, &self.config(), self.system.latest())
+        let mut report = health::build_detailed(&self.status, &self.config(), self.system.latest());
+        if let Some(v) = &self.viewers {
+            report.webrtc = v.report();
+        }
+        report
     }
 }
 
@@ -48,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/hls/desktop/{file}", get(hls_file).options(preflight))
+        .merge(whep::routes())
         .fallback(not_found)
         .layer(axum::middleware::map_response(cors))
         .layer(axum::middleware::from_fn(ds_http::trace_requests))
@@ -161,20 +169,23 @@ async fn preflight() -> StatusCode {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/health, /api/status, /api/health/detailed, /healthz, /metrics, /hls/desktop/playlist.m3u8",
+        "no such endpoint; see /api/health, /api/status, /api/health/detailed, /healthz, /metrics, /hls/desktop/playlist.m3u8, /whep/desktop",
     )
 }
 
-fn error(code: StatusCode, message: &str) -> Response {
+pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-/// Every answer may be read from any origin: this server only serves reads.
+/// Every answer may be read from any origin: this server serves reads, and WHEP sessions
+/// whose answers only the poster can use. WHEP's own preflight names its methods and headers.
 async fn cors(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range"));
+    h.entry(header::ACCESS_CONTROL_ALLOW_METHODS).or_insert(HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    h.entry(header::ACCESS_CONTROL_ALLOW_HEADERS).or_insert(HeaderValue::from_static("Range"));
+    // A WHEP player reads its session's URL from Location.
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, Accept-Post, Retry-After"));
     res
 }
 

@@ -20,6 +20,7 @@ pub mod segmenter;
 pub mod splits;
 pub mod status;
 pub mod supervisor;
+pub mod webrtc;
 pub mod worker;
 
 use std::net::SocketAddr;
@@ -132,7 +133,20 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     let system = ds_runtime::system::SystemMonitor::default();
     let mut tasks = JoinSet::new();
     tasks.spawn(system.clone().run(config.output_dir.clone(), shutdown.clone()));
-    let app = http::app(http::AppState { status: status.clone(), config: config_rx.clone(), system });
+    // The one encoder's output: the worker writes it, the WebRTC viewers read it.
+    let feed = feed::Feed::new();
+    let viewers = match webrtc::Viewers::start(feed.clone(), config_rx.clone(), shutdown.clone()).await {
+        Ok(v) => {
+            tracing::info!(media = ?v.media_addrs(), "WebRTC (WHEP) ready at /whep/desktop");
+            Some(v)
+        }
+        Err(e) => {
+            // HLS goes on without it; WHEP answers 503 and says so.
+            tracing::error!(error = %e, "WebRTC viewers are off");
+            None
+        }
+    };
+    let app = http::app(http::AppState { status: status.clone(), config: config_rx.clone(), system, viewers });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.wait().await });
@@ -152,7 +166,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         requests_rx,
         shutdown.clone(),
         playlist,
-        worker::WorkerProcesses::new(exe, feed::Feed::new()),
+        worker::WorkerProcesses::new(exe, feed),
     );
     let mut supervised = tokio::spawn(sup.run());
     let exit = loop {
@@ -202,6 +216,8 @@ fn reload(args: &ConfigArgs, config_tx: &watch::Sender<Arc<StreamerConfig>>) {
     keep!(segment_duration);
     keep!(screen);
     keep!(monitor);
+    keep!(webrtc_udp_port);
+    keep!(webrtc_addresses);
     if !kept.is_empty() {
         tracing::warn!(keys = ?kept, "these keys take effect at the next start (systemctl restart desktop-streamer)");
     }

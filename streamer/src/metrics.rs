@@ -2,6 +2,7 @@
 //! every service shares ([`ds_runtime::prometheus`]).
 
 use ds_runtime::prometheus::{Kind, Writer};
+use ds_wire::health::{WebrtcReport, WebrtcViewer};
 
 use crate::health::{DetailedReport, Verdict};
 use crate::status::State;
@@ -70,7 +71,57 @@ pub fn render(r: &DetailedReport) -> String {
     if let Some(e) = &h.encoder {
         w.family("desktop_streamer_encoder_info", Kind::Gauge, "The running encoder").sample(&[("encoder", e)], 1);
     }
+    webrtc(&mut w, &r.webrtc);
     w.finish()
+}
+
+/// The WebRTC viewers, while WebRTC runs (its media port is bound).
+fn webrtc(w: &mut Writer, r: &WebrtcReport) {
+    if r.udp_port == 0 {
+        return;
+    }
+    w.single("desktop_streamer_webrtc_viewers", Kind::Gauge, "WebRTC (WHEP) viewers now", r.viewers.len());
+    w.single("desktop_streamer_webrtc_max_viewers", Kind::Gauge, "max_webrtc_viewers", r.max_viewers);
+    if r.viewers.is_empty() {
+        return;
+    }
+    let mut info =
+        w.family("desktop_streamer_webrtc_viewer_info", Kind::Gauge, "One per viewer: its state and address");
+    for v in &r.viewers {
+        info.sample(&[("viewer", &v.id), ("state", v.state.as_str()), ("peer", v.peer.as_deref().unwrap_or(""))], 1);
+    }
+    type Figure = fn(&WebrtcViewer) -> Option<f64>;
+    let figures: [(&str, Kind, &str, Figure); 5] = [
+        (
+            "desktop_streamer_webrtc_viewer_bitrate_kbps",
+            Kind::Gauge,
+            "Sent to the viewer over the last second, kbit/s",
+            |v| Some(v.bitrate_kbps),
+        ),
+        ("desktop_streamer_webrtc_viewer_rtt_seconds", Kind::Gauge, "Round-trip time to the viewer, from RTCP", |v| {
+            v.rtt_ms.map(|ms| ms / 1000.0)
+        }),
+        (
+            "desktop_streamer_webrtc_viewer_loss_ratio",
+            Kind::Gauge,
+            "Packets lost on the way to the viewer, from RTCP",
+            |v| v.loss_percent.map(|p| p / 100.0),
+        ),
+        ("desktop_streamer_webrtc_viewer_frames_total", Kind::Counter, "Pictures sent to the viewer", |v| {
+            Some(v.frames_sent as f64)
+        }),
+        ("desktop_streamer_webrtc_viewer_keyframe_requests_total", Kind::Counter, "PLI and FIR from the viewer", |v| {
+            Some(v.keyframe_requests as f64)
+        }),
+    ];
+    for (name, kind, help, figure) in figures {
+        let mut family = w.family(name, kind, help);
+        for v in &r.viewers {
+            if let Some(x) = figure(v) {
+                family.sample(&[("viewer", &v.id)], x);
+            }
+        }
+    }
 }
 
 fn b(v: bool) -> f64 {
@@ -187,6 +238,42 @@ desktop_streamer_encoder_info{encoder="x264\"enc\\\n"} 1
     #[test]
     fn the_text_is_what_it_was() {
         assert_eq!(render(&full_report()), BEFORE);
+    }
+
+    #[test]
+    fn each_webrtc_viewer_has_its_state_bitrate_rtt_and_loss() {
+        use ds_wire::health::WebrtcViewerState;
+        let mut r = full_report();
+        r.webrtc = WebrtcReport {
+            max_viewers: 10,
+            udp_port: 8889,
+            viewers: vec![WebrtcViewer {
+                id: "ab12".into(),
+                state: WebrtcViewerState::Playing,
+                peer: Some("10.0.0.7:5000".into()),
+                bitrate_kbps: 1500.5,
+                rtt_ms: Some(12.0),
+                loss_percent: Some(2.5),
+                frames_sent: 300,
+                ..WebrtcViewer::default()
+            }],
+        };
+        let got = render(&r);
+        assert!(got.starts_with(BEFORE), "the series before WebRTC are unchanged:\n{got}");
+        for line in [
+            "desktop_streamer_webrtc_viewers 1\n",
+            "desktop_streamer_webrtc_max_viewers 10\n",
+            "desktop_streamer_webrtc_viewer_info{viewer=\"ab12\",state=\"playing\",peer=\"10.0.0.7:5000\"} 1\n",
+            "desktop_streamer_webrtc_viewer_bitrate_kbps{viewer=\"ab12\"} 1500.5\n",
+            "desktop_streamer_webrtc_viewer_rtt_seconds{viewer=\"ab12\"} 0.012\n",
+            "desktop_streamer_webrtc_viewer_loss_ratio{viewer=\"ab12\"} 0.025\n",
+            "desktop_streamer_webrtc_viewer_frames_total{viewer=\"ab12\"} 300\n",
+        ] {
+            assert!(got.contains(line), "{line} in\n{got}");
+        }
+        r.webrtc.viewers.clear();
+        let got = render(&r);
+        assert!(got.ends_with("desktop_streamer_webrtc_max_viewers 10\n"), "no viewer series without viewers:\n{got}");
     }
 
     /// Absent measurements are left out rather than reported as 0.

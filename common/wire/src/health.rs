@@ -300,6 +300,68 @@ pub struct DetailedReport {
     pub playlist: Option<PlaylistStats>,
     pub system: Option<SystemSample>,
     pub config: ConfigSummary,
+    /// WebRTC (WHEP) viewers; absent from streamers older than WHEP.
+    #[serde(default)]
+    pub webrtc: WebrtcReport,
+}
+
+/// The WebRTC (WHEP) viewers of `/whep/desktop`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WebrtcReport {
+    /// `max_webrtc_viewers` as running.
+    pub max_viewers: u32,
+    /// The UDP port all WebRTC media goes through (0 when WHEP could not start).
+    pub udp_port: u16,
+    pub viewers: Vec<WebrtcViewer>,
+}
+
+/// One WebRTC viewer, from its session and the RTCP its browser sends.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebrtcViewer {
+    /// The session's id, as in its `Location` (`/whep/desktop/<id>`).
+    pub id: String,
+    pub state: WebrtcViewerState,
+    /// The browser's address, once ICE chose it.
+    pub peer: Option<String>,
+    /// Sent over the last second (media and control), kbit/s.
+    pub bitrate_kbps: f64,
+    /// Round-trip time from RTCP, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Packets lost on the way to the browser, as its receiver reports say, percent.
+    pub loss_percent: Option<f64>,
+    pub bytes_sent: u64,
+    /// Pictures (access units) sent.
+    pub frames_sent: u64,
+    /// Pictures skipped because the viewer fell behind (it then waits for a keyframe).
+    pub frames_skipped: u64,
+    /// Keyframe requests (PLI, FIR) from the browser.
+    pub keyframe_requests: u64,
+    /// Retransmission requests (NACK) from the browser.
+    pub nacks: u64,
+}
+
+/// Where a WebRTC viewer is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebrtcViewerState {
+    /// Answered; ICE and DTLS under way.
+    #[default]
+    Connecting,
+    /// Connected; its first picture goes out with the next keyframe.
+    WaitingForKeyframe,
+    /// Pictures flowing.
+    Playing,
+}
+
+impl WebrtcViewerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebrtcViewerState::Connecting => "connecting",
+            WebrtcViewerState::WaitingForKeyframe => "waiting_for_keyframe",
+            WebrtcViewerState::Playing => "playing",
+        }
+    }
 }
 
 /// The settings that shape the stream, as running.

@@ -1,6 +1,8 @@
 //! The streamer's health documents hold today's JSON byte for byte. The golden files were
 //! captured from the streamer's own serializer (its `HealthReport`, `DetailedReport` and
 //! `/api/status` structs) before they moved here; the field names are the seed's contract.
+//! The detailed report's `webrtc` object was added with WHEP, at its end; a report without it
+//! still reads.
 
 use ds_wire::health::*;
 use ds_wire::system::SystemSample;
@@ -90,6 +92,23 @@ fn detailed() -> DetailedReport {
             max_segments: 6,
             output_dir: "/var/lib/desktop-streamer/hls".into(),
         },
+        webrtc: WebrtcReport {
+            max_viewers: 10,
+            udp_port: 8889,
+            viewers: vec![WebrtcViewer {
+                id: "5f0c8a3e9d2b4c71a6e0f1d2c3b4a596".into(),
+                state: WebrtcViewerState::Playing,
+                peer: Some("192.168.1.40:53012".into()),
+                bitrate_kbps: 1984.5,
+                rtt_ms: Some(2.5),
+                loss_percent: Some(0.0),
+                bytes_sent: 2_480_000,
+                frames_sent: 150,
+                frames_skipped: 0,
+                keyframe_requests: 1,
+                nacks: 0,
+            }],
+        },
     }
 }
 
@@ -113,6 +132,15 @@ fn the_detailed_health_is_written_and_read_as_today() {
 }
 
 #[test]
+fn a_detailed_report_from_before_webrtc_reads_with_no_viewers() {
+    let cut = DETAILED.find(",\"webrtc\"").unwrap();
+    let old = format!("{}}}", &DETAILED[..cut]);
+    let read = serde_json::from_str::<DetailedReport>(&old).unwrap();
+    assert_eq!(read.webrtc, WebrtcReport::default());
+    assert_eq!(DetailedReport { webrtc: WebrtcReport::default(), ..detailed() }, read);
+}
+
+#[test]
 fn the_health_is_the_detailed_report_without_its_additions() {
     let written = serde_json::to_string(&health()).unwrap();
     let cut = DETAILED.find(",\"started_at\"").unwrap();
@@ -130,6 +158,9 @@ fn the_streamer_status_keeps_the_seed_shape() {
 fn enum_words_are_the_documented_ones() {
     for s in [State::Starting, State::Streaming, State::Slate, State::Restarting, State::Failing, State::Stopping] {
         assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+    }
+    for w in [WebrtcViewerState::Connecting, WebrtcViewerState::WaitingForKeyframe, WebrtcViewerState::Playing] {
+        assert_eq!(serde_json::to_value(w).unwrap(), w.as_str());
     }
     for v in [Verdict::Healthy, Verdict::Degraded, Verdict::Unhealthy] {
         assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());

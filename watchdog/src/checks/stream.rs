@@ -225,6 +225,7 @@ mod tests {
                 max_segments: 6,
                 output_dir: "/var/lib/desktop-streamer/hls".into(),
             },
+            webrtc: Default::default(),
         }
     }
 
