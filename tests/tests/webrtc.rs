@@ -17,6 +17,9 @@ const FIRST_COLOUR: u32 = 0xd02020;
 /// A viewer gone without DELETE is dropped at its DTLS close, or at the latest after str0m's
 /// ICE timeout (no binding request for 15 s); this leaves room for a loaded machine.
 const VANISHED_LIMIT: Duration = Duration::from_secs(45);
+/// How long the viewers' RTCP figures may take to show in the health API (str0m reports them
+/// once a second, the browser sends receiver reports about as often).
+const STATS_LIMIT: Duration = Duration::from_secs(20);
 /// The viewers allowed at once in this test: the third is refused.
 const MAX_VIEWERS: u64 = 2;
 
@@ -45,7 +48,8 @@ fn chromium_plays_the_second_monitor_over_whep() {
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
                 json!({"painted_at": now.as_millis() as u64})
             }
-            Some("health") => s.detailed()["webrtc"].clone(),
+            // RTCP figures come once a second: the answer waits until both viewers have them.
+            Some("health") => s.wait_for("both viewers' RTCP figures", STATS_LIMIT, has_figures)["webrtc"].clone(),
             _ => panic!("unexpected question from whep.mjs: {ask}"),
         });
     let result = run.result;
@@ -97,8 +101,7 @@ fn chromium_plays_the_second_monitor_over_whep() {
         assert!(v["frames_sent"].as_u64() > Some(0), "{v:#}");
         assert!(v["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v:#}");
     }
-    assert!(viewers.iter().any(|v| v["bitrate_kbps"].as_f64() > Some(0.0)), "{webrtc:#}");
-    assert!(viewers.iter().any(|v| v["rtt_ms"].as_f64().is_some()), "{webrtc:#}");
+    assert!(has_figures(&checks["health"]), "{webrtc:#}");
 
     // The closed viewer's slot frees itself, with no DELETE. (One that falls silent without
     // closing is dropped after its ICE timeout: streamer/src/webrtc/mod.rs tests that.)
@@ -119,4 +122,14 @@ fn chromium_plays_the_second_monitor_over_whep() {
         "WebRTC latency, screen change to decoded picture: median {} ms, max {} ms ({})",
         latency["median_ms"], latency["max_ms"], latency["latencies_ms"]
     );
+}
+
+/// Whether the detailed health lists two viewers, each with its peer's address and bytes sent,
+/// and one with a bitrate and a round-trip time from RTCP.
+fn has_figures(health: &Value) -> bool {
+    let viewers = health["webrtc"]["viewers"].as_array().map_or(&[][..], Vec::as_slice);
+    viewers.len() == 2
+        && viewers.iter().all(|v| v["peer"].is_string() && v["bytes_sent"].as_u64() > Some(0))
+        && viewers.iter().any(|v| v["bitrate_kbps"].as_f64() > Some(0.0))
+        && viewers.iter().any(|v| v["rtt_ms"].as_f64().is_some())
 }
