@@ -9,14 +9,14 @@
 //!
 //! Run: `cargo build --release --bins && cargo bench -p ds-tests --bench streamer`
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ds_tests::bins::bin;
 use ds_tests::hls;
 use ds_tests::media::{close, pixel};
 use ds_tests::procfs::{cpu_seconds, peak_rss_mb};
-use ds_tests::streamer::{StreamerProcess, signal_pid};
+use ds_tests::streamer::{StreamerProcess, gst_launch_cost, signal_pid};
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::json;
 
@@ -38,36 +38,12 @@ fn main() {
     let ds_cpu = cpu_seconds(s.pid(), true).unwrap() + cpu_seconds(worker, false).unwrap();
     let (parent_rss, worker_rss) = (peak_rss_mb(s.pid()).unwrap(), peak_rss_mb(worker).unwrap());
     let ds_rss = parent_rss + worker_rss;
-    let description = {
-        let out = Command::new(bin("desktop-streamer"))
-            .arg("--config")
-            .arg(&s.config_path)
-            .args(["print-pipeline", "--location", "/tmp/ds-bench-gst/seg%05d.ts"])
-            .env("DISPLAY", &display)
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let description = s.print_pipeline(&display, "/tmp/ds-bench-gst/seg%05d.ts");
     drop(s);
 
     // 1b. The same pipeline under gst-launch-1.0.
-    let _ = std::fs::remove_dir_all("/tmp/ds-bench-gst");
-    std::fs::create_dir_all("/tmp/ds-bench-gst").unwrap();
-    // Through a shell, as a person would paste it: gst-launch takes the words of the description.
-    let mut gst = Command::new("sh")
-        .arg("-c")
-        .arg(format!("exec gst-launch-1.0 {description}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(secs));
-    let gst_cpu = cpu_seconds(gst.id(), false).unwrap();
-    let gst_rss = peak_rss_mb(gst.id()).unwrap();
-    let _ = gst.kill();
-    let _ = gst.wait();
-    let _ = std::fs::remove_dir_all("/tmp/ds-bench-gst");
+    let gst = gst_launch_cost(&description, Path::new("/tmp/ds-bench-gst"), secs);
+    let (gst_cpu, gst_rss) = (gst.cpu_seconds, gst.peak_rss_mb);
     drop(animation);
 
     println!("\n1. cost over {secs} s (same pipeline: {description})");
@@ -137,14 +113,14 @@ fn main() {
     println!("3. screen change -> first listed segment showing it: {} (target <= 2.5 s)", figures(&latencies));
 }
 
-fn last_sequence(dir: &std::path::Path) -> u64 {
+fn last_sequence(dir: &Path) -> u64 {
     let p = hls::read(dir);
     (p.media_sequence + p.segments.len() as u64).saturating_sub(1)
 }
 
 /// The centre colour of a segment's last frame. (Seeking near the end with `-sseof` finds no
 /// keyframe in a 2 s segment, so decode it all, scaled down.)
-fn last_frame_centre(segment: &std::path::Path) -> u32 {
+fn last_frame_centre(segment: &Path) -> u32 {
     const W: u32 = 64;
     const H: u32 = 36;
     let out = Command::new("ffmpeg")

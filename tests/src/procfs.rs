@@ -1,4 +1,4 @@
-//! What a process costs, read from /proc: CPU time and peak resident memory.
+//! What a process costs, read from /proc: CPU time and resident memory.
 
 use std::fs;
 
@@ -20,8 +20,18 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
 
 /// Peak resident memory (VmHWM) of a process in MiB.
 pub fn peak_rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// Resident memory now (VmRSS) of a process in MiB.
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// A `… kB` field of /proc/PID/status, in MiB.
+fn status_mb(pid: u32, field: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::http;
+use crate::procfs;
 use crate::service::ServiceProcess;
 pub use crate::service::signal_pid;
 use crate::systemd::UserSystemd;
@@ -138,6 +139,21 @@ impl StreamerProcess {
         self.service.pid()
     }
 
+    /// The `gst-launch-1.0` description of this streamer's pipeline on `display`, writing
+    /// segments to `location` (`desktop-streamer print-pipeline`): the reference the
+    /// benchmarks compare the streamer's cost with.
+    pub fn print_pipeline(&self, display: &str, location: &str) -> String {
+        let out = std::process::Command::new(crate::bins::bin("desktop-streamer"))
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(["print-pipeline", "--location", location])
+            .env("DISPLAY", display)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("desktop-streamer print-pipeline");
+        String::from_utf8(out.stdout).expect("a UTF-8 description").trim().to_owned()
+    }
+
     pub fn get(&self, path: &str) -> Option<http::Response> {
         http::get(self.port, path)
     }
@@ -181,4 +197,38 @@ impl StreamerProcess {
     pub fn kill(mut self) {
         self.service.kill();
     }
+}
+
+/// What `gst-launch-1.0` running a pipeline cost: the reference for the streamer's figures.
+#[derive(Clone, Copy, Debug)]
+pub struct GstLaunchCost {
+    pub cpu_seconds: f64,
+    pub peak_rss_mb: f64,
+    /// Resident memory at the end.
+    pub rss_mb: f64,
+}
+
+/// Runs `description` (from [`StreamerProcess::print_pipeline`], writing into `dir`) under
+/// `gst-launch-1.0` for `secs` seconds through a shell, as a person would paste it; `dir` is
+/// created first and removed after.
+pub fn gst_launch_cost(description: &str, dir: &Path, secs: u64) -> GstLaunchCost {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("the gst-launch output directory");
+    let mut gst = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec gst-launch-1.0 {description}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    std::thread::sleep(Duration::from_secs(secs));
+    let cost = GstLaunchCost {
+        cpu_seconds: procfs::cpu_seconds(gst.id(), false).unwrap_or(0.0),
+        peak_rss_mb: procfs::peak_rss_mb(gst.id()).unwrap_or(0.0),
+        rss_mb: procfs::rss_mb(gst.id()).unwrap_or(0.0),
+    };
+    let _ = gst.kill();
+    let _ = gst.wait();
+    let _ = std::fs::remove_dir_all(dir);
+    cost
 }
