@@ -43,7 +43,9 @@ fn main() {
     let x = DummyDisplay::start().expect("dummy Xorg");
     let patch = x.paint(SECOND_MONITOR, 0x808080).expect("a window over the second monitor");
     let config = json!({"fps": 15, "width": 1280, "height": 720, "bitrate": 2000, "encoder": "x264enc",
-        "keyframe_interval": 2, "segment_duration": 2});
+        "keyframe_interval": 2, "segment_duration": 2,
+        // Any free port: the default 8889 may be taken by another streamer on this machine.
+        "webrtc_udp_port": 0, "webrtc_addresses": ["127.0.0.1"]});
     let streamer = StreamerProcess::start(&x.display(), config);
     streamer.wait_for("a healthy stream", Duration::from_secs(30), |h| {
         h["playlist"]["segment_count"].as_u64() >= Some(3) && h["health"] == "healthy"
