@@ -57,13 +57,18 @@ impl Parts {
     /// Whether the playlist holds segment `msn` complete, or part `part` of it, or later,
     /// given that segments up to `next_msn - 1` are complete.
     pub fn has(&self, next_msn: u64, msn: u64, part: Option<usize>) -> Ready {
-        let building = self.building.as_ref().filter(|(n, _, _)| *n == next_msn);
-        match part {
-            _ if msn < next_msn => Ready::Now,
-            Some(p) if msn == next_msn && building.is_some_and(|(_, _, parts)| parts.len() > p) => Ready::Now,
-            _ if msn > next_msn + 1 => Ready::TooFar,
-            _ => Ready::Wait,
-        }
+        ready(next_msn, self.building.as_ref().map(|(n, _, parts)| (*n, parts.len())), msn, part)
+    }
+}
+
+/// [`Parts::has`] from the number and part count of the segment being built.
+pub fn ready(next_msn: u64, building: Option<(u64, usize)>, msn: u64, part: Option<usize>) -> Ready {
+    let built = building.filter(|(n, _)| *n == next_msn).map_or(0, |(_, count)| count);
+    match part {
+        _ if msn < next_msn => Ready::Now,
+        Some(p) if msn == next_msn && built > p => Ready::Now,
+        _ if msn > next_msn + 1 => Ready::TooFar,
+        _ => Ready::Wait,
     }
 }
 

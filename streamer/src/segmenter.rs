@@ -50,8 +50,9 @@ pub struct Part {
 /// What became ready.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Part `index` of the segment being built.
-    Part { index: usize, part: Part },
+    /// Part `index` of the segment being built, and its bytes (served before the segment is
+    /// complete).
+    Part { index: usize, part: Part, data: Vec<u8> },
     /// The segment is complete: its bytes and its parts (the last one announced with it).
     Segment {
         bytes: Vec<u8>,
@@ -167,12 +168,24 @@ impl Segmenter {
                 independent: b.part_independent,
                 bytes: b.part_start.0..b.bytes.len(),
             };
-            out.push(Output::Part { index: b.parts.len(), part: part.clone() });
+            let data = b.bytes[part.bytes.clone()].to_vec();
+            out.push(Output::Part { index: b.parts.len(), part: part.clone(), data });
             b.parts.push(part);
             b.part_start = (b.bytes.len(), at);
             b.part_independent = unit.keyframe;
         }
         self.muxer.write_unit(&mut b.bytes, at, unit.keyframe, &unit.data);
+        out
+    }
+
+    /// Ends the segment being built now, its last unit lasting as long as the one before it:
+    /// the worker ended (what it had sent is listed, and the parts already announced stay
+    /// true), or units were lost. The next segment starts at the next keyframe.
+    pub fn flush(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some((last, interval)) = self.last {
+            self.finish(last + interval.max(1), &mut out);
+        }
         out
     }
 
@@ -190,7 +203,8 @@ impl Segmenter {
                 independent: b.part_independent,
                 bytes: b.part_start.0..b.bytes.len(),
             };
-            out.push(Output::Part { index: b.parts.len(), part: part.clone() });
+            let data = b.bytes[part.bytes.clone()].to_vec();
+            out.push(Output::Part { index: b.parts.len(), part: part.clone(), data });
             b.parts.push(part);
         }
         out.push(Output::Segment {
@@ -316,6 +330,29 @@ mod tests {
         assert_eq!(segs.len(), 2, "{segs:?}");
         assert!((segs[0].0 - 20.0 / 15.0).abs() < 1e-3 && !segs[0].2, "{segs:?}");
         assert!((segs[1].0 - 2.0).abs() < 1e-3 && segs[1].2, "{segs:?}");
+    }
+
+    /// A worker that ends mid-segment: what it sent is a segment, its parts those announced.
+    #[test]
+    fn a_flush_ends_the_segment_with_the_parts_already_announced() {
+        let mut s = Segmenter::new(settings());
+        let mut announced = Vec::new();
+        for n in 0..12 {
+            for o in s.push(&unit(1, n, n == 0)) {
+                if let Output::Part { part, data, .. } = o {
+                    announced.push((part, data));
+                }
+            }
+        }
+        assert_eq!(announced.len(), 2, "frames 0-4 and 5-9");
+        let out = s.flush();
+        let Some(Output::Segment { bytes, duration, parts, .. }) = out.last() else { panic!("{out:?}") };
+        assert!((duration - 12.0 / 15.0).abs() < 1e-3, "{duration}");
+        assert_eq!(parts.len(), 3);
+        assert_eq!(&parts[..2], &announced.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()[..]);
+        let joined: Vec<u8> = announced.iter().flat_map(|(_, d)| d.clone()).collect();
+        assert_eq!(&bytes[..joined.len()], &joined[..], "each part's data is its range of the segment");
+        assert!(s.flush().is_empty(), "nothing is left");
     }
 
     /// A feed that starts mid-GOP waits for its first keyframe.

@@ -81,7 +81,7 @@ impl WorkerProcess {
     /// [`FEED_FD`] and `feed`'s keyframe requests on its stdin.
     async fn spawn(exe: &Path, request: &Request, feed: &Feed) -> std::io::Result<WorkerProcess> {
         let mut command = worker_command(exe, Stdio::piped());
-        let wants_feed = matches!(request, Request::Run { feed: true, .. });
+        let wants_feed = matches!(request, Request::Run { .. });
         let pipe = if wants_feed {
             let (reader, writer) = std::io::pipe()?;
             command
@@ -105,9 +105,10 @@ impl WorkerProcess {
         let stdin = Arc::new(tokio::sync::Mutex::new(stdin));
         if let Some(pipe) = pipe {
             tokio::spawn(pass_keyframe_requests(feed.keyframe_requests(), Arc::clone(&stdin)));
-            let feed = feed.clone();
+            // The run begins now, before the supervisor reads the next unit.
+            let pumping = feed.pump(pipe);
             tokio::spawn(async move {
-                if let Err(e) = feed.pump(pipe).await {
+                if let Err(e) = pumping.await {
                     tracing::warn!(worker = pid, error = %e, "the live feed from the capture process broke");
                 }
             });
