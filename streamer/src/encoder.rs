@@ -77,15 +77,13 @@ pub fn is_hardware(name: &str) -> bool {
     HARDWARE_ENCODERS.contains(&name)
 }
 
-/// The encoder's own keyframe distance in frames: `fps` × `keyframe_interval`, plus one.
+/// The encoder's own keyframe distance in frames: `fps` × `keyframe_interval`.
 ///
-/// hlssink2 asks the encoder for a keyframe at every segment boundary. A keyframe the encoder
-/// makes by itself exactly on the boundary arrives a frame *before* the asked-for one (capture
-/// timestamps jitter), and splitmuxsink then cuts a one-frame segment between the two (seen
-/// with GStreamer 1.22: segments of 1.993 s and 0.067 s). One frame later, the asked-for
-/// keyframe always comes first and the encoder counts from it, so segments stay whole.
+/// With the interval equal to the segment duration (the default), the encoder's own keyframes
+/// fall exactly on the segment boundaries, where the streamer cuts ([`crate::segmenter`]);
+/// it asks for one only when a keyframe a viewer requested moved the encoder's count.
 pub fn keyframe_interval_frames(config: &StreamerConfig) -> u32 {
-    config.fps.saturating_mul(config.keyframe_interval).max(1) + 1
+    config.fps.saturating_mul(config.keyframe_interval).max(1)
 }
 
 /// Candidates in the order they are tried, and the ones ruled out before probing.

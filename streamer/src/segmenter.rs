@@ -5,14 +5,17 @@
 //!
 //! The rules:
 //! - A segment starts with a keyframe (PAT, PMT, IDR) and ends where the first keyframe at or
-//!   after its target duration begins. Once a segment reaches its target without one, the
-//!   encoder is asked for a keyframe ([`Output::WantKeyframe`], once per segment), so segments
-//!   stay a frame or two over the target, never a GOP.
+//!   after its target duration begins. When a frame past the target is not one (the
+//!   encoder's GOP was moved by a keyframe a viewer asked for), the encoder is asked for a
+//!   keyframe ([`Output::WantKeyframe`], once per segment), so segments stay a few frames over
+//!   the target, never a GOP. Not asked earlier: the encoder's own keyframe, due at the
+//!   target, would come too, and the one asked for would start the next GOP a frame late.
 //! - A keyframe that arrives early (a WebRTC viewer asked for one) does not cut: the segment
 //!   goes on, and the part it starts is marked independent.
-//! - A part ends at the first unit at or after the part target from its start, or with its
-//!   segment. A part's duration is known only when the next unit arrives: parts are announced
-//!   one unit late, at most one frame interval.
+//! - A part ends at the first unit within half a frame of the part target from its start (so
+//!   parts of a steady stream are a whole number of frames, never longer than the target), or
+//!   with its segment. A part's duration is known only when the next unit arrives: parts are
+//!   announced one unit late, at most one frame interval.
 //! - Each part's bytes are a range of its segment's bytes: a segment is exactly its parts.
 //! - A new run (another worker: timestamps start afresh) ends the segment being built, with
 //!   its last unit lasting as long as the unit before it; the next segment follows a
@@ -132,10 +135,12 @@ impl Segmenter {
         if let Some(b) = &self.building {
             // Half a frame of slack: a keyframe a tick early still ends the segment.
             let elapsed = at.saturating_sub(b.start);
-            let due = elapsed + self.frame_slack() >= segment_ticks;
+            let slack = self.frame_slack();
+            let due = elapsed + slack >= segment_ticks;
+            let late = elapsed >= segment_ticks + slack;
             if unit.keyframe && due {
                 self.finish(at, &mut out);
-            } else if due && !unit.keyframe && !b.asked_keyframe {
+            } else if late && !unit.keyframe && !b.asked_keyframe {
                 out.push(Output::WantKeyframe);
                 if let Some(b) = &mut self.building {
                     b.asked_keyframe = true;
@@ -157,12 +162,13 @@ impl Segmenter {
                 discontinuity: std::mem::take(&mut self.discontinuity),
             });
         }
+        let slack = self.frame_slack();
         let Some(b) = &mut self.building else { return out };
         // End the part before this unit when it is long enough, or when this unit is an early
         // keyframe (a part that starts with it is independent).
         let part_elapsed = at.saturating_sub(b.part_start.1);
         let has_units = b.bytes.len() > b.part_start.0;
-        if has_units && (part_elapsed >= part_ticks || unit.keyframe) {
+        if has_units && (part_elapsed + slack >= part_ticks || unit.keyframe) {
             let part = Part {
                 duration: part_elapsed as f64 / HZ,
                 independent: b.part_independent,
@@ -282,7 +288,8 @@ mod tests {
         let mut s = Segmenter::new(settings());
         let mut out = Vec::new();
         for n in 0..=40 {
-            // Asked at frame 30; the encoder delivers at 33.
+            // Frame 30 is not a keyframe: asked at frame 31, the first one past the target; the
+            // encoder delivers at 33.
             out.extend(s.push(&unit(1, n, n == 0 || n == 33)));
         }
         assert_eq!(out.iter().filter(|o| **o == Output::WantKeyframe).count(), 1);
@@ -353,6 +360,25 @@ mod tests {
         let joined: Vec<u8> = announced.iter().flat_map(|(_, d)| d.clone()).collect();
         assert_eq!(&bytes[..joined.len()], &joined[..], "each part's data is its range of the segment");
         assert!(s.flush().is_empty(), "nothing is left");
+    }
+
+    /// A capture's first frames come unevenly (here the second 128 ms after the first): parts
+    /// end where the next frame would take them past the target, never after it.
+    #[test]
+    fn uneven_frames_make_no_part_longer_than_the_target() {
+        let mut s = Segmenter::new(settings());
+        let mut parts = Vec::new();
+        for n in 0..40 {
+            let mut u = unit(1, n, n == 0 || n == 31);
+            u.pts = u.pts.map(|p| if n == 0 { p } else { p + Duration::from_millis(61) });
+            for o in s.push(&u) {
+                if let Output::Part { part, .. } = o {
+                    parts.push(part.duration);
+                }
+            }
+        }
+        assert!(parts.iter().all(|d| *d <= 0.334), "{parts:?}");
+        assert!((parts[0] - (4.0 / 15.0 + 0.061)).abs() < 1e-3, "{parts:?}");
     }
 
     /// A feed that starts mid-GOP waits for its first keyframe.
