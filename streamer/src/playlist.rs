@@ -485,6 +485,11 @@ impl Playlist {
                 self.retire(segment);
             }
         }
+        if self.state.window.is_empty() {
+            // Nothing left to continue from (the directory went away): players resynchronise
+            // at the next segment, as after a restart.
+            self.state.discontinuity_pending = true;
+        }
         warn!(dir = %self.dir.display(), dropped = last_missing + 1, "segment files vanished; dropped them from the playlist");
         last_missing + 1
     }
