@@ -209,3 +209,49 @@ fn hlsjs_in_low_latency_mode_plays_parts_in_chromium() {
     // The plain playlist plays three segments (6 s) behind; parts let hls.js stay near the edge.
     assert!(latency < 3.0, "hls.js plays {latency} s behind the live edge");
 }
+
+/// The dashboard serves the low-latency stream same-origin: the playlist, its blocking
+/// reloads (held until the part exists, too far ahead refused with the streamer's reason)
+/// and the parts, byte for byte the streamer's.
+#[test]
+fn the_dashboard_passes_the_low_latency_playlist_its_blocking_reloads_and_parts_through() {
+    use ds_tests::kiosk::WebFiles;
+    use ds_tests::service::ServiceProcess;
+
+    let (_x, _moving, s) = moving_stream();
+    let dir = ds_tests::stream_dir();
+    let files = WebFiles::write(dir.path(), json!({"streamer_url": format!("http://127.0.0.1:{}", s.port)}));
+    let args: Vec<std::ffi::OsString> =
+        vec!["--config".into(), files.config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
+    let bus = format!("unix:path={}", dir.path().join("no-bus").display());
+    let web = ServiceProcess::start(
+        "desktop-streamer-web",
+        &args,
+        &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("DESKTOP_STREAMER_LOG_DIR", files.logs.to_str().unwrap())],
+    );
+    let get = |path: &str| web.get(path).expect("the dashboard answers");
+    let first = get(LL);
+    assert_eq!((first.status, first.header("content-type")), (200, Some("application/vnd.apple.mpegurl")));
+    let before = llhls::parse(&first.text());
+    let (msn, part) = (before.next_msn(), before.building.len());
+    let asked = Instant::now();
+    let held = get(&format!("{LL}?_HLS_msn={msn}&_HLS_part={part}"));
+    let waited = asked.elapsed();
+    assert_eq!(held.status, 200, "{}", held.text());
+    let after = llhls::parse(&held.text());
+    let uri = if after.next_msn() == msn {
+        after.building.get(part).map(|p| p.uri.clone())
+    } else {
+        after.segments.iter().find(|x| x.msn == msn).and_then(|x| x.parts.get(part)).map(|p| p.uri.clone())
+    };
+    let uri = uri.unwrap_or_else(|| panic!("the held answer lists part {part} of {msn}: {after:?}"));
+    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+    let through = get(&format!("/hls/desktop/{uri}"));
+    assert_eq!((through.status, through.header("content-type")), (200, Some("video/mp2t")));
+    assert!(through.body == part_bytes(&s, &uri), "{uri} through the dashboard is the streamer's part");
+
+    let too_far = get(&format!("{LL}?_HLS_msn={}", after.next_msn() + 2));
+    assert_eq!(too_far.status, 400, "{}", too_far.text());
+    assert!(too_far.text().contains("more than one segment beyond the newest"), "{}", too_far.text());
+    assert_eq!(get("/hls/desktop/x.partA.ts").status, 404);
+}
