@@ -1,8 +1,9 @@
 // Plays a low-latency HLS playlist with hls.js in its low-latency mode (the dashboard's own
 // hls.js, from web-monitor/ui/node_modules) in headless Chromium, and reports what hls.js did.
 // Usage: node llhls.mjs URL [seconds]
-// Prints one JSON line: {"ok", "start", "end", "partsLoaded", "blockingRequests",
-// "canBlockReload", "partTarget", "latency", "error"}; exit 0 when it played.
+// Prints one JSON line: {"checks": {"plays": {"ok", "start", "end", "partsLoaded",
+// "blockingRequests", "canBlockReload", "partTarget", "latency", "error"}}}; exit 0 when it played.
+import { check, checks } from './checks.mjs';
 import { launch } from './chromium.mjs';
 import { fileURLToPath } from 'node:url';
 
@@ -13,14 +14,13 @@ if (!url) {
 }
 const hlsjs = fileURLToPath(new URL('../../web-monitor/ui/node_modules/hls.js/dist/hls.min.js', import.meta.url));
 const browser = await launch({}, ['--autoplay-policy=no-user-gesture-required']);
-let result = { ok: false };
-try {
+await check('plays', async () => {
   const page = await browser.context.newPage();
   await page.setContent(`<video id="v" muted autoplay playsinline></video>`);
   await page.addScriptTag({ path: hlsjs });
-  result = await page.evaluate(async ({ url, seconds }) => {
+  const r = await page.evaluate(async ({ url, seconds }) => {
     const v = document.getElementById('v');
-    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    const wait = (ms) => new Promise((res) => setTimeout(res, ms));
     const seen = { partsLoaded: 0, blockingRequests: 0, canBlockReload: null, partTarget: null, error: null };
     const hls = new window.Hls({
       lowLatencyMode: true,
@@ -48,12 +48,12 @@ try {
     const end = v.currentTime;
     const latency = hls.latency;
     hls.destroy();
-    return { ok: end > start + seconds / 2 && !seen.error, start, end, latency, ...seen };
+    return { start, end, latency, ...seen };
   }, { url, seconds: Number(seconds) });
-} catch (e) {
-  result = { ok: false, error: String(e) };
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
-process.exit(result.ok ? 0 : 1);
+  if (r.error) throw new Error(`hls.js: ${r.error}`);
+  if (!(r.end > r.start + Number(seconds) / 2)) throw new Error(`the video's time went from ${r.start} to ${r.end}`);
+  return r;
+});
+await browser.close();
+console.log(JSON.stringify({ checks }));
+process.exit(checks.plays.ok ? 0 : 1);
