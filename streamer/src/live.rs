@@ -29,8 +29,8 @@ use crate::segmenter::Part;
 
 /// The low-latency playlist's name beside `playlist.m3u8`.
 pub const LL_PLAYLIST_FILE: &str = "ll.m3u8";
-/// Complete segments whose part list is kept (their names and byte ranges).
-const SEGMENTS_KEPT: usize = 12;
+/// At most this many complete segments' part lists are kept (their names and byte ranges).
+const SEGMENTS_KEPT: usize = 256;
 /// Complete segments whose bytes stay in memory (older parts are read from the segment file).
 const SEGMENTS_IN_MEMORY: usize = llhls::SEGMENTS_WITH_PARTS + 1;
 
@@ -161,7 +161,11 @@ impl LiveHls {
                 inner.building = Some(b);
             }
         }
-        while inner.complete.len() > SEGMENTS_KEPT {
+        // A part stays available as long as its segment's file (RFC 8216bis 6.2.2: its
+        // duration and the longest playlist's after it left): the part lists of the window's
+        // segments and of as many before them are kept, the file keeps the bytes.
+        let oldest = window.media_sequence.saturating_sub(window.segments.len() as u64);
+        while inner.complete.front().is_some_and(|c| c.msn < oldest) || inner.complete.len() > SEGMENTS_KEPT {
             inner.complete.pop_front();
         }
         let in_memory = inner.complete.len().saturating_sub(SEGMENTS_IN_MEMORY);
@@ -414,6 +418,36 @@ mod tests {
         assert!(text.contains("#EXT-X-PART:DURATION=0.333,URI=\"a.part1.ts\"\n#EXTINF:2.000,\na.ts\n"), "{text}");
         assert_eq!(live.part("a.part1.ts", Duration::ZERO).await, Some(vec![9]));
         assert!(matches!(live.playlist("_HLS_msn=0&_HLS_part=5", Duration::ZERO).await, Answer::Playlist(_)));
+    }
+
+    /// Parts of a segment that left the low-latency playlist are still served, from its file,
+    /// while its segment is in the window (and a window's length after).
+    #[tokio::test]
+    async fn older_parts_are_read_from_their_segment_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = LiveHls::new(dir.path().to_path_buf(), Duration::from_millis(333));
+        let names: Vec<String> = (0..8).map(|i| format!("s{i}.ts")).collect();
+        for (i, name) in names.iter().enumerate() {
+            let msn = i as u64;
+            let first = msn.saturating_sub(5);
+            let listed: Vec<&str> = names[first as usize..i].iter().map(String::as_str).collect();
+            live.update(window(first, &listed), upcoming(msn, name));
+            let bytes = [i as u8; 4];
+            live.add_part(0, part(0..2, true), &bytes[..2]);
+            live.add_part(1, part(2..4, false), &bytes[2..]);
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        let listed: Vec<&str> = names[3..8].iter().map(String::as_str).collect();
+        live.update(window(3, &listed), upcoming(8, "s8.ts"));
+        assert!(!live.render().contains("s3.part"), "parts of three segments only");
+        assert_eq!(live.part("s3.part1.ts", Duration::ZERO).await, Some(vec![3, 3]), "from the file");
+        assert_eq!(live.part("s7.part0.ts", Duration::ZERO).await, Some(vec![7, 7]), "from memory");
+        std::fs::remove_file(dir.path().join("s7.ts")).unwrap();
+        assert_eq!(live.part("s7.part0.ts", Duration::ZERO).await, Some(vec![7, 7]), "from memory");
+        // The window moved on by more than its length past s3: its parts are gone with it.
+        live.update(window(6, &["s6.ts", "s7.ts"]), upcoming(8, "s8.ts"));
+        assert_eq!(live.part("s3.part1.ts", Duration::ZERO).await, None);
+        assert_eq!(live.part("s4.part1.ts", Duration::ZERO).await, Some(vec![4, 4]));
     }
 
     #[test]
