@@ -240,7 +240,8 @@ impl LiveHls {
     fn ready(&self, msn: u64, part: Option<usize>) -> Ready {
         let inner = self.lock();
         let building = inner.building.as_ref().map(|b| (b.upcoming.msn, b.parts.len()));
-        llhls::ready(inner.window.next_sequence(), building, msn, part)
+        let limit = llhls::advance_part_limit(inner.part_target);
+        llhls::ready(inner.window.next_sequence(), building, msn, part, limit)
     }
 
     /// The playlist for a request with this query: at once without `_HLS_msn`, else once it
@@ -259,10 +260,15 @@ impl LiveHls {
                 Ready::Now => return Answer::Playlist(self.render()),
                 Ready::TooFar => {
                     let next = self.lock().window.next_sequence();
-                    return Answer::BadRequest(format!(
-                        "_HLS_msn={msn} is more than one segment beyond the newest ({}); RFC 8216bis 6.2.5.2",
-                        next.saturating_sub(1)
-                    ));
+                    return Answer::BadRequest(match part {
+                        Some(p) if msn == next => format!(
+                            "_HLS_part={p} is more parts beyond the newest of segment {msn} than the Advance Part Limit; RFC 8216bis 6.2.5.2"
+                        ),
+                        _ => format!(
+                            "_HLS_msn={msn} is more than one segment beyond the newest ({}); RFC 8216bis 6.2.5.2",
+                            next.saturating_sub(1)
+                        ),
+                    });
                 }
                 Ready::Wait => {}
             }
@@ -397,6 +403,10 @@ mod tests {
         // Too far ahead: 400 at once; not in time: 503 after the limit.
         assert!(matches!(live.playlist("_HLS_msn=9", Duration::from_secs(6)).await, Answer::BadRequest(_)));
         assert!(matches!(live.playlist("_HLS_msn=x", Duration::from_secs(6)).await, Answer::BadRequest(_)));
+        let Answer::BadRequest(why) = live.playlist("_HLS_msn=7&_HLS_part=12", Duration::from_secs(6)).await else {
+            panic!("ten parts beyond the newest (three seconds of 0.333 s parts) is refused")
+        };
+        assert!(why.contains("Advance Part Limit"), "{why}");
         assert_eq!(live.playlist("_HLS_msn=8", Duration::from_secs(6)).await, Answer::Timeout);
         assert_eq!(Instant::now(), t0 + Duration::from_secs(6));
     }

@@ -136,7 +136,12 @@ fn blocking_reloads_wait_for_the_part_and_refuse_what_is_too_far_ahead() {
     let too_far = s.get(&format!("{LL}?_HLS_msn={}", listed.next_msn() + 2)).unwrap();
     assert_eq!(too_far.status, 400, "{}", too_far.text());
     assert!(too_far.text().contains("more than one segment beyond the newest"), "{}", too_far.text());
-    for (query, why) in [("?_HLS_part=1", "_HLS_part needs _HLS_msn"), ("?_HLS_msn=abc", "not a segment number")] {
+    let parts_ahead = format!("?_HLS_msn={}&_HLS_part={}", listed.next_msn(), listed.building.len() + 20);
+    for (query, why) in [
+        ("?_HLS_part=1", "_HLS_part needs _HLS_msn"),
+        ("?_HLS_msn=abc", "not a segment number"),
+        (parts_ahead.as_str(), "Advance Part Limit"),
+    ] {
         let r = s.get(&format!("{LL}{query}")).unwrap();
         assert_eq!(r.status, 400, "{query}: {}", r.text());
         assert!(r.text().contains(why), "{query}: {}", r.text());
