@@ -285,7 +285,7 @@ impl Drop for NullOnDrop {
 
 /// Encodes `frames` test frames at the configured size and rate with encoder `name`,
 /// configured as the real pipeline will be, into H.264 byte-stream with AU alignment (what
-/// `h264parse ! mpegtsmux` inside hlssink2 takes). Succeeds when all frames came through
+/// the worker's `h264parse` hands the streamer). Succeeds when all frames came through
 /// within `timeout` and at least one was a keyframe.
 pub fn probe(name: &str, config: &StreamerConfig, frames: u32, timeout: Duration) -> Result<ProbeReport, SkipReason> {
     let encoder = make_encoder(name, config)?;

@@ -372,16 +372,10 @@ impl<W: Workers> Supervisor<W> {
         let request = worker::Request::Run { description, sample_picture: !source.is_slate() };
         let feed_floor = self.feed.runs_started();
         self.publish_live(Some((&run, 0)));
-        let mut worker = match self.workers.start(&request).await {
-            Ok(w) => w,
-            Err(e) => {
-                self.publish_live(None);
-                return Err(RunEnd::new(
-                    RestartReason::PipelineError,
-                    format!("cannot start the capture process: {e}"),
-                ));
-            }
-        };
+        let mut worker =
+            self.workers.start(&request).await.map_err(|e| {
+                RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}"))
+            })?;
         self.status.flow.reset_picture();
         self.status.lock().worker_pid = worker.pid();
         match tokio::time::timeout(START_TIMEOUT, worker.next()).await {
