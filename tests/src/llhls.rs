@@ -128,3 +128,52 @@ pub fn parse(text: &str) -> LowLatency {
     assert!(p.segments.len() - first_with_parts <= 3, "parts of at most three complete segments:\n{text}");
     p
 }
+
+/// A player following the low-latency playlist: checks the rules between reloads (RFC 8216bis
+/// §6.2.1, §6.2.2) for segments and parts alike: the media sequence and the discontinuity
+/// sequence never go back, a number never names two segments, and the parts a playlist listed
+/// for a segment are never changed: later playlists only add to them (while it is built) or
+/// leave them out (once it is old).
+#[derive(Debug, Default)]
+pub struct Follower {
+    last: Option<LowLatency>,
+    name_of: std::collections::HashMap<u64, String>,
+    parts_of: std::collections::HashMap<u64, Vec<Part>>,
+}
+
+impl Follower {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses and checks `text`, the next playlist this player loaded.
+    pub fn reload(&mut self, text: &str) -> LowLatency {
+        let p = parse(text);
+        if let Some(prev) = &self.last {
+            assert_eq!(p.target, prev.target, "EXT-X-TARGETDURATION changed");
+            assert_eq!(p.part_target, prev.part_target, "PART-TARGET changed");
+            assert!(p.media_sequence >= prev.media_sequence, "media sequence went back:\n{text}");
+            assert!(p.discontinuity_sequence >= prev.discontinuity_sequence, "discontinuity sequence went back");
+            assert!(p.next_msn() >= prev.next_msn(), "segments vanished from the end:\n{text}");
+        }
+        let building = (p.next_msn(), &p.building);
+        let all = p.segments.iter().map(|s| (s.msn, Some(&s.name), &s.parts)).chain([(building.0, None, building.1)]);
+        for (msn, name, parts) in all {
+            if let Some(name) = name {
+                let first = self.name_of.entry(msn).or_insert_with(|| name.clone());
+                assert_eq!(first, name, "sequence number {msn} names two segments:\n{text}");
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            let known = self.parts_of.entry(msn).or_default();
+            let common = known.len().min(parts.len());
+            assert_eq!(known[..common], parts[..common], "parts of {msn} changed in place:\n{text}");
+            if parts.len() > known.len() {
+                *known = parts.clone();
+            }
+        }
+        self.last = Some(p.clone());
+        p
+    }
+}

@@ -26,13 +26,18 @@ fn moving_stream() -> (DummyDisplay, ds_tests::xorg::Animation, StreamerProcess)
     (x, moving, s)
 }
 
-/// The low-latency playlist for `query`, checked on its own.
-fn ll(s: &StreamerProcess, query: &str) -> LowLatency {
+/// The low-latency playlist for `query`, as served.
+fn ll_text(s: &StreamerProcess, query: &str) -> String {
     let r = s.get(&format!("{LL}{query}")).expect("the streamer answers");
     assert_eq!(r.status, 200, "{LL}{query}: {}", r.text());
     assert_eq!(r.header("content-type"), Some("application/vnd.apple.mpegurl"));
     assert_eq!(r.header("cache-control"), Some("no-cache"));
-    llhls::parse(&r.text())
+    r.text()
+}
+
+/// The low-latency playlist for `query`, checked on its own.
+fn ll(s: &StreamerProcess, query: &str) -> LowLatency {
+    llhls::parse(&ll_text(s, query))
 }
 
 fn part_bytes(s: &StreamerProcess, uri: &str) -> Vec<u8> {
@@ -56,15 +61,16 @@ fn starts_with_keyframe(ts: &[u8]) -> bool {
 fn the_low_latency_playlist_is_the_plain_window_with_parts_that_are_their_segments() {
     let (_x, _moving, s) = moving_stream();
     let mut plain = Viewer::new(s.hls_dir());
+    let mut follower = llhls::Follower::new();
     let mut checked = std::collections::BTreeSet::new();
     let mut part_durations = Vec::new();
     let mut segment_durations = Vec::new();
-    let mut p = ll(&s, "");
+    let mut p = follower.reload(&ll_text(&s, ""));
     let started = Instant::now();
     while checked.len() < 4 {
         assert!(started.elapsed() < Duration::from_secs(60), "four segments with parts in a minute");
         // The next part, blocking.
-        p = ll(&s, &format!("?_HLS_msn={}&_HLS_part={}", p.next_msn(), p.building.len()));
+        p = follower.reload(&ll_text(&s, &format!("?_HLS_msn={}&_HLS_part={}", p.next_msn(), p.building.len())));
         let listed = plain.reload();
         // Same numbers, names and durations wherever both list a segment.
         for seg in &p.segments {
@@ -173,11 +179,12 @@ fn ffmpeg_reads_the_low_latency_playlist_and_the_plain_one() {
 #[test]
 fn a_killed_worker_is_one_discontinuity_in_both_playlists() {
     let (_x, _moving, s) = moving_stream();
-    let before = ll(&s, "");
+    let mut follower = llhls::Follower::new();
+    let before = follower.reload(&ll_text(&s, ""));
     let worker = s.detailed()["worker_pid"].as_u64().unwrap() as u32;
     signal_pid(worker, "KILL");
     let after = wait_until("a discontinuity after the restart, two segments on", WAIT, || {
-        let p = ll(&s, "");
+        let p = follower.reload(&ll_text(&s, ""));
         let d = p.segments.iter().position(|x| x.msn > before.next_msn().saturating_sub(1) && x.discontinuity)?;
         (p.segments.len() >= d + 2).then_some(p)
     });
