@@ -368,8 +368,13 @@ mod playlist {
         fs::write(dir.join("notes.txt"), b"not ours").unwrap();
         let stale_tmp = dir.join(format!(".{PLAYLIST_FILE}.Xq3ZpA.tmp"));
         fs::write(&stale_tmp, b"#EXTM3U\n#EXT-X-VERS").unwrap();
+        // A segment being stored when the process was killed: never under its own name.
+        let stale_segment = dir.join(".run000099-seg00004.ts.k2JdQz.tmp");
+        fs::write(&stale_segment, [0x47u8; 188]).unwrap();
         let mut pl = Playlist::open(dir, settings(2, 5), at(0.0)).unwrap();
         assert!(!stale_tmp.exists(), "a crashed atomic write's temporary file is cleaned up at open");
+        assert!(!stale_segment.exists(), "so is a segment's");
+        assert!(!exists(dir, "run000099-seg00004.ts"), "and it never appears under its name");
         assert_eq!(pl.stats(at(0.0)).pending_deletions, 2);
         assert!(read(dir).segments.is_empty());
         assert_eq!(pl.begin_run(at(0.0)).unwrap().run, 100, "run numbers skip past names on disk");
