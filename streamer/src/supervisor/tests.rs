@@ -416,3 +416,29 @@ async fn segments_cut_from_the_feed_are_written_listed_and_their_parts_published
     assert!(ll.ends_with(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{next}\"\n")), "{ll}");
     r.stop().await;
 }
+
+/// A run that ends (here its encoder fails a second after its first segment) lists what it had
+/// cut: the segment begun with the keyframe it sent last, one frame long. The next run's
+/// first segment follows a discontinuity, in both playlists.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_lists_what_it_cut_and_the_next_run_follows_a_discontinuity() {
+    let script = Script::new(&[Run::SegmentsThenEncoderError(1), Run::SegmentsThenSilence(100)]);
+    let r = start(&script, |_| {});
+    script.starts(2).await;
+    tokio::time::sleep(SEGMENT + Duration::from_millis(1)).await;
+    let playlist = std::fs::read_to_string(r.dir.path().join("playlist.m3u8")).unwrap();
+    assert!(
+        playlist.contains(
+            "#EXTINF:2.000,\nrun000000-seg00000.ts\n#EXTINF:0.067,\nrun000000-seg00001.ts\n\
+             #EXT-X-DISCONTINUITY\n#EXTINF:2.000,\nrun000001-seg00000.ts\n"
+        ),
+        "{playlist}"
+    );
+    let ll = r.live.render();
+    assert!(ll.contains("URI=\"run000000-seg00001.part0.ts\",INDEPENDENT=YES\n#EXTINF:0.067,\n"), "{ll}");
+    assert!(
+        ll.contains("run000000-seg00001.ts\n#EXT-X-DISCONTINUITY\n#EXT-X-PART:DURATION=0.333,URI=\"run000001-seg00000.part0.ts\""),
+        "{ll}"
+    );
+    r.stop().await;
+}
