@@ -77,13 +77,15 @@ pub fn is_hardware(name: &str) -> bool {
     HARDWARE_ENCODERS.contains(&name)
 }
 
-/// The encoder's own keyframe distance in frames: `fps` × `keyframe_interval`.
+/// The encoder's own keyframe distance in frames: `fps` × `keyframe_interval`, plus one.
 ///
-/// With the interval equal to the segment duration (the default), the encoder's own keyframes
-/// fall exactly on the segment boundaries, where the streamer cuts ([`crate::segmenter`]);
-/// it asks for one only when a keyframe a viewer requested moved the encoder's count.
+/// The streamer asks the encoder for a keyframe at every segment boundary, by running time
+/// ([`crate::segmenter`]). A keyframe the encoder made by itself exactly on the boundary
+/// could come a frame before the asked-for one (capture timestamps jitter) and leave a
+/// one-frame segment or move the next GOP; one frame later, the asked-for keyframe always
+/// comes first and the encoder counts from it.
 pub fn keyframe_interval_frames(config: &StreamerConfig) -> u32 {
-    config.fps.saturating_mul(config.keyframe_interval).max(1)
+    config.fps.saturating_mul(config.keyframe_interval).max(1) + 1
 }
 
 /// Candidates in the order they are tried, and the ones ruled out before probing.

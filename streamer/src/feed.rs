@@ -106,6 +106,8 @@ pub struct Feed {
     units: broadcast::Sender<Arc<AccessUnit>>,
     /// Bumped once per keyframe request let through; the worker's control task watches it.
     keyframes: watch::Sender<u64>,
+    /// The newest request for a keyframe at a presentation time (a segment's end).
+    keyframe_at: watch::Sender<Option<Duration>>,
     last_forced: Arc<Mutex<Option<Instant>>>,
     runs: Arc<AtomicU64>,
     pub counters: Arc<FeedCounters>,
@@ -122,6 +124,7 @@ impl Feed {
         Feed {
             units: broadcast::channel(VIEWER_BACKLOG).0,
             keyframes: watch::channel(0).0,
+            keyframe_at: watch::channel(None).0,
             last_forced: Arc::default(),
             runs: Arc::default(),
             counters: Arc::default(),
@@ -157,6 +160,18 @@ impl Feed {
         *last = Some(Instant::now());
         self.counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
         self.keyframes.send_modify(|n| *n += 1);
+    }
+
+    /// Asks the encoder for a keyframe on its first frame at or after presentation time `pts`
+    /// (the current worker's running time, as [`AccessUnit::pts`]): the HLS segmenter's
+    /// request for the end of the segment it just began, sent ahead so it lands on time.
+    pub fn request_keyframe_at(&self, pts: Duration) {
+        self.keyframe_at.send_replace(Some(pts));
+    }
+
+    /// The timed keyframe requests, for the task that passes them to the worker.
+    pub fn timed_keyframe_requests(&self) -> watch::Receiver<Option<Duration>> {
+        self.keyframe_at.subscribe()
     }
 
     /// How many runs (workers' pipes) have started; a unit whose `run` is at most this number,

@@ -147,7 +147,7 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         }
     };
     // Low-latency HLS: the supervisor cuts parts into it, HTTP serves them.
-    let live = live::LiveHls::new(config.output_dir.clone(), live::part_target(config.fps));
+    let live = live::LiveHls::new(config.output_dir.clone(), live::PartTiming::for_fps(config.fps));
     let app = http::app(http::AppState {
         status: status.clone(),
         config: config_rx.clone(),

@@ -34,11 +34,23 @@ const SEGMENTS_KEPT: usize = 256;
 /// Complete segments whose bytes stay in memory (older parts are read from the segment file).
 const SEGMENTS_IN_MEMORY: usize = llhls::SEGMENTS_WITH_PARTS + 1;
 
-/// About a third of a second, a whole number of frames at `fps` (so that parts of a steady
-/// stream are all the same length and none is longer than this).
-pub fn part_target(fps: u32) -> Duration {
-    let fps = fps.max(1);
-    Duration::from_secs(1) * fps.div_ceil(3) / fps
+/// How long parts are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartTiming {
+    /// What a part of a steady stream lasts: about a third of a second, a whole number of
+    /// frames (so that parts are all the same length).
+    pub nominal: Duration,
+    /// The longest a part may be, written as PART-TARGET: half a frame more, so that a frame
+    /// captured late (a loaded machine) still ends a part within it.
+    pub target: Duration,
+}
+
+impl PartTiming {
+    pub fn for_fps(fps: u32) -> PartTiming {
+        let fps = fps.max(1);
+        let nominal = Duration::from_secs(1) * fps.div_ceil(3) / fps;
+        PartTiming { nominal, target: nominal + Duration::from_secs(1) / (2 * fps) }
+    }
 }
 
 /// The segment the next parts belong to, before its first part exists.
@@ -97,7 +109,7 @@ pub enum Answer {
 /// The shared state; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LiveHls {
-    part_target: Duration,
+    timing: PartTiming,
     inner: Arc<Mutex<Inner>>,
     changed: watch::Sender<u64>,
     dir: PathBuf,
@@ -118,17 +130,17 @@ pub fn parse_part_name(name: &str) -> Option<(String, usize)> {
 }
 
 impl LiveHls {
-    /// Empty, for the output directory `dir`, with parts `part_target` long.
-    pub fn new(dir: PathBuf, part_target: Duration) -> LiveHls {
+    /// Empty, for the output directory `dir`, with parts as `timing` says.
+    pub fn new(dir: PathBuf, timing: PartTiming) -> LiveHls {
         // Written with three decimals, rounded up: no part is ever longer than what is written.
-        let written = (part_target.as_secs_f64() * 1000.0).ceil() / 1000.0;
+        let written = (timing.target.as_secs_f64() * 1000.0).ceil() / 1000.0;
         let inner = Inner { part_target: written, ..Inner::default() };
-        LiveHls { part_target, inner: Arc::new(Mutex::new(inner)), changed: watch::channel(0).0, dir }
+        LiveHls { timing, inner: Arc::new(Mutex::new(inner)), changed: watch::channel(0).0, dir }
     }
 
     /// How long parts are.
-    pub fn part_target(&self) -> Duration {
-        self.part_target
+    pub fn timing(&self) -> PartTiming {
+        self.timing
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -342,6 +354,9 @@ mod tests {
     use super::*;
     use crate::playlist::WindowSegment;
 
+    /// Parts of 333 ms, written as such.
+    const THIRD: PartTiming = PartTiming { nominal: Duration::from_millis(333), target: Duration::from_millis(333) };
+
     fn part(range: Range<usize>, independent: bool) -> Part {
         Part { duration: 1.0 / 3.0, independent, bytes: range }
     }
@@ -365,10 +380,12 @@ mod tests {
 
     #[test]
     fn parts_are_whole_frames_of_about_a_third_of_a_second() {
-        assert_eq!(part_target(15), Duration::from_secs(1) * 5 / 15);
-        assert_eq!(part_target(25), Duration::from_millis(360));
-        assert_eq!(part_target(30), Duration::from_secs(1) * 10 / 30);
-        assert_eq!(part_target(1), Duration::from_secs(1));
+        let third = Duration::from_secs(1) * 5 / 15;
+        assert_eq!(PartTiming::for_fps(15), PartTiming { nominal: third, target: third + Duration::from_secs(1) / 30 });
+        assert_eq!(PartTiming::for_fps(25).nominal, Duration::from_millis(360));
+        assert_eq!(PartTiming::for_fps(25).target, Duration::from_millis(380));
+        assert_eq!(PartTiming::for_fps(30).nominal, Duration::from_secs(1) * 10 / 30);
+        assert_eq!(PartTiming::for_fps(1).nominal, Duration::from_secs(1));
     }
 
     #[test]
@@ -382,7 +399,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_blocking_reload_is_answered_when_the_part_appears() {
-        let live = LiveHls::new(PathBuf::from("/nonexistent"), Duration::from_millis(333));
+        let live = LiveHls::new(PathBuf::from("/nonexistent"), THIRD);
         live.update(window(5, &["a.ts", "b.ts"]), upcoming(7, "c.ts"));
         assert!(live.render().ends_with("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"c.part0.ts\"\n"), "{}", live.render());
         let waiting = {
@@ -413,7 +430,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_hinted_part_is_served_when_it_is_complete_and_a_listed_segment_keeps_its_parts() {
-        let live = LiveHls::new(PathBuf::from("/nonexistent"), Duration::from_millis(333));
+        let live = LiveHls::new(PathBuf::from("/nonexistent"), THIRD);
         live.update(window(0, &[]), upcoming(0, "a.ts"));
         let fetch = {
             let live = live.clone();
@@ -435,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn older_parts_are_read_from_their_segment_file() {
         let dir = tempfile::tempdir().unwrap();
-        let live = LiveHls::new(dir.path().to_path_buf(), Duration::from_millis(333));
+        let live = LiveHls::new(dir.path().to_path_buf(), THIRD);
         let names: Vec<String> = (0..8).map(|i| format!("s{i}.ts")).collect();
         for (i, name) in names.iter().enumerate() {
             let msn = i as u64;
@@ -462,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_segment_the_playlist_did_not_list_loses_its_parts() {
-        let live = LiveHls::new(PathBuf::from("/nonexistent"), Duration::from_millis(333));
+        let live = LiveHls::new(PathBuf::from("/nonexistent"), THIRD);
         live.update(window(0, &[]), upcoming(0, "a.ts"));
         live.add_part(0, part(0..1, true), &[1]);
         // Left out (too long): the next segment takes its number.

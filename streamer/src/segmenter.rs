@@ -5,11 +5,12 @@
 //!
 //! The rules:
 //! - A segment starts with a keyframe (PAT, PMT, IDR) and ends where the first keyframe at or
-//!   after its target duration begins. When a frame past the target is not one (the
-//!   encoder's GOP was moved by a keyframe a viewer asked for), the encoder is asked for a
-//!   keyframe ([`Output::WantKeyframe`], once per segment), so segments stay a few frames over
-//!   the target, never a GOP. Not asked earlier: the encoder's own keyframe, due at the
-//!   target, would come too, and the one asked for would start the next GOP a frame late.
+//!   after its target duration begins. When a segment starts, the encoder is asked for a
+//!   keyframe at the worker's running time of its end ([`Output::KeyframeAt`]): the encoder
+//!   makes it on the first frame at or after that time, so a segment ends on time whatever
+//!   frames were dropped or keyframes viewers asked for. Should a frame past the target still
+//!   not be a keyframe, the encoder is asked for one now ([`Output::WantKeyframe`], once per
+//!   segment), so segments stay a few frames over the target, never a GOP.
 //! - A keyframe that arrives early (a WebRTC viewer asked for one) does not cut: the segment
 //!   goes on, and the part it starts is marked independent.
 //! - A part ends at the first unit within half a frame of the part target from its start (so
@@ -37,7 +38,11 @@ const HZ: f64 = 90_000.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmenterSettings {
     pub segment: Duration,
+    /// What a part of a steady stream lasts.
     pub part: Duration,
+    /// The longest a part may be (PART-TARGET): a part ends early rather than pass it when the
+    /// next frame, as far apart as the last two, would take it beyond.
+    pub part_max: Duration,
 }
 
 /// One partial segment: a range of its segment's bytes.
@@ -65,8 +70,11 @@ pub enum Output {
         /// A discontinuity comes before it (the first segment of a new run).
         discontinuity: bool,
     },
-    /// Ask the encoder for a keyframe: the segment has reached its target.
+    /// Ask the encoder for a keyframe: the segment has reached its target without one.
     WantKeyframe,
+    /// Ask the encoder for a keyframe on its first frame at or after this presentation time
+    /// (the worker's running time, as [`AccessUnit::pts`]): where the segment just begun ends.
+    KeyframeAt(Duration),
 }
 
 #[derive(Debug)]
@@ -132,6 +140,7 @@ impl Segmenter {
         }
         let segment_ticks = ticks(self.settings.segment);
         let part_ticks = ticks(self.settings.part);
+        let part_max_ticks = ticks(self.settings.part_max);
         if let Some(b) = &self.building {
             // Half a frame of slack: a keyframe a tick early still ends the segment.
             let elapsed = at.saturating_sub(b.start);
@@ -152,6 +161,9 @@ impl Segmenter {
                 // Wait for a keyframe: a segment must start with one.
                 return out;
             }
+            if let Some(pts) = unit.pts {
+                out.push(Output::KeyframeAt(pts + self.settings.segment));
+            }
             self.building = Some(Building {
                 bytes: Vec::new(),
                 start: at,
@@ -163,12 +175,14 @@ impl Segmenter {
             });
         }
         let slack = self.frame_slack();
+        let interval = self.last.map_or(0, |(_, interval)| interval);
         let Some(b) = &mut self.building else { return out };
         // End the part before this unit when it is long enough, or when this unit is an early
         // keyframe (a part that starts with it is independent).
         let part_elapsed = at.saturating_sub(b.part_start.1);
         let has_units = b.bytes.len() > b.part_start.0;
-        if has_units && (part_elapsed + slack >= part_ticks || unit.keyframe) {
+        let full = part_elapsed + slack >= part_ticks || part_elapsed + interval > part_max_ticks;
+        if has_units && (full || unit.keyframe) {
             let part = Part {
                 duration: part_elapsed as f64 / HZ,
                 independent: b.part_independent,
@@ -229,7 +243,11 @@ mod tests {
     const FRAME: Duration = Duration::from_nanos(1_000_000_000 / 15);
 
     fn settings() -> SegmenterSettings {
-        SegmenterSettings { segment: Duration::from_secs(2), part: Duration::from_millis(333) }
+        SegmenterSettings {
+            segment: Duration::from_secs(2),
+            part: Duration::from_millis(333),
+            part_max: Duration::from_millis(367),
+        }
     }
 
     fn unit(run: u64, n: u32, keyframe: bool) -> AccessUnit {
@@ -279,6 +297,9 @@ mod tests {
             }
         }
         assert!(!out.contains(&Output::WantKeyframe), "keyframes came on time");
+        let asked: Vec<&Output> = out.iter().filter(|o| matches!(o, Output::KeyframeAt(_))).collect();
+        let at = |n: u32| Output::KeyframeAt(unit(1, n, true).pts.unwrap() + Duration::from_secs(2));
+        assert_eq!(asked, [&at(0), &at(30), &at(60), &at(90)], "each segment asks for its end's keyframe as it starts");
     }
 
     /// A GOP longer than the target (keyframes every 4 s): the encoder is asked once per
@@ -379,6 +400,44 @@ mod tests {
         }
         assert!(parts.iter().all(|d| *d <= 0.334), "{parts:?}");
         assert!((parts[0] - (4.0 / 15.0 + 0.061)).abs() < 1e-3, "{parts:?}");
+    }
+
+    /// A loaded machine captures frames late (here every third by 25 ms): parts stay within
+    /// the longest allowed, a segment is still exactly its parts.
+    #[test]
+    fn late_frames_keep_parts_within_the_longest_allowed() {
+        let mut s = Segmenter::new(settings());
+        let mut parts = Vec::new();
+        let mut out = Vec::new();
+        for n in 0..=60 {
+            let mut u = unit(1, n, n % 30 == 0);
+            u.pts = u.pts.map(|p| if n % 3 == 1 { p + Duration::from_millis(25) } else { p });
+            for o in s.push(&u) {
+                if let Output::Part { part, .. } = &o {
+                    parts.push(part.duration);
+                }
+                out.push(o);
+            }
+        }
+        assert!(parts.iter().all(|d| *d <= 0.367), "{parts:?}");
+        assert_eq!(segments(&out).len(), 2);
+    }
+
+    /// A capture slower than configured (a frame every 130 ms instead of 67): a part ends
+    /// before the frame that would take it past the longest allowed.
+    #[test]
+    fn a_slow_capture_ends_parts_before_they_pass_the_longest_allowed() {
+        let mut s = Segmenter::new(settings());
+        let mut parts = Vec::new();
+        for n in 0..40u32 {
+            let u = AccessUnit { pts: Some(Duration::from_millis(130) * n), ..unit(1, n, n == 0) };
+            for o in s.push(&u) {
+                if let Output::Part { part, .. } = o {
+                    parts.push(part.duration);
+                }
+            }
+        }
+        assert!(!parts.is_empty() && parts.iter().all(|d| *d <= 0.367), "{parts:?}");
     }
 
     /// A feed that starts mid-GOP waits for its first keyframe.

@@ -108,14 +108,14 @@ fn settings_use_each_encoders_units() {
     cfg.performance.thread_count = 1;
     let x264 = make_encoder("x264enc", &cfg).unwrap();
     assert_eq!(x264.property::<u32>("bitrate"), 1500, "kbit/s");
-    assert_eq!(x264.property::<u32>("key-int-max"), 30, "fps × interval");
+    assert_eq!(x264.property::<u32>("key-int-max"), 31, "fps × interval + 1 (see keyframe_interval_frames)");
     assert_eq!(x264.property::<u32>("bframes"), 0);
     assert_eq!(x264.property::<u32>("threads"), 1);
     // GStreamer serialises flags by their long names.
     assert_eq!(x264.property_value("tune").serialize().unwrap(), "Zero latency");
     let oh264 = make_encoder("openh264enc", &cfg).unwrap();
     assert_eq!(oh264.property::<u32>("bitrate"), 1_500_000, "bit/s");
-    assert_eq!(oh264.property::<u32>("gop-size"), 30);
+    assert_eq!(oh264.property::<u32>("gop-size"), 31);
     assert_eq!(oh264.property::<u32>("multi-thread"), 1);
 
     cfg.performance.low_latency_mode = false;
@@ -141,14 +141,15 @@ fn configured_encoders_produce_h264_at_the_keyframe_interval() {
     cfg.height = 360;
     cfg.fps = 15;
     cfg.keyframe_interval = 2;
-    // Exactly fps × interval: the encoder's keyframes fall on the 2 s segment boundaries.
-    assert_eq!(keyframe_interval_frames(&cfg), 30);
+    // One frame more than fps × interval, so the streamer's keyframe requests at segment
+    // boundaries come first (see keyframe_interval_frames).
+    assert_eq!(keyframe_interval_frames(&cfg), 31);
     for name in ["x264enc", "openh264enc"] {
-        assert_eq!(keyframes(&cfg, name, 95), [0, 30, 60, 90], "{name}");
+        assert_eq!(keyframes(&cfg, name, 95), [0, 31, 62, 93], "{name}");
     }
     cfg.keyframe_interval = 1;
     cfg.fps = 10;
-    assert_eq!(keyframes(&cfg, "x264enc", 35), [0, 10, 20, 30]);
+    assert_eq!(keyframes(&cfg, "x264enc", 35), [0, 11, 22, 33]);
 }
 
 #[test]

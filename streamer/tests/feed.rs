@@ -130,3 +130,25 @@ async fn fed_units_muxed_as_mpeg_ts_decode_with_ffmpeg() {
         .unwrap();
     assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
 }
+
+/// A keyframe asked for at a running time a second ahead (as the HLS segmenter asks for each
+/// segment's end) comes on the first frame at that time, not before and not a frame late.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyframe_asked_for_at_a_running_time_comes_on_that_frame() {
+    let feed = Feed::new();
+    let mut units = feed.subscribe();
+    let worker = start_worker(&feed).await;
+    let first = next(&mut units).await;
+    let at = first.pts.expect("timestamped") + Duration::from_millis(1000);
+    feed.request_keyframe_at(at);
+    let keyframe = loop {
+        let unit = next(&mut units).await;
+        if unit.keyframe {
+            break unit;
+        }
+    };
+    worker.stop().await;
+    let pts = keyframe.pts.expect("timestamped");
+    // 15 fps: the frame at the asked time, or the next when capture timestamps jitter.
+    assert!(pts >= at && pts < at + Duration::from_millis(67), "asked for {at:?}, came at {pts:?}");
+}

@@ -194,7 +194,8 @@ impl<W: Workers> Supervisor<W> {
     ) -> Self {
         let settings = SegmenterSettings {
             segment: Duration::from_secs(config.borrow().segment_duration.into()),
-            part: live.part_target(),
+            part: live.timing().nominal,
+            part_max: live.timing().target,
         };
         live.update(playlist.window(), None);
         Supervisor {
@@ -551,6 +552,7 @@ impl<W: Workers> Supervisor<W> {
         for output in outputs {
             match output {
                 Output::WantKeyframe => self.feed.request_segment_keyframe(),
+                Output::KeyframeAt(pts) => self.feed.request_keyframe_at(pts),
                 Output::Part { index, part, data } => self.live.add_part(index, part, &data),
                 Output::Segment { bytes, duration, .. } => self.on_segment(run, &bytes, duration, source),
             }

@@ -247,7 +247,7 @@ fn start(script: &Arc<Script>, change: impl FnOnce(&mut StreamerConfig)) -> Runn
     // receivers see no change and no close.
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let (monitor_tx, monitor_rx) = watch::channel(MonitorState::Available(monitor()));
-    let live = LiveHls::new(dir.path().to_path_buf(), crate::live::part_target(15));
+    let live = LiveHls::new(dir.path().to_path_buf(), crate::live::PartTiming::for_fps(15));
     let sup = Supervisor::new(
         config_rx,
         status.clone(),
@@ -410,7 +410,7 @@ async fn segments_cut_from_the_feed_are_written_listed_and_their_parts_published
         }
         assert_eq!(joined, file, "{name} is exactly its six parts");
     }
-    assert!(ll.contains("#EXT-X-PART-INF:PART-TARGET=0.334\n"), "{ll}");
+    assert!(ll.contains("#EXT-X-PART-INF:PART-TARGET=0.367\n"), "{ll}");
     // The fourth segment has begun (its first part is complete at its second frame): hinted.
     let next = crate::live::part_name(&names[2].replace("seg00002", "seg00003"), 0);
     assert!(ll.ends_with(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{next}\"\n")), "{ll}");

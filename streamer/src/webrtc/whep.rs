@@ -118,7 +118,7 @@ mod tests {
             config,
             system: Default::default(),
             viewers: Some(viewers),
-            live: crate::live::LiveHls::new(std::env::temp_dir(), std::time::Duration::from_millis(333)),
+            live: crate::live::LiveHls::new(std::env::temp_dir(), crate::live::PartTiming::for_fps(15)),
         })
     }
 

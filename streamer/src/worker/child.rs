@@ -83,6 +83,12 @@ fn run_pipeline(description: &str, sample_picture: bool) -> ExitCode {
                         eprintln!("the encoder did not take the keyframe request");
                     }
                 }
+                Ok(Control::KeyframeAt { pts_ns }) => {
+                    let pts = gst::ClockTime::from_nseconds(pts_ns);
+                    if !feed_out::force_keyframe_at(&parse, pts) {
+                        eprintln!("the encoder did not take the request for a keyframe at {pts}");
+                    }
+                }
                 Err(e) => eprintln!("desktop-streamer worker: unknown control line {:?}: {e}", line.trim()),
             }
             line.clear();

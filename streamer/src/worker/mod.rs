@@ -46,6 +46,9 @@ pub enum Request {
 pub enum Control {
     /// A keyframe now, with its parameter sets (a viewer joined or lost a picture).
     Keyframe,
+    /// A keyframe on the first frame presented at or after this time (as the feed's units
+    /// carry it; the end of an HLS segment), with its parameter sets.
+    KeyframeAt { pts_ns: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
