@@ -260,6 +260,19 @@ mod tests {
         }
     }
 
+    /// Pushes `units`; what came out, and the durations of the parts announced.
+    fn push_all(s: &mut Segmenter, units: impl IntoIterator<Item = AccessUnit>) -> (Vec<Output>, Vec<f64>) {
+        let out: Vec<Output> = units.into_iter().flat_map(|u| s.push(&u)).collect();
+        let parts = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Part { part, .. } => Some(part.duration),
+                _ => None,
+            })
+            .collect();
+        (out, parts)
+    }
+
     fn segments(out: &[Output]) -> Vec<(f64, usize, bool)> {
         out.iter()
             .filter_map(|o| match o {
@@ -388,16 +401,11 @@ mod tests {
     #[test]
     fn uneven_frames_make_no_part_longer_than_the_target() {
         let mut s = Segmenter::new(settings());
-        let mut parts = Vec::new();
-        for n in 0..40 {
-            let mut u = unit(1, n, n == 0 || n == 31);
-            u.pts = u.pts.map(|p| if n == 0 { p } else { p + Duration::from_millis(61) });
-            for o in s.push(&u) {
-                if let Output::Part { part, .. } = o {
-                    parts.push(part.duration);
-                }
-            }
-        }
+        let units = (0..40).map(|n| {
+            let u = unit(1, n, n == 0 || n == 31);
+            AccessUnit { pts: u.pts.map(|p| if n == 0 { p } else { p + Duration::from_millis(61) }), ..u }
+        });
+        let (_, parts) = push_all(&mut s, units);
         assert!(parts.iter().all(|d| *d <= 0.334), "{parts:?}");
         assert!((parts[0] - (4.0 / 15.0 + 0.061)).abs() < 1e-3, "{parts:?}");
     }
@@ -407,18 +415,11 @@ mod tests {
     #[test]
     fn late_frames_keep_parts_within_the_longest_allowed() {
         let mut s = Segmenter::new(settings());
-        let mut parts = Vec::new();
-        let mut out = Vec::new();
-        for n in 0..=60 {
-            let mut u = unit(1, n, n % 30 == 0);
-            u.pts = u.pts.map(|p| if n % 3 == 1 { p + Duration::from_millis(25) } else { p });
-            for o in s.push(&u) {
-                if let Output::Part { part, .. } = &o {
-                    parts.push(part.duration);
-                }
-                out.push(o);
-            }
-        }
+        let units = (0..=60).map(|n| {
+            let u = unit(1, n, n % 30 == 0);
+            AccessUnit { pts: u.pts.map(|p| if n % 3 == 1 { p + Duration::from_millis(25) } else { p }), ..u }
+        });
+        let (out, parts) = push_all(&mut s, units);
         assert!(parts.iter().all(|d| *d <= 0.367), "{parts:?}");
         assert_eq!(segments(&out).len(), 2);
     }
@@ -428,15 +429,8 @@ mod tests {
     #[test]
     fn a_slow_capture_ends_parts_before_they_pass_the_longest_allowed() {
         let mut s = Segmenter::new(settings());
-        let mut parts = Vec::new();
-        for n in 0..40u32 {
-            let u = AccessUnit { pts: Some(Duration::from_millis(130) * n), ..unit(1, n, n == 0) };
-            for o in s.push(&u) {
-                if let Output::Part { part, .. } = o {
-                    parts.push(part.duration);
-                }
-            }
-        }
+        let units = (0..40u32).map(|n| AccessUnit { pts: Some(Duration::from_millis(130) * n), ..unit(1, n, n == 0) });
+        let (_, parts) = push_all(&mut s, units);
         assert!(!parts.is_empty() && parts.iter().all(|d| *d <= 0.367), "{parts:?}");
     }
 
