@@ -79,11 +79,11 @@ pub fn is_hardware(name: &str) -> bool {
 
 /// The encoder's own keyframe distance in frames: `fps` × `keyframe_interval`, plus one.
 ///
-/// hlssink2 asks the encoder for a keyframe at every segment boundary. A keyframe the encoder
-/// makes by itself exactly on the boundary arrives a frame *before* the asked-for one (capture
-/// timestamps jitter), and splitmuxsink then cuts a one-frame segment between the two (seen
-/// with GStreamer 1.22: segments of 1.993 s and 0.067 s). One frame later, the asked-for
-/// keyframe always comes first and the encoder counts from it, so segments stay whole.
+/// The streamer asks the encoder for a keyframe at every segment boundary, by running time
+/// ([`crate::segmenter`]). A keyframe the encoder made by itself exactly on the boundary
+/// could come a frame before the asked-for one (capture timestamps jitter) and leave a
+/// one-frame segment or move the next GOP; one frame later, the asked-for keyframe always
+/// comes first and the encoder counts from it.
 pub fn keyframe_interval_frames(config: &StreamerConfig) -> u32 {
     config.fps.saturating_mul(config.keyframe_interval).max(1) + 1
 }
@@ -287,7 +287,7 @@ impl Drop for NullOnDrop {
 
 /// Encodes `frames` test frames at the configured size and rate with encoder `name`,
 /// configured as the real pipeline will be, into H.264 byte-stream with AU alignment (what
-/// `h264parse ! mpegtsmux` inside hlssink2 takes). Succeeds when all frames came through
+/// the worker's `h264parse` hands the streamer). Succeeds when all frames came through
 /// within `timeout` and at least one was a keyframe.
 pub fn probe(name: &str, config: &StreamerConfig, frames: u32, timeout: Duration) -> Result<ProbeReport, SkipReason> {
     let encoder = make_encoder(name, config)?;

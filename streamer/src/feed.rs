@@ -106,6 +106,8 @@ pub struct Feed {
     units: broadcast::Sender<Arc<AccessUnit>>,
     /// Bumped once per keyframe request let through; the worker's control task watches it.
     keyframes: watch::Sender<u64>,
+    /// The newest request for a keyframe at a presentation time (a segment's end).
+    keyframe_at: watch::Sender<Option<Duration>>,
     last_forced: Arc<Mutex<Option<Instant>>>,
     runs: Arc<AtomicU64>,
     pub counters: Arc<FeedCounters>,
@@ -122,6 +124,7 @@ impl Feed {
         Feed {
             units: broadcast::channel(VIEWER_BACKLOG).0,
             keyframes: watch::channel(0).0,
+            keyframe_at: watch::channel(None).0,
             last_forced: Arc::default(),
             runs: Arc::default(),
             counters: Arc::default(),
@@ -149,21 +152,66 @@ impl Feed {
         true
     }
 
+    /// Asks the encoder for a keyframe now, whatever was asked before: the HLS segmenter's
+    /// request at a segment's end (at most one per segment, so never a flood). Requests from
+    /// viewers within [`KEYFRAME_MIN_INTERVAL`] after it are merged into it.
+    pub fn request_segment_keyframe(&self) {
+        let mut last = self.last_forced.lock().unwrap_or_else(|p| p.into_inner());
+        *last = Some(Instant::now());
+        self.counters.keyframes_forced.fetch_add(1, Ordering::Relaxed);
+        self.keyframes.send_modify(|n| *n += 1);
+    }
+
+    /// Asks the encoder for a keyframe on its first frame at or after presentation time `pts`
+    /// (the current worker's running time, as [`AccessUnit::pts`]): the HLS segmenter's
+    /// request for the end of the segment it just began, sent ahead so it lands on time.
+    pub fn request_keyframe_at(&self, pts: Duration) {
+        self.keyframe_at.send_replace(Some(pts));
+    }
+
+    /// The timed keyframe requests, for the task that passes them to the worker.
+    pub fn timed_keyframe_requests(&self) -> watch::Receiver<Option<Duration>> {
+        self.keyframe_at.subscribe()
+    }
+
+    /// How many runs (workers' pipes) have started; a unit whose `run` is at most this number,
+    /// read before a worker starts, came from an earlier worker.
+    pub fn runs_started(&self) -> u64 {
+        self.runs.load(Ordering::Relaxed)
+    }
+
     /// The keyframe requests let through, for the task that passes them to the worker.
     pub fn keyframe_requests(&self) -> watch::Receiver<u64> {
         self.keyframes.subscribe()
     }
 
-    /// Reads a worker's units until its pipe ends, passing each to the viewers.
-    pub async fn pump(&self, mut pipe: impl AsyncRead + Unpin) -> io::Result<()> {
-        let run = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
-        while let Some(unit) = read_unit(&mut pipe, run).await? {
-            self.counters.units.fetch_add(1, Ordering::Relaxed);
-            self.counters.bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
-            // Nobody watching is fine.
-            let _ = self.units.send(Arc::new(unit));
+    /// Starts a run: the number its units carry.
+    pub fn begin_run(&self) -> u64 {
+        self.runs.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Passes one unit to every receiver.
+    pub fn publish(&self, unit: AccessUnit) {
+        self.counters.units.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(unit.data.len() as u64, Ordering::Relaxed);
+        // Nobody watching is fine.
+        let _ = self.units.send(Arc::new(unit));
+    }
+
+    /// Reads a worker's units until its pipe ends, passing each to the viewers. The run begins
+    /// when this is called, not when the future first runs.
+    pub fn pump(
+        &self,
+        mut pipe: impl AsyncRead + Unpin + Send + 'static,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let run = self.begin_run();
+        let feed = self.clone();
+        async move {
+            while let Some(unit) = read_unit(&mut pipe, run).await? {
+                feed.publish(unit);
+            }
+            Ok(())
         }
-        Ok(())
     }
 }
 
@@ -222,7 +270,7 @@ mod tests {
         for _ in 0..2 {
             let mut bytes = Vec::new();
             write_unit(&mut bytes, Some(0), true, &[0, 0, 1, 0x65]).unwrap();
-            feed.pump(bytes.as_slice()).await.unwrap();
+            feed.pump(io::Cursor::new(bytes)).await.unwrap();
         }
         for rx in [&mut a, &mut b] {
             assert_eq!(rx.recv().await.unwrap().run, 1);

@@ -16,7 +16,7 @@ pub fn nal_types(annex_b: &[u8]) -> impl Iterator<Item = u8> + '_ {
 }
 
 /// Whether an access unit holds an IDR slice: decoding can start there. Read from the bytes,
-/// not from buffer flags, which the segment splitter lifts for a moment (see `splits`).
+/// which say it whatever flags the buffer carries.
 pub fn is_idr(annex_b: &[u8]) -> bool {
     nal_types(annex_b).any(|t| t == NAL_IDR)
 }

@@ -1,12 +1,15 @@
-//! HTTP on :8888: the health API, `/metrics`, the HLS stream itself and WHEP signalling
-//! ([`whep`]). It keeps answering while the pipeline restarts, and it is open to any origin so
-//! web players elsewhere can load the stream.
+//! HTTP on :8888: the health API, `/metrics`, the HLS stream itself (the plain playlist
+//! `playlist.m3u8` and its segments from the output directory; the low-latency playlist
+//! `ll.m3u8` and its parts from memory, [`crate::live`]) and WHEP signalling ([`whep`]). It
+//! keeps answering while the pipeline restarts, and it is open to any origin so web players
+//! elsewhere can load the stream.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
@@ -16,6 +19,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::health::{self, DetailedReport, HealthReport, Verdict};
+use crate::live::{self, Answer, LL_PLAYLIST_FILE, LiveHls};
 use crate::metrics;
 use crate::playlist::PLAYLIST_FILE;
 use crate::status::{State as StreamState, StatusHandle};
@@ -30,6 +34,8 @@ pub struct AppState {
     pub system: SystemMonitor,
     /// WebRTC viewers; `None` when the media port could not be bound (WHEP then answers 503).
     pub viewers: Option<Viewers>,
+    /// The low-latency playlist and its parts.
+    pub live: LiveHls,
 }
 
 impl AppState {
@@ -119,17 +125,27 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, ds_runtime::prometheus::CONTENT_TYPE)], metrics::render(&s.detailed())).into_response()
 }
 
-/// A segment or the playlist. Only names the streamer writes are served: letters, digits,
-/// `-`, `_` and one extension; nothing else can reach the file system.
-async fn hls_file(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+/// A segment or the playlist, the low-latency playlist or a part. Only names the streamer
+/// writes are served: letters, digits, `-`, `_` and one extension (and `.partN` for parts);
+/// nothing else can reach the file system.
+async fn hls_file(State(s): State<AppState>, Path(file): Path<String>, RawQuery(query): RawQuery) -> Response {
     let Some(kind) = hls_kind(&file) else {
-        return error(StatusCode::NOT_FOUND, "no such stream file; the playlist is /hls/desktop/playlist.m3u8");
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such stream file; the playlists are /hls/desktop/playlist.m3u8 and (low-latency) /hls/desktop/ll.m3u8",
+        );
     };
+    let target = Duration::from_secs(s.config().segment_duration.into());
+    match kind {
+        HlsKind::LowLatency => return ll_playlist(&s.live, query.as_deref().unwrap_or(""), target).await,
+        HlsKind::Part => return part(&s.live, &file, target).await,
+        HlsKind::Playlist | HlsKind::Segment => {}
+    }
     let path: PathBuf = s.config().output_dir.join(&file);
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
             let cache = if kind == HlsKind::Playlist { "no-cache" } else { "public, max-age=300, immutable" };
-            let ctype = if kind == HlsKind::Playlist { "application/vnd.apple.mpegurl" } else { "video/mp2t" };
+            let ctype = if kind == HlsKind::Playlist { PLAYLIST_TYPE } else { "video/mp2t" };
             ([(header::CONTENT_TYPE, ctype), (header::CACHE_CONTROL, cache)], bytes).into_response()
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -147,15 +163,48 @@ async fn hls_file(State(s): State<AppState>, Path(file): Path<String>) -> Respon
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The low-latency playlist; a blocking request (`_HLS_msn`, `_HLS_part`) is answered as soon
+/// as what it names exists, within three target durations (then 503, RFC 8216bis 6.2.5.2).
+async fn ll_playlist(live: &LiveHls, query: &str, target: Duration) -> Response {
+    match live.playlist(query, 3 * target).await {
+        Answer::Playlist(text) => {
+            ([(header::CONTENT_TYPE, PLAYLIST_TYPE), (header::CACHE_CONTROL, "no-cache")], text).into_response()
+        }
+        Answer::BadRequest(why) => error(StatusCode::BAD_REQUEST, &why),
+        Answer::Timeout => error(StatusCode::SERVICE_UNAVAILABLE, "the stream did not reach that segment in time"),
+    }
+}
+
+/// A part, from memory; the next one (the playlist's preload hint) is waited for.
+async fn part(live: &LiveHls, name: &str, target: Duration) -> Response {
+    match live.part(name, target).await {
+        Some(bytes) => {
+            ([(header::CONTENT_TYPE, "video/mp2t"), (header::CACHE_CONTROL, "public, max-age=300, immutable")], bytes)
+                .into_response()
+        }
+        None => error(StatusCode::NOT_FOUND, "part not found (it may have expired)"),
+    }
+}
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum HlsKind {
     Playlist,
     Segment,
+    LowLatency,
+    Part,
 }
 
 fn hls_kind(name: &str) -> Option<HlsKind> {
     if name == PLAYLIST_FILE {
         return Some(HlsKind::Playlist);
+    }
+    if name == LL_PLAYLIST_FILE {
+        return Some(HlsKind::LowLatency);
+    }
+    if live::parse_part_name(name).is_some() {
+        return Some(HlsKind::Part);
     }
     let stem = name.strip_suffix(".ts")?;
     let ok = !stem.is_empty() && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -169,7 +218,7 @@ async fn preflight() -> StatusCode {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /api/health, /api/status, /api/health/detailed, /healthz, /metrics, /hls/desktop/playlist.m3u8, /whep/desktop",
+        "no such endpoint; see /api/health, /api/status, /api/health/detailed, /healthz, /metrics, /hls/desktop/playlist.m3u8, /hls/desktop/ll.m3u8, /whep/desktop",
     )
 }
 
@@ -197,6 +246,8 @@ mod tests {
     fn only_stream_file_names_are_served() {
         assert!(hls_kind("playlist.m3u8") == Some(HlsKind::Playlist));
         assert!(hls_kind("run000003-seg00012.ts") == Some(HlsKind::Segment));
+        assert!(hls_kind("ll.m3u8") == Some(HlsKind::LowLatency));
+        assert!(hls_kind("run000003-seg00012.part4.ts") == Some(HlsKind::Part));
         for bad in
             ["../config.json", "..%2Fetc%2Fpasswd", ".ts", ".playlist-state.json", "a/b.ts", "x.ts.bak", "seg 1.ts"]
         {

@@ -8,6 +8,7 @@ pub mod h264;
 pub mod health;
 pub mod http;
 pub mod ladder;
+pub mod live;
 pub mod llhls;
 pub mod metrics;
 pub mod monitor;
@@ -17,7 +18,6 @@ pub mod pipeline;
 pub mod playlist;
 pub mod pressure;
 pub mod segmenter;
-pub mod splits;
 pub mod status;
 pub mod supervisor;
 pub mod webrtc;
@@ -58,8 +58,8 @@ pub enum Command {
     /// Run one pipeline for the streamer (started by the streamer itself; speaks JSON lines)
     #[command(hide = true)]
     Worker,
-    /// Print the GStreamer pipeline the streamer would run now, in gst-launch-1.0 syntax (there
-    /// hlssink2 cuts segments itself; the streamer cuts them at each boundary instead)
+    /// Print the GStreamer pipeline the streamer would run now, in gst-launch-1.0 syntax, ending
+    /// in hlssink2 (the streamer itself cuts segments and parts from h264parse's output)
     PrintPipeline {
         /// Segment file pattern for hlssink2's `location`
         #[arg(long, default_value = "/tmp/desktop-streamer-pipeline/seg%05d.ts")]
@@ -109,7 +109,7 @@ fn print_pipeline(config: &StreamerConfig, location: &std::path::Path) -> anyhow
         other => anyhow::bail!("no monitor to capture: {other:?}"),
     };
     let choice = encoder::select_encoder(config, &[])?;
-    println!("{}", pipeline::describe(&source, &choice, config, location, pipeline::Splits::Hlssink2));
+    println!("{}", pipeline::describe(&source, &choice, config, pipeline::Sink::Hlssink2 { location }));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,7 +146,15 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
             None
         }
     };
-    let app = http::app(http::AppState { status: status.clone(), config: config_rx.clone(), system, viewers });
+    // Low-latency HLS: the supervisor cuts parts into it, HTTP serves them.
+    let live = live::LiveHls::new(config.output_dir.clone(), live::PartTiming::for_fps(config.fps));
+    let app = http::app(http::AppState {
+        status: status.clone(),
+        config: config_rx.clone(),
+        system,
+        viewers,
+        live: live.clone(),
+    });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.wait().await });
@@ -166,7 +174,9 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
         requests_rx,
         shutdown.clone(),
         playlist,
-        worker::WorkerProcesses::new(exe, feed),
+        worker::WorkerProcesses::new(exe, feed.clone()),
+        feed,
+        live,
     );
     let mut supervised = tokio::spawn(sup.run());
     let exit = loop {

@@ -7,8 +7,9 @@
 //! full segments are the same files; a part is a byte range of its segment, served from memory.
 //!
 //! Blocking reloads: a request with `_HLS_msn=M` (and `_HLS_part=P`) is answered once the
-//! playlist holds segment M complete (part P of segment M), or any later one
-//! ([`Parts::has`]); one more than a segment beyond what exists is refused (§6.2.5.2).
+//! playlist holds segment M complete (part P of segment M), or any later one ([`ready`]);
+//! more than one segment, or more than the Advance Part Limit of parts, beyond what exists is
+//! refused (§6.2.5.2).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -53,17 +54,25 @@ pub enum Ready {
     TooFar,
 }
 
-impl Parts {
-    /// Whether the playlist holds segment `msn` complete, or part `part` of it, or later,
-    /// given that segments up to `next_msn - 1` are complete.
-    pub fn has(&self, next_msn: u64, msn: u64, part: Option<usize>) -> Ready {
-        let building = self.building.as_ref().filter(|(n, _, _)| *n == next_msn);
-        match part {
-            _ if msn < next_msn => Ready::Now,
-            Some(p) if msn == next_msn && building.is_some_and(|(_, _, parts)| parts.len() > p) => Ready::Now,
-            _ if msn > next_msn + 1 => Ready::TooFar,
-            _ => Ready::Wait,
-        }
+/// The Advance Part Limit (§6.2.5.2): how many parts beyond the newest a blocking reload may
+/// ask for before it is refused: three seconds' worth of parts when they are shorter than a
+/// second, three otherwise.
+pub fn advance_part_limit(part_target: f64) -> usize {
+    if part_target < 1.0 { (3.0 / part_target).ceil() as usize } else { 3 }
+}
+
+/// Whether the playlist holds segment `msn` complete, or part `part` of it, or later, given
+/// that segments up to `next_msn - 1` are complete and `building` (its number, its parts so
+/// far) is being built. A request more than one segment beyond the newest, or more than
+/// `part_limit` parts beyond the newest part, is [`Ready::TooFar`].
+pub fn ready(next_msn: u64, building: Option<(u64, usize)>, msn: u64, part: Option<usize>, part_limit: usize) -> Ready {
+    let built = building.filter(|(n, _)| *n == next_msn).map_or(0, |(_, count)| count);
+    match part {
+        _ if msn < next_msn => Ready::Now,
+        Some(p) if msn == next_msn && built > p => Ready::Now,
+        Some(p) if msn == next_msn && p >= built + part_limit => Ready::TooFar,
+        _ if msn > next_msn + 1 => Ready::TooFar,
+        _ => Ready::Wait,
     }
 }
 
@@ -214,15 +223,20 @@ mod tests {
 
     #[test]
     fn blocking_reloads_wait_for_the_part_or_segment_asked_for() {
-        let parts = Parts { building: Some((15, false, vec![part("a", true), part("b", false)])), ..Parts::default() };
-        // Segments up to 14 are complete.
-        assert_eq!(parts.has(15, 14, None), Ready::Now);
-        assert_eq!(parts.has(15, 14, Some(5)), Ready::Now);
-        assert_eq!(parts.has(15, 15, Some(1)), Ready::Now);
-        assert_eq!(parts.has(15, 15, Some(2)), Ready::Wait);
-        assert_eq!(parts.has(15, 15, None), Ready::Wait, "segment 15 is not complete");
-        assert_eq!(parts.has(15, 16, Some(0)), Ready::Wait);
-        assert_eq!(parts.has(15, 17, None), Ready::TooFar);
+        // Segments up to 14 are complete; 15 has two parts.
+        let has = |msn, part| ready(15, Some((15, 2)), msn, part, 9);
+        assert_eq!(has(14, None), Ready::Now);
+        assert_eq!(has(14, Some(5)), Ready::Now);
+        assert_eq!(has(15, Some(1)), Ready::Now);
+        assert_eq!(has(15, Some(2)), Ready::Wait);
+        assert_eq!(has(15, None), Ready::Wait, "segment 15 is not complete");
+        assert_eq!(has(16, Some(0)), Ready::Wait);
+        assert_eq!(has(17, None), Ready::TooFar);
+        assert_eq!(has(15, Some(10)), Ready::Wait, "eight parts ahead: within the limit");
+        assert_eq!(has(15, Some(11)), Ready::TooFar, "nine parts ahead");
+        assert_eq!(advance_part_limit(1.0 / 3.0), 9);
+        assert_eq!(advance_part_limit(0.334), 9);
+        assert_eq!(advance_part_limit(1.0), 3);
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! The GStreamer pipeline: capture (or the slate) → scale → encode → `hlssink2`.
+//! The GStreamer pipeline: capture (or the slate) → scale → encode → h264parse, whose every
+//! access unit the worker copies to the streamer ([`crate::feed`]); the streamer cuts the HLS
+//! segments and parts itself ([`crate::segmenter`]).
 //!
 //! The pipeline is written as one `gst-launch-1.0` description, so the pipeline that runs is
-//! exactly the one `desktop-streamer print-pipeline` shows, and the one benchmarks compare
-//! against a bare `gst-launch-1.0`. Elements that the supervisor needs are named: `src`,
-//! `raw` (the scaled raw video), `enc` (the encoder) and `sink` (hlssink2).
+//! exactly the one `desktop-streamer print-pipeline` shows. For running it on its own (the
+//! benchmark compares against a bare `gst-launch-1.0`), the description can end in `hlssink2`
+//! instead ([`Sink::Hlssink2`]): the same capture and encoder writing 2 s segments. Elements
+//! that the supervisor needs are named: `src`, `raw` (the scaled raw video), `enc` (the
+//! encoder), `parse` (h264parse) and `sink`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,8 +36,8 @@ impl Source {
     }
 }
 
-/// hlssink2 insists on writing a playlist of its own; it goes here, beside the segments, and
-/// is never served (the streamer writes the playlist it serves itself).
+/// hlssink2 insists on writing a playlist of its own; under [`Sink::Hlssink2`] it goes here,
+/// beside the segments.
 pub const SCRATCH_PLAYLIST: &str = ".hlssink2-scratch.m3u8";
 
 /// Element names the supervisor looks for.
@@ -51,23 +55,19 @@ pub enum PipelineError {
     MissingElement(&'static str),
 }
 
-/// Who cuts the segments.
+/// Where the encoded video goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Splits {
-    /// The streamer, at each boundary (see [`crate::splits`]): what the worker runs.
-    Streamer,
-    /// hlssink2 by itself (a GOP later): for running the description under gst-launch-1.0.
-    Hlssink2,
+pub enum Sink<'a> {
+    /// Nowhere in the pipeline: the worker copies each access unit leaving h264parse to the
+    /// streamer (H.264 byte stream, parameter sets in front of every keyframe).
+    Feed,
+    /// hlssink2 writing segments at `location` (a printf pattern), cut every
+    /// `segment_duration`: for running the description under gst-launch-1.0.
+    Hlssink2 { location: &'a Path },
 }
 
 /// The `gst-launch-1.0` description of the pipeline.
-pub fn describe(
-    source: &Source,
-    encoder: &EncoderChoice,
-    config: &StreamerConfig,
-    location: &Path,
-    splits: Splits,
-) -> String {
+pub fn describe(source: &Source, encoder: &EncoderChoice, config: &StreamerConfig, sink: Sink<'_>) -> String {
     let (w, h, fps) = (config.width, config.height, config.fps);
     let format = encoder.input_format.as_deref().unwrap_or("I420");
     let head = match source {
@@ -95,19 +95,25 @@ pub fn describe(
         String::new()
     };
     let settings: String = encoder.settings.iter().map(|s| format!(" {}={}", s.property, quote(&s.value))).collect();
-    let dir = location.parent().unwrap_or(Path::new("."));
+    let tail = match sink {
+        // Byte stream with the parameter sets in front of every keyframe: any keyframe starts
+        // a segment, a part or a viewer's picture on its own.
+        Sink::Feed => format!(
+            "h264parse name={PARSE} config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+             ! fakesink name={SINK} sync=false async=false"
+        ),
+        Sink::Hlssink2 { location } => format!(
+            "h264parse name={PARSE} ! hlssink2 name={SINK} location={location} playlist-location={scratch} \
+             target-duration={target} max-files=0 playlist-length=1 send-keyframe-requests=true",
+            location = quote(&location.display().to_string()),
+            scratch = quote(&location.parent().unwrap_or(Path::new(".")).join(SCRATCH_PLAYLIST).display().to_string()),
+            target = config.segment_duration,
+        ),
+    };
     format!(
         "{head} ! capsfilter name={RAW} caps=\"video/x-raw,format={format},width={w},height={h},pixel-aspect-ratio=1/1\"{queue} \
-         ! {enc} name={ENC}{settings} ! h264parse name={PARSE} \
-         ! hlssink2 name={SINK} location={location} playlist-location={scratch} target-duration={target} \
-         max-files=0 playlist-length=1 send-keyframe-requests=true",
+         ! {enc} name={ENC}{settings} ! {tail}",
         enc = encoder.name,
-        location = quote(&location.display().to_string()),
-        scratch = quote(&dir.join(SCRATCH_PLAYLIST).display().to_string()),
-        target = match splits {
-            Splits::Streamer => 0,
-            Splits::Hlssink2 => config.segment_duration,
-        },
     )
 }
 
@@ -120,13 +126,11 @@ fn quote(v: &str) -> String {
     }
 }
 
-/// Builds the pipeline, fits the probes that measure it, and has the streamer cut segments
-/// every `segment` (see [`crate::splits`]).
+/// Builds the pipeline and fits the probes that measure it.
 pub fn build(
     description: &str,
     flow: &Arc<FlowCounters>,
     sample_picture: bool,
-    segment: gst::ClockTime,
 ) -> Result<gst::Pipeline, PipelineError> {
     let element = gst::parse::launch(description)
         .map_err(|source| PipelineError::Parse { description: description.to_owned(), source })?;
@@ -160,9 +164,7 @@ pub fn build(
             gst::PadProbeReturn::Ok
         });
     }
-    let sink = pipeline.by_name(SINK).ok_or(PipelineError::MissingElement(SINK))?;
-    let parse = pipeline.by_name(PARSE).ok_or(PipelineError::MissingElement(PARSE))?;
-    crate::splits::attach(sink, &parse, segment).map_err(PipelineError::MissingElement)?;
+    pipeline.by_name(PARSE).ok_or(PipelineError::MissingElement(PARSE))?;
     Ok(pipeline)
 }
 
@@ -189,14 +191,18 @@ mod tests {
             &Source::Screen { display: ":51".into(), monitor: m },
             &x264(),
             &StreamerConfig::default(),
-            Path::new("/var/lib/hls/run000001-seg%05d.ts"),
-            Splits::Streamer,
+            Sink::Feed,
         );
         assert!(d.contains("startx=1920 starty=0 endx=3199 endy=719"), "{d}");
         assert!(d.contains("use-damage=false"), "{d}");
         assert!(d.contains("x264enc name=enc bitrate=2000"), "{d}");
-        assert!(d.contains("location=/var/lib/hls/run000001-seg%05d.ts"), "{d}");
-        assert!(d.contains("target-duration=0"), "the streamer cuts segments: {d}");
+        assert!(
+            d.ends_with(
+                "h264parse name=parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+                 ! fakesink name=sink sync=false async=false"
+            ),
+            "the streamer cuts segments from the feed: {d}"
+        );
     }
 
     #[test]
@@ -205,8 +211,7 @@ mod tests {
             &Source::Slate { message: "Display :0 unavailable: \"refused\"".into() },
             &x264(),
             &StreamerConfig::default(),
-            Path::new("/hls dir/run1-seg%05d.ts"),
-            Splits::Hlssink2,
+            Sink::Hlssink2 { location: Path::new("/hls dir/run1-seg%05d.ts") },
         );
         assert!(d.contains(r#"text="Display :0 unavailable: \"refused\"""#), "{d}");
         assert!(d.contains(r#"location="/hls dir/run1-seg%05d.ts""#), "{d}");

@@ -1,10 +1,9 @@
 //! The HLS playlist the streamer serves, kept by RFC 8216's rules across pipeline and process restarts.
 //!
-//! hlssink2 alone cannot keep a live stream valid across restarts: it restarts the media sequence
-//! at 0, reuses segment names, writes EXT-X-ENDLIST on stop and deletes segments by count. So
-//! hlssink2 only writes segment files (under a per-run name this module hands out) and this
-//! module owns `playlist.m3u8`: the window, the sequence numbers, the discontinuities and when a
-//! segment file may leave the disk. Everything a restart must not lose is persisted in
+//! Each pipeline run writes its segments under a per-run name this module hands out
+//! ([`Playlist::store_segment`] writes a file whole, then lists it), and this module owns
+//! `playlist.m3u8`: the window, the sequence numbers, the discontinuities and when a segment
+//! file may leave the disk. The low-latency playlist ([`crate::live`]) lists the same window. Everything a restart must not lose is persisted in
 //! `.playlist-state.json` beside the segments. Time is passed in (`now`), never read here, so the
 //! rules are tested without sleeping.
 //!
@@ -47,21 +46,17 @@ pub struct PlaylistSettings {
     pub max_segments: usize,
 }
 
-/// Where hlssink2 writes the segments of one pipeline run.
-///
-/// Set hlssink2's `location` to [`RunLocation::location`], its `max-files` to 0 (this module
-/// deletes segments, by RFC 8216's lifetime rather than by count) and its `playlist-location`
-/// outside the output directory or to a file nobody serves: hlssink2's own playlist breaks the rules.
+/// Where the segments of one pipeline run are written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunLocation {
     /// The run number, unique for the life of the output directory.
     pub run: u64,
-    /// printf-style pattern for hlssink2's `location` property, e.g. `/…/hls/run000007-seg%05d.ts`.
+    /// printf-style pattern of the segment files, e.g. `/…/hls/run000007-seg%05d.ts`.
     pub location: PathBuf,
 }
 
 impl RunLocation {
-    /// The file hlssink2 writes for fragment `index` of this run.
+    /// The file of segment `index` of this run.
     pub fn segment_path(&self, index: u32) -> PathBuf {
         let pattern = self.location.to_string_lossy();
         PathBuf::from(pattern.replace("%05d", &format!("{index:05}")))
@@ -90,7 +85,7 @@ pub enum PlaylistError {
     Write { path: PathBuf, source: io::Error },
     #[error("segment {} is not in the HLS output directory {}", path.display(), dir.display())]
     NotInOutputDir { path: PathBuf, dir: PathBuf },
-    #[error("segment {} arrived but no run has begun; call begin_run and give hlssink2 the location it returns", path.display())]
+    #[error("segment {} arrived but no run has begun; call begin_run and write under the location it returns", path.display())]
     NoRun { path: PathBuf },
     #[error("segment {} is not from the current run (names must start with {expected}); it will be deleted", path.display())]
     NotCurrentRun { path: PathBuf, expected: String },
@@ -100,6 +95,32 @@ pub enum PlaylistError {
     InvalidDuration { path: PathBuf, duration: f64 },
     #[error("segment {} cannot be read: {source}; it is not listed", path.display())]
     SegmentMissing { path: PathBuf, source: io::Error },
+}
+
+/// The published window, for the low-latency playlist.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Window {
+    pub target_duration_secs: u32,
+    pub media_sequence: u64,
+    pub discontinuity_sequence: u64,
+    pub segments: Vec<WindowSegment>,
+    /// The next segment listed will carry EXT-X-DISCONTINUITY.
+    pub discontinuity_pending: bool,
+}
+
+impl Window {
+    /// The media sequence number the next segment listed will have.
+    pub fn next_sequence(&self) -> u64 {
+        self.media_sequence + self.segments.len() as u64
+    }
+}
+
+/// One listed segment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowSegment {
+    pub name: String,
+    pub duration: f64,
+    pub discontinuity: bool,
 }
 
 /// The live media playlist in one output directory. One `Playlist` per directory at a time.
@@ -324,6 +345,42 @@ impl Playlist {
         self.commit(now)
     }
 
+    /// Writes a finished segment of the current run to `path` whole (a temporary file renamed
+    /// into place: a crash never leaves part of a segment under its name), then lists it as
+    /// [`Playlist::add_segment`] does. The directory is created again if it went away.
+    pub fn store_segment(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        duration_secs: f64,
+        now: Instant,
+    ) -> Result<(), PlaylistError> {
+        create_dir(&self.dir)?;
+        ds_config::write_atomic_with(path, |f| {
+            f.set_permissions(fs::Permissions::from_mode(PLAYLIST_MODE))?;
+            f.write_all(bytes)
+        })
+        .map_err(|source| PlaylistError::Write { path: path.to_path_buf(), source })?;
+        self.add_segment(path, duration_secs, now)
+    }
+
+    /// The window as published: the first media sequence number, the discontinuity sequence
+    /// and each segment (name, duration, whether a discontinuity comes before it).
+    pub fn window(&self) -> Window {
+        Window {
+            target_duration_secs: self.state.target_duration_secs,
+            media_sequence: self.state.media_sequence,
+            discontinuity_sequence: self.state.discontinuity_sequence,
+            segments: self
+                .state
+                .window
+                .iter()
+                .map(|s| WindowSegment { name: s.name.clone(), duration: s.duration, discontinuity: s.discontinuity })
+                .collect(),
+            discontinuity_pending: self.state.discontinuity_pending,
+        }
+    }
+
     /// Deletes segment files whose lifetime is over and, if listed files vanished or the
     /// directory or playlist is gone, republishes (recreating the directory). Call it
     /// periodically too, so deletions and repairs go on while no segments arrive.
@@ -428,6 +485,11 @@ impl Playlist {
                 self.retire(segment);
             }
         }
+        if self.state.window.is_empty() {
+            // Nothing left to continue from (the directory went away): players resynchronise
+            // at the next segment, as after a restart.
+            self.state.discontinuity_pending = true;
+        }
         warn!(dir = %self.dir.display(), dropped = last_missing + 1, "segment files vanished; dropped them from the playlist");
         last_missing + 1
     }
@@ -519,10 +581,12 @@ impl Playlist {
             }
             self.schedule_unlisted(&name, now);
         }
-        // A crash inside ds_config::write_atomic leaves its `.NAME.XXXXXX.tmp`; only we write those here.
+        // A crash inside ds_config::write_atomic leaves its `.NAME.XXXXXX.tmp` (a playlist, the
+        // state, a segment being stored); only we write those here.
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = [PLAYLIST_FILE, STATE_FILE].iter().any(|f| name.starts_with(&format!(".{f}.")));
+            let ours = [PLAYLIST_FILE, STATE_FILE].iter().any(|f| name.starts_with(&format!(".{f}.")))
+                || (name.starts_with(".run") && name.contains(&format!("{SEGMENT_SUFFIX}.")));
             if ours
                 && name.ends_with(".tmp")
                 && let Err(e) = fs::remove_file(entry.path())

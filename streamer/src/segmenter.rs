@@ -5,14 +5,18 @@
 //!
 //! The rules:
 //! - A segment starts with a keyframe (PAT, PMT, IDR) and ends where the first keyframe at or
-//!   after its target duration begins. Once a segment reaches its target without one, the
-//!   encoder is asked for a keyframe ([`Output::WantKeyframe`], once per segment), so segments
-//!   stay a frame or two over the target, never a GOP.
+//!   after its target duration begins. When a segment starts, the encoder is asked for a
+//!   keyframe at the worker's running time of its end ([`Output::KeyframeAt`]): the encoder
+//!   makes it on the first frame at or after that time, so a segment ends on time whatever
+//!   frames were dropped or keyframes viewers asked for. Should a frame past the target still
+//!   not be a keyframe, the encoder is asked for one now ([`Output::WantKeyframe`], once per
+//!   segment), so segments stay a few frames over the target, never a GOP.
 //! - A keyframe that arrives early (a WebRTC viewer asked for one) does not cut: the segment
 //!   goes on, and the part it starts is marked independent.
-//! - A part ends at the first unit at or after the part target from its start, or with its
-//!   segment. A part's duration is known only when the next unit arrives: parts are announced
-//!   one unit late, at most one frame interval.
+//! - A part ends at the first unit within half a frame of the part target from its start (so
+//!   parts of a steady stream are a whole number of frames, never longer than the target), or
+//!   with its segment. A part's duration is known only when the next unit arrives: parts are
+//!   announced one unit late, at most one frame interval.
 //! - Each part's bytes are a range of its segment's bytes: a segment is exactly its parts.
 //! - A new run (another worker: timestamps start afresh) ends the segment being built, with
 //!   its last unit lasting as long as the unit before it; the next segment follows a
@@ -34,7 +38,11 @@ const HZ: f64 = 90_000.0;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmenterSettings {
     pub segment: Duration,
+    /// What a part of a steady stream lasts.
     pub part: Duration,
+    /// The longest a part may be (PART-TARGET): a part ends early rather than pass it when the
+    /// next frame, as far apart as the last two, would take it beyond.
+    pub part_max: Duration,
 }
 
 /// One partial segment: a range of its segment's bytes.
@@ -50,8 +58,9 @@ pub struct Part {
 /// What became ready.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Part `index` of the segment being built.
-    Part { index: usize, part: Part },
+    /// Part `index` of the segment being built, and its bytes (served before the segment is
+    /// complete).
+    Part { index: usize, part: Part, data: Vec<u8> },
     /// The segment is complete: its bytes and its parts (the last one announced with it).
     Segment {
         bytes: Vec<u8>,
@@ -61,8 +70,11 @@ pub enum Output {
         /// A discontinuity comes before it (the first segment of a new run).
         discontinuity: bool,
     },
-    /// Ask the encoder for a keyframe: the segment has reached its target.
+    /// Ask the encoder for a keyframe: the segment has reached its target without one.
     WantKeyframe,
+    /// Ask the encoder for a keyframe on its first frame at or after this presentation time
+    /// (the worker's running time, as [`AccessUnit::pts`]): where the segment just begun ends.
+    KeyframeAt(Duration),
 }
 
 #[derive(Debug)]
@@ -128,13 +140,16 @@ impl Segmenter {
         }
         let segment_ticks = ticks(self.settings.segment);
         let part_ticks = ticks(self.settings.part);
+        let part_max_ticks = ticks(self.settings.part_max);
         if let Some(b) = &self.building {
             // Half a frame of slack: a keyframe a tick early still ends the segment.
             let elapsed = at.saturating_sub(b.start);
-            let due = elapsed + self.frame_slack() >= segment_ticks;
+            let slack = self.frame_slack();
+            let due = elapsed + slack >= segment_ticks;
+            let late = elapsed >= segment_ticks + slack;
             if unit.keyframe && due {
                 self.finish(at, &mut out);
-            } else if due && !unit.keyframe && !b.asked_keyframe {
+            } else if late && !unit.keyframe && !b.asked_keyframe {
                 out.push(Output::WantKeyframe);
                 if let Some(b) = &mut self.building {
                     b.asked_keyframe = true;
@@ -146,6 +161,9 @@ impl Segmenter {
                 // Wait for a keyframe: a segment must start with one.
                 return out;
             }
+            if let Some(pts) = unit.pts {
+                out.push(Output::KeyframeAt(pts + self.settings.segment));
+            }
             self.building = Some(Building {
                 bytes: Vec::new(),
                 start: at,
@@ -156,23 +174,38 @@ impl Segmenter {
                 discontinuity: std::mem::take(&mut self.discontinuity),
             });
         }
+        let slack = self.frame_slack();
+        let interval = self.last.map_or(0, |(_, interval)| interval);
         let Some(b) = &mut self.building else { return out };
         // End the part before this unit when it is long enough, or when this unit is an early
         // keyframe (a part that starts with it is independent).
         let part_elapsed = at.saturating_sub(b.part_start.1);
         let has_units = b.bytes.len() > b.part_start.0;
-        if has_units && (part_elapsed >= part_ticks || unit.keyframe) {
+        let full = part_elapsed + slack >= part_ticks || part_elapsed + interval > part_max_ticks;
+        if has_units && (full || unit.keyframe) {
             let part = Part {
                 duration: part_elapsed as f64 / HZ,
                 independent: b.part_independent,
                 bytes: b.part_start.0..b.bytes.len(),
             };
-            out.push(Output::Part { index: b.parts.len(), part: part.clone() });
+            let data = b.bytes[part.bytes.clone()].to_vec();
+            out.push(Output::Part { index: b.parts.len(), part: part.clone(), data });
             b.parts.push(part);
             b.part_start = (b.bytes.len(), at);
             b.part_independent = unit.keyframe;
         }
         self.muxer.write_unit(&mut b.bytes, at, unit.keyframe, &unit.data);
+        out
+    }
+
+    /// Ends the segment being built now, its last unit lasting as long as the one before it:
+    /// the worker ended (what it had sent is listed, and the parts already announced stay
+    /// true), or units were lost. The next segment starts at the next keyframe.
+    pub fn flush(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some((last, interval)) = self.last {
+            self.finish(last + interval.max(1), &mut out);
+        }
         out
     }
 
@@ -190,7 +223,8 @@ impl Segmenter {
                 independent: b.part_independent,
                 bytes: b.part_start.0..b.bytes.len(),
             };
-            out.push(Output::Part { index: b.parts.len(), part: part.clone() });
+            let data = b.bytes[part.bytes.clone()].to_vec();
+            out.push(Output::Part { index: b.parts.len(), part: part.clone(), data });
             b.parts.push(part);
         }
         out.push(Output::Segment {
@@ -209,7 +243,11 @@ mod tests {
     const FRAME: Duration = Duration::from_nanos(1_000_000_000 / 15);
 
     fn settings() -> SegmenterSettings {
-        SegmenterSettings { segment: Duration::from_secs(2), part: Duration::from_millis(333) }
+        SegmenterSettings {
+            segment: Duration::from_secs(2),
+            part: Duration::from_millis(333),
+            part_max: Duration::from_millis(367),
+        }
     }
 
     fn unit(run: u64, n: u32, keyframe: bool) -> AccessUnit {
@@ -220,6 +258,19 @@ mod tests {
             keyframe,
             data: vec![0, 0, 0, 1, nal, 1, 2, 3],
         }
+    }
+
+    /// Pushes `units`; what came out, and the durations of the parts announced.
+    fn push_all(s: &mut Segmenter, units: impl IntoIterator<Item = AccessUnit>) -> (Vec<Output>, Vec<f64>) {
+        let out: Vec<Output> = units.into_iter().flat_map(|u| s.push(&u)).collect();
+        let parts = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Part { part, .. } => Some(part.duration),
+                _ => None,
+            })
+            .collect();
+        (out, parts)
     }
 
     fn segments(out: &[Output]) -> Vec<(f64, usize, bool)> {
@@ -259,6 +310,9 @@ mod tests {
             }
         }
         assert!(!out.contains(&Output::WantKeyframe), "keyframes came on time");
+        let asked: Vec<&Output> = out.iter().filter(|o| matches!(o, Output::KeyframeAt(_))).collect();
+        let at = |n: u32| Output::KeyframeAt(unit(1, n, true).pts.unwrap() + Duration::from_secs(2));
+        assert_eq!(asked, [&at(0), &at(30), &at(60), &at(90)], "each segment asks for its end's keyframe as it starts");
     }
 
     /// A GOP longer than the target (keyframes every 4 s): the encoder is asked once per
@@ -268,7 +322,8 @@ mod tests {
         let mut s = Segmenter::new(settings());
         let mut out = Vec::new();
         for n in 0..=40 {
-            // Asked at frame 30; the encoder delivers at 33.
+            // Frame 30 is not a keyframe: asked at frame 31, the first one past the target; the
+            // encoder delivers at 33.
             out.extend(s.push(&unit(1, n, n == 0 || n == 33)));
         }
         assert_eq!(out.iter().filter(|o| **o == Output::WantKeyframe).count(), 1);
@@ -316,6 +371,67 @@ mod tests {
         assert_eq!(segs.len(), 2, "{segs:?}");
         assert!((segs[0].0 - 20.0 / 15.0).abs() < 1e-3 && !segs[0].2, "{segs:?}");
         assert!((segs[1].0 - 2.0).abs() < 1e-3 && segs[1].2, "{segs:?}");
+    }
+
+    /// A worker that ends mid-segment: what it sent is a segment, its parts those announced.
+    #[test]
+    fn a_flush_ends_the_segment_with_the_parts_already_announced() {
+        let mut s = Segmenter::new(settings());
+        let mut announced = Vec::new();
+        for n in 0..12 {
+            for o in s.push(&unit(1, n, n == 0)) {
+                if let Output::Part { part, data, .. } = o {
+                    announced.push((part, data));
+                }
+            }
+        }
+        assert_eq!(announced.len(), 2, "frames 0-4 and 5-9");
+        let out = s.flush();
+        let Some(Output::Segment { bytes, duration, parts, .. }) = out.last() else { panic!("{out:?}") };
+        assert!((duration - 12.0 / 15.0).abs() < 1e-3, "{duration}");
+        assert_eq!(parts.len(), 3);
+        assert_eq!(&parts[..2], &announced.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>()[..]);
+        let joined: Vec<u8> = announced.iter().flat_map(|(_, d)| d.clone()).collect();
+        assert_eq!(&bytes[..joined.len()], &joined[..], "each part's data is its range of the segment");
+        assert!(s.flush().is_empty(), "nothing is left");
+    }
+
+    /// A capture's first frames come unevenly (here the second 128 ms after the first): parts
+    /// end where the next frame would take them past the target, never after it.
+    #[test]
+    fn uneven_frames_make_no_part_longer_than_the_target() {
+        let mut s = Segmenter::new(settings());
+        let units = (0..40).map(|n| {
+            let u = unit(1, n, n == 0 || n == 31);
+            AccessUnit { pts: u.pts.map(|p| if n == 0 { p } else { p + Duration::from_millis(61) }), ..u }
+        });
+        let (_, parts) = push_all(&mut s, units);
+        assert!(parts.iter().all(|d| *d <= 0.334), "{parts:?}");
+        assert!((parts[0] - (4.0 / 15.0 + 0.061)).abs() < 1e-3, "{parts:?}");
+    }
+
+    /// A loaded machine captures frames late (here every third by 25 ms): parts stay within
+    /// the longest allowed, a segment is still exactly its parts.
+    #[test]
+    fn late_frames_keep_parts_within_the_longest_allowed() {
+        let mut s = Segmenter::new(settings());
+        let units = (0..=60).map(|n| {
+            let u = unit(1, n, n % 30 == 0);
+            AccessUnit { pts: u.pts.map(|p| if n % 3 == 1 { p + Duration::from_millis(25) } else { p }), ..u }
+        });
+        let (out, parts) = push_all(&mut s, units);
+        assert!(parts.iter().all(|d| *d <= 0.367), "{parts:?}");
+        assert_eq!(segments(&out).len(), 2);
+    }
+
+    /// A capture slower than configured (a frame every 130 ms instead of 67): a part ends
+    /// before the frame that would take it past the longest allowed.
+    #[test]
+    fn a_slow_capture_ends_parts_before_they_pass_the_longest_allowed() {
+        let mut s = Segmenter::new(settings());
+        let units = (0..40u32).map(|n| AccessUnit { pts: Some(Duration::from_millis(130) * n), ..unit(1, n, n == 0) });
+        let (_, parts) = push_all(&mut s, units);
+        assert!(!parts.is_empty() && parts.iter().all(|d| *d <= 0.367), "{parts:?}");
     }
 
     /// A feed that starts mid-GOP waits for its first keyframe.

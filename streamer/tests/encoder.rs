@@ -141,7 +141,7 @@ fn configured_encoders_produce_h264_at_the_keyframe_interval() {
     cfg.height = 360;
     cfg.fps = 15;
     cfg.keyframe_interval = 2;
-    // One frame more than fps × interval, so hlssink2's keyframe requests at segment
+    // One frame more than fps × interval, so the streamer's keyframe requests at segment
     // boundaries come first (see keyframe_interval_frames).
     assert_eq!(keyframe_interval_frames(&cfg), 31);
     for name in ["x264enc", "openh264enc"] {

@@ -2,14 +2,13 @@
 //! [`Feed`] as they are made, starting with a keyframe, and a keyframe request is served at
 //! once but a flood of them is one keyframe.
 
-use std::path::Path;
 use std::time::Duration;
 
 use desktop_streamer::encoder::select_encoder;
 use desktop_streamer::feed::{AccessUnit, Feed};
 use desktop_streamer::h264::is_idr;
 use desktop_streamer::mpegts::{TsMuxer, ticks};
-use desktop_streamer::pipeline::{self, Source, Splits};
+use desktop_streamer::pipeline::{self, Sink, Source};
 use desktop_streamer::worker::{Request, Worker as _, WorkerProcess, WorkerProcesses, Workers as _};
 use ds_config::StreamerConfig;
 use serde_json::json;
@@ -23,25 +22,23 @@ async fn next(units: &mut broadcast::Receiver<std::sync::Arc<AccessUnit>>) -> st
 }
 
 /// A worker on the slate at 320x240, 15 fps (a keyframe every 2 s unless asked: 30 units
-/// between keyframes), feeding `feed`; its segments go to `dir`.
-async fn start_worker(dir: &Path, feed: &Feed) -> WorkerProcess {
+/// between keyframes), feeding `feed`.
+async fn start_worker(feed: &Feed) -> WorkerProcess {
     let config = StreamerConfig { width: 320, height: 240, fps: 15, ..StreamerConfig::default() };
     let encoder = select_encoder(&config, &[]).expect("an encoder works here");
     let source = Source::Slate { message: "feed test".into() };
-    let location = dir.join("segment-%05d.ts");
-    let description = pipeline::describe(&source, &encoder, &config, &location, Splits::Streamer);
+    let description = pipeline::describe(&source, &encoder, &config, Sink::Feed);
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_desktop-streamer"));
     let workers = WorkerProcesses::new(exe, feed.clone());
-    let request = Request::Run { description, sample_picture: false, segment_secs: 60, feed: true };
+    let request = Request::Run { description, sample_picture: false };
     workers.start(&request).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_feeds_every_unit_and_serves_keyframe_requests() {
-    let dir = tempfile::tempdir().unwrap();
     let feed = Feed::new();
     let mut units = feed.subscribe();
-    let worker = start_worker(dir.path(), &feed).await;
+    let worker = start_worker(&feed).await;
 
     let first = next(&mut units).await;
     assert!(first.keyframe && is_idr(&first.data), "decoding can start at the first unit");
@@ -88,7 +85,7 @@ async fn fed_units_muxed_as_mpeg_ts_decode_with_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let feed = Feed::new();
     let mut units = feed.subscribe();
-    let worker = start_worker(dir.path(), &feed).await;
+    let worker = start_worker(&feed).await;
     let mut muxer = TsMuxer::new();
     let mut ts = Vec::new();
     let mut first_pts = None;
@@ -132,4 +129,26 @@ async fn fed_units_muxed_as_mpeg_ts_decode_with_ffmpeg() {
         .output()
         .unwrap();
     assert!(decode.status.success() && decode.stderr.is_empty(), "{}", String::from_utf8_lossy(&decode.stderr));
+}
+
+/// A keyframe asked for at a running time a second ahead (as the HLS segmenter asks for each
+/// segment's end) comes on the first frame at that time, not before and not a frame late.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyframe_asked_for_at_a_running_time_comes_on_that_frame() {
+    let feed = Feed::new();
+    let mut units = feed.subscribe();
+    let worker = start_worker(&feed).await;
+    let first = next(&mut units).await;
+    let at = first.pts.expect("timestamped") + Duration::from_millis(1000);
+    feed.request_keyframe_at(at);
+    let keyframe = loop {
+        let unit = next(&mut units).await;
+        if unit.keyframe {
+            break unit;
+        }
+    };
+    worker.stop().await;
+    let pts = keyframe.pts.expect("timestamped");
+    // 15 fps: the frame at the asked time, or the next when capture timestamps jitter.
+    assert!(pts >= at && pts < at + Duration::from_millis(67), "asked for {at:?}, came at {pts:?}");
 }

@@ -334,7 +334,7 @@ mod playlist {
 
         fs::remove_dir_all(&dir).unwrap();
         let next = pl.begin_run(at(t)).unwrap();
-        assert!(dir.is_dir(), "begin_run recreates the directory hlssink2 writes into");
+        assert!(dir.is_dir(), "begin_run recreates the directory");
         add(&mut pl, &next, 0, 2, 2.0, &mut t, &mut v);
         let p = v.reload();
         assert_eq!(p.media_sequence, 4);
@@ -344,6 +344,19 @@ mod playlist {
         let err = pl.add_segment(&next.segment_path(2), 2.0, at(t)).unwrap_err();
         assert!(matches!(err, PlaylistError::SegmentMissing { .. }), "{err}");
         assert!(v.reload().segments.is_empty(), "a failed add still unlists the gone files");
+
+        // The same run goes on: its next segment, stored whole into the recreated directory,
+        // begins the emptied playlist after a discontinuity.
+        pl.store_segment(&next.segment_path(3), &[0x47; 188], 2.0, at(t)).unwrap();
+        let p = v.reload();
+        assert_eq!(p.names(), ["run000001-seg00003.ts"]);
+        assert!(p.segments[0].discontinuity, "players resynchronise after the gone segments");
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
@@ -355,8 +368,13 @@ mod playlist {
         fs::write(dir.join("notes.txt"), b"not ours").unwrap();
         let stale_tmp = dir.join(format!(".{PLAYLIST_FILE}.Xq3ZpA.tmp"));
         fs::write(&stale_tmp, b"#EXTM3U\n#EXT-X-VERS").unwrap();
+        // A segment being stored when the process was killed: never under its own name.
+        let stale_segment = dir.join(".run000099-seg00004.ts.k2JdQz.tmp");
+        fs::write(&stale_segment, [0x47u8; 188]).unwrap();
         let mut pl = Playlist::open(dir, settings(2, 5), at(0.0)).unwrap();
         assert!(!stale_tmp.exists(), "a crashed atomic write's temporary file is cleaned up at open");
+        assert!(!stale_segment.exists(), "so is a segment's");
+        assert!(!exists(dir, "run000099-seg00004.ts"), "and it never appears under its name");
         assert_eq!(pl.stats(at(0.0)).pending_deletions, 2);
         assert!(read(dir).segments.is_empty());
         assert_eq!(pl.begin_run(at(0.0)).unwrap().run, 100, "run numbers skip past names on disk");

@@ -7,6 +7,7 @@ pub mod faketime;
 pub mod hls;
 pub mod http;
 pub mod kiosk;
+pub mod llhls;
 pub mod logrotate;
 pub mod media;
 pub mod mjpeg;

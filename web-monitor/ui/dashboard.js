@@ -19,6 +19,8 @@ const MAX_LOG_LINES = 500;
 /** Log lines asked for when the log view opens or its filter changes. */
 const INITIAL_LOG_LINES = 200;
 const HLS_URL = '/hls/desktop/playlist.m3u8';
+/** The same stream with parts (hls.js plays it in its low-latency mode). */
+const LL_HLS_URL = '/hls/desktop/ll.m3u8';
 
 const $ = (id) => document.getElementById(id);
 
@@ -354,7 +356,7 @@ function showPlayerState(text, isError) {
   setText(caption, playerNote ? `${text} · ${playerNote}` : text);
 }
 function playHls() {
-  new Player($('video'), HLS_URL, showPlayerState).start();
+  new Player($('video'), HLS_URL, showPlayerState, { lowLatencyUrl: LL_HLS_URL }).start();
 }
 if ((playerChoice === null || playerChoice === 'webrtc') && 'RTCPeerConnection' in window) {
   const fallBack = playerChoice === 'webrtc' ? null : (why) => {

@@ -13,10 +13,12 @@ const HLS_MIME = 'application/vnd.apple.mpegurl';
 const STALL_MS = 20000;
 
 export class Player {
-  /** `onState(text, isError)` hears what the player is doing. */
-  constructor(video, url, onState = () => {}) {
+  /** `onState(text, isError)` hears what the player is doing; hls.js plays `lowLatencyUrl`
+   * (a low-latency playlist) in its low-latency mode when one is given. */
+  constructor(video, url, onState = () => {}, { lowLatencyUrl = null } = {}) {
     this.video = video;
     this.url = url;
+    this.lowLatencyUrl = lowLatencyUrl;
     this.onState = onState;
     this.hls = null;
     this.retryMs = RETRY_MIN_MS;
@@ -66,13 +68,14 @@ export class Player {
       this.onState('this browser can play neither HLS nor MediaSource video', true);
       return;
     }
-    const hls = new Hls({ workerPath: '/assets/hls.worker.js', liveSyncDurationCount: 3, lowLatencyMode: false });
+    const lowLatency = Boolean(this.lowLatencyUrl);
+    const hls = new Hls({ workerPath: '/assets/hls.worker.js', liveSyncDurationCount: 3, lowLatencyMode: lowLatency });
     this.hls = hls;
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal && this.hls === hls) this.fail(`hls.js: ${data.type} ${data.details}`);
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => this.play());
-    hls.loadSource(this.url);
+    hls.loadSource(lowLatency ? this.lowLatencyUrl : this.url);
     hls.attachMedia(this.video);
   }
 

@@ -6,6 +6,12 @@
 //! them. A source that changes (the monitor moved, went away, came back; the X server died or
 //! returned) is a planned rebuild, not a fault: the slate covers whatever cannot be captured.
 //!
+//! The supervisor also cuts the HLS stream: every access unit of the current worker's
+//! [feed](crate::feed) goes through the [`Segmenter`]; parts are published at once to the
+//! low-latency state ([`LiveHls`]), each finished segment is written whole under the name the
+//! [`Playlist`] hands out and listed, and when a segment is due the encoder is asked for a
+//! keyframe. A run that ends lists what it had cut, so parts already announced stay true.
+//!
 //! The supervisor keeps its time on tokio's clock and starts workers through
 //! [`Workers`], so its loop is tested under paused time with scripted workers.
 
@@ -14,16 +20,19 @@ use std::time::Duration;
 
 use ds_config::StreamerConfig;
 use ds_runtime::Shutdown;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::encoder::EncoderChoice;
+use crate::feed::{AccessUnit, Feed};
 use crate::ladder::{self, Limits, Step};
+use crate::live::{LiveHls, Upcoming};
 use crate::monitor::{self, MonitorState, Selection};
 use crate::notify::Notifier;
-use crate::pipeline::{self, Source};
+use crate::pipeline::{self, Sink, Source};
 use crate::playlist::{Playlist, PlaylistSettings, RunLocation};
 use crate::pressure;
+use crate::segmenter::{Output, Segmenter, SegmenterSettings};
 use crate::status::{RestartReason, State, StatusHandle};
 use crate::worker::{self, Event, Worker as _, Workers};
 
@@ -133,6 +142,10 @@ pub struct Supervisor<W: Workers> {
     playlist: Playlist,
     encoder: Option<EncoderChoice>,
     excluded: Vec<String>,
+    feed: Feed,
+    units: broadcast::Receiver<Arc<AccessUnit>>,
+    segmenter: Segmenter,
+    live: LiveHls,
 }
 
 impl<W: Workers> std::fmt::Debug for Supervisor<W> {
@@ -153,6 +166,16 @@ struct RunState {
     reported: (u64, u64),
     /// The last encoded buffer the worker reported.
     last_buffer: Option<Instant>,
+    /// Feed units of runs up to this one came from earlier workers.
+    feed_floor: u64,
+    /// The index of the run's next segment.
+    next_index: u32,
+}
+
+impl RunState {
+    fn next_path(&self) -> std::path::PathBuf {
+        self.run.segment_path(self.next_index)
+    }
 }
 
 impl<W: Workers> Supervisor<W> {
@@ -166,7 +189,15 @@ impl<W: Workers> Supervisor<W> {
         shutdown: Shutdown,
         playlist: Playlist,
         workers: W,
+        feed: Feed,
+        live: LiveHls,
     ) -> Self {
+        let settings = SegmenterSettings {
+            segment: Duration::from_secs(config.borrow().segment_duration.into()),
+            part: live.timing().nominal,
+            part_max: live.timing().target,
+        };
+        live.update(playlist.window(), None);
         Supervisor {
             config,
             status,
@@ -180,6 +211,10 @@ impl<W: Workers> Supervisor<W> {
             playlist,
             encoder: None,
             excluded: Vec::new(),
+            units: feed.subscribe(),
+            feed,
+            segmenter: Segmenter::new(settings),
+            live,
         }
     }
 
@@ -220,7 +255,10 @@ impl<W: Workers> Supervisor<W> {
             }
             let end = match self.start_run(&config, &source).await {
                 Ok((worker, run)) => self.watch_run(&config, worker, &source, run).await,
-                Err(end) => end,
+                Err(end) => {
+                    self.publish_live(None);
+                    end
+                }
             };
             let Some(reason) = end.reason else { return Exit::Shutdown };
             let limits = Limits::from_config(&config);
@@ -330,14 +368,11 @@ impl<W: Workers> Supervisor<W> {
             .playlist
             .begin_run(playlist_now())
             .map_err(|e| RunEnd::new(RestartReason::PipelineError, e.to_string()))?;
-        let description = pipeline::describe(source, &encoder, config, &run.location, pipeline::Splits::Streamer);
+        let description = pipeline::describe(source, &encoder, config, Sink::Feed);
         tracing::debug!(pipeline = %description, "starting");
-        let request = worker::Request::Run {
-            description,
-            sample_picture: !source.is_slate(),
-            segment_secs: config.segment_duration,
-            feed: true,
-        };
+        let request = worker::Request::Run { description, sample_picture: !source.is_slate() };
+        let feed_floor = self.feed.runs_started();
+        self.publish_live(Some((&run, 0)));
         let mut worker =
             self.workers.start(&request).await.map_err(|e| {
                 RunEnd::new(RestartReason::PipelineError, format!("cannot start the capture process: {e}"))
@@ -385,6 +420,8 @@ impl<W: Workers> Supervisor<W> {
                 x_unavailable_at_start,
                 reported: (0, 0),
                 last_buffer: None,
+                feed_floor,
+                next_index: 0,
             },
         ))
     }
@@ -408,6 +445,7 @@ impl<W: Workers> Supervisor<W> {
     ) -> RunEnd {
         enum Wake {
             Worker(Option<Event>),
+            Unit(Result<Arc<AccessUnit>, broadcast::error::RecvError>),
             Tick,
             Monitor,
             Config,
@@ -420,6 +458,7 @@ impl<W: Workers> Supervisor<W> {
         let mut end = loop {
             let wake = tokio::select! {
                 e = worker.next() => Wake::Worker(e),
+                u = self.units.recv() => Wake::Unit(u),
                 _ = tick.tick() => Wake::Tick,
                 Ok(()) = self.monitor.changed() => Wake::Monitor,
                 Ok(()) = self.config.changed() => Wake::Config,
@@ -432,12 +471,26 @@ impl<W: Workers> Supervisor<W> {
                     let fault = RunEnd::new(RestartReason::PipelineError, detail);
                     Some(self.explain_failure(config, source, &run, fault).await)
                 }
-                Wake::Worker(Some(event)) => match self.on_event(event, source, &mut run) {
+                Wake::Worker(Some(event)) => match self.on_event(event, &mut run) {
                     Some(end) if end.reason.is_some_and(RestartReason::is_fault) => {
                         Some(self.explain_failure(config, source, &run, end).await)
                     }
                     other => other,
                 },
+                Wake::Unit(Ok(unit)) => {
+                    if unit.run > run.feed_floor {
+                        self.on_unit(&unit, source, &mut run);
+                    }
+                    None
+                }
+                Wake::Unit(Err(broadcast::error::RecvError::Lagged(lost))) => {
+                    // A hole in the stream: end the segment before it, resume at a keyframe.
+                    tracing::warn!(lost, "the segmenter fell behind the feed; the stream resumes at the next keyframe");
+                    self.flush_segment(source, &mut run);
+                    self.playlist.mark_discontinuity();
+                    None
+                }
+                Wake::Unit(Err(broadcast::error::RecvError::Closed)) => None,
                 Wake::Tick => self.on_tick(config, &run, stall_timeout),
                 Wake::Monitor => self.source_change(source, &run),
                 Wake::Config => {
@@ -457,6 +510,8 @@ impl<W: Workers> Supervisor<W> {
                     let mut s = self.status.lock();
                     s.playlist = Some(self.playlist.stats(now));
                     s.playlist_at = Some(std::time::Instant::now());
+                    drop(s);
+                    self.publish_live(Some((&run.run, run.next_index)));
                     None
                 }
                 Wake::Request(None) => None,
@@ -469,7 +524,54 @@ impl<W: Workers> Supervisor<W> {
         worker.stop().await;
         self.status.lock().worker_pid = None;
         end.produced = run.first_segment.is_some();
+        // What the worker sent before it stopped is listed: the parts already announced
+        // belong to a segment that exists.
+        while let Ok(unit) = self.units.try_recv() {
+            if unit.run > run.feed_floor {
+                self.on_unit(&unit, source, &mut run);
+            }
+        }
+        self.flush_segment(source, &mut run);
+        self.publish_live(None);
         end
+    }
+
+    /// One access unit of the current worker through the segmenter.
+    fn on_unit(&mut self, unit: &AccessUnit, source: &Source, run: &mut RunState) {
+        let outputs = self.segmenter.push(unit);
+        self.on_outputs(outputs, source, run);
+    }
+
+    /// Ends the segment being built with what it has.
+    fn flush_segment(&mut self, source: &Source, run: &mut RunState) {
+        let outputs = self.segmenter.flush();
+        self.on_outputs(outputs, source, run);
+    }
+
+    fn on_outputs(&mut self, outputs: Vec<Output>, source: &Source, run: &mut RunState) {
+        for output in outputs {
+            match output {
+                Output::WantKeyframe => self.feed.request_segment_keyframe(),
+                Output::KeyframeAt(pts) => self.feed.request_keyframe_at(pts),
+                Output::Part { index, part, data } => self.live.add_part(index, part, &data),
+                Output::Segment { bytes, duration, .. } => self.on_segment(run, &bytes, duration, source),
+            }
+        }
+    }
+
+    /// Tells the low-latency state the playlist's window and which segment comes next: that of
+    /// index `next` of `run`, or none while no worker runs.
+    fn publish_live(&self, next: Option<(&RunLocation, u32)>) {
+        let window = self.playlist.window();
+        let upcoming = next.and_then(|(run, index)| {
+            let path = run.segment_path(index);
+            Some(Upcoming {
+                msn: window.next_sequence(),
+                name: path.file_name()?.to_str()?.to_owned(),
+                discontinuity: window.discontinuity_pending,
+            })
+        });
+        self.live.update(window, upcoming);
     }
 
     /// A rebuild if what should be shown is no longer what this run shows.
@@ -493,13 +595,9 @@ impl<W: Workers> Supervisor<W> {
         Some(RunEnd::new(reason, detail))
     }
 
-    fn on_event(&mut self, event: Event, source: &Source, run: &mut RunState) -> Option<RunEnd> {
+    fn on_event(&mut self, event: Event, run: &mut RunState) -> Option<RunEnd> {
         match event {
             Event::Playing => None,
-            Event::Segment { index, duration } => {
-                self.on_segment(run, index, duration, source);
-                None
-            }
             Event::Flow { buffers, bytes, since_buffer_ms, since_picture_change_ms } => {
                 let (b0, y0) = run.reported;
                 run.reported = (buffers, bytes);
@@ -524,13 +622,17 @@ impl<W: Workers> Supervisor<W> {
         }
     }
 
-    /// hlssink2 closed a segment: list it. Its file name follows from the run's location
-    /// pattern and the fragment index (hlssink2 in GStreamer 1.22 reports no location).
-    fn on_segment(&mut self, run: &mut RunState, index: u32, duration: f64, source: &Source) {
-        let path = run.run.segment_path(index);
+    /// The segmenter finished a segment: write it under the run's next name and list it.
+    fn on_segment(&mut self, run: &mut RunState, bytes: &[u8], duration: f64, source: &Source) {
+        let path = run.next_path();
+        run.next_index += 1;
         let now = playlist_now();
-        if let Err(e) = self.playlist.add_segment(&path, duration, now) {
+        if let Err(e) = self.playlist.store_segment(&path, bytes, duration, now) {
             tracing::warn!(error = %e, "segment not listed");
+            // A full disk is the likeliest cause: make room for the next one.
+            let config = self.config.borrow().clone();
+            self.relieve_disk_pressure(&config, now);
+            self.publish_live(Some((&run.run, run.next_index)));
             return;
         }
         let at = Instant::now();
@@ -539,6 +641,7 @@ impl<W: Workers> Supervisor<W> {
         self.status.set_state(if source.is_slate() { State::Slate } else { State::Streaming });
         let config = self.config.borrow().clone();
         self.relieve_disk_pressure(&config, now);
+        self.publish_live(Some((&run.run, run.next_index)));
         {
             let mut s = self.status.lock();
             s.playlist = Some(self.playlist.stats(now));
@@ -563,6 +666,7 @@ impl<W: Workers> Supervisor<W> {
         if let Err(e) = self.playlist.collect_garbage(playlist_now()) {
             tracing::warn!(error = %e, "cannot delete expired segments");
         }
+        self.publish_live(Some((&run.run, run.next_index)));
         // Segments keep coming: tell systemd's watchdog.
         if ladder::segments_fresh(now, run.last_segment, config.segment_duration) {
             self.notifier.watchdog();

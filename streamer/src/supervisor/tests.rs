@@ -4,11 +4,11 @@
 //! exercised by the end-to-end tests in `tests/tests/streamer.rs`.
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::*;
 use crate::encoder::EncoderChoice;
+use crate::feed::AccessUnit;
 use crate::monitor::Monitor;
 use crate::worker::{Event, Request as WorkerRequest, Worker, Workers};
 
@@ -20,12 +20,13 @@ const STALL_TIMEOUT: Duration = Duration::from_secs(4);
 /// What one scripted run does.
 #[derive(Clone, Copy, Debug)]
 enum Run {
-    /// Reaches PLAYING, then every 2 s reports encoded video and closes a segment, `n` times;
+    /// Reaches PLAYING, then every 2 s reports encoded video and sends a segment's frames
+    /// (15 fps, a keyframe every 2 s), `n` times;
     /// then nothing more comes while the process lives on (a stall).
     SegmentsThenSilence(u32),
     /// Fails before reaching PLAYING (the capture cannot start).
     FailsAtStart,
-    /// Plays and closes `n` segments, then the encoder fails.
+    /// Plays and sends `n` segments' frames, then the encoder fails.
     SegmentsThenEncoderError(u32),
 }
 
@@ -45,6 +46,8 @@ struct Script {
     encoders: Vec<&'static str>,
     /// The `exclude` list of every encoder selection.
     selections: Mutex<Vec<Vec<String>>>,
+    /// Where the scripted workers' video goes.
+    feed: Feed,
 }
 
 impl Script {
@@ -54,6 +57,7 @@ impl Script {
             started: watch::channel(Vec::new()).0,
             encoders: vec!["x264enc", "openh264enc"],
             selections: Mutex::new(Vec::new()),
+            feed: Feed::new(),
         })
     }
 
@@ -90,31 +94,47 @@ impl Workers for Arc<Script> {
         .expect("a script");
         let now = Instant::now();
         self.started.send_modify(|s| s.push(Started { at: now, description: description.clone() }));
-        Ok(FakeWorker::new(run, now, description))
+        Ok(FakeWorker::new(run, now, self.feed.clone()))
     }
 }
 
-/// One scripted run: its events, each due at a time on the paused clock.
+/// What a scripted worker does at a moment.
+#[derive(Debug)]
+enum Step {
+    Report(Event),
+    /// Sends these frames to the feed.
+    Frames(Vec<AccessUnit>),
+}
+
+/// Frames per segment at 15 fps.
+const FRAMES: u32 = 30;
+
+/// Frame `k` of feed run `run`: 15 fps, a keyframe every [`FRAMES`].
+fn frame(run: u64, k: u32) -> AccessUnit {
+    let keyframe = k.is_multiple_of(FRAMES);
+    AccessUnit {
+        run,
+        pts: Some(Duration::from_secs(1) * k / 15),
+        keyframe,
+        data: vec![0, 0, 0, 1, if keyframe { 0x65 } else { 0x41 }, 0x88, 0x84],
+    }
+}
+
+/// One scripted run: what it does, each step due at a time on the paused clock.
 #[derive(Debug)]
 struct FakeWorker {
-    events: VecDeque<(Instant, Event)>,
+    events: VecDeque<(Instant, Step)>,
     /// Whether the process lives on silently after its last event (else it exits).
     hangs: bool,
-    /// hlssink2's `location` pattern from the description, for writing the segment files.
-    location: PathBuf,
+    feed: Feed,
 }
 
 impl FakeWorker {
-    fn new(run: Run, t0: Instant, description: &str) -> FakeWorker {
-        // `location=` as a property of its own (hlssink2's), not `playlist-location=`.
-        let location = description
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("location="))
-            .map(PathBuf::from)
-            .expect("a location in the description");
+    fn new(run: Run, t0: Instant, feed: Feed) -> FakeWorker {
+        let feed_run = feed.begin_run();
         let mut events = VecDeque::new();
-        let segments = |n: u32, events: &mut VecDeque<(Instant, Event)>| {
-            events.push_back((t0, Event::Playing));
+        let segments = |n: u32, events: &mut VecDeque<(Instant, Step)>| {
+            events.push_back((t0, Step::Report(Event::Playing)));
             for i in 0..n {
                 let at = t0 + SEGMENT * (i + 1);
                 let flow = Event::Flow {
@@ -123,8 +143,11 @@ impl FakeWorker {
                     since_buffer_ms: Some(0),
                     since_picture_change_ms: Some(0),
                 };
-                events.push_back((at, flow));
-                events.push_back((at, Event::Segment { index: i, duration: SEGMENT.as_secs_f64() }));
+                events.push_back((at, Step::Report(flow)));
+                // Segment i ends with the keyframe that starts the next.
+                let first = if i == 0 { 0 } else { FRAMES * i + 1 };
+                let frames = (first..=FRAMES * (i + 1)).map(|k| frame(feed_run, k)).collect();
+                events.push_back((at, Step::Frames(frames)));
             }
         };
         let hangs = match run {
@@ -134,17 +157,20 @@ impl FakeWorker {
             }
             Run::FailsAtStart => {
                 let detail = "ximagesrc0: Could not open X display for reading".to_owned();
-                events.push_back((t0, Event::Error { from_encoder: false, detail }));
+                events.push_back((t0, Step::Report(Event::Error { from_encoder: false, detail })));
                 false
             }
             Run::SegmentsThenEncoderError(n) => {
                 segments(n, &mut events);
                 let at = t0 + SEGMENT * n + Duration::from_secs(1);
-                events.push_back((at, Event::Error { from_encoder: true, detail: "enc: device lost".into() }));
+                events.push_back((
+                    at,
+                    Step::Report(Event::Error { from_encoder: true, detail: "enc: device lost".into() }),
+                ));
                 false
             }
         };
-        FakeWorker { events, hangs, location }
+        FakeWorker { events, hangs, feed }
     }
 }
 
@@ -154,19 +180,19 @@ impl Worker for FakeWorker {
     }
 
     async fn next(&mut self) -> Option<Event> {
-        let Some(&(due, _)) = self.events.front() else {
-            if self.hangs {
-                std::future::pending::<()>().await;
+        loop {
+            let Some(&(due, _)) = self.events.front() else {
+                if self.hangs {
+                    std::future::pending::<()>().await;
+                }
+                return None;
+            };
+            tokio::time::sleep_until(due).await;
+            match self.events.pop_front()?.1 {
+                Step::Report(event) => return Some(event),
+                Step::Frames(frames) => frames.into_iter().for_each(|f| self.feed.publish(f)),
             }
-            return None;
-        };
-        tokio::time::sleep_until(due).await;
-        let (_, event) = self.events.pop_front()?;
-        if let Event::Segment { index, .. } = event {
-            let path = self.location.to_string_lossy().replace("%05d", &format!("{index:05}"));
-            std::fs::write(path, [0u8; 188]).unwrap();
         }
-        Some(event)
     }
 
     async fn end_detail(&mut self) -> String {
@@ -191,7 +217,8 @@ struct Running {
     status: StatusHandle,
     shutdown: Shutdown,
     requests: mpsc::UnboundedSender<Request>,
-    _dir: tempfile::TempDir,
+    live: LiveHls,
+    dir: tempfile::TempDir,
 }
 
 fn config(dir: &std::path::Path) -> StreamerConfig {
@@ -220,6 +247,7 @@ fn start(script: &Arc<Script>, change: impl FnOnce(&mut StreamerConfig)) -> Runn
     // receivers see no change and no close.
     let (config_tx, config_rx) = watch::channel(Arc::new(config));
     let (monitor_tx, monitor_rx) = watch::channel(MonitorState::Available(monitor()));
+    let live = LiveHls::new(dir.path().to_path_buf(), crate::live::PartTiming::for_fps(15));
     let sup = Supervisor::new(
         config_rx,
         status.clone(),
@@ -229,6 +257,8 @@ fn start(script: &Arc<Script>, change: impl FnOnce(&mut StreamerConfig)) -> Runn
         shutdown.clone(),
         playlist,
         Arc::clone(script),
+        script.feed.clone(),
+        live.clone(),
     )
     .looking_with(monitor_is_there);
     let task = tokio::spawn(async move {
@@ -236,7 +266,7 @@ fn start(script: &Arc<Script>, change: impl FnOnce(&mut StreamerConfig)) -> Runn
         drop((config_tx, monitor_tx));
         exit
     });
-    Running { task, status, shutdown, requests, _dir: dir }
+    Running { task, status, shutdown, requests, live, dir }
 }
 
 impl Running {
@@ -352,5 +382,63 @@ async fn a_requested_restart_is_immediate_and_no_fault() {
     assert_eq!(gaps(&starts), [SEGMENT + Duration::from_millis(1)]);
     assert_eq!(r.reasons(), [RestartReason::Requested]);
     assert_eq!(r.status.lock().total_errors, 0, "max_errors 1 would have ended the process");
+    r.stop().await;
+}
+
+/// The supervisor cuts the feed: each segment is written whole under the run's names and
+/// listed, its parts are the low-latency playlist's and concatenate to the file, and the
+/// keyframe after the target ends it.
+#[tokio::test(start_paused = true)]
+async fn segments_cut_from_the_feed_are_written_listed_and_their_parts_published() {
+    let script = Script::new(&[Run::SegmentsThenSilence(100)]);
+    let r = start(&script, |_| {});
+    script.starts(1).await;
+    tokio::time::sleep(SEGMENT * 3 + Duration::from_millis(1)).await;
+    let playlist = std::fs::read_to_string(r.dir.path().join("playlist.m3u8")).unwrap();
+    let names: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert_eq!(names.len(), 3, "{playlist}");
+    assert!(playlist.contains("#EXTINF:2.000,\n"), "{playlist}");
+    let ll = r.live.render();
+    for name in &names {
+        let file = std::fs::read(r.dir.path().join(name)).unwrap();
+        assert_eq!(file.len() % crate::mpegts::PACKET, 0);
+        let mut joined = Vec::new();
+        for i in 0..6 {
+            let part = crate::live::part_name(name, i);
+            assert!(ll.contains(&format!("URI=\"{part}\"")), "{part} in\n{ll}");
+            joined.extend(r.live.part(&part, Duration::ZERO).await.unwrap());
+        }
+        assert_eq!(joined, file, "{name} is exactly its six parts");
+    }
+    assert!(ll.contains("#EXT-X-PART-INF:PART-TARGET=0.367\n"), "{ll}");
+    // The fourth segment has begun (its first part is complete at its second frame): hinted.
+    let next = crate::live::part_name(&names[2].replace("seg00002", "seg00003"), 0);
+    assert!(ll.ends_with(&format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{next}\"\n")), "{ll}");
+    r.stop().await;
+}
+
+/// A run that ends (here its encoder fails a second after its first segment) lists what it had
+/// cut: the segment begun with the keyframe it sent last, one frame long. The next run's
+/// first segment follows a discontinuity, in both playlists.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_lists_what_it_cut_and_the_next_run_follows_a_discontinuity() {
+    let script = Script::new(&[Run::SegmentsThenEncoderError(1), Run::SegmentsThenSilence(100)]);
+    let r = start(&script, |_| {});
+    script.starts(2).await;
+    tokio::time::sleep(SEGMENT + Duration::from_millis(1)).await;
+    let playlist = std::fs::read_to_string(r.dir.path().join("playlist.m3u8")).unwrap();
+    assert!(
+        playlist.contains(
+            "#EXTINF:2.000,\nrun000000-seg00000.ts\n#EXTINF:0.067,\nrun000000-seg00001.ts\n\
+             #EXT-X-DISCONTINUITY\n#EXTINF:2.000,\nrun000001-seg00000.ts\n"
+        ),
+        "{playlist}"
+    );
+    let ll = r.live.render();
+    assert!(ll.contains("URI=\"run000000-seg00001.part0.ts\",INDEPENDENT=YES\n#EXTINF:0.067,\n"), "{ll}");
+    assert!(
+        ll.contains("run000000-seg00001.ts\n#EXT-X-DISCONTINUITY\n#EXT-X-PART:DURATION=0.333,URI=\"run000001-seg00000.part0.ts\""),
+        "{ll}"
+    );
     r.stop().await;
 }

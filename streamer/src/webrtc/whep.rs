@@ -113,7 +113,13 @@ mod tests {
         };
         let (_tx, config) = tokio::sync::watch::channel(Arc::new(config));
         let viewers = Viewers::start(Feed::new(), config.clone(), ds_runtime::Shutdown::new()).await.unwrap();
-        app(AppState { status: StatusHandle::new(10), config, system: Default::default(), viewers: Some(viewers) })
+        app(AppState {
+            status: StatusHandle::new(10),
+            config,
+            system: Default::default(),
+            viewers: Some(viewers),
+            live: crate::live::LiveHls::new(std::env::temp_dir(), crate::live::PartTiming::for_fps(15)),
+        })
     }
 
     async fn post(app: &Router, content_type: Option<&str>, body: impl Into<Body>) -> (StatusCode, HeaderMap, String) {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{Control, EXIT_PIPELINE_FAILED, EncoderAnswer, Event, FLOW_INTERVAL, Request, STOP_GRACE, feed_out};
 use crate::encoder;
 use crate::flow::FlowCounters;
-use crate::pipeline::{self, ENC, PARSE, SINK};
+use crate::pipeline::{self, ENC, PARSE};
 
 /// `desktop-streamer worker`: reads one request from stdin and serves it.
 pub fn child_main() -> ExitCode {
@@ -42,9 +42,7 @@ pub fn child_main() -> ExitCode {
             emit(&answer);
             ExitCode::SUCCESS
         }
-        Request::Run { description, sample_picture, segment_secs, feed } => {
-            run_pipeline(&description, sample_picture, gst::ClockTime::from_seconds(segment_secs.into()), feed)
-        }
+        Request::Run { description, sample_picture } => run_pipeline(&description, sample_picture),
     }
 }
 
@@ -55,7 +53,7 @@ fn emit<T: Serialize>(value: &T) -> bool {
     out.write_all(line.as_bytes()).and_then(|()| out.flush()).is_ok()
 }
 
-fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime, feed: bool) -> ExitCode {
+fn run_pipeline(description: &str, sample_picture: bool) -> ExitCode {
     let fail = |from_encoder: bool, detail: String| {
         emit(&Event::Error { from_encoder, detail });
         ExitCode::from(EXIT_PIPELINE_FAILED)
@@ -64,18 +62,14 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
         return fail(false, e.to_string());
     }
     let flow = Arc::new(FlowCounters::default());
-    let pipeline = match pipeline::build(description, &flow, sample_picture, segment) {
+    let pipeline = match pipeline::build(description, &flow, sample_picture) {
         Ok(p) => p,
         Err(e) => return fail(false, e.to_string()),
     };
     let Some(parse) = pipeline.by_name(PARSE) else { return fail(false, format!("no element named {PARSE}")) };
-    let feed_out = if feed {
-        match feed_out::attach(&parse) {
-            Ok(out) => Some(out),
-            Err(e) => return fail(false, format!("cannot open the live feed to the streamer: {e}")),
-        }
-    } else {
-        None
+    let feed_out = match feed_out::attach(&parse) {
+        Ok(out) => out,
+        Err(e) => return fail(false, format!("cannot open the live feed to the streamer: {e}")),
     };
     // The parent sends control lines, and closes stdin to say "stop".
     let stop = Arc::new(AtomicBool::new(false));
@@ -87,6 +81,12 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
                 Ok(Control::Keyframe) => {
                     if !feed_out::force_keyframe(&parse) {
                         eprintln!("the encoder did not take the keyframe request");
+                    }
+                }
+                Ok(Control::KeyframeAt { pts_ns }) => {
+                    let pts = gst::ClockTime::from_nseconds(pts_ns);
+                    if !feed_out::force_keyframe_at(&parse, pts) {
+                        eprintln!("the encoder did not take the request for a keyframe at {pts}");
                     }
                 }
                 Err(e) => eprintln!("desktop-streamer worker: unknown control line {:?}: {e}", line.trim()),
@@ -102,8 +102,6 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
         return fail(from_encoder, detail);
     }
     emit(&Event::Playing);
-    let mut fragment_opened: Option<u64> = None;
-    let mut index = 0u32;
     let mut last_flow = Instant::now();
     let mut code = ExitCode::SUCCESS;
     while !stop.load(Ordering::Relaxed) {
@@ -121,24 +119,6 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
                 {
                     Some(Event::StateChanged { detail: format!("pipeline went from PLAYING to {:?}", sc.current()) })
                 }
-                gst::MessageView::Element(e) => e.structure().and_then(|s| {
-                    let running_time = s.get::<u64>("running-time").ok();
-                    match s.name().as_str() {
-                        "splitmuxsink-fragment-opened" => {
-                            fragment_opened = running_time;
-                            None
-                        }
-                        "splitmuxsink-fragment-closed" => {
-                            let duration = match (fragment_opened.take(), running_time) {
-                                (Some(open), Some(close)) if close > open => (close - open) as f64 / 1e9,
-                                _ => 0.0,
-                            };
-                            index += 1;
-                            Some(Event::Segment { index: index - 1, duration })
-                        }
-                        _ => None,
-                    }
-                }),
                 gst::MessageView::Warning(w) => {
                     let src = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
                     eprintln!("warning from {src}: {}", w.error());
@@ -147,14 +127,10 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
                 _ => None,
             };
             if let Some(event) = event {
-                let fatal = !matches!(event, Event::Segment { .. });
-                if !emit(&event) {
-                    break;
-                }
-                if fatal {
-                    code = ExitCode::from(EXIT_PIPELINE_FAILED);
-                    break;
-                }
+                // Every event but the counters ends the run.
+                emit(&event);
+                code = ExitCode::from(EXIT_PIPELINE_FAILED);
+                break;
             }
         }
         if last_flow.elapsed() >= FLOW_INTERVAL {
@@ -173,8 +149,8 @@ fn run_pipeline(description: &str, sample_picture: bool, segment: gst::ClockTime
         }
     }
     finish(&pipeline);
-    if let Some(out) = feed_out.filter(|o| o.dropped() > 0) {
-        eprintln!("the live feed dropped {} access units the streamer did not read in time", out.dropped());
+    if feed_out.dropped() > 0 {
+        eprintln!("the live feed dropped {} access units the streamer did not read in time", feed_out.dropped());
     }
     code
 }
@@ -200,9 +176,7 @@ fn describe_error(err: &gst::message::Error) -> (bool, String) {
     let path = src.map(|s| s.path_string().to_string()).unwrap_or_default();
     let from_encoder = src.is_some_and(|s| s.name() == ENC || s.path_string().contains(&format!("/{ENC}/")));
     let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-    let from_sink = path.contains(&format!("/{SINK}"));
-    let hint = if from_sink { "; is the output directory there and writable?" } else { "" };
-    (from_encoder, format!("{path}: {}{debug}{hint}", err.error()))
+    (from_encoder, format!("{path}: {}{debug}", err.error()))
 }
 
 fn first_error(bus: &gst::Bus) -> Option<(bool, String)> {

@@ -83,8 +83,23 @@ pub fn attach(parse: &gst::Element) -> io::Result<Arc<FeedOut>> {
     Ok(out)
 }
 
-/// Asks the encoder upstream of `parse` for a keyframe, with its parameter sets.
+/// Asks the encoder upstream of `parse` for a keyframe now, with its parameter sets.
 pub fn force_keyframe(parse: &gst::Element) -> bool {
     let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
     parse.static_pad("src").is_some_and(|pad| pad.send_event(event))
+}
+
+/// Asks the encoder upstream of `parse` for a keyframe on its first frame presented at or
+/// after `pts` (a time of `parse`'s output, as the feed carries it), with its parameter sets.
+/// The encoder keeps the request until then; it counts in running time, which the encoder's
+/// own output segment gives (x264enc, for one, shifts its timestamps by 1000 hours and its
+/// segment with them).
+pub fn force_keyframe_at(parse: &gst::Element, pts: gst::ClockTime) -> bool {
+    let Some(pad) = parse.static_pad("src") else { return false };
+    let running_time = pad
+        .sticky_event::<gst::event::Segment>(0)
+        .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().and_then(|s| s.to_running_time(pts)));
+    let Some(running_time) = running_time else { return false };
+    let event = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).running_time(running_time).build();
+    pad.send_event(event)
 }

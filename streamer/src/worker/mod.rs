@@ -34,16 +34,9 @@ pub use process::{WorkerProcess, WorkerProcesses, current_exe};
 pub enum Request {
     /// Prove encoders in order and answer with one [`EncoderAnswer`] line.
     SelectEncoder { config: Box<StreamerConfig>, exclude: Vec<String> },
-    /// Run this pipeline until stdin closes or it fails, cutting segments every
-    /// `segment_secs`; with `feed`, copy every access unit to the [feed](crate::feed) pipe
-    /// the worker inherited and take [`Control`] lines on stdin.
-    Run {
-        description: String,
-        sample_picture: bool,
-        segment_secs: u32,
-        #[serde(default)]
-        feed: bool,
-    },
+    /// Run this pipeline until stdin closes or it fails, copying every access unit to the
+    /// [feed](crate::feed) pipe the worker inherited, taking [`Control`] lines on stdin.
+    Run { description: String, sample_picture: bool },
 }
 
 /// What the parent asks of a running worker: one JSON line each on stdin, after the
@@ -53,6 +46,9 @@ pub enum Request {
 pub enum Control {
     /// A keyframe now, with its parameter sets (a viewer joined or lost a picture).
     Keyframe,
+    /// A keyframe on the first frame presented at or after this time (as the feed's units
+    /// carry it; the end of an HLS segment), with its parameter sets.
+    KeyframeAt { pts_ns: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,12 +64,6 @@ pub enum EncoderAnswer {
 pub enum Event {
     /// The pipeline reached PLAYING.
     Playing,
-    /// hlssink2 closed fragment `index` of this run (the file name follows from the run's
-    /// location pattern), `duration` seconds long.
-    Segment {
-        index: u32,
-        duration: f64,
-    },
     /// Counters of the encoder's output and the captured picture, sent every [`FLOW_INTERVAL`].
     Flow {
         buffers: u64,

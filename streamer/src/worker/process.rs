@@ -81,7 +81,7 @@ impl WorkerProcess {
     /// [`FEED_FD`] and `feed`'s keyframe requests on its stdin.
     async fn spawn(exe: &Path, request: &Request, feed: &Feed) -> std::io::Result<WorkerProcess> {
         let mut command = worker_command(exe, Stdio::piped());
-        let wants_feed = matches!(request, Request::Run { feed: true, .. });
+        let wants_feed = matches!(request, Request::Run { .. });
         let pipe = if wants_feed {
             let (reader, writer) = std::io::pipe()?;
             command
@@ -104,10 +104,15 @@ impl WorkerProcess {
         }
         let stdin = Arc::new(tokio::sync::Mutex::new(stdin));
         if let Some(pipe) = pipe {
-            tokio::spawn(pass_keyframe_requests(feed.keyframe_requests(), Arc::clone(&stdin)));
-            let feed = feed.clone();
+            tokio::spawn(pass_keyframe_requests(
+                feed.keyframe_requests(),
+                feed.timed_keyframe_requests(),
+                Arc::clone(&stdin),
+            ));
+            // The run begins now, before the supervisor reads the next unit.
+            let pumping = feed.pump(pipe);
             tokio::spawn(async move {
-                if let Err(e) = feed.pump(pipe).await {
+                if let Err(e) = pumping.await {
                     tracing::warn!(worker = pid, error = %e, "the live feed from the capture process broke");
                 }
             });
@@ -175,15 +180,31 @@ impl WorkerProcess {
     }
 }
 
-/// Writes a [`Control::Keyframe`] line to the worker for each request let through, until the
-/// worker's stdin is closed.
+/// Writes a [`Control::Keyframe`] line to the worker for each request let through, and a
+/// [`Control::KeyframeAt`] for each timed one, until the worker's stdin is closed.
 async fn pass_keyframe_requests(
     mut requests: tokio::sync::watch::Receiver<u64>,
+    mut timed: tokio::sync::watch::Receiver<Option<Duration>>,
     stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
 ) {
     requests.mark_unchanged();
-    let line = serde_json::to_string(&Control::Keyframe).unwrap_or_default() + "\n";
-    while requests.changed().await.is_ok() {
+    // A timed request already there is for the previous worker's clock.
+    timed.mark_unchanged();
+    loop {
+        let control = tokio::select! {
+            r = requests.changed() => match r {
+                Ok(()) => Control::Keyframe,
+                Err(_) => return,
+            },
+            r = timed.changed() => match (r, *timed.borrow_and_update()) {
+                (Ok(()), Some(at)) => {
+                    Control::KeyframeAt { pts_ns: u64::try_from(at.as_nanos()).unwrap_or(u64::MAX) }
+                }
+                (Ok(()), None) => continue,
+                (Err(_), _) => return,
+            },
+        };
+        let line = serde_json::to_string(&control).unwrap_or_default() + "\n";
         let mut input = stdin.lock().await;
         let Some(pipe) = input.as_mut() else { return };
         if pipe.write_all(line.as_bytes()).await.is_err() || pipe.flush().await.is_err() {
