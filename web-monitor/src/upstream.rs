@@ -9,6 +9,9 @@ use serde::de::DeserializeOwned;
 
 /// How long one request to the streamer may take.
 pub const TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a blocking reload of the low-latency playlist may take: the streamer holds one
+/// for up to three target durations (at most 30 s each) before answering 503.
+pub const BLOCKING_RELOAD_TIMEOUT: Duration = Duration::from_secs(95);
 
 #[derive(Clone, Debug)]
 pub struct Streamer {
@@ -51,6 +54,13 @@ impl Streamer {
         self.send(reqwest::Method::GET, &format!("/hls/desktop/{name}"), None).await
     }
 
+    /// A blocking reload of the low-latency playlist (`query` holds its directives): the
+    /// streamer answers when the segment or part named exists, so it may take a while.
+    pub async fn blocking_reload(&self, query: &str) -> Result<Fetched, String> {
+        let url = format!("{}/hls/desktop/ll.m3u8?{query}", self.base);
+        self.fetch(self.client.get(url).timeout(BLOCKING_RELOAD_TIMEOUT)).await
+    }
+
     /// Passes a request on to the streamer: `method` on `path`, with a body of a content type.
     pub async fn send(
         &self,
@@ -62,6 +72,11 @@ impl Streamer {
         if let Some((content_type, body)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
         }
+        self.fetch(request).await
+    }
+
+    /// Sends `request` and keeps what the dashboard passes on of the answer.
+    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Fetched, String> {
         let r = request
             .send()
             .await

@@ -30,7 +30,7 @@ pub(super) async fn hls(State(s): State<AppState>, Path(file): Path<String>, Raw
     }
     let directives = if file == "ll.m3u8" { blocking_directives(query.as_deref().unwrap_or("")) } else { None };
     match directives {
-        Some(q) => passed_on(s.streamer.hls(&format!("{file}?{q}")).await),
+        Some(q) => passed_on(s.streamer.blocking_reload(&q).await),
         None => passed_on(s.streamer.hls(&file).await),
     }
 }
