@@ -9,6 +9,7 @@
 import { launch } from './chromium.mjs';
 import { ask } from './ask.mjs';
 import { check, checks } from './checks.mjs';
+import { installPicture } from './picture.mjs';
 
 const [base, initial] = process.argv.slice(2);
 if (!base || !initial) {
@@ -30,8 +31,6 @@ try {
   await page.evaluate((base) => {
     window.base = base;
     window.viewers = {};
-    const hex = (s) => [0, 2, 4].map((i) => parseInt(s.slice(i, i + 2), 16));
-    const near = (c, rgb) => c && hex(rgb).every((x, i) => Math.abs(x - c[i]) <= 48);
     window.offer = async () => {
       const pc = new RTCPeerConnection({ iceServers: [] });
       pc.addTransceiver('video', { direction: 'recvonly' });
@@ -53,34 +52,8 @@ try {
       window.viewers[name] = { pc, location: res.location };
       return { status: res.status, location: res.location, type: res.type };
     };
-    window.colourOf = (v) => {
-      if (!v.videoWidth) return null;
-      const c = document.createElement('canvas');
-      c.width = 64; c.height = 36;
-      const ctx = c.getContext('2d', { willReadFrequently: true });
-      ctx.drawImage(v, 0, 0, 64, 36);
-      return Array.from(ctx.getImageData(32, 18, 1, 1).data.slice(0, 3));
-    };
-    // Resolves at the first decoded frame of <video id=name> showing `rgb`.
-    window.see = (name, rgb, limit) => new Promise((resolve, reject) => {
-      const v = document.getElementById(name);
-      let frames = 0;
-      let last = null;
-      const timer = setTimeout(() => reject(new Error(`${name} did not show ${rgb} within ${limit} ms (${frames} frames, last ${JSON.stringify(last)}, ${v.videoWidth}x${v.videoHeight})`)), limit);
-      const step = () => {
-        frames++;
-        last = window.colourOf(v);
-        if (near(last, rgb)) {
-          clearTimeout(timer);
-          resolve({ at: Date.now(), colour: last, frames, width: v.videoWidth, height: v.videoHeight });
-        } else {
-          v.requestVideoFrameCallback(step);
-        }
-      };
-      v.play().catch(() => {});
-      v.requestVideoFrameCallback(step);
-    });
   }, base);
+  await installPicture(page);
 
   const see = (name, rgb) => page.evaluate(([n, c, l]) => window.see(n, c, l), [name, rgb, SEE_LIMIT_MS]);
   let colour = initial;
@@ -113,6 +86,15 @@ try {
   }));
   await check('garbage_400', async () => page.evaluate(() => window.post('v=0\r\nthis is not an offer\r\n')
     .then(({ status, text }) => ({ status, text }))));
+  await check('no_video_400', async () => page.evaluate(async () => {
+    // A real offer, with audio only.
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await window.post(pc.localDescription.sdp);
+    pc.close();
+    return { status: res.status, text: res.text };
+  }));
   await check('huge_413', async () => page.evaluate(() => window.post('a'.repeat(65 * 1024))
     .then(({ status, text }) => ({ status, text }))));
   await check('second_viewer', async () => {

@@ -24,10 +24,11 @@ const STATS_LIMIT: Duration = Duration::from_secs(20);
 const MAX_VIEWERS: u64 = 2;
 
 /// Chromium negotiates WHEP and shows the second monitor's colour, then every change of it;
-/// a second viewer plays too, a third is refused with 503; a wrong content type, garbage and a
-/// huge body are clear 4xx and the first viewer keeps playing; DELETE frees a slot, and so does
-/// a viewer that closed its connection without one. The health API lists the viewers with
-/// their state, bitrate and round-trip time, and `/metrics` has their series.
+/// a second viewer plays too, a third is refused with 503; a wrong content type, garbage, an
+/// offer without video and a huge body are clear 4xx and the first viewer keeps playing;
+/// DELETE frees a slot, and so does a viewer that closed its connection without one. The
+/// health API lists the viewers with their state, bitrate and round-trip time, and `/metrics`
+/// has their series.
 #[test]
 fn chromium_plays_the_second_monitor_over_whep() {
     let x = DummyDisplay::start().expect("dummy Xorg");
@@ -60,6 +61,7 @@ fn chromium_plays_the_second_monitor_over_whep() {
         "latency",
         "wrong_type_415",
         "garbage_400",
+        "no_video_400",
         "huge_413",
         "second_viewer",
         "full_503",
@@ -84,6 +86,7 @@ fn chromium_plays_the_second_monitor_over_whep() {
     };
     refused("wrong_type_415", 415, "Content-Type: application/sdp");
     refused("garbage_400", 400, "not SDP");
+    refused("no_video_400", 400, "no video m-line");
     refused("huge_413", 413, "64 KiB");
     refused("full_503", 503, "max_webrtc_viewers");
 
