@@ -1,6 +1,7 @@
 // The dashboard falls back to HLS by itself when WebRTC cannot connect, in headless Chromium
-// (Debian's) on a phone-sized viewport: first with UDP blocked in the browser (WebRTC may only
-// go through a proxy, and there is none: ICE cannot connect), then with WebRTC turned off on
+// (Debian's) on a phone-sized viewport: first with the streamer's media address unreachable
+// (its answer, on its way to the page, names 198.51.100.1, a documentation address no packet
+// reaches: a firewall dropping UDP, as ICE sees it), then with WebRTC turned off on
 // the streamer (max_webrtc_viewers 0: 503). Each time the page plays HLS, says which player
 // plays, why WebRTC is not used, and how far behind the live edge the picture is; the player
 // fits the phone's screen and is usable (screenshots saved).
@@ -20,32 +21,48 @@ if (!base || !shots) {
   process.exit(2);
 }
 const PHONE = { width: 390, height: 844 };
-/** Two WebRTC sessions of 6 s each, a pause between them, and HLS's first segments. */
+/** Two WebRTC sessions of 3 s each, a pause between them, and HLS's first segments. */
 const FALLBACK_LIMIT_MS = 40000;
 
 const browser = await launch({ viewport: PHONE }, [
   '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-  // UDP blocked: WebRTC may only use a proxy, and none is configured.
-  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
 ]);
+/** Where the media of the unreachable streamer is said to be (TEST-NET-2, RFC 5737). */
+const UNREACHABLE = '198.51.100.1';
 const pageErrors = [];
 
 /** Opens the dashboard and waits until it plays HLS after WebRTC gave up; what it shows. */
-async function fallsBack(name) {
+async function fallsBack(name, { unreachable = false } = {}) {
   const page = await browser.context.newPage();
+  if (unreachable) {
+    await page.route('**/whep/desktop', async (route) => {
+      const res = await route.fetch();
+      const body = (await res.text()).replace(/^(a=candidate:\S+ \d+ \S+ \d+ )\S+/gm, `$1${UNREACHABLE}`);
+      await route.fulfill({ response: res, body });
+    });
+  }
   page.on('pageerror', (e) => pageErrors.push(`${name}: ${e}`));
   const opened = Date.now();
   await page.goto(`${base}/`);
-  await page.waitForFunction(() => {
+  const state = () => page.evaluate(() => {
+    const v = document.getElementById('video');
+    const ranges = (r) => Array.from({ length: r.length }, (_, i) => [r.start(i), r.end(i)]);
+    return JSON.stringify({ ...v.dataset, currentTime: v.currentTime, paused: v.paused, duration: v.duration,
+      seekable: ranges(v.seekable), buffered: ranges(v.buffered),
+      caption: document.getElementById('player-state').textContent });
+  });
+  const waitFor = (what, fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout })
+    .catch(async (e) => { throw new Error(`${what}: ${e.message}; ${await state()}`); });
+  await waitFor('HLS after WebRTC gave up', () => {
     const v = document.getElementById('video');
     return v.dataset.fellBack && v.dataset.player !== 'webrtc' && v.currentTime > 0;
-  }, null, { timeout: FALLBACK_LIMIT_MS });
+  }, null, FALLBACK_LIMIT_MS);
   const fellBackMs = Date.now() - opened;
   // It plays: the video's time moves on, and the caption gets its latency estimate.
   const start = await page.evaluate(() => document.getElementById('video').currentTime);
-  await page.waitForFunction((t) => document.getElementById('video').currentTime > t + 1, start, { timeout: 20000 });
-  await page.waitForFunction(() => /behind the live edge/.test(document.getElementById('player-state').textContent),
-    null, { timeout: 15000 });
+  await waitFor('the video playing on', (t) => document.getElementById('video').currentTime > t + 1, start, 20000);
+  await waitFor('the latency estimate', () => /behind the live edge/.test(document.getElementById('player-state').textContent),
+    null, 15000);
   await page.screenshot({ path: join(shots, `phone-${name}.png`), fullPage: false });
   const shown = await page.evaluate(() => {
     const v = document.getElementById('video');
@@ -74,8 +91,8 @@ async function fallsBack(name) {
 
 try {
   await check('udp_blocked', async () => {
-    const r = await fallsBack('udp-blocked');
-    if (!/no picture over WebRTC|WebRTC failed/.test(r.fellBack)) throw new Error(`why: ${JSON.stringify(r)}`);
+    const r = await fallsBack('udp-blocked', { unreachable: true });
+    if (!/could not reach the streamer/.test(r.fellBack)) throw new Error(`why: ${JSON.stringify(r)}`);
     return r;
   });
   await check('webrtc_off_503', async () => {

@@ -8,8 +8,10 @@
 //!   streamer logs when a viewer gets the first picture of a new worker run; the test paints a
 //!   new colour then, so the colour can only come from the new run).
 //! - It falls back to HLS by itself (tests/browser/fallback.mjs), on a phone-sized viewport:
-//!   with UDP blocked in the browser (ICE cannot connect) and with WebRTC turned off on the
-//!   streamer (503), saying which player plays, why, and its latency estimate.
+//!   with the streamer's media address unreachable (its answer reaches the page naming an
+//!   address no packet reaches, as behind a firewall dropping UDP: ICE cannot connect) and
+//!   with WebRTC turned off on the streamer (503), saying which player plays, why, and its
+//!   latency estimate.
 //!
 //! Screenshots go to `DS_SCREENSHOT_DIR` when set, else `<target>/<profile>/screenshots/<test>/`.
 
@@ -203,7 +205,7 @@ fn the_dashboard_s_webrtc_view_carries_on_through_restarts_without_a_reload() {
     drop(web);
 }
 
-/// With UDP blocked in the browser, then with WebRTC turned off on the streamer, the dashboard
+/// With the streamer's media unreachable, then with WebRTC turned off on the streamer, the dashboard
 /// plays HLS by itself and says so, with its latency estimate; on a phone it is usable.
 #[test]
 fn the_dashboard_falls_back_to_hls_when_webrtc_cannot_connect_and_says_so() {
@@ -262,7 +264,7 @@ fn the_dashboard_falls_back_to_hls_when_webrtc_cannot_connect_and_says_so() {
     let udp = &result["checks"]["udp_blocked"];
     assert!(off["fell_back_ms"].as_u64() < udp["fell_back_ms"].as_u64(), "503 falls back sooner: {off:#} {udp:#}");
     eprintln!(
-        "fell back to HLS after {} ms with UDP blocked, {} ms when refused (503); {:.0} s in all",
+        "fell back to HLS after {} ms with the media unreachable, {} ms when refused (503); {:.0} s in all",
         udp["fell_back_ms"],
         off["fell_back_ms"],
         started.elapsed().as_secs_f64()

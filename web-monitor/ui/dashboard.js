@@ -404,14 +404,19 @@ function showPlayerState(text, isError) {
 }
 
 /** HLS: how far the picture is behind the newest segment the player knows of (hls.js's own
- * `latency`; the seekable end for the browser's own HLS). The segment being made is not
+ * `latency`; the end of what it can seek or holds for the browser's own). The segment being made is not
  * counted, so the picture is a segment or so further behind the screen than this. */
 function watchHlsLatency(player) {
   setInterval(() => {
     const v = $('video');
     let behind = null;
     if (player.hls && Number.isFinite(player.hls.latency)) behind = player.hls.latency;
-    else if (player.mode === 'native' && v.seekable.length) behind = v.seekable.end(v.seekable.length - 1) - v.currentTime;
+    else if (player.mode === 'native') {
+      // The browser's own HLS loads every segment listed, so what it holds ends at the live
+      // edge (Chromium gives a live stream no seekable range).
+      const known = v.seekable.length ? v.seekable : v.buffered;
+      if (known.length) behind = known.end(known.length - 1) - v.currentTime;
+    }
     latencyText = behind === null || v.paused || !(behind >= 0) ? '' : `about ${behind.toFixed(1)} s behind the live edge`;
     v.dataset.latency = behind === null ? '' : String(behind);
     if (!$('player-state').classList.contains('error')) showPlayer(false);

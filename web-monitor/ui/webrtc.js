@@ -19,7 +19,9 @@
 // (and keeps them for every later one).
 
 const WHEP_URL = '/whep/desktop';
-/** How long a new session may take to show a picture before it counts as failed. */
+/** How long a new session may take to connect (ICE and DTLS: well under a second where the
+ * streamer can be reached) and to show a picture, before it counts as failed. */
+const ICE_MS = 3000;
 const CONNECT_MS = 6000;
 /** Pause before a new session after one failed; doubles up to RETRY_MAX_MS. */
 const RETRY_MIN_MS = 1000;
@@ -189,6 +191,11 @@ export class WhepPlayer {
         if (this.pc === pc && pc.connectionState === 'disconnected') this.fail('the WebRTC connection was lost');
       }, DISCONNECTED_MS);
     };
+    this.later(() => {
+      if (this.pc === pc && !pc.played && pc.connectionState !== 'connected') {
+        this.fail(`WebRTC could not reach the streamer within ${ICE_MS / 1000} s (UDP blocked or its addresses unreachable?)`);
+      }
+    }, ICE_MS);
     this.later(() => {
       if (this.pc === pc && !pc.played) this.fail(`no picture over WebRTC within ${CONNECT_MS / 1000} s`);
     }, CONNECT_MS);
