@@ -1,8 +1,9 @@
 // The dashboard's live view heals itself, in headless Chromium (Debian's): the page `/` plays
-// WebRTC by default; the test then breaks the stream in each way a kiosk meets (a pipeline
-// rebuild, the capture worker killed, the X server gone and back, the streamer process
-// restarted) and the page must show the new picture without a reload, still over WebRTC, and
-// say what happened under the video.
+// WebRTC by default (with the STUN server of the streamer's config, learnt from the WHEP
+// answer's Link headers through the dashboard); the test then breaks the stream in each way a
+// kiosk meets (a pipeline rebuild, the capture worker killed, the X server gone and back, the
+// streamer process restarted) and the page must show the new picture without a reload, still
+// over WebRTC, and say what happened under the video.
 //
 // Questions to the test (tests/tests/webrtc_dashboard.rs answers them):
 // {"ask":"paint","rgb":"RRGGBB"} → {"painted_at"}: paints the second monitor;
@@ -52,7 +53,7 @@ try {
     const v = document.getElementById('video');
     return {
       player: v.dataset.player, sessions: Number(v.dataset.sessions), pauses: Number(v.dataset.pauses),
-      fellBack: v.dataset.fellBack || null, caption: document.getElementById('player-state').textContent,
+      fellBack: v.dataset.fellBack || null, iceServers: Number(v.dataset.iceServers), caption: document.getElementById('player-state').textContent,
       notReloaded: window.notReloaded === true,
     };
   });
@@ -68,6 +69,8 @@ try {
     const p = await player();
     await page.screenshot({ path: join(shots, 'webrtc-desktop.png') });
     if (p.player !== 'webrtc' || p.fellBack) throw new Error(`player ${JSON.stringify(p)}`);
+    // The streamer's STUN server reached the page through the dashboard (Link headers).
+    if (p.iceServers !== 1) throw new Error(`ICE servers ${JSON.stringify(p)}`);
     if (seen.width !== 1280 || seen.height !== 720) throw new Error(`${seen.width}x${seen.height}`);
     return { ...p, latency: await page.evaluate(() => Number(document.getElementById('video').dataset.latency)) };
   });

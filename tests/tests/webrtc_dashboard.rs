@@ -32,6 +32,8 @@ use serde_json::{Value, json};
 const SCRIPT_LIMIT: Duration = Duration::from_secs(300);
 /// The colour of the second monitor when the page opens.
 const FIRST_COLOUR: u32 = 0xd02020;
+/// How long a new streamer may take to write its first segment.
+const SEGMENT_LIMIT: Duration = Duration::from_secs(40);
 /// How long a worker run may take to start after a fault (the supervisor backs off).
 const RUN_LIMIT: Duration = Duration::from_secs(45);
 /// The log line of a viewer given the first picture of a new worker run
@@ -58,7 +60,7 @@ fn now_ms() -> u64 {
 }
 
 /// A streamer on a fixed loopback port (the dashboard is configured with it, and a restarted
-/// streamer comes back on it), its config and segments in `dir`.
+/// streamer comes back on it), its config and segments in `dir`; returns once it listens.
 fn start_streamer(display: &str, port: u16, dir: &Path, config: &Value) -> ServiceProcess {
     let mut config = config.clone();
     config["output_dir"] = dir.join("hls").display().to_string().into();
@@ -67,9 +69,7 @@ fn start_streamer(display: &str, port: u16, dir: &Path, config: &Value) -> Servi
     std::fs::write(&path, config.to_string()).unwrap();
     let args: Vec<OsString> =
         vec!["--config".into(), path.into(), "--listen".into(), format!("127.0.0.1:{port}").into()];
-    let s = ServiceProcess::start("desktop-streamer", &args, &[("DISPLAY", display)]);
-    wait_for_segments(port, 1, Duration::from_secs(40));
-    s
+    ServiceProcess::start("desktop-streamer", &args, &[("DISPLAY", display)])
 }
 
 /// The dashboard, talking to the streamer on `port`; no systemd (its panel says so).
@@ -113,10 +113,13 @@ fn the_dashboard_s_webrtc_view_carries_on_through_restarts_without_a_reload() {
     let mut patch: Option<Patch> = Some(x.paint(SECOND_MONITOR, FIRST_COLOUR).expect("paint the second monitor"));
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = webrtc_config(2);
+    let mut config = webrtc_config(2);
+    // Nothing answers there: the page must play all the same, having been told of it.
+    config["webrtc_ice_servers"] = json!([{"urls": "stun:127.0.0.1:9"}]);
     let streamer_dir = dir.path().join("streamer");
     std::fs::create_dir_all(&streamer_dir).unwrap();
     let mut streamer = Some(start_streamer(&x.display(), port, &streamer_dir, &config));
+    wait_for_segments(port, 1, SEGMENT_LIMIT);
     let web = start_dashboard(dir.path(), port);
     let shots = screenshot_dir("webrtc_dashboard");
     let base = format!("http://127.0.0.1:{}", web.port);
@@ -161,8 +164,8 @@ fn the_dashboard_s_webrtc_view_carries_on_through_restarts_without_a_reload() {
                         Some("restart_streamer") => {
                             let (status, took) = streamer.take().unwrap().terminate(Duration::from_secs(10));
                             assert!(status.is_some(), "the streamer stopped after SIGTERM ({took:?})");
-                            let s = start_streamer(&x.display(), port, &streamer_dir, &config);
-                            streamer = Some(s);
+                            // From when the new process listens: its worker is yet to start.
+                            streamer = Some(start_streamer(&x.display(), port, &streamer_dir, &config));
                             now_ms()
                         }
                         other => panic!("unknown event {other:?}"),
@@ -195,7 +198,7 @@ fn the_dashboard_s_webrtc_view_carries_on_through_restarts_without_a_reload() {
     assert!(ms <= RECONNECT_LIMIT_MS, "the page reconnected {ms} ms after the new streamer started: {restart:#}");
     eprintln!(
         "WebRTC picture back after the new run's first picture: rebuild {} ms, killed worker {} ms, \
-         X gone (slate) {} ms, X back {} ms; streamer restart: {} ms after the new process started",
+         X gone (slate) {} ms, X back {} ms; streamer restart: {} ms after the new process listened",
         checks["rebuild"]["after_first_picture_ms"],
         checks["kill_worker"]["after_first_picture_ms"],
         checks["x_gone"]["after_first_picture_ms"],
@@ -216,6 +219,7 @@ fn the_dashboard_falls_back_to_hls_when_webrtc_cannot_connect_and_says_so() {
     let streamer_dir = dir.path().join("streamer");
     std::fs::create_dir_all(&streamer_dir).unwrap();
     let s = start_streamer(&x.display(), port, &streamer_dir, &webrtc_config(2));
+    wait_for_segments(port, 1, SEGMENT_LIMIT);
     let web = start_dashboard(dir.path(), port);
     let shots = screenshot_dir("webrtc_fallback");
     let base = format!("http://127.0.0.1:{}", web.port);

@@ -174,6 +174,7 @@ export class WhepPlayer {
     if (this.stopped) return;
     if (!this.played) this.onState('connecting over WebRTC…', false);
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.video.dataset.iceServers = String(this.iceServers.length);
     pc.played = false;
     pc.openedAt = performance.now();
     this.pc = pc;
