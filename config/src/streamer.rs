@@ -34,6 +34,9 @@ pub const DEFAULT_MAX_WEBRTC_VIEWERS: u32 = 10;
 /// The one UDP port all WebRTC media goes through (MediaMTX's WebRTC port is 8189; 8889 sits
 /// beside the health port 8888).
 pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8889;
+/// WebRTC media over TCP (ICE-TCP), for viewers whose network lets no UDP through: the same
+/// number as the UDP port, so a firewall rule names one port for both.
+pub const DEFAULT_WEBRTC_TCP_PORT: u16 = 8889;
 
 /// The streamer's whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +89,10 @@ pub struct StreamerConfig {
     /// The UDP port every WebRTC viewer's media goes through (one firewall rule: allow this
     /// port). 0 = any free port (the tests). Default 8889.
     pub webrtc_udp_port: u16,
+    /// The TCP port WebRTC media may go through instead (ICE-TCP, RFC 6544: a passive TCP
+    /// candidate on each address), for browsers that cannot reach the UDP port; browsers
+    /// prefer UDP when both work. 0 = any free port (the tests). Default 8889 (TCP).
+    pub webrtc_tcp_port: u16,
     /// The addresses WebRTC media is offered on: the UDP port is bound on each and each is a
     /// host candidate. Default none, meaning every address of the machine's interfaces
     /// (loopback included, so a browser on the kiosk itself connects; link-local IPv6 left
@@ -126,6 +133,7 @@ impl Default for StreamerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             max_webrtc_viewers: DEFAULT_MAX_WEBRTC_VIEWERS,
             webrtc_udp_port: DEFAULT_WEBRTC_UDP_PORT,
+            webrtc_tcp_port: DEFAULT_WEBRTC_TCP_PORT,
             webrtc_addresses: None,
             webrtc_ice_servers: Vec::new(),
             live_streaming: LiveStreaming::default(),

@@ -42,13 +42,15 @@ try {
       return { status: res.status, location: res.headers.get('Location'), type: res.headers.get('Content-Type'), text: await res.text() };
     };
     // Negotiates a viewer into <video id=name>; its session's location.
-    window.play = async (name) => {
+    // `keep(candidateLine)`: which of the answer's candidates this browser gets to see.
+    window.play = async (name, keep = () => true) => {
       const pc = await window.offer();
       const v = document.getElementById(name);
       pc.ontrack = (e) => { v.srcObject = new MediaStream([e.track]); };
       const res = await window.post(pc.localDescription.sdp);
       if (res.status !== 201) throw new Error(`POST answered ${res.status}: ${res.text}`);
-      await pc.setRemoteDescription({ type: 'answer', sdp: res.text });
+      const sdp = res.text.split('\r\n').filter((l) => !l.startsWith('a=candidate:') || keep(l)).join('\r\n');
+      await pc.setRemoteDescription({ type: 'answer', sdp });
       window.viewers[name] = { pc, location: res.location };
       return { status: res.status, location: res.location, type: res.type };
     };
@@ -121,6 +123,24 @@ try {
     const cleanup = res.location ? (await fetch(`${window.base}${res.location}`, { method: 'DELETE' })).status : null;
     return { deleted: del.status, deleted_again: again.status, new_viewer: res.status, cleanup };
   }));
+  await check('tcp_only', async () => {
+    // UDP unreachable (the answer's UDP candidates withheld): the media goes over ICE-TCP.
+    const res = await page.evaluate(() => window.play('b', (line) => / tcp /i.test(line)));
+    const seen = await see('b', colour);
+    const r = await page.evaluate(async () => {
+      const b = window.viewers.b;
+      const stats = await b.pc.getStats();
+      let pair = null;
+      stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+      const local = pair && stats.get(pair.localCandidateId);
+      const remote = pair && stats.get(pair.remoteCandidateId);
+      const del = await fetch(`${window.base}${b.location}`, { method: 'DELETE' });
+      b.pc.close();
+      return { local: local && local.protocol, remote: remote && `${remote.protocol} ${remote.address}:${remote.port} ${remote.tcpType}`, deleted: del.status };
+    });
+    if (r.local !== 'tcp') throw new Error(`the media went over ${JSON.stringify(r)}`);
+    return { ...res, ...r, colour: seen.colour };
+  });
   await check('first_still_plays', async () => ({ latency_ms: await change('a') }));
   await check('closed_without_delete', async () => {
     // A viewer that connects, then closes its peer connection without DELETE (a closed tab).

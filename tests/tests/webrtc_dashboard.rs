@@ -89,7 +89,7 @@ fn free_port() -> u16 {
 
 /// The streamer's config in these tests: WebRTC on loopback, on any free UDP port.
 fn webrtc_config(max_viewers: u32) -> Value {
-    json!({"max_webrtc_viewers": max_viewers, "webrtc_udp_port": 0, "webrtc_addresses": ["127.0.0.1"]})
+    json!({"max_webrtc_viewers": max_viewers, "webrtc_udp_port": 0, "webrtc_tcp_port": 0, "webrtc_addresses": ["127.0.0.1"]})
 }
 
 /// Waits until the streamer's log has more than `seen` new-run lines; when the last came.

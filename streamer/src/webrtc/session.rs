@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ds_runtime::Shutdown;
 use ds_wire::health::{WebrtcViewer, WebrtcViewerState};
 use str0m::media::{MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{broadcast, mpsc};
 
@@ -53,12 +53,7 @@ impl Session {
             // Everything str0m has to send or say, until it names its next deadline.
             let deadline = loop {
                 match self.rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => {
-                        sockets.send(t.source, t.destination, &t.contents);
-                        if t.proto != Protocol::Udp {
-                            tracing::debug!(viewer = %self.id, "non-UDP transmit");
-                        }
-                    }
+                    Ok(Output::Transmit(t)) => sockets.send(t.proto, t.source, t.destination, &t.contents),
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => {
@@ -125,7 +120,7 @@ impl Session {
                     };
                     let Ok(contents) = d.data.as_slice().try_into() else { continue };
                     let input = Input::Receive(d.at, Receive {
-                        proto: Protocol::Udp,
+                        proto: d.proto,
                         source: d.source,
                         destination: d.destination,
                         contents,

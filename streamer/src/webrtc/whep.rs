@@ -165,6 +165,7 @@ mod tests {
         let config = StreamerConfig {
             max_webrtc_viewers: max,
             webrtc_udp_port: 0,
+            webrtc_tcp_port: 0,
             webrtc_addresses: Some(vec!["127.0.0.1".parse().unwrap()]),
             webrtc_ice_servers,
             ..StreamerConfig::default()
@@ -267,6 +268,7 @@ mod tests {
             assert_eq!(headers[header::CONTENT_TYPE], SDP);
             assert!(answer.contains("a=ice-lite") && answer.contains("H264"), "{answer}");
             assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1"), "{answer}");
+            assert!(answer.contains(" tcp ") && answer.contains("tcptype passive"), "an ICE-TCP candidate: {answer}");
             let location = headers[header::LOCATION].to_str().unwrap().to_owned();
             assert!(location.starts_with("/whep/desktop/"), "{location}");
             locations.push(location);
