@@ -3,7 +3,7 @@
 //! reach the UDP port connects there and sends its ICE checks, DTLS, RTP and RTCP as RFC 4571
 //! frames (a 16-bit length, then the packet). A connection belongs to the session its first
 //! frame names (a STUN binding request with our ICE username fragment, as on UDP); one that
-//! names none, or says nothing in time, is closed.
+//! names none, or says nothing in time, is closed, and so is one whose session ended.
 
 use std::net::SocketAddr;
 use std::sync::Weak;
@@ -21,6 +21,8 @@ use super::{INBOX, Inner, lock};
 
 /// How long a new connection may take to send its first ICE check.
 const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a silent connection looks whether its session still exists.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
 /// Connections open at once, named or not; more are closed at once (each viewer needs one).
 const MAX_CONNECTIONS: usize = 64;
 
@@ -104,17 +106,34 @@ async fn connection(inner: Weak<Inner>, stream: TcpStream, peer: SocketAddr, shu
             }
         }
     });
+    // Frames are read in a task of their own: a read broken off half-way would lose the
+    // stream's framing.
+    let (frames_tx, mut frames) = mpsc::channel::<std::io::Result<Option<Vec<u8>>>>(INBOX);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = read_frame(&mut rd).await;
+            let more = matches!(r, Ok(Some(_)));
+            if frames_tx.send(r).await.is_err() || !more {
+                break;
+            }
+        }
+    });
     let mut next = Some(first);
     let result = loop {
         let data = match next.take() {
             Some(d) => d,
             None => tokio::select! {
                 _ = shutdown.wait() => break Ok(()),
-                r = read_frame(&mut rd) => match r {
-                    Ok(Some(d)) => d,
-                    Ok(None) => break Ok(()),
-                    Err(e) => break Err(e.to_string()),
+                r = frames.recv() => match r {
+                    Some(Ok(Some(d))) => d,
+                    Some(Ok(None)) | None => break Ok(()),
+                    Some(Err(e)) => break Err(e.to_string()),
                 },
+                // A silent peer whose session ended (its ICE timed out) is let go.
+                _ = tokio::time::sleep(SESSION_CHECK) => {
+                    let alive = inner.upgrade().is_some_and(|i| lock(&i.sessions).contains_key(&id));
+                    if alive { continue } else { break Err("its session ended".to_owned()) }
+                }
             },
         };
         let Some(inner) = inner.upgrade() else { break Ok(()) };
@@ -130,6 +149,7 @@ async fn connection(inner: Weak<Inner>, stream: TcpStream, peer: SocketAddr, shu
             data,
         });
     };
+    reader.abort();
     if let Some(inner) = inner.upgrade() {
         lock(&inner.tcp).remove(&(local, peer));
     }
