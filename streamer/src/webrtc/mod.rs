@@ -81,7 +81,7 @@ pub struct MediaSockets {
 
 impl MediaSockets {
     /// Binds `port` (UDP) and `tcp_port` on every address (0: a free port, then the same one
-    /// on the rest).
+    /// on the rest). A TCP port that cannot be had leaves media on UDP only.
     pub async fn bind(addresses: &[IpAddr], port: u16, tcp_port: u16) -> io::Result<MediaSockets> {
         let mut sockets = Vec::new();
         let mut port = port;
@@ -99,14 +99,14 @@ impl MediaSockets {
         let (mut tcp, mut tcp_addrs, mut tcp_port) = (Vec::new(), Vec::new(), tcp_port);
         for &ip in addresses {
             let addr = SocketAddr::new(ip, tcp_port);
-            let listener = TcpListener::bind(addr).await.map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "cannot listen on the WebRTC TCP port {addr}: {e} (set webrtc_tcp_port or webrtc_addresses)"
-                    ),
-                )
-            })?;
+            // Without it, viewers whose UDP is blocked cannot play; the others still can.
+            let listener = match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot listen on the WebRTC TCP port; media over UDP only (set webrtc_tcp_port)");
+                    return Ok(MediaSockets { sockets, port, tcp: Vec::new(), tcp_addrs: Vec::new() });
+                }
+            };
             let local = listener.local_addr()?;
             tcp_port = local.port();
             tcp.push(listener);
