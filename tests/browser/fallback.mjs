@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { launch } from './chromium.mjs';
 import { ask } from './ask.mjs';
-import { check, checks } from './checks.mjs';
+import { check, checks, finish } from './checks.mjs';
 
 const [base, shots] = process.argv.slice(2);
 if (!base || !shots) {
@@ -106,7 +106,4 @@ try {
 } finally {
   await browser.close();
 }
-checks.page_errors = { ok: pageErrors.length === 0, errors: pageErrors };
-const ok = Object.values(checks).every((c) => c.ok);
-console.log(JSON.stringify({ ok, checks }));
-process.exit(ok ? 0 : 1);
+finish(pageErrors);

@@ -16,7 +16,7 @@
 import { join } from 'node:path';
 import { launch } from './chromium.mjs';
 import { ask } from './ask.mjs';
-import { check, checks } from './checks.mjs';
+import { check, checks, finish } from './checks.mjs';
 import { installPicture } from './picture.mjs';
 
 const [base, initial, shots] = process.argv.slice(2);
@@ -137,7 +137,4 @@ try {
   await browser.close();
 }
 // Uncaught errors only: requests failing while the streamer restarts are expected.
-checks.page_errors = { ok: pageErrors.length === 0, errors: pageErrors };
-const ok = Object.values(checks).every((c) => c.ok);
-console.log(JSON.stringify({ ok, checks }));
-process.exit(ok ? 0 : 1);
+finish(pageErrors);
