@@ -8,7 +8,7 @@ use crate::document::last_key;
 pub const NOT_A_URL: &str = "(not a URL)";
 
 /// Key names whose values are secrets wherever they appear.
-const SECRET_KEYS: &[&str] = &["password", "token", "api_token", "secret"];
+const SECRET_KEYS: &[&str] = &["password", "token", "api_token", "secret", "credential"];
 
 /// `rtsp://user:pass@host/x` → `rtsp://user:***@host/x`; other text is returned unchanged.
 ///

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::load::{ConfigFile, Format};
+use crate::secret::Secret;
 use crate::validate::Validator;
 
 /// Encoders `auto` may choose from, in the order it tries them.
@@ -33,6 +34,9 @@ pub const DEFAULT_MAX_WEBRTC_VIEWERS: u32 = 10;
 /// The one UDP port all WebRTC media goes through (MediaMTX's WebRTC port is 8189; 8889 sits
 /// beside the health port 8888).
 pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8889;
+/// WebRTC media over TCP (ICE-TCP), for viewers whose network lets no UDP through: the same
+/// number as the UDP port, so a firewall rule names one port for both.
+pub const DEFAULT_WEBRTC_TCP_PORT: u16 = 8889;
 
 /// The streamer's whole configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,11 +89,21 @@ pub struct StreamerConfig {
     /// The UDP port every WebRTC viewer's media goes through (one firewall rule: allow this
     /// port). 0 = any free port (the tests). Default 8889.
     pub webrtc_udp_port: u16,
+    /// The TCP port WebRTC media may go through instead (ICE-TCP, RFC 6544: a passive TCP
+    /// candidate on each address), for browsers that cannot reach the UDP port; browsers
+    /// prefer UDP when both work. 0 = any free port (the tests). Default 8889 (TCP).
+    pub webrtc_tcp_port: u16,
     /// The addresses WebRTC media is offered on: the UDP port is bound on each and each is a
     /// host candidate. Default none, meaning every address of the machine's interfaces
     /// (loopback included, so a browser on the kiosk itself connects; link-local IPv6 left
     /// out), as found at start.
     pub webrtc_addresses: Option<Vec<IpAddr>>,
+    /// STUN and TURN servers for viewers' browsers, handed to them in the WHEP answer's `Link`
+    /// headers (rel="ice-server", as the WHEP draft describes): STUN lets a browser behind NAT
+    /// learn its public address, TURN relays its media when no direct path exists (say, UDP
+    /// leaves the viewer's network only through TURN on TCP or TLS). The streamer itself needs
+    /// none: it answers on its own addresses. Default none.
+    pub webrtc_ice_servers: Vec<IceServer>,
     pub live_streaming: LiveStreaming,
     pub unity_optimization: UnityOptimization,
     pub real_time: RealTime,
@@ -119,7 +133,9 @@ impl Default for StreamerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             max_webrtc_viewers: DEFAULT_MAX_WEBRTC_VIEWERS,
             webrtc_udp_port: DEFAULT_WEBRTC_UDP_PORT,
+            webrtc_tcp_port: DEFAULT_WEBRTC_TCP_PORT,
             webrtc_addresses: None,
+            webrtc_ice_servers: Vec::new(),
             live_streaming: LiveStreaming::default(),
             unity_optimization: UnityOptimization::default(),
             real_time: RealTime::default(),
@@ -127,6 +143,87 @@ impl Default for StreamerConfig {
             performance: Performance::default(),
         }
     }
+}
+
+/// One entry of `webrtc_ice_servers`, as a browser's `RTCIceServer` takes it.
+///
+/// The credential is a secret in every place but one: it is never logged, never in the health
+/// API or `check-config`'s output (it shows as `***`), and reaches only the browsers that
+/// start a WebRTC session, which need it to use the TURN server. Give viewers a TURN account
+/// of their own (or short-lived credentials), not one that administers the TURN server.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IceServer {
+    /// `stun:host[:port]`, `stuns:…`, `turn:host[:port][?transport=udp|tcp]` or `turns:…`
+    /// (RFC 7064, RFC 7065): one URL or a list of them (the same server's ways in).
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    /// The TURN username. Needed for `turn:`/`turns:`; STUN takes none.
+    pub username: Option<String>,
+    /// The TURN password (a long-term credential). Needed for `turn:`/`turns:`.
+    pub credential: Option<Secret>,
+}
+
+impl IceServer {
+    /// Whether any of its URLs is a TURN server (which needs a username and a credential).
+    pub fn is_turn(&self) -> bool {
+        self.urls.iter().any(|u| ice_scheme(u).is_some_and(|s| s.starts_with("turn")))
+    }
+}
+
+/// The scheme of an ICE server URL (`stun`, `stuns`, `turn`, `turns`), lowercased, if it is one.
+fn ice_scheme(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once(':')?;
+    let scheme = scheme.to_ascii_lowercase();
+    ["stun", "stuns", "turn", "turns"].contains(&scheme.as_str()).then_some(scheme)
+}
+
+/// What is wrong with an ICE server URL, if anything.
+fn ice_url_problem(url: &str) -> Option<String> {
+    const EXAMPLE: &str = "such as stun:stun.example.net:3478 or turn:turn.example.net:3478?transport=udp";
+    let Some(scheme) = ice_scheme(url) else {
+        return Some(format!("must be a stun:, stuns:, turn: or turns: URL, {EXAMPLE}"));
+    };
+    let rest = &url[scheme.len() + 1..];
+    let (host_port, query) = rest.split_once('?').map_or((rest, None), |(h, q)| (h, Some(q)));
+    if host_port.starts_with("//") {
+        return Some(format!("takes no // after {scheme}: (RFC 7064), {EXAMPLE}"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"' | ',' | ';' | '@')) {
+        return Some(format!("must not contain spaces, quotes, <, >, comma, semicolon or @, {EXAMPLE}"));
+    }
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(h, _)| h).unwrap_or(""),
+        None => host_port.rsplit_once(':').map_or(host_port, |(h, _)| h),
+    };
+    if host.is_empty() {
+        return Some(format!("names no host, {EXAMPLE}"));
+    }
+    if let Some((_, port)) = host_port.rsplit_once(':').filter(|_| !host_port.ends_with(']'))
+        && port.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Some(format!("has port {port:?}; a port is 1..=65535, {EXAMPLE}"));
+    }
+    match (scheme.starts_with("turn"), query) {
+        (_, None) => None,
+        (true, Some("transport=udp" | "transport=tcp")) => None,
+        (true, Some(q)) => Some(format!("has ?{q}; a TURN URL takes only ?transport=udp or ?transport=tcp")),
+        (false, Some(q)) => Some(format!("has ?{q}; a STUN URL takes no query")),
+    }
+}
+
+/// `"url"` or `["url", …]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(u) => vec![u],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// `live_streaming`: the playlist window and disk-pressure cleanup.
@@ -329,6 +426,43 @@ impl ConfigFile for StreamerConfig {
                 } else if addresses[..i].contains(a) {
                     v.error(&format!("webrtc_addresses[{i}]"), "is listed twice");
                 }
+            }
+        }
+        for (i, server) in self.webrtc_ice_servers.iter().enumerate() {
+            let at = format!("webrtc_ice_servers[{i}]");
+            if server.urls.is_empty() {
+                v.error(&format!("{at}.urls"), "must name at least one stun:, stuns:, turn: or turns: URL");
+            }
+            // `urls` may be one string: then its problem is the key's own.
+            let one = v.document().get(&format!("{at}.urls")).is_some_and(serde_json::Value::is_string);
+            for (j, url) in server.urls.iter().enumerate() {
+                if let Some(problem) = ice_url_problem(url) {
+                    v.error(&if one { format!("{at}.urls") } else { format!("{at}.urls[{j}]") }, problem);
+                }
+            }
+            // They travel to browsers in an HTTP header.
+            let text_problem = |t: &str| t.chars().any(|c| c.is_control() || !c.is_ascii());
+            let printable = "must be printable ASCII (it reaches browsers in an HTTP header)";
+            if server.username.as_deref().is_some_and(text_problem) {
+                v.error(&format!("{at}.username"), printable);
+            }
+            if server.credential.as_ref().is_some_and(|c| text_problem(c.expose())) {
+                v.error(&format!("{at}.credential"), printable);
+            }
+            let has_user = server.username.as_deref().is_some_and(|u| !u.is_empty());
+            let has_credential = server.credential.as_ref().is_some_and(|c| !c.is_empty());
+            // Named at the key itself, never at the server (whose value holds the credential).
+            let needs = "a TURN server needs a username and a credential (browsers cannot use TURN without them)";
+            if server.is_turn() && !has_user {
+                v.error(&format!("{at}.username"), needs);
+            } else if server.is_turn() && !has_credential {
+                v.error(&format!("{at}.credential"), needs);
+            } else if !server.is_turn() && (has_user || has_credential) {
+                let key = if has_user { "username" } else { "credential" };
+                v.warn(
+                    &format!("{at}.{key}"),
+                    "a STUN server takes no username or credential; they are not sent to browsers",
+                );
             }
         }
         if let Some(s) = self.stall_timeout_seconds {

@@ -233,8 +233,11 @@ async fn cors(mut res: Response) -> Response {
     h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     h.entry(header::ACCESS_CONTROL_ALLOW_METHODS).or_insert(HeaderValue::from_static("GET, HEAD, OPTIONS"));
     h.entry(header::ACCESS_CONTROL_ALLOW_HEADERS).or_insert(HeaderValue::from_static("Range"));
-    // A WHEP player reads its session's URL from Location.
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Location, Accept-Post, Retry-After"));
+    // A WHEP player reads its session's URL from Location, the ICE servers from Link.
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, Link, Accept-Post, Retry-After"),
+    );
     res
 }
 

@@ -227,6 +227,7 @@ fn reload(args: &ConfigArgs, config_tx: &watch::Sender<Arc<StreamerConfig>>) {
     keep!(screen);
     keep!(monitor);
     keep!(webrtc_udp_port);
+    keep!(webrtc_tcp_port);
     keep!(webrtc_addresses);
     if !kept.is_empty() {
         tracing::warn!(keys = ?kept, "these keys take effect at the next start (systemctl restart desktop-streamer)");

@@ -11,3 +11,12 @@ export async function check(name, fn) {
     checks[name] = { ok: false, error: String(e && e.message ? e.message : e), ms: Date.now() - started };
   }
 }
+
+/** Prints the result line ({"ok", "checks"}) and exits: 0 when every check passed. With
+ * `pageErrors`, the page's uncaught errors are the check `page_errors`. */
+export function finish(pageErrors = null) {
+  if (pageErrors) checks.page_errors = { ok: pageErrors.length === 0, errors: pageErrors };
+  const ok = Object.values(checks).every((c) => c.ok);
+  console.log(JSON.stringify({ ok, checks }));
+  process.exit(ok ? 0 : 1);
+}

@@ -24,9 +24,10 @@ const STATS_LIMIT: Duration = Duration::from_secs(20);
 const MAX_VIEWERS: u64 = 2;
 
 /// Chromium negotiates WHEP and shows the second monitor's colour, then every change of it;
-/// a second viewer plays too, a third is refused with 503; a wrong content type, garbage and a
-/// huge body are clear 4xx and the first viewer keeps playing; DELETE frees a slot, and so does
-/// a viewer that closed its connection without one. The health API lists the viewers with
+/// a second viewer plays too, a third is refused with 503; a wrong content type, garbage, an
+/// offer without video and a huge body are clear 4xx and the first viewer keeps playing;
+/// DELETE frees a slot, and so does a viewer that closed its connection without one; a viewer
+/// that cannot reach the UDP port plays over ICE-TCP. The health API lists the viewers with
 /// their state, bitrate and round-trip time, and `/metrics` has their series.
 #[test]
 fn chromium_plays_the_second_monitor_over_whep() {
@@ -34,7 +35,7 @@ fn chromium_plays_the_second_monitor_over_whep() {
     let patch = x.paint(SECOND_MONITOR, FIRST_COLOUR).expect("paint the second monitor");
     let s = StreamerProcess::start(
         &x.display(),
-        json!({"max_webrtc_viewers": MAX_VIEWERS, "webrtc_udp_port": 0, "webrtc_addresses": ["127.0.0.1"]}),
+        json!({"max_webrtc_viewers": MAX_VIEWERS, "webrtc_udp_port": 0, "webrtc_tcp_port": 0, "webrtc_addresses": ["127.0.0.1"]}),
     );
     s.wait_for("the first segment", Duration::from_secs(30), |h| h["playlist"]["segment_count"].as_u64() >= Some(1));
     let base = format!("http://127.0.0.1:{}", s.port);
@@ -60,11 +61,13 @@ fn chromium_plays_the_second_monitor_over_whep() {
         "latency",
         "wrong_type_415",
         "garbage_400",
+        "no_video_400",
         "huge_413",
         "second_viewer",
         "full_503",
         "health",
         "delete_frees",
+        "tcp_only",
         "first_still_plays",
         "closed_without_delete",
         "page_errors",
@@ -84,6 +87,7 @@ fn chromium_plays_the_second_monitor_over_whep() {
     };
     refused("wrong_type_415", 415, "Content-Type: application/sdp");
     refused("garbage_400", 400, "not SDP");
+    refused("no_video_400", 400, "no video m-line");
     refused("huge_413", 413, "64 KiB");
     refused("full_503", 503, "max_webrtc_viewers");
 

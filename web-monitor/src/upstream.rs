@@ -27,6 +27,8 @@ pub struct Fetched {
     pub cache_control: Option<String>,
     /// A WHEP session's URL (`/whep/desktop/ID`, the same path on the dashboard).
     pub location: Option<String>,
+    /// A WHEP answer's ICE servers (`Link` headers, joined with ", " as one header may hold them).
+    pub link: Option<String>,
     /// Kept whole: playlists, 2 s segments and SDP are small.
     pub body: Vec<u8>,
 }
@@ -86,9 +88,12 @@ impl Streamer {
         let content_type = header(reqwest::header::CONTENT_TYPE);
         let cache_control = header(reqwest::header::CACHE_CONTROL);
         let location = header(reqwest::header::LOCATION);
+        let links: Vec<&str> =
+            r.headers().get_all(reqwest::header::LINK).iter().filter_map(|v| v.to_str().ok()).collect();
+        let link = (!links.is_empty()).then(|| links.join(", "));
         let status = r.status().as_u16();
         let body =
             r.bytes().await.map_err(|e| format!("the streamer broke off: {}", error_chain(&e.without_url())))?.to_vec();
-        Ok(Fetched { status, content_type, cache_control, location, body })
+        Ok(Fetched { status, content_type, cache_control, location, link, body })
     }
 }

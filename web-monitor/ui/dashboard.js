@@ -38,6 +38,8 @@ let lastStatusAt = 0;
 /** The browser's monotonic clock, in seconds. */
 const monoNow = () => performance.now() / 1000;
 let feedState = 'connecting';
+/** The newest status, for the player's caption. */
+let lastStatus = null;
 
 function showFreshness() {
   const age = lastStatusAt ? Math.max(0, performance.now() - lastStatusAt) : Infinity;
@@ -307,6 +309,8 @@ async function loadAlerts() {
 
 function onStatus(status) {
   lastStatusAt = performance.now();
+  lastStatus = status;
+  noteStreamerUptime(status);
   for (const show of [showStream, showServices, showMachine, showHealth]) {
     try {
       show(status);
@@ -347,23 +351,93 @@ setInterval(loadAlerts, ALERTS_INTERVAL_MS);
 // ---- Player ----------------------------------------------------------------------------------
 
 // WebRTC by default (a fraction of a second behind the screen), HLS when WebRTC cannot connect
-// here; `?player=webrtc`, `?player=hls` (or `native`, `hlsjs`) force one.
+// here; `?player=webrtc`, `?player=hls` (or `native`, `hlsjs`) force one. The caption under the
+// video says which one plays, how far behind the screen it is, and what happened when the
+// picture pauses (the stream's state from the status feed).
 const playerChoice = new URLSearchParams(location.search).get('player');
+/** How long after a restart the caption still names it. */
+const RESTART_STORY_S = 30;
+/** How often the HLS latency estimate is refreshed. */
+const HLS_LATENCY_MS = 2000;
 let playerNote = '';
-function showPlayerState(text, isError) {
+
+/** What the page knows of why the picture paused or came back: the stream's state and its
+ * latest restart, from the status feed; '' when nothing is known. */
+function streamStory() {
+  if (!lastStatus) return '';
+  const h = lastStatus.health;
+  if (!h) return unreachableText(lastStatus, 'streamer', 'the streamer') || 'the streamer does not answer';
+  if (h.current_state === 'slate') return `the stream shows the slate${h.source_problem ? `: ${h.source_problem}` : ''}`;
+  if (h.current_state !== 'streaming') return `the stream is ${h.current_state}`;
+  const r = (h.recent_restarts || [])[0];
+  // Streaming for a short while only (a monotonic figure of the streamer's): it restarted
+  // (the newest restart comes first).
+  if (r && h.state_for_seconds < RESTART_STORY_S) {
+    return `the stream restarted: ${r.reason.replaceAll('_', ' ')}${r.detail ? ` (${r.detail})` : ''}`;
+  }
+  return '';
+}
+
+/** When (performance.now()) the page saw the streamer process start afresh: its uptime went
+ * back. A WebRTC session opened before then is gone with the old process. */
+let streamerRestartedAt = -Infinity;
+let streamerUptime = null;
+function noteStreamerUptime(status) {
+  const up = status.health ? status.health.uptime_minutes : null;
+  if (typeof up !== 'number') return;
+  if (streamerUptime !== null && up < streamerUptime) streamerRestartedAt = performance.now();
+  streamerUptime = up;
+}
+function sessionGone(openedAt) {
+  return streamerRestartedAt > openedAt ? 'the streamer process restarted' : '';
+}
+
+let playerText = '';
+let latencyText = '';
+function showPlayer(isError) {
   const caption = $('player-state');
   caption.classList.toggle('error', isError);
-  setText(caption, playerNote ? `${text} · ${playerNote}` : text);
+  const parts = [playerText, latencyText, playerNote].filter(Boolean);
+  setText(caption, parts.join(' · '));
+}
+function showPlayerState(text, isError) {
+  playerText = text;
+  showPlayer(isError);
+}
+
+/** HLS: how far the picture is behind the newest segment the player knows of (hls.js's own
+ * `latency`; the end of what it can seek or holds for the browser's own). The segment being made is not
+ * counted, so the picture is a segment or so further behind the screen than this. */
+function watchHlsLatency(player) {
+  setInterval(() => {
+    const v = $('video');
+    let behind = null;
+    if (player.hls && Number.isFinite(player.hls.latency)) behind = player.hls.latency;
+    else if (player.mode === 'native') {
+      // The browser's own HLS loads every segment listed, so what it holds ends at the live
+      // edge (Chromium gives a live stream no seekable range).
+      const known = v.seekable.length ? v.seekable : v.buffered;
+      if (known.length) behind = known.end(known.length - 1) - v.currentTime;
+    }
+    latencyText = behind === null || v.paused || !(behind >= 0) ? '' : `about ${behind.toFixed(1)} s behind the live edge`;
+    v.dataset.latency = behind === null ? '' : String(behind);
+    if (!$('player-state').classList.contains('error')) showPlayer(false);
+  }, HLS_LATENCY_MS);
 }
 function playHls() {
-  new Player($('video'), HLS_URL, showPlayerState, { lowLatencyUrl: LL_HLS_URL }).start();
+  const player = new Player($('video'), HLS_URL, showPlayerState, { lowLatencyUrl: LL_HLS_URL });
+  player.start();
+  watchHlsLatency(player);
 }
 if ((playerChoice === null || playerChoice === 'webrtc') && 'RTCPeerConnection' in window) {
-  const fallBack = playerChoice === 'webrtc' ? null : (why) => {
-    playerNote = `WebRTC could not connect (${why})`;
+  const onGiveUp = playerChoice === 'webrtc' ? null : (why) => {
+    playerNote = `HLS, as WebRTC could not connect: ${why}`;
+    $('video').dataset.fellBack = why;
     playHls();
   };
-  const rtc = new WhepPlayer($('video'), showPlayerState, fallBack);
+  const rtc = new WhepPlayer($('video'), {
+    onState: showPlayerState, onGiveUp, story: streamStory, gone: sessionGone,
+  });
   rtc.watchStats();
   rtc.start();
 } else {

@@ -187,3 +187,50 @@ fn an_inline_smtp_password_in_a_world_readable_file_is_warned_about() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(ds_config::load_file::<WatchdogConfig>(&path).unwrap().warnings.is_empty());
 }
+
+#[test]
+fn webrtc_ice_servers_are_checked_and_their_credential_never_shown() {
+    let good = r#"{"webrtc_ice_servers": [
+        {"urls": "stun:stun.example.net:3478"},
+        {"urls": ["turn:turn.example.net:3478?transport=udp", "turns:turn.example.net:5349?transport=tcp"],
+         "username": "kiosk", "credential": "hunter2"}
+    ]}"#;
+    let s = load_str::<StreamerConfig>(Path::new("config.json"), good).unwrap().config;
+    assert_eq!(s.webrtc_ice_servers.len(), 2);
+    assert_eq!(s.webrtc_ice_servers[0].urls, ["stun:stun.example.net:3478"]);
+    assert_eq!(s.webrtc_ice_servers[1].credential.as_ref().map(|c| c.expose()), Some("hunter2"));
+    assert!(!format!("{s:?}").contains("hunter2"), "Debug shows no credential");
+    assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"), "nor does serializing it");
+
+    let bad = r#"{"webrtc_ice_servers": [
+        {"urls": []},
+        {"urls": ["stun:stun.example.net", "http://turn.example.net"]},
+        {"urls": "turn:turn.example.net:99999", "username": "u", "credential": "hunter2"},
+        {"urls": "turn:turn.example.net?transport=sctp", "username": "u", "credential": "hunter2"},
+        {"urls": "turn:turn.example.net", "credential": "hunter2"},
+        {"urls": "stun://stun.example.net"},
+        {"urls": "stun:"},
+        {"urls": "turn:turn.example.net", "username": "u", "credential": 7}
+    ]}"#;
+    let e = load_err::<StreamerConfig>("config.json", bad);
+    let all = e.join("\n");
+    for says in [
+        "webrtc_ice_servers[0].urls = []: must name at least one stun:, stuns:, turn: or turns: URL",
+        "webrtc_ice_servers[1].urls[1] = \"http://turn.example.net\": must be a stun:, stuns:, turn: or turns: URL",
+        "webrtc_ice_servers[2].urls = \"turn:turn.example.net:99999\": has port \"99999\"",
+        "webrtc_ice_servers[3].urls = \"turn:turn.example.net?transport=sctp\": has ?transport=sctp",
+        "webrtc_ice_servers[4].username: a TURN server needs a username and a credential",
+        "webrtc_ice_servers[5].urls = \"stun://stun.example.net\": takes no // after stun:",
+        "webrtc_ice_servers[6].urls = \"stun:\": names no host",
+        "webrtc_ice_servers[7].credential = ***: expected a string in quotes",
+    ] {
+        assert!(all.contains(says), "says {says:?}:\n{all}");
+    }
+    assert!(!all.contains("hunter2"), "no credential in any message:\n{all}");
+
+    let w = warnings_of::<StreamerConfig>(
+        "config.json",
+        r#"{"webrtc_ice_servers": [{"urls": "stun:stun.example.net", "username": "u"}]}"#,
+    );
+    assert!(w.iter().any(|l| l.contains("a STUN server takes no username or credential")), "{w:#?}");
+}

@@ -5,13 +5,15 @@
 //! worker restarts: a new run is a jump in the timestamps, re-based in [`session`]) and all of
 //! them share ONE UDP port: it is bound once on each offered address ([`MediaSockets`]), and
 //! [`route`] tells whose each datagram is (the ICE username of a STUN request first, then the
-//! peer's address). A firewall rule for WebRTC is then one line: `webrtc_udp_port`.
+//! peer's address). A firewall rule for WebRTC is then one line: `webrtc_udp_port`. Where no
+//! UDP gets through, media may go over TCP instead ([`tcp`], ICE-TCP on `webrtc_tcp_port`).
 //!
 //! The streamer is ICE-lite: it only answers the browser's checks on its host candidates,
 //! which is all a server on an address the browser can reach needs.
 
 pub mod route;
 pub mod session;
+pub mod tcp;
 pub mod whep;
 
 use std::collections::HashMap;
@@ -26,8 +28,9 @@ use ds_wire::health::{WebrtcReport, WebrtcViewer};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::net::{Protocol, TcpType};
 use str0m::{Candidate, IceCreds, Rtc};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::feed::Feed;
@@ -36,7 +39,7 @@ use route::{Datagram, Routes};
 /// The largest SDP offer accepted (a browser's is a few KiB).
 pub const MAX_OFFER_BYTES: usize = 64 << 10;
 /// Datagrams queued for one viewer before more are dropped (its task is behind).
-const INBOX: usize = 256;
+pub(crate) const INBOX: usize = 256;
 /// A UDP datagram cannot be larger.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -66,16 +69,20 @@ pub struct Answer {
     pub sdp: String,
 }
 
-/// The UDP port on each offered address.
+/// The UDP port on each offered address, and the TCP one.
 #[derive(Debug)]
 pub struct MediaSockets {
     sockets: Vec<Arc<UdpSocket>>,
     port: u16,
+    /// Taken by [`Viewers::start`], which serves them.
+    tcp: Vec<TcpListener>,
+    tcp_addrs: Vec<SocketAddr>,
 }
 
 impl MediaSockets {
-    /// Binds `port` on every address (0: a free port, then the same one on the rest).
-    pub async fn bind(addresses: &[IpAddr], port: u16) -> io::Result<MediaSockets> {
+    /// Binds `port` (UDP) and `tcp_port` on every address (0: a free port, then the same one
+    /// on the rest). A TCP port that cannot be had leaves media on UDP only.
+    pub async fn bind(addresses: &[IpAddr], port: u16, tcp_port: u16) -> io::Result<MediaSockets> {
         let mut sockets = Vec::new();
         let mut port = port;
         for &ip in addresses {
@@ -89,7 +96,23 @@ impl MediaSockets {
             port = socket.local_addr()?.port();
             sockets.push(Arc::new(socket));
         }
-        Ok(MediaSockets { sockets, port })
+        let (mut tcp, mut tcp_addrs, mut tcp_port) = (Vec::new(), Vec::new(), tcp_port);
+        for &ip in addresses {
+            let addr = SocketAddr::new(ip, tcp_port);
+            // Without it, viewers whose UDP is blocked cannot play; the others still can.
+            let listener = match TcpListener::bind(addr).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot listen on the WebRTC TCP port; media over UDP only (set webrtc_tcp_port)");
+                    return Ok(MediaSockets { sockets, port, tcp: Vec::new(), tcp_addrs: Vec::new() });
+                }
+            };
+            let local = listener.local_addr()?;
+            tcp_port = local.port();
+            tcp.push(listener);
+            tcp_addrs.push(local);
+        }
+        Ok(MediaSockets { sockets, port, tcp, tcp_addrs })
     }
 
     pub fn port(&self) -> u16 {
@@ -98,6 +121,11 @@ impl MediaSockets {
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect()
+    }
+
+    /// The TCP port's addresses.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
     }
 
     /// The socket bound on `local`, to send from it.
@@ -139,14 +167,19 @@ pub struct Viewers {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     feed: Feed,
     sockets: MediaSockets,
     config: watch::Receiver<Arc<StreamerConfig>>,
     shutdown: Shutdown,
     sessions: Mutex<HashMap<String, Slot>>,
     routes: Mutex<Routes>,
+    /// The open ICE-TCP connections by (local, peer) address: their framed packets to send.
+    tcp: Mutex<HashMap<(SocketAddr, SocketAddr), TcpOutbox>>,
 }
+
+/// Framed packets for one ICE-TCP connection, written by its task.
+type TcpOutbox = mpsc::Sender<Vec<u8>>;
 
 #[derive(Debug)]
 struct Slot {
@@ -162,15 +195,16 @@ impl Viewers {
         config: watch::Receiver<Arc<StreamerConfig>>,
         shutdown: Shutdown,
     ) -> io::Result<Viewers> {
-        let (addresses, port) = {
+        let (addresses, port, tcp_port) = {
             let c = config.borrow();
-            (c.webrtc_addresses.clone(), c.webrtc_udp_port)
+            (c.webrtc_addresses.clone(), c.webrtc_udp_port, c.webrtc_tcp_port)
         };
         let addresses = match addresses {
             Some(a) => a,
             None => machine_addresses()?,
         };
-        let sockets = MediaSockets::bind(&addresses, port).await?;
+        let mut sockets = MediaSockets::bind(&addresses, port, tcp_port).await?;
+        let listeners = std::mem::take(&mut sockets.tcp);
         let viewers = Viewers {
             inner: Arc::new(Inner {
                 feed,
@@ -179,11 +213,16 @@ impl Viewers {
                 shutdown,
                 sessions: Mutex::default(),
                 routes: Mutex::default(),
+                tcp: Mutex::default(),
             }),
         };
         for socket in &viewers.inner.sockets.sockets {
             tokio::spawn(receive(Arc::downgrade(&viewers.inner), socket.clone(), viewers.inner.shutdown.clone()));
         }
+        for listener in listeners {
+            tokio::spawn(tcp::serve(Arc::downgrade(&viewers.inner), listener, viewers.inner.shutdown.clone()));
+        }
+        tracing::info!(tcp = ?viewers.inner.sockets.tcp_addrs(), "WebRTC media over TCP (ICE-TCP) where UDP cannot reach");
         Ok(viewers)
     }
 
@@ -222,6 +261,14 @@ impl Viewers {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => tracing::warn!(%addr, error = %e, "cannot offer this address to WebRTC viewers"),
+            }
+        }
+        for &addr in self.inner.sockets.tcp_addrs() {
+            match Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build() {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot offer this address to WebRTC viewers over TCP"),
             }
         }
         let answer = rtc.sdp_api().accept_offer(parsed).map_err(|e| OfferError::Refused(e.to_string()))?;
@@ -290,9 +337,20 @@ impl Viewers {
 pub struct SocketsRef(Arc<Inner>);
 
 impl SocketsRef {
-    /// Sends `data` from the local address `from` (a host candidate) to `to`. A full socket
-    /// buffer drops the datagram: RTP is loss-tolerant and the peer asks again.
-    pub fn send(&self, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+    /// Sends `data` from the local address `from` (a host candidate) to `to`, over UDP or the
+    /// ICE-TCP connection between them. A full socket buffer or queue drops the packet: RTP is
+    /// loss-tolerant and the peer asks again.
+    pub fn send(&self, proto: Protocol, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        if proto != Protocol::Udp {
+            let conn = lock(&self.0.tcp).get(&(from, to)).cloned();
+            match (conn, tcp::frame(data)) {
+                (Some(conn), Some(framed)) => {
+                    let _ = conn.try_send(framed);
+                }
+                _ => tracing::debug!(%from, %to, "no WebRTC TCP connection for this packet"),
+            }
+            return;
+        }
         match self.0.sockets.by_addr(from) {
             Some(s) => {
                 if let Err(e) = s.try_send_to(data, to)
@@ -337,7 +395,9 @@ async fn receive(inner: std::sync::Weak<Inner>, socket: Arc<UdpSocket>, shutdown
         let inbox = lock(&inner.sessions).get(&id).map(|s| s.inbox.clone());
         if let Some(inbox) = inbox {
             // A full inbox drops the datagram, as a full network queue would.
-            let _ = inbox.try_send(Datagram { source, destination: local, at: Instant::now(), data: data.to_vec() });
+            let datagram =
+                Datagram { proto: Protocol::Udp, source, destination: local, at: Instant::now(), data: data.to_vec() };
+            let _ = inbox.try_send(datagram);
         }
     }
 }
@@ -398,7 +458,7 @@ fn session_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -424,6 +484,7 @@ mod tests {
         let config = StreamerConfig {
             max_webrtc_viewers: 1,
             webrtc_udp_port: 0,
+            webrtc_tcp_port: 0,
             webrtc_addresses: Some(vec!["127.0.0.1".parse().unwrap()]),
             ..StreamerConfig::default()
         };
@@ -457,7 +518,7 @@ mod tests {
                         let (n, source) = r.unwrap();
                         let contents = buf[..n].try_into().unwrap();
                         Input::Receive(Instant::now(), str0m::net::Receive {
-                            proto: str0m::net::Protocol::Udp, source, destination: local, contents,
+                            proto: Protocol::Udp, source, destination: local, contents,
                         })
                     }
                     _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => Input::Timeout(Instant::now()),

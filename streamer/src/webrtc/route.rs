@@ -7,9 +7,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::net::Protocol;
+
 /// One datagram for a session.
 #[derive(Debug)]
 pub struct Datagram {
+    /// UDP, or a frame of an ICE-TCP connection.
+    pub proto: Protocol,
     pub source: SocketAddr,
     /// The local address it arrived on (a host candidate).
     pub destination: SocketAddr,
@@ -36,6 +40,11 @@ impl Routes {
     pub fn remove(&mut self, id: &str) {
         self.by_ufrag.retain(|_, v| v != id);
         self.by_peer.retain(|_, v| v != id);
+    }
+
+    /// The session an ICE username fragment of ours was given to.
+    pub fn session_of(&self, ufrag: &str) -> Option<String> {
+        self.by_ufrag.get(ufrag).cloned()
     }
 
     /// The session `data` (from `peer`, on `local`) belongs to, learning the peer's address

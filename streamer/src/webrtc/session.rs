@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use ds_runtime::Shutdown;
 use ds_wire::health::{WebrtcViewer, WebrtcViewerState};
 use str0m::media::{MediaTime, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tokio::sync::{broadcast, mpsc};
 
@@ -18,8 +18,9 @@ use crate::feed::{AccessUnit, Feed};
 
 /// How often str0m reports a viewer's figures (RTT, loss, bytes).
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
-/// The gap put between the last picture of one worker run and the first of the next, so the
-/// viewer's RTP clock runs on without stepping back.
+/// The least gap put between the last picture of one worker run and the first of the next, so
+/// the viewer's RTP clock runs on without stepping back. The gap is otherwise the time that
+/// passed between them (see [`RunClock`]).
 const RUN_GAP: Duration = Duration::from_millis(40);
 /// RTP clock of video, per second.
 const RTP_HZ: u128 = 90_000;
@@ -44,18 +45,15 @@ impl Session {
         let mut clock = RunClock::default();
         let mut connected = false;
         let mut waiting_keyframe = true;
+        // The worker run of the last picture this viewer was given.
+        let mut seen_run = None::<u64>;
         let mut last_peer = None::<(Instant, u64)>;
         self.set_state(WebrtcViewerState::Connecting);
         loop {
             // Everything str0m has to send or say, until it names its next deadline.
             let deadline = loop {
                 match self.rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => {
-                        sockets.send(t.source, t.destination, &t.contents);
-                        if t.proto != Protocol::Udp {
-                            tracing::debug!(viewer = %self.id, "non-UDP transmit");
-                        }
-                    }
+                    Ok(Output::Transmit(t)) => sockets.send(t.proto, t.source, t.destination, &t.contents),
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => {
@@ -122,7 +120,7 @@ impl Session {
                     };
                     let Ok(contents) = d.data.as_slice().try_into() else { continue };
                     let input = Input::Receive(d.at, Receive {
-                        proto: Protocol::Udp,
+                        proto: d.proto,
                         source: d.source,
                         destination: d.destination,
                         contents,
@@ -138,6 +136,21 @@ impl Session {
                             if !connected {
                                 continue;
                             }
+                            if seen_run.is_some_and(|r| r != unit.run) {
+                                // A new worker (a rebuild, a crash, the slate, X back): its
+                                // first picture is a keyframe; should it have been lost on the
+                                // way, the viewer waits for one and asks for it at once.
+                                tracing::info!(
+                                    viewer = %self.id, run = unit.run, keyframe = unit.keyframe,
+                                    "WebRTC viewer: the pictures of a new worker run arrive"
+                                );
+                                if !unit.keyframe {
+                                    waiting_keyframe = true;
+                                    self.set_state(WebrtcViewerState::WaitingForKeyframe);
+                                    self.feed.request_keyframe();
+                                }
+                            }
+                            seen_run = Some(unit.run);
                             if waiting_keyframe && !unit.keyframe {
                                 continue;
                             }
@@ -145,7 +158,7 @@ impl Session {
                                 waiting_keyframe = false;
                                 self.set_state(WebrtcViewerState::Playing);
                             }
-                            let t = clock.next(&unit);
+                            let t = clock.next(&unit, Instant::now());
                             let ticks = (t.as_nanos() * RTP_HZ / 1_000_000_000) as u64;
                             let Some(writer) = self.rtc.writer(self.mid) else {
                                 return "its video was removed".to_owned();
@@ -184,7 +197,10 @@ impl Session {
 }
 
 /// The viewer's media clock across worker runs: each run's timestamps start afresh, so a new
-/// run is placed [`RUN_GAP`] after the last picture of the one before.
+/// run is placed after the last picture of the one before by the time that passed between
+/// them (at least [`RUN_GAP`]). The RTP clock then keeps pace with the wall clock across a
+/// restart, so the browser's jitter buffer sees pictures arrive when their timestamps say,
+/// instead of seconds "late", and does not grow its delay after each restart.
 #[derive(Debug, Default)]
 pub struct RunClock {
     run: Option<u64>,
@@ -192,19 +208,26 @@ pub struct RunClock {
     base: Duration,
     run_start: Duration,
     last: Duration,
+    /// When the last picture was given its time.
+    last_at: Option<Instant>,
 }
 
 impl RunClock {
-    /// The session time of `unit`, never before the one before it.
-    pub fn next(&mut self, unit: &AccessUnit) -> Duration {
+    /// The session time of `unit`, handed over at `now`; never before the one before it.
+    pub fn next(&mut self, unit: &AccessUnit, now: Instant) -> Duration {
         let pts = unit.pts.unwrap_or(self.run_start + self.last.saturating_sub(self.base) + RUN_GAP);
         if self.run != Some(unit.run) {
-            self.base = if self.run.is_some() { self.last + RUN_GAP } else { Duration::ZERO };
+            self.base = match (self.run, self.last_at) {
+                (Some(_), Some(at)) => self.last + now.saturating_duration_since(at).max(RUN_GAP),
+                (Some(_), None) => self.last + RUN_GAP,
+                (None, _) => Duration::ZERO,
+            };
             self.run_start = pts;
             self.run = Some(unit.run);
         }
         let t = (self.base + pts.saturating_sub(self.run_start)).max(self.last);
         self.last = t;
+        self.last_at = Some(now);
         t
     }
 }
@@ -218,15 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn a_new_run_continues_the_clock_instead_of_starting_again() {
+    fn a_new_run_continues_the_clock_by_the_time_that_passed() {
         let mut c = RunClock::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
         let ms = |d: Duration| d.as_millis();
-        assert_eq!(ms(c.next(&unit(1, 5000))), 0, "the first picture is time zero");
-        assert_eq!(ms(c.next(&unit(1, 5066))), 66);
-        // A new worker: its pts start at 0 again.
-        assert_eq!(ms(c.next(&unit(2, 0))), 66 + 40);
-        assert_eq!(ms(c.next(&unit(2, 66))), 66 + 40 + 66);
+        assert_eq!(ms(c.next(&unit(1, 5000), at(0))), 0, "the first picture is time zero");
+        assert_eq!(ms(c.next(&unit(1, 5066), at(66))), 66);
+        // A new worker 3 s later: its pts start at 0 again, its pictures are placed 3 s on.
+        assert_eq!(ms(c.next(&unit(2, 0), at(3066))), 66 + 3000);
+        assert_eq!(ms(c.next(&unit(2, 66), at(3132))), 66 + 3000 + 66);
         // A picture whose pts steps back within a run does not move the clock back.
-        assert_eq!(ms(c.next(&unit(2, 10))), 66 + 40 + 66);
+        assert_eq!(ms(c.next(&unit(2, 10), at(3140))), 66 + 3000 + 66);
+        // A new run at once (the pipe held its first picture already) is still put after.
+        assert_eq!(ms(c.next(&unit(3, 700), at(3140))), 66 + 3000 + 66 + 40);
     }
 }

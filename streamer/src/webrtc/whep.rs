@@ -2,6 +2,12 @@
 //! `POST /whep/desktop` with an SDP offer answers `201 Created`, the SDP answer and the
 //! session's `Location`; `DELETE` on that location ends it; `OPTIONS` says what is accepted,
 //! to any origin (the dashboard and other players reach it across origins).
+//!
+//! The STUN and TURN servers of `webrtc_ice_servers` go to the player in `Link` headers
+//! (`<turn:…>; rel="ice-server"; username="…"; credential="…"; credential-type="password"`),
+//! on the `201` answer as the WHEP draft describes and on `OPTIONS` too (as MediaMTX does, so a
+//! player may learn them before it makes its offer). This is the one place the TURN credential
+//! leaves the streamer: a browser cannot use the TURN server without it.
 
 use axum::Router;
 use axum::body::Body;
@@ -9,6 +15,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
+
+use ds_config::streamer::IceServer;
 
 use super::{MAX_OFFER_BYTES, OfferError};
 use crate::http::{AppState, error};
@@ -51,8 +59,14 @@ async fn offer(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Res
     match viewers.open(text) {
         Ok(answer) => {
             let location = format!("{ENDPOINT}/{}", answer.id);
-            (StatusCode::CREATED, [(header::CONTENT_TYPE, SDP.to_owned()), (header::LOCATION, location)], answer.sdp)
-                .into_response()
+            let mut res = (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, SDP.to_owned()), (header::LOCATION, location)],
+                answer.sdp,
+            )
+                .into_response();
+            add_ice_server_links(&s, &mut res);
+            res
         }
         Err(e @ (OfferError::Full { .. } | OfferError::Off)) => {
             let mut res = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
@@ -71,15 +85,54 @@ async fn end(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     }
 }
 
-/// Preflight and discovery: what may be posted, from anywhere.
-async fn options() -> Response {
+/// Preflight and discovery: what may be posted, from anywhere, and the ICE servers to use.
+async fn options(State(s): State<AppState>) -> Response {
     let mut res = StatusCode::NO_CONTENT.into_response();
+    add_ice_server_links(&s, &mut res);
     let h = res.headers_mut();
     h.insert("accept-post", HeaderValue::from_static(SDP));
     h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("OPTIONS, POST, DELETE"));
     h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type, Authorization, If-Match"));
     h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     res
+}
+
+fn add_ice_server_links(s: &AppState, res: &mut Response) {
+    let servers = s.config.borrow().webrtc_ice_servers.clone();
+    for link in ice_server_links(&servers) {
+        match HeaderValue::from_str(&link) {
+            Ok(v) => {
+                res.headers_mut().append(header::LINK, v);
+            }
+            // Validation refuses what a header cannot carry; say so rather than send half.
+            Err(_) => {
+                let url = link.split('>').next().unwrap_or_default().trim_start_matches('<');
+                tracing::warn!(%url, "an ICE server cannot go in a Link header");
+            }
+        }
+    }
+}
+
+/// One `Link` value per ICE server URL; TURN ones with their username and credential.
+pub fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+    let quoted = |t: &str| format!("\"{}\"", t.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut links = Vec::new();
+    for server in servers {
+        for url in &server.urls {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
+            if server.is_turn()
+                && let (Some(user), Some(credential)) = (&server.username, &server.credential)
+            {
+                link.push_str(&format!(
+                    "; username={}; credential={}; credential-type=\"password\"",
+                    quoted(user),
+                    quoted(credential.expose())
+                ));
+            }
+            links.push(link);
+        }
+    }
+    links
 }
 
 /// Whether the request says its body is SDP (parameters such as a charset allowed).
@@ -105,10 +158,16 @@ mod tests {
 
     /// The streamer's real router with WebRTC on loopback, port 0.
     async fn router(max: u32) -> Router {
+        router_with(max, Vec::new()).await
+    }
+
+    async fn router_with(max: u32, webrtc_ice_servers: Vec<IceServer>) -> Router {
         let config = StreamerConfig {
             max_webrtc_viewers: max,
             webrtc_udp_port: 0,
+            webrtc_tcp_port: 0,
             webrtc_addresses: Some(vec!["127.0.0.1".parse().unwrap()]),
+            webrtc_ice_servers,
             ..StreamerConfig::default()
         };
         let (_tx, config) = tokio::sync::watch::channel(Arc::new(config));
@@ -215,6 +274,7 @@ mod tests {
             assert_eq!(headers[header::CONTENT_TYPE], SDP);
             assert!(answer.contains("a=ice-lite") && answer.contains("H264"), "{answer}");
             assert!(answer.contains("a=candidate:") && answer.contains("127.0.0.1"), "{answer}");
+            assert!(answer.contains(" tcp ") && answer.contains("tcptype passive"), "an ICE-TCP candidate: {answer}");
             let location = headers[header::LOCATION].to_str().unwrap().to_owned();
             assert!(location.starts_with("/whep/desktop/"), "{location}");
             locations.push(location);
@@ -253,6 +313,36 @@ mod tests {
         }
         let (status, _, body) = post(&app, Some(SDP), video_offer()).await;
         assert_eq!(status, StatusCode::CREATED, "refused offers took no slot: {body}");
+    }
+
+    #[tokio::test]
+    async fn the_ice_servers_go_to_the_player_in_link_headers_turn_with_its_credential() {
+        let servers = vec![
+            IceServer { urls: vec!["stun:stun.example.net:3478".into()], ..IceServer::default() },
+            IceServer {
+                urls: vec!["turn:turn.example.net:3478?transport=udp".into(), "turns:turn.example.net:5349".into()],
+                username: Some("kiosk".into()),
+                credential: Some(ds_config::Secret::new(r#"pa"ss\word"#)),
+            },
+        ];
+        let app = router_with(2, servers).await;
+        let links = |h: &HeaderMap| -> Vec<String> {
+            h.get_all(header::LINK).iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+        };
+        let expected = [
+            r#"<stun:stun.example.net:3478>; rel="ice-server""#,
+            r#"<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="kiosk"; credential="pa\"ss\\word"; credential-type="password""#,
+            r#"<turns:turn.example.net:5349>; rel="ice-server"; username="kiosk"; credential="pa\"ss\\word"; credential-type="password""#,
+        ];
+        let (status, headers, body) = post(&app, Some(SDP), video_offer()).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(links(&headers), expected);
+        let res = app.oneshot(Request::options(ENDPOINT).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(links(res.headers()), expected, "OPTIONS names them too");
+        assert!(res.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("Link"));
+        // None configured: no Link at all.
+        let (_, headers, _) = post(&router(2).await, Some(SDP), video_offer()).await;
+        assert!(links(&headers).is_empty());
     }
 
     #[tokio::test]

@@ -94,6 +94,7 @@ fn passed_on(answer: Result<Fetched, String>) -> Response {
                 (header::CONTENT_TYPE, f.content_type),
                 (header::CACHE_CONTROL, f.cache_control),
                 (header::LOCATION, f.location),
+                (header::LINK, f.link),
             ];
             for (name, value) in headers {
                 if let Some(v) = value.and_then(|v| v.parse().ok()) {
