@@ -51,8 +51,9 @@ async function screenshot(page, name) {
 }
 
 try {
-  // The browser's own HLS, forced: WebRTC, the default, has tests of its own.
-  const page = await open('/?player=hls');
+  // The browser's own HLS, forced: WebRTC, the default, and hls.js, HLS's default where the
+  // browser has MediaSource, have tests of their own.
+  const page = await open('/?player=native');
 
   await check('status_live', async () => {
     await page.waitForFunction(() => document.getElementById('stream-state').textContent === 'streaming',

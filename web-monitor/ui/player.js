@@ -1,5 +1,8 @@
-// The stream's player: the browser's own HLS where it has one (Safari, Chromium 156+),
-// hls.js (from the npm registry, served from /assets) otherwise. A player that fails for good
+// The stream's player: hls.js (from the npm registry, served from /assets) on the low-latency
+// playlist wherever the browser has MediaSource (every desktop browser, iOS 17.1+ with
+// ManagedMediaSource), a second or two behind the live edge; the browser's own HLS on the plain
+// playlist otherwise (older iPhones), three segments behind. (Chromium 156+ has an HLS player of
+// its own too, but it plays no parts.) A player that fails for good
 // (a fatal hls.js error, a media error) is torn down and recreated after a pause, so a stream
 // that comes back after a restart plays again without a reload.
 // `?player=hlsjs` or `?player=native` in the page's URL forces one path (tests use it).
@@ -8,6 +11,8 @@
 const RETRY_MIN_MS = 2000;
 const RETRY_MAX_MS = 30000;
 const HLS_MIME = 'application/vnd.apple.mpegurl';
+/** What hls.js hands MediaSource: the stream's H.264 in fragmented MP4. */
+const H264_MP4 = 'video/mp4; codecs="avc1.42E01E"';
 /** A playing video whose time stands still this long is recreated (a live stream that went
  * away and came back can leave the browser waiting for ever). */
 const STALL_MS = 20000;
@@ -25,8 +30,10 @@ export class Player {
     this.retryTimer = null;
     this.recreated = 0;
     const forced = new URLSearchParams(location.search).get('player');
+    const source = window.ManagedMediaSource || window.MediaSource;
+    const mediaSource = Boolean(source && source.isTypeSupported(H264_MP4));
     const native = Boolean(video.canPlayType(HLS_MIME));
-    this.mode = forced === 'hlsjs' || forced === 'native' ? forced : native ? 'native' : 'hlsjs';
+    this.mode = forced === 'hlsjs' || forced === 'native' ? forced : mediaSource || !native ? 'hlsjs' : 'native';
     video.dataset.player = this.mode;
     video.addEventListener('playing', () => {
       this.retryMs = RETRY_MIN_MS;
@@ -69,7 +76,11 @@ export class Player {
       return;
     }
     const lowLatency = Boolean(this.lowLatencyUrl);
-    const hls = new Hls({ workerPath: '/assets/hls.worker.js', liveSyncDurationCount: 3, lowLatencyMode: lowLatency });
+    // Low latency: hls.js keeps PART-HOLD-BACK from the edge, as the playlist says; a
+    // liveSyncDuration(Count) given here would override it (three segments behind again).
+    const hls = new Hls(lowLatency
+      ? { workerPath: '/assets/hls.worker.js', lowLatencyMode: true }
+      : { workerPath: '/assets/hls.worker.js', liveSyncDurationCount: 3, lowLatencyMode: false });
     this.hls = hls;
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal && this.hls === hls) this.fail(`hls.js: ${data.type} ${data.details}`);
