@@ -36,8 +36,13 @@ pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// A picture unchanged for this long is DEGRADED/frozen.
 pub const DEFAULT_FROZEN_S: u32 = 60;
-/// More RTP packets lost in one probe than this is DEGRADED/packet_loss: none may be lost.
-pub const DEFAULT_MAX_PACKETS_LOST: u32 = 0;
+/// More RTP packets lost in one probe than this is DEGRADED/packet_loss. A probe sees about a
+/// second of video over TCP, where nothing is lost on the way: a loss is the camera's sender
+/// dropping packets. One or two in a probe are a glitch (a smear until the next keyframe)
+/// that a fleet of cameras shows somewhere every few minutes, and a limit of 0 made cameras
+/// flap on them; a sender that drops more within one second of video drops steadily, and
+/// viewers see it.
+pub const DEFAULT_MAX_PACKETS_LOST: u32 = 2;
 /// The former percent limit's default (accepted, not applied: see `max_packet_loss_percent`).
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
@@ -76,8 +81,9 @@ pub struct CamerasConfig {
     /// 60; 0 turns the check off; up to 86400.
     pub frozen_seconds: u32,
     /// RTP packets an RTSP probe may find lost (gaps in their sequence numbers) before the
-    /// camera is DEGRADED/packet_loss. Default 0: any loss; 0..=100000. Probes run over TCP,
-    /// so a loss means the camera itself dropped packets (an overloaded sender or uplink).
+    /// camera is DEGRADED/packet_loss (see `DEFAULT_MAX_PACKETS_LOST`). Default 2; 0..=100000
+    /// (0: any loss). Probes run over TCP, so a loss means the camera itself dropped packets
+    /// (an overloaded sender or uplink). Packets before the first one received never count.
     pub max_packets_lost: u32,
     /// The earlier limit in percent of a probe's packets. Accepted (0..=100) so that files
     /// that set it still load, with a warning, but not applied: the RTSP client (retina)

@@ -31,18 +31,26 @@
 //! each session.
 //!
 //! Packet loss: retina counts, on each frame, the RTP packets its sequence numbers show
-//! missing before it; the probe adds them up ([`Proof::packets_lost`], exact). retina does
-//! not tell how many packets a frame took, so the probe cannot say what share of the packets
-//! was lost, and does not guess one. Over TCP, loss only shows when the camera itself drops
-//! packets (an overloaded sender).
+//! missing before it; the probe adds them up ([`Proof::packets_lost`], exact). Only packets
+//! lost after the first one received count: the sequence number `PLAY` announces in
+//! `RTP-Info` is not trusted ([`InitialSequenceNumberPolicy::Ignore`]), because a server that
+//! shares one media among its clients (gst-rtsp-server with a shared factory, MediaMTX,
+//! go2rtc) announces where its stream was when it answered, and a client joining mid-stream
+//! receives from a later packet on; that gap was never the client's to receive. Joining
+//! mid-stream can also start in the middle of a fragmented frame, whose first fragment the
+//! probe never sees: retina reports that fragment as an error, which the probe passes over
+//! until its first frame ([`is_partial_start`]). retina does not tell how many packets a
+//! frame took, so the probe cannot say what share of the packets was lost, and does not
+//! guess one. Over TCP, loss only shows when the camera itself drops packets (an overloaded
+//! sender).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use retina::client::{
-    Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy,
-    Transport,
+    Credentials, InitialSequenceNumberPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
+    TcpTransportOptions, TeardownPolicy, Transport,
 };
 use retina::codec::{CodecItem, ParametersRef, VideoFrame};
 use tokio::time::{Instant, timeout, timeout_at};
@@ -99,13 +107,14 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
     }
     let setup = SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default()));
     run_step("SETUP", step, authed, session.setup(index, setup)).await?;
-    let playing = run_step("PLAY", step, authed, session.play(PlayOptions::default())).await?;
+    let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
+    let playing = run_step("PLAY", step, authed, session.play(play)).await?;
     let mut frames = playing.demuxed().map_err(|e| rtsp_failure("PLAY", authed, &e))?;
 
     let mut counts = Counts::default();
     let deadline = Instant::now() + step;
     let keyframe = loop {
-        match next_frame(&mut frames, index, deadline, authed).await? {
+        match next_frame(&mut frames, index, deadline, authed, counts.frames == 0).await? {
             Some(f) => {
                 counts.add(&f);
                 if f.is_random_access_point() {
@@ -137,7 +146,7 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
             None => deadline,
             Some(second) => (Instant::now() + frame_wait(seen.first_gap())).min(second + MAX_EXTRA_WAIT).min(deadline),
         };
-        match next_frame(&mut frames, index, wait_until, authed).await {
+        match next_frame(&mut frames, index, wait_until, authed, false).await {
             Ok(Some(f)) => {
                 counts.add(&f);
                 seen.add(&f, Instant::now());
@@ -266,11 +275,14 @@ impl Seen {
 }
 
 /// The next video frame of stream `index` before `deadline` (`None`: none came in time).
+/// `first`: no frame has arrived yet, so the rest of a frame the session joined in its middle
+/// is passed over (see the module doc).
 async fn next_frame(
     frames: &mut retina::client::Demuxed,
     index: usize,
     deadline: Instant,
     authed: bool,
+    first: bool,
 ) -> Result<Option<VideoFrame>, ProbeFailure> {
     loop {
         match timeout_at(deadline, frames.next()).await {
@@ -281,11 +293,21 @@ async fn next_frame(
                     "the camera ended the session while frames were awaited",
                 ));
             }
+            Ok(Some(Err(e))) if first && is_partial_start(&e.to_string()) => {
+                tracing::debug!(error = %first_line(&e.to_string()), "joined in the middle of a frame; skipping its rest");
+            }
             Ok(Some(Err(e))) => return Err(rtsp_failure("receiving frames", authed, &e)),
             Ok(Some(Ok(CodecItem::VideoFrame(f)))) if f.stream_id() == index => return Ok(Some(f)),
             Ok(Some(Ok(_))) => {}
         }
     }
+}
+
+/// Whether retina's error is a fragment of a frame whose first fragment never arrived (H.264
+/// FU-A or H.265 FU without a start bit, and no packet lost before it: the session began in
+/// the middle of the frame). retina's error is opaque, so its description is read.
+fn is_partial_start(error: &str) -> bool {
+    first_line(error).ends_with("has start bit unset while no frag in progress")
 }
 
 async fn run_step<T>(
@@ -415,6 +437,15 @@ mod tests {
     fn further_frames_are_awaited_for_about_two_frame_intervals() {
         assert_eq!(frame_wait(Duration::from_millis(66)), Duration::from_millis(150));
         assert_eq!(frame_wait(Duration::from_millis(500)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_joined_midway_is_recognised() {
+        // retina 0.4's descriptions for H.264 and H.265, followed by its context lines.
+        assert!(is_partial_start("FU-A has start bit unset while no frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(is_partial_start("FU has start bit unset while no frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(!is_partial_start("FU-A with start bit while frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(!is_partial_start("Error reading from RTSP peer: EOF"));
     }
 
     #[test]
