@@ -30,12 +30,6 @@ async fn rtsp_probes() {
     let proof = probe(&server.url("live")).await.expect("live H.264 proves video");
     assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("h264", Some(320), Some(240)));
     assert!(proof.latency < STEP * 2, "{proof:?}");
-    let again = probe(&server.url("live")).await.unwrap();
-    assert_ne!(again.picture.fingerprint, proof.picture.fingerprint, "a moving picture gives new keyframes");
-
-    let f1 = probe(&server.url("frozen")).await.unwrap();
-    let f2 = probe(&server.url("frozen")).await.unwrap();
-    assert_eq!(f1.picture.fingerprint, f2.picture.fingerprint, "a still picture gives the same keyframe");
 
     let m = failure(probe(&server.url("nope")).await, Reason::NotFound, None);
     assert!(m.contains("404"), "{m}");
@@ -82,7 +76,7 @@ async fn a_shared_media_joined_mid_stream_loses_nothing() {
         for (i, p) in probes.enumerate() {
             let proof = p.await.unwrap().unwrap_or_else(|f| panic!("round {round}, camera {i}: {f}"));
             assert_eq!(proof.packets_lost, Some(0), "round {round}, camera {i}: {proof:?}");
-            let v = Tracker::default().judge(tokio::time::Instant::now(), &Ok(proof), &settings);
+            let v = Tracker::default().judge(tokio::time::Instant::now(), &Ok(proof), None, &settings);
             assert_eq!((v.state, v.reason), (State::Up, None), "round {round}, camera {i}: {v:?}");
         }
     }
@@ -94,11 +88,7 @@ async fn mjpeg_probes() {
     let (w, h) = MjpegServer::frame_size();
     let proof = probe(&server.url("live")).await.expect("a live MJPEG stream proves video");
     assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("jpeg", Some(w), Some(h)));
-    assert!(proof.picture.changed);
-    let proof = probe(&server.url("snapshot.jpg")).await.expect("two snapshots prove video");
-    assert!(proof.picture.changed);
-    let proof = probe(&server.url("frozen")).await.unwrap();
-    assert!(!proof.picture.changed && proof.picture.unchanged_for > Duration::ZERO, "{proof:?}");
+    probe(&server.url("snapshot.jpg")).await.expect("two snapshots prove video");
 
     failure(probe(&server.url("missing")).await, Reason::NotFound, None);
     failure(probe(&server.url("headers-only")).await, Reason::NoFrames, None);
