@@ -61,6 +61,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("rtsp restarted", rtsp.url("restarted")),
         camera("rtsp shared", rtsp.url("shared")),
         camera("rtsp noisy", rtsp.url("noisy")),
+        camera("rtsp shared still", rtsp.url("shared-still")),
         camera("rtsp noframes", rtsp.url("noframes")),
         camera("rtsp missing", rtsp.url("no-such-mount")),
         camera("rtsp no creds", rtsp.secure_url(None)),
@@ -71,6 +72,8 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("mjpeg live", web.url("live")),
         camera("mjpeg snapshot", web.url("snapshot.jpg")),
         camera("mjpeg frozen", web.url("frozen")),
+        camera("mjpeg stamped", web.url("stamped")),
+        camera("mjpeg noisy", web.url("noisy")),
         camera("mjpeg missing", web.url("nothing-here")),
         camera("mjpeg headers only", web.url("headers-only")),
         camera("mjpeg garbage", web.url("garbage")),
@@ -122,11 +125,17 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     // Frozen pictures: UP at first, DEGRADED once unchanged for FROZEN_S.
     let frozen_bound = bound(State::Up) + Duration::from_secs(u64::from(FROZEN_S + HEARTBEAT_S));
     wait_for(&board, "rtsp-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    // A still picture from an encoder that runs on (a hung sensor): its coded frames differ,
+    // its pictures do not.
+    let status = wait_for(&board, "rtsp-shared-still", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    assert!(status.message.as_deref().is_some_and(|m| m.contains("the picture has not changed for")), "{status:#?}");
     wait_for(&board, "mjpeg-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    // One still picture whose every JPEG carries its own comment: other bytes, one picture.
+    wait_for(&board, "mjpeg-stamped", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
     // Judged on decoded pictures: a moving picture whose encoder starts afresh each session
     // (the same first frames every time), one from an encoder that runs on, and a still
     // scene with sensor noise are not frozen.
-    for id in ["rtsp-live", "rtsp-restarted", "rtsp-shared", "rtsp-noisy", "mjpeg-live"] {
+    for id in ["rtsp-live", "rtsp-restarted", "rtsp-shared", "rtsp-noisy", "mjpeg-live", "mjpeg-noisy"] {
         let status = board.get(id).unwrap();
         assert_eq!((status.state, status.reason), (Some(State::Up), None), "{id} is never frozen: {status:#?}");
     }
