@@ -1,7 +1,9 @@
 //! Judging a probe against the camera's history: a failure is PENDING until it has happened
 //! more times in a row than the camera's `retries`, then DOWN; video that arrives is UP
-//! unless its picture has not changed for `frozen_seconds` (DEGRADED/frozen) or the probe
-//! found more RTP packets lost than `max_packets_lost` (DEGRADED/packet_loss).
+//! unless its picture has been almost uniformly dark for `black_seconds` (DEGRADED/black),
+//! has not changed for `frozen_seconds` (DEGRADED/frozen), or the probe found more RTP
+//! packets lost than `max_packets_lost` (DEGRADED/packet_loss), in that order: a black
+//! picture also stands still, and black says more.
 //!
 //! Whether the picture changed is judged on decoded pictures ([`crate::picture`]): it
 //! changed when it moved within the probe, or when its keyframe shows another scene than the
@@ -38,6 +40,8 @@ pub struct Verdict {
 pub struct Tracker {
     failures: u32,
     picture: Option<PictureSeen>,
+    /// Since when every picture decoded was black.
+    dark_since: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,7 +76,21 @@ impl Tracker {
             Ok(proof) => {
                 self.failures = 0;
                 let unchanged = pictures.map_or(Duration::ZERO, |p| self.unchanged_for(now, proof.span, p));
-                if settings.frozen_seconds > 0 && unchanged >= Duration::from_secs(settings.frozen_seconds.into()) {
+                let dark = pictures.map_or(Duration::ZERO, |p| self.dark_for(now, p));
+                if settings.black_seconds > 0 && dark >= Duration::from_secs(settings.black_seconds.into()) {
+                    Verdict {
+                        state: State::Degraded,
+                        reason: Some(Reason::Black),
+                        message: Some(format!(
+                            "the picture has been almost uniformly dark for {} s (the limit is {} s): \
+                             is the lens covered, or the infrared light off?",
+                            dark.as_secs(),
+                            settings.black_seconds
+                        )),
+                    }
+                } else if settings.frozen_seconds > 0
+                    && unchanged >= Duration::from_secs(settings.frozen_seconds.into())
+                {
                     Verdict {
                         state: State::Degraded,
                         reason: Some(Reason::Frozen),
@@ -95,6 +113,17 @@ impl Tracker {
                     Verdict { state: State::Up, reason: None, message: None }
                 }
             }
+        }
+    }
+
+    /// Notes whether the probe's last picture is black and says how long every picture has
+    /// been.
+    fn dark_for(&mut self, now: Instant, pictures: &Pictures) -> Duration {
+        if pictures.last.is_black() {
+            now - *self.dark_since.get_or_insert(now)
+        } else {
+            self.dark_since = None;
+            Duration::ZERO
         }
     }
 
@@ -124,6 +153,7 @@ mod tests {
             timeout_seconds: 2,
             retries: 2,
             frozen_seconds: 30,
+            black_seconds: 30,
             max_packets_lost: 0,
             verify_tls: true,
         }
@@ -201,6 +231,24 @@ mod tests {
         assert_eq!(Tracker::default().judge(at(200), &long, Some(&still), &s).reason, Some(Reason::Frozen));
         let off = ProbeSettings { frozen_seconds: 0, ..s };
         assert_eq!(Tracker::default().judge(at(200), &long, Some(&still), &off).state, State::Up);
+    }
+
+    #[test]
+    fn a_picture_dark_for_black_seconds_is_degraded_black() {
+        let (mut t, s, t0) = (Tracker::default(), settings(), Instant::now());
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let ok = proof(Duration::from_millis(200));
+        let black = Pictures { first: scene(16, 0), last: Look { width: 64, height: 36, luma: vec![16; 64 * 36] } };
+        assert_eq!(t.judge(at(0), &ok, Some(&black), &s).state, State::Up);
+        let v = t.judge(at(30), &ok, Some(&black), &s);
+        assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::Black)), "black, not frozen: {v:?}");
+        assert!(v.message.unwrap().contains("almost uniformly dark for 30 s (the limit is 30 s)"));
+        // A dark scene with detail (the bright square) is not black.
+        let dim = pictures(16, 8, 8);
+        assert_eq!(t.judge(at(40), &ok, Some(&dim), &s).reason, None);
+        assert_eq!(t.judge(at(50), &ok, Some(&black), &s).state, State::Up, "dark afresh");
+        let off = ProbeSettings { black_seconds: 0, frozen_seconds: 0, ..s };
+        assert_eq!(t.judge(at(500), &ok, Some(&black), &off).state, State::Up, "0 turns it off");
     }
 
     #[test]

@@ -19,6 +19,7 @@ const HEARTBEAT_S: u32 = 1;
 const TIMEOUT_S: u32 = 2;
 const RETRIES: u32 = 1;
 const FROZEN_S: u32 = 2;
+const BLACK_S: u32 = 2;
 const WRONG_PASSWORD: &str = "wr0ng-Secret";
 
 fn camera(name: &str, url: String) -> Camera {
@@ -62,6 +63,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("rtsp shared", rtsp.url("shared")),
         camera("rtsp noisy", rtsp.url("noisy")),
         camera("rtsp shared still", rtsp.url("shared-still")),
+        camera("rtsp black", rtsp.url("black")),
         camera("rtsp noframes", rtsp.url("noframes")),
         camera("rtsp missing", rtsp.url("no-such-mount")),
         camera("rtsp no creds", rtsp.secure_url(None)),
@@ -74,6 +76,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("mjpeg frozen", web.url("frozen")),
         camera("mjpeg stamped", web.url("stamped")),
         camera("mjpeg noisy", web.url("noisy")),
+        camera("mjpeg black", web.url("black")),
         camera("mjpeg missing", web.url("nothing-here")),
         camera("mjpeg headers only", web.url("headers-only")),
         camera("mjpeg garbage", web.url("garbage")),
@@ -86,6 +89,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         timeout_seconds: TIMEOUT_S,
         retries: RETRIES,
         frozen_seconds: FROZEN_S,
+        black_seconds: BLACK_S,
         streams: cams,
         ..CamerasConfig::default()
     };
@@ -130,6 +134,12 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     let status = wait_for(&board, "rtsp-shared-still", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
     assert!(status.message.as_deref().is_some_and(|m| m.contains("the picture has not changed for")), "{status:#?}");
     wait_for(&board, "mjpeg-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    // A black picture is black (which says more than frozen); a ball on black (rtsp-live,
+    // mjpeg-live, checked below) is a dark scene with detail.
+    for id in ["rtsp-black", "mjpeg-black"] {
+        let status = wait_for(&board, id, State::Degraded, Some(Reason::Black), frozen_bound).await;
+        assert!(status.message.as_deref().is_some_and(|m| m.contains("almost uniformly dark")), "{status:#?}");
+    }
     // One still picture whose every JPEG carries its own comment: other bytes, one picture.
     wait_for(&board, "mjpeg-stamped", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
     // Judged on decoded pictures: a moving picture whose encoder starts afresh each session

@@ -128,6 +128,7 @@ async fn repeated_frames_are_frozen_and_moving_ones_are_not() {
         timeout_seconds: 3,
         retries: 0,
         frozen_seconds: 5,
+        black_seconds: 0,
         max_packets_lost: 0,
         verify_tls: true,
     };

@@ -8,6 +8,7 @@
 //! - `/stamped`: one still picture (colour bars), each frame's JPEG with its own comment
 //!   segment, as a camera that stamps a counter or the time into the file: the bytes differ,
 //!   the picture does not
+//! - `/black`: a black picture (a covered lens)
 //! - `/noisy`: a still picture (colour bars) with sensor noise over it, as a quiet room at
 //!   night
 //! - `/snapshot.jpg`: one `image/jpeg` per request, a different picture each time
@@ -55,6 +56,7 @@ pub enum Mode {
     Frozen,
     Stamped,
     Noisy,
+    Black,
     NotFound,
     HeadersOnly,
     Garbage,
@@ -194,6 +196,12 @@ fn still() -> &'static [Vec<u8>] {
     STILL.get_or_init(|| encode(&format!("videotestsrc pattern=smpte75 num-buffers=1 ! {}", caps()), "", 1))
 }
 
+/// One black JPEG.
+fn black() -> &'static [Vec<u8>] {
+    static BLACK: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    BLACK.get_or_init(|| encode(&format!("videotestsrc pattern=black num-buffers=1 ! {}", caps()), "", 1))
+}
+
 /// JPEGs of colour bars under a faint layer of snow: sensor noise of a few levels.
 fn noisy() -> &'static [Vec<u8>] {
     static NOISY: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
@@ -317,6 +325,7 @@ fn serve(mut conn: impl Connection, shared: &Shared, frames: &[Vec<u8>]) {
         "/frozen" => Some(Mode::Frozen),
         "/stamped" => Some(Mode::Stamped),
         "/noisy" => Some(Mode::Noisy),
+        "/black" => Some(Mode::Black),
         "/headers-only" => Some(Mode::HeadersOnly),
         "/garbage" => Some(Mode::Garbage),
         "/switchable" => *shared.mode.lock().unwrap(),
@@ -373,6 +382,7 @@ fn serve(mut conn: impl Connection, shared: &Shared, frames: &[Vec<u8>]) {
                 stamped = stamp(&still()[0], i);
                 &stamped
             }
+            Mode::Black => &black()[0],
             Mode::Noisy => {
                 let noisy = noisy();
                 &noisy[i % noisy.len()]
