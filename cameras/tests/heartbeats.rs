@@ -64,6 +64,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("rtsp noisy", rtsp.url("noisy")),
         camera("rtsp shared still", rtsp.url("shared-still")),
         camera("rtsp black", rtsp.url("black")),
+        camera("rtsp h265", rtsp.url("h265")),
         camera("rtsp noframes", rtsp.url("noframes")),
         camera("rtsp missing", rtsp.url("no-such-mount")),
         camera("rtsp no creds", rtsp.secure_url(None)),
@@ -145,7 +146,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     // Judged on decoded pictures: a moving picture whose encoder starts afresh each session
     // (the same first frames every time), one from an encoder that runs on, and a still
     // scene with sensor noise are not frozen.
-    for id in ["rtsp-live", "rtsp-restarted", "rtsp-shared", "rtsp-noisy", "mjpeg-live", "mjpeg-noisy"] {
+    for id in ["rtsp-live", "rtsp-restarted", "rtsp-shared", "rtsp-noisy", "rtsp-h265", "mjpeg-live", "mjpeg-noisy"] {
         let status = board.get(id).unwrap();
         assert_eq!((status.state, status.reason), (Some(State::Up), None), "{id} is never frozen: {status:#?}");
     }

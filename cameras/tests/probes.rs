@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ds_cameras::probe::{NetworkProber, ProbeOutcome, Prober};
 use ds_cameras::verdict::Tracker;
-use ds_cameras::{Reason, State};
+use ds_cameras::{Decoder, Reason, State};
 use ds_tests::mjpeg::{self, MjpegServer};
 use ds_tests::rtsp::{self, RtspServer};
 
@@ -30,6 +30,13 @@ async fn rtsp_probes() {
     let proof = probe(&server.url("live")).await.expect("live H.264 proves video");
     assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("h264", Some(320), Some(240)));
     assert!(proof.latency < STEP * 2, "{proof:?}");
+
+    // H.265 is probed and decoded as H.264 is.
+    let proof = probe(&server.url("h265")).await.expect("live H.265 proves video");
+    assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("h265", Some(320), Some(240)));
+    let pictures = Decoder::new(1, 1).decode(proof.coded.expect("frames")).await.unwrap().expect("H.265 decodes");
+    assert_eq!((pictures.first.width, pictures.first.height), (320, 240));
+    assert!(pictures.moved(), "the ball moves: {pictures:?}");
 
     let m = failure(probe(&server.url("nope")).await, Reason::NotFound, None);
     assert!(m.contains("404"), "{m}");
