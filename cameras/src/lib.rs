@@ -11,5 +11,5 @@ pub mod verdict;
 
 pub use picture::{Decoder, Pictures};
 pub use probe::{NetworkProber, ProbeFailure, ProbeOutcome, Prober, Proof};
-pub use scheduler::{Beat, CameraStatus, Event, Scheduler, StatusBoard, Transition};
+pub use scheduler::{Beat, CameraStatus, CameraThumbnail, Event, Scheduler, StatusBoard, Thumbnails, Transition};
 pub use state::{Heartbeat, Reason, State};

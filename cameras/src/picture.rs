@@ -59,6 +59,8 @@ pub const BLACK_MEAN_LEVELS: f64 = 28.0;
 pub const BLACK_SPREAD_LEVELS: f64 = 6.0;
 /// Side of the blocks whose means [`Look::same_scene`] compares.
 const BLOCK: usize = 8;
+/// JPEG quality of thumbnails (jpegenc's 0..=100): small files, faces still recognisable.
+const THUMBNAIL_QUALITY: i32 = 80;
 /// How long one decode may take before it is abandoned.
 const DECODE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -100,11 +102,27 @@ impl std::fmt::Debug for Look {
     }
 }
 
-/// The first and last picture of a probe.
+/// The first and last picture of a probe, and the last as a thumbnail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pictures {
     pub first: Look,
     pub last: Look,
+    /// The last picture in colour, as a JPEG; `None` if it could not be encoded.
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A camera's picture as people see it in the grid: a JPEG at most [`MAX_WIDTH`] wide.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thumbnail {
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl std::fmt::Debug for Thumbnail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Thumbnail({}x{}, {} bytes of JPEG)", self.width, self.height, self.jpeg.len())
+    }
 }
 
 impl Pictures {
@@ -239,14 +257,50 @@ fn work(rx: &Mutex<Receiver<Job>>) {
 
 /// Decodes `coded` and returns its first and last picture, at most [`MAX_WIDTH`] wide.
 pub fn decode_blocking(coded: &Coded) -> Result<Pictures, DecodeError> {
-    let mut all = decode_all(coded)?;
+    let (mut all, last_sample) = decode_all(coded)?;
     let last = all.pop().ok_or_else(|| DecodeError::Failed("no picture came out".into()))?;
     let first = if all.is_empty() { last.clone() } else { all.swap_remove(0) };
-    Ok(Pictures { first, last })
+    let thumbnail = last_sample.as_ref().and_then(|s| match thumbnail(s) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::debug!(error = %e, "no thumbnail");
+            None
+        }
+    });
+    Ok(Pictures { first, last, thumbnail })
 }
 
-/// Decodes `coded`: every picture, at most [`MAX_WIDTH`] wide.
-pub fn decode_all(coded: &Coded) -> Result<Vec<Look>, DecodeError> {
+/// Encodes a decoded picture (I420) as a JPEG.
+fn thumbnail(sample: &gst::Sample) -> Result<Thumbnail, DecodeError> {
+    let failed = |e: &dyn std::fmt::Display| DecodeError::Failed(format!("thumbnail: {e}"));
+    let caps = sample.caps().ok_or_else(|| failed(&"a picture without caps"))?;
+    let s = caps.structure(0).ok_or_else(|| failed(&"empty caps"))?;
+    let (width, height) =
+        (s.get::<i32>("width").map_err(|e| failed(&e))?, s.get::<i32>("height").map_err(|e| failed(&e))?);
+    let src = gst_app::AppSrc::builder().caps(&caps.to_owned()).format(gst::Format::Time).build();
+    let enc = gst::ElementFactory::make("jpegenc")
+        .property("quality", THUMBNAIL_QUALITY)
+        .build()
+        .map_err(|_| DecodeError::Missing("jpegenc"))?;
+    let sink = gst_app::AppSink::builder().sync(false).build();
+    let pipeline = gst::Pipeline::new();
+    pipeline.add_many([src.upcast_ref(), &enc, sink.upcast_ref()]).map_err(|e| failed(&e))?;
+    gst::Element::link_many([src.upcast_ref(), &enc, sink.upcast_ref()]).map_err(|e| failed(&e))?;
+    let _stop = Stop(pipeline.clone());
+    pipeline.set_state(gst::State::Playing).map_err(|e| failed(&e))?;
+    let buffer = sample.buffer_owned().ok_or_else(|| failed(&"a picture without data"))?;
+    src.push_buffer(buffer).map_err(|e| failed(&e))?;
+    let _ = src.end_of_stream();
+    let jpeg = sink
+        .try_pull_sample(gst::ClockTime::from_nseconds(DECODE_TIMEOUT.as_nanos() as u64))
+        .ok_or(DecodeError::Timeout(DECODE_TIMEOUT))?;
+    let map = jpeg.buffer().ok_or_else(|| failed(&"no JPEG"))?.map_readable().map_err(|e| failed(&e))?;
+    Ok(Thumbnail { jpeg: map.as_slice().to_vec(), width: width as u32, height: height as u32 })
+}
+
+/// Decodes `coded`: every picture's luma, at most [`MAX_WIDTH`] wide, and the last picture
+/// as it came (I420).
+pub fn decode_all(coded: &Coded) -> Result<(Vec<Look>, Option<gst::Sample>), DecodeError> {
     gst::init().map_err(|e| DecodeError::Failed(format!("GStreamer cannot start: {e}")))?;
     let (caps, decoder, buffers): (gst::Caps, &'static str, Vec<Timed<'_>>) = match coded {
         Coded::H26x { h265, frames } => {
@@ -275,7 +329,7 @@ pub fn decode_all(coded: &Coded) -> Result<Vec<Look>, DecodeError> {
     let scale = make("videoscale")?;
     let filter = make("capsfilter")?;
     let sink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "GRAY8").build())
+        .caps(&gst::Caps::builder("video/x-raw").field("format", "I420").build())
         .sync(false)
         .max_buffers(0)
         .build();
@@ -321,6 +375,7 @@ pub fn decode_all(coded: &Coded) -> Result<Vec<Look>, DecodeError> {
     let deadline = std::time::Instant::now() + DECODE_TIMEOUT;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut all = Vec::new();
+    let mut last_sample = None;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -328,6 +383,7 @@ pub fn decode_all(coded: &Coded) -> Result<Vec<Look>, DecodeError> {
         }
         if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(20)) {
             all.push(look(&sample).ok_or_else(|| DecodeError::Failed("a picture without size".into()))?);
+            last_sample = Some(sample);
             continue;
         }
         if sink.is_eos() {
@@ -340,7 +396,7 @@ pub fn decode_all(coded: &Coded) -> Result<Vec<Look>, DecodeError> {
         }
     }
     drop(stop);
-    Ok(all)
+    Ok((all, last_sample))
 }
 
 /// A coded frame and its presentation time.
@@ -369,7 +425,7 @@ fn look(sample: &gst::Sample) -> Option<Look> {
     let s = sample.caps()?.structure(0)?;
     let (w, h) = (s.get::<i32>("width").ok()? as usize, s.get::<i32>("height").ok()? as usize);
     let map = sample.buffer()?.map_readable().ok()?;
-    // GRAY8 rows are padded to 4 bytes.
+    // The luma plane comes first; its rows are padded to 4 bytes.
     let stride = (w + 3) & !3;
     let data = map.as_slice();
     let mut luma = Vec::with_capacity(w * h);
@@ -403,19 +459,20 @@ mod tests {
     fn motion_and_sensor_noise_move_the_picture_and_a_repeat_does_not() {
         let scene = |x: u32, y: u32| ((x * 3 + y * 5) % 200) as u8 + 20;
         let still = look(160, 90, scene);
-        let same = Pictures { first: still.clone(), last: still.clone() };
+        let same = Pictures { first: still.clone(), last: still.clone(), thumbnail: None };
         assert!(!same.moved());
         // A ball of 10×10 moved by 10 pixels on 160×90: 200 pixels changed by ~100 levels.
         let ball = |at: u32| {
             move |x: u32, y: u32| if (at..at + 10).contains(&x) && (40..50).contains(&y) { 250 } else { scene(x, y) }
         };
-        let moving = Pictures { first: look(160, 90, ball(20)), last: look(160, 90, ball(30)) };
+        let moving = Pictures { first: look(160, 90, ball(20)), last: look(160, 90, ball(30)), thumbnail: None };
         assert!(moving.moved(), "{}", moving.first.mean_difference(&moving.last));
         // Sensor noise of ±3 levels changes every pixel a little.
         let (n1, n2) = (noise(1), noise(2));
         let noisy = Pictures {
             first: look(160, 90, |x, y| (i32::from(scene(x, y)) + n1(x, y)) as u8),
             last: look(160, 90, |x, y| (i32::from(scene(x, y)) + n2(x, y)) as u8),
+            thumbnail: None,
         };
         assert!(noisy.moved(), "{}", noisy.first.mean_difference(&noisy.last));
         // ... but leaves the scene the same across heartbeats, which a moved ball does not.

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::picture::{Decoder, Pictures};
+use crate::picture::{Decoder, Pictures, Thumbnail};
 use crate::probe::{ProbeOutcome, Prober};
 use crate::state::{Heartbeat, Reason, State};
 use crate::verdict::{Tracker, Verdict};
@@ -121,10 +121,38 @@ impl StatusBoard {
     }
 }
 
+/// A camera's thumbnail ([`crate::picture::Thumbnail`]) from its last heartbeat whose
+/// pictures were decoded, and when that probe started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraThumbnail {
+    pub thumbnail: Arc<Thumbnail>,
+    pub taken_at: jiff::Timestamp,
+}
+
+/// Every camera's newest thumbnail; cheap to read, shared by clone.
+#[derive(Clone, Debug, Default)]
+pub struct Thumbnails(Arc<RwLock<HashMap<String, CameraThumbnail>>>);
+
+impl Thumbnails {
+    /// The newest thumbnail of the camera with stable id `camera_id`.
+    pub fn get(&self, camera_id: &str) -> Option<CameraThumbnail> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(camera_id).cloned()
+    }
+
+    fn put(&self, camera_id: &str, thumbnail: CameraThumbnail) {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(camera_id.to_owned(), thumbnail);
+    }
+
+    fn forget(&self, camera_id: &str) {
+        self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(camera_id);
+    }
+}
+
 /// A running scheduler.
 #[derive(Debug)]
 pub struct Scheduler {
     board: StatusBoard,
+    thumbnails: Thumbnails,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -144,8 +172,15 @@ impl Scheduler {
             let spec = Spec { camera: camera.clone(), settings: cameras.borrow().probe_settings(camera) };
             show(&board, &camera.stable_id(), &spec);
         }
-        let task = tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone()));
-        Scheduler { board, task }
+        let thumbnails = Thumbnails::default();
+        let task =
+            tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone(), thumbnails.clone()));
+        Scheduler { board, thumbnails, task }
+    }
+
+    /// Every camera's newest thumbnail (clone it into the web service's state).
+    pub fn thumbnails(&self) -> Thumbnails {
+        self.thumbnails.clone()
     }
 
     /// The status board (clone it into the web service's state).
@@ -178,6 +213,7 @@ struct Fleet<P> {
     semaphore: Arc<Semaphore>,
     events: mpsc::Sender<Event>,
     board: StatusBoard,
+    thumbnails: Thumbnails,
     /// Slots of every camera are counted from here.
     origin: Instant,
 }
@@ -188,6 +224,7 @@ async fn supervise<P: Prober>(
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
     board: StatusBoard,
+    thumbnails: Thumbnails,
 ) {
     let first = cameras.borrow_and_update().clone();
     let mut permits = first.max_concurrent_probes.max(1);
@@ -197,6 +234,7 @@ async fn supervise<P: Prober>(
         semaphore: Arc::new(Semaphore::new(permits as usize)),
         events,
         board,
+        thumbnails,
         origin: Instant::now(),
     });
     let mut tasks: HashMap<String, CameraTask> = HashMap::new();
@@ -259,6 +297,7 @@ fn apply<P: Prober>(
         if !keep {
             task.stop.cancel();
             fleet.board.write().remove(id);
+            fleet.thumbnails.forget(id);
             tracing::info!(camera = %id, "camera removed; its heartbeats stop");
         }
         keep
@@ -377,8 +416,10 @@ async fn camera_loop<P: Prober>(
                 }
                 let new = spec.borrow_and_update().clone();
                 if new.camera.url != current.camera.url {
-                    // Another camera behind the same id: its history starts now.
+                    // Another camera behind the same id: its history starts now, and the
+                    // other camera's picture is not shown for it.
                     tracker = Tracker::default();
+                    fleet.thumbnails.forget(&id);
                 }
                 current = new;
                 slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
@@ -408,6 +449,9 @@ async fn camera_loop<P: Prober>(
             },
         };
         let verdict = tracker.judge(Instant::now(), &outcome, pictures.as_ref(), &current.settings);
+        if let Some(thumbnail) = pictures.and_then(|p| p.thumbnail) {
+            fleet.thumbnails.put(&id, CameraThumbnail { thumbnail: Arc::new(thumbnail), taken_at: at });
+        }
         let events = record(&fleet.board, &id, at, &outcome, &verdict, tracker.failures());
         for event in events {
             tokio::select! {

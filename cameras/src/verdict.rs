@@ -184,7 +184,7 @@ mod tests {
 
     /// Pictures of a probe: the square at `from`, then at `to`.
     fn pictures(level: u8, from: usize, to: usize) -> Pictures {
-        Pictures { first: scene(level, from), last: scene(level, to) }
+        Pictures { first: scene(level, from), last: scene(level, to), thumbnail: None }
     }
 
     fn fail() -> ProbeOutcome {
@@ -238,7 +238,11 @@ mod tests {
         let (mut t, s, t0) = (Tracker::default(), settings(), Instant::now());
         let at = |secs| t0 + Duration::from_secs(secs);
         let ok = proof(Duration::from_millis(200));
-        let black = Pictures { first: scene(16, 0), last: Look { width: 64, height: 36, luma: vec![16; 64 * 36] } };
+        let black = Pictures {
+            first: scene(16, 0),
+            last: Look { width: 64, height: 36, luma: vec![16; 64 * 36] },
+            thumbnail: None,
+        };
         assert_eq!(t.judge(at(0), &ok, Some(&black), &s).state, State::Up);
         let v = t.judge(at(30), &ok, Some(&black), &s);
         assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::Black)), "black, not frozen: {v:?}");

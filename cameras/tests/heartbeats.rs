@@ -151,6 +151,18 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         assert_eq!((status.state, status.reason), (Some(State::Up), None), "{id} is never frozen: {status:#?}");
     }
 
+    // Each camera's thumbnail is its picture: the frozen RTSP camera's solid colour
+    // (0x3366aa), the MJPEG camera's ball on black, at most 320 wide.
+    let thumbnails = scheduler.thumbnails();
+    let frozen = thumbnails.get("rtsp-frozen").expect("a thumbnail of the frozen camera");
+    assert_eq!((frozen.thumbnail.width, frozen.thumbnail.height), (320, 240));
+    let (r, g, b) = mean_colour(&frozen.thumbnail.jpeg);
+    assert!(r.abs_diff(0x33) <= 12 && g.abs_diff(0x66) <= 12 && b.abs_diff(0xaa) <= 12, "{r:02x}{g:02x}{b:02x}");
+    let (r, g, b) =
+        mean_colour(&thumbnails.get("mjpeg-black").expect("a thumbnail of the black camera").thumbnail.jpeg);
+    assert!(r < 24 && g < 24 && b < 24, "black: {r:02x}{g:02x}{b:02x}");
+    assert!(thumbnails.get("rtsp-noframes").is_none(), "no video, no thumbnail");
+
     // Recovery: an RTSP server that goes away and comes back on the same port.
     wait_for(&board, "rtsp-restartable", State::Up, None, bound(State::Up)).await;
     let port = restartable.port;
@@ -184,4 +196,37 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         assert!(!text.contains(secret), "a password appears in an event or status");
     }
     assert!(web.requests().iter().all(|(m, _)| m == "GET"), "the prober sent something other than GET");
+}
+
+/// The mean colour of a JPEG, decoded by GStreamer's jpegdec.
+fn mean_colour(jpeg: &[u8]) -> (u8, u8, u8) {
+    use gstreamer::prelude::*;
+    gstreamer::init().unwrap();
+    let pipeline = gstreamer::parse::launch(
+        "appsrc name=src caps=image/jpeg ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )
+    .unwrap()
+    .downcast::<gstreamer::Pipeline>()
+    .unwrap();
+    let src = pipeline.by_name("src").unwrap().downcast::<gstreamer_app::AppSrc>().unwrap();
+    let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
+    pipeline.set_state(gstreamer::State::Playing).unwrap();
+    src.push_buffer(gstreamer::Buffer::from_slice(jpeg.to_vec())).unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.try_pull_sample(gstreamer::ClockTime::from_seconds(5)).expect("the thumbnail decodes");
+    pipeline.set_state(gstreamer::State::Null).unwrap();
+    let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
+    let (w, h) = (s.get::<i32>("width").unwrap() as usize, s.get::<i32>("height").unwrap() as usize);
+    let map = sample.buffer().unwrap().map_readable().unwrap();
+    let stride = (w * 3 + 3) & !3;
+    let mut sum = [0u64; 3];
+    for y in 0..h {
+        for px in map[y * stride..y * stride + w * 3].chunks(3) {
+            for (s, v) in sum.iter_mut().zip(px) {
+                *s += u64::from(*v);
+            }
+        }
+    }
+    let n = (w * h) as u64;
+    ((sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8)
 }
