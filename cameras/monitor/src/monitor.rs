@@ -110,7 +110,10 @@ impl CameraMonitor {
 
         let prober = NetworkProber::new().map_err(|e| anyhow::anyhow!("cannot set up the camera prober: {e}"))?;
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let scheduler = Scheduler::spawn(prober, fleet.subscribe(), events_tx, stop.child_token());
+        // Thumbnails beside the history, so a restart shows every camera's last picture.
+        let thumbnails = Thumbnails::persisted(&config.database.with_extension("thumbnails"));
+        let scheduler =
+            Scheduler::spawn_with_thumbnails(prober, fleet.subscribe(), events_tx, stop.child_token(), thumbnails);
         let live = Arc::new(Live::new(scheduler.statuses(), before));
         let thumbnails = scheduler.thumbnails();
 
