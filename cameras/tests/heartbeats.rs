@@ -15,6 +15,8 @@ use ds_tests::wait::wait_until_async;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+mod common;
+
 const HEARTBEAT_S: u32 = 1;
 const TIMEOUT_S: u32 = 2;
 const RETRIES: u32 = 1;
@@ -198,35 +200,15 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     assert!(web.requests().iter().all(|(m, _)| m == "GET"), "the prober sent something other than GET");
 }
 
-/// The mean colour of a JPEG, decoded by GStreamer's jpegdec.
+/// The mean colour of a JPEG.
 fn mean_colour(jpeg: &[u8]) -> (u8, u8, u8) {
-    use gstreamer::prelude::*;
-    gstreamer::init().unwrap();
-    let pipeline = gstreamer::parse::launch(
-        "appsrc name=src caps=image/jpeg ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
-    )
-    .unwrap()
-    .downcast::<gstreamer::Pipeline>()
-    .unwrap();
-    let src = pipeline.by_name("src").unwrap().downcast::<gstreamer_app::AppSrc>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gstreamer_app::AppSink>().unwrap();
-    pipeline.set_state(gstreamer::State::Playing).unwrap();
-    src.push_buffer(gstreamer::Buffer::from_slice(jpeg.to_vec())).unwrap();
-    src.end_of_stream().unwrap();
-    let sample = sink.try_pull_sample(gstreamer::ClockTime::from_seconds(5)).expect("the thumbnail decodes");
-    pipeline.set_state(gstreamer::State::Null).unwrap();
-    let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
-    let (w, h) = (s.get::<i32>("width").unwrap() as usize, s.get::<i32>("height").unwrap() as usize);
-    let map = sample.buffer().unwrap().map_readable().unwrap();
-    let stride = (w * 3 + 3) & !3;
+    let (_, _, rgb) = common::decode_jpeg(jpeg);
     let mut sum = [0u64; 3];
-    for y in 0..h {
-        for px in map[y * stride..y * stride + w * 3].chunks(3) {
-            for (s, v) in sum.iter_mut().zip(px) {
-                *s += u64::from(*v);
-            }
+    for px in rgb.chunks(3) {
+        for (s, v) in sum.iter_mut().zip(px) {
+            *s += u64::from(*v);
         }
     }
-    let n = (w * h) as u64;
+    let n = (rgb.len() / 3).max(1) as u64;
     ((sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8)
 }
