@@ -23,12 +23,20 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::picture::{Decoder, Pictures, Thumbnail};
 use crate::probe::{ProbeOutcome, Prober};
 use crate::state::{Heartbeat, Reason, State};
 use crate::verdict::{Tracker, Verdict};
 
 /// Jitter added to a heartbeat: a tenth of the interval, at most this.
 pub const MAX_JITTER: Duration = Duration::from_secs(1);
+/// Threads that decode the probes' pictures ([`crate::picture`]).
+pub const DECODE_THREADS: usize = 2;
+/// Probes whose pictures may wait for a decoding thread; the next one goes without (its
+/// heartbeat is judged without pictures) rather than wait. A thousand cameras at a 15 s
+/// heartbeat make 67 probes a second; a decode of a 640×360 keyframe and a few frames takes
+/// a few milliseconds, so the queue is full only when decoding cannot keep up at all.
+pub const DECODE_QUEUE: usize = 32;
 
 /// What the scheduler reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -113,10 +121,97 @@ impl StatusBoard {
     }
 }
 
+/// A camera's thumbnail ([`crate::picture::Thumbnail`]) from its last heartbeat whose
+/// pictures were decoded, and when that probe started.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CameraThumbnail {
+    pub thumbnail: Arc<Thumbnail>,
+    pub taken_at: jiff::Timestamp,
+}
+
+/// Every camera's newest thumbnail; cheap to read, shared by clone. In memory, and, when made
+/// with [`Thumbnails::persisted`], also on disk (`<dir>/<camera id>.jpg`, written atomically
+/// off the runtime), so a restarted service shows every camera's last picture at once.
+#[derive(Clone, Debug, Default)]
+pub struct Thumbnails {
+    map: Arc<RwLock<HashMap<String, CameraThumbnail>>>,
+    dir: Option<Arc<std::path::Path>>,
+}
+
+impl Thumbnails {
+    /// Thumbnails kept in `dir` too; those already there (from before a restart) are loaded.
+    /// A directory that cannot be made or read is logged, and thumbnails stay in memory.
+    pub fn persisted(dir: &std::path::Path) -> Thumbnails {
+        let thumbnails = Thumbnails { dir: Some(Arc::from(dir)), ..Thumbnails::default() };
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot keep camera thumbnails on disk");
+            return Thumbnails::default();
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else { return thumbnails };
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let (Some(id), Some("jpg")) =
+                (path.file_stem().and_then(|s| s.to_str()), path.extension().and_then(|s| s.to_str()))
+            else {
+                continue;
+            };
+            let Ok(jpeg) = std::fs::read(&path) else { continue };
+            let Ok(info) = crate::probe::jpeg::inspect(&jpeg) else { continue };
+            let taken_at = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| jiff::Timestamp::try_from(t).ok())
+                .unwrap_or_else(jiff::Timestamp::now);
+            let thumbnail = Thumbnail { jpeg, width: info.width, height: info.height };
+            thumbnails.insert(id, CameraThumbnail { thumbnail: Arc::new(thumbnail), taken_at });
+        }
+        thumbnails
+    }
+
+    /// The newest thumbnail of the camera with stable id `camera_id`.
+    pub fn get(&self, camera_id: &str) -> Option<CameraThumbnail> {
+        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(camera_id).cloned()
+    }
+
+    fn insert(&self, camera_id: &str, thumbnail: CameraThumbnail) {
+        self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(camera_id.to_owned(), thumbnail);
+    }
+
+    /// Keeps `thumbnail` as the camera's newest (and writes it down, off the runtime).
+    pub fn put(&self, camera_id: &str, thumbnail: CameraThumbnail) {
+        if let Some(path) = self.file(camera_id) {
+            let jpeg = Arc::clone(&thumbnail.thumbnail);
+            tokio::task::spawn_blocking(move || {
+                let tmp = path.with_extension("jpg.tmp");
+                if let Err(e) = std::fs::write(&tmp, &jpeg.jpeg).and_then(|()| std::fs::rename(&tmp, &path)) {
+                    tracing::debug!(file = %path.display(), error = %e, "camera thumbnail not written");
+                }
+            });
+        }
+        self.insert(camera_id, thumbnail);
+    }
+
+    /// Drops the camera's thumbnail (it was removed, or another camera took its id).
+    pub fn forget(&self, camera_id: &str) {
+        if let Some(path) = self.file(camera_id) {
+            let _ = std::fs::remove_file(path);
+        }
+        self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(camera_id);
+    }
+
+    /// The file of a camera's thumbnail; none for ids that are not plain file names.
+    fn file(&self, camera_id: &str) -> Option<std::path::PathBuf> {
+        let plain = !camera_id.is_empty()
+            && !camera_id.starts_with('.')
+            && camera_id.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        self.dir.as_ref().filter(|_| plain).map(|d| d.join(format!("{camera_id}.jpg")))
+    }
+}
+
 /// A running scheduler.
 #[derive(Debug)]
 pub struct Scheduler {
     board: StatusBoard,
+    thumbnails: Thumbnails,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -130,14 +225,31 @@ impl Scheduler {
         events: mpsc::Sender<Event>,
         shutdown: CancellationToken,
     ) -> Scheduler {
+        Scheduler::spawn_with_thumbnails(prober, cameras, events, shutdown, Thumbnails::default())
+    }
+
+    /// The same, keeping thumbnails in `thumbnails` (e.g. [`Thumbnails::persisted`]).
+    pub fn spawn_with_thumbnails<P: Prober>(
+        prober: P,
+        cameras: watch::Receiver<Arc<CamerasConfig>>,
+        events: mpsc::Sender<Event>,
+        shutdown: CancellationToken,
+        thumbnails: Thumbnails,
+    ) -> Scheduler {
         let board = StatusBoard::default();
         // The cameras are on the board from the start, so the API lists them at once.
         for camera in &cameras.borrow().streams {
             let spec = Spec { camera: camera.clone(), settings: cameras.borrow().probe_settings(camera) };
             show(&board, &camera.stable_id(), &spec);
         }
-        let task = tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone()));
-        Scheduler { board, task }
+        let task =
+            tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone(), thumbnails.clone()));
+        Scheduler { board, thumbnails, task }
+    }
+
+    /// Every camera's newest thumbnail (clone it into the web service's state).
+    pub fn thumbnails(&self) -> Thumbnails {
+        self.thumbnails.clone()
     }
 
     /// The status board (clone it into the web service's state).
@@ -166,9 +278,11 @@ struct CameraTask {
 /// Shared by all camera tasks.
 struct Fleet<P> {
     prober: Arc<P>,
+    decoder: Decoder,
     semaphore: Arc<Semaphore>,
     events: mpsc::Sender<Event>,
     board: StatusBoard,
+    thumbnails: Thumbnails,
     /// Slots of every camera are counted from here.
     origin: Instant,
 }
@@ -179,14 +293,17 @@ async fn supervise<P: Prober>(
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
     board: StatusBoard,
+    thumbnails: Thumbnails,
 ) {
     let first = cameras.borrow_and_update().clone();
     let mut permits = first.max_concurrent_probes.max(1);
     let fleet = Arc::new(Fleet {
         prober,
+        decoder: Decoder::new(DECODE_THREADS, DECODE_QUEUE),
         semaphore: Arc::new(Semaphore::new(permits as usize)),
         events,
         board,
+        thumbnails,
         origin: Instant::now(),
     });
     let mut tasks: HashMap<String, CameraTask> = HashMap::new();
@@ -249,6 +366,7 @@ fn apply<P: Prober>(
         if !keep {
             task.stop.cancel();
             fleet.board.write().remove(id);
+            fleet.thumbnails.forget(id);
             tracing::info!(camera = %id, "camera removed; its heartbeats stop");
         }
         keep
@@ -367,8 +485,10 @@ async fn camera_loop<P: Prober>(
                 }
                 let new = spec.borrow_and_update().clone();
                 if new.camera.url != current.camera.url {
-                    // Another camera behind the same id: its history starts now.
+                    // Another camera behind the same id: its history starts now, and the
+                    // other camera's picture is not shown for it.
                     tracker = Tracker::default();
+                    fleet.thumbnails.forget(&id);
                 }
                 current = new;
                 slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
@@ -389,7 +509,18 @@ async fn camera_loop<P: Prober>(
             o = fleet.prober.probe(&current.camera.url, step, current.settings.verify_tls) => o,
         };
         drop(permit);
-        let verdict = tracker.judge(Instant::now(), &outcome, &current.settings);
+        // The probe's slot is free again; its pictures are decoded off the runtime.
+        let pictures = match outcome.as_ref().ok().and_then(|p| p.coded.clone()) {
+            None => None,
+            Some(coded) => tokio::select! {
+                () = stop.cancelled() => return,
+                decoded = fleet.decoder.decode(coded) => decoded_pictures(&id, decoded),
+            },
+        };
+        let verdict = tracker.judge(Instant::now(), &outcome, pictures.as_ref(), &current.settings);
+        if let Some(thumbnail) = pictures.and_then(|p| p.thumbnail) {
+            fleet.thumbnails.put(&id, CameraThumbnail { thumbnail: Arc::new(thumbnail), taken_at: at });
+        }
         let events = record(&fleet.board, &id, at, &outcome, &verdict, tracker.failures());
         for event in events {
             tokio::select! {
@@ -399,6 +530,17 @@ async fn camera_loop<P: Prober>(
             }
         }
         slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
+    }
+}
+
+/// The pictures of a decode, if there are (a failure is logged: it never fails a heartbeat).
+fn decoded_pictures(id: &str, decoded: Option<Result<Pictures, crate::picture::DecodeError>>) -> Option<Pictures> {
+    match decoded? {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::debug!(camera = %id, error = %e, "the probe's pictures could not be decoded");
+            None
+        }
     }
 }
 
@@ -466,6 +608,38 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A minimal, well-framed baseline JPEG header of 8×6 (not decodable: no tables).
+    fn tiny_jpeg() -> Vec<u8> {
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x06, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00];
+        j.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0xFF, 0xD9]);
+        j
+    }
+
+    #[tokio::test]
+    async fn thumbnails_kept_on_disk_come_back_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let at: jiff::Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let thumb = |jpeg: Vec<u8>| CameraThumbnail {
+            thumbnail: Arc::new(Thumbnail { jpeg, width: 8, height: 6 }),
+            taken_at: at,
+        };
+        let before = Thumbnails::persisted(dir.path());
+        before.put("gate", thumb(tiny_jpeg()));
+        before.put("../escape", thumb(tiny_jpeg()));
+        let file = dir.path().join("gate.jpg");
+        ds_tests::wait::wait_until_async("the thumbnail written down", Duration::from_secs(5), || {
+            let written = std::fs::read(&file).ok() == Some(tiny_jpeg());
+            async move { if written { Ok(()) } else { Err("not yet".to_owned()) } }
+        })
+        .await;
+        let after = Thumbnails::persisted(dir.path());
+        let back = after.get("gate").expect("the thumbnail came back");
+        assert_eq!((back.thumbnail.jpeg.clone(), back.thumbnail.width, back.thumbnail.height), (tiny_jpeg(), 8, 6));
+        assert!(after.get("../escape").is_none(), "an id that is no file name stays in memory only");
+        after.forget("gate");
+        assert!(!file.exists() && after.get("gate").is_none());
+    }
 
     #[test]
     fn phases_spread_over_the_interval() {

@@ -1,5 +1,6 @@
 //! The whole prober against real servers on loopback: GStreamer's RTSP server
-//! (tests/fixtures/rtsp_server.py) and the test MJPEG server. Every scenario must reach its
+//! (tests/fixtures/rtsp_server.py) and the test MJPEG server. Frozen pictures are judged on
+//! decoded pictures, by the scheduler's decoder. Every scenario must reach its
 //! state and reason within one heartbeat plus the probe time (times the retries for DOWN),
 //! recover to UP, and no message may carry a password.
 
@@ -14,10 +15,13 @@ use ds_tests::wait::wait_until_async;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+mod common;
+
 const HEARTBEAT_S: u32 = 1;
 const TIMEOUT_S: u32 = 2;
 const RETRIES: u32 = 1;
 const FROZEN_S: u32 = 2;
+const BLACK_S: u32 = 2;
 const WRONG_PASSWORD: &str = "wr0ng-Secret";
 
 fn camera(name: &str, url: String) -> Camera {
@@ -57,6 +61,12 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     let cams = vec![
         camera("rtsp live", rtsp.url("live")),
         camera("rtsp frozen", rtsp.url("frozen")),
+        camera("rtsp restarted", rtsp.url("restarted")),
+        camera("rtsp shared", rtsp.url("shared")),
+        camera("rtsp noisy", rtsp.url("noisy")),
+        camera("rtsp shared still", rtsp.url("shared-still")),
+        camera("rtsp black", rtsp.url("black")),
+        camera("rtsp h265", rtsp.url("h265")),
         camera("rtsp noframes", rtsp.url("noframes")),
         camera("rtsp missing", rtsp.url("no-such-mount")),
         camera("rtsp no creds", rtsp.secure_url(None)),
@@ -67,6 +77,9 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         camera("mjpeg live", web.url("live")),
         camera("mjpeg snapshot", web.url("snapshot.jpg")),
         camera("mjpeg frozen", web.url("frozen")),
+        camera("mjpeg stamped", web.url("stamped")),
+        camera("mjpeg noisy", web.url("noisy")),
+        camera("mjpeg black", web.url("black")),
         camera("mjpeg missing", web.url("nothing-here")),
         camera("mjpeg headers only", web.url("headers-only")),
         camera("mjpeg garbage", web.url("garbage")),
@@ -79,6 +92,7 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         timeout_seconds: TIMEOUT_S,
         retries: RETRIES,
         frozen_seconds: FROZEN_S,
+        black_seconds: BLACK_S,
         streams: cams,
         ..CamerasConfig::default()
     };
@@ -118,8 +132,38 @@ async fn every_scenario_reaches_its_state_and_recovers() {
     // Frozen pictures: UP at first, DEGRADED once unchanged for FROZEN_S.
     let frozen_bound = bound(State::Up) + Duration::from_secs(u64::from(FROZEN_S + HEARTBEAT_S));
     wait_for(&board, "rtsp-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    // A still picture from an encoder that runs on (a hung sensor): its coded frames differ,
+    // its pictures do not.
+    let status = wait_for(&board, "rtsp-shared-still", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    assert!(status.message.as_deref().is_some_and(|m| m.contains("the picture has not changed for")), "{status:#?}");
     wait_for(&board, "mjpeg-frozen", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
-    assert_eq!(board.get("rtsp-live").unwrap().state, Some(State::Up), "a moving picture is never frozen");
+    // A black picture is black (which says more than frozen); a ball on black (rtsp-live,
+    // mjpeg-live, checked below) is a dark scene with detail.
+    for id in ["rtsp-black", "mjpeg-black"] {
+        let status = wait_for(&board, id, State::Degraded, Some(Reason::Black), frozen_bound).await;
+        assert!(status.message.as_deref().is_some_and(|m| m.contains("almost uniformly dark")), "{status:#?}");
+    }
+    // One still picture whose every JPEG carries its own comment: other bytes, one picture.
+    wait_for(&board, "mjpeg-stamped", State::Degraded, Some(Reason::Frozen), frozen_bound).await;
+    // Judged on decoded pictures: a moving picture whose encoder starts afresh each session
+    // (the same first frames every time), one from an encoder that runs on, and a still
+    // scene with sensor noise are not frozen.
+    for id in ["rtsp-live", "rtsp-restarted", "rtsp-shared", "rtsp-noisy", "rtsp-h265", "mjpeg-live", "mjpeg-noisy"] {
+        let status = board.get(id).unwrap();
+        assert_eq!((status.state, status.reason), (Some(State::Up), None), "{id} is never frozen: {status:#?}");
+    }
+
+    // Each camera's thumbnail is its picture: the frozen RTSP camera's solid colour
+    // (0x3366aa), the MJPEG camera's ball on black, at most 320 wide.
+    let thumbnails = scheduler.thumbnails();
+    let frozen = thumbnails.get("rtsp-frozen").expect("a thumbnail of the frozen camera");
+    assert_eq!((frozen.thumbnail.width, frozen.thumbnail.height), (320, 240));
+    let (r, g, b) = mean_colour(&frozen.thumbnail.jpeg);
+    assert!(r.abs_diff(0x33) <= 12 && g.abs_diff(0x66) <= 12 && b.abs_diff(0xaa) <= 12, "{r:02x}{g:02x}{b:02x}");
+    let (r, g, b) =
+        mean_colour(&thumbnails.get("mjpeg-black").expect("a thumbnail of the black camera").thumbnail.jpeg);
+    assert!(r < 24 && g < 24 && b < 24, "black: {r:02x}{g:02x}{b:02x}");
+    assert!(thumbnails.get("rtsp-noframes").is_none(), "no video, no thumbnail");
 
     // Recovery: an RTSP server that goes away and comes back on the same port.
     wait_for(&board, "rtsp-restartable", State::Up, None, bound(State::Up)).await;
@@ -154,4 +198,17 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         assert!(!text.contains(secret), "a password appears in an event or status");
     }
     assert!(web.requests().iter().all(|(m, _)| m == "GET"), "the prober sent something other than GET");
+}
+
+/// The mean colour of a JPEG.
+fn mean_colour(jpeg: &[u8]) -> (u8, u8, u8) {
+    let (_, _, rgb) = common::decode_jpeg(jpeg);
+    let mut sum = [0u64; 3];
+    for px in rgb.chunks(3) {
+        for (s, v) in sum.iter_mut().zip(px) {
+            *s += u64::from(*v);
+        }
+    }
+    let n = (rgb.len() / 3).max(1) as u64;
+    ((sum[0] / n) as u8, (sum[1] / n) as u8, (sum[2] / n) as u8)
 }

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 use ds_cameras::preview::{PreviewCache, PreviewError, PreviewOptions, grab};
 use ds_tests::mjpeg::{self, MjpegServer};
 use ds_tests::rtsp::{self, RtspServer};
-use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
+
+mod common;
 
 /// Long enough for a loaded CI machine to start an RTSP session and decode a keyframe.
 const TIMEOUT: Duration = Duration::from_secs(8);
@@ -24,22 +23,8 @@ fn options(max_width: Option<u32>, timeout: Duration) -> PreviewOptions {
 
 /// Decodes a JPEG with GStreamer's jpegdec; its width and height.
 fn decoded_size(jpeg: &[u8]) -> (u32, u32) {
-    assert!(jpeg.starts_with(&[0xff, 0xd8]) && jpeg.ends_with(&[0xff, 0xd9]), "not a complete JPEG");
-    gst::init().unwrap();
-    let pipeline =
-        gst::parse::launch("appsrc name=src caps=image/jpeg ! jpegparse ! jpegdec ! appsink name=sink sync=false")
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-    let src = pipeline.by_name("src").unwrap().downcast::<gst_app::AppSrc>().unwrap();
-    let sink = pipeline.by_name("sink").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    src.push_buffer(gst::Buffer::from_slice(jpeg.to_vec())).unwrap();
-    src.end_of_stream().unwrap();
-    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(5)).expect("the JPEG decodes");
-    pipeline.set_state(gst::State::Null).unwrap();
-    let s = sample.caps().unwrap().structure(0).unwrap().to_owned();
-    (s.get::<i32>("width").unwrap() as u32, s.get::<i32>("height").unwrap() as u32)
+    let (w, h, _) = common::decode_jpeg(jpeg);
+    (w, h)
 }
 
 async fn expect_error(url: &str, timeout: Duration) -> PreviewError {

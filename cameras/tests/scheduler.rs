@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ds_cameras::probe::{Picture, ProbeFailure, ProbeOutcome, Prober, Proof};
+use ds_cameras::probe::{ProbeFailure, ProbeOutcome, Prober, Proof};
 use ds_cameras::{Event, Reason, Scheduler, State};
 use ds_config::cameras::{Camera, CamerasConfig};
 use tokio::sync::{mpsc, watch};
@@ -52,14 +52,11 @@ impl Prober for Script {
             height: Some(480),
             last_frame: Instant::now(),
             last_frame_at: jiff::Timestamp::now(),
-            picture: Picture { fingerprint: rand_ish(), changed: false, unchanged_for: Duration::ZERO },
+            coded: None,
+            span: Duration::ZERO,
             packets_lost: Some(0),
         })
     }
-}
-
-fn rand_ish() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
 }
 
 fn config(n: usize, heartbeat: u32, max_concurrent: u32) -> CamerasConfig {

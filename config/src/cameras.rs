@@ -2,7 +2,7 @@
 //! `timezone`, `streams: [{name, url}]`), plus an editable form of the file that the
 //! dashboard rewrites without losing keys it does not know.
 //!
-//! The probe settings (`timeout_seconds`, `retries`, `frozen_seconds`,
+//! The probe settings (`timeout_seconds`, `retries`, `frozen_seconds`, `black_seconds`,
 //! `max_packets_lost`, `max_concurrent_probes`, `verify_tls`) are optional keys
 //! StreamPulse did not have; a StreamPulse file loads unchanged and gets the named defaults
 //! below. All but `max_concurrent_probes` may be overridden per camera.
@@ -36,8 +36,17 @@ pub const DEFAULT_PROBE_TIMEOUT_S: u32 = 10;
 pub const DEFAULT_RETRIES: u32 = 2;
 /// A picture unchanged for this long is DEGRADED/frozen.
 pub const DEFAULT_FROZEN_S: u32 = 60;
-/// More RTP packets lost in one probe than this is DEGRADED/packet_loss: none may be lost.
-pub const DEFAULT_MAX_PACKETS_LOST: u32 = 0;
+/// A picture almost uniformly dark for this long is DEGRADED/black (a covered lens, a failed
+/// IR illuminator at night, a camera sending black). A minute, like `frozen_seconds`: longer
+/// than a camera takes to switch to night mode, short enough to hear of it the same night.
+pub const DEFAULT_BLACK_S: u32 = 60;
+/// More RTP packets lost in one probe than this is DEGRADED/packet_loss. A probe sees about a
+/// second of video over TCP, where nothing is lost on the way: a loss is the camera's sender
+/// dropping packets. One or two in a probe are a glitch (a smear until the next keyframe)
+/// that a fleet of cameras shows somewhere every few minutes, and a limit of 0 made cameras
+/// flap on them; a sender that drops more within one second of video drops steadily, and
+/// viewers see it.
+pub const DEFAULT_MAX_PACKETS_LOST: u32 = 2;
 /// The former percent limit's default (accepted, not applied: see `max_packet_loss_percent`).
 pub const DEFAULT_MAX_PACKET_LOSS_PERCENT: f64 = 5.0;
 /// Probes running at the same time, over all cameras.
@@ -49,6 +58,7 @@ pub const HEARTBEAT_RANGE_S: std::ops::RangeInclusive<u32> = 5..=86_400;
 pub const PROBE_TIMEOUT_RANGE_S: std::ops::RangeInclusive<u32> = 1..=120;
 pub const RETRIES_RANGE: std::ops::RangeInclusive<u32> = 0..=100;
 pub const FROZEN_RANGE_S: std::ops::RangeInclusive<u32> = 0..=86_400;
+pub const BLACK_RANGE_S: std::ops::RangeInclusive<u32> = 0..=86_400;
 pub const PACKET_LOSS_RANGE_PERCENT: std::ops::RangeInclusive<f64> = 0.0..=100.0;
 pub const PACKETS_LOST_RANGE: std::ops::RangeInclusive<u32> = 0..=100_000;
 /// Why `max_packet_loss_percent` does nothing, for the warning a file that sets it gets.
@@ -75,9 +85,13 @@ pub struct CamerasConfig {
     /// Seconds a picture may stay unchanged before the camera is DEGRADED/frozen. Default
     /// 60; 0 turns the check off; up to 86400.
     pub frozen_seconds: u32,
+    /// Seconds a picture may stay almost uniformly dark before the camera is DEGRADED/black.
+    /// Default 60; 0 turns the check off; up to 86400.
+    pub black_seconds: u32,
     /// RTP packets an RTSP probe may find lost (gaps in their sequence numbers) before the
-    /// camera is DEGRADED/packet_loss. Default 0: any loss; 0..=100000. Probes run over TCP,
-    /// so a loss means the camera itself dropped packets (an overloaded sender or uplink).
+    /// camera is DEGRADED/packet_loss (see `DEFAULT_MAX_PACKETS_LOST`). Default 2; 0..=100000
+    /// (0: any loss). Probes run over TCP, so a loss means the camera itself dropped packets
+    /// (an overloaded sender or uplink). Packets before the first one received never count.
     pub max_packets_lost: u32,
     /// The earlier limit in percent of a probe's packets. Accepted (0..=100) so that files
     /// that set it still load, with a warning, but not applied: the RTSP client (retina)
@@ -103,6 +117,7 @@ impl Default for CamerasConfig {
             timeout_seconds: DEFAULT_PROBE_TIMEOUT_S,
             retries: DEFAULT_RETRIES,
             frozen_seconds: DEFAULT_FROZEN_S,
+            black_seconds: DEFAULT_BLACK_S,
             max_packets_lost: DEFAULT_MAX_PACKETS_LOST,
             max_packet_loss_percent: DEFAULT_MAX_PACKET_LOSS_PERCENT,
             max_concurrent_probes: DEFAULT_MAX_CONCURRENT_PROBES,
@@ -118,6 +133,7 @@ pub struct ProbeSettings {
     pub timeout_seconds: u32,
     pub retries: u32,
     pub frozen_seconds: u32,
+    pub black_seconds: u32,
     pub max_packets_lost: u32,
     /// `false`: the camera's TLS certificate is accepted whatever it is (`https://` only).
     pub verify_tls: bool,
@@ -131,6 +147,7 @@ impl CamerasConfig {
             timeout_seconds: camera.timeout_seconds.unwrap_or(self.timeout_seconds),
             retries: camera.retries.unwrap_or(self.retries),
             frozen_seconds: camera.frozen_seconds.unwrap_or(self.frozen_seconds),
+            black_seconds: camera.black_seconds.unwrap_or(self.black_seconds),
             max_packets_lost: camera.max_packets_lost.unwrap_or(self.max_packets_lost),
             verify_tls: camera.verify_tls.unwrap_or(self.verify_tls),
         }
@@ -161,6 +178,10 @@ pub struct Camera {
     /// that watches a still scene). Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_seconds: Option<u32>,
+    /// Overrides the file's `black_seconds` for this camera (0: never black, e.g. a camera
+    /// that watches a dark place without infrared). Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub black_seconds: Option<u32>,
     /// Overrides the file's `max_packets_lost` for this camera. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_packets_lost: Option<u32>,
@@ -215,6 +236,7 @@ impl ConfigFile for CamerasConfig {
             timeout_seconds: Some(DEFAULT_PROBE_TIMEOUT_S),
             retries: Some(DEFAULT_RETRIES),
             frozen_seconds: Some(DEFAULT_FROZEN_S),
+            black_seconds: Some(DEFAULT_BLACK_S),
             max_packets_lost: Some(DEFAULT_MAX_PACKETS_LOST),
             verify_tls: Some(DEFAULT_VERIFY_TLS),
             ..Camera::default()
@@ -228,6 +250,7 @@ impl ConfigFile for CamerasConfig {
         v.range("timeout_seconds", self.timeout_seconds, PROBE_TIMEOUT_RANGE_S);
         v.range("retries", self.retries, RETRIES_RANGE);
         v.range("frozen_seconds", self.frozen_seconds, FROZEN_RANGE_S);
+        v.range("black_seconds", self.black_seconds, BLACK_RANGE_S);
         v.range("max_packets_lost", self.max_packets_lost, PACKETS_LOST_RANGE);
         v.range("max_packet_loss_percent", self.max_packet_loss_percent, PACKET_LOSS_RANGE_PERCENT);
         if v.document().get("max_packet_loss_percent").is_some() {
@@ -277,6 +300,9 @@ impl ConfigFile for CamerasConfig {
             }
             if let Some(s) = cam.frozen_seconds {
                 v.range(&at("frozen_seconds"), s, FROZEN_RANGE_S);
+            }
+            if let Some(s) = cam.black_seconds {
+                v.range(&at("black_seconds"), s, BLACK_RANGE_S);
             }
             if let Some(n) = cam.max_packets_lost {
                 v.range(&at("max_packets_lost"), n, PACKETS_LOST_RANGE);
@@ -419,7 +445,7 @@ mod tests {
         let Loaded { config, warnings } = load(
             "heartbeat_seconds: 15\ntimeout_seconds: 4\nretries: 1\nstreams:\n\
              - {name: a, url: 'rtsp://h/a'}\n\
-             - {name: b, url: 'rtsp://h/b', heartbeat_seconds: 60, retries: 0, frozen_seconds: 0, max_packets_lost: 20}\n",
+             - {name: b, url: 'rtsp://h/b', heartbeat_seconds: 60, retries: 0, frozen_seconds: 0, black_seconds: 0, max_packets_lost: 20}\n",
         )
         .unwrap();
         assert!(warnings.is_empty(), "{warnings:#?}");
@@ -431,13 +457,14 @@ mod tests {
                 timeout_seconds: 4,
                 retries: 1,
                 frozen_seconds: DEFAULT_FROZEN_S,
+                black_seconds: DEFAULT_BLACK_S,
                 max_packets_lost: DEFAULT_MAX_PACKETS_LOST,
                 verify_tls: DEFAULT_VERIFY_TLS,
             }
         );
         let b = config.probe_settings(&config.streams[1]);
         assert_eq!((b.heartbeat_seconds, b.timeout_seconds, b.retries, b.frozen_seconds), (60, 4, 0, 0));
-        assert_eq!(b.max_packets_lost, 20);
+        assert_eq!((b.max_packets_lost, b.black_seconds), (20, 0));
         assert_eq!(config.max_concurrent_probes, DEFAULT_MAX_CONCURRENT_PROBES);
     }
 

@@ -58,7 +58,10 @@ await context.addInitScript(() => {
     const tag = node.tagName;
     const handler = [...node.attributes].find((a) => a.name.toLowerCase().startsWith('on'));
     if (handler) return `<${tag.toLowerCase()} ${handler.name}=…>`;
-    if (tag === 'IMG' && node.id !== 'preview') return `<img src=${node.getAttribute('src')}>`;
+    // The page's own pictures: the preview, and the cards' thumbnails from the API.
+    const ours = node.id === 'preview'
+      || (node.classList.contains('thumb') && (node.getAttribute('src') ?? '/api/cameras/').startsWith('/api/cameras/'));
+    if (tag === 'IMG' && !ours) return `<img src=${node.getAttribute('src')}>`;
     if (tag === 'B' || tag === 'IFRAME' || tag === 'OBJECT' || tag === 'EMBED') return `<${tag.toLowerCase()}>`;
     if (tag === 'SCRIPT' && !(node.getAttribute('src') || '').startsWith('/assets/')) return '<script> without our src';
     return null;
@@ -163,7 +166,9 @@ try {
       return {
         hostile: { text: link(hostile.id).textContent, elements: link(hostile.id).childElementCount },
         quoted: { text: link(quoted.id).textContent, elements: link(quoted.id).childElementCount },
-        images: [...document.querySelectorAll('img:not(#preview)')].map((i) => i.outerHTML),
+        images: [...document.querySelectorAll('img:not(#preview)')]
+          .filter((i) => !(i.classList.contains('thumb') && (i.getAttribute('src') ?? '/api/cameras/').startsWith('/api/cameras/')))
+          .map((i) => i.outerHTML),
         bold: document.querySelectorAll('b').length,
         title: document.title,
       };
@@ -243,6 +248,47 @@ try {
     if (!facts[quoted.id].facts.includes(`${qw}×${qh}`)) fail('the RTSP camera\'s size', facts[quoted.id]);
     if (!/\d+ ms/.test(facts[hostile.id].facts)) fail('latency', facts[hostile.id]);
     return { ...r, downAfterMs, upAfterMs, facts };
+  });
+
+  await check('thumbnails_show_the_pictures', async () => {
+    const { hostile, missing } = cams;
+    // The MJPEG camera's card shows its picture, a white ball on black (videotestsrc), at
+    // its size; the camera that never sent video shows that it has none.
+    await page.waitForFunction((id) => {
+      const img = document.querySelector(`#camera-grid li[data-id="${CSS.escape(id)}"] img.thumb`);
+      return img && !img.hidden && img.complete && img.naturalWidth > 0;
+    }, hostile.id, { timeout: STATE_TIMEOUT });
+    const r = await page.evaluate(([h, m]) => {
+      const li = (id) => document.querySelector(`#camera-grid li[data-id="${CSS.escape(id)}"]`);
+      const img = li(h).querySelector('img.thumb');
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+      const ctx = canvas.getContext('2d');
+      ctx.drawImage(img, 0, 0);
+      const px = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+      let [sum, brightest, grey] = [[0, 0, 0], 0, 0];
+      for (let i = 0; i < px.length; i += 4) {
+        for (let c = 0; c < 3; c++) sum[c] += px[i + c];
+        brightest = Math.max(brightest, px[i], px[i + 1], px[i + 2]);
+        grey = Math.max(grey, Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]));
+      }
+      const n = px.length / 4;
+      const box = img.getBoundingClientRect();
+      const name = li(h).querySelector('h3').getBoundingClientRect();
+      return {
+        size: [img.naturalWidth, img.naturalHeight],
+        mean: sum.map((s) => Math.round(s / n)),
+        brightest,
+        grey,
+        pictureAboveName: box.bottom <= name.top + 0.5,
+        missing: { img: li(m).querySelector('img.thumb').hidden, none: li(m).querySelector('.thumb-none').hidden },
+      };
+    }, [hostile.id, missing.id]);
+    if (r.size[0] !== hostile.size[0] || r.size[1] !== hostile.size[1]) fail(`a ${hostile.size.join('×')} thumbnail`, r);
+    if (!(Math.max(...r.mean) < 80 && r.brightest > 200 && r.grey < 60)) fail('a white ball on black', r);
+    if (!r.pictureAboveName) fail('the picture is on top of the card', r);
+    if (!(r.missing.img && !r.missing.none)) fail('a camera without video says it has no picture', r);
+    return r;
   });
 
   await check('detail_panel', async () => {

@@ -5,6 +5,12 @@
 //! Paths:
 //! - `/live`: `multipart/x-mixed-replace` of changing frames (a moving ball), 10 per second
 //! - `/frozen`: the same, but every frame is the same picture
+//! - `/stamped`: one still picture (colour bars), each frame's JPEG with its own comment
+//!   segment, as a camera that stamps a counter or the time into the file: the bytes differ,
+//!   the picture does not
+//! - `/black`: a black picture (a covered lens)
+//! - `/noisy`: a still picture (colour bars) with sensor noise over it, as a quiet room at
+//!   night
 //! - `/snapshot.jpg`: one `image/jpeg` per request, a different picture each time
 //! - `/auth`: `/live` behind Basic authentication ([`USER`], [`PASSWORD`]), else 401
 //! - `/headers-only`: a multipart answer's headers, then nothing (the connection stays open)
@@ -48,6 +54,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Mode {
     Live,
     Frozen,
+    Stamped,
+    Noisy,
+    Black,
     NotFound,
     HeadersOnly,
     Garbage,
@@ -174,20 +183,76 @@ impl Drop for MjpegServer {
 fn frames() -> &'static [Vec<u8>] {
     static FRAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     FRAMES.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let location = dir.path().join("f%02d.jpg");
-        let status = Command::new("gst-launch-1.0")
-            .args(["-q", "videotestsrc", "pattern=ball", &format!("num-buffers={FRAME_COUNT}"), "!"])
-            .arg(format!("video/x-raw,width={FRAME_WIDTH},height={FRAME_HEIGHT}"))
-            .args(["!", "jpegenc", "!", "multifilesink"])
-            .arg(format!("location={}", location.display()))
-            .status()
-            .expect("gst-launch-1.0 runs (gstreamer1.0-tools, tests/deps.sh)");
-        assert!(status.success(), "gst-launch-1.0 could not encode the test JPEGs");
-        let frames: Vec<Vec<u8>> = (0..FRAME_COUNT).map(|i| read(&dir.path().join(format!("f{i:02}.jpg")))).collect();
+        let frames =
+            encode(&format!("videotestsrc pattern=ball num-buffers={FRAME_COUNT} ! {}", caps()), "", FRAME_COUNT);
         assert!(frames.windows(2).all(|w| w[0] != w[1]), "the test JPEGs should all differ");
         frames
     })
+}
+
+/// One JPEG of colour bars (smpte75: videotestsrc's smpte has a patch of moving noise).
+fn still() -> &'static [Vec<u8>] {
+    static STILL: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    STILL.get_or_init(|| encode(&format!("videotestsrc pattern=smpte75 num-buffers=1 ! {}", caps()), "", 1))
+}
+
+/// One black JPEG.
+fn black() -> &'static [Vec<u8>] {
+    static BLACK: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    BLACK.get_or_init(|| encode(&format!("videotestsrc pattern=black num-buffers=1 ! {}", caps()), "", 1))
+}
+
+/// JPEGs of colour bars under a faint layer of snow: sensor noise of a few levels.
+fn noisy() -> &'static [Vec<u8>] {
+    static NOISY: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    NOISY.get_or_init(|| {
+        let caps = caps();
+        encode(
+            &format!("compositor name=mix sink_1::alpha={NOISE_ALPHA} ! {caps}"),
+            &format!(
+                "videotestsrc pattern=smpte75 num-buffers={FRAME_COUNT} ! {caps} ! mix. \
+                 videotestsrc pattern=snow num-buffers={FRAME_COUNT} ! {caps} ! mix."
+            ),
+            FRAME_COUNT,
+        )
+    })
+}
+
+/// The opacity of the snow over `/noisy`'s picture.
+const NOISE_ALPHA: f64 = 0.06;
+
+fn caps() -> String {
+    format!("video/x-raw,width={FRAME_WIDTH},height={FRAME_HEIGHT}")
+}
+
+/// `count` JPEGs of what `source` (a gst-launch description ending in raw video, followed by
+/// the `branches` that feed it) shows.
+fn encode(source: &str, branches: &str, count: usize) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let location = dir.path().join("f%02d.jpg");
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(source.split_whitespace())
+        .args(["!", "jpegenc", "!", "multifilesink"])
+        .arg(format!("location={}", location.display()))
+        .args(branches.split_whitespace())
+        .status()
+        .expect("gst-launch-1.0 runs (gstreamer1.0-tools, tests/deps.sh)");
+    assert!(status.success(), "gst-launch-1.0 could not encode the test JPEGs from {source}");
+    (0..count).map(|i| read(&dir.path().join(format!("f{i:02}.jpg")))).collect()
+}
+
+/// `jpeg` with a comment segment (COM) naming frame `n` after its start marker.
+fn stamp(jpeg: &[u8], n: usize) -> Vec<u8> {
+    let text = format!("frame {n}");
+    let len = u16::try_from(text.len() + 2).expect("a short comment");
+    let mut out = Vec::with_capacity(jpeg.len() + text.len() + 4);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -258,6 +323,9 @@ fn serve(mut conn: impl Connection, shared: &Shared, frames: &[Vec<u8>]) {
     let mode = match path.as_str() {
         "/live" => Some(Mode::Live),
         "/frozen" => Some(Mode::Frozen),
+        "/stamped" => Some(Mode::Stamped),
+        "/noisy" => Some(Mode::Noisy),
+        "/black" => Some(Mode::Black),
         "/headers-only" => Some(Mode::HeadersOnly),
         "/garbage" => Some(Mode::Garbage),
         "/switchable" => *shared.mode.lock().unwrap(),
@@ -306,9 +374,19 @@ fn serve(mut conn: impl Connection, shared: &Shared, frames: &[Vec<u8>]) {
         if shared.stop.load(Ordering::SeqCst) {
             return;
         }
+        let stamped;
         let body: &[u8] = match mode {
             Mode::Live => &frames[i % frames.len()],
             Mode::Frozen => &frames[0],
+            Mode::Stamped => {
+                stamped = stamp(&still()[0], i);
+                &stamped
+            }
+            Mode::Black => &black()[0],
+            Mode::Noisy => {
+                let noisy = noisy();
+                &noisy[i % noisy.len()]
+            }
             Mode::Garbage => &garbage,
             Mode::HeadersOnly | Mode::NotFound => {
                 std::thread::sleep(FRAME_INTERVAL);

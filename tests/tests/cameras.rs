@@ -580,6 +580,14 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     assert_eq!(daily.requests().len(), after_first, "the second preview came from the cache, not the camera");
     assert_eq!(web.camera("mjpeg-daily").unwrap()["state"], Value::Null, "no probe counted among those requests");
     assert_eq!(web.get("/api/cameras/no-such-camera/snapshot.jpg").status, 404);
+    // The thumbnail: the picture of the last decoded heartbeat, no session to the camera.
+    let thumb = web.get("/api/cameras/rtsp-live/thumbnail.jpg");
+    assert_eq!((thumb.status, thumb.header("content-type")), (200, Some("image/jpeg")), "{}", thumb.text());
+    assert_eq!(jpeg_size(&thumb.body), (320, 240));
+    assert!(thumb.header("x-taken-at").is_some());
+    let none = web.get("/api/cameras/rtsp-digest-wrong/thumbnail.jpg");
+    assert_eq!(none.status, 404, "a camera without video has no picture: {}", none.text());
+    assert!(none.json()["error"].as_str().unwrap().contains("no picture yet"), "{}", none.text());
 
     // 4. StreamPulse's map, the CSV export and /metrics.
     let pulse = web.json("/api/streampulse/status");

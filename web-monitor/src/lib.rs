@@ -121,7 +121,8 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         systemd,
         status,
         history,
-        cameras: http::cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone()),
+        cameras: http::cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone())
+            .with_thumbnails(monitor.thumbnails.clone()),
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));

@@ -126,6 +126,23 @@ function bar(buckets) {
     (buckets || []).map((b) => el('span', { class: b.worst || 'none', title: b.worst || 'no data' })));
 }
 
+/** The camera's thumbnail from its newest heartbeat (the address changes with each one). */
+const thumbUrl = (cam) =>
+  `/api/cameras/${encodeURIComponent(cam.id)}/thumbnail.jpg?at=${encodeURIComponent(cam.last_heartbeat_at || '')}`;
+
+/** The newest heartbeat brought video, so the camera has a picture. */
+const hasVideo = (cam) => Boolean(cam.last_heartbeat_at) && (cam.state === 'UP' || cam.state === 'DEGRADED');
+
+/** The picture on top of a card: the thumbnail, or a word where there is none yet. */
+function thumbnail(cam) {
+  const none = el('span', { class: 'thumb-none muted', text: 'no picture yet' });
+  const img = el('img', { class: 'thumb', alt: `Picture from ${cam.name}`, hidden: true });
+  img.addEventListener('load', () => { img.hidden = false; none.hidden = true; });
+  img.addEventListener('error', () => { img.hidden = true; none.hidden = false; });
+  if (hasVideo(cam)) img.src = thumbUrl(cam);
+  return { frame: el('div', { class: 'thumb-frame' }, img, none), img, at: cam.last_heartbeat_at };
+}
+
 function card(cam) {
   const badge = el('span', { class: 'badge', dataset: { state: cam.state || 'unknown' }, text: stateText(cam) });
   const link = el('a', { href: `#${encodeURIComponent(cam.id)}`, text: cam.name });
@@ -134,11 +151,15 @@ function card(cam) {
     el('button', { type: 'button', class: 'small-button', text: 'Edit', on: { click: () => startEdit(cam.id) } }),
     el('button', { type: 'button', class: 'small-button', text: 'Delete', on: { click: () => remove(cam.id) } }));
   // The newest heartbeat's time, as the service's clock said it (for tests and tools).
+  const thumb = thumbnail(cam);
+  // As a camera wall: the picture on top, the name, the state (and reason) under it.
   const node = el('li', { class: 'camera-card', dataset: { id: cam.id, heartbeatAt: cam.last_heartbeat_at || '' } },
-    el('h3', {}, link, badge),
-    el('div', { class: 'url muted', text: cam.url }),
+    thumb.frame,
+    el('h3', {}, link),
+    el('div', { class: 'verdict' }, badge),
+    el('div', { class: 'url muted', text: cam.url, title: cam.url }),
     dl, bar(cam.bar), buttons);
-  return { node, badge, dl };
+  return { node, badge, dl, thumb };
 }
 
 /** "3 UP, 1 DOWN" over the cameras as they are now. */
@@ -197,6 +218,11 @@ function onHeartbeat(live) {
     c.badge.dataset.state = cam.state || 'unknown';
     setText(c.badge, stateText(cam));
     setChildren(c.dl, factList(facts(cam).slice(1, 6)));
+    // A heartbeat that brought video brought a new picture.
+    if (hasVideo(cam) && c.thumb.at !== cam.last_heartbeat_at) {
+      c.thumb.at = cam.last_heartbeat_at;
+      c.thumb.img.src = thumbUrl(cam);
+    }
   }
   renderCounts();
   if (state.selected === live.id) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ds_camera_db::{Batching, CameraInfo, Options, Retention, Store, Writer};
-use ds_cameras::{Beat, Event, NetworkProber, Scheduler, State};
+use ds_cameras::{Beat, Event, NetworkProber, Scheduler, State, Thumbnails};
 use ds_config::{CamerasConfig, WebConfig};
 use ds_wire::system::ClockSync;
 use jiff::Timestamp;
@@ -39,6 +39,8 @@ pub struct CameraMonitor {
     /// The history; `None` when the database could not be opened: the prober still runs
     /// and the grid shows live states, without history.
     pub store: Option<Store>,
+    /// Each camera's newest thumbnail, from its last decoded heartbeat.
+    pub thumbnails: Thumbnails,
     tasks: JoinSet<()>,
     scheduler: Option<Scheduler>,
     writer: Option<Writer>,
@@ -108,8 +110,12 @@ impl CameraMonitor {
 
         let prober = NetworkProber::new().map_err(|e| anyhow::anyhow!("cannot set up the camera prober: {e}"))?;
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        let scheduler = Scheduler::spawn(prober, fleet.subscribe(), events_tx, stop.child_token());
+        // Thumbnails beside the history, so a restart shows every camera's last picture.
+        let thumbnails = Thumbnails::persisted(&config.database.with_extension("thumbnails"));
+        let scheduler =
+            Scheduler::spawn_with_thumbnails(prober, fleet.subscribe(), events_tx, stop.child_token(), thumbnails);
         let live = Arc::new(Live::new(scheduler.statuses(), before));
+        let thumbnails = scheduler.thumbnails();
 
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&fleet).watch(stop.clone()));
@@ -118,7 +124,7 @@ impl CameraMonitor {
             tasks.spawn(prune(store, stop.clone()));
         }
         tasks.spawn(consume(events, Arc::clone(&live), writer.clone(), clock));
-        Ok(CameraMonitor { fleet, live, store, tasks, scheduler: Some(scheduler), writer, stop })
+        Ok(CameraMonitor { fleet, live, store, thumbnails, tasks, scheduler: Some(scheduler), writer, stop })
     }
 
     /// Stops the prober and the tasks, and commits what the writer still holds.

@@ -7,10 +7,8 @@
 //! for: Digest or Basic. Over https they are sent only after the certificate was accepted
 //! (verified, or any for a camera with `verify_tls: false`).
 //!
-//! Frozen pictures: the two frames are hashed; identical frames mean an unchanged picture
-//! for the time between them, and the last frame's hash is compared across heartbeats. A
-//! camera that re-encodes a still scene with sensor noise sends different bytes and is not
-//! frozen; one whose picture pipeline hung sends the same bytes.
+//! What the picture shows: the two JPEGs go to [`crate::picture`], which decodes them and
+//! judges motion on the pictures, as for RTSP.
 
 use std::time::Duration;
 
@@ -19,9 +17,8 @@ use reqwest::{Client, Response, StatusCode};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use super::jpeg::{self, JpegInfo};
-use super::{
-    Picture, ProbeFailure, ProbeOutcome, Proof, Target, fingerprint, io_reason, resolve, seconds, timeout_failure,
-};
+use super::{ProbeFailure, ProbeOutcome, Proof, Target, io_reason, resolve, seconds, timeout_failure};
+use crate::picture::Coded;
 use crate::state::Reason;
 
 const USER_AGENT: &str = "desktop-streamer-web camera probe";
@@ -45,7 +42,7 @@ pub(crate) fn client(verify_tls: bool) -> Result<Client, reqwest::Error> {
 
 struct Frame {
     info: JpegInfo,
-    fingerprint: u64,
+    jpeg: Vec<u8>,
     at: Instant,
 }
 
@@ -77,20 +74,16 @@ pub(crate) async fn probe(http: &Client, target: &Target, step: Duration) -> Pro
             ),
         ));
     };
-    let (first, last) = (&frames[0], &frames[frames.len() - 1]);
-    let changed = frames.windows(2).any(|w| w[0].fingerprint != w[1].fingerprint);
+    let (first_at, last_at, info) = (frames[0].at, frames[frames.len() - 1].at, frames[frames.len() - 1].info);
     Ok(Proof {
-        latency: first.at - start,
+        latency: first_at - start,
         codec: "jpeg".to_owned(),
-        width: Some(last.info.width),
-        height: Some(last.info.height),
-        last_frame: last.at,
-        last_frame_at: jiff::Timestamp::now() - (Instant::now() - last.at),
-        picture: Picture {
-            fingerprint: last.fingerprint,
-            changed,
-            unchanged_for: if changed { Duration::ZERO } else { last.at - first.at },
-        },
+        width: Some(info.width),
+        height: Some(info.height),
+        last_frame: last_at,
+        last_frame_at: jiff::Timestamp::now() - (Instant::now() - last_at),
+        coded: Some(Coded::Jpeg(frames.into_iter().map(|f| f.jpeg).collect())),
+        span: last_at - first_at,
         packets_lost: None,
     })
 }
@@ -343,7 +336,7 @@ fn frame(data: &[u8], index: usize) -> Result<Frame, ProbeFailure> {
     let info = jpeg::inspect(data).map_err(|e| {
         ProbeFailure::new(Reason::BadData, format!("frame {} is not a complete JPEG: it {e}", index + 1))
     })?;
-    Ok(Frame { info, fingerprint: fingerprint(data), at: Instant::now() })
+    Ok(Frame { info, jpeg: data.to_vec(), at: Instant::now() })
 }
 
 /// Splits a `multipart/x-mixed-replace` body into parts as its bytes arrive. A part ends at

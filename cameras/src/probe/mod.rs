@@ -17,12 +17,12 @@ pub mod mjpeg;
 pub mod rtsp;
 
 use std::future::Future;
-use std::hash::{DefaultHasher, Hasher};
 use std::time::Duration;
 
 use ds_config::redact::mask_url_credentials;
 use url::Url;
 
+use crate::picture::Coded;
 use crate::state::Reason;
 
 /// Video arrived: what the probe measured on the way.
@@ -38,25 +38,16 @@ pub struct Proof {
     pub last_frame: tokio::time::Instant,
     /// …and as the wall clock said then (for people and the history).
     pub last_frame_at: jiff::Timestamp,
-    pub picture: Picture,
+    /// The frames to decode for what the picture shows ([`crate::picture`]): RTSP, the
+    /// keyframe and every frame after it that the probe received; MJPEG, its two JPEGs.
+    /// `None` where there is nothing to decode (a test's prober).
+    pub coded: Option<Coded>,
+    /// From the first to the last frame of `coded`.
+    pub span: Duration,
     /// RTP packets the sequence numbers show missing during the probe (RTSP, exact); `None`
     /// for HTTP, which has no packets to count. No share of all packets is given: retina does
     /// not tell how many packets its frames took (see [`rtsp`]).
     pub packets_lost: Option<u32>,
-}
-
-/// What the probe can say about whether the picture moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Picture {
-    /// A hash of the picture's bytes, compared across heartbeats (MJPEG: the last frame;
-    /// RTSP: the keyframe and the frame after it, see [`rtsp`]).
-    pub fingerprint: u64,
-    /// The frames of this probe differed from each other: the picture moves (MJPEG; never
-    /// for RTSP, whose coded frames differ even when the picture does not).
-    pub changed: bool,
-    /// How long the frames of this probe stayed identical: identical JPEGs (MJPEG), or the
-    /// same coded frame repeated (RTSP).
-    pub unchanged_for: Duration,
 }
 
 /// Why a probe did not prove video; `message` is for people and holds no credentials.
@@ -226,13 +217,6 @@ pub(crate) fn io_reason(kind: std::io::ErrorKind) -> Reason {
         K::TimedOut => Reason::Timeout,
         _ => Reason::Unreachable,
     }
-}
-
-/// A hash of picture bytes, stable within a process (frozen pictures are compared in memory).
-pub(crate) fn fingerprint(data: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(data);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -3,57 +3,48 @@
 //! for a keyframe and then a frame with a later timestamp, and TEARDOWN. Each step has its
 //! own timeout, and a timeout names the step.
 //!
-//! Frozen pictures. After the keyframe the probe keeps up to [`LATER_FRAMES`] later frames
-//! (each with a later timestamp than the one before; it stops early when the next one is
-//! slower than [`frame_wait`] allows, or [`MAX_EXTRA_WAIT`] after the first later frame) and
-//! hashes the coded bytes of each. Two rules use the
-//! hashes:
-//!
-//! 1. Within one probe: when every frame after the keyframe repeats, byte for byte, a frame
-//!    already seen in the probe, the camera is sending one coded picture again and again (a
-//!    hung picture pipeline, or a server repeating its last frame). A live encoder never
-//!    does that, even for a scene that does not move: each coded frame carries its own
-//!    `frame_num` and picture order count, and sensor noise changes its residuals. The
-//!    picture counts as unchanged for the time between the first and the last of the frames.
-//! 2. Across heartbeats: the hashes of the keyframe and of the frame after it (every proof
-//!    has both; the frames after those arrive in numbers that vary with timing, so they do
-//!    not count here) make the probe's fingerprint, which the verdict compares with the
-//!    previous heartbeat's. The same two coded frames again mean the encoder started afresh
-//!    on the same picture (a camera that encodes per session a picture that does not
-//!    change), or the camera repeats one coded picture; a static scene with noise gives a
-//!    different keyframe every session and is never frozen.
-//!
-//! Limits, because the prober compares coded bytes and does not decode (decoding a picture
-//! per probe would cost a fleet of a thousand cameras several cores): a camera whose encoder
-//! keeps running across sessions while its picture stands still sends frames that differ in
-//! their headers, and is not recognised as frozen; and a picture that truly never changes
-//! and has no noise (a synthetic still) is reported frozen when the camera encodes it afresh
-//! each session.
+//! What the picture shows. After the keyframe the probe keeps up to [`LATER_FRAMES`] later
+//! frames (each with a later timestamp than the one before; it stops early when the next one
+//! is slower than [`frame_wait`] allows, or [`MAX_EXTRA_WAIT`] after the first later frame),
+//! and hands the keyframe and every frame it received after it to [`crate::picture`] (in
+//! Annex B form with the parameter sets on the keyframe, as decoders take them), which
+//! decodes the first and the last picture and judges motion on them. Coded bytes are not
+//! compared: a live encoder's frames differ in their headers even when the picture stands
+//! still, and an encoder started afresh for each session sends the same first frames of a
+//! moving picture every time.
 //!
 //! Packet loss: retina counts, on each frame, the RTP packets its sequence numbers show
-//! missing before it; the probe adds them up ([`Proof::packets_lost`], exact). retina does
-//! not tell how many packets a frame took, so the probe cannot say what share of the packets
-//! was lost, and does not guess one. Over TCP, loss only shows when the camera itself drops
-//! packets (an overloaded sender).
+//! missing before it; the probe adds them up ([`Proof::packets_lost`], exact). Only packets
+//! lost after the first one received count: the sequence number `PLAY` announces in
+//! `RTP-Info` is not trusted ([`InitialSequenceNumberPolicy::Ignore`]), because a server that
+//! shares one media among its clients (gst-rtsp-server with a shared factory, MediaMTX,
+//! go2rtc) announces where its stream was when it answered, and a client joining mid-stream
+//! receives from a later packet on; that gap was never the client's to receive. Joining
+//! mid-stream can also start in the middle of a fragmented frame, whose first fragment the
+//! probe never sees: retina reports that fragment as an error, which the probe passes over
+//! until its first frame ([`is_partial_start`]). retina does not tell how many packets a
+//! frame took, so the probe cannot say what share of the packets was lost, and does not
+//! guess one. Over TCP, loss only shows when the camera itself drops packets (an overloaded
+//! sender).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use retina::client::{
-    Credentials, PlayOptions, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy,
-    Transport,
+    Credentials, InitialSequenceNumberPolicy, PlayOptions, SessionGroup, SessionOptions, SetupOptions,
+    TcpTransportOptions, TeardownPolicy, Transport,
 };
-use retina::codec::{CodecItem, ParametersRef, VideoFrame};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoFrame};
 use tokio::time::{Instant, timeout, timeout_at};
 
-use super::{
-    Picture, ProbeFailure, ProbeOutcome, Proof, Target, fingerprint, io_reason, resolve, seconds, timeout_failure,
-};
+use super::{ProbeFailure, ProbeOutcome, Proof, Target, io_reason, resolve, seconds, timeout_failure};
+use crate::picture::Coded;
 use crate::state::Reason;
 
 const USER_AGENT: &str = "desktop-streamer-web camera probe";
-/// Frames after the keyframe whose bytes the probe compares (see the module doc).
+/// Frames after the keyframe with later timestamps that the probe waits for (see the module
+/// doc).
 pub const LATER_FRAMES: usize = 3;
 /// The least time the probe waits for a further frame once video is proven.
 const MIN_FRAME_WAIT: Duration = Duration::from_millis(150);
@@ -97,15 +88,19 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
             format!("the video is {codec}, which the prober cannot read; set the camera to H.264, H.265 or JPEG"),
         ));
     }
-    let setup = SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default()));
+    // Annex B with the parameter sets on each keyframe: what a decoder takes as it is.
+    let setup = SetupOptions::default()
+        .transport(Transport::Tcp(TcpTransportOptions::default()))
+        .frame_format(FrameFormat::SIMPLE);
     run_step("SETUP", step, authed, session.setup(index, setup)).await?;
-    let playing = run_step("PLAY", step, authed, session.play(PlayOptions::default())).await?;
+    let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
+    let playing = run_step("PLAY", step, authed, session.play(play)).await?;
     let mut frames = playing.demuxed().map_err(|e| rtsp_failure("PLAY", authed, &e))?;
 
     let mut counts = Counts::default();
     let deadline = Instant::now() + step;
     let keyframe = loop {
-        match next_frame(&mut frames, index, deadline, authed).await? {
+        match next_frame(&mut frames, index, deadline, authed, counts.frames == 0).await? {
             Some(f) => {
                 counts.add(&f);
                 if f.is_random_access_point() {
@@ -129,6 +124,8 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
     let latency = start.elapsed();
     let key_at = Instant::now();
     let mut seen = Seen::new(&keyframe, key_at);
+    let key_ts = keyframe.timestamp().timestamp();
+    let mut coded = vec![(Duration::ZERO, keyframe.into_data())];
     let deadline = key_at + step;
     // Proof needs one later frame, within the step; the comparison takes a few more if they
     // come about as fast as the first did.
@@ -137,10 +134,13 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
             None => deadline,
             Some(second) => (Instant::now() + frame_wait(seen.first_gap())).min(second + MAX_EXTRA_WAIT).min(deadline),
         };
-        match next_frame(&mut frames, index, wait_until, authed).await {
+        match next_frame(&mut frames, index, wait_until, authed, false).await {
             Ok(Some(f)) => {
                 counts.add(&f);
                 seen.add(&f, Instant::now());
+                let ticks = u64::try_from(f.timestamp().timestamp() - key_ts).unwrap_or(0);
+                // 90 kHz, the clock of H.264, H.265 and JPEG over RTP.
+                coded.push((Duration::from_nanos(ticks * 100_000 / 9), f.into_data()));
             }
             Ok(None) if seen.later() == 0 => {
                 return Err(ProbeFailure::new(
@@ -166,6 +166,11 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
         _ => (None, None),
     };
     drop(frames);
+    let coded = if codec == "jpeg" {
+        Coded::Jpeg(coded.into_iter().map(|(_, data)| data).collect())
+    } else {
+        Coded::H26x { h265: codec == "h265", frames: coded }
+    };
     // TEARDOWN runs in retina's background task; wait for it so the next heartbeat never
     // overlaps this session. Its failure does not undo the proof.
     match timeout(step, group.await_teardown()).await {
@@ -180,7 +185,8 @@ pub(crate) async fn probe(target: &Target, step: Duration) -> ProbeOutcome {
         height,
         last_frame: seen.last_at,
         last_frame_at,
-        picture: seen.picture(),
+        coded: Some(coded),
+        span: seen.last_at - seen.first_at,
         packets_lost: Some(counts.lost),
     })
 }
@@ -205,11 +211,11 @@ impl Counts {
     }
 }
 
-/// The frames a probe compares: the keyframe and the later frames, as hashes of their coded
-/// bytes, and when they arrived.
+/// The frames a probe waits for: the keyframe and the later frames, when they arrived.
 #[derive(Debug)]
 struct Seen {
-    hashes: Vec<u64>,
+    /// Frames kept after the keyframe.
+    later: usize,
     /// The RTP timestamp of the newest frame kept; a frame must be later to count.
     timestamp: i64,
     first_at: Instant,
@@ -219,23 +225,23 @@ struct Seen {
 
 impl Seen {
     fn new(keyframe: &VideoFrame, at: Instant) -> Seen {
-        Seen::start(fingerprint(keyframe.data()), keyframe.timestamp().timestamp(), at)
+        Seen::start(keyframe.timestamp().timestamp(), at)
     }
 
-    fn start(hash: u64, timestamp: i64, at: Instant) -> Seen {
-        Seen { hashes: vec![hash], timestamp, first_at: at, second_at: None, last_at: at }
+    fn start(timestamp: i64, at: Instant) -> Seen {
+        Seen { later: 0, timestamp, first_at: at, second_at: None, last_at: at }
     }
 
     fn add(&mut self, f: &VideoFrame, at: Instant) {
-        self.push(fingerprint(f.data()), f.timestamp().timestamp(), at);
+        self.push(f.timestamp().timestamp(), at);
     }
 
     /// Keeps a frame whose timestamp is later than the last one kept; ignores others.
-    fn push(&mut self, hash: u64, timestamp: i64, at: Instant) {
+    fn push(&mut self, timestamp: i64, at: Instant) {
         if timestamp <= self.timestamp {
             return;
         }
-        self.hashes.push(hash);
+        self.later += 1;
         self.timestamp = timestamp;
         self.second_at.get_or_insert(at);
         self.last_at = at;
@@ -243,34 +249,23 @@ impl Seen {
 
     /// Frames kept after the keyframe.
     fn later(&self) -> usize {
-        self.hashes.len() - 1
+        self.later
     }
 
     fn first_gap(&self) -> Duration {
         self.second_at.map_or(Duration::ZERO, |at| at - self.first_at)
     }
-
-    /// Rule 1 and 2 of the module doc.
-    fn picture(&self) -> Picture {
-        let repeats = (1..self.hashes.len()).all(|i| self.hashes[..i].contains(&self.hashes[i]));
-        let mut h = std::hash::DefaultHasher::new();
-        for hash in self.hashes.iter().take(2) {
-            std::hash::Hasher::write_u64(&mut h, *hash);
-        }
-        Picture {
-            fingerprint: std::hash::Hasher::finish(&h),
-            changed: false,
-            unchanged_for: if repeats && self.later() > 0 { self.last_at - self.first_at } else { Duration::ZERO },
-        }
-    }
 }
 
 /// The next video frame of stream `index` before `deadline` (`None`: none came in time).
+/// `first`: no frame has arrived yet, so the rest of a frame the session joined in its middle
+/// is passed over (see the module doc).
 async fn next_frame(
     frames: &mut retina::client::Demuxed,
     index: usize,
     deadline: Instant,
     authed: bool,
+    first: bool,
 ) -> Result<Option<VideoFrame>, ProbeFailure> {
     loop {
         match timeout_at(deadline, frames.next()).await {
@@ -281,11 +276,21 @@ async fn next_frame(
                     "the camera ended the session while frames were awaited",
                 ));
             }
+            Ok(Some(Err(e))) if first && is_partial_start(&e.to_string()) => {
+                tracing::debug!(error = %first_line(&e.to_string()), "joined in the middle of a frame; skipping its rest");
+            }
             Ok(Some(Err(e))) => return Err(rtsp_failure("receiving frames", authed, &e)),
             Ok(Some(Ok(CodecItem::VideoFrame(f)))) if f.stream_id() == index => return Ok(Some(f)),
             Ok(Some(Ok(_))) => {}
         }
     }
+}
+
+/// Whether retina's error is a fragment of a frame whose first fragment never arrived (H.264
+/// FU-A or H.265 FU without a start bit, and no packet lost before it: the session began in
+/// the middle of the frame). retina's error is opaque, so its description is read.
+fn is_partial_start(error: &str) -> bool {
+    first_line(error).ends_with("has start bit unset while no frag in progress")
 }
 
 async fn run_step<T>(
@@ -370,51 +375,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repeated_coded_frames_are_a_picture_that_stands_still() {
+    fn only_frames_with_later_timestamps_count() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
-        // The same bytes again and again: unchanged from the first to the last.
-        let mut frozen = Seen::start(7, 0, ms(0));
-        for (i, at) in [(1, 66), (2, 133), (3, 200)] {
-            frozen.push(7, i * 6000, ms(at));
-        }
-        let p = frozen.picture();
-        assert_eq!((p.changed, p.unchanged_for), (false, Duration::from_millis(200)));
-        // A live encoder: every coded frame differs, even when the scene does not move.
-        let mut live = Seen::start(7, 0, ms(0));
-        for (i, at) in [(1, 66), (2, 133), (3, 200)] {
-            live.push(7 + i as u64, i * 6000, ms(at));
-        }
-        assert_eq!(live.picture().unchanged_for, Duration::ZERO);
-        // One new frame among repeats is a picture that moved.
-        let mut once = Seen::start(7, 0, ms(0));
-        once.push(7, 6000, ms(66));
-        once.push(8, 12_000, ms(133));
-        assert_eq!(once.picture().unchanged_for, Duration::ZERO);
-        // A lone keyframe proves nothing about motion.
-        assert_eq!(Seen::start(7, 0, ms(0)).picture().unchanged_for, Duration::ZERO);
-        // The fingerprint is of the keyframe and the frame after it, in order; how many frames
-        // followed (timing) does not change it.
-        assert_ne!(live.picture().fingerprint, frozen.picture().fingerprint);
-        let mut again = Seen::start(7, 0, ms(5000));
-        again.push(8, 96_000, ms(5066));
-        assert_eq!(again.picture().fingerprint, live.picture().fingerprint, "the same frames in another session");
-        let mut short = Seen::start(7, 0, ms(5000));
-        short.push(7, 6000, ms(5066));
-        assert_eq!(short.picture().fingerprint, frozen.picture().fingerprint, "fewer repeats, the same picture");
-        let mut swapped = Seen::start(8, 0, ms(5000));
-        swapped.push(7, 6000, ms(5066));
-        assert_ne!(swapped.picture().fingerprint, again.picture().fingerprint, "order counts");
-        // Frames that do not move the timestamp on are not counted.
-        let mut same_time = Seen::start(7, 0, ms(0));
-        same_time.push(9, 0, ms(10));
-        assert_eq!(same_time.later(), 0);
+        let mut seen = Seen::start(0, ms(0));
+        seen.push(0, ms(10));
+        assert_eq!(seen.later(), 0, "the same timestamp again");
+        seen.push(6000, ms(66));
+        seen.push(12_000, ms(133));
+        assert_eq!((seen.later(), seen.first_gap(), seen.last_at), (2, Duration::from_millis(66), ms(133)));
     }
 
     #[test]
     fn further_frames_are_awaited_for_about_two_frame_intervals() {
         assert_eq!(frame_wait(Duration::from_millis(66)), Duration::from_millis(150));
         assert_eq!(frame_wait(Duration::from_millis(500)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_rest_of_a_frame_joined_midway_is_recognised() {
+        // retina 0.4's descriptions for H.264 and H.265, followed by its context lines.
+        assert!(is_partial_start("FU-A has start bit unset while no frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(is_partial_start("FU has start bit unset while no frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(!is_partial_start("FU-A with start bit while frag in progress\n\nconn: 127.0.0.1:1"));
+        assert!(!is_partial_start("Error reading from RTSP peer: EOF"));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub enum State {
     Pending,
     /// Failed more times in a row than the retry count.
     Down,
-    /// Video arrives but something is wrong with it (frozen picture, packet loss).
+    /// Video arrives but something is wrong with it (frozen or black picture, packet loss).
     Degraded,
 }
 
@@ -62,6 +62,9 @@ pub enum Reason {
     Frozen,
     /// Frames arrive but more packets are lost than allowed.
     PacketLoss,
+    /// Frames arrive but the picture has been almost uniformly dark for longer than allowed
+    /// (a covered lens, a failed infrared illuminator, a camera sending black).
+    Black,
     /// What arrived is not valid video (broken JPEG, malformed RTP or SDP, …).
     BadData,
     /// The TLS handshake with an `https://` camera failed: its certificate is not trusted
@@ -72,7 +75,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Unreachable,
         Reason::Dns,
         Reason::Refused,
@@ -83,6 +86,7 @@ impl Reason {
         Reason::NoFrames,
         Reason::Frozen,
         Reason::PacketLoss,
+        Reason::Black,
         Reason::BadData,
         Reason::Tls,
     ];
@@ -99,6 +103,7 @@ impl Reason {
             Reason::NoFrames => "no_frames",
             Reason::Frozen => "frozen",
             Reason::PacketLoss => "packet_loss",
+            Reason::Black => "black",
             Reason::BadData => "bad_data",
             Reason::Tls => "tls",
         }

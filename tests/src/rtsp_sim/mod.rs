@@ -13,8 +13,9 @@
 //! comes within a keyframe interval) or at once with a keyframe ([`StartAt::GopCache`]). It has no authentication and no UDP; unknown paths get 404.
 //!
 //! Besides `/camN`, the mounts `/audio` (no video), `/frozen` (the same coded picture again
-//! and again) and `/lossy` (every other frame between keyframes left out) misbehave on
-//! purpose; a server in a test records every request it got ([`SimServer::requests`]).
+//! and again), `/lossy` (three of every four frames between keyframes left out) and `/joined`
+//! (joined mid-stream: `RTP-Info` names an earlier packet, the first sent is the middle of a
+//! keyframe) misbehave on purpose; a server in a test records every request it got ([`SimServer::requests`]).
 //!
 //! Run it in-process ([`SimServer`], for tests) or as a separate process ([`SimProcess`],
 //! for benchmarks, so that what the servers cost is not counted as the prober's): the

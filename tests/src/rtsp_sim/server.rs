@@ -4,9 +4,11 @@
 //! keyframe. One task per connection; nothing is shared between connections but the clip
 //! (and, for a server in a test, the record of requests: [`Shared::log`]).
 //!
-//! Besides `/camN`, three mounts misbehave as cameras do ([`Special`]): `/audio` describes
-//! only an audio stream, `/frozen` sends the same coded picture again and again, and `/lossy`
-//! leaves out every other frame between keyframes (its RTP sequence numbers jump).
+//! Besides `/camN`, four mounts misbehave as cameras do ([`Special`]): `/audio` describes
+//! only an audio stream, `/frozen` sends the same coded picture again and again, `/lossy`
+//! leaves out three of every four frames between keyframes (its RTP sequence numbers jump),
+//! and `/joined` is joined mid-stream, its `RTP-Info` naming an earlier packet than the first
+//! it sends, which is the second fragment of a keyframe.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, sleep_until};
 
-use super::clip::{Clip, FPS};
+use super::clip::{Clip, FPS, NAL_FU_A};
 
 const SERVER: &str = "ds-tests rtsp-sim";
 /// Requests larger than this are refused (a camera's request buffer is small too).
@@ -76,10 +78,24 @@ enum Special {
     /// timestamps and sequence numbers, as a camera whose picture pipeline hung repeats its
     /// last coded picture.
     Frozen,
-    /// Sends keyframes and every other frame between them; the frames left out still take
-    /// their sequence numbers, as packets lost on the way would.
+    /// Sends keyframes and every [`LOSSY_KEPT`]th frame between them; the frames left out
+    /// still take their sequence numbers, as packets lost on the way would. Each frame after
+    /// the keyframe follows at least three lost packets, more than the default
+    /// `max_packets_lost`, however few frames a probe waits for.
     Lossy,
+    /// A stream shared among clients, joined mid-stream as through a restreamer: PLAY's
+    /// `RTP-Info` names a sequence number [`JOINED_GAP`] packets before the first one sent,
+    /// and the session starts with the second FU-A fragment of a keyframe's slice (the
+    /// parameter sets and the first fragment before it never come).
+    /// Nothing is lost after the first packet.
+    Joined,
 }
+
+/// Packets between the sequence number `/joined` announces and the first one it sends.
+pub const JOINED_GAP: u16 = 3;
+
+/// `/lossy` sends one of this many frames between keyframes.
+const LOSSY_KEPT: usize = 4;
 
 /// What a request's URL names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +146,10 @@ struct Playing {
     seq: u16,
     timestamp: u32,
     next_at: Instant,
-    /// Frames sent since the last keyframe (`/lossy` leaves out the odd ones).
+    /// Frames sent since the last keyframe (`/lossy` leaves out most of them).
     since_key: usize,
+    /// Payloads of the next frame not sent (`/joined` starts in the middle of a frame).
+    skip_payloads: usize,
 }
 
 struct Connection {
@@ -292,8 +310,14 @@ impl Connection {
                         Mount::Special(_) => 0,
                     };
                     let now_frame = ((elapsed * f64::from(FPS)) as usize + offset) % self.shared.clip.frames().len();
+                    let frames = self.shared.clip.frames();
+                    // The first FU-A fragment of frame `i`, if it has one.
+                    let fu_a = |i: usize| frames[i].payloads.iter().position(|p| p.data[0] & 0x1f == NAL_FU_A);
                     let first = match (mount, self.shared.start) {
                         (Mount::Special(Special::Frozen), _) => 0,
+                        (Mount::Special(Special::Joined), _) => {
+                            (0..frames.len()).find(|&i| frames[i].keyframe && fu_a(i).is_some()).unwrap_or(0)
+                        }
                         (_, StartAt::Live) => now_frame,
                         (_, StartAt::GopCache) => self.shared.clip.keyframe_at_or_before(now_frame),
                     };
@@ -303,13 +327,22 @@ impl Connection {
                         timestamp: random_u32(),
                         next_at: Instant::now(),
                         since_key: 0,
+                        // Up to and with the first fragment of the keyframe's slice.
+                        skip_payloads: match mount {
+                            Mount::Special(Special::Joined) => fu_a(first).map_or(0, |i| i + 1),
+                            _ => 0,
+                        },
                     }
                 });
+                let announced = match mount {
+                    Mount::Special(Special::Joined) => playing.seq.wrapping_sub(JOINED_GAP),
+                    _ => playing.seq,
+                };
                 let info = format!(
                     "url={}/{};seq={};rtptime={}",
                     base_url(&r.url, mount),
                     TRACK,
-                    playing.seq,
+                    announced,
                     playing.timestamp
                 );
                 let headers = [("Session", id), ("Range", "npt=now-".to_owned()), ("RTP-Info", info)];
@@ -404,9 +437,10 @@ impl Connection {
             _ => &frames[p.next_frame],
         };
         p.since_key = if frame.keyframe { 0 } else { p.since_key + 1 };
-        let left_out = mount == Some(Mount::Special(Special::Lossy)) && p.since_key % 2 == 1;
+        let left_out = mount == Some(Mount::Special(Special::Lossy)) && p.since_key % LOSSY_KEPT != 0;
         self.output.clear();
-        for payload in &frame.payloads {
+        let skip = std::mem::take(&mut p.skip_payloads);
+        for payload in &frame.payloads[skip.min(frame.payloads.len())..] {
             if left_out {
                 p.seq = p.seq.wrapping_add(1);
                 continue;
@@ -453,6 +487,7 @@ fn mount_of(url: &str, mounts: usize) -> Option<Mount> {
         "audio" => return Some(Mount::Special(Special::AudioOnly)),
         "frozen" => return Some(Mount::Special(Special::Frozen)),
         "lossy" => return Some(Mount::Special(Special::Lossy)),
+        "joined" => return Some(Mount::Special(Special::Joined)),
         _ => {}
     }
     let digits = name.strip_prefix("cam")?;
@@ -471,6 +506,7 @@ fn base_url(url: &str, mount: Mount) -> String {
         Mount::Special(Special::AudioOnly) => format!("rtsp://{authority}/audio"),
         Mount::Special(Special::Frozen) => format!("rtsp://{authority}/frozen"),
         Mount::Special(Special::Lossy) => format!("rtsp://{authority}/lossy"),
+        Mount::Special(Special::Joined) => format!("rtsp://{authority}/joined"),
     }
 }
 
@@ -514,6 +550,7 @@ mod tests {
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam1/trackID=0", 2), Some(Mount::Cam(1)));
         assert_eq!(mount_of("rtsp://127.0.0.1:5/frozen/trackID=0", 2), Some(Mount::Special(Special::Frozen)));
         assert_eq!(mount_of("rtsp://127.0.0.1:5/audio", 2), Some(Mount::Special(Special::AudioOnly)));
+        assert_eq!(mount_of("rtsp://127.0.0.1:5/joined/trackID=0", 2), Some(Mount::Special(Special::Joined)));
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam2", 2), None, "out of range");
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam01", 2), None);
         assert_eq!(mount_of("rtsp://127.0.0.1:5/cam", 2), None);

@@ -1,6 +1,8 @@
 //! Cameras, as the web monitor's prober sees them (`GET /api/cameras`): a camera that stays
-//! DOWN past its grace period is a warning; when it delivers video again the condition
-//! resolves, which sends the "resolved" info alert.
+//! DOWN past its grace period is a warning, and so is one that stays DEGRADED (its video
+//! arrives but its picture is frozen or black, or it loses packets), named by its reason;
+//! when it delivers good video again the condition resolves, which sends the "resolved" info
+//! alert.
 //!
 //! A camera taken off the list while down is not "resolved": its condition ends with a note
 //! that it is no longer watched.
@@ -78,7 +80,8 @@ impl CameraCheck {
         now: Instant,
         wall: jiff::Timestamp,
     ) -> CameraFindings {
-        let down: Vec<&CameraEntry> = cameras.iter().filter(|c| c.live.state() == Some(State::Down)).collect();
+        let down: Vec<&CameraEntry> =
+            cameras.iter().filter(|c| matches!(c.live.state(), Some(State::Down | State::Degraded))).collect();
         let endings = self
             .first_seen_down
             .keys()
@@ -108,15 +111,24 @@ impl CameraCheck {
             };
             let since = probed.since.map_or_else(|| format!("{} s", down_for.as_secs()), |s| s.to_string());
             let name = &cam.config.name;
-            findings.push(Finding {
-                kind: kind(&cam.config.id),
-                severity: Severity::Warning,
-                title: format!("camera {name} down"),
-                details: format!(
-                    "Camera {name} has delivered no video since {since} ({why}); alerting after a grace period of {} s.",
-                    grace.as_secs()
+            let (title, details) = match (probed.state, probed.reason) {
+                (State::Degraded, Some(reason)) => (
+                    format!("camera {name} {reason}"),
+                    format!(
+                        "Camera {name} has delivered video with something wrong since {since} ({why}); alerting \
+                         after a grace period of {} s.",
+                        grace.as_secs()
+                    ),
                 ),
-            });
+                _ => (
+                    format!("camera {name} down"),
+                    format!(
+                        "Camera {name} has delivered no video since {since} ({why}); alerting after a grace period of {} s.",
+                        grace.as_secs()
+                    ),
+                ),
+            };
+            findings.push(Finding { kind: kind(&cam.config.id), severity: Severity::Warning, title, details });
         }
         CameraFindings { findings, endings }
     }
@@ -186,6 +198,31 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!((f[0].kind.as_str(), f[0].severity), ("camera:b", Severity::Warning));
         assert!(f[0].details.contains("refused: connection refused"), "{}", f[0].details);
+    }
+
+    #[test]
+    fn a_degraded_picture_past_the_grace_period_is_a_warning_named_by_its_reason() {
+        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let grace = Duration::from_secs(120);
+        let wall = jiff::Timestamp::from_second(10_000).unwrap();
+        let degraded = |id: &str, reason: Reason, message: &str| {
+            let mut c = cam(id, State::Degraded, Some(10_000 - 300));
+            if let CameraLive::Probed(p) = &mut c.live {
+                p.reason = Some(reason);
+                p.message = Some(message.into());
+            }
+            c
+        };
+        let cams = [
+            degraded("lobby", Reason::Black, "the picture has been almost uniformly dark for 300 s"),
+            degraded("gate", Reason::Frozen, "the picture has not changed for 300 s"),
+        ];
+        let f = check.judge(&cams, grace, Instant::now(), wall).findings;
+        let titles: Vec<&str> = f.iter().map(|f| f.title.as_str()).collect();
+        assert_eq!(titles, ["camera Cam lobby black", "camera Cam gate frozen"], "{f:?}");
+        assert!(f[0].details.contains("black: the picture has been almost uniformly dark"), "{}", f[0].details);
+        // Good video again: no finding, so the condition resolves.
+        assert!(check.judge(&[cam("lobby", State::Up, None)], grace, Instant::now(), wall).findings.is_empty());
     }
 
     #[test]

@@ -387,6 +387,27 @@ pub async fn page(headers: axum::http::HeaderMap) -> Response {
 /// The cameras page's file in the embedded assets.
 pub const PAGE: &str = "cameras.html";
 
+/// `GET /api/cameras/{id}/thumbnail.jpg`: the camera's picture from its last heartbeat whose
+/// frames were decoded (at most 320 wide): no session to the camera. 404 until there is one.
+pub async fn thumbnail(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, AppError> {
+    c.find(&id)?;
+    let Some(t) = c.thumbnails.get(&id) else {
+        return Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            format!("camera `{id}` has no picture yet: none of its heartbeats brought one"),
+        ));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::HeaderName::from_static("x-taken-at"), t.taken_at.to_string()),
+        ],
+        t.thumbnail.jpeg.clone(),
+    )
+        .into_response())
+}
+
 /// `GET /api/cameras/{id}/snapshot.jpg`: a picture grabbed from the camera now (or a few
 /// seconds ago: previews are cached so reloads do not hammer the camera).
 pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, AppError> {

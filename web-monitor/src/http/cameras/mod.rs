@@ -25,6 +25,8 @@ pub struct Shared {
     pub summary: api::SummaryCache,
     /// Pictures grabbed on demand, reused for a few seconds.
     pub previews: ds_cameras::preview::PreviewCache,
+    /// Each camera's thumbnail from its last decoded heartbeat (none until set).
+    pub thumbnails: ds_cameras::Thumbnails,
 }
 
 /// Cheap to clone: the handlers' state.
@@ -46,7 +48,17 @@ impl Cameras {
             store,
             summary: api::SummaryCache::default(),
             previews: ds_cameras::preview::PreviewCache::new(Default::default()),
+            thumbnails: ds_cameras::Thumbnails::default(),
         }))
+    }
+
+    /// The same, serving the prober's `thumbnails` (call before cloning).
+    pub fn with_thumbnails(mut self, thumbnails: ds_cameras::Thumbnails) -> Cameras {
+        match Arc::get_mut(&mut self.0) {
+            Some(shared) => shared.thumbnails = thumbnails,
+            None => tracing::error!("camera thumbnails set after the handlers' state was shared; none will show"),
+        }
+        self
     }
 
     /// One camera's configuration as the API shows it: credentials masked.
@@ -74,6 +86,7 @@ pub fn routes(cameras: Cameras) -> Router {
         .route("/api/cameras/{id}/history", get(api::history))
         .route("/api/cameras/{id}/changes", get(api::changes))
         .route("/api/cameras/{id}/snapshot.jpg", get(api::snapshot))
+        .route("/api/cameras/{id}/thumbnail.jpg", get(api::thumbnail))
         .route("/cameras", get(api::page))
         .route("/api/streampulse/status", get(api::streampulse))
         .with_state(cameras)
