@@ -1,4 +1,5 @@
-//! The dashboard's live view, glass to glass; prints figures, asserts nothing.
+//! The dashboard's live view, glass to glass; prints figures. (It asserts only that the worker
+//! measured was not replaced mid-window, which would mix two processes' figures.)
 //!
 //! A two-monitor dummy Xorg whose second monitor is covered by one solid window that changes
 //! colour at known moments; the real streamer and web service; headless Chromium opens the
