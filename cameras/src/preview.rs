@@ -14,23 +14,33 @@
 //!
 //! [`PreviewCache`] keeps each camera's picture (or error) for a few seconds and lets
 //! concurrent requests for one camera share a single grab, so reloading the page or ten
-//! people looking at once do not hammer the camera.
+//! people looking at once do not hammer the camera. A grab runs in its own task: a request
+//! that is cancelled (its client went away) leaves it running to its deadline, and the next
+//! request for that camera joins it instead of opening another session. At most
+//! [`DEFAULT_MAX_GRABS`] grabs run at once over all cameras; beyond that a request is told to
+//! come back ([`PreviewError::Busy`]) rather than queued, so a loop of requests for many
+//! cameras opens no more sessions than that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ds_config::redact::mask_url_credentials;
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tokio::sync::OnceCell;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// How long a grab may take by default, connection to encoded picture.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default widest picture; wider frames are scaled down, keeping the aspect ratio.
-pub const DEFAULT_MAX_WIDTH: u32 = 640;
+/// Default widest picture: none, a grab is the camera's full picture (the thumbnails of the
+/// heartbeats are the small ones).
+pub const DEFAULT_MAX_WIDTH: Option<u32> = None;
+/// Default number of grabs that may run at once, over all cameras.
+pub const DEFAULT_MAX_GRABS: usize = 2;
 /// Default time a picture (or an error) is reused.
 pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(5);
 /// JPEG quality of the preview (jpegenc's 0..=100).
@@ -46,22 +56,25 @@ pub struct PreviewOptions {
     /// The whole grab's deadline. Default 10 s.
     pub timeout: Duration,
     /// Frames wider than this are scaled down (aspect ratio kept); `None`: full size.
-    /// Default 640.
+    /// Default `None`.
     pub max_width: Option<u32>,
     /// How long [`PreviewCache`] reuses a result. Default 5 s.
     pub cache_for: Duration,
     /// `false`: an `https://` camera's certificate is accepted whatever it is (the camera's
     /// `verify_tls`). Default true. [`PreviewCache::get`] sets it per camera.
     pub verify_tls: bool,
+    /// How many grabs [`PreviewCache`] runs at once over all cameras. Default 2.
+    pub max_grabs: usize,
 }
 
 impl Default for PreviewOptions {
     fn default() -> Self {
         PreviewOptions {
             timeout: DEFAULT_TIMEOUT,
-            max_width: Some(DEFAULT_MAX_WIDTH),
+            max_width: DEFAULT_MAX_WIDTH,
             cache_for: DEFAULT_CACHE_FOR,
             verify_tls: true,
+            max_grabs: DEFAULT_MAX_GRABS,
         }
     }
 }
@@ -92,6 +105,11 @@ pub enum PreviewError {
     Tls { url: String, detail: String },
     #[error("{url} cannot be previewed: {reason}")]
     BadUrl { url: String, reason: String },
+    /// Every grab the cache allows at once is running (for other cameras).
+    #[error(
+        "as many pictures as may be grabbed at once ({limit}) are being grabbed from cameras; try again in a few seconds"
+    )]
+    Busy { limit: usize },
     #[error("no picture from {url}: {detail}")]
     Other { url: String, detail: String },
 }
@@ -362,58 +380,84 @@ fn classify(e: &gst::message::Error, masked: &str, timeout: Duration) -> Preview
     PreviewError::Other { url, detail: mask_url_credentials(&format!("{} ({element})", err.message())) }
 }
 
-type Shared = Arc<OnceCell<(Instant, Result<Arc<Preview>, PreviewError>)>>;
+/// What a grab ends with, and when it ended.
+type Done = (Instant, Result<Arc<Preview>, PreviewError>);
+/// A grab running in its own task, awaited by every request for its camera.
+type Grab = Shared<BoxFuture<'static, Done>>;
 
 #[derive(Debug)]
 struct Slot {
     url: String,
     verify_tls: bool,
-    cell: Shared,
+    grab: Grab,
 }
 
-/// Previews per camera, each reused for `cache_for`, with at most one grab per camera
-/// at a time: requests that arrive during a grab wait for it and share its result.
+impl Slot {
+    /// Still running, or ended less than `cache_for` ago.
+    fn fresh(&self, cache_for: Duration) -> bool {
+        self.grab.peek().is_none_or(|(done, _)| done.elapsed() < cache_for)
+    }
+}
+
+/// Previews per camera, each reused for `cache_for`, with at most one grab per camera and
+/// `max_grabs` over all cameras at a time: requests that arrive during a grab wait for it and
+/// share its result; a request that goes away does not stop it.
 #[derive(Debug)]
 pub struct PreviewCache {
     options: PreviewOptions,
     slots: Mutex<HashMap<String, Slot>>,
+    grabs: Arc<Semaphore>,
 }
 
 impl PreviewCache {
     pub fn new(options: PreviewOptions) -> PreviewCache {
-        PreviewCache { options, slots: Mutex::new(HashMap::new()) }
+        let grabs = Arc::new(Semaphore::new(options.max_grabs));
+        PreviewCache { options, slots: Mutex::new(HashMap::new()), grabs }
     }
 
     /// The camera's picture: a cached one younger than `cache_for`, the one being
     /// grabbed, or a new grab. Errors are cached the same way (a down camera is not asked
     /// again on every reload). An `https://` camera's certificate must be trusted unless
     /// `verify_tls` (the camera's resolved setting) is false; a picture grabbed under the
-    /// other setting is not reused.
+    /// other setting is not reused. [`PreviewError::Busy`] when a new grab is needed and
+    /// `max_grabs` are running.
     pub async fn get(&self, camera_id: &str, url: &str, verify_tls: bool) -> Result<Arc<Preview>, PreviewError> {
-        let cell = {
+        let grab = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let fresh = slots.get(camera_id).filter(|slot| {
-                slot.url == url
-                    && slot.verify_tls == verify_tls
-                    && slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for)
-            });
-            match fresh {
-                Some(slot) => Arc::clone(&slot.cell),
+            // Drop slots whose time is over, so removed cameras do not stay in memory.
+            slots.retain(|_, slot| slot.fresh(self.options.cache_for));
+            match slots.get(camera_id).filter(|slot| slot.url == url && slot.verify_tls == verify_tls) {
+                Some(slot) => slot.grab.clone(),
                 None => {
-                    let cell: Shared = Arc::default();
-                    let slot = Slot { url: url.to_owned(), verify_tls, cell: Arc::clone(&cell) };
-                    slots.insert(camera_id.to_owned(), slot);
-                    cell
+                    let permit = Arc::clone(&self.grabs)
+                        .try_acquire_owned()
+                        .map_err(|_| PreviewError::Busy { limit: self.options.max_grabs })?;
+                    let grab = self.start(url, verify_tls, permit);
+                    slots.insert(camera_id.to_owned(), Slot { url: url.to_owned(), verify_tls, grab: grab.clone() });
+                    grab
                 }
             }
         };
+        grab.await.1
+    }
+
+    /// Spawns a grab holding `permit` until it ends.
+    fn start(&self, url: &str, verify_tls: bool, permit: OwnedSemaphorePermit) -> Grab {
         let options = PreviewOptions { verify_tls, ..self.options.clone() };
-        let (_, result) =
-            cell.get_or_init(|| async { (Instant::now(), grab(url, &options).await.map(Arc::new)) }).await.clone();
-        // Drop slots whose time is over, so removed cameras do not stay in memory.
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.retain(|_, slot| slot.cell.get().is_none_or(|(done, _)| done.elapsed() < self.options.cache_for));
-        result
+        let (url, masked) = (url.to_owned(), mask_url_credentials(url));
+        let task = tokio::spawn(async move {
+            let result = grab(&url, &options).await.map(Arc::new);
+            drop(permit);
+            result
+        });
+        async move {
+            let result = task.await.unwrap_or_else(|e| {
+                Err(PreviewError::Other { url: masked, detail: format!("the grab task failed: {e}") })
+            });
+            (Instant::now(), result)
+        }
+        .boxed()
+        .shared()
     }
 
     /// Forgets a camera's picture (its URL changed, or it was deleted).

@@ -132,3 +132,37 @@ async fn the_cache_shares_one_grab_and_expires() {
     assert!(cache.get("gone", &missing, true).await.is_err());
     assert_eq!(server.requests().iter().filter(|(_, p)| p == "/missing").count(), 1);
 }
+
+/// A request that goes away leaves its grab running: the next request for that camera joins
+/// it instead of opening another session. Beyond `max_grabs` running at once, a request for
+/// another camera is told to come back rather than queued.
+#[tokio::test]
+async fn a_cancelled_request_leaves_its_grab_running_and_grabs_are_bounded() {
+    use ds_tests::tcp_peer::{Behaviour, TcpPeer};
+    let server = MjpegServer::start();
+    let silent = TcpPeer::start(Behaviour::Silent);
+    let cache = PreviewCache::new(PreviewOptions { max_grabs: 1, ..options(None, SHORT) });
+    let url = server.url("snapshot.jpg");
+    let grabs = || server.requests().iter().filter(|(_, p)| p == "/snapshot.jpg").count();
+
+    // Polled once, then dropped: the grab has started and goes on.
+    let cancelled = tokio::time::timeout(Duration::ZERO, cache.get("gate", &url, true)).await;
+    assert!(cancelled.is_err(), "the first poll cannot have the picture already");
+    let picture = cache.get("gate", &url, true).await.expect("the running grab's picture");
+    assert_eq!(decoded_size(&picture.jpeg), MjpegServer::frame_size());
+    assert_eq!(grabs(), 1, "the second request joined the first one's grab");
+
+    // A camera that never answers holds the only place for its whole timeout.
+    let hanging = silent.url("rtsp", "stream");
+    let cancelled = tokio::time::timeout(Duration::ZERO, cache.get("mute", &hanging, true)).await;
+    assert!(cancelled.is_err());
+    let e = cache.get("yard", &url, true).await.unwrap_err();
+    assert!(matches!(e, PreviewError::Busy { limit: 1 }), "{e:?}");
+    assert!(e.to_string().contains("as many pictures as may be grabbed at once (1)"), "{e}");
+    let e = cache.get("mute", &hanging, true).await.unwrap_err();
+    assert!(matches!(e, PreviewError::Timeout { .. }), "the hanging grab ends at its timeout: {e:?}");
+    assert_eq!(silent.accepted(), 1, "one session to the silent camera");
+    // Its place is free again.
+    cache.get("yard", &url, true).await.expect("a grab once the place is free");
+    assert_eq!(grabs(), 2);
+}

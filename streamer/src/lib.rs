@@ -157,10 +157,11 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.wait().await });
-        if let Err(e) = served.await {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
+        let served = Arc::new(ds_http::serve::Served::default());
+        ds_http::serve::serve(listener, app, ds_http::serve::Limits::default(), served, async move {
+            http_shutdown.wait().await;
+        })
+        .await;
     });
     tracing::info!(listen = %bound, display = %x_display, output_dir = %config.output_dir.display(), "desktop-streamer started");
 

@@ -325,16 +325,15 @@ try {
     await screenshot(page, 'camera-detail');
     return { ...r, ages };
   });
-  /** Clicks "Show a picture" on the open panel; the picture's natural size and caption. */
-  async function preview(c) {
+  /** Clicks "Show a picture" on the open panel; the picture's natural size and caption, which
+   * says where it came from (`source`: logged out, the last heartbeat's; logged in, grabbed). */
+  async function preview(c, source) {
     await page.click(`${card(c.id)} h3 a`);
     await page.waitForFunction((name) => document.getElementById('camera-title').textContent === name, c.name);
     await page.click('#preview-button');
-    await page.waitForFunction(() => {
-      const img = document.getElementById('preview');
-      return (!img.hidden && img.complete && img.naturalWidth > 0)
-        || document.getElementById('preview-state').textContent.startsWith('No picture');
-    }, null, { timeout: 15000 });
+    // Done when the caption says what came (a size, or why none).
+    await page.waitForFunction(() => /^(\d+×\d+, |No picture)/.test(document.getElementById('preview-state').textContent),
+      null, { timeout: 15000 });
     const r = await page.evaluate(() => {
       const img = document.getElementById('preview');
       return { width: img.naturalWidth, height: img.naturalHeight, hidden: img.hidden, alt: img.alt,
@@ -342,11 +341,11 @@ try {
     });
     if (r.hidden || r.width !== c.size[0] || r.height !== c.size[1]) fail(`a ${c.size.join('×')} picture`, r);
     if (r.alt !== `Picture from ${c.name}`) fail('the alt text', r);
-    if (!r.caption.startsWith(`${c.size[0]}×${c.size[1]}`)) fail('the caption', r);
+    if (!r.caption.startsWith(`${c.size[0]}×${c.size[1]}, ${source}`)) fail('the caption', r);
     return r;
   }
-  await check('preview_mjpeg', () => preview(cams.hostile));
-  await check('preview_rtsp', () => preview(cams.quoted));
+  await check('preview_mjpeg', () => preview(cams.hostile, 'from the last heartbeat'));
+  await check('preview_rtsp', () => preview(cams.quoted, 'from the last heartbeat'));
 
   await check('login', async () => {
     const before = await page.locator('#camera-form').isVisible();
@@ -359,6 +358,8 @@ try {
     if (editButtons !== 2 * Object.keys(cams).length) fail(`${editButtons} edit/delete buttons`);
     return { who: await page.textContent('#who'), editButtons };
   });
+
+  await check('preview_grabbed', () => preview(cams.quoted, 'grabbed from the camera'));
 
   await check('bad_url_refused', async () => {
     const before = statuses.length;

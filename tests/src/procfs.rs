@@ -28,6 +28,12 @@ pub fn rss_mb(pid: u32) -> Option<f64> {
     status_mb(pid, "VmRSS:")
 }
 
+/// How many threads a process has now.
+pub fn threads(pid: u32) -> Option<usize> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Threads:"))?.trim().parse().ok()
+}
+
 /// A `… kB` field of /proc/PID/status, in MiB.
 fn status_mb(pid: u32, field: &str) -> Option<f64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -25,7 +25,7 @@ const PASSWORD: &str = "correct horse battery staple";
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 const QUOTED: &str = r#""quotes" & <b>bold</b>"#;
 /// Checks cameras.mjs reports, each of which must pass.
-const CHECKS: [&str; 17] = [
+const CHECKS: [&str; 18] = [
     "grid_lists_every_camera",
     "names_are_text",
     "states_arrive_live",
@@ -34,6 +34,7 @@ const CHECKS: [&str; 17] = [
     "preview_mjpeg",
     "preview_rtsp",
     "login",
+    "preview_grabbed",
     "bad_url_refused",
     "add_camera",
     "rename_camera",

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ds_tests::bins::run_monitor as monitor;
 use ds_tests::http::{self, Response};
 use ds_tests::mjpeg::{self, MjpegServer, Mode};
+use ds_tests::procfs;
 use ds_tests::rtsp::{self, RtspServer};
 use ds_tests::rtsp_sim::{Clip, ClipSpec, SimServer, StartAt};
 use ds_tests::service::ServiceProcess;
@@ -555,27 +556,44 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
         "since {up_since} (switched at {switched}): {recovered:#}"
     );
 
-    // 3. The preview: a JPEG of the camera's size (within 640 wide), served from the cache
-    // the second time.
-    let snap = web.get("/api/cameras/rtsp-live/snapshot.jpg");
+    // 3. Pictures. Anonymous: `snapshot.jpg` is the last heartbeat's picture, no session to
+    // the camera. Authenticated: a full-size picture grabbed now, served from the cache the
+    // second time.
+    let bearer = format!("Bearer {}", web.token());
+    let grab = |path: &str| web.send("GET", path, &[("Authorization", &bearer)], None);
+    let anonymous = web.get("/api/cameras/rtsp-live/snapshot.jpg");
+    assert_eq!(
+        (anonymous.status, anonymous.header("x-picture-source")),
+        (200, Some("heartbeat")),
+        "{}",
+        anonymous.text()
+    );
+    assert_eq!(jpeg_size(&anonymous.body), (320, 240));
+    let none = web.get("/api/cameras/rtsp-digest-wrong/snapshot.jpg");
+    assert_eq!(none.status, 404, "{}", none.text());
+    assert!(none.json()["error"].as_str().unwrap().contains("needs authentication"), "{}", none.text());
+    let snap = grab("/api/cameras/rtsp-live/snapshot.jpg");
     assert_eq!((snap.status, snap.header("content-type")), (200, Some("image/jpeg")), "{}", snap.text());
+    assert_eq!(snap.header("x-picture-source"), Some("grab"));
     assert_eq!(jpeg_size(&snap.body), (320, 240));
-    let again = web.get("/api/cameras/rtsp-live/snapshot.jpg");
+    let again = grab("/api/cameras/rtsp-live/snapshot.jpg");
     assert_eq!(again.status, 200);
     assert_eq!(again.header("x-taken-at"), snap.header("x-taken-at"), "a reload within seconds is the cached picture");
-    let secure = web.get("/api/cameras/rtsp-digest-right/snapshot.jpg");
+    let wrong = web.send("GET", "/api/cameras/rtsp-live/snapshot.jpg", &[("Authorization", "Bearer wrong")], None);
+    assert_eq!(wrong.status, 401, "a wrong token is refused, not served as anonymous: {}", wrong.text());
+    let secure = grab("/api/cameras/rtsp-digest-right/snapshot.jpg");
     assert_eq!(secure.status, 200, "the preview passes the Digest credentials: {}", secure.text());
     assert_eq!(jpeg_size(&secure.body), (320, 240));
-    let refused = web.get("/api/cameras/rtsp-digest-wrong/snapshot.jpg");
+    let refused = grab("/api/cameras/rtsp-digest-wrong/snapshot.jpg");
     assert_eq!(refused.status, 502, "{}", refused.text());
     assert!(refused.json()["error"].as_str().unwrap().contains("refused the credentials"), "{}", refused.text());
     assert_no_secret("a failed preview's answer", &refused.text(), &secrets);
-    let first = web.get("/api/cameras/mjpeg-daily/snapshot.jpg");
+    let first = grab("/api/cameras/mjpeg-daily/snapshot.jpg");
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(jpeg_size(&first.body), MjpegServer::frame_size());
     let after_first = daily.requests().len();
     assert!(after_first >= 1, "the preview asked the camera");
-    let second = web.get("/api/cameras/mjpeg-daily/snapshot.jpg");
+    let second = grab("/api/cameras/mjpeg-daily/snapshot.jpg");
     assert_eq!((second.status, &second.body), (200, &first.body));
     assert_eq!(daily.requests().len(), after_first, "the second preview came from the cache, not the camera");
     assert_eq!(web.camera("mjpeg-daily").unwrap()["state"], Value::Null, "no probe counted among those requests");
@@ -1026,11 +1044,12 @@ fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
     assert!(message.contains("TLS certificate is not trusted") && message.contains("`verify_tls: false`"), "{message}");
     assert!(!refused.to_string().contains(mjpeg::PASSWORD), "{refused}");
     assert_eq!((&refused["verify_tls"], &refused["verify_tls_override"]), (&json!(true), &Value::Null));
-    let r = web.get("/api/cameras/lab/snapshot.jpg");
+    let bearer = format!("Bearer {}", web.token());
+    let grab = || web.send("GET", "/api/cameras/lab/snapshot.jpg", &[("Authorization", &bearer)], None);
+    let r = grab();
     assert_eq!(r.status, 502, "no picture from an untrusted camera: {}", r.text());
     assert!(r.text().contains("verify_tls") && !r.text().contains(mjpeg::PASSWORD), "{}", r.text());
 
-    let bearer = format!("Bearer {}", web.token());
     let put = |body: Value| {
         let r = web.send("PUT", "/api/cameras/lab", &[("Authorization", &bearer)], Some(&body));
         assert_eq!(r.status, 200, "PUT {body}: {}", r.text());
@@ -1046,7 +1065,7 @@ fn a_self_signed_camera_is_refused_until_the_editor_turns_verify_tls_off() {
         (up["codec"].as_str(), up["width"].as_u64(), up["height"].as_u64()),
         (Some("jpeg"), Some(w.into()), Some(h.into()))
     );
-    let r = web.get("/api/cameras/lab/snapshot.jpg");
+    let r = grab();
     assert_eq!(r.status, 200, "a picture with the certificate accepted: {}", r.text());
     assert!(r.body.starts_with(&[0xff, 0xd8]), "a JPEG");
 
@@ -1292,4 +1311,121 @@ fn the_clock_synchronisation_comes_from_timedated_and_marks_the_heartbeats() {
     let (_, out, err) =
         ds_tests::bins::run_monitor_with(&["--url", &nowhere, "--streamer-url", &nowhere, "status"], &env);
     assert!(out.contains(said), "{out}{err}");
+}
+
+/// Sends `GET path` with `headers` and closes the connection without waiting for the answer,
+/// as a client that gives up does.
+fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).expect("send the request");
+}
+
+/// `snapshot.jpg` under a storm of requests that their clients cancel. Anonymous requests are
+/// answered from the heartbeats' thumbnails and never reach a camera. Authenticated ones grab
+/// from the camera, one grab per camera whoever asks, at most two at once over all cameras
+/// (a third camera is told to come back), and a grab runs to its end when its request goes
+/// away, so the requests after it join it rather than open another session. Afterwards no
+/// session to any camera is left open and the service has no more threads than before.
+#[test]
+fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_nothing_behind() {
+    const STORM: usize = 60;
+    let sim = SimServer::start(Clip::encode(&ClipSpec::SMALL).expect("encode the clip"), 2, StartAt::GopCache);
+    // Cameras that accept and never answer: a grab from one holds its place for its whole
+    // timeout. Watched once a day, so their connections are the grabs' alone.
+    let (silent_a, silent_b) = (TcpPeer::start(Behaviour::Silent), TcpPeer::start(Behaviour::Silent));
+    let daily = "  heartbeat_seconds: 86400\n";
+    let list = yaml_list(
+        &format!("heartbeat_seconds: {}\ntimeout_seconds: {}\n", HEARTBEAT.as_secs(), TIMEOUT.as_secs()),
+        &[
+            ("Sim 0", &sim.url(0), ""),
+            ("Sim 1", &sim.url(1), ""),
+            ("Silent a", &silent_a.url("rtsp", "a"), daily),
+            ("Silent b", &silent_b.url("rtsp", "b"), daily),
+        ],
+    );
+    let web = Web::start(&list, "info");
+    let pid = web.service.pid();
+    let grabs = || {
+        let seen = sim.requests();
+        seen.iter().filter(|r| r.method == "DESCRIBE" && r.user_agent.as_deref().is_some_and(gstreamer_agent)).count()
+    };
+    wait_up(&web, "sim-0", within(1));
+    wait_up(&web, "sim-1", within(1));
+    wait_until("both thumbnails", Duration::from_secs(5), || {
+        let missing: Vec<_> = ["sim-0", "sim-1"]
+            .into_iter()
+            .filter(|id| web.get(&format!("/api/cameras/{id}/thumbnail.jpg")).status != 200)
+            .collect();
+        if missing.is_empty() { Ok(()) } else { Err(format!("{missing:?}")) }
+    });
+    let bearer = format!("Bearer {}", web.token());
+    let auth = [("Authorization", bearer.as_str())];
+    // One grab first, so that what GStreamer keeps once loaded is in the baseline.
+    let first = web.send("GET", "/api/cameras/sim-0/snapshot.jpg", &auth, None);
+    assert_eq!((first.status, first.header("x-picture-source")), (200, Some("grab")), "{}", first.text());
+    let threads_before = procfs::threads(pid).expect("the service's threads");
+
+    // Anonymous: every request answered from a thumbnail, none reaches a camera.
+    let before = (grabs(), silent_a.accepted() + silent_b.accepted());
+    for i in 0..STORM {
+        let id = ["sim-0", "sim-1", "silent-a", "silent-b"][i % 4];
+        cancelled_get(web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &[]);
+    }
+    let answered = web.get("/api/cameras/sim-1/snapshot.jpg");
+    assert_eq!((answered.status, answered.header("x-picture-source")), (200, Some("heartbeat")), "{}", answered.text());
+    assert_eq!((grabs(), silent_a.accepted() + silent_b.accepted()), before, "anonymous requests reached a camera");
+
+    // Authenticated: two silent cameras take both places, each with one session however many
+    // ask for it; a third camera is refused with when to come back.
+    for _ in 0..STORM / 2 {
+        cancelled_get(web.port(), "/api/cameras/silent-a/snapshot.jpg", &auth);
+        cancelled_get(web.port(), "/api/cameras/silent-b/snapshot.jpg", &auth);
+    }
+    wait_until("a grab at each silent camera", Duration::from_secs(5), || {
+        let seen = (silent_a.accepted(), silent_b.accepted());
+        if seen == (1, 1) { Ok(()) } else { Err(format!("{seen:?}")) }
+    });
+    let grabs_before = grabs();
+    let busy = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
+    assert_eq!((busy.status, busy.header("retry-after")), (503, Some("2")), "{}", busy.text());
+    let message = busy.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("as many pictures as may be grabbed at once (2)") && message.contains("thumbnail.jpg"),
+        "{message}"
+    );
+    for _ in 0..STORM / 2 {
+        cancelled_get(web.port(), "/api/cameras/silent-a/snapshot.jpg", &auth);
+    }
+    // The grabs end at their timeout; a request for their camera then has their answer.
+    let timed_out = web.send("GET", "/api/cameras/silent-a/snapshot.jpg", &auth, None);
+    assert_eq!(timed_out.status, 504, "{}", timed_out.text());
+    assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
+    assert_eq!(grabs(), grabs_before, "the refused request reached its camera");
+    // The places are free again.
+    let later = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
+    assert_eq!((later.status, later.header("x-picture-source")), (200, Some("grab")), "{}", later.text());
+    assert_eq!(grabs(), grabs_before + 1);
+
+    // Nothing left behind: no connection to a camera outside the probes, no extra threads.
+    wait_until("no connection left to the simulated cameras", Duration::from_secs(15), || {
+        match sim.open_connections() {
+            0 => Ok(()),
+            n => Err(format!("{n} open")),
+        }
+    });
+    wait_until("the service's threads back to where they were", Duration::from_secs(30), || {
+        let now = procfs::threads(pid).unwrap_or(usize::MAX);
+        if now <= threads_before { Ok(()) } else { Err(format!("{now} threads, {threads_before} before the storm")) }
+    });
+}
+
+/// GStreamer's `rtspsrc` (the grabs) names itself so; the probes do not.
+fn gstreamer_agent(agent: &str) -> bool {
+    agent.starts_with("GStreamer")
 }

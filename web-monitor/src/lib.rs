@@ -12,7 +12,6 @@ pub mod snapshot;
 pub mod systemd_link;
 pub mod upstream;
 
-use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -126,13 +125,16 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));
-    let app = http::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
+    let app = http::app(state, auth);
     let drain = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { drain.wait().await });
+    let served = std::sync::Arc::new(ds_http::serve::Served::default());
+    let server = ds_http::serve::serve(listener, app, ds_http::serve::Limits::default(), served, async move {
+        drain.wait().await;
+    });
     // Open pages hold endless event streams (status, logs): after SIGTERM they get
     // DRAIN_LIMIT to finish, then the service exits anyway.
     tokio::select! {
-        served = server.into_future() => served.context("the HTTP server failed")?,
+        () = server => {}
         () = async { shutdown.wait().await; tokio::time::sleep(DRAIN_LIMIT).await } => {
             tracing::info!(limit_s = DRAIN_LIMIT.as_secs(), "closing the connections still open after the drain limit");
         }

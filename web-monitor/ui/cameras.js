@@ -374,31 +374,50 @@ function closeDetail() {
   if (window.location.hash) window.history.replaceState(null, '', window.location.pathname);
 }
 
-function showPreview() {
+/** Shows the camera's picture under its details: grabbed from the camera now when this page
+ * is logged in, otherwise its last heartbeat's (the service says which in X-Picture-Source). */
+async function showPreview() {
   const id = state.selected;
   if (!id) return;
   const img = $('preview');
-  setText($('preview-state'), 'asking the camera for a picture…');
-  img.onload = () => {
+  setText($('preview-state'), 'asking for a picture…');
+  let text;
+  try {
+    const r = await fetch(`/api/cameras/${encodeURIComponent(id)}/snapshot.jpg`, { credentials: 'same-origin' });
     // A picture that arrives after another camera was opened is not shown under its name.
     if (state.selected !== id) return;
-    img.hidden = false;
-    setText($('preview-state'), `${img.naturalWidth}×${img.naturalHeight}, ${new Date().toLocaleTimeString()}`);
-  };
-  img.onerror = async () => {
+    if (r.ok) {
+      const blob = await r.blob();
+      if (img.src.startsWith('blob:')) URL.revokeObjectURL(img.src);
+      img.alt = `Picture from ${state.byId.get(id)?.name || 'the camera'}`;
+      const shown = await new Promise((resolve) => {
+        img.onload = () => resolve(true);
+        img.onerror = () => resolve(false);
+        img.src = URL.createObjectURL(blob);
+      });
+      if (state.selected !== id) return;
+      if (!shown) {
+        img.hidden = true;
+        setText($('preview-state'), 'No picture: this browser cannot show the picture the camera sent');
+        return;
+      }
+      img.hidden = false;
+      const size = `${img.naturalWidth}×${img.naturalHeight}`;
+      const at = localTime(r.headers.get('x-taken-at'));
+      text = r.headers.get('x-picture-source') === 'grab'
+        ? `${size}, grabbed from the camera at ${at}`
+        : `${size}, from the last heartbeat at ${at} (log in for a full-size picture grabbed now)`;
+    } else {
+      img.hidden = true;
+      const body = await r.json().catch(() => ({}));
+      text = `No picture: ${body.error || `HTTP ${r.status}`}`;
+    }
+  } catch {
     if (state.selected !== id) return;
     img.hidden = true;
-    // The image element cannot read the JSON reason; ask once more for it.
-    try {
-      const r = await fetch(img.src, { credentials: 'same-origin' });
-      const body = await r.json();
-      setText($('preview-state'), `No picture: ${body.error || `HTTP ${r.status}`}`);
-    } catch {
-      setText($('preview-state'), 'No picture: the camera did not answer');
-    }
-  };
-  img.alt = `Picture from ${state.byId.get(id)?.name || 'the camera'}`;
-  img.src = `/api/cameras/${encodeURIComponent(id)}/snapshot.jpg?t=${Date.now()}`;
+    text = 'No picture: the dashboard did not answer';
+  }
+  setText($('preview-state'), text);
 }
 
 // ---- the editor ----

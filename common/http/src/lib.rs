@@ -15,7 +15,12 @@
 //! The latency is the time until the answer's head is ready: for a stream (server-sent
 //! events, a segment) that is when it starts, not when it ends.
 //!
+//! [`serve::serve`] serves a router within [`serve::Limits`] (header-read timeout, connection
+//! caps) against clients that hold connections open.
+//!
 //! Not in ds-runtime: the CLI depends on that crate and must not build axum.
+
+pub mod serve;
 
 use std::time::{Duration, Instant};
 

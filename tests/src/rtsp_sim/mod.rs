@@ -195,6 +195,11 @@ impl SimServer {
         format!("rtsp://127.0.0.1:{}/{name}", self.port)
     }
 
+    /// How many client connections are open now.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Every request the server got so far, in order.
     pub fn requests(&self) -> Vec<Seen> {
         self.shared.log.as_ref().map(|l| l.lock().unwrap_or_else(|p| p.into_inner()).clone()).unwrap_or_default()

@@ -44,6 +44,8 @@ pub(super) struct Shared {
     /// Each mount's offset into the clip, in frames: independent cameras are not in step,
     /// so their keyframes do not all fall at the same instant.
     pub offsets: Vec<usize>,
+    /// Connections open now.
+    pub open: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -51,7 +53,7 @@ impl Shared {
         let len = clip.frames().len();
         let offsets = (0..mounts).map(|_| random_u32() as usize % len).collect();
         let log = record.then(|| std::sync::Mutex::new(Vec::new()));
-        Shared { clip, mounts, start, log, epoch: std::time::Instant::now(), offsets }
+        Shared { clip, mounts, start, log, epoch: std::time::Instant::now(), offsets, open: Default::default() }
     }
 
     fn note(&self, seen: Seen) {
@@ -61,12 +63,13 @@ impl Shared {
     }
 }
 
-/// A request the server got: its method and the session it named (for SETUP, the session it
-/// created or joined).
+/// A request the server got: its method, the session it named (for SETUP, the session it
+/// created or joined) and its client's `User-Agent`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     pub method: String,
     pub session: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// A mount that misbehaves on purpose (see the module doc).
@@ -137,6 +140,7 @@ struct Request {
     cseq: String,
     session: Option<String>,
     transport: Option<String>,
+    user_agent: Option<String>,
 }
 
 /// The RTP stream of a playing session.
@@ -181,7 +185,10 @@ impl Connection {
     /// Serves the connection until the client closes it, breaks the protocol, or the session
     /// times out. I/O errors end it quietly: the client left.
     async fn run(mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.shared.open.fetch_add(1, SeqCst);
         let _ = self.serve().await;
+        self.shared.open.fetch_sub(1, SeqCst);
     }
 
     async fn serve(&mut self) -> std::io::Result<()> {
@@ -248,12 +255,20 @@ impl Connection {
             // finds its request on record. SETUP is noted with the session it creates, once
             // that exists (its client sends nothing more before the answer).
             if request.method != "SETUP" {
-                self.shared.note(Seen { method: request.method.clone(), session: request.session.clone() });
+                self.shared.note(Seen {
+                    method: request.method.clone(),
+                    session: request.session.clone(),
+                    user_agent: request.user_agent.clone(),
+                });
             }
             self.handle(&request).await?;
             if request.method == "SETUP" {
                 let session = request.session.clone().or_else(|| self.session.as_ref().map(|(id, _)| id.clone()));
-                self.shared.note(Seen { method: request.method.clone(), session });
+                self.shared.note(Seen {
+                    method: request.method.clone(),
+                    session,
+                    user_agent: request.user_agent.clone(),
+                });
             }
         }
     }
@@ -523,6 +538,7 @@ fn parse_request(head: &str) -> Option<Request> {
         cseq: header(head, "cseq").unwrap_or_default().to_owned(),
         session: header(head, "session").map(|s| s.split(';').next().unwrap_or("").trim().to_owned()),
         transport: header(head, "transport").map(str::to_owned),
+        user_agent: header(head, "user-agent").map(str::to_owned),
     })
 }
 

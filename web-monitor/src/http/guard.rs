@@ -33,6 +33,11 @@ pub(super) enum Missing {
 /// Requests under this prefix watch the stream: reads, whatever their method.
 const WATCH_PREFIX: &str = "/whep/";
 
+/// Reads under paths ending so answer more to an authenticated request (a camera's picture
+/// grabbed now rather than its last heartbeat's): a request there that carries credentials
+/// has them checked even where reading is public, and a wrong one is refused as anywhere.
+const IDENTIFIED_READ_SUFFIX: &str = "/snapshot.jpg";
+
 const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"password\": \"...\"}) or send \
     `Authorization: Bearer <token>` (create a token with `desktop-streamer-web new-token LABEL`)";
 
@@ -41,7 +46,8 @@ const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"passwo
 /// - POST, PUT, PATCH, DELETE (anything but GET, HEAD, OPTIONS): 403 when cross-origin,
 ///   401 without a valid session cookie or Bearer token, except `POST /api/login`.
 /// - GET, HEAD, OPTIONS: pass when `public_read` is on or the path is public; otherwise 401
-///   without authentication.
+///   without authentication. A camera's `snapshot.jpg` asked with credentials has them
+///   checked in any case (an authenticated request gets a picture grabbed now).
 /// - Watching the stream over WebRTC (`POST`/`DELETE` under `/whep/`) is reading: it needs
 ///   the same origin as any POST, and authentication only where reading does.
 pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next: Next) -> Response {
@@ -52,7 +58,12 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
     let path = req.uri().path();
     let settings = auth.settings();
     let reads = safe || path.starts_with(WATCH_PREFIX);
-    let needs_auth = if reads { !settings.public_read && !settings.is_public(path) } else { path != LOGIN_PATH };
+    let needs_auth = if reads {
+        (!settings.public_read && !settings.is_public(path))
+            || (path.ends_with(IDENTIFIED_READ_SUFFIX) && carries_credentials(req.headers()))
+    } else {
+        path != LOGIN_PATH
+    };
     if !needs_auth {
         return next.run(req).await;
     }
@@ -76,6 +87,11 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
         }
         Err(e) => AppError::internal(&e).into_response(),
     }
+}
+
+/// Whether the request presents a session cookie or a Bearer token (valid or not).
+fn carries_credentials(headers: &HeaderMap) -> bool {
+    cookie_value(headers, SESSION_COOKIE).is_some() || bearer_token(headers).is_some()
 }
 
 /// Who sent the request: a live session cookie or a known Bearer token.

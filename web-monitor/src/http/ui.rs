@@ -31,7 +31,7 @@ pub const INDEX: &str = "index.html";
 /// events), the stream from this origin or through hls.js's MediaSource (`blob:`), and
 /// hls.js's worker from this origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; \
+    img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:; \
     manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The embedded file named `name`.

@@ -397,37 +397,78 @@ pub async fn thumbnail(State(c): State<Cameras>, Path(id): Path<String>) -> Resu
             format!("camera `{id}` has no picture yet: none of its heartbeats brought one"),
         ));
     };
-    Ok((
+    Ok(thumbnail_response(&t))
+}
+
+/// A heartbeat's picture as a JPEG response.
+fn thumbnail_response(t: &ds_cameras::CameraThumbnail) -> Response {
+    picture_response(t.thumbnail.jpeg.clone(), t.taken_at, PictureSource::Heartbeat)
+}
+
+/// Where a `snapshot.jpg` answer's picture comes from (its `X-Picture-Source` header).
+#[derive(Clone, Copy, Debug)]
+enum PictureSource {
+    /// The camera's last decoded heartbeat: no session to the camera.
+    Heartbeat,
+    /// A grab from the camera now (or within the preview cache's few seconds).
+    Grab,
+}
+
+fn picture_response(jpeg: Vec<u8>, taken_at: Timestamp, source: PictureSource) -> Response {
+    let source = match source {
+        PictureSource::Heartbeat => "heartbeat",
+        PictureSource::Grab => "grab",
+    };
+    (
         [
             (header::CONTENT_TYPE, "image/jpeg".to_owned()),
             (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::HeaderName::from_static("x-taken-at"), t.taken_at.to_string()),
+            (header::HeaderName::from_static("x-taken-at"), taken_at.to_string()),
+            (header::HeaderName::from_static("x-picture-source"), source.to_owned()),
         ],
-        t.thumbnail.jpeg.clone(),
+        jpeg,
     )
-        .into_response())
+        .into_response()
 }
 
-/// `GET /api/cameras/{id}/snapshot.jpg`: a picture grabbed from the camera now (or a few
-/// seconds ago: previews are cached so reloads do not hammer the camera).
-pub async fn snapshot(State(c): State<Cameras>, Path(id): Path<String>) -> Result<Response, AppError> {
+/// `GET /api/cameras/{id}/snapshot.jpg`: the camera's picture. Anonymous readers (with
+/// `public_read`) get its last heartbeat's thumbnail, which costs the camera nothing; an
+/// authenticated request gets a full-size picture grabbed from the camera now (or a few
+/// seconds ago: grabs are cached, shared by concurrent requests, limited to one per camera
+/// and a few overall, and run to their end even when the request goes away).
+/// `X-Picture-Source` says which (`heartbeat` or `grab`).
+pub async fn snapshot(
+    State(c): State<Cameras>,
+    Path(id): Path<String>,
+    who: Option<axum::Extension<crate::http::Authenticated>>,
+) -> Result<Response, AppError> {
     let (cam, list) = c.find(&id)?;
+    if who.is_none() {
+        return match c.thumbnails.get(&id) {
+            Some(t) => Ok(thumbnail_response(&t)),
+            None => Err(AppError::new(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "camera `{id}` has no picture yet: none of its heartbeats brought one (a picture grabbed from the \
+                     camera now needs authentication: log in on the dashboard or send an API token)"
+                ),
+            )),
+        };
+    }
     match c.previews.get(&id, &cam.url, list.probe_settings(&cam).verify_tls).await {
-        Ok(p) => Ok((
-            [
-                (header::CONTENT_TYPE, "image/jpeg".to_owned()),
-                (header::CACHE_CONTROL, "no-store".to_owned()),
-                (header::HeaderName::from_static("x-taken-at"), p.taken_at.to_string()),
-            ],
-            p.jpeg.clone(),
-        )
-            .into_response()),
+        Ok(p) => Ok(picture_response(p.jpeg.clone(), p.taken_at, PictureSource::Grab)),
         Err(e) => {
             use ds_cameras::preview::PreviewError as P;
             let status = match &e {
                 P::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 P::Auth { .. } | P::NotFound { .. } | P::Tls { .. } | P::Other { .. } => StatusCode::BAD_GATEWAY,
                 P::BadUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                P::Busy { .. } => {
+                    let message = format!("{e} (the last heartbeat's picture is at /api/cameras/{id}/thumbnail.jpg)");
+                    return Err(
+                        AppError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(Duration::from_secs(2))
+                    );
+                }
             };
             // The message names the URL with its password masked.
             Err(AppError::new(status, e.to_string()))

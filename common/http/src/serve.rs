@@ -1,0 +1,284 @@
+//! Serving a router on a LAN whose clients are not all browsers: [`serve`] is `axum::serve`
+//! with the limits a kiosk needs against clients that open connections and hold them.
+//!
+//! - **Header-read timeout** ([`Limits::header_read_timeout`]): a client has that long to send
+//!   a request's head from the connection's start (hyper's `header_read_timeout`): a connection
+//!   that sends half a request line, or nothing, is closed then.
+//! - **Idle timeout**, the same length: a kept-alive connection whose last request started that
+//!   long ago is closed once its answer is written (hyper's graceful shutdown of the
+//!   connection). An answer being written (an event stream, a segment) is never cut by it.
+//! - **A cap on connections** ([`Limits::max_connections`]), kept below the unit's
+//!   `LimitNOFILE=` so that a flood of connections cannot take the descriptors the service
+//!   needs for its own files: a connection beyond it is closed at once, unread.
+//! - **A cap per client address** ([`Limits::max_per_client`]): one address cannot take every
+//!   place, so the other clients (the page, the watchdog, a player) keep theirs.
+//!
+//! Refused connections are counted ([`Served::refused`]) and logged at most once per
+//! [`REFUSAL_LOG_INTERVAL`] with the counts since the last line, so a flood does not flood the
+//! log. Each request carries the client's address as `ConnectInfo<SocketAddr>`, as
+//! `into_make_service_with_connect_info` gives it. On shutdown the listener closes, open
+//! connections finish the request they are serving and close, and [`serve`] returns when all
+//! are closed.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+/// Default time a client has to send a request's head (and the longest a kept-alive connection
+/// stays idle).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on open connections, over all clients.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Default cap on open connections from one address: a browser opens six per host, a few
+/// pages and players behind one address stay well within it.
+pub const DEFAULT_MAX_PER_CLIENT: usize = 64;
+/// Refused connections are logged at most this often.
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How long accepting pauses when the process is out of descriptors (or the like), rather than
+/// spinning on the error.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// What [`serve`] allows its clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// See the module's documentation. Default [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// Default [`DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// Default [`DEFAULT_MAX_PER_CLIENT`].
+    pub max_per_client: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_per_client: DEFAULT_MAX_PER_CLIENT,
+        }
+    }
+}
+
+/// Counts of what [`serve`] did, readable while it runs (for health and metrics).
+#[derive(Debug, Default)]
+pub struct Served {
+    open: AtomicU64,
+    accepted: AtomicU64,
+    refused_full: AtomicU64,
+    refused_client: AtomicU64,
+}
+
+impl Served {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted and served so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed unread so far: (all places taken, the client's places taken).
+    pub fn refused(&self) -> (u64, u64) {
+        (self.refused_full.load(Ordering::Relaxed), self.refused_client.load(Ordering::Relaxed))
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct Clients(Mutex<HashMap<IpAddr, usize>>);
+
+/// One of a client's places; given back when dropped.
+struct ClientPlace {
+    clients: Arc<Clients>,
+    ip: IpAddr,
+}
+
+impl Clients {
+    fn claim(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientPlace> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let open = map.entry(ip).or_insert(0);
+        if *open >= max {
+            return None;
+        }
+        *open += 1;
+        Some(ClientPlace { clients: Arc::clone(self), ip })
+    }
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        let mut map = self.clients.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = map.get_mut(&self.ip) {
+            *open -= 1;
+            if *open == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a connection holds while it is open.
+struct Held {
+    _place: OwnedSemaphorePermit,
+    _client: ClientPlace,
+    served: Arc<Served>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.served.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Logs refusals at most once per [`REFUSAL_LOG_INTERVAL`].
+struct RefusalLog {
+    last: Option<Instant>,
+    since: (u64, u64),
+}
+
+impl RefusalLog {
+    fn note(&mut self, full: bool, limits: &Limits, open: u64) {
+        if full {
+            self.since.0 += 1;
+        } else {
+            self.since.1 += 1;
+        }
+        if self.last.is_some_and(|t| t.elapsed() < REFUSAL_LOG_INTERVAL) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let (full, client) = std::mem::take(&mut self.since);
+        tracing::warn!(
+            refused_all_places_taken = full,
+            refused_client_places_taken = client,
+            open,
+            max_connections = limits.max_connections,
+            max_per_client = limits.max_per_client,
+            "connections refused: too many open (a client holding connections open, or more clients than the limits allow)"
+        );
+    }
+}
+
+/// When a connection's last request started, for its idle timeout.
+#[derive(Debug)]
+struct LastRequest {
+    base: Instant,
+    millis: AtomicU64,
+}
+
+impl LastRequest {
+    fn new() -> LastRequest {
+        LastRequest { base: Instant::now(), millis: AtomicU64::new(0) }
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.millis.store(millis, Ordering::Relaxed);
+    }
+
+    fn at(&self) -> Instant {
+        self.base + Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` completes, then lets the open
+/// connections finish the request they serve. `served` counts what happened.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    served: Arc<Served>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let places = Arc::new(Semaphore::new(limits.max_connections));
+    let clients = Arc::new(Clients::default());
+    let connections = TaskTracker::new();
+    let closing = CancellationToken::new();
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let mut refusals = RefusalLog { last: None, since: (0, 0) };
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+            served.refused_full.fetch_add(1, Ordering::Relaxed);
+            refusals.note(true, &limits, served.open());
+            continue;
+        };
+        let Some(client) = clients.claim(peer.ip(), limits.max_per_client) else {
+            served.refused_client.fetch_add(1, Ordering::Relaxed);
+            refusals.note(false, &limits, served.open());
+            continue;
+        };
+        served.open.fetch_add(1, Ordering::Relaxed);
+        served.accepted.fetch_add(1, Ordering::Relaxed);
+        let held = Held { _place: place, _client: client, served: Arc::clone(&served) };
+        let _ = stream.set_nodelay(true);
+        let last_request = Arc::new(LastRequest::new());
+        let touched = Arc::clone(&last_request);
+        let service = app.clone().map_request(move |mut request: Request<Incoming>| {
+            touched.touch();
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let (builder, closing, idle) = (Arc::clone(&builder), closing.clone(), limits.header_read_timeout);
+        connections.spawn(async move {
+            let connection =
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(connection);
+            let mut asked_to_close = false;
+            let ended = loop {
+                tokio::select! {
+                    ended = connection.as_mut() => break ended,
+                    () = closing.cancelled(), if !asked_to_close => {
+                        connection.as_mut().graceful_shutdown();
+                        asked_to_close = true;
+                    }
+                    () = tokio::time::sleep_until((last_request.at() + idle).into()), if !asked_to_close => {
+                        if last_request.at().elapsed() >= idle {
+                            connection.as_mut().graceful_shutdown();
+                            asked_to_close = true;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
+                tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+            }
+            drop(held);
+        });
+    }
+    drop(listener);
+    closing.cancel();
+    connections.close();
+    connections.wait().await;
+}

@@ -1,0 +1,149 @@
+//! `ds_http::serve` against clients that hold connections: over loopback, from several
+//! addresses of 127.0.0.0/8 so the per-client cap can be told from the global one. Every wait
+//! is for an event (a connection closed, an answer) under a bound.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use ds_http::serve::{Limits, Served, serve};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+const HEADER_TIMEOUT: Duration = Duration::from_millis(400);
+/// The longest any event here may take on a loaded machine.
+const BOUND: Duration = Duration::from_secs(10);
+
+struct Server {
+    addr: SocketAddr,
+    served: Arc<Served>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(limits: Limits) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/who", get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }))
+        .route(
+            "/slow",
+            get(|| async {
+                // An answer written over three header timeouts, as an event stream is.
+                let chunks = futures_util::stream::unfold(0u32, |n| async move {
+                    if n == 3 {
+                        return None;
+                    }
+                    tokio::time::sleep(HEADER_TIMEOUT).await;
+                    Some((Ok::<_, std::io::Error>(format!("chunk {n}\n")), n + 1))
+                });
+                Body::from_stream(chunks)
+            }),
+        );
+    let served = Arc::new(Served::default());
+    let stop = CancellationToken::new();
+    let (s, token) = (Arc::clone(&served), stop.clone());
+    let task = tokio::spawn(async move { serve(listener, app, limits, s, token.cancelled_owned()).await });
+    Server { addr, served, stop, task }
+}
+
+/// A connection to `server` from 127.0.0.`last`.
+async fn connect_from(last: u8, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)), 0)).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Reads until the server closes the connection; what it sent. Panics past [`BOUND`].
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(BOUND, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    read.await.expect("the server closes the connection");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET path` from 127.0.0.`last` on a connection of its own; the whole answer.
+async fn get_from(last: u8, server: SocketAddr, path: &str) -> String {
+    let mut s = connect_from(last, server).await;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    read_to_close(&mut s).await
+}
+
+#[tokio::test]
+async fn a_half_sent_request_or_an_idle_connection_is_closed_at_the_header_timeout() {
+    let server = start(Limits { header_read_timeout: HEADER_TIMEOUT, ..Limits::default() }).await;
+    let mut half = connect_from(1, server.addr).await;
+    half.write_all(b"GET /who HT").await.unwrap();
+    let mut silent = connect_from(1, server.addr).await;
+    let started = Instant::now();
+    let (a, b) = tokio::join!(read_to_close(&mut half), read_to_close(&mut silent));
+    let took = started.elapsed();
+    assert!(took >= HEADER_TIMEOUT - Duration::from_millis(50), "closed after {took:?}, before the timeout");
+    assert!(!a.contains(" 200 ") && !b.contains(" 200 "), "{a:?} {b:?}");
+
+    // A kept-alive connection after its answer: idle, closed at the same timeout.
+    let mut kept = connect_from(1, server.addr).await;
+    kept.write_all(b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answer = read_to_close(&mut kept).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("127.0.0.1"), "{answer:?}");
+    wait_for(|| server.served.open() == 0, "every connection closed").await;
+}
+
+#[tokio::test]
+async fn an_answer_that_takes_longer_than_the_header_timeout_is_not_cut() {
+    let server = start(Limits { header_read_timeout: HEADER_TIMEOUT, ..Limits::default() }).await;
+    let answer = get_from(1, server.addr, "/slow").await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("chunk 2"), "{answer:?}");
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_place_and_a_full_server_refuses_at_once() {
+    let limits = Limits { header_read_timeout: BOUND * 2, max_connections: 4, max_per_client: 2 };
+    let server = start(limits).await;
+    // 127.0.0.2 holds its two places with connections that send nothing.
+    let mut held = vec![connect_from(2, server.addr).await, connect_from(2, server.addr).await];
+    wait_for(|| server.served.open() == 2, "two connections held").await;
+    let mut third = connect_from(2, server.addr).await;
+    assert_eq!(read_to_close(&mut third).await, "", "a third connection from the same address is closed unread");
+    assert_eq!(server.served.refused(), (0, 1));
+    // Another address is served meanwhile, and sees its own address.
+    let answer = get_from(3, server.addr, "/who").await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("127.0.0.3"), "{answer:?}");
+    wait_for(|| server.served.open() == 2, "the served connection closed").await;
+    // Two more addresses fill the server: a fifth connection is refused whoever sends it.
+    held.push(connect_from(4, server.addr).await);
+    held.push(connect_from(5, server.addr).await);
+    wait_for(|| server.served.open() == 4, "four connections held").await;
+    let mut fifth = connect_from(6, server.addr).await;
+    assert_eq!(read_to_close(&mut fifth).await, "");
+    assert_eq!(server.served.refused(), (1, 1));
+    // Places come back when their connections close.
+    drop(held.pop());
+    wait_for(|| server.served.open() == 3, "a place free").await;
+    assert!(get_from(6, server.addr, "/who").await.starts_with("HTTP/1.1 200"));
+    drop(held);
+    server.stop.cancel();
+    tokio::time::timeout(BOUND, server.task).await.expect("serve returns after its shutdown").unwrap();
+}
+
+/// Polls `done` every 10 ms until it holds; panics past [`BOUND`].
+async fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < BOUND, "{what}: not within {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
