@@ -3,7 +3,8 @@
 // element, no dialog, nothing the Content-Security-Policy had to refuse), states arriving
 // over the event feed without a reload (a camera going DOWN and coming back), a camera's
 // history, state changes and preview, the editor (a refused URL, add, rename keeping the
-// hidden password, delete), the list's settings (time zone, verify_tls), the phone layout, the dashboard's link to the page, and a camera
+// hidden password, a camera's own probe limits, delete), the list's settings (time zone, verify_tls), the
+// phone layout, the dashboard's link to the page, and a camera
 // added to the file by hand appearing without a reload.
 //
 // Usage: node cameras.mjs SPEC_JSON
@@ -134,11 +135,13 @@ const cards = (page) => page.evaluate(() => [...document.querySelectorAll('#came
   facts: li.querySelector('.facts').textContent,
 })));
 
-/** Waits until the card of `id` shows `state` (and `reason`, when given). */
+/** Waits until the card of `id` shows `state` (and `reason` under it, when given). */
 function waitForState(page, id, state, reason, timeout = STATE_TIMEOUT) {
   return page.waitForFunction(([i, s, r]) => {
-    const badge = document.querySelector(`#camera-grid li[data-id="${CSS.escape(i)}"] .badge`);
-    return badge && badge.dataset.state === s && (!r || badge.textContent.includes(r));
+    const li = document.querySelector(`#camera-grid li[data-id="${CSS.escape(i)}"]`);
+    const badge = li && li.querySelector('.badge');
+    const why = li && li.querySelector('.verdict .reason');
+    return badge && badge.dataset.state === s && (!r || (why && !why.hidden && why.textContent === r));
   }, [id, state, reason], { timeout });
 }
 
@@ -423,6 +426,47 @@ try {
     const { found } = await ask({ ask: 'file_has_url', url: added.url });
     if (!found) fail('the rename lost the camera\'s password');
     return { form, id: addedId, renamed: added.renamed, passwordKept: found };
+  });
+
+  await check('probe_limits_setting', async () => {
+    // A camera's own frozen and black limits and packets lost through the form: a number is
+    // sent and listed as the camera's own, an empty field sends null (the list's applies), and
+    // the form shows the camera's own values when it is edited again.
+    if (!addedId) fail('nothing was added');
+    const bodies = [];
+    const onRequest = (r) => {
+      if (r.method() === 'PUT' && new URL(r.url()).pathname === `/api/cameras/${addedId}`) bodies.push(JSON.parse(r.postData() || 'null'));
+    };
+    page.on('request', onRequest);
+    const listed = () => page.evaluate(async (id) => {
+      const cam = (await (await fetch('/api/cameras')).json()).cameras.find((c) => c.id === id);
+      return { frozen: [cam.frozen_seconds, cam.frozen_override], black: [cam.black_seconds, cam.black_override],
+        packets: [cam.max_packets_lost, cam.max_packets_lost_override] };
+    }, addedId);
+    const save = async (values) => {
+      await page.click(`${card(addedId)} button:text("Edit")`);
+      const shown = await page.evaluate(() => ['form-frozen', 'form-black', 'form-packets'].map((f) => document.getElementById(f).value));
+      for (const [field, value] of Object.entries(values)) await page.fill(`#${field}`, value);
+      await page.evaluate(() => { document.getElementById('form-result').textContent = ''; });
+      await page.click('#form-submit');
+      await page.waitForFunction(() => document.getElementById('form-result').textContent.endsWith(': done'));
+      return shown;
+    };
+    try {
+      const before = await listed();
+      await save({ 'form-frozen': '0', 'form-black': '120', 'form-packets': '' });
+      const set = await listed();
+      const shownAgain = await save({ 'form-black': '' });
+      const cleared = await listed();
+      if (set.frozen[1] !== 0 || set.black[1] !== 120 || set.black[0] !== 120 || set.packets[1] !== null) fail('set', set);
+      if (shownAgain.join(',') !== '0,120,') fail('the form shows the camera\'s own values', shownAgain);
+      if (cleared.black[1] !== null || cleared.black[0] !== before.black[0] || cleared.frozen[1] !== 0) fail('cleared', cleared);
+      const sent = bodies.map((b) => [b.frozen_seconds, b.black_seconds, b.max_packets_lost]);
+      if (JSON.stringify(sent) !== JSON.stringify([[0, 120, null], [0, null, null]])) fail('the form sent', sent);
+      return { before, set, shownAgain, cleared, sent };
+    } finally {
+      page.off('request', onRequest);
+    }
   });
 
   await check('delete_camera', async () => {

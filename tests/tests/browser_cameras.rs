@@ -6,6 +6,7 @@
 //! `<img src=x onerror=alert(1)>` and another `"quotes" & <b>bold</b>`, and the page must show
 //! them as text while states, history, previews and the editor all work.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ds_tests::browser::{run_script, set_admin_password};
@@ -38,6 +39,7 @@ const CHECKS: [&str; 18] = [
     "bad_url_refused",
     "add_camera",
     "rename_camera",
+    "probe_limits_setting",
     "delete_camera",
     "time_zone_setting",
     "verify_tls_setting",
@@ -53,12 +55,48 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// The web service's configuration in `dir` for `cameras_file`, its database and thumbnails
+/// beside it. No streamer and no systemd: the dashboard's own parts say so; the cameras page
+/// does not need them.
+fn web_config(dir: &Path, cameras_file: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let config = dir.join("web-config.json");
+    // Port 1: nothing listens there, ever (a port found free could be taken by another test).
+    let nothing_listens = 1;
+    std::fs::write(
+        &config,
+        json!({
+            "cameras_file": cameras_file,
+            "database": dir.join("cameras.db"),
+            "auth_file": dir.join("web-auth.json"),
+            "log_dir": dir.join("logs"),
+            "watchdog_state_dir": dir.join("watchdog"),
+            "streamer_url": format!("http://127.0.0.1:{nothing_listens}"),
+            "bus": "session",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    config
+}
+
+/// The real `desktop-streamer-web` on `config` (from [`web_config`] in `dir`), on a free port.
+fn start_web(config: &Path, dir: &Path) -> ServiceProcess {
+    let logs = dir.join("logs");
+    ServiceProcess::start(
+        "desktop-streamer-web",
+        &["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()],
+        &[("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
+    )
+}
+
 /// Four cameras (MJPEG live, RTSP behind Digest, an MJPEG camera the test takes down and
 /// back, an MJPEG 404) and the page in Chromium: every name as text, states over the event
 /// feed without a reload (also in the open camera's panel and the counts), history, state
 /// changes, previews of the right size, login, a refused URL and time zone with the server's
-/// reasons, add / rename (keeping the password the page never sees) / delete, the phone
-/// layout, the dashboard's link, and a camera added to the file by hand appearing by itself.
+/// reasons, add / rename (keeping the password the page never sees) / a camera's own probe
+/// limits / delete, the phone layout, the dashboard's link, and a camera added to the file by
+/// hand appearing by itself.
 #[test]
 fn the_cameras_page_shows_hostile_names_as_text_and_live_states_previews_and_edits_in_chromium() {
     let rtsp = RtspServer::start();
@@ -79,33 +117,9 @@ fn the_cameras_page_shows_hostile_names_as_text_and_live_states_previews_and_edi
     }
     let cameras_file = dir.path().join("cameras.yaml");
     std::fs::write(&cameras_file, &yaml).unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let config = dir.path().join("web-config.json");
-    // No streamer and no systemd: the dashboard's own parts say so; the cameras page does not
-    // need them.
-    // Port 1: nothing listens there, ever (a port found free could be taken by another test).
-    let nothing_listens = 1;
-    std::fs::write(
-        &config,
-        json!({
-            "cameras_file": cameras_file,
-            "database": dir.path().join("cameras.db"),
-            "auth_file": dir.path().join("web-auth.json"),
-            "log_dir": logs,
-            "watchdog_state_dir": dir.path().join("watchdog"),
-            "streamer_url": format!("http://127.0.0.1:{nothing_listens}"),
-            "bus": "session",
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let config = web_config(dir.path(), &cameras_file);
     set_admin_password(&config, PASSWORD);
-    let web = ServiceProcess::start(
-        "desktop-streamer-web",
-        &["--config".into(), config.clone().into(), "--listen".into(), "127.0.0.1:0".into()],
-        &[("DESKTOP_STREAMER_LOG_DIR", logs.to_str().unwrap())],
-    );
+    let web = start_web(&config, dir.path());
 
     let listed = web.get("/api/cameras").expect("the camera list answers").json();
     let id_of = |name: &str| -> String {
@@ -188,4 +202,79 @@ fn the_cameras_page_shows_hostile_names_as_text_and_live_states_previews_and_edi
     let page = serde_json::to_string(&after).unwrap();
     assert!(!page.contains(rtsp::PASSWORD), "the API never shows a camera password: {page}");
     assert!(!web.logs().contains(rtsp::PASSWORD) && !web.logs().contains(mjpeg::PASSWORD), "{}", web.logs());
+}
+
+/// tests/fixtures/rtsp_server.py's /frozen: one colour, 0x3366aa (videotestsrc's solid-color).
+const BLUE: [u8; 3] = [0x33, 0x66, 0xaa];
+/// How far a channel's mean may be from it after YUV, H.264, the thumbnail's scaling and JPEG.
+const COLOUR_TOLERANCE: u8 = 12;
+/// Checks thumbnails.mjs reports, each of which must pass.
+const PICTURE_CHECKS: [&str; 4] = [
+    "rtsp_thumbnail_is_its_colour",
+    "black_camera_reads_degraded_black",
+    "restart",
+    "pictures_from_disk_at_once_after_a_restart",
+];
+/// After the restart: a heartbeat a day, so no probe runs while the page is looked at (the
+/// cameras' phases put their first probes hours into the interval; the script checks that
+/// none ran).
+const DAY_S: u32 = 86_400;
+
+/// Two RTSP cameras from GStreamer's RTSP server, a blue one (a still picture of one colour;
+/// `frozen_seconds: 0`, so it stays UP) and a black one (`black_seconds: 1`): in Chromium the
+/// blue camera's card shows a picture of its colour, the black one's says DEGRADED with the
+/// reason black under the state; after the service restarts (SIGTERM, as systemd does) both
+/// cards show the pictures kept on disk at once, before any heartbeat of the new run.
+#[test]
+fn the_grid_shows_each_cameras_own_picture_and_keeps_it_over_a_restart_in_chromium() {
+    let rtsp = RtspServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cameras = |heartbeat: u32| {
+        format!(
+            "heartbeat_seconds: {heartbeat}\ntimeout_seconds: {PROBE_TIMEOUT_S}\nretries: {RETRIES}\ntimezone: UTC\nstreams:\n\
+             - name: Blue wall\n  url: {}\n  frozen_seconds: 0\n\
+             - name: Covered lens\n  url: {}\n  black_seconds: 1\n",
+            yaml_str(&rtsp.url("frozen")),
+            yaml_str(&rtsp.url("black")),
+        )
+    };
+    let cameras_file = dir.path().join("cameras.yaml");
+    std::fs::write(&cameras_file, cameras(HEARTBEAT_S)).unwrap();
+    let config = web_config(dir.path(), &cameras_file);
+    let mut web = start_web(&config, dir.path());
+    let spec = json!({
+        "base": format!("http://127.0.0.1:{}", web.port),
+        "colour": BLUE,
+        "tolerance": COLOUR_TOLERANCE,
+        "cameras": {
+            "blue": {"id": "blue-wall", "name": "Blue wall"},
+            "covered": {"id": "covered-lens", "name": "Covered lens"},
+        },
+    });
+    let mut earlier_logs = String::new();
+    let run = run_script("thumbnails.mjs", &[spec.to_string()], SCRIPT_LIMIT, |ask| match ask["ask"].as_str() {
+        Some("restart") => {
+            std::fs::write(&cameras_file, cameras(DAY_S)).unwrap();
+            let (status, took) = web.terminate(Duration::from_secs(10));
+            assert!(status.is_some_and(|s| s.success()), "the service stops cleanly ({status:?} after {took:?})");
+            earlier_logs = web.logs();
+            web = start_web(&config, dir.path());
+            json!({"base": format!("http://127.0.0.1:{}", web.port), "stopped_in_ms": took.as_millis()})
+        }
+        _ => panic!("unexpected question from thumbnails.mjs: {ask}"),
+    });
+    let result = run.result;
+    eprintln!("browser checks ({:.1} s): {result:#}", run.elapsed.as_secs_f64());
+    for name in PICTURE_CHECKS {
+        assert_eq!(
+            result["checks"][name]["ok"],
+            true,
+            "{name}: {:#}\n{}\n{earlier_logs}\n{}",
+            result["checks"][name],
+            run.stderr,
+            web.logs()
+        );
+    }
+    assert_eq!(result["checks"]["page_errors"]["ok"], true, "{:#}", result["checks"]["page_errors"]);
+    assert_eq!(result["ok"], true, "{result:#}");
 }

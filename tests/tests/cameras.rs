@@ -844,6 +844,49 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     let r = web.send("PUT", "/api/cameras/yard", &auth, Some(&json!({"heartbeat_seconds": 2})));
     assert_eq!(r.status, 422, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("5..=86400"), "{}", r.text());
+
+    // A camera's own probe limits: written to its entry as heartbeat overrides are, listed
+    // with the limits in force, `null` clears one (the list's applies again), and a value out
+    // of range or of the wrong type is refused naming the field and what it may be.
+    let limits = json!({"frozen_seconds": 0, "black_seconds": 120, "max_packets_lost": 9});
+    let r = web.send("PUT", "/api/cameras/yard", &auth, Some(&limits));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answered = r.json();
+    let listed = web.camera("yard").unwrap();
+    for cam in [&answered, &listed] {
+        let shown = |key: &str| (cam[key].clone(), cam[format!("{key}_override").replace("_seconds_", "_")].clone());
+        assert_eq!(shown("frozen_seconds"), (json!(0), json!(0)), "{cam:#}");
+        assert_eq!(shown("black_seconds"), (json!(120), json!(120)), "{cam:#}");
+        assert_eq!(shown("max_packets_lost"), (json!(9), json!(9)), "{cam:#}");
+    }
+    let yard_entry = |text: &str| text[text.find("name: Yard").unwrap()..].to_owned();
+    let entry = yard_entry(&file());
+    for line in ["frozen_seconds: 0", "black_seconds: 120", "max_packets_lost: 9"] {
+        assert!(entry.lines().any(|l| l.trim() == line), "`{line}` in Yard's entry:\n{}", file());
+    }
+    let r = web.send("PUT", "/api/cameras/yard", &auth, Some(&json!({"black_seconds": null, "name": "Yard"})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!file().contains("black_seconds"), "null clears the override:\n{}", file());
+    assert!(yard_entry(&file()).contains("frozen_seconds: 0"), "the others stay:\n{}", file());
+    let cleared = web.camera("yard").unwrap();
+    assert_eq!((&cleared["black_seconds"], &cleared["black_override"]), (&json!(60), &Value::Null), "{cleared:#}");
+    let before_refusals = file();
+    for (body, field, allowed) in [
+        (json!({"frozen_seconds": 90_000}), "frozen_seconds", "0..=86400"),
+        (json!({"black_seconds": 86_401}), "black_seconds", "0..=86400"),
+        (json!({"max_packets_lost": 100_001}), "max_packets_lost", "0..=100000"),
+        (json!({"max_packets_lost": -1}), "max_packets_lost", "0..=100000"),
+        (json!({"frozen_seconds": "a minute"}), "frozen_seconds", "0..=86400"),
+        (json!({"black_seconds": 1.5}), "black_seconds", "0..=86400"),
+    ] {
+        let r = web.send("PUT", "/api/cameras/yard", &auth, Some(&body));
+        assert_eq!(r.status, 422, "{body}: {}", r.text());
+        let why = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(why.contains(field) && why.contains(allowed), "{body}: {why}");
+        assert!(!why.contains("a minute"), "no value is echoed: {why}");
+        error_answers.push(r.text());
+    }
+    assert_eq!(file(), before_refusals, "refused limits are not written");
     let r = web.send("PUT", "/api/cameras/settings", &auth, Some(&json!({"heartbeat_seconds": 2})));
     assert_eq!(r.status, 422, "{}", r.text());
     let r = web.send("PUT", "/api/cameras/settings", &auth, Some(&json!({"timezone": "Mars/Olympus"})));
@@ -865,11 +908,23 @@ fn the_editor_keeps_ids_unknown_keys_and_passwords_and_hand_edits_win() {
     assert_eq!(web.get("/api/cameras/yard").status, 404);
     // A new camera under the deleted one's name is another camera: it does not inherit the
     // deleted camera's history (which stays in the database until retention removes it).
-    let r = web.send("POST", "/api/cameras", &auth, Some(&json!({"name": "Yard", "url": cams.url("frozen")})));
+    // Its own frozen limit, set when it is added, is the one it is judged by: a picture that
+    // stands still is DEGRADED/frozen at its second heartbeat, not after the list's minute.
+    let r = web.send(
+        "POST",
+        "/api/cameras",
+        &auth,
+        Some(&json!({"name": "Yard", "url": cams.url("frozen"), "frozen_seconds": 1})),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let new_yard = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!((&r.json()["frozen_seconds"], &r.json()["frozen_override"]), (&json!(1), &json!(1)), "{}", r.text());
     let changes = web.json(&format!("/api/cameras/{new_yard}/changes"));
     assert_eq!(changes["changes"], json!([]), "{new_yard} starts without history: {changes:#}");
+    wait_until("the new Yard DEGRADED/frozen by its own limit", within(2), || {
+        let cam = web.camera(&new_yard).unwrap();
+        if verdict(&cam) == (Some("DEGRADED"), Some("frozen")) { Ok(()) } else { Err(cam.to_string()) }
+    });
     let r = web.send("DELETE", &format!("/api/cameras/{new_yard}"), &auth, None);
     assert_eq!(r.status, 204, "{}", r.text());
 

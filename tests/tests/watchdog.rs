@@ -487,53 +487,62 @@ fn sighup_applies_a_good_config_and_alerts_a_refused_one_and_a_broken_file_at_st
     assert!(w.stop().success());
 }
 
-#[test]
-fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_recovery_or_removal_said() {
-    // The real web monitor probes a real MJPEG camera; the watchdog reads its /api/cameras.
-    let camera = MjpegServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("cameras.yaml"),
-        format!(
-            // Gone is never there: its alert proves the watchdog has judged the cameras.
-            "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\nstreams:\n- name: Gate\n  url: {}\n- name: Gone\n  url: {}\n",
+/// The real web monitor probing two cameras of `camera` every 5 s, Gate (its switchable
+/// stream) and Gone (never there: its alert proves the watchdog has judged the cameras), with
+/// the list's `settings` (YAML lines) added; and a watchdog reading its `/api/cameras` every
+/// second with a grace period of 3 s, alerting to a webhook receiver.
+struct CameraWatch {
+    web: ServiceProcess,
+    hooks: Receiver,
+    watchdog: Watchdog,
+}
+
+impl CameraWatch {
+    fn start(dir: &std::path::Path, camera: &MjpegServer, settings: &str) -> CameraWatch {
+        let cameras_yaml = format!(
+            "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\n{settings}streams:\n\
+             - name: Gate\n  url: {}\n- name: Gone\n  url: {}\n",
             camera.url("switchable"),
             camera.url("not-there")
-        ),
-    )
-    .unwrap();
-    let web_config = dir.path().join("web-config.json");
-    std::fs::write(
-        &web_config,
-        json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
-            "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
-            "bus": "session", "streamer_url": "http://127.0.0.1:9"})
-        .to_string(),
-    )
-    .unwrap();
-    let nowhere = format!("unix:path={}", dir.path().join("no-bus").display());
-    let web = ServiceProcess::start(
-        "desktop-streamer-web",
-        &["--config".into(), web_config.into()],
-        &[("DBUS_SESSION_BUS_ADDRESS", &nowhere)],
-    );
-    let hooks = Receiver::start(&[200]);
-    let config = dir.path().join("watchdog-config.json");
-    std::fs::write(
-        &config,
-        // No cooldown: the camera goes down twice within a minute.
-        json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
-            "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
-            "state_dir": dir.path().join("state"),
-            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
-        .to_string(),
-    )
-    .unwrap();
-    let w = Watchdog::start(&config, &nowhere);
-    let alerts_about = |camera: &str, count: usize, limit: Duration| -> Vec<Value> {
-        let title = format!("camera {camera}");
+        );
+        std::fs::write(dir.join("cameras.yaml"), cameras_yaml).unwrap();
+        let web_config = dir.join("web-config.json");
+        std::fs::write(
+            &web_config,
+            json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
+                "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
+                "bus": "session", "streamer_url": "http://127.0.0.1:9"})
+            .to_string(),
+        )
+        .unwrap();
+        let nowhere = format!("unix:path={}", dir.join("no-bus").display());
+        let web = ServiceProcess::start(
+            "desktop-streamer-web",
+            &["--config".into(), web_config.into()],
+            &[("DBUS_SESSION_BUS_ADDRESS", &nowhere)],
+        );
+        let hooks = Receiver::start(&[200]);
+        let config = dir.join("watchdog-config.json");
+        std::fs::write(
+            &config,
+            // No cooldown: a camera goes down twice within a minute.
+            json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
+                "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
+                "state_dir": dir.join("state"),
+                "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+            .to_string(),
+        )
+        .unwrap();
+        let watchdog = Watchdog::start(&config, &nowhere);
+        CameraWatch { web, hooks, watchdog }
+    }
+
+    /// Waits up to `limit` for `count` alerts whose title names `camera {name}`; all of them.
+    fn alerts_about(&self, name: &str, count: usize, limit: Duration) -> Vec<Value> {
+        let title = format!("camera {name}");
         let found = || {
-            let found: Vec<Value> = hooks
+            let found: Vec<Value> = self
+                .hooks
                 .requests()
                 .iter()
                 .map(|r| r.json())
@@ -542,12 +551,25 @@ fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_r
             if found.len() >= count { Ok(found) } else { Err(format!("{found:?}")) }
         };
         try_wait_until(&format!("{count} alert(s) about {title}"), limit, found)
-            .unwrap_or_else(|e| panic!("{e}\n{}", w.logs()))
-    };
-    let camera_alerts = |count: usize, limit: Duration| alerts_about("Gate", count, limit);
+            .unwrap_or_else(|e| panic!("{e}\n{}\n{}", self.watchdog.logs(), self.web.logs()))
+    }
+
+    fn stop(self) {
+        assert!(self.watchdog.stop().success());
+        drop(self.web);
+    }
+}
+
+#[test]
+fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_recovery_or_removal_said() {
+    // The real web monitor probes a real MJPEG camera; the watchdog reads its /api/cameras.
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watch = CameraWatch::start(dir.path(), &camera, "");
+    let camera_alerts = |count: usize, limit: Duration| watch.alerts_about("Gate", count, limit);
     // Up first: no camera alert while it delivers video, though the watchdog has looked at the
     // cameras past their grace period (it alerted the one that never answered).
-    alerts_about("Gone", 1, Duration::from_secs(30));
+    watch.alerts_about("Gone", 1, Duration::from_secs(30));
     assert!(camera_alerts(0, Duration::ZERO).is_empty());
 
     // Down: PENDING after one failed heartbeat, DOWN after the retry, alerted after the grace.
@@ -570,8 +592,44 @@ fn a_camera_down_past_its_grace_period_is_alerted_from_the_web_monitor_and_its_r
     assert_eq!(all[3]["severity"], "info", "{all:?}");
     assert!(all[3]["title"].as_str().unwrap().starts_with("no longer watched: camera Gate down"), "{all:?}");
     assert!(all[3]["details"].as_str().unwrap().contains("removed from the camera list"), "{all:?}");
-    assert!(w.stop().success());
-    drop(web);
+    watch.stop();
+}
+
+/// The picture's verdicts reach the watchdog: a camera that delivers video of a black picture
+/// (a covered lens) and then of a picture that stands still (a hung sensor), each past
+/// `camera_grace_seconds`, is a warning named by its reason, with the monitor's message; good
+/// video again resolves each. The real web monitor decodes the pictures of a real MJPEG camera
+/// (`black_seconds` and `frozen_seconds` of 1 s: DEGRADED at the second heartbeat of each).
+#[test]
+fn a_black_or_frozen_camera_past_its_grace_period_is_a_warning_named_by_its_reason_and_good_video_resolves_it() {
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let watch = CameraWatch::start(dir.path(), &camera, "black_seconds: 1\nfrozen_seconds: 1\n");
+    let camera_alerts = |count: usize, limit: Duration| watch.alerts_about("Gate", count, limit);
+    watch.alerts_about("Gone", 1, Duration::from_secs(30));
+    assert!(camera_alerts(0, Duration::ZERO).is_empty(), "a moving picture is not alerted");
+
+    for (n, (mode, reason, words)) in
+        [(Mode::Black, "black", "almost uniformly dark"), (Mode::Frozen, "frozen", "has not changed")]
+            .into_iter()
+            .enumerate()
+    {
+        camera.set_mode(mode);
+        let raised = camera_alerts(2 * n + 1, Duration::from_secs(40));
+        let alert = &raised[2 * n];
+        assert_eq!(alert["severity"], "warning", "{raised:#?}");
+        assert_eq!(alert["title"].as_str().unwrap(), format!("camera Gate {reason}"), "{raised:#?}");
+        let details = alert["details"].as_str().unwrap();
+        assert!(details.contains("delivered video with something wrong") && details.contains(words), "{details}");
+
+        camera.set_mode(Mode::Live);
+        let resolved = camera_alerts(2 * n + 2, Duration::from_secs(40));
+        let alert = &resolved[2 * n + 1];
+        assert_eq!(alert["severity"], "info", "{resolved:#?}");
+        let title = alert["title"].as_str().unwrap();
+        assert!(title.contains("resolved") && title.contains(&format!("camera Gate {reason}")), "{resolved:#?}");
+    }
+    watch.stop();
 }
 
 /// A board queues alerts while its network (here: the webhook receiver, answering 503) is down,

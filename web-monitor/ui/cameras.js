@@ -126,12 +126,14 @@ function bar(buckets) {
     (buckets || []).map((b) => el('span', { class: b.worst || 'none', title: b.worst || 'no data' })));
 }
 
-/** The camera's thumbnail from its newest heartbeat (the address changes with each one). */
-const thumbUrl = (cam) =>
-  `/api/cameras/${encodeURIComponent(cam.id)}/thumbnail.jpg?at=${encodeURIComponent(cam.last_heartbeat_at || '')}`;
+/** When the camera's newest thumbnail was taken; none without one. The list says so for every
+ * camera, also one without a heartbeat since the service restarted (its picture was kept on
+ * disk); a heartbeat that brought a new picture says so on the event feed. */
+const thumbAt = (cam) => (cam.thumbnail && cam.thumbnail.taken_at) || null;
 
-/** The newest heartbeat brought video, so the camera has a picture. */
-const hasVideo = (cam) => Boolean(cam.last_heartbeat_at) && (cam.state === 'UP' || cam.state === 'DEGRADED');
+/** The thumbnail's address: a new one with every new picture. */
+const thumbUrl = (cam) =>
+  `/api/cameras/${encodeURIComponent(cam.id)}/thumbnail.jpg?at=${encodeURIComponent(thumbAt(cam))}`;
 
 /** The picture on top of a card: the thumbnail, or a word where there is none yet. */
 function thumbnail(cam) {
@@ -139,27 +141,41 @@ function thumbnail(cam) {
   const img = el('img', { class: 'thumb', alt: `Picture from ${cam.name}`, hidden: true });
   img.addEventListener('load', () => { img.hidden = false; none.hidden = true; });
   img.addEventListener('error', () => { img.hidden = true; none.hidden = false; });
-  if (hasVideo(cam)) img.src = thumbUrl(cam);
-  return { frame: el('div', { class: 'thumb-frame' }, img, none), img, at: cam.last_heartbeat_at };
+  if (thumbAt(cam)) img.src = thumbUrl(cam);
+  return { frame: el('div', { class: 'thumb-frame' }, img, none), img, at: thumbAt(cam) };
+}
+
+/** The card's verdict: the state, and under it why it is not UP. */
+function verdict(cam) {
+  const badge = el('span', { class: 'badge', dataset: { state: cam.state || 'unknown' }, text: cam.state || 'waiting' });
+  const reason = el('span', { class: 'reason', text: cam.reason || '', hidden: !cam.reason });
+  return { node: el('div', { class: 'verdict' }, badge, reason), badge, reason };
+}
+
+function showVerdict(v, cam) {
+  v.badge.dataset.state = cam.state || 'unknown';
+  setText(v.badge, cam.state || 'waiting');
+  setText(v.reason, cam.reason || '');
+  v.reason.hidden = !cam.reason;
 }
 
 function card(cam) {
-  const badge = el('span', { class: 'badge', dataset: { state: cam.state || 'unknown' }, text: stateText(cam) });
+  const v = verdict(cam);
   const link = el('a', { href: `#${encodeURIComponent(cam.id)}`, text: cam.name });
   const dl = el('dl', { class: 'facts' }, factList(facts(cam).slice(1, 6)));
   const buttons = el('div', { class: 'buttons needs-login' },
     el('button', { type: 'button', class: 'small-button', text: 'Edit', on: { click: () => startEdit(cam.id) } }),
     el('button', { type: 'button', class: 'small-button', text: 'Delete', on: { click: () => remove(cam.id) } }));
-  // The newest heartbeat's time, as the service's clock said it (for tests and tools).
   const thumb = thumbnail(cam);
-  // As a camera wall: the picture on top, the name, the state (and reason) under it.
+  // As a camera wall: the picture on top, the name, the state and the reason under it. The
+  // newest heartbeat's time, as the service's clock said it, is on the card (for tests and tools).
   const node = el('li', { class: 'camera-card', dataset: { id: cam.id, heartbeatAt: cam.last_heartbeat_at || '' } },
     thumb.frame,
     el('h3', {}, link),
-    el('div', { class: 'verdict' }, badge),
+    v.node,
     el('div', { class: 'url muted', text: cam.url, title: cam.url }),
     dl, bar(cam.bar), buttons);
-  return { node, badge, dl, thumb };
+  return { node, verdict: v, dl, thumb };
 }
 
 /** "3 UP, 1 DOWN" over the cameras as they are now. */
@@ -215,12 +231,11 @@ function onHeartbeat(live) {
   const c = state.cards.get(live.id);
   if (c) {
     c.node.dataset.heartbeatAt = cam.last_heartbeat_at || '';
-    c.badge.dataset.state = cam.state || 'unknown';
-    setText(c.badge, stateText(cam));
+    showVerdict(c.verdict, cam);
     setChildren(c.dl, factList(facts(cam).slice(1, 6)));
-    // A heartbeat that brought video brought a new picture.
-    if (hasVideo(cam) && c.thumb.at !== cam.last_heartbeat_at) {
-      c.thumb.at = cam.last_heartbeat_at;
+    // A heartbeat that brought a new picture.
+    if (thumbAt(cam) && c.thumb.at !== thumbAt(cam)) {
+      c.thumb.at = thumbAt(cam);
       c.thumb.img.src = thumbUrl(cam);
     }
   }
@@ -422,6 +437,22 @@ async function showPreview() {
 
 // ---- the editor ----
 
+/** The editor's number fields of a camera's own probe settings: field id → API key. Empty
+ * means the list's setting (null clears the camera's own). */
+const OVERRIDES = {
+  'form-heartbeat': 'heartbeat_seconds',
+  'form-frozen': 'frozen_seconds',
+  'form-black': 'black_seconds',
+  'form-packets': 'max_packets_lost',
+};
+/** Where the list API shows a camera's own value of each key. */
+const OVERRIDE_OF = {
+  heartbeat_seconds: 'heartbeat_override',
+  frozen_seconds: 'frozen_override',
+  black_seconds: 'black_override',
+  max_packets_lost: 'max_packets_lost_override',
+};
+
 function resetForm() {
   $('camera-form').reset();
   $('form-verify-tls').checked = listVerifiesTls();
@@ -436,7 +467,7 @@ function startEdit(id) {
   $('form-id').value = id;
   $('form-name').value = cam.name;
   $('form-url').value = cam.url;
-  $('form-heartbeat').value = cam.heartbeat_override ?? '';
+  for (const [field, key] of Object.entries(OVERRIDES)) $(field).value = cam[OVERRIDE_OF[key]] ?? '';
   $('form-verify-tls').checked = cam.verify_tls !== false;
   setText($('form-submit'), 'Save camera');
   $('form-cancel').hidden = false;
@@ -456,15 +487,17 @@ async function change(out, what, call) {
 async function submitCamera(event) {
   event.preventDefault();
   const id = $('form-id').value;
-  const hb = $('form-heartbeat').value.trim();
   const verify = $('form-verify-tls').checked;
   const body = {
     name: $('form-name').value,
     url: $('form-url').value,
-    heartbeat_seconds: hb === '' ? null : Number(hb),
     // The list's setting needs no override; only a difference from it is written down.
     verify_tls: verify === listVerifiesTls() ? null : verify,
   };
+  for (const [field, key] of Object.entries(OVERRIDES)) {
+    const v = $(field).value.trim();
+    body[key] = v === '' ? null : Number(v);
+  }
   const ok = id
     ? await change($('form-result'), `Saving ${body.name}`, () => putJson(`/api/cameras/${encodeURIComponent(id)}`, body))
     : await change($('form-result'), `Adding ${body.name}`, () => postJson('/api/cameras', body));

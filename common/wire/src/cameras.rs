@@ -197,6 +197,10 @@ pub struct CameraEntry {
     pub config: CameraConfig,
     #[serde(flatten)]
     pub live: CameraLive,
+    /// The camera's newest thumbnail (`GET /api/cameras/{id}/thumbnail.jpg`); kept on disk, so
+    /// a restarted service has it before the camera's first heartbeat. `None` when there is none.
+    #[serde(default)]
+    pub thumbnail: Option<ThumbnailInfo>,
     pub uptime: UptimeSummary,
     #[serde(default)]
     pub bar: Vec<BarBucket>,
@@ -226,6 +230,26 @@ pub struct CameraConfig {
     pub heartbeat_override: Option<u32>,
     pub verify_tls: bool,
     pub verify_tls_override: Option<bool>,
+    /// Seconds an unchanged picture may last before the camera is DEGRADED/frozen (0: never),
+    /// in force: the camera's own, else the list's.
+    #[serde(default)]
+    pub frozen_seconds: u32,
+    /// The camera's own `frozen_seconds`, if it has one.
+    #[serde(default)]
+    pub frozen_override: Option<u32>,
+    /// Seconds an almost uniformly dark picture may last before the camera is DEGRADED/black
+    /// (0: never), in force.
+    #[serde(default)]
+    pub black_seconds: u32,
+    /// The camera's own `black_seconds`, if it has one.
+    #[serde(default)]
+    pub black_override: Option<u32>,
+    /// RTP packets one probe may find lost before the camera is DEGRADED/packet_loss, in force.
+    #[serde(default)]
+    pub max_packets_lost: u32,
+    /// The camera's own `max_packets_lost`, if it has one.
+    #[serde(default)]
+    pub max_packets_lost_override: Option<u32>,
 }
 
 /// The live part of a camera: before the first heartbeat only `state: null` and a message;
@@ -305,12 +329,24 @@ impl CameraLive {
     }
 }
 
-/// A live update on `/api/cameras/events` (event `camera`): the live part and the camera's id.
+/// A camera's thumbnail: when the probe that brought it started, and its size. Its address
+/// is `/api/cameras/{id}/thumbnail.jpg`; `taken_at` changes with every new picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThumbnailInfo {
+    pub taken_at: jiff::Timestamp,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// A live update on `/api/cameras/events` (event `camera`): the live part and the camera's id,
+/// and its thumbnail when it has one (absent otherwise).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CameraEvent {
     #[serde(flatten)]
     pub live: CameraLive,
     pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<ThumbnailInfo>,
 }
 
 /// Percent of known time in which video arrived (UP or DEGRADED), per window; `None` when

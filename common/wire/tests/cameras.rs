@@ -1,7 +1,8 @@
 //! The camera list holds today's JSON byte for byte. The golden document follows the
 //! dashboard's writer as it was before the types (a `json!` object per camera: its
-//! configuration, then its live part, then `uptime` and `bar`), including the short live part
-//! of a camera that has had no heartbeat yet.
+//! configuration, then its live part, then `thumbnail`, `uptime` and `bar`), including the
+//! short live part of a camera that has had no heartbeat yet (with the thumbnail a restarted
+//! service kept on disk).
 
 use ds_wire::cameras::*;
 
@@ -31,6 +32,12 @@ fn list() -> CameraList {
                     heartbeat_override: None,
                     verify_tls: true,
                     verify_tls_override: None,
+                    frozen_seconds: 60,
+                    frozen_override: None,
+                    black_seconds: 0,
+                    black_override: Some(0),
+                    max_packets_lost: 2,
+                    max_packets_lost_override: None,
                 },
                 live: CameraLive::Probed(Probed {
                     state: State::Down,
@@ -47,6 +54,7 @@ fn list() -> CameraList {
                     last_frame_age_seconds: Some(329.5),
                     packets_lost: None,
                 }),
+                thumbnail: Some(ThumbnailInfo { taken_at: t("2026-12-07T02:54:30Z"), width: 320, height: 180 }),
                 uptime: UptimeSummary { day: Some(99.5), week: Some(98.25), month: None },
                 bar: vec![
                     BarBucket { start: t("2026-12-07T02:00:00Z"), worst: Some(State::Up) },
@@ -62,8 +70,16 @@ fn list() -> CameraList {
                     heartbeat_override: Some(10),
                     verify_tls: false,
                     verify_tls_override: Some(false),
+                    frozen_seconds: 600,
+                    frozen_override: Some(600),
+                    black_seconds: 60,
+                    black_override: None,
+                    max_packets_lost: 20,
+                    max_packets_lost_override: Some(20),
                 },
                 live: CameraLive::Waiting(Waiting { state: (), message: Waiting::MESSAGE.into() }),
+                // Kept on disk from before a restart: a picture before the first heartbeat.
+                thumbnail: Some(ThumbnailInfo { taken_at: t("2026-12-06T22:10:00Z"), width: 320, height: 240 }),
                 uptime: UptimeSummary::default(),
                 bar: Vec::new(),
             },
@@ -79,9 +95,16 @@ fn the_camera_list_is_written_and_read_as_today() {
 
 #[test]
 fn a_camera_event_is_the_live_part_and_the_id() {
-    let event = CameraEvent { live: list().cameras[1].live.clone(), id: "lab".into() };
+    let event = CameraEvent { live: list().cameras[1].live.clone(), id: "lab".into(), thumbnail: None };
     let written = serde_json::to_string(&event).unwrap();
     assert_eq!(written, r#"{"state":null,"message":"waiting for the first heartbeat","id":"lab"}"#);
+    assert_eq!(serde_json::from_str::<CameraEvent>(&written).unwrap(), event);
+    let event = CameraEvent { thumbnail: list().cameras[1].thumbnail, ..event };
+    let written = serde_json::to_string(&event).unwrap();
+    assert!(
+        written.ends_with(r#""id":"lab","thumbnail":{"taken_at":"2026-12-06T22:10:00Z","width":320,"height":240}}"#),
+        "{written}"
+    );
     assert_eq!(serde_json::from_str::<CameraEvent>(&written).unwrap(), event);
 }
 

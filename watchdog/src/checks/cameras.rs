@@ -162,6 +162,12 @@ mod tests {
                 heartbeat_override: None,
                 verify_tls: true,
                 verify_tls_override: None,
+                frozen_seconds: 60,
+                frozen_override: None,
+                black_seconds: 60,
+                black_override: None,
+                max_packets_lost: 2,
+                max_packets_lost_override: None,
             },
             live: CameraLive::Probed(Probed {
                 state,
@@ -178,6 +184,7 @@ mod tests {
                 last_frame_age_seconds: None,
                 packets_lost: None,
             }),
+            thumbnail: None,
             uptime: UptimeSummary::default(),
             bar: Vec::new(),
         }

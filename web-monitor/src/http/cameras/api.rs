@@ -144,6 +144,7 @@ impl Cameras {
         CameraEntry {
             config: self.config_json(camera, list),
             live: live_json(self.live.get(&id).as_ref(), self.live.last_frame_age(&id)),
+            thumbnail: self.thumbnail_info(&id),
             uptime: uptime_json(summary.uptime.get(&id)),
             bar: bar_json(summary.bars.get(&id)),
         }
@@ -368,11 +369,16 @@ pub async fn streampulse(State(c): State<Cameras>) -> Json<StreamPulseStatus> {
 pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let rx = tokio_stream::wrappers::BroadcastStream::new(c.live.subscribe());
     let stream = rx.filter_map(move |item| {
-        let frames = Arc::clone(&c.live);
+        let c = c.clone();
         async move {
             let live = item.ok()?;
-            let frame_age = frames.last_frame_age(&live.camera_id);
-            let event = CameraEvent { live: live_json(Some(&live), frame_age), id: live.camera_id.clone() };
+            let frame_age = c.live.last_frame_age(&live.camera_id);
+            // The heartbeat's thumbnail is kept before the heartbeat is announced.
+            let event = CameraEvent {
+                live: live_json(Some(&live), frame_age),
+                id: live.camera_id.clone(),
+                thumbnail: c.thumbnail_info(&live.camera_id),
+            };
             Some(Ok(Event::default().event("camera").json_data(event).unwrap_or_default()))
         }
     });

@@ -1,4 +1,5 @@
-//! The camera editor's API: add, change, rename and delete cameras, and change the
+//! The camera editor's API: add, change, rename and delete cameras (with their own probe
+//! settings: heartbeat, frozen and black limits, packets lost, TLS checking), and change the
 //! heartbeat interval and time zone. Every change goes through [`Fleet::edit`], so it is
 //! checked as a whole, written atomically, keeps the keys this version does not know, and
 //! runs at once.
@@ -13,7 +14,9 @@ use std::collections::HashSet;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ds_config::cameras::{check_camera_url, slug};
+use ds_config::cameras::{
+    BLACK_RANGE_S, FROZEN_RANGE_S, HEARTBEAT_RANGE_S, PACKETS_LOST_RANGE, check_camera_url, slug,
+};
 use ds_config::{Camera, CamerasConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -36,6 +39,18 @@ pub struct CameraBody {
     /// camera); `true` verifies it; `null` returns to the file's `verify_tls`.
     #[serde(default, deserialize_with = "present")]
     pub verify_tls: Option<Option<bool>>,
+    /// Seconds an unchanged picture may last before the camera is DEGRADED/frozen (0: never);
+    /// `null` returns to the file's `frozen_seconds`.
+    #[serde(default, deserialize_with = "present")]
+    pub frozen_seconds: Option<Option<u32>>,
+    /// Seconds an almost uniformly dark picture may last before the camera is DEGRADED/black
+    /// (0: never); `null` returns to the file's `black_seconds`.
+    #[serde(default, deserialize_with = "present")]
+    pub black_seconds: Option<Option<u32>>,
+    /// RTP packets one probe may find lost before the camera is DEGRADED/packet_loss; `null`
+    /// returns to the file's `max_packets_lost`.
+    #[serde(default, deserialize_with = "present")]
+    pub max_packets_lost: Option<Option<u32>>,
 }
 
 /// The interval, time zone and certificate checking of the whole list.
@@ -50,7 +65,19 @@ pub struct SettingsBody {
     pub verify_tls: Option<Option<bool>>,
 }
 
-const CAMERA_SHAPE: &str = r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15 (optional), "verify_tls": false (optional, https only)}"#;
+const CAMERA_SHAPE: &str = r#"{"name": "Gate", "url": "rtsp://user:pass@192.0.2.10:554/stream1", "heartbeat_seconds": 15, "frozen_seconds": 60, "black_seconds": 60, "max_packets_lost": 2, "verify_tls": false (all but name and url optional; null returns to the list's setting)}"#;
+
+/// What a camera's number field may be, for a refusal that names it; `None` for other fields.
+fn allowed(field: &str) -> Option<String> {
+    let range = |r: std::ops::RangeInclusive<u32>| format!("{}..={}", r.start(), r.end());
+    Some(match field {
+        "heartbeat_seconds" => format!("{} seconds, or null for the list's", range(HEARTBEAT_RANGE_S)),
+        "frozen_seconds" => format!("{} seconds (0: never frozen), or null for the list's", range(FROZEN_RANGE_S)),
+        "black_seconds" => format!("{} seconds (0: never black), or null for the list's", range(BLACK_RANGE_S)),
+        "max_packets_lost" => format!("{} packets in one probe, or null for the list's", range(PACKETS_LOST_RANGE)),
+        _ => return None,
+    })
+}
 
 /// Tells "absent" (`None`) from "null" (`Some(None)`).
 fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
@@ -72,26 +99,28 @@ impl From<EditError> for AppError {
     }
 }
 
-/// Reads the body as JSON with a shape hint that never echoes a value (URLs carry passwords).
-fn body<T>(body: Result<JsonBody<T>, AppError>) -> Result<T, AppError> {
-    match body {
-        Ok(JsonBody(v)) => Ok(v),
-        Err(e) if e.status == StatusCode::UNPROCESSABLE_ENTITY => Err(AppError::new(
-            e.status,
-            format!("{}; expected a JSON object like {CAMERA_SHAPE}", shape_problem(&e.message)),
-        )),
-        Err(e) => Err(e),
-    }
+/// Reads a camera from the JSON body. A field of the wrong type is named, with what it may be;
+/// no value is echoed (URLs carry passwords).
+fn camera_body(body: Result<JsonBody<Value>, AppError>) -> Result<CameraBody, AppError> {
+    let JsonBody(value) = body?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let what = shape_problem(&e.inner().to_string());
+        let message = match allowed(&field) {
+            Some(allowed) => format!("`{field}`: {what}; allowed: {allowed}"),
+            None if field == "." => format!("{what}; expected a JSON object like {CAMERA_SHAPE}"),
+            None => format!("`{field}`: {what}; expected a JSON object like {CAMERA_SHAPE}"),
+        };
+        AppError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    })
 }
 
-/// serde's complaint without the value it quotes: `unknown field `x`, expected …` stays,
-/// `invalid type: string "rtsp://a:b@…"` loses the string.
+/// serde's complaint without the values it quotes: `unknown field `x`, expected …` stays,
+/// `invalid type: string "rtsp://a:b@…", expected u32` loses the string.
 fn shape_problem(message: &str) -> String {
-    match message.split_once(" at line") {
-        Some((what, _)) if !what.contains('"') => what.to_owned(),
-        _ if message.contains("unknown field") => message.split(" at line").next().unwrap_or(message).to_owned(),
-        _ => "the body has the wrong shape".to_owned(),
-    }
+    let what = message.split(" at line").next().unwrap_or(message);
+    // Quoted values alternate with the text around them.
+    what.split('"').enumerate().map(|(i, part)| if i % 2 == 0 { part } else { "…" }).collect::<Vec<_>>().join("\"")
 }
 
 fn streams(map: &mut Map<String, Value>) -> &mut Vec<Value> {
@@ -190,6 +219,9 @@ fn apply(entry: &mut Map<String, Value>, body: &CameraBody, current_url: Option<
     }
     set_override(entry, "heartbeat_seconds", body.heartbeat_seconds);
     set_override(entry, "verify_tls", body.verify_tls);
+    set_override(entry, "frozen_seconds", body.frozen_seconds);
+    set_override(entry, "black_seconds", body.black_seconds);
+    set_override(entry, "max_packets_lost", body.max_packets_lost);
     Ok(())
 }
 
@@ -208,8 +240,8 @@ fn set_override<T: Into<Value>>(entry: &mut Map<String, Value>, key: &str, wante
 }
 
 /// `POST /api/cameras`: adds a camera; 201 with the camera.
-pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, AppError>) -> Result<Response, AppError> {
-    let b = body(b)?;
+pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<Value>, AppError>) -> Result<Response, AppError> {
+    let b = camera_body(b)?;
     let (Some(name), Some(_)) = (&b.name, &b.url) else {
         return Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -239,9 +271,9 @@ pub async fn create(State(c): State<Cameras>, b: Result<JsonBody<CameraBody>, Ap
 pub async fn update(
     State(c): State<Cameras>,
     Path(id): Path<String>,
-    b: Result<JsonBody<CameraBody>, AppError>,
+    b: Result<JsonBody<Value>, AppError>,
 ) -> Result<Response, AppError> {
-    let b = body(b)?;
+    let b = camera_body(b)?;
     let mut missing = false;
     let list = c
         .fleet
@@ -355,6 +387,42 @@ mod tests {
         apply(&mut entry, &parse(r#"{"verify_tls": null}"#), None).unwrap();
         assert!(!entry.contains_key("verify_tls"), "null: back to the file's setting");
         assert!(serde_json::from_str::<CameraBody>(r#"{"verify_tls": "no"}"#).is_err());
+    }
+
+    #[test]
+    fn probe_limits_are_set_cleared_or_left() {
+        let parse = |json: &str| camera_body(Ok(JsonBody(serde_json::from_str(json).unwrap()))).unwrap();
+        let mut entry = Map::new();
+        apply(&mut entry, &parse(r#"{"frozen_seconds": 0, "black_seconds": 120, "max_packets_lost": 7}"#), None)
+            .unwrap();
+        assert_eq!(
+            (entry.get("frozen_seconds"), entry.get("black_seconds"), entry.get("max_packets_lost")),
+            (Some(&Value::from(0)), Some(&Value::from(120)), Some(&Value::from(7)))
+        );
+        apply(&mut entry, &parse(r#"{"name": "Gate", "black_seconds": null}"#), None).unwrap();
+        assert_eq!(entry.get("frozen_seconds"), Some(&Value::from(0)), "absent: unchanged");
+        assert!(!entry.contains_key("black_seconds"), "null: back to the file's setting");
+        assert_eq!(entry.get("max_packets_lost"), Some(&Value::from(7)));
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_with_what_it_may_be() {
+        let refused = |json: &str| {
+            let e = camera_body(Ok(JsonBody(serde_json::from_str(json).unwrap()))).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+            e.message
+        };
+        let m = refused(r#"{"frozen_seconds": -1}"#);
+        assert!(m.starts_with("`frozen_seconds`: ") && m.contains("allowed: 0..=86400 seconds"), "{m}");
+        let m = refused(r#"{"max_packets_lost": "lots"}"#);
+        assert!(m.starts_with("`max_packets_lost`: ") && m.contains("0..=100000 packets"), "{m}");
+        assert!(!m.contains("lots"), "no value is echoed: {m}");
+        let m = refused(r#"{"black_seconds": 1.5}"#);
+        assert!(m.contains("`black_seconds`") && m.contains("(0: never black)"), "{m}");
+        let m = refused(r#"{"url": "rtsp://a:secret@h/", "heartbeat_seconds": "x"}"#);
+        assert!(m.starts_with("`heartbeat_seconds`") && m.contains("5..=86400") && !m.contains("secret"), "{m}");
+        let m = refused(r#"{"nmae": "x"}"#);
+        assert!(m.contains("unknown field `nmae`"), "{m}");
     }
 
     #[test]

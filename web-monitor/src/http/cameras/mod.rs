@@ -10,7 +10,7 @@ use axum::Router;
 use axum::routing::{get, put};
 use ds_camera_db::Store;
 use ds_config::{Camera, CamerasConfig};
-use ds_wire::cameras::CameraConfig;
+use ds_wire::cameras::{CameraConfig, ThumbnailInfo};
 
 pub use ds_camera_monitor::{Fleet, Live};
 
@@ -63,15 +63,31 @@ impl Cameras {
 
     /// One camera's configuration as the API shows it: credentials masked.
     pub fn config_json(&self, camera: &Camera, list: &CamerasConfig) -> CameraConfig {
+        let settings = list.probe_settings(camera);
         CameraConfig {
             id: camera.stable_id(),
             name: camera.name.clone(),
             url: camera.masked_url(),
-            heartbeat_seconds: camera.heartbeat_seconds.unwrap_or(list.heartbeat_seconds),
+            heartbeat_seconds: settings.heartbeat_seconds,
             heartbeat_override: camera.heartbeat_seconds,
-            verify_tls: list.probe_settings(camera).verify_tls,
+            verify_tls: settings.verify_tls,
             verify_tls_override: camera.verify_tls,
+            frozen_seconds: settings.frozen_seconds,
+            frozen_override: camera.frozen_seconds,
+            black_seconds: settings.black_seconds,
+            black_override: camera.black_seconds,
+            max_packets_lost: settings.max_packets_lost,
+            max_packets_lost_override: camera.max_packets_lost,
         }
+    }
+
+    /// The camera's newest thumbnail, as the API describes it.
+    pub fn thumbnail_info(&self, camera_id: &str) -> Option<ThumbnailInfo> {
+        self.thumbnails.get(camera_id).map(|t| ThumbnailInfo {
+            taken_at: t.taken_at,
+            width: t.thumbnail.width,
+            height: t.thumbnail.height,
+        })
     }
 }
 
