@@ -3,7 +3,8 @@
 //! The probes prove that video arrives; people also want to see it. GStreamer decodes
 //! everything a camera may send (H.264/H.265 over RTSP or RTSPS, MJPEG streams, JPEG
 //! snapshots) with one pipeline:
-//! `uridecodebin ! videoconvert ! videoscale ! capsfilter ! jpegenc ! appsink`.
+//! `uridecodebin ! videoconvert ! videoscale ! capsfilter ! jpegenc ! appsink`, the filter
+//! asking for RGB (see [`jpeg_input`]) at the size wanted.
 //! The source is set up through `source-setup`: `rtspsrc` with `protocols=tcp` (cameras
 //! behind NAT and firewalls rarely pass UDP) and `souphttpsrc`, both given the credentials
 //! as `user-id`/`user-pw`, never in the location, so no GStreamer log line carries them.
@@ -211,6 +212,7 @@ fn grab_blocking(raw_url: &str, options: &PreviewOptions) -> Result<Preview, Pre
     let convert = make("videoconvert")?;
     let scale = make("videoscale")?;
     let filter = make("capsfilter")?;
+    filter.set_property("caps", jpeg_input(None));
     let encode = make("jpegenc")?;
     encode.set_property("quality", JPEG_QUALITY);
     let sink = gst_app::AppSink::builder().max_buffers(1).drop(false).sync(false).build();
@@ -261,8 +263,7 @@ fn grab_blocking(raw_url: &str, options: &PreviewOptions) -> Result<Preview, Pre
             && let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
             && let Some((sw, sh)) = scaled_size(w, h, max)
         {
-            filter
-                .set_property("caps", gst::Caps::builder("video/x-raw").field("width", sw).field("height", sh).build());
+            filter.set_property("caps", jpeg_input(Some((sw, sh))));
         }
         if let Err(e) = pad.link(&sinkpad) {
             tracing::warn!(error = ?e, "preview: cannot link the decoded video");
@@ -317,6 +318,17 @@ fn configure_source(src: &gst::Element, user: Option<&str>, password: Option<&st
         if let Some(password) = password {
             src.set_property("user-pw", password);
         }
+    }
+}
+
+/// What the JPEG encoder is given: RGB, which libjpeg turns into JPEG's full-range YCbCr.
+/// Given the decoder's YUV as it is, `jpegenc` would store its video range (16–235) as if it
+/// were full range: black as dark grey, every colour washed out.
+fn jpeg_input(size: Option<(i32, i32)>) -> gst::Caps {
+    let caps = gst::Caps::builder("video/x-raw").field("format", "RGB");
+    match size {
+        Some((w, h)) => caps.field("width", w).field("height", h).build(),
+        None => caps.build(),
     }
 }
 

@@ -48,6 +48,18 @@ async fn rtsp_previews_are_jpegs_of_the_stream() {
     let url = server.secure_url(Some((rtsp::USER, rtsp::PASSWORD)));
     let secure = grab(&url, &options(None, TIMEOUT)).await.expect("a picture behind Digest");
     assert_eq!(decoded_size(&secure.jpeg), (320, 240));
+
+    // The colours are the camera's: /frozen is 0x3366aa, /black is black (not the video
+    // range's dark grey, 16, that a JPEG of the decoder's YUV would show).
+    for (path, want) in [("frozen", [0x33, 0x66, 0xaa]), ("black", [0, 0, 0])] {
+        let picture = grab(&server.url(path), &options(None, TIMEOUT)).await.expect("a picture");
+        let (_, _, rgb) = common::decode_jpeg(&picture.jpeg);
+        let mean =
+            |c: usize| rgb.iter().skip(c).step_by(3).map(|&v| f64::from(v)).sum::<f64>() / (rgb.len() / 3) as f64;
+        let got = [mean(0), mean(1), mean(2)];
+        let off = got.iter().zip(want).map(|(g, w)| (g - f64::from(w)).abs()).fold(0.0, f64::max);
+        assert!(off <= 6.0, "/{path}: mean colour {got:?}, the camera's is {want:?}");
+    }
 }
 
 #[tokio::test]
