@@ -4,6 +4,7 @@
 pub mod bins;
 pub mod browser;
 pub mod faketime;
+pub mod flood;
 pub mod hls;
 pub mod http;
 pub mod kiosk;
