@@ -104,6 +104,17 @@ pub struct StreamerConfig {
     /// leaves the viewer's network only through TURN on TCP or TLS). The streamer itself needs
     /// none: it answers on its own addresses. Default none.
     pub webrtc_ice_servers: Vec<IceServer>,
+    /// Host names the streamer's HTTP server answers to besides any IP address, `localhost`
+    /// and this machine's name (and `NAME.local`): a name, `.example.com` for every name
+    /// under a domain, or `*` for any. Another name is refused (403): DNS rebinding. Default
+    /// none.
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose web pages may read the stream and the API across origins (CORS), e.g.
+    /// `["https://signage.example.com"]`, or `["*"]` for every page on the web. Default
+    /// none: the dashboard (which serves the stream from its own origin) and native players
+    /// (VLC, ffmpeg, mpv) need none, and no other web page a LAN user opens can read the
+    /// kiosk's screen.
+    pub cors_origins: Vec<String>,
     pub live_streaming: LiveStreaming,
     pub unity_optimization: UnityOptimization,
     pub real_time: RealTime,
@@ -136,6 +147,8 @@ impl Default for StreamerConfig {
             webrtc_tcp_port: DEFAULT_WEBRTC_TCP_PORT,
             webrtc_addresses: None,
             webrtc_ice_servers: Vec::new(),
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
             live_streaming: LiveStreaming::default(),
             unity_optimization: UnityOptimization::default(),
             real_time: RealTime::default(),
@@ -426,6 +439,16 @@ impl ConfigFile for StreamerConfig {
                 } else if addresses[..i].contains(a) {
                     v.error(&format!("webrtc_addresses[{i}]"), "is listed twice");
                 }
+            }
+        }
+        v.host_names("allowed_hosts", &self.allowed_hosts);
+        for (i, origin) in self.cors_origins.iter().enumerate() {
+            if origin != "*" && !crate::web::is_origin(origin) {
+                v.error(
+                    &format!("cors_origins[{i}]"),
+                    "must be an origin such as https://signage.example.com (http or https, a host, an optional \
+                     port, no path) or *",
+                );
             }
         }
         for (i, server) in self.webrtc_ice_servers.iter().enumerate() {

@@ -63,4 +63,21 @@ impl<'d> Validator<'d> {
             self.error(path, format!("must not be empty: {what}"));
         }
     }
+
+    /// Requires each entry of the list at `path` to be a host name (`kiosk.example.com`), a
+    /// domain suffix (`.example.com`) or `*`, as `allowed_hosts` takes them.
+    pub fn host_names(&mut self, path: &str, names: &[String]) {
+        for (i, name) in names.iter().enumerate() {
+            let bare = name.strip_prefix('.').unwrap_or(name).trim_end_matches('.');
+            let label_ok =
+                |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if name != "*" && (bare.is_empty() || !bare.split('.').all(label_ok)) {
+                self.error(
+                    &format!("{path}[{i}]"),
+                    "must be a host name such as kiosk.example.com, a domain such as .example.com (every name under \
+                     it), or * (any); IP addresses are always allowed and need no entry",
+                );
+            }
+        }
+    }
 }

@@ -62,6 +62,12 @@ pub struct WebConfig {
     /// the proxy, so one guesser behind the proxy cannot lock everyone out. Default none: the
     /// header is ignored, since anyone can send it.
     pub trusted_proxies: Vec<String>,
+    /// Host names the dashboard answers to besides any IP address, `localhost` and this
+    /// machine's name (and `NAME.local`): a name, `.example.com` for every name under a domain,
+    /// or `*` for any. A request for another name is refused (403), so a web page cannot
+    /// rebind its own name to the kiosk and read the dashboard through a visitor's browser.
+    /// Default none.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `camera_history`: retention of the heartbeat database.
@@ -101,6 +107,7 @@ impl Default for WebConfig {
                 .to_vec(),
             camera_history: CameraHistory::default(),
             trusted_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
         }
     }
@@ -169,6 +176,7 @@ impl ConfigFile for WebConfig {
                 );
             }
         }
+        v.host_names("allowed_hosts", &self.allowed_hosts);
         for (i, proxy) in self.trusted_proxies.iter().enumerate() {
             if proxy.parse::<std::net::IpAddr>().is_err() {
                 v.error(

@@ -1,8 +1,9 @@
 //! HTTP on :8888: the health API, `/metrics`, the HLS stream itself (the plain playlist
 //! `playlist.m3u8` and its segments from the output directory; the low-latency playlist
 //! `ll.m3u8` and its parts from memory, [`crate::live`]) and WHEP signalling ([`whep`]). It
-//! keeps answering while the pipeline restarts, and it is open to any origin so web players
-//! elsewhere can load the stream.
+//! keeps answering while the pipeline restarts. It answers only to this machine's names and
+//! addresses and those `allowed_hosts` lists ([`ds_http::hosts`]), and lets web pages of other
+//! origins read it only where `cors_origins` names them ([`cors`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ impl AppState {
 
 /// The whole router; tests call it with `oneshot` or serve it on port 0.
 pub fn app(state: AppState) -> Router {
+    let hosts = Arc::new(ds_http::hosts::AllowedHosts::new(&state.config().allowed_hosts));
     Router::new()
         .route("/api/health", get(health))
         .route("/api/health/detailed", get(detailed))
@@ -63,7 +65,8 @@ pub fn app(state: AppState) -> Router {
         .route("/hls/desktop/{file}", get(hls_file).options(preflight))
         .merge(whep::routes())
         .fallback(not_found)
-        .layer(axum::middleware::map_response(cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
+        .layer(axum::middleware::from_fn_with_state(hosts, ds_http::hosts::check_host))
         .layer(axum::middleware::from_fn(ds_http::trace_requests))
         .with_state(state)
 }
@@ -226,11 +229,23 @@ pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-/// Every answer may be read from any origin: this server serves reads, and WHEP sessions
-/// whose answers only the poster can use. WHEP's own preflight names its methods and headers.
-async fn cors(mut res: Response) -> Response {
+/// Answers may be read by pages of the origins `cors_origins` names (every origin for `*`),
+/// read when each request comes so a changed list applies at once. WHEP's own preflight names
+/// its methods and headers. Other pages get no CORS headers: their browser keeps the answer
+/// from them.
+async fn cors(State(s): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut res = next.run(request).await;
     let h = res.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    let config = s.config();
+    let allowed = if config.cors_origins.iter().any(|o| o == "*") {
+        Some(HeaderValue::from_static("*"))
+    } else {
+        origin.filter(|o| o.to_str().is_ok_and(|o| config.cors_origins.iter().any(|c| same_origin(c, o))))
+    };
+    let Some(allowed) = allowed else { return res };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     h.entry(header::ACCESS_CONTROL_ALLOW_METHODS).or_insert(HeaderValue::from_static("GET, HEAD, OPTIONS"));
     h.entry(header::ACCESS_CONTROL_ALLOW_HEADERS).or_insert(HeaderValue::from_static("Range"));
     // A WHEP player reads its session's URL from Location, the ICE servers from Link.
@@ -239,6 +254,12 @@ async fn cors(mut res: Response) -> Response {
         HeaderValue::from_static("Location, Link, Accept-Post, Retry-After"),
     );
     res
+}
+
+/// Whether a configured origin and a request's `Origin` are the same (case and a trailing
+/// slash aside).
+fn same_origin(configured: &str, origin: &str) -> bool {
+    configured.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/'))
 }
 
 #[cfg(test)]

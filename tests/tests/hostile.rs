@@ -46,14 +46,57 @@ fn produced(dir: &std::path::Path) -> u64 {
     p.media_sequence + p.segments.len() as u64
 }
 
+/// `GET path` on 127.0.0.1:`port` naming `host` in its `Host` header: the status and the body.
+fn get_for_host(port: u16, host: &str, path: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// Both servers answer only to this machine's addresses and names and to those
+/// `allowed_hosts` lists: a page that rebinds its own name to the kiosk gets 403. Pages of
+/// other origins read the stream only where `cors_origins` names them.
+fn check_hosts_and_origins(streamer: u16, web: u16) {
+    for (port, path) in [(streamer, "/api/health"), (web, "/api/cameras")] {
+        let (status, answer) = get_for_host(port, "rebind.attacker.example", path);
+        assert_eq!(status, 403, "{answer}");
+        assert!(answer.contains("rebind.attacker.example") && answer.contains("allowed_hosts"), "{answer}");
+        for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")] {
+            assert_eq!(get_for_host(port, &host, path).0, 200, "Host: {host}");
+        }
+    }
+    assert_eq!(get_for_host(streamer, "kiosk.shop.example:8888", "/api/health").0, 200, "a listed name");
+    let cors = |origin: &str| {
+        let r = http::request(streamer, "GET", "/hls/desktop/playlist.m3u8", &[("Origin", origin)], None).unwrap();
+        assert_eq!(r.status, 200);
+        r.header("access-control-allow-origin").map(str::to_owned)
+    };
+    assert_eq!(cors("https://evil.example"), None, "a page of another origin cannot read the stream");
+    assert_eq!(cors(SIGNAGE).as_deref(), Some(SIGNAGE), "the listed origin can");
+}
+
+/// The one origin the streamer lets read across origins here.
+const SIGNAGE: &str = "https://signage.example";
+
+/// A foreign `Host` and a foreign origin are refused (see [`check_hosts_and_origins`]); then a
+/// client holds connections.
 #[test]
 fn a_client_holding_connections_stops_neither_the_stream_nor_the_services() {
     let x = DummyDisplay::start().expect("dummy Xorg with two monitors");
     let _moving = x.animate(SECOND_MONITOR).unwrap();
-    let streamer = StreamerProcess::start(&x.display(), json!({}));
+    let streamer = StreamerProcess::start(
+        &x.display(),
+        json!({"allowed_hosts": ["kiosk.shop.example"], "cors_origins": [SIGNAGE]}),
+    );
     streamer.wait_for("two segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
     let kiosk = Kiosk::start(&UNITS[..1], json!({"streamer_url": format!("http://127.0.0.1:{}", streamer.port)}));
     let web = &kiosk.web;
+    check_hosts_and_origins(streamer.port, web.port);
     let health_before = (slowest_answer(streamer.port, "/api/health", 5), slowest_answer(web.port, "/api/health", 5));
 
     // One address holds every place it may have on both servers, and tries for more.

@@ -95,7 +95,7 @@ fn streams_the_second_monitor_and_serves_it_over_http() {
     assert_eq!(playlist.status, 200);
     assert_eq!(playlist.header("content-type"), Some("application/vnd.apple.mpegurl"));
     assert_eq!(playlist.header("cache-control"), Some("no-cache"));
-    assert_eq!(playlist.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(playlist.header("access-control-allow-origin"), None, "no page of another origin may read it");
     let first = playlist.text().lines().find(|l| l.ends_with(".ts")).unwrap().to_owned();
     let segment = s.get(&format!("/hls/desktop/{first}")).unwrap();
     assert_eq!((segment.status, segment.header("content-type")), (200, Some("video/mp2t")));

@@ -35,7 +35,9 @@ fn chromium_plays_the_second_monitor_over_whep() {
     let patch = x.paint(SECOND_MONITOR, FIRST_COLOUR).expect("paint the second monitor");
     let s = StreamerProcess::start(
         &x.display(),
-        json!({"max_webrtc_viewers": MAX_VIEWERS, "webrtc_udp_port": 0, "webrtc_tcp_port": 0, "webrtc_addresses": ["127.0.0.1"]}),
+        json!({"max_webrtc_viewers": MAX_VIEWERS, "webrtc_udp_port": 0, "webrtc_tcp_port": 0, "webrtc_addresses": ["127.0.0.1"],
+            // The page is about:blank, another origin: the stream is opened to every page.
+            "cors_origins": ["*"]}),
     );
     s.wait_for("the first segment", Duration::from_secs(30), |h| h["playlist"]["segment_count"].as_u64() >= Some(1));
     let base = format!("http://127.0.0.1:{}", s.port);

@@ -157,6 +157,14 @@ mod tests {
     use crate::webrtc::Viewers;
 
     /// The streamer's real router with WebRTC on loopback, port 0.
+    /// The one origin whose pages the test routers let read across origins.
+    const PLAYER: &str = "https://player.example";
+
+    /// `OPTIONS` on the endpoint from a page of `origin`.
+    fn options_from(origin: &str) -> Request<Body> {
+        Request::options(ENDPOINT).header(header::ORIGIN, origin).body(Body::empty()).unwrap()
+    }
+
     async fn router(max: u32) -> Router {
         router_with(max, Vec::new()).await
     }
@@ -168,6 +176,7 @@ mod tests {
             webrtc_tcp_port: 0,
             webrtc_addresses: Some(vec!["127.0.0.1".parse().unwrap()]),
             webrtc_ice_servers,
+            cors_origins: vec![PLAYER.to_owned()],
             ..StreamerConfig::default()
         };
         let (_tx, config) = tokio::sync::watch::channel(Arc::new(config));
@@ -239,13 +248,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn options_says_sdp_is_accepted_from_any_origin() {
+    async fn options_says_sdp_is_accepted_and_only_listed_origins_may_read() {
         let app = router(2).await;
-        let res = app.oneshot(Request::options(ENDPOINT).body(Body::empty()).unwrap()).await.unwrap();
+        let other = app.clone().oneshot(options_from("https://elsewhere.example")).await.unwrap();
+        assert_eq!(other.status(), StatusCode::NO_CONTENT);
+        assert!(!other.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN), "{:?}", other.headers());
+        let res = app.oneshot(options_from(PLAYER)).await.unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         let h = res.headers();
         assert_eq!(h["accept-post"], SDP);
-        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+        assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], PLAYER);
+        assert!(h.get_all(header::VARY).iter().any(|v| v == "Origin"));
         assert!(h[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("POST"));
         assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("Content-Type"));
         assert!(h[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("Location"));
@@ -337,7 +350,7 @@ mod tests {
         let (status, headers, body) = post(&app, Some(SDP), video_offer()).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         assert_eq!(links(&headers), expected);
-        let res = app.oneshot(Request::options(ENDPOINT).body(Body::empty()).unwrap()).await.unwrap();
+        let res = app.oneshot(options_from(PLAYER)).await.unwrap();
         assert_eq!(links(res.headers()), expected, "OPTIONS names them too");
         assert!(res.headers()[header::ACCESS_CONTROL_EXPOSE_HEADERS].to_str().unwrap().contains("Link"));
         // None configured: no Link at all.

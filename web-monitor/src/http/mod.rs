@@ -46,6 +46,7 @@ pub const PUBLIC_PATHS: [&str; 4] = ["/", "/cameras", "/login", "/assets/"];
 /// and latency ([`ds_http::trace_requests`]: debug when fast and fine, so the page's polling
 /// does not flood the log).
 pub fn app(state: AppState, auth: AuthState) -> Router {
+    let hosts = std::sync::Arc::new(ds_http::hosts::AllowedHosts::new(&state.config.allowed_hosts));
     Router::new()
         .route("/api/service/{action}", post(control::service))
         .route("/api/stream/restart", post(control::stream_restart))
@@ -71,6 +72,7 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, require_auth))
+        .layer(axum::middleware::from_fn_with_state(hosts, ds_http::hosts::check_host))
         // Outermost, so the guard's refusals are logged too.
         .layer(axum::middleware::from_fn(ds_http::trace_requests))
 }
