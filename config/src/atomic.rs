@@ -23,6 +23,7 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
         tempfile::Builder::new().prefix(&format!(".{}.", name.to_string_lossy())).suffix(".tmp").tempfile_in(dir)?;
     if let Ok(meta) = fs::metadata(path) {
         tmp.as_file().set_permissions(meta.permissions())?;
+        keep_owner(tmp.as_file(), &meta);
     }
     write(tmp.as_file_mut())?;
     tmp.as_file().sync_all()?;
@@ -30,10 +31,41 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Resul
     File::open(dir)?.sync_all()
 }
 
+/// Gives `file` the owner and group of `old` (the file it replaces), so that root editing a
+/// service's file (`set-password`, `new-token`, a camera list) leaves it readable by the
+/// service. Only root may give a file away; anyone else keeps their own (and can only have
+/// replaced a file in a directory they may write).
+fn keep_owner(file: &File, old: &fs::Metadata) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(new) = file.metadata() else { return };
+    if (new.uid(), new.gid()) != (old.uid(), old.gid())
+        && let Err(e) = std::os::unix::fs::fchown(file, Some(old.uid()), Some(old.gid()))
+        && e.kind() != io::ErrorKind::PermissionDenied
+    {
+        tracing::debug!(error = %e, "the replaced file's owner could not be kept");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Root replacing a file that belongs to a service leaves it to the service. Needs root
+    /// (as the test command runs).
+    #[test]
+    fn root_replacing_a_file_keeps_its_owner() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("web-auth.json");
+        fs::write(&p, "old").unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().uid(), 0, "this test needs root, as the test command runs");
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        write_atomic(&p, b"new").unwrap();
+        let meta = fs::metadata(&p).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(fs::read_to_string(&p).unwrap(), "new");
+    }
 
     #[test]
     fn replaces_content_and_keeps_permissions() {

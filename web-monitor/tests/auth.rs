@@ -277,3 +277,67 @@ fn credentials_file_is_private_holds_only_hashes_and_keeps_tokens() {
     let e = Credentials::load(&file).unwrap_err().to_string();
     assert!(e.contains("format version 2") && e.contains("web-auth.json"), "{e}");
 }
+
+/// `set-password` ends every session made with the old password: a stolen cookie stops
+/// working when the admin changes the password.
+#[tokio::test]
+async fn a_new_password_ends_every_session() {
+    let s = start(true).await;
+    auth::set_password(&s.auth_file, PASSWORD).unwrap();
+    let r = s.login(PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let pair = cookie_pair(r.headers());
+    let thing = || s.post("/api/thing").header("cookie", &pair).send();
+    assert_eq!(thing().await.unwrap().status(), StatusCode::NO_CONTENT);
+    auth::set_password(&s.auth_file, "another long password").unwrap();
+    let r = thing().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old session still works");
+    assert!(error_of(r).await.contains("session has expired"));
+    assert_eq!(s.login("another long password").await.status(), StatusCode::OK);
+}
+
+/// Logins from many addresses at once hash at most two passwords at a time (19 MiB each); the
+/// ones turned away are told to retry and lose nothing of their address's allowance.
+#[tokio::test]
+async fn logins_hash_two_passwords_at_a_time_over_all_clients() {
+    let s = start(true).await;
+    auth::set_password(&s.auth_file, PASSWORD).unwrap();
+    // Twelve clients (their X-Forwarded-For, trusted here) log in with a wrong password at once.
+    let attempts = (0..12).map(|i| {
+        s.post("/api/login")
+            .header("x-forwarded-for", format!("192.0.2.{}", i + 1))
+            .json(&json!({ "password": "wrong password, sorry" }))
+            .send()
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let statuses: Vec<u16> = answers.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    let busy = statuses.iter().filter(|&&c| c == 503).count();
+    assert!(statuses.iter().all(|&c| c == 401 || c == 503), "{statuses:?}");
+    assert!(busy > 0 && busy <= 10, "two hashed at a time, the others turned away: {statuses:?}");
+    // A client turned away still has its five attempts.
+    let r = s.post("/api/login").header("x-forwarded-for", "192.0.2.1").json(&json!({ "password": PASSWORD }));
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK);
+}
+
+/// Root running `set-password` or `new-token` leaves the credentials file to the service: an
+/// existing file keeps its owner, a new one takes its directory's (the service's state
+/// directory). Needs root, as the test command runs.
+#[test]
+fn root_writing_the_credentials_leaves_them_to_the_service() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    assert_eq!(std::fs::metadata(&state).unwrap().uid(), 0, "this test needs root, as the test command runs");
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    let file = state.join("web-auth.json");
+    auth::set_password(&file, PASSWORD).unwrap();
+    let owner = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o777)
+    };
+    assert_eq!(owner(&file), (65534, 65534, 0o600), "a new file is the directory owner's");
+    std::os::unix::fs::chown(&file, Some(65533), Some(65533)).unwrap();
+    auth::new_token(&file, "watchdog").unwrap();
+    assert_eq!(owner(&file), (65533, 65533, 0o600), "an existing file keeps its owner");
+}

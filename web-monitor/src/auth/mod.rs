@@ -105,7 +105,12 @@ struct Inner {
     sessions: Mutex<SessionStore>,
     limiter: Mutex<LoginLimiter>,
     credentials: Mutex<CredentialCache>,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
+
+/// Login passwords hashed at once, over all clients: the per-address limit alone lets many
+/// addresses (aliases, IPv6) make the service hash gigabytes at once.
+pub const MAX_CONCURRENT_LOGIN_HASHES: usize = 2;
 
 #[derive(Debug, Default)]
 struct CredentialCache {
@@ -128,6 +133,7 @@ impl AuthState {
                 sessions: Mutex::new(SessionStore::new(idle)),
                 limiter: Mutex::new(LoginLimiter::default()),
                 credentials: Mutex::new(CredentialCache::default()),
+                hashing: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_LOGIN_HASHES)),
             }),
         }
     }
@@ -142,16 +148,34 @@ impl AuthState {
         let key = store::file_key(path)?;
         let mut cache = lock(&self.inner.credentials);
         if !cache.loaded || cache.key != key {
-            cache.credentials = Arc::new(Credentials::load(path)?);
+            let credentials = Arc::new(Credentials::load(path)?);
+            if cache.loaded && credentials.password_hash() != cache.credentials.password_hash() {
+                // A new password (set-password) ends every session made with the old one.
+                let mut sessions = lock(&self.inner.sessions);
+                tracing::info!(ended = sessions.len(), "admin password changed: every session ended");
+                sessions.clear();
+            }
+            cache.credentials = credentials;
             cache.key = key;
             cache.loaded = true;
         }
         Ok(cache.credentials.clone())
     }
 
-    /// Whether `session_id` is a live session (and keeps it alive).
+    /// Whether `session_id` is a live session (and keeps it alive). The credentials file is
+    /// looked at first, so a password changed since ends the session.
     pub fn session_valid(&self, session_id: &str, now: Instant) -> bool {
+        if let Err(e) = self.credentials() {
+            tracing::debug!(error = %e, "credentials unreadable while checking a session");
+        }
         lock(&self.inner.sessions).touch(session_id, now)
+    }
+
+    /// A place among the login attempts whose password is being hashed now
+    /// ([`MAX_CONCURRENT_LOGIN_HASHES`] over all clients: each hash takes 19 MiB and a
+    /// core's fraction of a second); `None` when all are taken.
+    pub fn login_hash_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.hashing).try_acquire_owned().ok()
     }
 
     /// The browser sessions.

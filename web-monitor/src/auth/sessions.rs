@@ -56,6 +56,11 @@ impl SessionStore {
         }
     }
 
+    /// Ends every session.
+    pub fn clear(&mut self) {
+        self.last_used.clear();
+    }
+
     pub fn remove(&mut self, id: &str) {
         self.last_used.remove(id);
     }

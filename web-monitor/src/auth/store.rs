@@ -119,15 +119,33 @@ impl Credentials {
         serde_json::from_slice(&bytes).map_err(|source| AuthError::Parse { path: path.to_owned(), source })
     }
 
-    /// Writes the file atomically with mode 0600, whatever mode an older file had.
+    /// Writes the file atomically with mode 0600, whatever mode an older file had, owned by
+    /// the older file's owner. A new file written by root (`set-password` run with sudo)
+    /// belongs to the owner of its directory, the service's state directory: a file only root
+    /// could read would make every login fail.
     pub fn save(&self, path: &Path) -> Result<(), AuthError> {
+        use std::os::unix::fs::MetadataExt as _;
         let mut json = serde_json::to_vec_pretty(self).expect("credentials serialize to JSON");
         json.push(b'\n');
+        let new = !path.exists();
         ds_config::write_atomic_with(path, |f| {
             f.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+            if new
+                && f.metadata()?.uid() == 0
+                && let Some(dir) = path
+                    .parent()
+                    .and_then(|d| fs::metadata(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok())
+            {
+                std::os::unix::fs::fchown(&*f, Some(dir.uid()), Some(dir.gid()))?;
+            }
             f.write_all(&json)
         })
         .map_err(|source| AuthError::Write { path: path.to_owned(), source })
+    }
+
+    /// The admin password's hash (PHC string), if one is set.
+    pub fn password_hash(&self) -> Option<&str> {
+        self.password.as_deref()
     }
 
     pub fn has_password(&self) -> bool {

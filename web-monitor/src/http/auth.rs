@@ -2,7 +2,7 @@
 //! credentials, sessions and the login limit they use are [`crate::auth`]'s.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
@@ -74,6 +74,15 @@ pub(super) async fn login(
              (as the service's user or root), then log in with that password",
         ));
     }
+    // Taken before the attempt counts, so a login turned away here costs its address nothing.
+    let Some(place) = auth.login_hash_place() else {
+        tracing::warn!(client = %ip, "login refused for now: other logins are being checked");
+        return Err(AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "other logins are being checked right now; try again in a second",
+        )
+        .retry_after(Duration::from_secs(1)));
+    };
     auth.limiter().begin(ip, Instant::now()).map_err(|wait| {
         tracing::warn!(client = %ip, "login refused: too many failed attempts");
         AppError::new(
@@ -85,9 +94,13 @@ pub(super) async fn login(
         )
         .retry_after(wait)
     })?;
-    let ok = tokio::task::spawn_blocking(move || credentials.verify_password(&password))
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let ok = credentials.verify_password(&password);
+        drop(place);
+        ok
+    })
+    .await
+    .map_err(|e| AppError::internal(&e))?;
     if !ok {
         let now = Instant::now();
         let (failures, max) = {
