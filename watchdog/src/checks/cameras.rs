@@ -177,6 +177,7 @@ mod tests {
                 last_frame_at: None,
                 last_frame_age_seconds: None,
                 packets_lost: None,
+                pictures: None,
             }),
             uptime: UptimeSummary::default(),
             bar: Vec::new(),
