@@ -1,18 +1,24 @@
 //! What the prober costs for a fleet: N simulated cameras (RTSP mounts of ds_tests::rtsp_sim,
-//! spread over a few server processes on loopback) at a 15 s heartbeat, every probe proving
-//! a frame (a keyframe and a later frame, as for any camera). Prints, for N = 10, 100 and
-//! 1000, the heartbeats of the measured window, how many proved a frame, the failures by
-//! reason, the latency to the first frame, the prober's CPU in percent of one core, and its
-//! resident memory (VmRSS at the end, VmHWM over the fleet's run); then the same for 100
-//! cameras served by GStreamer's RTSP server, as a check that the simulated cameras do not
-//! make probing cheaper than a real server does. Last, it sets the figures beside the issue's
-//! targets ([`TARGET_CAMERAS`] cameras at a 15 s heartbeat, every probe proving a frame, the
+//! spread over a few server processes on loopback; by default 640×360 at 15 fps, a keyframe
+//! every second, [`ClipSpec::FLEET`]) at a 15 s heartbeat, every probe proving a frame (a
+//! keyframe and a later frame, as for any camera), each fleet run twice: with the probes'
+//! pictures decoded (thumbnails, frozen and black verdicts; the service's default) and with
+//! decoding off. Prints, for N = 10, 100 and 1000, the heartbeats of the measured window, how
+//! many proved a frame, the failures by reason, the latency to the first frame, the share of
+//! the schedule kept (probes done / probes due, see [`Row::due`]), the thumbnails refreshed
+//! per minute and the heartbeats that went without a picture because the decoding queue was
+//! full, the prober's CPU in percent of one core, and its resident memory (VmRSS at the end,
+//! VmHWM over the fleet's run); then the same for 100 cameras served by GStreamer's RTSP
+//! server, as a check that the simulated cameras do not make probing cheaper than a real
+//! server does. Last, it sets the figures beside the issues' targets ([`TARGET_CAMERAS`]
+//! cameras at a 15 s heartbeat, every probe proving a frame, the whole schedule kept, the
 //! prober's CPU at most [`TARGET_CPU_PERCENT`] % of one core and its resident memory at most
-//! [`TARGET_RSS_MB`] MB) with a pass or MISS mark each, and how CPU and memory grow from 10 to
-//! 100 to 1000 cameras. Exits non-zero unless every probe proved a frame, every camera kept
-//! its heartbeat (no gap between two of its heartbeats longer than the interval plus jitter
-//! and a second of slack: a fleet too big for the concurrency limit shows as late
-//! heartbeats, not as failed ones), and every target was met.
+//! [`TARGET_RSS_MB_DECODING`] MB with decoding, [`TARGET_RSS_MB`] MB without) with a pass or
+//! MISS mark each, and how CPU and memory grow from fleet to fleet, with decoding and without.
+//! Exits non-zero unless every probe proved a frame, every camera kept its heartbeat (no gap
+//! between two of its heartbeats longer than the interval plus jitter and a second of slack:
+//! a fleet too big for the concurrency limit shows as late heartbeats, not as failed ones),
+//! and every target was met.
 //!
 //! Each fleet runs in a process of its own (this binary, started with `--fleet`), which
 //! runs only the scheduler and its probes, so its CPU time and memory are the prober's and
@@ -23,10 +29,11 @@
 //!
 //!     cargo bench -p ds-cameras --bench fleet
 //!
-//! BENCH_SECONDS=60 measures longer; BENCH_FLEETS=10,100 picks the sizes; BENCH_GSTREAMER=0
+//! BENCH_SECONDS=60 measures longer (a multiple of the heartbeat, 15 s); BENCH_FLEETS=10,100
+//! picks the sizes; BENCH_DECODING=on (or off) runs each fleet only that way; BENCH_GSTREAMER=0
 //! skips the GStreamer run; BENCH_VIDEO=1280x720@2000 serves a detailed picture at that size
-//! and bit rate instead of the default small stream (320x240, a ball on black, about
-//! 100 kbit/s), to see what bigger frames cost; BENCH_GOP=60 sets the frames from one
+//! and bit rate instead of the default (640x360, a detailed moving picture at 512 kbit/s),
+//! to see what bigger frames cost; BENCH_GOP=60 sets the frames from one
 //! keyframe to the next (default 15, one second); BENCH_START=gop-cache makes the cameras
 //! send a keyframe at once instead of starting where their live picture is (the default,
 //! `live`: the prober waits up to a keyframe interval for the first picture, as with most
@@ -40,8 +47,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ds_cameras::picture::budget::Fate;
 use ds_cameras::scheduler::MAX_JITTER;
-use ds_cameras::{Event, Heartbeat, NetworkProber, Scheduler, State};
+use ds_cameras::{Beat, Event, Heartbeat, NetworkProber, Scheduler, SchedulerOptions, State};
 use ds_config::cameras::{Camera, CamerasConfig};
 use ds_tests::procfs;
 use ds_tests::rtsp::RtspServer;
@@ -63,15 +71,18 @@ const ON_TIME_GAP: Duration =
     Duration::from_secs(HEARTBEAT_S as u64).saturating_add(MAX_JITTER).saturating_add(Duration::from_secs(1));
 /// The flag that turns this binary into a server process.
 const SIM_FLAG: &str = "--rtsp-sim";
-/// The flag that turns this binary into one fleet's run: `--fleet N sim|gstreamer CLIP`.
+/// The flag that turns this binary into one fleet's run: `--fleet N sim|gstreamer CLIP on|off`
+/// (decoding on or off).
 const FLEET_FLAG: &str = "--fleet";
 /// Largest failure messages shown per fleet (the rest are counted by reason).
 const SHOWN_FAILURES: usize = 5;
-/// The issue's targets: this many cameras at a [`HEARTBEAT_S`] heartbeat, every probe
-/// proving a frame, with the prober's CPU and resident memory (its peak, VmHWM) at most these.
+/// The issues' targets: this many cameras at a [`HEARTBEAT_S`] heartbeat, every probe
+/// proving a frame and the whole schedule kept, with the prober's CPU and resident memory
+/// (its peak, VmHWM) at most these: issue 6 for probing alone, issue 14 with decoding.
 const TARGET_CAMERAS: usize = 1000;
 const TARGET_CPU_PERCENT: f64 = 15.0;
 const TARGET_RSS_MB: f64 = 64.0;
+const TARGET_RSS_MB_DECODING: f64 = 96.0;
 /// How a fleet process hands its figures to the parent: a line starting with this, then
 /// `key=value` pairs.
 const FIGURES: &str = "FIGURES";
@@ -95,12 +106,14 @@ fn main() {
     }
     let measure = Duration::from_secs(env_or("BENCH_SECONDS", DEFAULT_MEASURE_S));
     if let Some(at) = args.iter().position(|a| a == FLEET_FLAG) {
-        let (Some(n), Some(by), Some(clip)) = (args.get(at + 1), args.get(at + 2), args.get(at + 3)) else {
-            panic!("usage: {FLEET_FLAG} N sim|gstreamer CLIP");
+        let (Some(n), Some(by), Some(clip), Some(decoding)) =
+            (args.get(at + 1), args.get(at + 2), args.get(at + 3), args.get(at + 4))
+        else {
+            panic!("usage: {FLEET_FLAG} N sim|gstreamer CLIP on|off");
         };
         let n: usize = n.parse().expect("a number of cameras");
         let by = if by == "gstreamer" { ServedBy::GStreamer } else { ServedBy::Sim };
-        let met = fleet_process(n, by, Path::new(clip), measure);
+        let met = fleet_process(n, by, Path::new(clip), decoding == "on", measure);
         std::process::exit(if met { 0 } else { 1 });
     }
 
@@ -109,17 +122,25 @@ fn main() {
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| FLEETS.to_vec());
     let gstreamer = env_or("BENCH_GSTREAMER", DEFAULT_GSTREAMER_CAMERAS as u64) as usize;
-    // Small fleets first; the GStreamer comparison next to the simulated fleet of its size.
-    let mut runs: Vec<(usize, ServedBy)> = sizes.iter().map(|&n| (n, ServedBy::Sim)).collect();
+    let decodings: Vec<bool> = match std::env::var("BENCH_DECODING").as_deref() {
+        Ok("on") => vec![true],
+        Ok("off") => vec![false],
+        Ok("both") | Err(_) => vec![true, false],
+        Ok(other) => panic!("BENCH_DECODING: on, off or both, not `{other}`"),
+    };
+    // Small fleets first, each with decoding and without; the GStreamer comparison (decoding
+    // on) next to the simulated fleet of its size.
+    let mut runs: Vec<(usize, ServedBy, bool)> =
+        sizes.iter().flat_map(|&n| decodings.iter().map(move |&d| (n, ServedBy::Sim, d))).collect();
     if gstreamer > 0 {
-        let at = runs.iter().position(|&(n, _)| n > gstreamer).unwrap_or(runs.len());
-        runs.insert(at, (gstreamer, ServedBy::GStreamer));
+        let at = runs.iter().position(|&(n, ..)| n > gstreamer).unwrap_or(runs.len());
+        runs.insert(at, (gstreamer, ServedBy::GStreamer, decodings[0]));
     }
 
     // The clip is encoded once, here, before anything is measured; the servers load it.
     let mut spec = match std::env::var("BENCH_VIDEO") {
         Ok(v) => ClipSpec::parse(&v).unwrap_or_else(|e| panic!("BENCH_VIDEO: {e}")),
-        Err(_) => ClipSpec::SMALL,
+        Err(_) => ClipSpec::FLEET,
     };
     spec.keyframe_interval = env_or("BENCH_GOP", u64::from(spec.keyframe_interval)) as u32;
     let clip_file = ClipFile::encode(&spec).expect("encode the clip");
@@ -140,19 +161,20 @@ fn main() {
         std::thread::available_parallelism().map_or(0, usize::from)
     );
     println!(
-        "cameras  served by      heartbeats  proved    up  failed  latency p50/p99 ms  max gap s  prober cpu%  \
-         rss MB  peak rss MB  servers cpu%  load avg"
+        "cameras  served by    decoding  heartbeats  proved    up  failed  kept %  thumbs/min  skipped  \
+         latency p50/p99 ms  max gap s  prober cpu%  rss MB  peak rss MB  servers cpu%  load avg"
     );
     let exe = std::env::current_exe().expect("path of this benchmark");
     let mut failed_runs = 0;
     let mut measured: Vec<Figures> = Vec::new();
-    for (n, by) in runs {
+    for (n, by, decoding) in runs {
         let by = if by == ServedBy::GStreamer { "gstreamer" } else { "sim" };
         let mut child = Command::new(&exe)
             .arg(FLEET_FLAG)
             .arg(n.to_string())
             .arg(by)
             .arg(clip_file.path())
+            .arg(if decoding { "on" } else { "off" })
             .stdout(Stdio::piped())
             .spawn()
             .expect("run a fleet");
@@ -184,9 +206,14 @@ fn main() {
 struct Figures {
     cameras: usize,
     by: String,
+    decoding: bool,
     beats: usize,
     proved: usize,
     failed: usize,
+    due: usize,
+    decoded: usize,
+    skipped: usize,
+    measured_s: f64,
     max_gap_s: f64,
     cpu_percent: f64,
     rss_mb: f64,
@@ -196,13 +223,18 @@ struct Figures {
 impl Figures {
     fn line(&self) -> String {
         format!(
-            "{FIGURES} cameras={} by={} beats={} proved={} failed={} max_gap_s={:.3} cpu_percent={:.3} rss_mb={:.3} \
-             peak_rss_mb={:.3}",
+            "{FIGURES} cameras={} by={} decoding={} beats={} proved={} failed={} due={} decoded={} skipped={} \
+             measured_s={:.3} max_gap_s={:.3} cpu_percent={:.3} rss_mb={:.3} peak_rss_mb={:.3}",
             self.cameras,
             self.by,
+            self.decoding,
             self.beats,
             self.proved,
             self.failed,
+            self.due,
+            self.decoded,
+            self.skipped,
+            self.measured_s,
             self.max_gap_s,
             self.cpu_percent,
             self.rss_mb,
@@ -218,14 +250,32 @@ impl Figures {
         Some(Figures {
             cameras: int("cameras")?,
             by: (*pairs.get("by")?).to_owned(),
+            decoding: pairs.get("decoding")?.parse().ok()?,
             beats: int("beats")?,
             proved: int("proved")?,
             failed: int("failed")?,
+            due: int("due")?,
+            decoded: int("decoded")?,
+            skipped: int("skipped")?,
+            measured_s: num("measured_s")?,
             max_gap_s: num("max_gap_s")?,
             cpu_percent: num("cpu_percent")?,
             rss_mb: num("rss_mb")?,
             peak_rss_mb: num("peak_rss_mb")?,
         })
+    }
+
+    /// Probes done of those due, in percent.
+    fn kept_percent(&self) -> f64 {
+        if self.due == 0 { 0.0 } else { 100.0 * self.beats.min(self.due) as f64 / self.due as f64 }
+    }
+
+    fn thumbnails_per_minute(&self) -> f64 {
+        if self.measured_s > 0.0 { 60.0 * self.decoded as f64 / self.measured_s } else { 0.0 }
+    }
+
+    fn decoding_word(&self) -> &'static str {
+        if self.decoding { "on" } else { "off" }
     }
 }
 
@@ -233,78 +283,162 @@ fn mark(met: bool) -> &'static str {
     if met { "pass" } else { "MISS" }
 }
 
-/// Prints each target of the issue beside the figure measured for it, and the growth from
+/// Prints each target of the issues beside the figure measured for it, and the growth from
 /// fleet to fleet; `true` when every target was met.
 fn print_targets(measured: &[Figures]) -> bool {
-    let sim: Vec<&Figures> = measured.iter().filter(|f| f.by == "sim").collect();
     println!();
-    println!("targets (issue 6): {TARGET_CAMERAS} simulated cameras at a {HEARTBEAT_S} s heartbeat");
-    println!("  {:<44}  {:<34}  {:<12}  mark", "target", "measured", "limit");
-    let Some(big) = sim.iter().find(|f| f.cameras == TARGET_CAMERAS) else {
+    println!("targets (issues 6 and 14): {TARGET_CAMERAS} simulated cameras at a {HEARTBEAT_S} s heartbeat");
+    println!("  {:<52}  {:<38}  {:<12}  mark", "target", "measured", "limit");
+    let mut met = true;
+    let mut any = false;
+    for decoding in [true, false] {
+        let Some(big) =
+            measured.iter().find(|f| f.by == "sim" && f.cameras == TARGET_CAMERAS && f.decoding == decoding)
+        else {
+            continue;
+        };
+        any = true;
+        let rss_limit = if decoding { TARGET_RSS_MB_DECODING } else { TARGET_RSS_MB };
+        let with = if decoding { "decoding on" } else { "decoding off" };
+        let rows = [
+            (
+                "every probe proves a frame",
+                format!("{} of {} heartbeats, {} failed", big.proved, big.beats, big.failed),
+                "all".to_owned(),
+                big.failed == 0 && big.beats > 0 && big.proved == big.beats,
+            ),
+            (
+                "the schedule kept (probes done / probes due)",
+                format!("{:.1} % ({} of {})", big.kept_percent(), big.beats.min(big.due), big.due),
+                "100 %".to_owned(),
+                big.due > 0 && big.beats >= big.due,
+            ),
+            (
+                "every camera on time (longest gap)",
+                format!("{:.1} s", big.max_gap_s),
+                format!("≤ {:.1} s", ON_TIME_GAP.as_secs_f64()),
+                big.max_gap_s <= ON_TIME_GAP.as_secs_f64(),
+            ),
+            (
+                "prober CPU, % of one core",
+                format!("{:.1} %", big.cpu_percent),
+                format!("≤ {TARGET_CPU_PERCENT:.0} %"),
+                big.cpu_percent <= TARGET_CPU_PERCENT,
+            ),
+            (
+                "prober resident memory (peak VmHWM)",
+                format!("{:.1} MB (VmRSS at the end {:.1} MB)", big.peak_rss_mb, big.rss_mb),
+                format!("≤ {rss_limit:.0} MB"),
+                big.peak_rss_mb <= rss_limit,
+            ),
+        ];
+        for (what, figure, limit, ok) in rows {
+            met &= ok;
+            println!("  {:<52}  {figure:<38}  {limit:<12}  {}", format!("{what}, {with}"), mark(ok));
+        }
+        if decoding {
+            println!(
+                "  {:<52}  {:<38}",
+                "thumbnails refreshed per minute, decoding on",
+                format!(
+                    "{:.0} ({} decoded, {} skipped for the budget)",
+                    big.thumbnails_per_minute(),
+                    big.decoded,
+                    big.skipped
+                )
+            );
+        }
+    }
+    if !any {
         println!("  no run of {TARGET_CAMERAS} cameras (BENCH_FLEETS): the targets were not measured   MISS");
         return false;
-    };
-    let rows = [
-        (
-            "every probe proves a frame",
-            format!("{} of {} heartbeats, {} failed", big.proved, big.beats, big.failed),
-            "all".to_owned(),
-            big.failed == 0 && big.beats > 0 && big.proved == big.beats,
-        ),
-        (
-            "every camera on time (longest gap)",
-            format!("{:.1} s", big.max_gap_s),
-            format!("≤ {:.1} s", ON_TIME_GAP.as_secs_f64()),
-            big.max_gap_s <= ON_TIME_GAP.as_secs_f64(),
-        ),
-        (
-            "prober CPU, % of one core",
-            format!("{:.1} %", big.cpu_percent),
-            format!("≤ {TARGET_CPU_PERCENT:.0} %"),
-            big.cpu_percent <= TARGET_CPU_PERCENT,
-        ),
-        (
-            "prober resident memory (peak VmHWM)",
-            format!("{:.1} MB (VmRSS at the end {:.1} MB)", big.peak_rss_mb, big.rss_mb),
-            format!("≤ {TARGET_RSS_MB:.0} MB"),
-            big.peak_rss_mb <= TARGET_RSS_MB,
-        ),
-    ];
-    let mut met = true;
-    for (what, figure, limit, ok) in rows {
-        met &= ok;
-        println!("  {what:<44}  {figure:<34}  {limit:<12}  {}", mark(ok));
     }
-    println!(
-        "growth with the fleet (simulated cameras; no limit of its own, the targets above are for {TARGET_CAMERAS}):"
-    );
-    println!(
-        "  {:>7}  {:>11}  {:>15}  {:>7}  {:>12}  {:>10}",
-        "cameras", "prober cpu%", "cpu% per 100", "rss MB", "peak rss MB", "peak MB per 100 more"
-    );
-    let base = sim.first().copied();
-    for f in &sim {
-        let per_100 = 100.0 * f.cpu_percent / f.cameras as f64;
-        let mb_per_100 = match base {
-            Some(b) if f.cameras > b.cameras => {
-                format!("{:.2}", 100.0 * (f.peak_rss_mb - b.peak_rss_mb) / (f.cameras - b.cameras) as f64)
-            }
-            _ => "-".to_owned(),
-        };
-        println!(
-            "  {:>7}  {:>11.1}  {:>15.2}  {:>7.1}  {:>12.1}  {:>20}",
-            f.cameras, f.cpu_percent, per_100, f.rss_mb, f.peak_rss_mb, mb_per_100
-        );
-    }
+    print_growth(measured);
     if !met {
         println!("SOME TARGETS WERE MISSED (marked MISS above)");
     }
     met
 }
 
+/// How CPU, memory, the schedule and the thumbnails grow from the smallest simulated fleet
+/// to each larger one, with decoding and without.
+fn print_growth(measured: &[Figures]) {
+    println!(
+        "growth with the fleet (simulated cameras; no limit of its own, the targets above are for {TARGET_CAMERAS}):"
+    );
+    println!(
+        "  {:>7}  {:>8}  {:>11}  {:>12}  {:>11}  {:>20}  {:>7}  {:>10}",
+        "cameras",
+        "decoding",
+        "prober cpu%",
+        "cpu% per 100",
+        "peak rss MB",
+        "peak MB per 100 more",
+        "kept %",
+        "thumbs/min"
+    );
+    for decoding in [true, false] {
+        let sim: Vec<&Figures> = measured.iter().filter(|f| f.by == "sim" && f.decoding == decoding).collect();
+        let base = sim.first().copied();
+        for f in &sim {
+            let per_100 = 100.0 * f.cpu_percent / f.cameras as f64;
+            let mb_per_100 = match base {
+                Some(b) if f.cameras > b.cameras => {
+                    format!("{:.2}", 100.0 * (f.peak_rss_mb - b.peak_rss_mb) / (f.cameras - b.cameras) as f64)
+                }
+                _ => "-".to_owned(),
+            };
+            println!(
+                "  {:>7}  {:>8}  {:>11.1}  {:>12.2}  {:>11.1}  {:>20}  {:>7.1}  {:>10.0}",
+                f.cameras,
+                f.decoding_word(),
+                f.cpu_percent,
+                per_100,
+                f.peak_rss_mb,
+                mb_per_100,
+                f.kept_percent(),
+                f.thumbnails_per_minute()
+            );
+        }
+    }
+    let pair = |n: usize, d: bool| measured.iter().find(|f| f.by == "sim" && f.cameras == n && f.decoding == d);
+    for decoding in [true, false] {
+        if let (Some(a), Some(b)) = (pair(100, decoding), pair(1000, decoding)) {
+            let thumbnails = if decoding {
+                format!(
+                    ", thumbnails/min ×{:.1}",
+                    b.thumbnails_per_minute() / a.thumbnails_per_minute().max(f64::EPSILON)
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "  100 → 1000 cameras, decoding {}: CPU ×{:.1} ({:.1} → {:.1} %), peak RSS ×{:.2} ({:.1} → {:.1} \
+                 MB){thumbnails}",
+                a.decoding_word(),
+                b.cpu_percent / a.cpu_percent.max(f64::EPSILON),
+                a.cpu_percent,
+                b.cpu_percent,
+                b.peak_rss_mb / a.peak_rss_mb.max(f64::EPSILON),
+                a.peak_rss_mb,
+                b.peak_rss_mb
+            );
+        }
+    }
+    for n in [100, 1000] {
+        if let (Some(on), Some(off)) = (pair(n, true), pair(n, false)) {
+            println!(
+                "  {n} cameras, decoding on against off: CPU +{:.1} points, peak RSS +{:.1} MB",
+                on.cpu_percent - off.cpu_percent,
+                on.peak_rss_mb - off.peak_rss_mb
+            );
+        }
+    }
+}
+
 /// Runs one fleet in this process and prints its row; `true` if every probe proved a frame
 /// and every heartbeat was on time.
-fn fleet_process(n: usize, by: ServedBy, clip: &Path, measure: Duration) -> bool {
+fn fleet_process(n: usize, by: ServedBy, clip: &Path, decoding: bool, measure: Duration) -> bool {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (row, served_by) = match by {
         ServedBy::Sim => {
@@ -318,21 +452,41 @@ fn fleet_process(n: usize, by: ServedBy, clip: &Path, measure: Duration) -> bool
                 .collect();
             let urls = (0..n).map(|i| servers[i / MOUNTS_PER_SERVER].url(i % MOUNTS_PER_SERVER)).collect();
             let pids: Vec<u32> = servers.iter().map(SimProcess::pid).collect();
-            (run_fleet(&runtime, urls, &pids, measure), format!("{} rtsp-sim", servers.len()))
+            (run_fleet(&runtime, urls, &pids, decoding, measure), format!("{} rtsp-sim", servers.len()))
         }
         ServedBy::GStreamer => {
             let server = RtspServer::start_on(0, 0, n);
             let urls = (0..n).map(|i| server.url(&format!("bench/{i}"))).collect();
-            (run_fleet(&runtime, urls, &[server.pid()], measure), "1 GStreamer".to_owned())
+            (run_fleet(&runtime, urls, &[server.pid()], decoding, measure), "1 GStreamer".to_owned())
         }
     };
+    let figures = Figures {
+        cameras: n,
+        by: if by == ServedBy::GStreamer { "gstreamer" } else { "sim" }.to_owned(),
+        decoding,
+        beats: row.beats,
+        proved: row.proved,
+        failed: row.failed(),
+        due: row.due,
+        decoded: row.decoded,
+        skipped: row.skipped,
+        measured_s: row.measured_s,
+        max_gap_s: row.max_gap_s,
+        cpu_percent: row.cpu_percent,
+        rss_mb: row.rss_mb,
+        peak_rss_mb: row.peak_rss_mb,
+    };
     println!(
-        "{n:>7}  {served_by:<11}  {:>10}  {:>6}  {:>4}  {:>6}  {:>18}  {:>9.1}  {:>11.1}  {:>6.1}  {:>11.1}  {:>12.1}  \
-         {}",
+        "{n:>7}  {served_by:<11}  {:>8}  {:>10}  {:>6}  {:>4}  {:>6}  {:>6.1}  {:>10.0}  {:>7}  {:>18}  {:>9.1}  \
+         {:>11.1}  {:>6.1}  {:>11.1}  {:>12.1}  {}",
+        figures.decoding_word(),
         row.beats,
         row.proved,
         row.up,
         row.failed(),
+        figures.kept_percent(),
+        figures.thumbnails_per_minute(),
+        row.skipped,
         format!("{}/{}", row.latency_ms(0.5), row.latency_ms(0.99)),
         row.max_gap_s,
         row.cpu_percent,
@@ -341,17 +495,6 @@ fn fleet_process(n: usize, by: ServedBy, clip: &Path, measure: Duration) -> bool
         row.servers_cpu_percent,
         row.load
     );
-    let figures = Figures {
-        cameras: n,
-        by: if by == ServedBy::GStreamer { "gstreamer" } else { "sim" }.to_owned(),
-        beats: row.beats,
-        proved: row.proved,
-        failed: row.failed(),
-        max_gap_s: row.max_gap_s,
-        cpu_percent: row.cpu_percent,
-        rss_mb: row.rss_mb,
-        peak_rss_mb: row.peak_rss_mb,
-    };
     println!("{}", figures.line());
     if row.failed() > 0 {
         println!("         failures by state/reason: {:?}", row.reasons);
@@ -378,6 +521,12 @@ struct Row {
     /// Heartbeats with a frame (UP, or DEGRADED: video arrived but something is wrong).
     proved: usize,
     up: usize,
+    /// Probes due in the measured window: those done, and those missed (see [`Row::due`]).
+    due: usize,
+    /// Heartbeats whose pictures were decoded (each refreshed its camera's thumbnail) …
+    decoded: usize,
+    /// … and those that went without, the decoding queue being full.
+    skipped: usize,
     reasons: BTreeMap<String, usize>,
     messages: Vec<String>,
     latencies_ms: Vec<u32>,
@@ -385,6 +534,7 @@ struct Row {
     last_at: HashMap<String, jiff::Timestamp>,
     /// The longest time between two heartbeats of one camera in the measured window.
     max_gap_s: f64,
+    measured_s: f64,
     cpu_percent: f64,
     rss_mb: f64,
     peak_rss_mb: f64,
@@ -397,16 +547,39 @@ impl Row {
         self.beats - self.up
     }
 
-    /// Notes when a heartbeat started, and the gap since the camera's previous one.
-    fn note_time(&mut self, h: &Heartbeat) {
+    /// Notes when a heartbeat started, and the gap since the camera's previous one; in the
+    /// measured window (`measured`), a gap longer than the on-time gap missed probes.
+    fn note_time(&mut self, h: &Heartbeat, measured: bool) {
         if let Some(previous) = self.last_at.insert(h.camera_id.clone(), h.at) {
-            self.max_gap_s = self.max_gap_s.max(h.at.duration_since(previous).as_secs_f64());
+            let gap = h.at.duration_since(previous).as_secs_f64();
+            self.max_gap_s = self.max_gap_s.max(gap);
+            if measured {
+                self.due += 1 + missed(gap);
+            }
+        } else if measured {
+            self.due += 1;
         }
     }
 
-    fn count(&mut self, h: &Heartbeat) {
-        self.note_time(h);
+    /// Counts the probes missed at the end of the window (`end`): a camera whose last
+    /// heartbeat is more than the on-time gap before it, or that never had one since
+    /// `started`.
+    fn due(&mut self, cameras: usize, started: jiff::Timestamp, end: jiff::Timestamp) {
+        let since = |t: jiff::Timestamp| end.duration_since(t).as_secs_f64();
+        let silent = cameras.saturating_sub(self.last_at.len());
+        self.due += self.last_at.values().map(|t| missed(since(*t))).sum::<usize>();
+        self.due += silent * missed(since(started)).max(1);
+    }
+
+    fn count(&mut self, beat: &Beat) {
+        let h = &beat.heartbeat;
+        self.note_time(h, true);
         self.beats += 1;
+        match beat.picture {
+            Some(Fate::Decoded) => self.decoded += 1,
+            Some(Fate::Skipped) => self.skipped += 1,
+            None => {}
+        }
         if h.last_frame_at.is_some() {
             self.proved += 1;
         }
@@ -433,8 +606,24 @@ impl Row {
     }
 }
 
-/// Probes the cameras at `urls` for one interval, then measures for `measure`.
-fn run_fleet(runtime: &tokio::runtime::Runtime, urls: Vec<String>, server_pids: &[u32], measure: Duration) -> Row {
+/// Heartbeats missed in a gap of `gap_s` seconds between two heartbeats of a camera: none
+/// while the gap is on time (the interval, jitter and slack), one more for every interval
+/// beyond.
+fn missed(gap_s: f64) -> usize {
+    let late = gap_s - (ON_TIME_GAP.as_secs_f64() - f64::from(HEARTBEAT_S));
+    (late / f64::from(HEARTBEAT_S)).floor().max(0.0) as usize
+}
+
+/// Probes the cameras at `urls` (their pictures decoded or not) for one interval, then
+/// measures for `measure`.
+fn run_fleet(
+    runtime: &tokio::runtime::Runtime,
+    urls: Vec<String>,
+    server_pids: &[u32],
+    decoding: bool,
+    measure: Duration,
+) -> Row {
+    let n = urls.len();
     let streams = urls
         .into_iter()
         .enumerate()
@@ -453,13 +642,15 @@ fn run_fleet(runtime: &tokio::runtime::Runtime, urls: Vec<String>, server_pids: 
         let (_list, rx) = watch::channel(Arc::new(config));
         let (tx, mut events) = mpsc::channel(100_000);
         let stop = CancellationToken::new();
-        let scheduler = Scheduler::spawn(NetworkProber::new().unwrap(), rx, tx, stop.clone());
+        let options = SchedulerOptions { decoding: decoding.then(Default::default), ..SchedulerOptions::default() };
+        let started = jiff::Timestamp::now();
+        let scheduler = Scheduler::spawn_with(NetworkProber::new().unwrap(), rx, tx, stop.clone(), options);
         // One interval: every camera probes once (its first slot), then the steady state.
         let warm_up = tokio::time::Instant::now() + Duration::from_secs(u64::from(HEARTBEAT_S));
         let mut row = Row::default();
         while let Ok(Some(e)) = tokio::time::timeout_at(warm_up, events.recv()).await {
             if let Event::Heartbeat(h) = e {
-                row.note_time(&h.heartbeat);
+                row.note_time(&h.heartbeat, false);
             }
         }
         row.max_gap_s = 0.0;
@@ -469,10 +660,12 @@ fn run_fleet(runtime: &tokio::runtime::Runtime, urls: Vec<String>, server_pids: 
         let deadline = tokio::time::Instant::now() + measure;
         while let Ok(Some(e)) = tokio::time::timeout_at(deadline, events.recv()).await {
             if let Event::Heartbeat(h) = e {
-                row.count(&h.heartbeat);
+                row.count(&h);
             }
         }
         let elapsed = t0.elapsed().as_secs_f64();
+        row.measured_s = elapsed;
+        row.due(n, started, jiff::Timestamp::now());
         row.cpu_percent = 100.0 * (procfs::cpu_seconds(me, false).unwrap_or(0.0) - cpu0) / elapsed;
         let servers1: f64 = server_pids.iter().filter_map(|p| procfs::cpu_seconds(*p, false)).sum();
         row.servers_cpu_percent = 100.0 * (servers1 - servers0) / elapsed;

@@ -11,5 +11,8 @@ pub mod verdict;
 
 pub use picture::{Decoder, Pictures};
 pub use probe::{NetworkProber, ProbeFailure, ProbeOutcome, Prober, Proof};
-pub use scheduler::{Beat, CameraStatus, CameraThumbnail, Event, Scheduler, StatusBoard, Thumbnails, Transition};
+pub use scheduler::{
+    Beat, CameraStatus, CameraThumbnail, Decoding, Event, Scheduler, SchedulerOptions, StatusBoard, Thumbnails,
+    Transition,
+};
 pub use state::{Heartbeat, Reason, State};

@@ -17,13 +17,15 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ds_config::cameras::{Camera, CamerasConfig, ProbeSettings};
+use ds_wire::cameras::PictureCounts;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::picture::{Decoder, Pictures, Thumbnail};
+use crate::picture::budget::{Budget, Fate, PictureLog};
+use crate::picture::{DecodeError, Decoder, Pictures, Thumbnail};
 use crate::probe::{ProbeOutcome, Prober};
 use crate::state::{Heartbeat, Reason, State};
 use crate::verdict::{Tracker, Verdict};
@@ -33,10 +35,57 @@ pub const MAX_JITTER: Duration = Duration::from_secs(1);
 /// Threads that decode the probes' pictures ([`crate::picture`]).
 pub const DECODE_THREADS: usize = 2;
 /// Probes whose pictures may wait for a decoding thread; the next one goes without (its
-/// heartbeat is judged without pictures) rather than wait. A thousand cameras at a 15 s
-/// heartbeat make 67 probes a second; a decode of a 640×360 keyframe and a few frames takes
-/// a few milliseconds, so the queue is full only when decoding cannot keep up at all.
+/// heartbeat is judged without pictures, at once) rather than wait. A thousand cameras at a
+/// 15 s heartbeat make 67 probes a second; a decode of a 640×360 keyframe and a few frames
+/// takes a few milliseconds, so the queue is full only when decoding cannot keep up at all,
+/// and a heartbeat whose pictures are queued waits at most this many decodes.
 pub const DECODE_QUEUE: usize = 32;
+/// Share of one core the decoding threads may spend ([`crate::picture::budget::Budget`]): a
+/// 640×360 keyframe and the frames after it, with the thumbnail, take about 3 ms of CPU, so
+/// this is about 13 decodes a second, every heartbeat of 200 cameras at a 15 s heartbeat; a
+/// larger fleet gets its thumbnails less often (the fleet benchmark's 1000 cameras about
+/// every 75 s), and the prober, which probes 1000 cameras in 8 % of one core, stays within
+/// 15 %.
+pub const DECODE_SHARE: f64 = 0.04;
+/// Decoding time the budget saves up while idle (about 150 decodes): the first heartbeats
+/// after a start, and bursts of them, are decoded.
+pub const DECODE_BURST: Duration = Duration::from_millis(500);
+
+/// How the scheduler decodes the probes' pictures ([`crate::picture::Decoder`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decoding {
+    /// Decoding threads ([`DECODE_THREADS`]).
+    pub threads: usize,
+    /// Pictures that may wait for a thread ([`DECODE_QUEUE`]); with no threads and no queue,
+    /// every heartbeat goes without a picture, as when decoding never keeps up (for tests).
+    pub queue: usize,
+    /// Share of one core the threads may spend ([`DECODE_SHARE`]); `None`: no limit.
+    pub share: Option<f64>,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Decoding { threads: DECODE_THREADS, queue: DECODE_QUEUE, share: Some(DECODE_SHARE) }
+    }
+}
+
+/// What a scheduler does with the probes' pictures.
+#[derive(Clone, Debug)]
+pub struct SchedulerOptions {
+    /// Where thumbnails are kept (e.g. [`Thumbnails::persisted`]; default in memory).
+    pub thumbnails: Thumbnails,
+    /// `None`: pictures are not decoded, so there are no thumbnails and no frozen or black
+    /// verdicts; liveness and packet loss are judged as ever. Not a setting of the service:
+    /// decoding degrades on its own when it cannot keep up ([`crate::picture::budget`]); the
+    /// fleet benchmark compares the two.
+    pub decoding: Option<Decoding>,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions { thumbnails: Thumbnails::default(), decoding: Some(Decoding::default()) }
+    }
+}
 
 /// What the scheduler reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -57,6 +106,10 @@ pub struct Beat {
     pub heartbeat: Heartbeat,
     #[serde(skip)]
     pub frame_seen: Option<Instant>,
+    /// What became of the probe's pictures; `None` when there were none to decode (a failed
+    /// probe) or pictures are not decoded.
+    #[serde(skip)]
+    pub picture: Option<Fate>,
 }
 
 /// A change of a camera's state or of the reason for it.
@@ -92,6 +145,10 @@ pub struct CameraStatus {
     /// RTP packets the sequence numbers showed missing in the last successful RTSP probe;
     /// `None` before one (and for HTTP cameras).
     pub packets_lost: Option<u32>,
+    /// As of the last heartbeat: how many heartbeats of the last minutes had their pictures
+    /// decoded, and how many went without for the decoding budget; `None` when pictures are
+    /// not decoded.
+    pub pictures: Option<PictureCounts>,
     pub last_heartbeat: Option<Heartbeat>,
 }
 
@@ -225,25 +282,35 @@ impl Scheduler {
         events: mpsc::Sender<Event>,
         shutdown: CancellationToken,
     ) -> Scheduler {
-        Scheduler::spawn_with_thumbnails(prober, cameras, events, shutdown, Thumbnails::default())
+        Scheduler::spawn_with(prober, cameras, events, shutdown, SchedulerOptions::default())
     }
 
-    /// The same, keeping thumbnails in `thumbnails` (e.g. [`Thumbnails::persisted`]).
-    pub fn spawn_with_thumbnails<P: Prober>(
+    /// The same, with `options` for pictures and thumbnails.
+    pub fn spawn_with<P: Prober>(
         prober: P,
         cameras: watch::Receiver<Arc<CamerasConfig>>,
         events: mpsc::Sender<Event>,
         shutdown: CancellationToken,
-        thumbnails: Thumbnails,
+        options: SchedulerOptions,
     ) -> Scheduler {
+        let SchedulerOptions { thumbnails, decoding } = options;
         let board = StatusBoard::default();
         // The cameras are on the board from the start, so the API lists them at once.
         for camera in &cameras.borrow().streams {
             let spec = Spec { camera: camera.clone(), settings: cameras.borrow().probe_settings(camera) };
             show(&board, &camera.stable_id(), &spec);
         }
-        let task =
-            tokio::spawn(supervise(Arc::new(prober), cameras, events, shutdown, board.clone(), thumbnails.clone()));
+        let decoder =
+            decoding.map(|d| Decoder::with_budget(d.threads, d.queue, d.share.map(|s| Budget::new(s, DECODE_BURST))));
+        let task = tokio::spawn(supervise(
+            Arc::new(prober),
+            decoder,
+            cameras,
+            events,
+            shutdown,
+            board.clone(),
+            thumbnails.clone(),
+        ));
         Scheduler { board, thumbnails, task }
     }
 
@@ -278,7 +345,8 @@ struct CameraTask {
 /// Shared by all camera tasks.
 struct Fleet<P> {
     prober: Arc<P>,
-    decoder: Decoder,
+    /// `None`: pictures are not decoded.
+    decoder: Option<Decoder>,
     semaphore: Arc<Semaphore>,
     events: mpsc::Sender<Event>,
     board: StatusBoard,
@@ -289,6 +357,7 @@ struct Fleet<P> {
 
 async fn supervise<P: Prober>(
     prober: Arc<P>,
+    decoder: Option<Decoder>,
     mut cameras: watch::Receiver<Arc<CamerasConfig>>,
     events: mpsc::Sender<Event>,
     shutdown: CancellationToken,
@@ -299,7 +368,7 @@ async fn supervise<P: Prober>(
     let mut permits = first.max_concurrent_probes.max(1);
     let fleet = Arc::new(Fleet {
         prober,
-        decoder: Decoder::new(DECODE_THREADS, DECODE_QUEUE),
+        decoder,
         semaphore: Arc::new(Semaphore::new(permits as usize)),
         events,
         board,
@@ -407,6 +476,7 @@ fn show(board: &StatusBoard, id: &str, spec: &Spec) {
         consecutive_failures: 0,
         last_frame_at: None,
         packets_lost: None,
+        pictures: None,
         last_heartbeat: None,
     });
     status.name.clone_from(&spec.camera.name);
@@ -472,6 +542,7 @@ async fn camera_loop<P: Prober>(
     let phase = phase(&id);
     let mut jitter = Jitter::new(&id);
     let mut tracker = Tracker::default();
+    let mut picture_log = PictureLog::default();
     let interval = |s: &Spec| Duration::from_secs(u64::from(s.settings.heartbeat_seconds.max(1)));
     let mut slot = next_slot(fleet.origin, Instant::now(), interval(&current), phase);
     loop {
@@ -488,6 +559,7 @@ async fn camera_loop<P: Prober>(
                     // Another camera behind the same id: its history starts now, and the
                     // other camera's picture is not shown for it.
                     tracker = Tracker::default();
+                    picture_log = PictureLog::default();
                     fleet.thumbnails.forget(&id);
                 }
                 current = new;
@@ -509,19 +581,33 @@ async fn camera_loop<P: Prober>(
             o = fleet.prober.probe(&current.camera.url, step, current.settings.verify_tls) => o,
         };
         drop(permit);
-        // The probe's slot is free again; its pictures are decoded off the runtime.
-        let pictures = match outcome.as_ref().ok().and_then(|p| p.coded.clone()) {
-            None => None,
-            Some(coded) => tokio::select! {
+        // The probe's slot is free again; its pictures are decoded off the runtime, unless
+        // the decoding queue is full, which answers at once.
+        let coded = outcome.as_ref().ok().and_then(|p| p.coded.clone());
+        let (pictures, fate) = match (&fleet.decoder, coded) {
+            (Some(decoder), Some(coded)) => tokio::select! {
                 () = stop.cancelled() => return,
-                decoded = fleet.decoder.decode(coded) => decoded_pictures(&id, decoded),
+                decoded = decoder.decode(coded) => decoded_pictures(&id, decoded),
             },
+            _ => (None, None),
         };
-        let verdict = tracker.judge(Instant::now(), &outcome, pictures.as_ref(), &current.settings);
+        let now = Instant::now();
+        if let Some(fate) = fate {
+            picture_log.note(now, fate);
+        }
+        let verdict = tracker.judge(now, &outcome, pictures.as_ref(), &current.settings);
         if let Some(thumbnail) = pictures.and_then(|p| p.thumbnail) {
             fleet.thumbnails.put(&id, CameraThumbnail { thumbnail: Arc::new(thumbnail), taken_at: at });
         }
-        let events = record(&fleet.board, &id, at, &outcome, &verdict, tracker.failures());
+        let observed = Observed {
+            at,
+            outcome: &outcome,
+            verdict: &verdict,
+            failures: tracker.failures(),
+            picture: fate,
+            pictures: fleet.decoder.as_ref().map(|_| picture_log.counts(now)),
+        };
+        let events = record(&fleet.board, &id, &observed);
         for event in events {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -533,26 +619,39 @@ async fn camera_loop<P: Prober>(
     }
 }
 
-/// The pictures of a decode, if there are (a failure is logged: it never fails a heartbeat).
-fn decoded_pictures(id: &str, decoded: Option<Result<Pictures, crate::picture::DecodeError>>) -> Option<Pictures> {
-    match decoded? {
-        Ok(p) => Some(p),
+/// The pictures of a decode, if there are, and what became of them (a failure is logged: it
+/// never fails a heartbeat).
+fn decoded_pictures(id: &str, decoded: Result<Pictures, DecodeError>) -> (Option<Pictures>, Option<Fate>) {
+    match decoded {
+        Ok(p) => (Some(p), Some(Fate::Decoded)),
+        Err(DecodeError::Busy) => {
+            tracing::debug!(camera = %id, "camera decoding queue full; this heartbeat goes without a picture");
+            (None, Some(Fate::Skipped))
+        }
         Err(e) => {
             tracing::debug!(camera = %id, error = %e, "the probe's pictures could not be decoded");
-            None
+            (None, None)
         }
     }
 }
 
-/// Puts a heartbeat on the board; returns the events it makes.
-fn record(
-    board: &StatusBoard,
-    id: &str,
+/// One heartbeat as the board and the events take it.
+struct Observed<'a> {
+    /// When the probe started.
     at: jiff::Timestamp,
-    outcome: &ProbeOutcome,
-    verdict: &Verdict,
+    outcome: &'a ProbeOutcome,
+    verdict: &'a Verdict,
+    /// Failed probes in a row.
     failures: u32,
-) -> Vec<Event> {
+    /// What became of this heartbeat's pictures.
+    picture: Option<Fate>,
+    /// The camera's picture counts, with this heartbeat.
+    pictures: Option<PictureCounts>,
+}
+
+/// Puts a heartbeat on the board; returns the events it makes.
+fn record(board: &StatusBoard, id: &str, observed: &Observed<'_>) -> Vec<Event> {
+    let Observed { at, outcome, verdict, failures, picture, pictures } = *observed;
     let proof = outcome.as_ref().ok();
     let heartbeat = Heartbeat {
         camera_id: id.to_owned(),
@@ -595,13 +694,14 @@ fn record(
     status.reason = verdict.reason;
     status.message.clone_from(&verdict.message);
     status.consecutive_failures = failures;
+    status.pictures = pictures;
     if let Some(p) = proof {
         status.last_frame_at = Some(p.last_frame_at);
         status.packets_lost = p.packets_lost;
     }
     status.last_heartbeat = Some(heartbeat.clone());
     tracing::debug!(camera = %id, state = %verdict.state, reason = ?verdict.reason.map(Reason::as_str), "heartbeat");
-    events.insert(0, Event::Heartbeat(Beat { heartbeat, frame_seen: proof.map(|p| p.last_frame) }));
+    events.insert(0, Event::Heartbeat(Beat { heartbeat, frame_seen: proof.map(|p| p.last_frame), picture }));
     events
 }
 

@@ -8,7 +8,10 @@
 //! Whether the picture changed is judged on decoded pictures ([`crate::picture`]): it
 //! changed when it moved within the probe, or when its keyframe shows another scene than the
 //! previous heartbeat's. A heartbeat without pictures (decoding was skipped because its
-//! queue was full, or failed) leaves the picture memory as it was and is not judged frozen.
+//! budget was spent, or failed) leaves the picture memory as it was and keeps the picture
+//! verdict (frozen, black, or neither) of the camera's last decoded heartbeat, so that a fleet
+//! whose pictures are decoded on some heartbeats only does not flap between DEGRADED and UP;
+//! after a failed probe nothing is known of the picture until it is decoded again.
 //!
 //! Packet loss is judged on the count, which the RTSP probe measures exactly (sequence-number
 //! gaps), not on a share of all packets, which it cannot measure (see [`crate::probe::rtsp`]).
@@ -21,7 +24,7 @@ use std::time::Duration;
 use ds_config::cameras::ProbeSettings;
 use tokio::time::Instant;
 
-use crate::picture::{Look, Pictures};
+use crate::picture::{Pictures, Scene};
 use crate::probe::ProbeOutcome;
 use crate::state::{Reason, State};
 
@@ -42,12 +45,15 @@ pub struct Tracker {
     picture: Option<PictureSeen>,
     /// Since when every picture decoded was black.
     dark_since: Option<Instant>,
+    /// How long the picture had been unchanged and dark at the last heartbeat whose pictures
+    /// were decoded (carried to heartbeats without pictures); `None` after a failed probe.
+    last_look: Option<(Duration, Duration)>,
 }
 
 #[derive(Debug, Clone)]
 struct PictureSeen {
-    /// The newest keyframe's picture.
-    keyframe: Look,
+    /// The newest keyframe's scene.
+    keyframe: Scene,
     /// Since when the picture has not changed.
     since: Instant,
 }
@@ -70,13 +76,19 @@ impl Tracker {
         match outcome {
             Err(f) => {
                 self.failures = self.failures.saturating_add(1);
+                self.last_look = None;
                 let state = if self.failures > settings.retries { State::Down } else { State::Pending };
                 Verdict { state, reason: Some(f.reason), message: Some(f.message.clone()) }
             }
             Ok(proof) => {
                 self.failures = 0;
-                let unchanged = pictures.map_or(Duration::ZERO, |p| self.unchanged_for(now, proof.span, p));
-                let dark = pictures.map_or(Duration::ZERO, |p| self.dark_for(now, p));
+                let (unchanged, dark) = match pictures {
+                    Some(p) => {
+                        let look = (self.unchanged_for(now, proof.span, p), self.dark_for(now, p));
+                        *self.last_look.insert(look)
+                    }
+                    None => self.last_look.unwrap_or_default(),
+                };
                 if settings.black_seconds > 0 && dark >= Duration::from_secs(settings.black_seconds.into()) {
                     Verdict {
                         state: State::Degraded,
@@ -132,12 +144,12 @@ impl Tracker {
     fn unchanged_for(&mut self, now: Instant, span: Duration, pictures: &Pictures) -> Duration {
         let since = match &self.picture {
             _ if pictures.moved() => now,
-            Some(seen) if seen.keyframe.same_scene(&pictures.first) => seen.since,
+            Some(seen) if seen.keyframe.same_as(&pictures.first.scene()) => seen.since,
             // Still within the probe, and a new scene (or the first look): still since the
             // probe's first frame.
             _ => now.checked_sub(span).unwrap_or(now),
         };
-        self.picture = Some(PictureSeen { keyframe: pictures.first.clone(), since });
+        self.picture = Some(PictureSeen { keyframe: pictures.first.scene(), since });
         now - since
     }
 }
@@ -145,6 +157,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::picture::Look;
     use crate::probe::{ProbeFailure, Proof};
 
     fn settings() -> ProbeSettings {
@@ -213,8 +226,11 @@ mod tests {
         let v = t.judge(at(30), &ok, Some(&still), &s);
         assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::Frozen)));
         assert!(v.message.unwrap().contains("not changed for 30 s"));
+        // A heartbeat whose pictures were not decoded keeps the verdict of the last that were.
+        let v = t.judge(at(33), &ok, None, &s);
+        assert_eq!((v.state, v.reason), (State::Degraded, Some(Reason::Frozen)), "no flapping for want of pictures");
         // A failure in between does not make the picture new, nor does a heartbeat whose
-        // pictures were not decoded.
+        // pictures were not decoded; but after it nothing is known of the picture.
         t.judge(at(35), &fail(), None, &s);
         assert_eq!(t.judge(at(38), &ok, None, &s).state, State::Up, "no pictures, no frozen verdict");
         assert_eq!(t.judge(at(40), &ok, Some(&still), &s).reason, Some(Reason::Frozen));

@@ -34,7 +34,7 @@ async fn rtsp_probes() {
     // H.265 is probed and decoded as H.264 is.
     let proof = probe(&server.url("h265")).await.expect("live H.265 proves video");
     assert_eq!((proof.codec.as_str(), proof.width, proof.height), ("h265", Some(320), Some(240)));
-    let pictures = Decoder::new(1, 1).decode(proof.coded.expect("frames")).await.unwrap().expect("H.265 decodes");
+    let pictures = Decoder::new(1, 1).decode(proof.coded.expect("frames")).await.expect("H.265 decodes");
     assert_eq!((pictures.first.width, pictures.first.height), (320, 240));
     assert!(pictures.moved(), "the ball moves: {pictures:?}");
 

@@ -1,15 +1,18 @@
 //! The scheduler's timing on tokio's paused clock, with a scripted prober in place of the
 //! network (the probes themselves are tested against real servers in probes.rs and
-//! heartbeats.rs): spread, the global limit, one session per camera, retries, list updates
-//! and prompt shutdown.
+//! heartbeats.rs): spread, the global limit, one session per camera, retries, list updates,
+//! prompt shutdown, and heartbeats that go on without pictures when decoding cannot keep up.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ds_cameras::picture::Coded;
+use ds_cameras::picture::budget::thumbnails_behind;
 use ds_cameras::probe::{ProbeFailure, ProbeOutcome, Prober, Proof};
-use ds_cameras::{Event, Reason, Scheduler, State};
+use ds_cameras::{Decoding, Event, Reason, Scheduler, SchedulerOptions, State};
 use ds_config::cameras::{Camera, CamerasConfig};
+use ds_wire::cameras::PictureCounts;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +28,8 @@ struct Script {
     /// (url, start, end) of every probe.
     log: Arc<Mutex<Vec<ProbeRecord>>>,
     active: Arc<Mutex<(usize, usize)>>,
+    /// The frames every successful probe hands over for decoding.
+    coded: Option<Coded>,
 }
 
 impl Prober for Script {
@@ -52,7 +57,7 @@ impl Prober for Script {
             height: Some(480),
             last_frame: Instant::now(),
             last_frame_at: jiff::Timestamp::now(),
-            coded: None,
+            coded: self.coded.clone(),
             span: Duration::ZERO,
             packets_lost: Some(0),
         })
@@ -81,10 +86,14 @@ struct Running {
 }
 
 fn start(script: &Script, config: CamerasConfig) -> Running {
+    start_with(script, config, SchedulerOptions::default())
+}
+
+fn start_with(script: &Script, config: CamerasConfig, options: SchedulerOptions) -> Running {
     let (list, rx) = watch::channel(Arc::new(config));
     let (tx, events) = mpsc::channel(10_000);
     let stop = CancellationToken::new();
-    let scheduler = Scheduler::spawn(script.clone(), rx, tx, stop.clone());
+    let scheduler = Scheduler::spawn_with(script.clone(), rx, tx, stop.clone(), options);
     Running { scheduler, list, events, stop }
 }
 
@@ -238,4 +247,56 @@ async fn shutdown_abandons_probes_at_once() {
     r.stop.cancel();
     tokio::time::timeout(Duration::from_millis(10), r.scheduler.join()).await.expect("stops within 10 ms");
     assert!(Instant::now() - t < Duration::from_millis(10));
+}
+
+/// A decoder that never keeps up (no threads and no queue: every job finds the queue full)
+/// costs the heartbeats their pictures, never their verdicts: every camera keeps its
+/// interval and is UP, none gets a thumbnail, and the board counts every heartbeat as
+/// skipped for the decoding budget, which the camera list turns into the notice that
+/// thumbnails are behind. With decoding off nothing is counted and there is no notice.
+#[tokio::test(start_paused = true)]
+async fn heartbeats_go_on_without_pictures_when_decoding_cannot_keep_up() {
+    let script = Script { coded: Some(Coded::Jpeg(vec![vec![0xff, 0xd8, 0xff, 0xd9]; 2])), ..Script::default() };
+    let busy = SchedulerOptions {
+        decoding: Some(Decoding { threads: 0, queue: 0, share: None }),
+        ..SchedulerOptions::default()
+    };
+    let mut r = start_with(&script, config(3, 10, 4), busy);
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let beats = heartbeats(&mut r.events);
+    assert!(beats.len() >= 9, "three heartbeats each: {}", beats.len());
+    assert!(beats.iter().all(|h| h.state == State::Up), "{beats:?}");
+    let log = script.log.lock().unwrap().clone();
+    for i in 0..3 {
+        let url = format!("rtsp://127.0.0.1/cam{i}");
+        let starts: Vec<Instant> = log.iter().filter(|(u, ..)| *u == url).map(|(_, s, _)| *s).collect();
+        for w in starts.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap >= Duration::from_secs(9) && gap <= Duration::from_secs(11), "{url}: {gap:?}");
+        }
+    }
+    let board = r.scheduler.statuses();
+    let mut counted = Vec::new();
+    for i in 0..3 {
+        let id = format!("cam{i}");
+        let status = board.get(&id).unwrap();
+        let per_camera = beats.iter().filter(|h| h.camera_id == id).count() as u32;
+        assert_eq!(status.pictures, Some(PictureCounts { window_seconds: 300, decoded: 0, skipped: per_camera }));
+        assert!(r.scheduler.thumbnails().get(&id).is_none(), "no picture was decoded for {id}");
+        counted.push((status.heartbeat_seconds, status.pictures.unwrap()));
+    }
+    let behind = thumbnails_behind(counted).expect("thumbnails are behind");
+    assert_eq!((behind.cameras, behind.decoded, behind.skipped), (3, 0, beats.len() as u32));
+    assert_eq!(behind.refresh_seconds, 300, "no picture in the whole window");
+    r.stop.cancel();
+    r.scheduler.join().await;
+
+    let off = SchedulerOptions { decoding: None, ..SchedulerOptions::default() };
+    let mut r = start_with(&script, config(3, 10, 4), off);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(heartbeats(&mut r.events).iter().all(|h| h.state == State::Up));
+    let statuses = r.scheduler.statuses().snapshot();
+    assert!(statuses.iter().all(|s| s.state == Some(State::Up) && s.pictures.is_none()), "{statuses:?}");
+    r.stop.cancel();
+    r.scheduler.join().await;
 }

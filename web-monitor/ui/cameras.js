@@ -199,6 +199,11 @@ function renderGrid() {
   }
   $('history-problem').hidden = !list.history_problem;
   setText($('history-problem'), list.history_problem || '');
+  const behind = list.thumbnails_behind;
+  $('thumbnails-behind').hidden = !behind;
+  setText($('thumbnails-behind'), behind
+    ? `thumbnails refresh about every ${behind.refresh_seconds} s: the decoder cannot keep up with every heartbeat of ${behind.cameras} cameras`
+    : '');
   state.cards.clear();
   const nodes = list.cameras.map((cam) => {
     const c = card(cam);

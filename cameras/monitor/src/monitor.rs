@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ds_camera_db::{Batching, CameraInfo, Options, Retention, Store, Writer};
-use ds_cameras::{Beat, Event, NetworkProber, Scheduler, State, Thumbnails};
+use ds_cameras::{Beat, Event, NetworkProber, Scheduler, SchedulerOptions, State, Thumbnails};
 use ds_config::{CamerasConfig, WebConfig};
 use ds_wire::system::ClockSync;
 use jiff::Timestamp;
@@ -112,8 +112,8 @@ impl CameraMonitor {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         // Thumbnails beside the history, so a restart shows every camera's last picture.
         let thumbnails = Thumbnails::persisted(&config.database.with_extension("thumbnails"));
-        let scheduler =
-            Scheduler::spawn_with_thumbnails(prober, fleet.subscribe(), events_tx, stop.child_token(), thumbnails);
+        let options = SchedulerOptions { thumbnails, ..SchedulerOptions::default() };
+        let scheduler = Scheduler::spawn_with(prober, fleet.subscribe(), events_tx, stop.child_token(), options);
         let live = Arc::new(Live::new(scheduler.statuses(), before));
         let thumbnails = scheduler.thumbnails();
 
@@ -166,7 +166,7 @@ async fn consume(
     clock: watch::Receiver<ClockSync>,
 ) {
     while let Some(event) = events.recv().await {
-        let Event::Heartbeat(Beat { heartbeat: mut hb, frame_seen }) = event else { continue };
+        let Event::Heartbeat(Beat { heartbeat: mut hb, frame_seen, .. }) = event else { continue };
         let (id, state) = (hb.camera_id.clone(), hb.state);
         if let Some(seen) = frame_seen {
             live.frame_arrived(&id, seen.into_std());

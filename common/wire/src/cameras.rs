@@ -186,7 +186,37 @@ pub struct CameraList {
     /// Why there are no uptime figures (the database cannot be read).
     #[serde(default)]
     pub history_problem: Option<String>,
+    /// Set while thumbnails refresh less often than the heartbeat because decoding cannot
+    /// keep up with every heartbeat of the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnails_behind: Option<ThumbnailsBehind>,
     pub cameras: Vec<CameraEntry>,
+}
+
+/// Thumbnails refresh less often than the heartbeat: the decoder could not keep up with every
+/// heartbeat of the last `window_seconds`, and heartbeats went without a decoded picture
+/// (their liveness verdict was not delayed; only the picture and its verdicts were left out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThumbnailsBehind {
+    /// About how often a camera's thumbnail refreshes, in seconds (at most the window).
+    pub refresh_seconds: u32,
+    /// The cameras whose pictures are decoded, among which the decoder shares its time.
+    pub cameras: u32,
+    /// Heartbeats of the window whose pictures were decoded …
+    pub decoded: u32,
+    /// … and those that went without, the decoding queue being full.
+    pub skipped: u32,
+    pub window_seconds: u32,
+}
+
+/// What became of the pictures of a camera's heartbeats over the last `window_seconds`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PictureCounts {
+    pub window_seconds: u32,
+    /// Heartbeats whose pictures were decoded (the thumbnail was refreshed).
+    pub decoded: u32,
+    /// Heartbeats whose pictures were not decoded: the decoding queue was full.
+    pub skipped: u32,
 }
 
 /// One camera in the list: its configuration (URL masked), its live part, its uptime and the
@@ -301,6 +331,10 @@ pub struct Probed {
     pub last_frame_age_seconds: Option<f64>,
     /// RTP packets missing in the last successful RTSP probe; `None` before one.
     pub packets_lost: Option<u32>,
+    /// How many heartbeats of the last minutes brought a decoded picture, and how many went
+    /// without for the decoding budget; absent when pictures are not decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pictures: Option<PictureCounts>,
 }
 
 impl CameraLive {

@@ -22,6 +22,13 @@ fn list() -> CameraList {
             noticed_at: t("2026-12-07T03:00:00Z"),
         }),
         history_problem: None,
+        thumbnails_behind: Some(ThumbnailsBehind {
+            refresh_seconds: 45,
+            cameras: 1000,
+            decoded: 6700,
+            skipped: 13300,
+            window_seconds: 300,
+        }),
         cameras: vec![
             CameraEntry {
                 config: CameraConfig {
@@ -53,6 +60,7 @@ fn list() -> CameraList {
                     last_frame_at: Some(t("2026-12-07T02:54:30.5Z")),
                     last_frame_age_seconds: Some(329.5),
                     packets_lost: None,
+                    pictures: Some(PictureCounts { window_seconds: 300, decoded: 7, skipped: 3 }),
                 }),
                 thumbnail: Some(ThumbnailInfo { taken_at: t("2026-12-07T02:54:30Z"), width: 320, height: 180 }),
                 uptime: UptimeSummary { day: Some(99.5), week: Some(98.25), month: None },

@@ -55,6 +55,11 @@ impl ClipSpec {
     pub const SMALL: ClipSpec =
         ClipSpec { width: 320, height: 240, bitrate_kbps: 400, detailed: false, keyframe_interval: FPS };
 
+    /// A camera's substream as a fleet sends it to the monitor: 640×360, a detailed moving
+    /// picture at 512 kbit/s, a keyframe every second.
+    pub const FLEET: ClipSpec =
+        ClipSpec { width: 640, height: 360, bitrate_kbps: 512, detailed: true, keyframe_interval: FPS };
+
     /// `WIDTHxHEIGHT@KBPS` (e.g. `1280x720@2000`): a detailed picture at that bit rate, a
     /// keyframe every second.
     pub fn parse(text: &str) -> Result<ClipSpec, SimError> {

@@ -183,6 +183,7 @@ mod tests {
                 last_frame_at: None,
                 last_frame_age_seconds: None,
                 packets_lost: None,
+                pictures: None,
             }),
             thumbnail: None,
             uptime: UptimeSummary::default(),

@@ -156,6 +156,7 @@ mod tests {
                 consecutive_failures: 0,
                 last_frame_at,
                 packets_lost: None,
+                pictures: None,
                 last_heartbeat: Some(heartbeat),
             };
             (id, status)

@@ -124,6 +124,7 @@ fn live_json(live: Option<&CameraStatus>, frame_age: Option<Duration>) -> Camera
         // Rounded to the millisecond: a reader wants seconds, not float noise.
         last_frame_age_seconds: frame_age.map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0),
         packets_lost: l.packets_lost,
+        pictures: l.pictures,
     })
 }
 
@@ -198,13 +199,18 @@ async fn blocking<T: Send + 'static>(
 pub async fn list(State(c): State<Cameras>) -> Json<CameraList> {
     let list = c.fleet.current();
     let summary = c.summary.get(c.store.as_ref()).await;
-    let cameras = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
+    let cameras: Vec<CameraEntry> = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
+    let thumbnails_behind = ds_cameras::picture::budget::thumbnails_behind(cameras.iter().filter_map(|e| {
+        let pictures = e.live.probed()?.pictures?;
+        Some((e.config.heartbeat_seconds, pictures))
+    }));
     Json(CameraList {
         heartbeat_seconds: list.heartbeat_seconds,
         timezone: list.timezone.clone(),
         verify_tls: list.verify_tls,
         file_problem: c.fleet.problem().await,
         history_problem: summary.problem.clone(),
+        thumbnails_behind,
         cameras,
     })
 }
