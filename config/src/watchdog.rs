@@ -50,6 +50,10 @@ pub struct WatchdogConfig {
     /// Hours an undelivered alert is retried before it is given up (and recorded as expired).
     /// Default 24; 1..=720.
     pub alert_max_age_hours: u32,
+    /// A file holding an API token of the dashboard (`desktop-streamer-web new-token
+    /// watchdog`), sent with the camera check: needed when the dashboard's `public_read` is
+    /// off. Read at each check. Default none.
+    pub web_token_file: Option<PathBuf>,
     /// Link put in alerts. Default none (then `web_url`).
     pub dashboard_url: Option<String>,
     pub stream: StreamChecks,
@@ -146,6 +150,7 @@ impl Default for WatchdogConfig {
             units: DEFAULT_UNITS.iter().map(|s| (*s).to_owned()).collect(),
             streamer_url: DEFAULT_STREAMER_URL.to_owned(),
             web_url: DEFAULT_WEB_URL.to_owned(),
+            web_token_file: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             alert_max_age_hours: 24,
             dashboard_url: None,
@@ -393,6 +398,9 @@ impl ConfigFile for WatchdogConfig {
                     "give the password one way only: password, password_file or password_env",
                 );
             }
+        }
+        if self.web_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            v.error("web_token_file", "must be an absolute file path");
         }
         if let Some(p) = &e.password_file
             && !p.is_absolute()

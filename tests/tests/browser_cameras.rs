@@ -207,7 +207,7 @@ fn the_cameras_page_shows_hostile_names_as_text_and_live_states_previews_and_edi
 /// tests/fixtures/rtsp_server.py's /frozen: one colour, 0x3366aa (videotestsrc's solid-color).
 const BLUE: [u8; 3] = [0x33, 0x66, 0xaa];
 /// How far a channel's mean may be from it after YUV, H.264, the thumbnail's scaling and JPEG.
-const COLOUR_TOLERANCE: u8 = 12;
+const COLOUR_TOLERANCE: u8 = 6;
 /// Checks thumbnails.mjs reports, each of which must pass.
 const PICTURE_CHECKS: [&str; 4] = [
     "rtsp_thumbnail_is_its_colour",

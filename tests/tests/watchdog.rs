@@ -499,6 +499,17 @@ struct CameraWatch {
 
 impl CameraWatch {
     fn start(dir: &std::path::Path, camera: &MjpegServer, settings: &str) -> CameraWatch {
+        CameraWatch::start_with(dir, camera, settings, None)
+    }
+
+    /// With `token_file`: the dashboard's `public_read` is off and the watchdog sends the token
+    /// that file holds (`web_token_file`).
+    fn start_with(
+        dir: &std::path::Path,
+        camera: &MjpegServer,
+        settings: &str,
+        token_file: Option<&std::path::Path>,
+    ) -> CameraWatch {
         let cameras_yaml = format!(
             "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\n{settings}streams:\n\
              - name: Gate\n  url: {}\n- name: Gone\n  url: {}\n",
@@ -511,7 +522,7 @@ impl CameraWatch {
             &web_config,
             json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
                 "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
-                "bus": "session", "streamer_url": "http://127.0.0.1:9"})
+                "bus": "session", "streamer_url": "http://127.0.0.1:9", "public_read": token_file.is_none()})
             .to_string(),
         )
         .unwrap();
@@ -529,7 +540,8 @@ impl CameraWatch {
             json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
                 "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
                 "state_dir": dir.join("state"),
-                "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+                "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"},
+                "web_token_file": token_file})
             .to_string(),
         )
         .unwrap();
@@ -539,18 +551,22 @@ impl CameraWatch {
 
     /// Waits up to `limit` for `count` alerts whose title names `camera {name}`; all of them.
     fn alerts_about(&self, name: &str, count: usize, limit: Duration) -> Vec<Value> {
-        let title = format!("camera {name}");
+        self.alerts_titled(&format!("camera {name}"), count, limit)
+    }
+
+    /// Waits up to `limit` for `count` alerts whose title contains `title`; all of them.
+    fn alerts_titled(&self, title: &str, count: usize, limit: Duration) -> Vec<Value> {
         let found = || {
             let found: Vec<Value> = self
                 .hooks
                 .requests()
                 .iter()
                 .map(|r| r.json())
-                .filter(|a| a["title"].as_str().is_some_and(|t| t.contains(&title)))
+                .filter(|a| a["title"].as_str().is_some_and(|t| t.contains(title)))
                 .collect();
             if found.len() >= count { Ok(found) } else { Err(format!("{found:?}")) }
         };
-        try_wait_until(&format!("{count} alert(s) about {title}"), limit, found)
+        try_wait_until(&format!("{count} alert(s) titled …{title}…"), limit, found)
             .unwrap_or_else(|e| panic!("{e}\n{}\n{}", self.watchdog.logs(), self.web.logs()))
     }
 
@@ -778,4 +794,37 @@ fn alerts_held_while_the_webhook_is_down_survive_a_forward_step_of_a_year_and_a_
 #[test]
 fn alerts_held_while_the_webhook_is_down_survive_a_backward_step_of_a_day_and_a_restart() {
     held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("-1d", "−1 d", -86_400.0);
+}
+
+/// With the dashboard's `public_read` off, a watchdog that has no valid token gets no camera
+/// list: that is a warning of its own (no camera alert could come while it lasts), saying how
+/// to fix it; a token written to `web_token_file` brings the camera alerts back and resolves it.
+#[test]
+fn a_dashboard_that_refuses_the_watchdog_is_alerted_and_a_token_brings_the_camera_alerts_back() {
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("watchdog-token");
+    let watch = CameraWatch::start_with(dir.path(), &camera, "", Some(&token_file));
+    const REFUSED: &str = "camera alerts are off: the dashboard refuses the watchdog";
+    let refused = watch.alerts_titled(REFUSED, 1, Duration::from_secs(30));
+    let details = refused[0]["details"].as_str().unwrap_or_default();
+    assert!(details.contains("web_token_file") && details.contains("cannot be read"), "{refused:?}");
+    // The operator's fix: a token from the CLI, into the file.
+    let out = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-web"))
+        .arg("--config")
+        .arg(dir.path().join("web-config.json"))
+        .args(["new-token", "watchdog"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "new-token: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&token_file, &out.stdout).unwrap();
+    let resolved = watch.alerts_titled(REFUSED, 2, Duration::from_secs(30));
+    assert!(resolved[1]["title"].as_str().unwrap().contains("resolved"), "{resolved:?}");
+    assert_eq!(resolved[1]["severity"], "info");
+    // And the camera alerts are back: the camera that never answers is alerted.
+    watch.alerts_about("Gone", 1, Duration::from_secs(30));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let leaked = watch.hooks.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains(&token));
+    assert!(!leaked, "the token never reaches an alert");
+    watch.stop();
 }

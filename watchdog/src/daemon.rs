@@ -22,7 +22,7 @@ use ds_runtime::Shutdown;
 
 use crate::alert::{Alert, Severity};
 use crate::channel::{Channel, channels_from_config};
-use crate::checks::cameras::CameraCheck;
+use crate::checks::cameras::{CameraCheck, CameraLook};
 use crate::checks::resources::ResourceCheck;
 use crate::checks::services::ServiceCheck;
 use crate::checks::stream::{STREAM_KINDS, StreamCheck};
@@ -184,7 +184,7 @@ impl Daemon {
             services: ServiceCheck::default(),
             stream: StreamCheck::new(&config.streamer_url),
             resources: ResourceCheck::default(),
-            cameras: CameraCheck::new(&config.web_url),
+            cameras: CameraCheck::new(&config.web_url, config.web_token_file.as_deref()),
             steps: StepWatch::default(),
             channel_ids,
             outbox,
@@ -296,8 +296,13 @@ impl Daemon {
             self.apply("resource:", findings, &HashMap::new());
         }
         let grace = Duration::from_secs(self.config.camera_grace_seconds.into());
-        if let Some(cameras) = self.cameras.check(grace).await {
-            self.apply("camera:", cameras.findings, &cameras.endings);
+        match self.cameras.check(grace).await {
+            CameraLook::Seen(cameras) => {
+                self.apply("camera_check:", Vec::new(), &HashMap::new());
+                self.apply("camera:", cameras.findings, &cameras.endings);
+            }
+            CameraLook::Refused(finding) => self.apply("camera_check:", vec![finding], &HashMap::new()),
+            CameraLook::Unavailable => {}
         }
         self.send_summary();
     }

@@ -395,7 +395,11 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
     seen_sorted.sort_unstable();
     seen_sorted.dedup();
     assert_eq!(seen_sorted.len(), seen.len() - 1, "follow() repeated lines");
-    assert_eq!(seen_sorted, in_files, "follow() did not stream exactly the lines in the files");
+    // Every line in the files was streamed. A line copytruncate lost from the files (written
+    // between its copy and its truncation) may have been streamed too: it was in the file for
+    // a moment, and the wider that moment (a loaded machine), the likelier.
+    let missed: Vec<u64> = in_files.iter().copied().filter(|s| seen_sorted.binary_search(s).is_err()).collect();
+    assert!(missed.is_empty(), "follow() missed lines that are in the files: {missed:?}");
     (0..total).filter(|s| in_files.binary_search(s).is_err()).collect()
 }
 

@@ -278,11 +278,15 @@ impl Pushed {
         Pushed::start(&elements, Some(raw), input.caps())
     }
 
-    /// A JPEG encoder for thumbnails; its input caps are set by each picture.
+    /// A JPEG encoder for thumbnails; its input caps are set by each picture. It is given RGB,
+    /// which libjpeg turns into JPEG's full-range YCbCr: the decoder's video-range I420 given
+    /// as it is would be stored as if it were full range (black as 16, colours washed out).
     fn thumbnails() -> Result<Pushed, DecodeError> {
+        let rgb = make("capsfilter")?;
+        rgb.set_property("caps", gst::Caps::builder("video/x-raw").field("format", "RGB").build());
         let enc = make("jpegenc")?;
         enc.set_property("quality", THUMBNAIL_QUALITY);
-        Pushed::start(&[enc], None, gst::Caps::new_empty())
+        Pushed::start(&[make("videoconvert")?, rgb, enc], None, gst::Caps::new_empty())
     }
 
     /// Links `elements` into an appsink (of `sink_caps`), sets them playing, and links a pad

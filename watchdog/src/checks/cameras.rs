@@ -9,6 +9,10 @@
 //!
 //! When the web monitor cannot be asked, nothing is concluded about the cameras: their
 //! alerts neither fire nor resolve (the web service's own unit is the service check's news).
+//! When it refuses to answer (its `public_read` is off and the watchdog has no token, or a
+//! wrong one), that is a warning of its own, `camera_check:refused`, since no camera alert
+//! can come while it lasts; the watchdog sends the token in `web_token_file`, read at each
+//! look so a new one applies at once.
 //!
 //! The grace period runs on the monotonic clock, from when the watchdog first saw the camera
 //! DOWN, so a step of the wall clock neither silences nor hastens the alert. A camera that is
@@ -33,41 +37,78 @@ pub const CAMERAS_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct CameraCheck {
     client: reqwest::Client,
     url: String,
+    /// The file holding the dashboard API token to send (`web_token_file`).
+    token_file: Option<std::path::PathBuf>,
     /// When each camera's grace period started (monotonic): when the watchdog first saw it
     /// down, less the time its `since` tells, bounded by the grace period.
     first_seen_down: HashMap<String, Instant>,
 }
 
 impl CameraCheck {
-    pub fn new(web_url: &str) -> Self {
+    pub fn new(web_url: &str, token_file: Option<&std::path::Path>) -> Self {
         let client = reqwest::Client::builder().timeout(CAMERAS_TIMEOUT).build().unwrap_or_default();
         CameraCheck {
             client,
             url: format!("{}/api/cameras", web_url.trim_end_matches('/')),
+            token_file: token_file.map(std::path::Path::to_owned),
             first_seen_down: HashMap::new(),
         }
     }
 
-    /// The findings, or `None` when the web monitor could not be asked.
-    pub async fn check(&mut self, grace: Duration) -> Option<CameraFindings> {
+    /// What one look at the web monitor's camera list found.
+    pub async fn check(&mut self, grace: Duration) -> CameraLook {
         match self.fetch().await {
-            Ok(cameras) => Some(self.judge(&cameras, grace, Instant::now(), jiff::Timestamp::now())),
-            Err(e) => {
+            Ok(cameras) => CameraLook::Seen(self.judge(&cameras, grace, Instant::now(), jiff::Timestamp::now())),
+            Err(Fetch::Refused(why)) => {
+                tracing::warn!(url = %self.url, %why, "the dashboard refuses the camera check: no camera alerts");
+                CameraLook::Refused(Finding {
+                    kind: REFUSED_KIND.to_owned(),
+                    severity: Severity::Warning,
+                    title: "camera alerts are off: the dashboard refuses the watchdog".to_owned(),
+                    details: why,
+                })
+            }
+            Err(Fetch::Unavailable(e)) => {
                 tracing::debug!(url = %self.url, error = %e, "camera states unavailable");
-                None
+                CameraLook::Unavailable
             }
         }
     }
 
-    async fn fetch(&self) -> Result<Vec<CameraEntry>, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|e| error_chain(&e.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status()));
+    async fn fetch(&self) -> Result<Vec<CameraEntry>, Fetch> {
+        let mut request = self.client.get(&self.url);
+        if let Some(file) = &self.token_file {
+            match std::fs::read_to_string(file) {
+                Ok(token) => request = request.bearer_auth(token.trim()),
+                Err(e) => {
+                    return Err(Fetch::Refused(format!(
+                        "web_token_file {} cannot be read ({e}); it holds the token the watchdog sends to the \
+                         dashboard",
+                        file.display()
+                    )));
+                }
+            }
+        }
+        let response = request.send().await.map_err(|e| Fetch::Unavailable(error_chain(&e.without_url())))?;
+        let status = response.status();
+        if matches!(status, reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) {
+            let how = if self.token_file.is_some() {
+                "the token in web_token_file is not valid (revoked or mistyped): create a new one with \
+                 `desktop-streamer-web new-token watchdog` and write it to that file"
+            } else {
+                "the dashboard's public_read is off, so the watchdog needs a token: create one with \
+                 `desktop-streamer-web new-token watchdog`, write it to a file only the watchdog reads and name \
+                 that file in web_token_file"
+            };
+            return Err(Fetch::Refused(format!("GET {} answered {status}: {how}", self.url)));
+        }
+        if !status.is_success() {
+            return Err(Fetch::Unavailable(format!("HTTP {status}")));
         }
         let list: CameraList = response
             .json()
             .await
-            .map_err(|e| format!("not the camera list JSON: {}", error_chain(&e.without_url())))?;
+            .map_err(|e| Fetch::Unavailable(format!("not the camera list JSON: {}", error_chain(&e.without_url()))))?;
         Ok(list.cameras)
     }
 
@@ -134,6 +175,27 @@ impl CameraCheck {
     }
 }
 
+/// The kind of the warning that the dashboard refuses the camera check.
+pub const REFUSED_KIND: &str = "camera_check:refused";
+
+/// Why the camera list did not come.
+#[derive(Debug)]
+enum Fetch {
+    /// The dashboard said no (401, 403) or the token cannot be read: a person must act.
+    Refused(String),
+    /// Not reachable, or another error: nothing is concluded.
+    Unavailable(String),
+}
+
+/// One look at the web monitor's camera list.
+#[derive(Debug)]
+pub enum CameraLook {
+    Seen(CameraFindings),
+    /// The dashboard refuses the watchdog: the warning that says so and how to fix it.
+    Refused(Finding),
+    Unavailable,
+}
+
 /// What one look at the cameras found.
 #[derive(Debug, Default)]
 pub struct CameraFindings {
@@ -193,7 +255,7 @@ mod tests {
 
     #[test]
     fn down_past_the_grace_period_is_a_warning() {
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         let grace = Duration::from_secs(120);
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let now = Instant::now();
@@ -210,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_degraded_picture_past_the_grace_period_is_a_warning_named_by_its_reason() {
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         let grace = Duration::from_secs(120);
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let degraded = |id: &str, reason: Reason, message: &str| {
@@ -235,7 +297,7 @@ mod tests {
 
     #[test]
     fn without_a_since_the_watchdog_times_the_grace_itself() {
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         let grace = Duration::from_secs(120);
         let wall = jiff::Timestamp::from_second(10_000).unwrap();
         let t0 = Instant::now();
@@ -261,14 +323,14 @@ mod tests {
         let cams = [cam("a", State::Down, Some(wall - 10))];
 
         // Stepped back a day: the alert still comes after the grace period.
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         assert!(check.judge(&cams, grace, t0, at(wall)).findings.is_empty());
         assert!(check.judge(&cams, grace, t0 + Duration::from_secs(100), at(wall + 90 - DAY)).findings.is_empty());
         let f = check.judge(&cams, grace, t0 + Duration::from_secs(111), at(wall + 101 - DAY)).findings;
         assert_eq!(f.len(), 1, "{f:?}");
 
         // Stepped forward a year: not at once, only after the grace period.
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         assert!(check.judge(&cams, grace, t0, at(wall)).findings.is_empty());
         let year = 366 * DAY;
         assert!(check.judge(&cams, grace, t0 + Duration::from_secs(1), at(wall + 1 + year)).findings.is_empty());
@@ -277,7 +339,7 @@ mod tests {
 
         // First seen with a `since` in the future (a step before the watchdog started): the
         // whole grace period.
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         let future = [cam("a", State::Down, Some(wall + DAY))];
         assert!(check.judge(&future, grace, t0, at(wall)).findings.is_empty());
         assert!(check.judge(&future, grace, t0 + Duration::from_secs(119), at(wall + 119)).findings.is_empty());
@@ -286,7 +348,7 @@ mod tests {
 
     #[test]
     fn a_down_camera_taken_off_the_list_ends_as_removed() {
-        let mut check = CameraCheck::new("http://127.0.0.1:8080");
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
         let (grace, wall, now) =
             (Duration::from_secs(1), jiff::Timestamp::from_second(10_000).unwrap(), Instant::now());
         let both = [cam("a", State::Down, Some(9_000)), cam("b", State::Up, Some(9_000))];
