@@ -1412,7 +1412,9 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     };
     wait_up(&web, "sim-0", within(1));
     wait_up(&web, "sim-1", within(1));
-    wait_until("both thumbnails", Duration::from_secs(5), || {
+    // A heartbeat may go without its picture when the decoding budget is spent (a loaded
+    // machine): the next one brings it.
+    wait_until("both thumbnails", within(2), || {
         let missing: Vec<_> = ["sim-0", "sim-1"]
             .into_iter()
             .filter(|id| web.get(&format!("/api/cameras/{id}/thumbnail.jpg")).status != 200)
