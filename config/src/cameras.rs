@@ -23,7 +23,7 @@ use crate::atomic::write_atomic;
 use crate::diag::{Diagnostic, Problems};
 use crate::document::Document;
 use crate::load::{ConfigFile, Format, Loaded, load_document};
-use crate::redact::mask_url_credentials;
+use crate::redact::{PERCENT_ENCODE_HINT, mask_url};
 use crate::validate::Validator;
 use crate::yaml;
 
@@ -195,9 +195,10 @@ pub struct Camera {
 }
 
 impl Camera {
-    /// The URL as it may be shown: password replaced by `***`.
+    /// The URL as it may be shown: password and credential query values replaced by `***`,
+    /// nothing of a URL that does not parse ([`mask_url`]).
     pub fn masked_url(&self) -> String {
-        mask_url_credentials(&self.url)
+        mask_url(&self.url)
     }
 
     /// The key of this camera's history: its `id`, or one derived from its name (lower
@@ -333,8 +334,12 @@ pub fn check_camera_url(text: &str) -> Result<(), String> {
             Err(format!("scheme `{}` is not supported; {allowed}", u.scheme()))
         }
         Ok(u) if u.host_str().is_none_or(str::is_empty) => Err(format!("has no host; {allowed}")),
+        // A camera has no use for a fragment: a `#` is a password's, cut off from it.
+        Ok(u) if u.fragment().is_some() => Err(format!(
+            "has a `#`, which would end the URL there (it is never sent to the camera); {PERCENT_ENCODE_HINT}"
+        )),
         Ok(_) => Ok(()),
-        Err(e) => Err(format!("is not a valid URL ({e}); {allowed}")),
+        Err(e) => Err(format!("the URL does not parse ({e}); {PERCENT_ENCODE_HINT}; {allowed}")),
     }
 }
 
@@ -358,6 +363,28 @@ impl CamerasDocument {
         let Loaded { config, warnings } = load_document::<CamerasConfig>(&doc)?;
         let raw = if doc.value.is_null() { Value::Object(Default::default()) } else { doc.value };
         Ok((CamerasDocument { path: path.to_owned(), raw, config, text }, warnings))
+    }
+
+    /// What of a file that does not load can run: the list without the cameras that have
+    /// errors, when every error is one camera's (`streams[2].url`). `None` when an error
+    /// concerns the file or the list as a whole. The cameras left out are not in the result,
+    /// so it must never be saved: it is for running while the file waits to be fixed.
+    pub fn without_broken_cameras(path: &Path, problems: &Problems) -> Option<Self> {
+        let mut broken = Vec::new();
+        for e in problems.errors() {
+            let index = e.path.strip_prefix("streams[")?.split_once(']')?.0.parse::<usize>().ok()?;
+            broken.push(index);
+        }
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut raw = yaml::parse(path, &text).ok()?.value;
+        let streams = raw.get_mut("streams")?.as_array_mut()?;
+        broken.sort_unstable();
+        broken.dedup();
+        for i in broken.into_iter().rev() {
+            (i < streams.len()).then(|| streams.remove(i))?;
+        }
+        let Loaded { config, .. } = load_document::<CamerasConfig>(&Document::new(path, raw.clone())).ok()?;
+        Some(CamerasDocument { path: path.to_owned(), raw, config, text })
     }
 
     /// A document for a file that does not exist yet: no cameras, every default. Saving it
@@ -423,6 +450,10 @@ mod tests {
         assert!(e.contains("rtsps://") && e.contains("use the camera's rtsp:// URL"), "{e}");
         assert!(!e.contains("secret"));
         assert!(check_camera_url("").unwrap_err().contains("needs a url"));
+        for broken in ["rtsp://admin:Zq#7@h/s", "rtsp://admin:Zq/7@h/s", "http://h/snap.cgi?pwd=Zq#7"] {
+            let e = check_camera_url(broken).unwrap_err();
+            assert!(e.contains("`#` as %23") && !e.contains("Zq"), "{broken}: {e}");
+        }
     }
 
     #[test]

@@ -29,19 +29,39 @@ pub fn parse(file: &Path, text: &str) -> Result<Document, Problems> {
     Ok(builder.doc)
 }
 
-/// Renders a value tree as YAML, keys in their original order.
+/// Renders a value tree as YAML, keys in their original order. Every string reads back as
+/// the same string (see [`reads_back`]).
 pub fn to_string(value: &Value) -> String {
+    let mut quoted = Vec::new();
+    let yaml = to_yaml(value, &mut quoted);
     let mut out = String::new();
     let mut emitter = YamlEmitter::new(&mut out);
     emitter.multiline_strings(true);
     // Emitting into a String cannot fail for a tree built from JSON values.
-    let _ = emitter.dump(&to_yaml(value));
+    let _ = emitter.dump(&yaml);
+    for (i, text) in quoted.iter().enumerate() {
+        out = out.replacen(&format!("\"{}\"", placeholder(i)), &format!("'{}'", text.replace('\'', "''")), 1);
+    }
     // The emitter starts the document with `---`; keep files the way people write them.
     let body = out.strip_prefix("---\n").or_else(|| out.strip_prefix("---")).unwrap_or(&out);
     format!("{}\n", body.trim_end())
 }
 
-fn to_yaml(value: &Value) -> Yaml {
+/// Whether `text` written plain reads back as that string. The emitter quotes most strings
+/// that look like other types, not all of those the reader's core schema takes for them
+/// (`0o17` is written plain and read back as the number 15): a camera named so would make
+/// the list invalid at the next start.
+fn reads_back(text: &str) -> bool {
+    scalar(text.to_owned(), TScalarStyle::Plain) == Value::String(text.to_owned())
+}
+
+/// What stands in for the `i`th string the emitter would write plain but must be quoted: a
+/// text it always writes double-quoted (it starts with `@`), replaced afterwards.
+fn placeholder(i: usize) -> String {
+    format!("@ds-quoted-{i}@")
+}
+
+fn to_yaml(value: &Value, quoted: &mut Vec<String>) -> Yaml {
     match value {
         Value::Null => Yaml::Null,
         Value::Bool(b) => Yaml::Boolean(*b),
@@ -49,9 +69,13 @@ fn to_yaml(value: &Value) -> Yaml {
             Some(i) => Yaml::Integer(i),
             None => Yaml::Real(n.to_string()),
         },
+        Value::String(s) if !reads_back(s) => {
+            quoted.push(s.clone());
+            Yaml::String(placeholder(quoted.len() - 1))
+        }
         Value::String(s) => Yaml::String(s.clone()),
-        Value::Array(a) => Yaml::Array(a.iter().map(to_yaml).collect()),
-        Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v))).collect()),
+        Value::Array(a) => Yaml::Array(a.iter().map(|v| to_yaml(v, quoted)).collect()),
+        Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), to_yaml(v, quoted))).collect()),
     }
 }
 
@@ -180,6 +204,35 @@ mod tests {
         assert_eq!(again.value, doc.value);
         let keys: Vec<_> = again.value.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["heartbeat_seconds", "timezone", "streams"]);
+    }
+
+    #[test]
+    fn strings_that_look_like_other_types_read_back_as_strings() {
+        for name in [
+            "0o17",
+            "0O17",
+            "1e3",
+            "true",
+            "null",
+            "~",
+            "0x1F",
+            ".inf",
+            "-.inf",
+            "+.inf",
+            ".nan",
+            "+1",
+            "0b1",
+            "1_000",
+            "it's 0o17",
+            "Null",
+        ] {
+            let tree = serde_json::json!({"streams": [{"name": name, "url": "rtsp://h/1"}], "timezone": name});
+            let text = to_string(&tree);
+            let again = parse(Path::new("c.yaml"), &text).unwrap();
+            assert_eq!(again.value, tree, "{name:?} written as\n{text}");
+        }
+        // Plain where plain reads back.
+        assert_eq!(to_string(&serde_json::json!({"name": "Gate 1"})), "name: Gate 1\n");
     }
 
     #[test]

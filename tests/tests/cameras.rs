@@ -1486,3 +1486,182 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
 fn gstreamer_agent(agent: &str) -> bool {
     agent.starts_with("GStreamer")
 }
+
+/// Every shape of secret a camera URL carries: (name, URL, the secret parts that must never
+/// show). The first four parse and are watched; the last three do not parse (a password with
+/// an unencoded `#`, `/` or `?`) and are left out of the running list, their problem shown.
+fn secret_shapes() -> Vec<(&'static str, String, Vec<&'static str>)> {
+    let at = format!("127.0.0.1:{REFUSED_PORT}");
+    vec![
+        ("userinfo", format!("rtsp://admin:Ui-pa55@{at}/live"), vec!["Ui-pa55"]),
+        ("snap pwd", format!("http://{at}/snap.cgi?usr=admin&pwd=Qp-pa55"), vec!["Qp-pa55"]),
+        (
+            "query names",
+            format!("http://{at}/img.jpg?Password=Qn-pw1&API_KEY=Qn-key2&access_token=Qn-tok3&sig=Qn-sig4&channel=1"),
+            vec!["Qn-pw1", "Qn-key2", "Qn-tok3", "Qn-sig4"],
+        ),
+        ("both", format!("http://admin:Bo-pa%2355@{at}/mjpg?auth=Bo-auth"), vec!["Bo-pa", "Bo-auth"]),
+        ("hash", format!("rtsp://admin:Hh-pa#55-hh@{at}/live"), vec!["Hh-pa", "55-hh"]),
+        ("slash", format!("rtsp://admin:Sl-pa/55-sl@{at}/live"), vec!["Sl-pa", "55-sl"]),
+        ("question", format!("rtsp://admin:Qm-pa?55-qm@{at}/live"), vec!["Qm-pa", "55-qm"]),
+    ]
+}
+
+#[test]
+fn every_secret_bearing_url_shape_stays_out_of_every_answer_and_log_and_a_broken_url_does_not_stop_the_service() {
+    let shapes = secret_shapes();
+    let secrets: Vec<&str> = shapes.iter().flat_map(|(_, _, s)| s.iter().copied()).collect();
+    let cameras: Vec<(&str, &str, &str)> = shapes.iter().map(|(name, url, _)| (*name, url.as_str(), "")).collect();
+    let header = format!(
+        "heartbeat_seconds: {}\ntimezone: Asia/Kolkata\ntimeout_seconds: {}\nretries: {RETRIES}\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs()
+    );
+    // Debug: the probes' own messages are logged too.
+    let web = Web::start(&yaml_list(&header, &cameras), "debug");
+    let watched = ["userinfo", "snap-pwd", "query-names", "both"];
+
+    // The service runs, watches the cameras whose URLs parse, and names the others' problem.
+    for id in watched {
+        wait_until(&format!("{id} DOWN"), within(RETRIES + 1), || {
+            let cam = web.camera(id).ok_or_else(|| format!("{id} is not listed"))?;
+            if cam["state"] == "DOWN" { Ok(()) } else { Err(cam.to_string()) }
+        });
+    }
+    let listing = web.json("/api/cameras");
+    let ids: Vec<&str> = listing["cameras"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, watched, "the cameras whose URL parses, and only those: {listing:#}");
+    let problems: Vec<&str> =
+        listing["file_problem"]["messages"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    for (i, m) in problems.iter().enumerate() {
+        assert!(m.contains(&format!("streams[{}].url", i + 4)), "{m}");
+        assert!(m.contains("the URL does not parse") && m.contains("`#` as %23"), "{m}");
+    }
+    let masked: Vec<&str> = listing["cameras"].as_array().unwrap().iter().filter_map(|c| c["url"].as_str()).collect();
+    assert_eq!(
+        masked,
+        [
+            format!("rtsp://admin:***@127.0.0.1:{REFUSED_PORT}/live"),
+            format!("http://127.0.0.1:{REFUSED_PORT}/snap.cgi?usr=admin&pwd=***"),
+            format!(
+                "http://127.0.0.1:{REFUSED_PORT}/img.jpg?Password=***&API_KEY=***&access_token=***&sig=***&channel=1"
+            ),
+            format!("http://admin:***@127.0.0.1:{REFUSED_PORT}/mjpg?auth=***"),
+        ]
+    );
+
+    // Every read endpoint, the CLIs, the live events, the logs.
+    let mut answers = vec![
+        ("GET /api/cameras".to_owned(), listing.to_string()),
+        ("GET /api/streampulse/status".to_owned(), web.get("/api/streampulse/status").text()),
+        ("GET /metrics".to_owned(), web.get("/metrics").text()),
+        ("the CSV export".to_owned(), web.get("/api/cameras/export.csv").text()),
+        ("GET /api/cameras/events".to_owned(), read_events(web.port(), "/api/cameras/events", 2, HEARTBEAT * 2)),
+    ];
+    for id in watched {
+        for path in [
+            format!("/api/cameras/{id}"),
+            format!("/api/cameras/{id}/changes"),
+            format!("/api/cameras/{id}/history"),
+            format!("/api/cameras/{id}/thumbnail.jpg"),
+        ] {
+            answers.push((path.clone(), web.get(&path).text()));
+        }
+    }
+    let base = web.url();
+    for args in [&["cameras"][..], &["--json", "cameras"], &["status"]] {
+        let (_, out, err) = monitor(&[&["--url", base.as_str()][..], args].concat());
+        answers.push((format!("desktop-streamer-monitor {args:?}"), out + &err));
+    }
+    let check = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-web"))
+        .arg("--config")
+        .arg(&web.config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let check_text = String::from_utf8_lossy(&check.stdout).into_owned() + &String::from_utf8_lossy(&check.stderr);
+    assert!(check_text.contains("streams[4].url"), "check-config names the broken camera: {check_text}");
+    answers.push(("desktop-streamer-web check-config".to_owned(), check_text));
+    let pulse: Value = serde_json::from_str(&answers[1].1).unwrap();
+    assert_eq!(pulse.as_object().unwrap().len(), watched.len(), "{pulse:#}");
+    for (place, text) in &answers {
+        assert_no_secret(place, text, &secrets);
+    }
+    let log = web.log_text();
+    assert!(log.contains("camera list refused") && log.contains("streams[5].url"), "{log}");
+    assert_no_secret("the service's log", &log, &secrets);
+}
+
+#[test]
+fn a_masked_password_stays_with_its_camera_and_names_like_other_types_read_back() {
+    let real = MjpegServer::start();
+    // Another host as far as the camera list goes: a server that also accepts the password.
+    let elsewhere = MjpegServer::start();
+    let query_secret = "Qs-pa55";
+    let gate_url = real.auth_url(mjpeg::USER, mjpeg::PASSWORD);
+    let snap_url = format!("{}?usr=admin&pwd={query_secret}", real.url("live"));
+    // Flow style: the editor cannot edit it in place, its first write is the whole-file writer's.
+    let original = format!(
+        "{{heartbeat_seconds: {}, timeout_seconds: {}, retries: {RETRIES}, streams: [{{name: Gate, url: '{gate_url}'}}, {{name: Snap, url: '{snap_url}'}}]}}\n",
+        HEARTBEAT.as_secs(),
+        TIMEOUT.as_secs()
+    );
+    let mut web = Web::start(&original, "info");
+    let bearer = format!("Bearer {}", web.token());
+    let auth = [("Authorization", bearer.as_str())];
+    let cameras_file = web.cameras_file.clone();
+    let file = || std::fs::read_to_string(&cameras_file).unwrap();
+    wait_up(&web, "gate", within(1));
+
+    // 1. `***` towards another port (another camera, or the editor's own server): refused.
+    let edited_at = now_epoch_seconds();
+    for (id, url) in [
+        ("gate", format!("http://{}:***@127.0.0.1:{}/auth", mjpeg::USER, elsewhere.port)),
+        ("snap", format!("http://127.0.0.1:{}/live?usr=admin&pwd=***", elsewhere.port)),
+        ("gate", format!("https://{}:***@127.0.0.1:{}/auth", mjpeg::USER, real.port)),
+        ("gate", format!("http://someone-else:***@127.0.0.1:{}/auth", real.port)),
+    ] {
+        let r = web.send("PUT", &format!("/api/cameras/{id}"), &auth, Some(&json!({"url": url})));
+        assert_eq!(r.status, 422, "{url}: {}", r.text());
+        let m = r.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(m.contains("scheme, host, port and user") && m.contains("type the camera's password"), "{m}");
+    }
+    // The same camera: the stored secrets are kept.
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"url": web.camera("gate").unwrap()["url"]})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let masked_snap = web.camera("snap").unwrap()["url"].as_str().unwrap().to_owned();
+    assert!(masked_snap.ends_with("pwd=***"), "{masked_snap}");
+    let r = web.send("PUT", "/api/cameras/snap", &auth, Some(&json!({"url": masked_snap.replace("/live", "/frozen")})));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = file();
+    assert!(text.contains(&gate_url), "{text}");
+    assert!(text.contains(&format!("/frozen?usr=admin&pwd={query_secret}")), "{text}");
+    // A probe after the refused edits went to the real camera, never elsewhere.
+    wait_stored(&web, "gate", edited_at);
+    wait_up(&web, "gate", within(1));
+    assert_eq!(elsewhere.requests(), Vec::new(), "nothing was sent to the other server");
+
+    // 2. Names that YAML reads as other types, through both writers, and a restart.
+    let odd = ["0o17", "1e3", "true", "null", "~", "0x1F", ".inf", "-.inf", "0b101", "+1"];
+    for (i, name) in odd.iter().enumerate() {
+        let r = web.send(
+            "POST",
+            "/api/cameras",
+            &auth,
+            Some(&json!({"name": name, "url": format!("rtsp://127.0.0.1:{REFUSED_PORT}/cam{i}")})),
+        );
+        assert_eq!(r.status, 201, "{name}: {}", r.text());
+        assert_eq!(r.json()["name"], *name);
+    }
+    let r = web.send("PUT", "/api/cameras/gate", &auth, Some(&json!({"name": "0o777"})));
+    assert_eq!(r.status, 200, "a rename in place: {}", r.text());
+    web.restart();
+    let listing = web.json("/api/cameras");
+    assert!(listing["file_problem"].is_null(), "the list loads at the next start: {listing:#}\n{}", file());
+    let names: Vec<&str> = listing["cameras"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    let mut expected = vec!["0o777", "Snap"];
+    expected.extend(odd);
+    assert_eq!(names, expected, "{}", file());
+    assert_no_secret("the service's log", &web.log_text(), &[mjpeg::PASSWORD, query_secret]);
+}

@@ -157,20 +157,38 @@ pub fn discord_color(severity: Severity) -> u32 {
     }
 }
 
+/// Text as Slack shows it literally: `&`, `<` and `>` escaped, as Slack's message formatting
+/// asks. Alert text carries what cameras control (a Content-Type, an RTSP reason phrase, a
+/// camera's name), and unescaped `<!channel>` would notify everyone and `<http://x|click>`
+/// would show a disguised link.
+pub fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn slack(alert: &Alert) -> Value {
+    let esc = slack_escape;
     let mut fields = vec![
         json!({"title": "Severity", "value": alert.severity.as_str(), "short": true}),
-        json!({"title": "Host", "value": alert.host, "short": true}),
+        json!({"title": "Host", "value": esc(&alert.host), "short": true}),
         json!({"title": "Since", "value": alert.since.to_string(), "short": true}),
     ];
     if let Some(action) = &alert.action {
-        fields.push(json!({"title": "Action", "value": action, "short": false}));
+        fields.push(json!({"title": "Action", "value": esc(action), "short": false}));
     }
     let mut attachment = json!({
-        "fallback": alert.subject(),
+        "fallback": esc(&alert.subject()),
         "color": slack_color(alert.severity),
-        "title": alert.title,
-        "text": alert.details,
+        "title": esc(&alert.title),
+        "text": esc(&alert.details),
         "fields": fields,
         "footer": "desktop-streamer watchdog",
         "ts": alert.raised_at.as_second(),
@@ -178,7 +196,7 @@ fn slack(alert: &Alert) -> Value {
     if let Some(url) = &alert.dashboard_url {
         attachment["title_link"] = json!(url);
     }
-    json!({"text": alert.subject(), "attachments": [attachment]})
+    json!({"text": esc(&alert.subject()), "attachments": [attachment]})
 }
 
 fn discord(alert: &Alert) -> Value {
@@ -269,6 +287,36 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("ééé", 2), "éé");
         assert_eq!(truncate("ab", 5), "ab");
+    }
+
+    #[test]
+    fn slack_shows_camera_text_as_text() {
+        let mut alert = crate::alert::sample("cam");
+        alert.title = "camera down: <!channel> & co".to_owned();
+        alert.details =
+            "unexpected Content-Type <http://evil.example|click here>; RTSP 401 <!here> <@U123> <#C1>".to_owned();
+        alert.action = Some("restart <!everyone>".to_owned());
+        alert.host = "kiosk<>".to_owned();
+        let body = payload(WebhookFormat::Slack, &alert).to_string();
+        for raw in [
+            "<!channel>",
+            "<http://evil.example|click here>",
+            "<!here>",
+            "<@U123>",
+            "<#C1>",
+            "<!everyone>",
+            "kiosk<>",
+            " & co",
+        ] {
+            assert!(!body.contains(raw), "{raw} reaches Slack unescaped: {body}");
+        }
+        let attachment = &payload(WebhookFormat::Slack, &alert)["attachments"][0];
+        assert_eq!(attachment["title"], "camera down: &lt;!channel&gt; &amp; co");
+        assert_eq!(
+            attachment["text"],
+            "unexpected Content-Type &lt;http://evil.example|click here&gt;; RTSP 401 &lt;!here&gt; &lt;@U123&gt; &lt;#C1&gt;"
+        );
+        assert_eq!(slack_escape("a &amp; b"), "a &amp;amp; b", "text that looks escaped is shown as typed");
     }
 
     #[test]

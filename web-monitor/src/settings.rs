@@ -4,18 +4,18 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ds_config::{CamerasConfig, WebConfig, load_file};
+use ds_config::WebConfig;
 use ds_runtime::{ConfigArgs, check_config, load_or_default};
 
-/// Both files, loaded and checked.
+/// The web config, loaded and checked.
 #[derive(Debug)]
 pub struct Settings {
     pub web: WebConfig,
-    pub cameras: CamerasConfig,
 }
 
-/// Loads the web config, then the camera list it points to (a missing camera list means no
-/// cameras yet, with a warning).
+/// Loads the web config. The camera list it points to is not loaded here: the service's
+/// camera monitor loads it, and runs the cameras it can when one of them has an error (one
+/// camera's typo must not stop the dashboard, nor `set-password` or `new-token`).
 pub fn load(args: &ConfigArgs) -> anyhow::Result<Settings> {
     let path = args.path_for::<WebConfig>();
     let loaded = load_or_default::<WebConfig>(args).with_context(|| format!("cannot use {}", path.display()))?;
@@ -24,18 +24,7 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Settings> {
     }
     let mut web = loaded.config;
     web.resolve_paths(&path);
-    let cameras = if web.cameras_file.exists() {
-        let c = load_file::<CamerasConfig>(&web.cameras_file)
-            .with_context(|| format!("cannot use {}", web.cameras_file.display()))?;
-        for w in &c.warnings {
-            tracing::warn!("{w}");
-        }
-        c.config
-    } else {
-        tracing::warn!(file = %web.cameras_file.display(), "no camera list; monitoring no cameras");
-        CamerasConfig::default()
-    };
-    Ok(Settings { web, cameras })
+    Ok(Settings { web })
 }
 
 /// `check-config`: the web config, then the camera list it names.

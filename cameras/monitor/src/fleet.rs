@@ -80,8 +80,11 @@ fn messages(problems: &Problems) -> Vec<String> {
 }
 
 impl Fleet {
-    /// Loads the file. A missing file is an empty list (the editor will create it); a file
-    /// that does not load starts with an empty list and the problem on record.
+    /// Loads the file. A missing file is an empty list (the editor will create it). A file
+    /// that does not load puts its problem on record and starts with the cameras that can
+    /// run (all but those with errors, [`CamerasDocument::without_broken_cameras`]), or with
+    /// none when the problem is the whole file's: one camera's typo must not stop the
+    /// dashboard or the watch on the other cameras.
     pub fn open(path: &Path) -> Fleet {
         let seen = stamp(path);
         let (doc, problem) = match seen {
@@ -91,11 +94,19 @@ impl Fleet {
             }
             Some(_) => match load(path) {
                 Ok(doc) => (doc, None),
-                Err(messages) => {
+                Err(problems) => {
+                    let messages = messages(&problems);
                     for m in &messages {
                         tracing::error!(file = %path.display(), "camera list refused: {m}");
                     }
-                    (CamerasDocument::empty(path), Some(FileProblem { messages, noticed_at: jiff::Timestamp::now() }))
+                    let doc = match CamerasDocument::without_broken_cameras(path, &problems) {
+                        Some(doc) => {
+                            tracing::warn!(file = %path.display(), cameras = doc.config().streams.len(), "watching the cameras without errors until the file is fixed");
+                            doc
+                        }
+                        None => CamerasDocument::empty(path),
+                    };
+                    (doc, Some(FileProblem { messages, noticed_at: jiff::Timestamp::now() }))
                 }
             },
         };
@@ -147,7 +158,8 @@ impl Fleet {
                 inner.problem = None;
                 self.publish(inner);
             }
-            Err(messages) => {
+            Err(problems) => {
+                let messages = messages(&problems);
                 for m in &messages {
                     tracing::error!(file = %self.path.display(), "camera list edit refused, the previous list keeps running: {m}");
                 }
@@ -265,16 +277,12 @@ pub fn renamed_by_hand(before: &CamerasConfig, after: &CamerasConfig) -> Vec<(us
         .collect()
 }
 
-fn load(path: &Path) -> Result<CamerasDocument, Vec<String>> {
-    match CamerasDocument::load(path) {
-        Ok((doc, warnings)) => {
-            for w in warnings {
-                tracing::warn!(file = %path.display(), "{w}");
-            }
-            Ok(doc)
-        }
-        Err(problems) => Err(messages(&problems)),
+fn load(path: &Path) -> Result<CamerasDocument, Problems> {
+    let (doc, warnings) = CamerasDocument::load(path)?;
+    for w in warnings {
+        tracing::warn!(file = %path.display(), "{w}");
     }
+    Ok(doc)
 }
 
 #[cfg(test)]
@@ -315,6 +323,27 @@ mod tests {
         let e = fleet.edit(|_, _| Ok(())).await.unwrap_err();
         assert!(matches!(e, EditError::FileBroken { .. }), "{e}");
         assert!(std::fs::read_to_string(&path).unwrap().contains("ftp://a:secret@h/"));
+    }
+
+    #[tokio::test]
+    async fn a_camera_whose_url_does_not_parse_leaves_the_others_running() {
+        let broken = TWO.replace("http://127.0.0.1:2/", "rtsp://admin:Zq#7@127.0.0.1:3/s");
+        let (_dir, path, fleet) = fleet_on(&broken);
+        let names: Vec<String> = fleet.current().streams.iter().map(|c| c.name.clone()).collect();
+        assert_eq!(names, ["Gate"], "the camera without errors runs");
+        let problem = fleet.problem().await.expect("the broken camera is on record");
+        assert!(
+            problem.messages.iter().any(|m| m.contains("streams[1].url") && m.contains("`#` as %23")),
+            "{:?}",
+            problem.messages
+        );
+        assert!(problem.messages.iter().all(|m| !m.contains("Zq")), "{:?}", problem.messages);
+        // The editor will not write the partial list over the file.
+        assert!(matches!(fleet.edit(|_, _| Ok(())).await, Err(EditError::FileBroken { .. })));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), broken);
+        // A problem of the whole list: nothing runs.
+        let (_dir, _, fleet) = fleet_on(&broken.replace("heartbeat_seconds: 15", "heartbeat_seconds: 1"));
+        assert!(fleet.current().streams.is_empty());
     }
 
     #[tokio::test]

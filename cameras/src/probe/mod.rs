@@ -19,7 +19,7 @@ pub mod rtsp;
 use std::future::Future;
 use std::time::Duration;
 
-use ds_config::redact::mask_url_credentials;
+use ds_config::redact::{is_credential_param, mask_url_credentials, url_problem};
 use url::Url;
 
 use crate::picture::Coded;
@@ -121,15 +121,16 @@ pub(crate) struct Target {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("url", &self.url.as_str()).finish_non_exhaustive()
+        f.debug_struct("Target").field("url", &mask_url_credentials(self.url.as_str())).finish_non_exhaustive()
     }
 }
 
 impl Target {
     pub fn parse(text: &str) -> Result<Target, ProbeFailure> {
-        let mut url = Url::parse(text).map_err(|e| {
-            ProbeFailure::new(Reason::BadData, format!("the URL {} is not valid: {e}", mask_url_credentials(text)))
-        })?;
+        // The text is not repeated: where the password of a URL that does not parse ends
+        // cannot be known.
+        let mut url =
+            Url::parse(text).map_err(|_| ProbeFailure::new(Reason::BadData, url_problem(text).unwrap_or_default()))?;
         if url.host_str().is_none_or(str::is_empty) {
             return Err(ProbeFailure::new(Reason::BadData, "the URL has no host"));
         }
@@ -150,6 +151,20 @@ impl Target {
             && !password.is_empty()
         {
             out = out.replace(password.as_str(), "***");
+        }
+        // Credentials in the query (`snap.cgi?usr=admin&pwd=…`), as written and decoded.
+        for (name, value) in self.url.query_pairs() {
+            if is_credential_param(&name) && !value.is_empty() {
+                out = out.replace(value.as_ref(), "***");
+            }
+        }
+        for pair in self.url.query().unwrap_or("").split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && is_credential_param(name)
+                && !value.is_empty()
+            {
+                out = out.replace(value, "***");
+            }
         }
         out
     }
@@ -231,5 +246,17 @@ mod tests {
         assert_eq!(t.scrub("401 for p:ss at rtsp://u:p%3Ass@h/"), "401 for *** at rtsp://u:***@h/");
         assert_eq!(Target::parse("http://h/").unwrap().credentials, None);
         assert!(!format!("{t:?}").contains("p:ss"));
+    }
+
+    #[test]
+    fn query_credentials_leave_the_messages() {
+        let t = Target::parse("http://192.0.2.1/snap.cgi?usr=admin&pwd=Zq%2F7x&token=tk9").unwrap();
+        let said = t.scrub(
+            "error sending request for url (http://192.0.2.1/snap.cgi?usr=admin&pwd=Zq%2F7x&token=tk9): Zq/7x tk9",
+        );
+        assert!(!said.contains("Zq") && !said.contains("tk9") && said.contains("usr=admin"), "{said}");
+        assert!(!format!("{t:?}").contains("Zq"), "{t:?}");
+        let e = Target::parse("rtsp://admin:Zq#7@192.0.2.1/s").unwrap_err();
+        assert!(!e.message.contains("Zq") && e.message.contains("`#` as %23"), "{}", e.message);
     }
 }

@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use ds_config::cameras::{
     BLACK_RANGE_S, FROZEN_RANGE_S, HEARTBEAT_RANGE_S, PACKETS_LOST_RANGE, check_camera_url, slug,
 };
+use ds_config::redact::{is_credential_param, same_endpoint};
 use ds_config::{Camera, CamerasConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -169,20 +170,70 @@ async fn ids_with_history(c: &Cameras) -> HashSet<String> {
     }
 }
 
+/// What a masked credential looks like in a URL the API showed.
+const MASK: &str = "***";
+
+/// Why a masked password cannot be restored into a URL that points elsewhere.
+const MASKED_ELSEWHERE: &str = "url: the password is masked (`***`) and the URL no longer points to the same camera \
+     (scheme, host, port and user must stay the same for the stored password to be kept); type the camera's password";
+
 /// `rtsp://u:***@h/x` sent back for a camera whose URL is `rtsp://u:secret@h/y` becomes
-/// `rtsp://u:secret@h/x`: the page never has the password, and saving must not lose it.
-pub fn unmask_url(new: &str, current: &str) -> String {
-    let Some((new_user, new_pass, _)) = userinfo(new) else { return new.to_owned() };
-    if new_pass != Some("***") {
-        return new.to_owned();
+/// `rtsp://u:secret@h/x`: the page never has the password, and saving must not lose it. The
+/// same for a credential in the query (`snap.cgi?pwd=***`), taken from the stored URL's
+/// parameter of the same name.
+///
+/// Only for the same camera: a URL with another scheme, host, port or user gets no stored
+/// secret (anyone who may edit would otherwise point the camera at their own host and
+/// receive the password); that is an error, so the user types the password again.
+pub fn unmask_url(new: &str, current: &str) -> Result<String, &'static str> {
+    let new_pass = userinfo(new).and_then(|(_, pass, _)| pass);
+    let masked_query: Vec<&str> = query_pairs(new)
+        .filter(|(name, value)| *value == MASK && is_credential_param(name))
+        .map(|(name, _)| name)
+        .collect();
+    if new_pass != Some(MASK) && masked_query.is_empty() {
+        return Ok(new.to_owned());
     }
-    match userinfo(current) {
-        Some((user, Some(pass), _)) if user == new_user => {
-            let (start, end) = userinfo_span(new).expect("has userinfo");
-            format!("{}{user}:{pass}{}", &new[..start], &new[end..])
-        }
-        _ => new.to_owned(),
+    if !same_endpoint(new, current) {
+        return Err(MASKED_ELSEWHERE);
     }
+    let mut out = new.to_owned();
+    if new_pass == Some(MASK)
+        && let Some((user, Some(pass), _)) = userinfo(current)
+    {
+        let (start, end) = userinfo_span(new).expect("has userinfo");
+        out = format!("{}{user}:{pass}{}", &new[..start], &new[end..]);
+    }
+    if !masked_query.is_empty() {
+        let Some(q) = out.find('?') else { return Ok(out) };
+        let stored: Vec<(&str, &str)> = query_pairs(current).collect();
+        let query = out[q + 1..]
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, MASK)) if is_credential_param(name) => match stored.iter().find(|(n, _)| *n == name) {
+                    Some((_, value)) => format!("{name}={value}"),
+                    None => pair.to_owned(),
+                },
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{}{query}", &out[..=q]);
+    }
+    Ok(out)
+}
+
+/// The `name=value` pairs of a URL's query as written (a `#` is a value's, see
+/// [`ds_config::redact::mask_url`]).
+fn query_pairs(url: &str) -> impl Iterator<Item = (&str, &str)> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').filter_map(|pair| pair.split_once('='))
+}
+
+/// Whether `url` still holds a masked credential (a `***` the user did not replace).
+fn still_masked(url: &str) -> bool {
+    userinfo(url).and_then(|(_, pass, _)| pass) == Some(MASK)
+        || query_pairs(url).any(|(name, value)| value == MASK && is_credential_param(name))
 }
 
 /// Byte range of `user:pass` between `://` and `@`.
@@ -208,10 +259,10 @@ fn apply(entry: &mut Map<String, Value>, body: &CameraBody, current_url: Option<
     }
     if let Some(url) = &body.url {
         let url = match current_url {
-            Some(current) => unmask_url(url.trim(), current),
+            Some(current) => unmask_url(url.trim(), current)?,
             None => url.trim().to_owned(),
         };
-        if url.contains(":***@") {
+        if still_masked(&url) {
             return Err("url: the password is masked (`***`); type the camera's password".to_owned());
         }
         check_camera_url(&url).map_err(|why| format!("url: {why}"))?;
@@ -351,13 +402,45 @@ mod tests {
     fn masked_passwords_are_kept() {
         let current = "rtsp://admin:s3cret@10.0.0.5:554/stream1";
         assert_eq!(
-            unmask_url("rtsp://admin:***@10.0.0.5:554/stream2", current),
+            unmask_url("rtsp://admin:***@10.0.0.5:554/stream2", current).unwrap(),
             "rtsp://admin:s3cret@10.0.0.5:554/stream2"
         );
-        assert_eq!(unmask_url("rtsp://admin:new@10.0.0.5/s", current), "rtsp://admin:new@10.0.0.5/s");
-        // Another user: the old password is not theirs.
-        assert_eq!(unmask_url("rtsp://bob:***@10.0.0.5/s", current), "rtsp://bob:***@10.0.0.5/s");
-        assert_eq!(unmask_url("http://10.0.0.5/", current), "http://10.0.0.5/");
+        assert_eq!(
+            unmask_url("rtsp://admin:***@10.0.0.5/stream2", current).unwrap(),
+            "rtsp://admin:s3cret@10.0.0.5/stream2",
+            "554 is rtsp's port"
+        );
+        assert_eq!(unmask_url("rtsp://admin:new@10.0.0.5/s", current).unwrap(), "rtsp://admin:new@10.0.0.5/s");
+        assert_eq!(unmask_url("http://10.0.0.5/", current).unwrap(), "http://10.0.0.5/");
+        // Another user, host, port or scheme: the stored password is not sent there.
+        for elsewhere in [
+            "rtsp://bob:***@10.0.0.5/s",
+            "rtsp://admin:***@10.0.0.6:554/s",
+            "rtsp://admin:***@10.0.0.5:8554/s",
+            "http://admin:***@10.0.0.5:554/s",
+        ] {
+            let e = unmask_url(elsewhere, current).unwrap_err();
+            assert!(e.contains("type the camera's password") && e.contains("scheme, host, port"), "{elsewhere}: {e}");
+        }
+    }
+
+    #[test]
+    fn masked_query_credentials_are_kept_for_the_same_camera_only() {
+        let current = "http://10.0.0.5/snap.cgi?usr=admin&pwd=s3cret&ch=1";
+        assert_eq!(
+            unmask_url("http://10.0.0.5:80/snap.cgi?usr=admin&pwd=***&ch=2", current).unwrap(),
+            "http://10.0.0.5:80/snap.cgi?usr=admin&pwd=s3cret&ch=2"
+        );
+        assert!(unmask_url("http://10.0.0.9/snap.cgi?usr=admin&pwd=***", current).is_err());
+        // No stored value of that name: still masked, refused by `apply`.
+        let kept = unmask_url("http://10.0.0.5/snap.cgi?token=***", current).unwrap();
+        assert!(still_masked(&kept), "{kept}");
+        let mut entry = Map::new();
+        let body =
+            CameraBody { url: Some("http://10.0.0.9/snap.cgi?usr=admin&pwd=***".into()), ..CameraBody::default() };
+        let e = apply(&mut entry, &body, Some(current)).unwrap_err();
+        assert!(e.starts_with("url: the password is masked"), "{e}");
+        assert!(entry.is_empty());
     }
 
     #[test]
