@@ -810,7 +810,7 @@ fn a_dashboard_that_refuses_the_watchdog_is_alerted_and_a_token_brings_the_camer
     let details = refused[0]["details"].as_str().unwrap_or_default();
     assert!(details.contains("web_token_file") && details.contains("cannot be read"), "{refused:?}");
     // The operator's fix: a token from the CLI, into the file.
-    let out = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-web"))
+    let out = Command::new(bin("desktop-streamer-web"))
         .arg("--config")
         .arg(dir.path().join("web-config.json"))
         .args(["new-token", "watchdog"])
