@@ -1371,6 +1371,12 @@ fn the_clock_synchronisation_comes_from_timedated_and_marks_the_heartbeats() {
 /// Sends `GET path` with `headers` and closes the connection without waiting for the answer,
 /// as a client that gives up does.
 fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
+    drop(pending_get(port, path, headers));
+}
+
+/// Sends `GET path` with `headers`; the connection, for the caller to drop (cancel) when it
+/// likes.
+fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
@@ -1379,6 +1385,7 @@ fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).expect("send the request");
+    stream
 }
 
 /// `snapshot.jpg` under a storm of requests that their clients cancel. Anonymous requests are
@@ -1438,16 +1445,27 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     assert_eq!((answered.status, answered.header("x-picture-source")), (200, Some("heartbeat")), "{}", answered.text());
     assert_eq!((grabs(), silent_a.accepted() + silent_b.accepted()), before, "anonymous requests reached a camera");
 
-    // Authenticated: two silent cameras take both places, each with one session however many
-    // ask for it; a third camera is refused with when to come back.
+    // Authenticated: a request for each silent camera starts its grab, and is cancelled once
+    // the grab reached the camera (a request cancelled sooner may never reach the handler).
+    // The two grabs take both places; the storm of cancelled requests after them joins them,
+    // one session each however many ask; a third camera is refused with when to come back.
+    let started: Vec<_> = [("silent-a", &silent_a), ("silent-b", &silent_b)]
+        .into_iter()
+        .map(|(id, camera)| {
+            let request = pending_get(web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &auth);
+            wait_until(&format!("the grab at {id}"), Duration::from_secs(10), || match camera.accepted() {
+                1 => Ok(()),
+                n => Err(format!("{n} sessions")),
+            });
+            request
+        })
+        .collect();
+    drop(started);
     for _ in 0..STORM / 2 {
         cancelled_get(web.port(), "/api/cameras/silent-a/snapshot.jpg", &auth);
         cancelled_get(web.port(), "/api/cameras/silent-b/snapshot.jpg", &auth);
     }
-    wait_until("a grab at each silent camera", Duration::from_secs(5), || {
-        let seen = (silent_a.accepted(), silent_b.accepted());
-        if seen == (1, 1) { Ok(()) } else { Err(format!("{seen:?}")) }
-    });
+    assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
     let grabs_before = grabs();
     let busy = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
     assert_eq!((busy.status, busy.header("retry-after")), (503, Some("2")), "{}", busy.text());
