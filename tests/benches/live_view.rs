@@ -46,7 +46,9 @@ fn main() {
     let config = json!({"fps": 15, "width": 1280, "height": 720, "bitrate": 2000, "encoder": "x264enc",
         "keyframe_interval": 2, "segment_duration": 2,
         // Any free port: the default 8889 may be taken by another streamer on this machine.
-        "webrtc_udp_port": 0, "webrtc_addresses": ["127.0.0.1"]});
+        "webrtc_udp_port": 0, "webrtc_addresses": ["127.0.0.1"],
+        // viewers.mjs's page is about:blank, another origin than the streamer.
+        "cors_origins": ["*"]});
     let streamer = StreamerProcess::start(&x.display(), config);
     streamer.wait_for("a healthy stream", Duration::from_secs(30), |h| {
         h["playlist"]["segment_count"].as_u64() >= Some(3) && h["health"] == "healthy"

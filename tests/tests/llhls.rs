@@ -21,7 +21,8 @@ const LL: &str = "/hls/desktop/ll.m3u8";
 fn moving_stream() -> (DummyDisplay, ds_tests::xorg::Animation, StreamerProcess) {
     let x = DummyDisplay::start().expect("dummy Xorg with two monitors");
     let moving = x.animate(SECOND_MONITOR).unwrap();
-    let s = StreamerProcess::start(&x.display(), json!({}));
+    // hls.js fetches the playlist and parts from llhls.mjs's page, about:blank: another origin.
+    let s = StreamerProcess::start(&x.display(), json!({"cors_origins": ["*"]}));
     s.wait_for("two segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
     (x, moving, s)
 }
