@@ -531,7 +531,8 @@ struct Row {
     messages: Vec<String>,
     latencies_ms: Vec<u32>,
     /// When each camera's latest heartbeat started (warm-up included).
-    last_at: HashMap<String, jiff::Timestamp>,
+    /// When each camera's last heartbeat arrived (monotonic: the wall clock may step).
+    last_at: HashMap<String, Instant>,
     /// The longest time between two heartbeats of one camera in the measured window.
     max_gap_s: f64,
     measured_s: f64,
@@ -550,8 +551,9 @@ impl Row {
     /// Notes when a heartbeat started, and the gap since the camera's previous one; in the
     /// measured window (`measured`), a gap longer than the on-time gap missed probes.
     fn note_time(&mut self, h: &Heartbeat, measured: bool) {
-        if let Some(previous) = self.last_at.insert(h.camera_id.clone(), h.at) {
-            let gap = h.at.duration_since(previous).as_secs_f64();
+        let at = Instant::now();
+        if let Some(previous) = self.last_at.insert(h.camera_id.clone(), at) {
+            let gap = at.duration_since(previous).as_secs_f64();
             self.max_gap_s = self.max_gap_s.max(gap);
             if measured {
                 self.due += 1 + missed(gap);
@@ -564,8 +566,8 @@ impl Row {
     /// Counts the probes missed at the end of the window (`end`): a camera whose last
     /// heartbeat is more than the on-time gap before it, or that never had one since
     /// `started`.
-    fn due(&mut self, cameras: usize, started: jiff::Timestamp, end: jiff::Timestamp) {
-        let since = |t: jiff::Timestamp| end.duration_since(t).as_secs_f64();
+    fn due(&mut self, cameras: usize, started: Instant, end: Instant) {
+        let since = |t: Instant| end.duration_since(t).as_secs_f64();
         let silent = cameras.saturating_sub(self.last_at.len());
         self.due += self.last_at.values().map(|t| missed(since(*t))).sum::<usize>();
         self.due += silent * missed(since(started)).max(1);
@@ -643,7 +645,7 @@ fn run_fleet(
         let (tx, mut events) = mpsc::channel(100_000);
         let stop = CancellationToken::new();
         let options = SchedulerOptions { decoding: decoding.then(Default::default), ..SchedulerOptions::default() };
-        let started = jiff::Timestamp::now();
+        let started = Instant::now();
         let scheduler = Scheduler::spawn_with(NetworkProber::new().unwrap(), rx, tx, stop.clone(), options);
         // One interval: every camera probes once (its first slot), then the steady state.
         let warm_up = tokio::time::Instant::now() + Duration::from_secs(u64::from(HEARTBEAT_S));
@@ -665,7 +667,7 @@ fn run_fleet(
         }
         let elapsed = t0.elapsed().as_secs_f64();
         row.measured_s = elapsed;
-        row.due(n, started, jiff::Timestamp::now());
+        row.due(n, started, Instant::now());
         row.cpu_percent = 100.0 * (procfs::cpu_seconds(me, false).unwrap_or(0.0) - cpu0) / elapsed;
         let servers1: f64 = server_pids.iter().filter_map(|p| procfs::cpu_seconds(*p, false)).sum();
         row.servers_cpu_percent = 100.0 * (servers1 - servers0) / elapsed;

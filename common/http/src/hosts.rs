@@ -97,7 +97,8 @@ pub async fn check_host(State(hosts): State<Arc<AllowedHosts>>, request: Request
     match host {
         Some(host) if !hosts.allows(&host) => {
             let shown: String = host.chars().filter(|c| !c.is_control()).take(100).collect();
-            tracing::info!(host = %shown, "request for a host this server does not answer to refused");
+            // Debug: a client sending many such requests must not flood the log.
+            tracing::debug!(host = %shown, "request for a host this server does not answer to refused");
             let message = format!(
                 "this server does not answer to the host `{shown}`: ask for it by its address or host name, or add \
                  the name to `allowed_hosts` in its configuration (a reverse proxy's name, say)"

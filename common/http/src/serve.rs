@@ -75,7 +75,8 @@ impl Default for Limits {
     }
 }
 
-/// Counts of what [`serve`] did, readable while it runs (for health and metrics).
+/// Counts of what [`serve`] did, readable while it runs (the tests read them; the services do
+/// not report them yet).
 #[derive(Debug, Default)]
 pub struct Served {
     open: AtomicU64,
