@@ -63,8 +63,11 @@ impl Flood {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port` whose source address is `from`.
-fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+/// A TCP connection to 127.0.0.1:`port` whose source address is `from` (in 127.0.0.0/8).
+///
+/// # Errors
+/// As `socket`, `bind` and `connect` fail.
+pub fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
     rustix::net::bind(&fd, &SocketAddrV4::new(from, 0))?;
     rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;

@@ -178,7 +178,7 @@ impl Web {
     fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Response {
         let body = body.map(Value::to_string);
         http::request(self.port(), method, path, headers, body.as_deref())
-            .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+            .unwrap_or_else(|| panic!("{method} {path}: no answer\n{}", self.log_text()))
     }
 
     /// Everything the service logged: its log files and its stderr.
@@ -1374,11 +1374,16 @@ fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
     drop(pending_get(port, path, headers));
 }
 
-/// Sends `GET path` with `headers`; the connection, for the caller to drop (cancel) when it
-/// likes.
+/// Where the storm's requests come from: a client of its own, so that the service's cap on
+/// connections per client (which the storm may reach while the service is still closing the
+/// connections it cancelled) is the storm's and not the test's own requests' (from 127.0.0.1).
+const STORM_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 9);
+
+/// Sends `GET path` with `headers` from [`STORM_CLIENT`]; the connection, for the caller to
+/// drop (cancel) when it likes.
 fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
     use std::io::Write as _;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the service");
+    let mut stream = ds_tests::flood::connect_from(STORM_CLIENT, port).expect("connect to the service");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
