@@ -40,17 +40,6 @@ pub const DECODE_THREADS: usize = 2;
 /// takes a few milliseconds, so the queue is full only when decoding cannot keep up at all,
 /// and a heartbeat whose pictures are queued waits at most this many decodes.
 pub const DECODE_QUEUE: usize = 32;
-/// Share of one core the decoding threads may spend ([`crate::picture::budget::Budget`]): a
-/// 640×360 keyframe and the frames after it, with the thumbnail, take about 3 ms of CPU, so
-/// this is about 13 decodes a second, every heartbeat of 200 cameras at a 15 s heartbeat; a
-/// larger fleet gets its thumbnails less often (the fleet benchmark's 1000 cameras about
-/// every 75 s), and the prober, which probes 1000 cameras in 8 % of one core, stays within
-/// 15 %.
-pub const DECODE_SHARE: f64 = 0.04;
-/// Decoding time the budget saves up while idle (about 150 decodes): the first heartbeats
-/// after a start, and bursts of them, are decoded.
-pub const DECODE_BURST: Duration = Duration::from_millis(500);
-
 /// How the scheduler decodes the probes' pictures ([`crate::picture::Decoder`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Decoding {
@@ -59,13 +48,14 @@ pub struct Decoding {
     /// Pictures that may wait for a thread ([`DECODE_QUEUE`]); with no threads and no queue,
     /// every heartbeat goes without a picture, as when decoding never keeps up (for tests).
     pub queue: usize,
-    /// Share of one core the threads may spend ([`DECODE_SHARE`]); `None`: no limit.
-    pub share: Option<f64>,
+    /// Whether the threads spend at most the camera list's `picture_cpu_percent` of one core
+    /// ([`crate::picture::budget::Budget`]); `false`: no limit (for tests and benchmarks).
+    pub budgeted: bool,
 }
 
 impl Default for Decoding {
     fn default() -> Self {
-        Decoding { threads: DECODE_THREADS, queue: DECODE_QUEUE, share: Some(DECODE_SHARE) }
+        Decoding { threads: DECODE_THREADS, queue: DECODE_QUEUE, budgeted: true }
     }
 }
 
@@ -300,8 +290,9 @@ impl Scheduler {
             let spec = Spec { camera: camera.clone(), settings: cameras.borrow().probe_settings(camera) };
             show(&board, &camera.stable_id(), &spec);
         }
+        let share = cameras.borrow().picture_cpu_percent / 100.0;
         let decoder =
-            decoding.map(|d| Decoder::with_budget(d.threads, d.queue, d.share.map(|s| Budget::new(s, DECODE_BURST))));
+            decoding.map(|d| Decoder::with_budget(d.threads, d.queue, d.budgeted.then(|| Budget::new(share))));
         let task = tokio::spawn(supervise(
             Arc::new(prober),
             decoder,
@@ -380,6 +371,9 @@ async fn supervise<P: Prober>(
     let mut config = first;
     loop {
         permits = resize(&fleet.semaphore, permits, config.max_concurrent_probes.max(1));
+        if let Some(decoder) = &fleet.decoder {
+            decoder.set_share(config.picture_cpu_percent / 100.0);
+        }
         apply(&fleet, &config, &mut tasks, &mut set, &shutdown);
         tracing::debug!(cameras = tasks.len(), max_concurrent_probes = permits, "camera list applied");
         tokio::select! {

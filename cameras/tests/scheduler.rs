@@ -258,7 +258,7 @@ async fn shutdown_abandons_probes_at_once() {
 async fn heartbeats_go_on_without_pictures_when_decoding_cannot_keep_up() {
     let script = Script { coded: Some(Coded::Jpeg(vec![vec![0xff, 0xd8, 0xff, 0xd9]; 2])), ..Script::default() };
     let busy = SchedulerOptions {
-        decoding: Some(Decoding { threads: 0, queue: 0, share: None }),
+        decoding: Some(Decoding { threads: 0, queue: 0, budgeted: false }),
         ..SchedulerOptions::default()
     };
     let mut r = start_with(&script, config(3, 10, 4), busy);
@@ -285,7 +285,7 @@ async fn heartbeats_go_on_without_pictures_when_decoding_cannot_keep_up() {
         assert!(r.scheduler.thumbnails().get(&id).is_none(), "no picture was decoded for {id}");
         counted.push((status.heartbeat_seconds, status.pictures.unwrap()));
     }
-    let behind = thumbnails_behind(counted).expect("thumbnails are behind");
+    let behind = thumbnails_behind(counted, 4.0).expect("thumbnails are behind");
     assert_eq!((behind.cameras, behind.decoded, behind.skipped), (3, 0, beats.len() as u32));
     assert_eq!(behind.refresh_seconds, 300, "no picture in the whole window");
     r.stop.cancel();

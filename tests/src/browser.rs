@@ -8,7 +8,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,6 +16,17 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::bins::{bin, workspace_root};
+
+/// Where the screenshots of `test` go: `$DS_SCREENSHOT_DIR` if set, else `screenshots/<test>`
+/// beside the binaries under test (created).
+pub fn screenshot_dir(test: &str) -> PathBuf {
+    let dir = std::env::var_os("DS_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        let profile = bin("desktop-streamer-web").parent().expect("the binary is in a directory").to_owned();
+        profile.join("screenshots").join(test)
+    });
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
 
 /// What a finished script said.
 #[derive(Debug)]
@@ -25,6 +36,20 @@ pub struct ScriptRun {
     /// Its stderr (node's warnings, a script's own diagnostics).
     pub stderr: String,
     pub elapsed: Duration,
+}
+
+impl ScriptRun {
+    /// Asserts that each check in `names` passed, showing the check, the script's stderr and
+    /// `logs` (the services' logs) when one did not.
+    ///
+    /// # Panics
+    /// When a check did not pass.
+    pub fn assert_passed(&self, names: &[&str], logs: &str) {
+        for name in names {
+            let check = &self.result["checks"][name];
+            assert_eq!(check["ok"], true, "{name}: {check:#}\n{}\n{logs}", self.stderr);
+        }
+    }
 }
 
 /// Runs `tests/browser/<script>` with `args`, answering each `{"ask": …}` line it prints with

@@ -13,8 +13,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ds_tests::bins::bin;
-use ds_tests::browser::run_script;
+use ds_tests::browser::{run_script, screenshot_dir};
 use ds_tests::faketime::WallClock;
 use ds_tests::kiosk::WebFiles;
 use ds_tests::mjpeg::MjpegServer;
@@ -26,16 +25,6 @@ use serde_json::json;
 const SCRIPT_LIMIT: Duration = Duration::from_secs(180);
 /// The steps, as libfaketime's offset file takes them, and in days for the script.
 const STEPS: [(&str, i64); 2] = [("+366d", 366), ("-1d", -1)];
-
-/// Where the screenshots go.
-fn screenshot_dir() -> PathBuf {
-    let dir = std::env::var_os("DS_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let profile = bin("desktop-streamer-web").parent().expect("the binary is in a directory").to_owned();
-        profile.join("screenshots/browser_clock")
-    });
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
-}
 
 #[test]
 fn the_pages_show_sane_ages_and_continuous_charts_under_a_stepped_wall_clock_in_chromium() {
@@ -71,7 +60,7 @@ fn the_pages_show_sane_ages_and_continuous_charts_under_a_stepped_wall_clock_in_
         &env,
     );
 
-    let screenshots = screenshot_dir();
+    let screenshots = screenshot_dir("browser_clock");
     let spec = json!({
         "base": format!("http://127.0.0.1:{}", web.port),
         "camera": "cam",

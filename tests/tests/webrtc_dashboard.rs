@@ -16,11 +16,10 @@
 //! Screenshots go to `DS_SCREENSHOT_DIR` when set, else `<target>/<profile>/screenshots/<test>/`.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ds_tests::bins::bin;
-use ds_tests::browser::run_script;
+use ds_tests::browser::{run_script, screenshot_dir};
 use ds_tests::kiosk::WebFiles;
 use ds_tests::service::{ServiceProcess, signal_pid};
 use ds_tests::streamer::{ignore_host_disk, wait_for_segments};
@@ -44,16 +43,6 @@ const HEAL_LIMIT_MS: u64 = 2000;
 /// A restarted streamer is met by the page reconnecting by itself: its pauses between tries
 /// grow to 5 s (web-monitor/ui/webrtc.js), plus a connection and the new worker's start.
 const RECONNECT_LIMIT_MS: u64 = 15_000;
-
-/// Where the screenshots of `test` go.
-fn screenshot_dir(test: &str) -> PathBuf {
-    let dir = std::env::var_os("DS_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let profile = bin("desktop-streamer-web").parent().expect("the binary is in a directory").to_owned();
-        profile.join("screenshots").join(test)
-    });
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    dir
-}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64

@@ -50,7 +50,7 @@ async fn heartbeats_skipped_for_the_decoding_budget_show_on_the_camera_list() {
     let (tx, mut events) = tokio::sync::mpsc::channel(64);
     let stop = tokio_util::sync::CancellationToken::new();
     let busy = SchedulerOptions {
-        decoding: Some(Decoding { threads: 0, queue: 0, share: None }),
+        decoding: Some(Decoding { threads: 0, queue: 0, budgeted: false }),
         ..SchedulerOptions::default()
     };
     let scheduler = Scheduler::spawn_with(Sending, fleet.subscribe(), tx, stop.clone(), busy);

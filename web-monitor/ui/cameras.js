@@ -202,7 +202,7 @@ function renderGrid() {
   const behind = list.thumbnails_behind;
   $('thumbnails-behind').hidden = !behind;
   setText($('thumbnails-behind'), behind
-    ? `thumbnails refresh about every ${behind.refresh_seconds} s: the decoder cannot keep up with every heartbeat of ${behind.cameras} cameras`
+    ? `thumbnails refresh about every ${behind.refresh_seconds} s: decoding every heartbeat's picture of ${behind.cameras} cameras needs more than the ${behind.picture_cpu_percent} % of a core it may use (picture_cpu_percent in the camera list; camera states are not delayed)`
     : '');
   state.cards.clear();
   const nodes = list.cameras.map((cam) => {

@@ -81,6 +81,15 @@ impl Decoder {
         Decoder { queue: tx, _jobs: rx, budget }
     }
 
+    /// From now on the decoding threads spend at most `share` of one core (when they have a
+    /// budget at all).
+    pub fn set_share(&self, share: f64) {
+        if let Some(budget) = self.budget.as_ref().filter(|b| (b.share() - share).abs() > f64::EPSILON) {
+            tracing::info!(picture_cpu_percent = share * 100.0, "the decoding budget changed");
+            budget.set_share(share);
+        }
+    }
+
     /// Decodes `coded` on the pool; [`DecodeError::Busy`] at once when the queue is full or
     /// the budget spent (the caller goes on without pictures).
     pub async fn decode(&self, coded: Coded) -> Result<Pictures, DecodeError> {

@@ -196,7 +196,7 @@ pub struct CameraList {
 /// Thumbnails refresh less often than the heartbeat: the decoder could not keep up with every
 /// heartbeat of the last `window_seconds`, and heartbeats went without a decoded picture
 /// (their liveness verdict was not delayed; only the picture and its verdicts were left out).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ThumbnailsBehind {
     /// About how often a camera's thumbnail refreshes, in seconds (at most the window).
     pub refresh_seconds: u32,
@@ -207,6 +207,9 @@ pub struct ThumbnailsBehind {
     /// … and those that went without, the decoding queue being full.
     pub skipped: u32,
     pub window_seconds: u32,
+    /// The share of one core the decoder may spend (`picture_cpu_percent` in the camera
+    /// list): raising it lets thumbnails keep up, at that cost in CPU.
+    pub picture_cpu_percent: f64,
 }
 
 /// What became of the pictures of a camera's heartbeats over the last `window_seconds`.

@@ -28,6 +28,7 @@ fn list() -> CameraList {
             decoded: 6700,
             skipped: 13300,
             window_seconds: 300,
+            picture_cpu_percent: 4.0,
         }),
         cameras: vec![
             CameraEntry {

@@ -200,10 +200,13 @@ pub async fn list(State(c): State<Cameras>) -> Json<CameraList> {
     let list = c.fleet.current();
     let summary = c.summary.get(c.store.as_ref()).await;
     let cameras: Vec<CameraEntry> = list.streams.iter().map(|cam| c.full_json(cam, &list, &summary)).collect();
-    let thumbnails_behind = ds_cameras::picture::budget::thumbnails_behind(cameras.iter().filter_map(|e| {
-        let pictures = e.live.probed()?.pictures?;
-        Some((e.config.heartbeat_seconds, pictures))
-    }));
+    let thumbnails_behind = ds_cameras::picture::budget::thumbnails_behind(
+        cameras.iter().filter_map(|e| {
+            let pictures = e.live.probed()?.pictures?;
+            Some((e.config.heartbeat_seconds, pictures))
+        }),
+        list.picture_cpu_percent,
+    );
     Json(CameraList {
         heartbeat_seconds: list.heartbeat_seconds,
         timezone: list.timezone.clone(),
