@@ -37,6 +37,8 @@ pub struct AppState {
     pub viewers: Option<Viewers>,
     /// The low-latency playlist and its parts.
     pub live: LiveHls,
+    /// What the HTTP server did with its connections, for `/metrics`.
+    pub served: Arc<ds_http::serve::Served>,
 }
 
 impl AppState {
@@ -124,8 +126,13 @@ async fn healthz(State(s): State<AppState>) -> Response {
     (code, text).into_response()
 }
 
+/// The health report's series, then the HTTP server's connection counts.
 async fn metrics_text(State(s): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, ds_runtime::prometheus::CONTENT_TYPE)], metrics::render(&s.detailed())).into_response()
+    let mut text = metrics::render(&s.detailed());
+    let mut connections = ds_runtime::prometheus::Writer::new();
+    s.served.write_metrics(&mut connections, "desktop_streamer");
+    text.push_str(&connections.finish());
+    ([(header::CONTENT_TYPE, ds_runtime::prometheus::CONTENT_TYPE)], text).into_response()
 }
 
 /// A segment or the playlist, the low-latency playlist or a part. Only names the streamer

@@ -148,16 +148,17 @@ async fn serve(config: StreamerConfig, config_args: ConfigArgs) -> anyhow::Resul
     };
     // Low-latency HLS: the supervisor cuts parts into it, HTTP serves them.
     let live = live::LiveHls::new(config.output_dir.clone(), live::PartTiming::for_fps(config.fps));
+    let served = Arc::new(ds_http::serve::Served::default());
     let app = http::app(http::AppState {
         status: status.clone(),
         config: config_rx.clone(),
         system,
         viewers,
         live: live.clone(),
+        served: Arc::clone(&served),
     });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let served = Arc::new(ds_http::serve::Served::default());
         ds_http::serve::serve(listener, app, ds_http::serve::Limits::default(), served, async move {
             http_shutdown.wait().await;
         })

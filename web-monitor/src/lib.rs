@@ -114,6 +114,7 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     };
     let status = snapshot::StatusCache::start(sources, history.clone(), shutdown.clone()).await;
     let monitor = ds_camera_monitor::CameraMonitor::start(&config, clock.subscribe()).await?;
+    let served = std::sync::Arc::new(ds_http::serve::Served::default());
     let state = http::AppState {
         streamer,
         config: std::sync::Arc::new(config),
@@ -122,12 +123,12 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         history,
         cameras: http::cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone())
             .with_thumbnails(monitor.thumbnails.clone()),
+        served: std::sync::Arc::clone(&served),
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));
     let app = http::app(state, auth);
     let drain = shutdown.clone();
-    let served = std::sync::Arc::new(ds_http::serve::Served::default());
     let server = ds_http::serve::serve(listener, app, ds_http::serve::Limits::default(), served, async move {
         drain.wait().await;
     });

@@ -9,18 +9,22 @@
 //!   connection). An answer being written (an event stream, a segment) is never cut by it.
 //! - **A cap on connections** ([`Limits::max_connections`]), kept below the unit's
 //!   `LimitNOFILE=` so that a flood of connections cannot take the descriptors the service
-//!   needs for its own files: a connection beyond it is closed at once, unread.
+//!   needs for its own files. When every place is taken, a new connection takes the place of
+//!   the oldest connection that has not sent a request yet (which is closed: a flood of
+//!   half-open connections from many addresses cannot keep the page, the watchdog or a player
+//!   out for the header timeout); only when every place serves a request is the new
+//!   connection closed at once, unread.
 //! - **A cap per client address** ([`Limits::max_per_client`]): one address cannot take every
 //!   place, so the other clients (the page, the watchdog, a player) keep theirs.
 //!
-//! Refused connections are counted ([`Served::refused`]) and logged at most once per
+//! Refused and evicted connections are counted ([`Served::refused`], [`Served::evicted`]) and logged at most once per
 //! [`REFUSAL_LOG_INTERVAL`] with the counts since the last line, so a flood does not flood the
 //! log. Each request carries the client's address as `ConnectInfo<SocketAddr>`, as
 //! `into_make_service_with_connect_info` gives it. On shutdown the listener closes, open
 //! connections finish the request they are serving and close, and [`serve`] returns when all
 //! are closed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,14 +79,15 @@ impl Default for Limits {
     }
 }
 
-/// Counts of what [`serve`] did, readable while it runs (the tests read them; the services do
-/// not report them yet).
+/// Counts of what [`serve`] did, readable while it runs; each service reports them in its
+/// `/metrics` ([`Served::write_metrics`]).
 #[derive(Debug, Default)]
 pub struct Served {
     open: AtomicU64,
     accepted: AtomicU64,
     refused_full: AtomicU64,
     refused_client: AtomicU64,
+    evicted: AtomicU64,
 }
 
 impl Served {
@@ -94,6 +99,38 @@ impl Served {
     /// Connections accepted and served so far.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed before their first request to make room for a new one, so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Writes the counts as `<prefix>_http_connections_*` series: open now, accepted, evicted
+    /// and refused (by reason) so far.
+    pub fn write_metrics(&self, w: &mut ds_runtime::prometheus::Writer, prefix: &str) {
+        use ds_runtime::prometheus::Kind;
+        w.single(&format!("{prefix}_http_connections_open"), Kind::Gauge, "HTTP connections open now", self.open());
+        w.single(
+            &format!("{prefix}_http_connections_accepted_total"),
+            Kind::Counter,
+            "HTTP connections accepted",
+            self.accepted(),
+        );
+        w.single(
+            &format!("{prefix}_http_connections_evicted_total"),
+            Kind::Counter,
+            "HTTP connections closed before their first request to make room for a new one (every place was taken)",
+            self.evicted(),
+        );
+        let (full, client) = self.refused();
+        w.family(
+            &format!("{prefix}_http_connections_refused_total"),
+            Kind::Counter,
+            "HTTP connections closed unread: every place serving a request (all_places_taken), or the client's address holding all its places (client_places_taken)",
+        )
+        .sample(&[("reason", "all_places_taken")], full)
+        .sample(&[("reason", "client_places_taken")], client);
     }
 
     /// Connections closed unread so far: (all places taken, the client's places taken).
@@ -135,6 +172,26 @@ impl Drop for ClientPlace {
         }
     }
 }
+
+/// The open connections that have not sent a request yet, oldest first (by accept order), each
+/// with the token that closes it.
+#[derive(Debug, Default)]
+struct Waiting(Mutex<BTreeMap<u64, CancellationToken>>);
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, CancellationToken>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Closes the oldest connection that has not sent a request; whether there was one.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.lock().pop_first();
+        oldest.map(|(_, close)| close.cancel()).is_some()
+    }
+}
+
+/// How long the accept loop waits for an evicted connection's place to come free.
+const EVICTION_WAIT: Duration = Duration::from_millis(500);
 
 /// What a connection holds while it is open.
 struct Held {
@@ -217,6 +274,8 @@ pub async fn serve(
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
     let mut refusals = RefusalLog { last: None, since: (0, 0) };
+    let waiting = Arc::new(Waiting::default());
+    let mut sequence = 0u64;
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -230,10 +289,24 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
-            served.refused_full.fetch_add(1, Ordering::Relaxed);
-            refusals.note(true, &limits, served.open());
-            continue;
+        let place = match Arc::clone(&places).try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) if waiting.evict_oldest() => {
+                served.evicted.fetch_add(1, Ordering::Relaxed);
+                match tokio::time::timeout(EVICTION_WAIT, Arc::clone(&places).acquire_owned()).await {
+                    Ok(Ok(place)) => place,
+                    _ => {
+                        served.refused_full.fetch_add(1, Ordering::Relaxed);
+                        refusals.note(true, &limits, served.open());
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                served.refused_full.fetch_add(1, Ordering::Relaxed);
+                refusals.note(true, &limits, served.open());
+                continue;
+            }
         };
         let Some(client) = clients.claim(peer.ip(), limits.max_per_client) else {
             served.refused_client.fetch_add(1, Ordering::Relaxed);
@@ -246,20 +319,29 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let last_request = Arc::new(LastRequest::new());
         let touched = Arc::clone(&last_request);
+        sequence += 1;
+        let (id, evicted) = (sequence, CancellationToken::new());
+        waiting.lock().insert(id, evicted.clone());
+        let asked = Arc::clone(&waiting);
         let service = app.clone().map_request(move |mut request: Request<Incoming>| {
             touched.touch();
+            asked.lock().remove(&id);
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
         let (builder, closing, idle) = (Arc::clone(&builder), closing.clone(), limits.header_read_timeout);
+        let waiting = Arc::clone(&waiting);
         connections.spawn(async move {
-            let connection =
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
-            tokio::pin!(connection);
+            // Boxed, so that it can be dropped (its socket closed) before its place is given back.
+            let mut connection = Box::pin(
+                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service)),
+            );
             let mut asked_to_close = false;
             let ended = loop {
                 tokio::select! {
                     ended = connection.as_mut() => break ended,
+                    // Its place went to a newer connection before it sent a request.
+                    () = evicted.cancelled() => break Ok(()),
                     () = closing.cancelled(), if !asked_to_close => {
                         connection.as_mut().graceful_shutdown();
                         asked_to_close = true;
@@ -275,6 +357,8 @@ pub async fn serve(
             if let Err(e) = ended {
                 tracing::debug!(client = %peer, error = %e, "connection ended with an error");
             }
+            waiting.lock().remove(&id);
+            drop(connection);
             drop(held);
         });
     }

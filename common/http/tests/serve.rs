@@ -110,7 +110,7 @@ async fn an_answer_that_takes_longer_than_the_header_timeout_is_not_cut() {
 }
 
 #[tokio::test]
-async fn one_address_cannot_take_every_place_and_a_full_server_refuses_at_once() {
+async fn one_address_cannot_take_every_place_and_a_full_server_makes_room_from_silent_connections() {
     let limits = Limits { header_read_timeout: BOUND * 2, max_connections: 4, max_per_client: 2 };
     let server = start(limits).await;
     // 127.0.0.2 holds its two places with connections that send nothing.
@@ -123,16 +123,31 @@ async fn one_address_cannot_take_every_place_and_a_full_server_refuses_at_once()
     let answer = get_from(3, server.addr, "/who").await;
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("127.0.0.3"), "{answer:?}");
     wait_for(|| server.served.open() == 2, "the served connection closed").await;
-    // Two more addresses fill the server: a fifth connection is refused whoever sends it.
+    // Two more addresses fill the server with connections that send nothing: a new client
+    // takes the place of the oldest of them, which is closed.
     held.push(connect_from(4, server.addr).await);
     held.push(connect_from(5, server.addr).await);
     wait_for(|| server.served.open() == 4, "four connections held").await;
-    let mut fifth = connect_from(6, server.addr).await;
-    assert_eq!(read_to_close(&mut fifth).await, "");
+    let answer = get_from(6, server.addr, "/who").await;
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("127.0.0.6"), "{answer:?}");
+    assert_eq!((server.served.evicted(), server.served.refused()), (1, (0, 1)));
+    assert_eq!(read_to_close(&mut held[0]).await, "", "the oldest silent connection was closed for it");
+    // With every place serving a request, a new connection is refused at once.
+    let slow: Vec<_> = futures_util::future::join_all((7..=10).map(|last| async move {
+        let mut s = connect_from(last, server.addr).await;
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        s
+    }))
+    .await;
+    wait_for(|| server.served.evicted() == 4 && server.served.open() == 4, "four places serving a request").await;
+    let mut refused = connect_from(11, server.addr).await;
+    assert_eq!(read_to_close(&mut refused).await, "", "no place for it");
     assert_eq!(server.served.refused(), (1, 1));
-    // Places come back when their connections close.
-    drop(held.pop());
-    wait_for(|| server.served.open() == 3, "a place free").await;
+    // Places come back when their answers are written.
+    for mut s in slow {
+        assert!(read_to_close(&mut s).await.contains("chunk 2"), "a request in progress is never evicted");
+    }
+    wait_for(|| server.served.open() == 0, "every place free").await;
     assert!(get_from(6, server.addr, "/who").await.starts_with("HTTP/1.1 200"));
     drop(held);
     server.stop.cancel();

@@ -187,6 +187,7 @@ mod tests {
             system: Default::default(),
             viewers: Some(viewers),
             live: crate::live::LiveHls::new(std::env::temp_dir(), crate::live::PartTiming::for_fps(15)),
+            served: Arc::default(),
         })
     }
 

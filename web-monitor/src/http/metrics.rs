@@ -24,7 +24,10 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
             Some((id.clone(), s.cameras.live.last_frame_age(&id)?))
         })
         .collect();
-    let body = render(streamer_up, s.systemd.is_up(), &list, &s.cameras.live.all(), &ages);
+    let mut body = render(streamer_up, s.systemd.is_up(), &list, &s.cameras.live.all(), &ages);
+    let mut connections = Writer::new();
+    s.served.write_metrics(&mut connections, "desktop_streamer_web");
+    body.push_str(&connections.finish());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 

@@ -22,4 +22,6 @@ pub struct AppState {
     pub history: History,
     /// The camera monitor.
     pub cameras: super::cameras::Cameras,
+    /// What the HTTP server did with its connections, for `/metrics`.
+    pub served: Arc<ds_http::serve::Served>,
 }
