@@ -542,7 +542,7 @@ else
     password=$("${web_cli[@]}" set-password --generate 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "set-password failed"; }
     # The password is the only copy now: on disk before anything else can fail.
     write_credentials "Dashboard admin password: $password"
-    token=$("${web_cli[@]}" new-token installer 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "new-token failed"; }
+    token=$("${web_cli[@]}" new-token installer --scope admin 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "new-token failed"; }
     write_credentials "Dashboard admin password: $password" "API token 'installer':    $token"
     changed "generated the admin password and the API token 'installer' (stored hashed in $auth_file)"
     say "both written to $CREDENTIALS_FILE (root only), shown again at the end"

@@ -75,9 +75,9 @@ impl Kiosk {
         std::fs::write(self.watchdog_state.join("alert-history.json"), history.to_string()).unwrap();
     }
 
-    /// A new API token for the dashboard.
-    pub fn new_token(&self, label: &str) -> String {
-        new_token(&self.config, label)
+    /// A new API token for the dashboard, of `scope` (`read`, `control` or `admin`).
+    pub fn new_token(&self, label: &str, scope: &str) -> String {
+        new_token(&self.config, label, scope)
     }
 
     /// The dashboard's base URL.
@@ -114,19 +114,19 @@ impl WebFiles {
         WebFiles { config, logs, watchdog_state }
     }
 
-    /// A new API token for the dashboard.
-    pub fn new_token(&self, label: &str) -> String {
-        new_token(&self.config, label)
+    /// A new API token for the dashboard, of `scope` (`read`, `control` or `admin`).
+    pub fn new_token(&self, label: &str, scope: &str) -> String {
+        new_token(&self.config, label, scope)
     }
 }
 
-/// A new API token in the credentials of the web service configured by `config`
-/// (`desktop-streamer-web new-token LABEL`, as an operator creates one).
-pub fn new_token(config: &Path, label: &str) -> String {
+/// A new API token of `scope` in the credentials of the web service configured by `config`
+/// (`desktop-streamer-web new-token LABEL --scope SCOPE`, as an operator creates one).
+pub fn new_token(config: &Path, label: &str, scope: &str) -> String {
     let out = std::process::Command::new(crate::bins::bin("desktop-streamer-web"))
         .arg("--config")
         .arg(config)
-        .args(["new-token", label])
+        .args(["new-token", label, "--scope", scope])
         .output()
         .expect("desktop-streamer-web runs");
     assert!(out.status.success(), "new-token failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -201,7 +201,7 @@ impl WebUnit {
 fn restart_web_through_the_dashboard_itself_succeeds_and_it_comes_back() {
     let WebUnit { sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
-    let token = files.new_token("ops");
+    let token = files.new_token("ops", "control");
     let before = sd.main_pid(UNITS[2]).unwrap();
     let url = format!("http://127.0.0.1:{port}");
 
@@ -237,7 +237,7 @@ fn cleanup_logs_follow_and_restart_act_on_a_real_streamer_unit() {
     write_streamer_unit(&kiosk.systemd, UNITS[0], &x.display(), port, &streamer_dir, &kiosk.logs);
     kiosk.systemd.start_unit(UNITS[0]).unwrap();
     wait_for_segments(port, 3, Duration::from_secs(40));
-    let (url, token) = (kiosk.url(), kiosk.new_token("ops"));
+    let (url, token) = (kiosk.url(), kiosk.new_token("ops", "control"));
     let hls = streamer_dir.join("hls");
     let mut viewer = Viewer::new(&hls);
     viewer.reload();
@@ -320,7 +320,7 @@ fn logs_follow_prints_lines_written_after_a_backward_step_across_a_reconnect() {
 
     let WebUnit { sd: _sd, files, port, _dir } = WebUnit::start();
     let answers = || ds_tests::http::get(port, "/api/status").is_some_and(|r| r.status == 200);
-    let (url, token) = (format!("http://127.0.0.1:{port}"), files.new_token("ops"));
+    let (url, token) = (format!("http://127.0.0.1:{port}"), files.new_token("ops", "control"));
     std::fs::create_dir_all(&files.logs).unwrap();
     let log = files.logs.join("desktop-streamer.log");
     let write_line = |offset: &str, message: &str| {

@@ -187,12 +187,28 @@ fn service_control_needs_a_session_or_token_from_the_same_origin_and_really_acts
     }
     assert_eq!(sd.main_pid(UNITS[0]).unwrap(), pid, "no refused request restarted the unit");
 
-    // A script with an API token.
-    let out =
-        std::process::Command::new(&bin).arg("--config").arg(config).args(["new-token", "nagios"]).output().unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let bearer = format!("Bearer {token}");
+    // A script with an API token: a monitoring script's (read, the default) may not stop a
+    // service; one made for control may.
+    let token_of = |label: &str, scope: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(config)
+            .args(["new-token", label])
+            .args(scope)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
     let stop = json!({"unit": UNITS[1]}).to_string();
+    let read = format!("Bearer {}", token_of("nagios", &[]));
+    let refused = post_json(web.port, "/api/service/stop", &[("Authorization", &read)], &stop).unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let why = refused.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(why.contains("scope is read") && why.contains("needs control") && why.contains("--scope control"), "{why}");
+    assert_eq!(sd.show(UNITS[1], "ActiveState").unwrap(), "active", "a read token stopped nothing");
+    let token = token_of("ops", &["--scope", "control"]);
+    let bearer = format!("Bearer {token}");
     let stopped = post_json(web.port, "/api/service/stop", &[("Authorization", &bearer)], &stop).unwrap();
     assert_eq!(stopped.status, 200, "{}", stopped.text());
     assert_eq!(sd.show(UNITS[1], "ActiveState").unwrap(), "inactive");
@@ -248,7 +264,7 @@ fn the_dashboard_connects_to_systemd_once_its_bus_comes_up() {
     let address = pending.bus_address();
     let dir = ds_tests::stream_dir();
     let files = WebFiles::write(dir.path(), json!({"streamer_url": "http://127.0.0.1:1"}));
-    let token = files.new_token("ops");
+    let token = files.new_token("ops", "control");
     let args: Vec<std::ffi::OsString> =
         vec!["--config".into(), files.config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
     let web = ds_tests::service::ServiceProcess::start(

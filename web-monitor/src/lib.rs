@@ -50,9 +50,18 @@ pub enum Command {
     NewToken {
         /// A name for the token, e.g. nagios
         label: String,
+        /// What it may do: read (everything the dashboard shows), control (also restart the
+        /// stream, clean up segments, start, stop and restart the services) or admin (also change
+        /// the camera list)
+        #[arg(long, default_value = "read", value_parser = parse_scope)]
+        scope: auth::Scope,
     },
     /// Revoke the API token with this label
     RevokeToken { label: String },
+}
+
+fn parse_scope(s: &str) -> Result<auth::Scope, String> {
+    s.parse()
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -68,10 +77,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("admin password set in {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::NewToken { label } => {
+        Command::NewToken { label, scope } => {
             let file = settings::load(&args.config)?.web.auth_file;
-            println!("{}", auth::new_token(&file, &label)?);
-            eprintln!("token `{label}` stored (hashed) in {}; it is shown only this once", file.display());
+            println!("{}", auth::new_token(&file, &label, scope)?);
+            eprintln!(
+                "token `{label}` (scope {scope}) stored (hashed) in {}; it is shown only this once",
+                file.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::RevokeToken { label } => {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use desktop_streamer_web::auth::{self, AuthError, AuthSettings, AuthState, Credentials};
+use desktop_streamer_web::auth::{self, AuthError, AuthSettings, AuthState, Credentials, Scope};
 use desktop_streamer_web::http;
 use reqwest::header::{HeaderMap, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
@@ -35,6 +35,9 @@ async fn start(public_read: bool) -> Server {
     });
     let app = Router::new()
         .route("/api/thing", post(|| async { StatusCode::NO_CONTENT }).get(|| async { "thing" }))
+        .route("/api/stream/restart", post(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/service/stop", post(|| async { StatusCode::NO_CONTENT }))
+        .route("/whep/desktop", post(|| async { StatusCode::CREATED }))
         .route("/assets/app.js", get(|| async { "js" }))
         .merge(http::auth_routes(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, http::require_auth));
@@ -156,7 +159,7 @@ async fn behind_a_trusted_proxy_the_login_limit_pauses_the_guesser_not_everyone(
 async fn state_changing_requests_need_a_session_or_token_from_the_same_origin() {
     let s = start(true).await;
     auth::set_password(&s.auth_file, PASSWORD).unwrap();
-    let token = auth::new_token(&s.auth_file, "ci").unwrap();
+    let token = auth::new_token(&s.auth_file, "ci", Scope::Admin).unwrap();
     assert!(token.starts_with(auth::TOKEN_PREFIX) && token.len() > 40);
     let cookie = s.session_cookie().await;
 
@@ -195,9 +198,9 @@ async fn state_changing_requests_need_a_session_or_token_from_the_same_origin() 
     assert!(e.to_string().contains("\"ci\""), "{e}");
     auth::revoke_token(&s.auth_file, "ci").unwrap();
     assert_eq!(s.post("/api/thing").bearer_auth(&token).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    let again = auth::new_token(&s.auth_file, "ci").unwrap();
+    let again = auth::new_token(&s.auth_file, "ci", Scope::Admin).unwrap();
     assert_ne!(again, token);
-    assert!(matches!(auth::new_token(&s.auth_file, "ci"), Err(AuthError::TokenLabelExists { .. })));
+    assert!(matches!(auth::new_token(&s.auth_file, "ci", Scope::Admin), Err(AuthError::TokenLabelExists { .. })));
     assert_eq!(s.post("/api/thing").bearer_auth(&again).send().await.unwrap().status(), StatusCode::NO_CONTENT);
 
     // After logout the cookie is dead.
@@ -212,7 +215,7 @@ async fn state_changing_requests_need_a_session_or_token_from_the_same_origin() 
 #[tokio::test]
 async fn reads_need_auth_when_public_read_is_off() {
     let s = start(false).await;
-    let token = auth::new_token(&s.auth_file, "nagios").unwrap();
+    let token = auth::new_token(&s.auth_file, "nagios", Scope::Read).unwrap();
     let r = s.get("/api/thing").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(error_of(r).await.contains("public_read is off"));
@@ -255,7 +258,7 @@ fn credentials_file_is_private_holds_only_hashes_and_keeps_tokens() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
 
     auth::set_password(&file, PASSWORD).unwrap();
-    let token = auth::new_token(&file, "nagios").unwrap();
+    let token = auth::new_token(&file, "nagios", Scope::Read).unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(!text.contains(PASSWORD) && !text.contains(&token) && !text.contains(&token[4..]), "{text}");
@@ -265,11 +268,11 @@ fn credentials_file_is_private_holds_only_hashes_and_keeps_tokens() {
     assert!(generated.len() >= auth::MIN_PASSWORD_LEN && generated != auth::generate_password());
     auth::set_password(&file, &generated).unwrap();
     let creds = Credentials::load(&file).unwrap();
-    assert_eq!(creds.verify_token(&token), Some("nagios"), "set_password must keep the tokens");
+    assert_eq!(creds.verify_token(&token), Some(("nagios", Scope::Read)), "set_password must keep the tokens");
     assert!(creds.verify_password(&generated) && !creds.verify_password(PASSWORD));
     let listed = auth::list_tokens(&file).unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].label, "nagios");
+    assert_eq!((listed[0].label.as_str(), listed[0].scope), ("nagios", Scope::Read));
     let debug = format!("{creds:?}");
     assert!(!debug.contains("argon2") && debug.contains("nagios"), "{debug}");
 
@@ -338,6 +341,51 @@ fn root_writing_the_credentials_leaves_them_to_the_service() {
     };
     assert_eq!(owner(&file), (65534, 65534, 0o600), "a new file is the directory owner's");
     std::os::unix::fs::chown(&file, Some(65533), Some(65533)).unwrap();
-    auth::new_token(&file, "watchdog").unwrap();
+    auth::new_token(&file, "watchdog", Scope::Read).unwrap();
     assert_eq!(owner(&file), (65533, 65533, 0o600), "an existing file keeps its owner");
+}
+
+/// Each token may do what its scope allows and no more, on every kind of request: `read` reads
+/// and watches the stream; `control` also restarts the stream and the services; `admin` also
+/// changes everything else (the camera list). A token from before scopes keeps doing all it did.
+#[tokio::test]
+async fn a_token_does_what_its_scope_allows_and_is_told_which_scope_it_needs() {
+    let s = start(false).await;
+    let tokens: Vec<(Scope, String)> = Scope::ALL
+        .into_iter()
+        .map(|scope| (scope, auth::new_token(&s.auth_file, scope.as_str(), scope).unwrap()))
+        .collect();
+    let requests: [(&str, &str, Scope); 5] = [
+        ("GET", "/api/thing", Scope::Read),
+        ("POST", "/whep/desktop", Scope::Read),
+        ("POST", "/api/stream/restart", Scope::Control),
+        ("POST", "/api/service/stop", Scope::Control),
+        ("POST", "/api/thing", Scope::Admin),
+    ];
+    for (scope, token) in &tokens {
+        for (method, path, needed) in requests {
+            let request = if method == "GET" { s.get(path) } else { s.post(path) };
+            let r = request.bearer_auth(token).send().await.unwrap();
+            if scope >= &needed {
+                assert!(r.status().is_success(), "{scope} token, {method} {path}: {}", r.status());
+            } else {
+                assert_eq!(r.status(), StatusCode::FORBIDDEN, "{scope} token, {method} {path}");
+                let e = error_of(r).await;
+                assert!(
+                    e.contains(&format!("scope is {scope}"))
+                        && e.contains(&format!("--scope {needed}"))
+                        && !e.contains(token),
+                    "{e}"
+                );
+            }
+        }
+    }
+    // A file written before scopes: its token may do everything, as it could.
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&s.auth_file).unwrap()).unwrap();
+    for stored in file["tokens"].as_array_mut().unwrap() {
+        stored.as_object_mut().unwrap().remove("scope");
+    }
+    std::fs::write(&s.auth_file, file.to_string()).unwrap();
+    let (_, read_token) = &tokens[0];
+    assert_eq!(s.post("/api/thing").bearer_auth(read_token).send().await.unwrap().status(), StatusCode::NO_CONTENT);
 }

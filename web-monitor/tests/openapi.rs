@@ -199,7 +199,7 @@ async fn serve() -> Served {
         database: dir.path().join("cameras.db"),
         ..WebConfig::default()
     };
-    let token = auth::new_token(&config.auth_file, "openapi-test").unwrap();
+    let token = auth::new_token(&config.auth_file, "openapi-test", auth::Scope::Admin).unwrap();
     auth::set_password(&config.auth_file, PASSWORD).unwrap();
     let streamer = Streamer::new(&nowhere);
     let shutdown = Shutdown::new();

@@ -29,7 +29,7 @@ pub use limiter::{LOGIN_WINDOW, LoginLimiter, MAX_LOGIN_FAILURES};
 pub use prompt::{PromptError, read_new_password};
 pub use sessions::{MAX_SESSIONS, SESSION_IDLE, SessionStore};
 pub use store::{
-    Credentials, FORMAT_VERSION, MAX_LABEL_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, StoredToken, TOKEN_PREFIX,
+    Credentials, FORMAT_VERSION, MAX_LABEL_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, Scope, StoredToken, TOKEN_PREFIX,
     TokenInfo, generate_password, hash_password, list_tokens, new_token, revoke_token, set_password,
 };
 

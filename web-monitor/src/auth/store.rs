@@ -9,7 +9,7 @@
 //!   "version": 1,
 //!   "password": "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>",
 //!   "token_salt": "<base64, 16 bytes>",
-//!   "tokens": [{ "label": "nagios", "hash": "<base64, 32 bytes>", "created": "2026-11-21T09:30:15Z" }]
+//!   "tokens": [{ "label": "nagios", "hash": "<base64, 32 bytes>", "created": "2026-11-21T09:30:15Z", "scope": "read" }]
 //! }
 //! ```
 //!
@@ -66,6 +66,53 @@ pub struct Credentials {
     pub tokens: Vec<StoredToken>,
 }
 
+/// What an API token may do; each scope includes the ones before it. The admin password's
+/// sessions may do everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read everything the dashboard shows (a monitoring script, the watchdog's camera check).
+    Read,
+    /// Also restart the stream, clean up segments, start, stop and restart the services.
+    Control,
+    /// Also change the camera list and its settings.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Read, Scope::Control, Scope::Admin];
+
+    /// Tokens written before scopes existed could do everything; they keep that.
+    fn before_scopes() -> Scope {
+        Scope::Admin
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Control => "control",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scope, String> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| format!("scope {s:?}: use read, control or admin"))
+    }
+}
+
 /// An API token as stored: only its hash.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredToken {
@@ -73,6 +120,9 @@ pub struct StoredToken {
     /// argon2id(token, token_salt), base64.
     pub hash: String,
     pub created: jiff::Timestamp,
+    /// Absent in files written before scopes: [`Scope::Admin`], what such tokens could do.
+    #[serde(default = "Scope::before_scopes")]
+    pub scope: Scope,
 }
 
 /// What `list_tokens` tells about a token.
@@ -80,6 +130,7 @@ pub struct StoredToken {
 pub struct TokenInfo {
     pub label: String,
     pub created: jiff::Timestamp,
+    pub scope: Scope,
 }
 
 impl fmt::Debug for Credentials {
@@ -163,8 +214,9 @@ impl Credentials {
         Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()
     }
 
-    /// The label of the token `token` matches, comparing every stored hash in constant time.
-    pub fn verify_token(&self, token: &str) -> Option<&str> {
+    /// The label and scope of the token `token` matches, comparing every stored hash in
+    /// constant time.
+    pub fn verify_token(&self, token: &str) -> Option<(&str, Scope)> {
         if self.tokens.is_empty() || token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return None;
         }
@@ -174,7 +226,7 @@ impl Credentials {
         for stored in &self.tokens {
             let Ok(hash) = STANDARD.decode(&stored.hash) else { continue };
             if bool::from(hash.ct_eq(&presented)) {
-                found = Some(stored.label.as_str());
+                found = Some((stored.label.as_str(), stored.scope));
             }
         }
         found
@@ -267,8 +319,9 @@ fn check_label(label: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// Creates an API token labelled `label` and returns it: show it once, only its hash is kept.
-pub fn new_token(auth_file: &Path, label: &str) -> Result<String, AuthError> {
+/// Creates an API token labelled `label` that may do what `scope` allows, and returns it: show
+/// it once, only its hash is kept.
+pub fn new_token(auth_file: &Path, label: &str, scope: Scope) -> Result<String, AuthError> {
     check_label(label)?;
     let mut creds = Credentials::load(auth_file)?;
     if creds.tokens.iter().any(|t| t.label == label) {
@@ -294,9 +347,10 @@ pub fn new_token(auth_file: &Path, label: &str) -> Result<String, AuthError> {
         label: label.to_owned(),
         hash: STANDARD.encode(hash),
         created: jiff::Timestamp::now(),
+        scope,
     });
     creds.save(auth_file)?;
-    tracing::info!(file = %auth_file.display(), label, "API token created");
+    tracing::info!(file = %auth_file.display(), label, %scope, "API token created");
     Ok(token)
 }
 
@@ -323,6 +377,6 @@ pub fn list_tokens(auth_file: &Path) -> Result<Vec<TokenInfo>, AuthError> {
     Ok(Credentials::load(auth_file)?
         .tokens
         .into_iter()
-        .map(|t| TokenInfo { label: t.label, created: t.created })
+        .map(|t| TokenInfo { label: t.label, created: t.created, scope: t.scope })
         .collect())
 }

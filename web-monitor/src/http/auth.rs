@@ -136,6 +136,7 @@ pub(super) async fn logout(State(auth): State<AuthState>, headers: HeaderMap, ur
 }
 
 pub(super) async fn session(State(auth): State<AuthState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let via = authenticate(&auth, &headers, Instant::now()).map_err(|e| AppError::internal(&e))?.ok();
+    let via =
+        authenticate(&auth, &headers, Instant::now()).map_err(|e| AppError::internal(&e))?.ok().map(|(via, _)| via);
     Ok(([NO_STORE], Json(SessionInfo { logged_in: via.is_some(), via })).into_response())
 }

@@ -15,12 +15,27 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 use super::AppError;
-use crate::auth::{AuthError, AuthState, LOGIN_PATH, SESSION_COOKIE, Via};
+use crate::auth::{AuthError, AuthState, LOGIN_PATH, SESSION_COOKIE, Scope, Via};
 
 /// Put into the request's extensions by [`require_auth`] when the request was authenticated,
-/// so handlers can tell (e.g. for audit logs) how.
+/// so handlers can tell (e.g. for audit logs) how, and what it may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Authenticated(pub Via);
+pub struct Authenticated(pub Via, pub Scope);
+
+/// Controls of the running kiosk: a `control` token may call them.
+const CONTROL_PREFIXES: [&str; 2] = ["/api/service/", "/api/stream/"];
+
+/// The scope a request needs: reading (and watching the stream) `read`; the kiosk's controls
+/// `control`; anything else that changes state (the camera list and its settings) `admin`.
+fn needed_scope(reads: bool, path: &str) -> Scope {
+    if reads {
+        Scope::Read
+    } else if CONTROL_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        Scope::Control
+    } else {
+        Scope::Admin
+    }
+}
 
 /// Why a request that needed authentication did not have it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +83,17 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
         return next.run(req).await;
     }
     match authenticate(&auth, req.headers(), Instant::now()) {
-        Ok(Ok(via)) => {
-            req.extensions_mut().insert(Authenticated(via));
+        Ok(Ok((via, scope))) => {
+            let needed = needed_scope(reads, path);
+            if scope < needed {
+                let message = format!(
+                    "this API token's scope is {scope}; {} {path} needs {needed}: create a token with \
+                     `desktop-streamer-web new-token LABEL --scope {needed}`",
+                    req.method()
+                );
+                return AppError::new(StatusCode::FORBIDDEN, message).into_response();
+            }
+            req.extensions_mut().insert(Authenticated(via, scope));
             next.run(req).await
         }
         Ok(Err(missing)) => {
@@ -94,22 +118,23 @@ fn carries_credentials(headers: &HeaderMap) -> bool {
     cookie_value(headers, SESSION_COOKIE).is_some() || bearer_token(headers).is_some()
 }
 
-/// Who sent the request: a live session cookie or a known Bearer token.
+/// Who sent the request and what it may do: a live session cookie (the admin password's, so
+/// [`Scope::Admin`]) or a known Bearer token (its own scope).
 pub(super) fn authenticate(
     auth: &AuthState,
     headers: &HeaderMap,
     now: Instant,
-) -> Result<Result<Via, Missing>, AuthError> {
+) -> Result<Result<(Via, Scope), Missing>, AuthError> {
     let mut missing = Missing::Nothing;
     if let Some(id) = cookie_value(headers, SESSION_COOKIE) {
         if auth.session_valid(id, now) {
-            return Ok(Ok(Via::Session));
+            return Ok(Ok((Via::Session, Scope::Admin)));
         }
         missing = Missing::ExpiredSession;
     }
     if let Some(token) = bearer_token(headers) {
-        if auth.credentials()?.verify_token(token).is_some() {
-            return Ok(Ok(Via::Token));
+        if let Some((_, scope)) = auth.credentials()?.verify_token(token) {
+            return Ok(Ok((Via::Token, scope)));
         }
         missing = Missing::BadToken;
     }
