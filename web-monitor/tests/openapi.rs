@@ -219,7 +219,15 @@ async fn serve() -> Served {
         std::sync::Arc::new(Live::new(Default::default(), Default::default())),
         Store::open(&config.database, Default::default()).ok(),
     );
-    let state = AppState { streamer, config: std::sync::Arc::new(config), systemd: link, status, history, cameras };
+    let state = AppState {
+        streamer,
+        config: std::sync::Arc::new(config),
+        systemd: link,
+        status,
+        history,
+        cameras,
+        logs: Default::default(),
+    };
     let app = http::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

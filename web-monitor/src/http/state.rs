@@ -22,4 +22,6 @@ pub struct AppState {
     pub history: History,
     /// The camera monitor.
     pub cameras: super::cameras::Cameras,
+    /// The places for log searches and streams.
+    pub logs: super::logs::LogPlaces,
 }

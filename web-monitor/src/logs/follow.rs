@@ -13,8 +13,8 @@ use std::time::Duration;
 use ds_runtime::logging::log_file_path;
 use futures_util::Stream;
 
-use super::recent::{BackwardLines, recent_of_service};
-use super::{Filter, Level, LogError, LogLine, check_dir, check_services, last_n, merge, rotated_path};
+use super::recent::{BackwardLines, Scanned, recent_of_service};
+use super::{Filter, Level, LogError, LogLine, ScanLimits, check_dir, check_services, last_n, merge, rotated_path};
 
 /// How often [`follow`] looks at the files' sizes.
 pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -40,28 +40,32 @@ pub async fn follow(
     level: Option<Level>,
     query: Option<&str>,
 ) -> Result<LogFollow, LogError> {
-    let (_, follow) = recent_then_follow(log_dir, services, 0, level, query).await?;
+    let (_, follow) = recent_then_follow(log_dir, services, 0, level, query, &ScanLimits::default()).await?;
     Ok(follow)
 }
 
 /// [`recent`](super::recent()) then [`follow`], handing over exactly: the recent lines end where the stream
-/// begins, so no line is lost or shown twice. What the dashboard does on load.
+/// begins, so no line is lost or shown twice. What the dashboard does on load. The recent
+/// lines are read within `limits` (see [`search`](super::search())).
 pub async fn recent_then_follow(
     log_dir: &Path,
     services: &[&str],
     lines: usize,
     level: Option<Level>,
     query: Option<&str>,
+    limits: &ScanLimits,
 ) -> Result<(Vec<LogLine>, LogFollow), LogError> {
     check_services(services)?;
     let log_dir = log_dir.to_owned();
     let services: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
     let filter = Filter::new(level, query);
     let task_filter = filter.clone();
+    let limits = limits.clone();
     let (recent, files) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
         check_dir(&log_dir)?;
         let mut per_service = Vec::new();
         let mut files = Vec::new();
+        let mut scanned = Scanned::new(&limits, services.len());
         for service in services {
             let path = log_file_path(&log_dir, &service);
             let followed = FollowedFile::at_end(service, path)?;
@@ -72,7 +76,14 @@ pub async fn recent_then_follow(
                 )),
                 None => None,
             };
-            per_service.push(recent_of_service(&followed.service, &followed.path, current, lines, &task_filter)?);
+            per_service.push(recent_of_service(
+                &followed.service,
+                &followed.path,
+                current,
+                lines,
+                &task_filter,
+                &mut scanned,
+            )?);
             files.push(followed);
         }
         Ok((last_n(merge(per_service), lines), files))
