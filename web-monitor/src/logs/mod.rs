@@ -10,8 +10,8 @@
 //!   hand) are kept as plain messages whose level is unknown.
 //! - [`recent`](mod@recent): the last lines, read from the end of the files backwards, so a
 //!   large file costs only what is shown.
-//! - [`follow`](mod@follow): the lines appended since, by polling the files' sizes, across
-//!   rotation; [`recent_then_follow`] does both with no line lost or repeated in between.
+//! - [`follow`](mod@follow): the lines appended since, by polling the files' sizes (less often
+//!   while nothing is written), across rotation; [`recent_then_follow`] does both with no line lost or repeated in between.
 
 mod follow;
 mod line;
@@ -25,7 +25,9 @@ use std::sync::atomic::AtomicBool;
 
 use ds_runtime::logging::LOG_DIR_ENV;
 
-pub use follow::{FOLLOW_POLL_INTERVAL, LogFollow, follow, recent_then_follow};
+pub use follow::{
+    FOLLOW_IDLE_POLL_INTERVAL, FOLLOW_IDLE_POLLS, FOLLOW_POLL_INTERVAL, LogFollow, follow, recent_then_follow,
+};
 pub use line::{Filter, Level, LogLine, ParseLevelError};
 pub use recent::{RECENT_SCAN_LIMIT_BYTES, recent, search};
 
