@@ -68,7 +68,24 @@ impl Flood {
 /// # Errors
 /// As `socket`, `bind` and `connect` fail.
 pub fn connect_from(from: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
+    connect_with(from, port, None)
+}
+
+/// [`connect_from`] with a receive buffer of about `bytes` (the kernel doubles it and keeps a
+/// minimum), set before connecting so the window the server sees is small from the start: a
+/// slow reader that stops reading stalls the server's writes after little data.
+///
+/// # Errors
+/// As `socket`, `setsockopt`, `bind` and `connect` fail.
+pub fn connect_slow_reader(from: Ipv4Addr, port: u16, bytes: usize) -> std::io::Result<TcpStream> {
+    connect_with(from, port, Some(bytes))
+}
+
+fn connect_with(from: Ipv4Addr, port: u16, receive_buffer: Option<usize>) -> std::io::Result<TcpStream> {
     let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    if let Some(bytes) = receive_buffer {
+        rustix::net::sockopt::set_socket_recv_buffer_size(&fd, bytes)?;
+    }
     rustix::net::bind(&fd, &SocketAddrV4::new(from, 0))?;
     rustix::net::connect(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
     Ok(TcpStream::from(fd))

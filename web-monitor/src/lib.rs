@@ -136,6 +136,7 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         cameras: http::cameras::Cameras::new(monitor.fleet.clone(), monitor.live.clone(), monitor.store.clone())
             .with_thumbnails(monitor.thumbnails.clone()),
         served: std::sync::Arc::clone(&served),
+        logs: http::LogPlaces::default(),
     };
     tracing::info!(listen = %bound, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));

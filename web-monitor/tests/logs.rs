@@ -120,6 +120,42 @@ fn recent_continues_into_the_rotated_file_when_the_current_one_is_short() {
     assert_eq!(messages(&got), ["svc: new 0", "svc: new 1"]);
 }
 
+/// A search reads at most its byte limit, shared between the services (what one leaves unread
+/// goes to the next), says when it stopped there, and stops at once when cancelled.
+#[test]
+fn a_search_stops_at_its_byte_limit_and_when_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&json_line("2025-01-01T10:00:00Z", "INFO", &format!("ordinary line {i}"), i));
+    }
+    append(
+        &log_file_path(dir.path(), "big"),
+        &format!("{}{text}", json_line("2025-01-01T09:00:00Z", "INFO", "NEEDLE", 0)),
+    );
+    append(&log_file_path(dir.path(), "small"), &json_line("2025-01-01T10:00:00Z", "INFO", "NEEDLE too", 1));
+    let size = std::fs::metadata(log_file_path(dir.path(), "big")).unwrap().len();
+    let services = ["small", "big"];
+
+    let all = logs::search(dir.path(), &services, 10, None, Some("needle"), &logs::ScanLimits::default()).unwrap();
+    assert_eq!(messages(&all.lines), ["big: NEEDLE", "small: NEEDLE too"]);
+    assert!(!all.truncated);
+    assert!(all.scanned_bytes > size, "{} of {size}", all.scanned_bytes);
+
+    // Half the big file: the needle at its start is not reached, and the answer says so.
+    let limits = logs::ScanLimits { max_bytes: size / 2, ..Default::default() };
+    let half = logs::search(dir.path(), &services, 10, None, Some("needle"), &limits).unwrap();
+    assert_eq!(messages(&half.lines), ["small: NEEDLE too"]);
+    assert!(half.truncated);
+    // The small file used little of its half; the big one got the rest (one 64 KiB block past).
+    assert!(half.scanned_bytes > size / 3 && half.scanned_bytes <= size / 2 + 64 * 1024, "{}", half.scanned_bytes);
+
+    let limits = logs::ScanLimits::default();
+    limits.cancel.store(true, Ordering::Relaxed);
+    let err = logs::search(dir.path(), &services, 10, None, Some("needle"), &limits).unwrap_err();
+    assert!(matches!(err, LogError::Cancelled { .. }), "{err:?}");
+}
+
 #[test]
 fn errors_name_the_directory_or_file_and_say_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,8 +238,16 @@ async fn follow_streams_appended_lines_filtered_and_survives_rename_rotation() {
     let path = log_file_path(dir.path(), "svc");
     append(&path, &json_line("2025-01-01T10:00:00Z", "ERROR", "before follow", 0));
     // `marker` gets the lines that prove the follower has looked at the files.
-    let (recent, mut stream) =
-        logs::recent_then_follow(dir.path(), &["svc", "other", "marker"], 10, Some(Level::Info), None).await.unwrap();
+    let (recent, mut stream) = logs::recent_then_follow(
+        dir.path(),
+        &["svc", "other", "marker"],
+        10,
+        Some(Level::Info),
+        None,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(messages(&recent), ["svc: before follow"]);
 
     append(&path, &json_line("2025-01-01T10:00:01Z", "DEBUG", "filtered out", 1));
@@ -246,7 +290,8 @@ async fn follow_streams_appended_lines_filtered_and_survives_rename_rotation() {
     assert_eq!((line.service.as_str(), line.message.as_str()), ("other", "other starts"));
 
     // The text filter applies to the stream too.
-    let (_, mut filtered) = logs::recent_then_follow(dir.path(), &["svc"], 0, None, Some("NEEDLE")).await.unwrap();
+    let (_, mut filtered) =
+        logs::recent_then_follow(dir.path(), &["svc"], 0, None, Some("NEEDLE"), &Default::default()).await.unwrap();
     append(&path, &json_line("2025-01-01T10:00:07Z", "INFO", "hay", 7));
     append(&path, &json_line("2025-01-01T10:00:08Z", "INFO", "a needle here", 8));
     assert_eq!(next_line(&mut filtered).await.message, "a needle here");
@@ -314,7 +359,8 @@ async fn rotate_while_writing(rotation: Rotation) -> Vec<u64> {
     std::fs::create_dir(&log_dir).unwrap();
     let path = log_file_path(&log_dir, "svc");
     let (dispatch, guard) = file_dispatch(&log_dir, "svc").unwrap();
-    let (_, mut stream) = logs::recent_then_follow(&log_dir, &["svc"], 0, None, None).await.unwrap();
+    let (_, mut stream) =
+        logs::recent_then_follow(&log_dir, &["svc"], 0, None, None, &Default::default()).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
     let writer = {

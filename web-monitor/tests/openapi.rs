@@ -219,9 +219,16 @@ async fn serve() -> Served {
         std::sync::Arc::new(Live::new(Default::default(), Default::default())),
         Store::open(&config.database, Default::default()).ok(),
     );
-    let served = std::sync::Arc::default();
-    let state =
-        AppState { streamer, config: std::sync::Arc::new(config), systemd: link, status, history, cameras, served };
+    let state = AppState {
+        streamer,
+        config: std::sync::Arc::new(config),
+        systemd: link,
+        status,
+        history,
+        cameras,
+        logs: Default::default(),
+        served: std::sync::Arc::default(),
+    };
     let app = http::app(state, auth).into_make_service_with_connect_info::<SocketAddr>();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -41,7 +41,7 @@ pub mod timeline;
 mod uptime;
 mod writer;
 
-pub use csv::{CSV_HEADER, csv_field, csv_text};
+pub use csv::{CSV_HEADER, CsvExport, EXPORT_BATCH_ROWS, csv_field, csv_text};
 pub use error::{Error, Result};
 pub use history::{Bucket, MAX_BUCKETS};
 pub use options::{DEFAULT_HEARTBEAT, Options, Retention};

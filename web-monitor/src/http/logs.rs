@@ -1,7 +1,17 @@
 //! `GET /api/logs?lines=&level=&q=&service=` (the last lines) and `GET /api/logs/stream` (the
 //! last lines, then new ones as they are written, as server-sent `log` events).
+//!
+//! A search for a rare text reads far back, so what a client may make the service read is
+//! bounded: at most [`MAX_CONCURRENT_SEARCHES`] reads of recent lines run at once over all
+//! clients (more get 503 with `Retry-After`), each reads at most
+//! [`logs::RECENT_SCAN_LIMIT_BYTES`] (the answer's `scanned_bytes` and `truncated` say how far
+//! it got), and a read stops as soon as its request goes away. At most [`MAX_LOG_STREAMS`]
+//! streams are open at once.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -11,14 +21,76 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{AppError, AppState, JsonQuery};
-use crate::logs::{self, Level, LogError};
+use crate::logs::{self, Level, LogError, ScanLimits};
 
 /// Most lines one request may ask for.
 pub const MAX_LINES: usize = 5000;
 /// Lines when the request does not say.
 pub const DEFAULT_LINES: usize = 200;
+/// Reads of recent lines (`/api/logs`, and the start of `/api/logs/stream`) that may run at
+/// once over all clients.
+pub const MAX_CONCURRENT_SEARCHES: usize = 2;
+/// `/api/logs/stream` clients that may be connected at once.
+pub const MAX_LOG_STREAMS: usize = 8;
+/// The `Retry-After` of a refused search or stream.
+pub const LOGS_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The places for log reads and streams, shared by all clients.
+#[derive(Clone, Debug)]
+pub struct LogPlaces {
+    searches: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+}
+
+impl Default for LogPlaces {
+    fn default() -> Self {
+        LogPlaces {
+            searches: Arc::new(Semaphore::new(MAX_CONCURRENT_SEARCHES)),
+            streams: Arc::new(Semaphore::new(MAX_LOG_STREAMS)),
+        }
+    }
+}
+
+impl LogPlaces {
+    fn search(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        Arc::clone(&self.searches).try_acquire_owned().map_err(|_| {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{MAX_CONCURRENT_SEARCHES} log searches are running, the most that may run at once; try again \
+                     in a few seconds"
+                ),
+            )
+            .retry_after(LOGS_RETRY_AFTER)
+        })
+    }
+
+    fn stream(&self) -> Result<OwnedSemaphorePermit, AppError> {
+        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{MAX_LOG_STREAMS} log streams are open, the most allowed at once; close one (a dashboard \
+                     showing the logs) or try again later"
+                ),
+            )
+            .retry_after(LOGS_RETRY_AFTER)
+        })
+    }
+}
+
+/// Sets a read's cancel flag when the request is dropped (the client went away), so the read
+/// on the blocking pool stops at its next line.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,32 +144,64 @@ fn log_error(e: &LogError) -> Response {
     }
 }
 
+/// `GET /api/logs`: the last lines, with how much was read for them.
 pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
+    let place = match s.logs.search() {
+        Ok(place) => place,
+        Err(e) => return e.into_response(),
+    };
+    let limits = ScanLimits::default();
+    let _cancel = CancelOnDrop(Arc::clone(&limits.cancel));
     let dir = s.config.log_dir.clone();
-    let read =
-        tokio::task::spawn_blocking(move || logs::recent(&dir, &p.services, p.lines, p.level, p.query.as_deref()))
-            .await;
+    let read = tokio::task::spawn_blocking(move || {
+        // The place is held while the files are read, even after the request went away.
+        let _place = place;
+        tracing::debug!(services = ?p.services, query = ?p.query, "log search started");
+        let found = logs::search(&dir, &p.services, p.lines, p.level, p.query.as_deref(), &limits);
+        if let Err(LogError::Cancelled { scanned_bytes }) = &found {
+            tracing::debug!(scanned_bytes, "log search stopped: the request went away");
+        }
+        found
+    })
+    .await;
     match read {
-        Ok(Ok(lines)) => Json(json!({ "lines": lines })).into_response(),
+        Ok(Ok(found)) => Json(json!({
+            "lines": found.lines,
+            "scanned_bytes": found.scanned_bytes,
+            "truncated": found.truncated,
+        }))
+        .into_response(),
         Ok(Err(e)) => log_error(&e),
         Err(_) => AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "cannot read the logs").into_response(),
     }
 }
 
+/// `GET /api/logs/stream`: the last lines, then each new one, as server-sent `log` events.
 pub async fn stream(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
-    match logs::recent_then_follow(&s.config.log_dir, &p.services, p.lines, p.level, p.query.as_deref()).await {
+    let (stream_place, search_place) = match s.logs.stream().and_then(|stream| Ok((stream, s.logs.search()?))) {
+        Ok(places) => places,
+        Err(e) => return e.into_response(),
+    };
+    let limits = ScanLimits::default();
+    let _cancel = CancelOnDrop(Arc::clone(&limits.cancel));
+    let started =
+        logs::recent_then_follow(&s.config.log_dir, &p.services, p.lines, p.level, p.query.as_deref(), &limits).await;
+    drop(search_place);
+    match started {
         Ok((recent, follow)) => {
-            let events = futures_util::stream::iter(recent)
-                .chain(follow)
-                .map(|line| Ok::<_, Infallible>(Event::default().event("log").json_data(line).unwrap_or_default()));
+            let events = futures_util::stream::iter(recent).chain(follow).map(move |line| {
+                // The stream's place is given back when the client goes away.
+                let _place = &stream_place;
+                Ok::<_, Infallible>(Event::default().event("log").json_data(line).unwrap_or_default())
+            });
             Sse::new(events).keep_alive(KeepAlive::default()).into_response()
         }
         Err(e) => log_error(&e),

@@ -32,7 +32,7 @@ pub use control::STREAMER_UNIT;
 pub use error::AppError;
 pub use extract::{ClientIp, JsonBody, JsonQuery, json_rejection};
 pub use guard::{Authenticated, check_origin, require_auth};
-pub use logs::{DEFAULT_LINES, MAX_LINES};
+pub use logs::{DEFAULT_LINES, LogPlaces, MAX_CONCURRENT_SEARCHES, MAX_LINES, MAX_LOG_STREAMS};
 pub use state::AppState;
 
 use crate::auth::AuthState;

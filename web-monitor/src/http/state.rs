@@ -24,4 +24,6 @@ pub struct AppState {
     pub cameras: super::cameras::Cameras,
     /// What the HTTP server did with its connections, for `/metrics`.
     pub served: Arc<ds_http::serve::Served>,
+    /// The places for log searches and streams.
+    pub logs: super::logs::LogPlaces,
 }

@@ -13,11 +13,18 @@ use std::time::Duration;
 use ds_runtime::logging::log_file_path;
 use futures_util::Stream;
 
-use super::recent::{BackwardLines, recent_of_service};
-use super::{Filter, Level, LogError, LogLine, check_dir, check_services, last_n, merge, rotated_path};
+use super::recent::{BackwardLines, Scanned, recent_of_service};
+use super::{Filter, Level, LogError, LogLine, ScanLimits, check_dir, check_services, last_n, merge, rotated_path};
 
-/// How often [`follow`] looks at the files' sizes.
+/// How often [`follow`] looks at the files' sizes while lines come.
 pub const FOLLOW_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How often it looks once [`FOLLOW_IDLE_POLLS`] looks in a row found nothing new: an idle
+/// dashboard's streams reopen the files less often, and the next line shows within this.
+pub const FOLLOW_IDLE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Looks without a new byte after which [`follow`] polls every [`FOLLOW_IDLE_POLL_INTERVAL`].
+pub const FOLLOW_IDLE_POLLS: u32 = 8;
 
 /// At most this much of one file is read per poll; the rest follows at once on the next poll.
 const FOLLOW_READ_LIMIT_BYTES: u64 = 1024 * 1024;
@@ -29,7 +36,8 @@ const IDENTITY_TAIL_BYTES: usize = 256;
 
 /// New lines of the services' files as they are appended, filtered, in time order within each
 /// poll. Starts at the current end of each file (a line still being written is delivered once
-/// complete). Looks every [`FOLLOW_POLL_INTERVAL`]; after `copytruncate` it first reads the end
+/// complete). Looks every [`FOLLOW_POLL_INTERVAL`] (every [`FOLLOW_IDLE_POLL_INTERVAL`] once
+/// [`FOLLOW_IDLE_POLLS`] looks in a row found nothing); after `copytruncate` it first reads the end
 /// of the rotated copy it had not read yet, then the file from its start; after a rename it
 /// reads the old file to its end, then the new one from its start. A file that does not exist
 /// yet is picked up when it appears. File I/O runs on tokio's blocking pool; the stream never
@@ -40,28 +48,32 @@ pub async fn follow(
     level: Option<Level>,
     query: Option<&str>,
 ) -> Result<LogFollow, LogError> {
-    let (_, follow) = recent_then_follow(log_dir, services, 0, level, query).await?;
+    let (_, follow) = recent_then_follow(log_dir, services, 0, level, query, &ScanLimits::default()).await?;
     Ok(follow)
 }
 
 /// [`recent`](super::recent()) then [`follow`], handing over exactly: the recent lines end where the stream
-/// begins, so no line is lost or shown twice. What the dashboard does on load.
+/// begins, so no line is lost or shown twice. What the dashboard does on load. The recent
+/// lines are read within `limits` (see [`search`](super::search())).
 pub async fn recent_then_follow(
     log_dir: &Path,
     services: &[&str],
     lines: usize,
     level: Option<Level>,
     query: Option<&str>,
+    limits: &ScanLimits,
 ) -> Result<(Vec<LogLine>, LogFollow), LogError> {
     check_services(services)?;
     let log_dir = log_dir.to_owned();
     let services: Vec<String> = services.iter().map(|s| (*s).to_owned()).collect();
     let filter = Filter::new(level, query);
     let task_filter = filter.clone();
+    let limits = limits.clone();
     let (recent, files) = tokio::task::spawn_blocking(move || -> Result<_, LogError> {
         check_dir(&log_dir)?;
         let mut per_service = Vec::new();
         let mut files = Vec::new();
+        let mut scanned = Scanned::new(&limits, services.len());
         for service in services {
             let path = log_file_path(&log_dir, &service);
             let followed = FollowedFile::at_end(service, path)?;
@@ -72,7 +84,14 @@ pub async fn recent_then_follow(
                 )),
                 None => None,
             };
-            per_service.push(recent_of_service(&followed.service, &followed.path, current, lines, &task_filter)?);
+            per_service.push(recent_of_service(
+                &followed.service,
+                &followed.path,
+                current,
+                lines,
+                &task_filter,
+                &mut scanned,
+            )?);
             files.push(followed);
         }
         Ok((last_n(merge(per_service), lines), files))
@@ -105,23 +124,22 @@ struct FollowState {
     files: Vec<FollowedFile>,
     filter: Filter,
     queue: VecDeque<LogLine>,
-    interval: tokio::time::Interval,
+    /// Looks in a row that found nothing new.
+    idle_polls: u32,
     /// More data was left unread by the last poll: poll again without waiting.
     behind: bool,
 }
 
 impl LogFollow {
     fn new(files: Vec<FollowedFile>, filter: Filter) -> LogFollow {
-        let mut interval = tokio::time::interval(FOLLOW_POLL_INTERVAL);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let state = FollowState { files, filter, queue: VecDeque::new(), interval, behind: false };
+        let state = FollowState { files, filter, queue: VecDeque::new(), idle_polls: 0, behind: false };
         let stream = futures_util::stream::unfold(state, |mut state| async move {
             loop {
                 if let Some(line) = state.queue.pop_front() {
                     return Some((line, state));
                 }
                 if !std::mem::take(&mut state.behind) {
-                    state.interval.tick().await;
+                    tokio::time::sleep(poll_interval(state.idle_polls)).await;
                 }
                 let files = std::mem::take(&mut state.files);
                 // A panic while reading would repeat on every poll: end the stream instead.
@@ -142,12 +160,19 @@ impl LogFollow {
                 .ok()?;
                 state.files = files;
                 state.behind = behind;
+                let new = per_file.iter().any(|lines| !lines.is_empty());
+                state.idle_polls = if new { 0 } else { state.idle_polls.saturating_add(1) };
                 let filter = &state.filter;
                 state.queue.extend(merge(per_file).into_iter().filter(|l| filter.matches(l)));
             }
         });
         LogFollow { inner: Box::pin(stream) }
     }
+}
+
+/// The wait before the next look, after `idle_polls` looks in a row found nothing new.
+fn poll_interval(idle_polls: u32) -> Duration {
+    if idle_polls >= FOLLOW_IDLE_POLLS { FOLLOW_IDLE_POLL_INTERVAL } else { FOLLOW_POLL_INTERVAL }
 }
 
 struct OpenFile {

@@ -10,8 +10,8 @@
 //!   hand) are kept as plain messages whose level is unknown.
 //! - [`recent`](mod@recent): the last lines, read from the end of the files backwards, so a
 //!   large file costs only what is shown.
-//! - [`follow`](mod@follow): the lines appended since, by polling the files' sizes, across
-//!   rotation; [`recent_then_follow`] does both with no line lost or repeated in between.
+//! - [`follow`](mod@follow): the lines appended since, by polling the files' sizes (less often
+//!   while nothing is written), across rotation; [`recent_then_follow`] does both with no line lost or repeated in between.
 
 mod follow;
 mod line;
@@ -20,12 +20,16 @@ mod recent;
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use ds_runtime::logging::LOG_DIR_ENV;
 
-pub use follow::{FOLLOW_POLL_INTERVAL, LogFollow, follow, recent_then_follow};
+pub use follow::{
+    FOLLOW_IDLE_POLL_INTERVAL, FOLLOW_IDLE_POLLS, FOLLOW_POLL_INTERVAL, LogFollow, follow, recent_then_follow,
+};
 pub use line::{Filter, Level, LogLine, ParseLevelError};
-pub use recent::{RECENT_SCAN_LIMIT_BYTES, recent};
+pub use recent::{RECENT_SCAN_LIMIT_BYTES, recent, search};
 
 /// The programs whose logs the dashboard shows, in the order it lists them.
 pub const SERVICES: [&str; 3] = ["desktop-streamer", "desktop-streamer-watchdog", "desktop-streamer-web"];
@@ -56,6 +60,35 @@ pub enum LogError {
     },
     #[error("invalid service name {name:?}: a program name such as desktop-streamer (letters, digits, '-', '_')")]
     InvalidService { name: String },
+    #[error("the log search was cancelled after reading {scanned_bytes} bytes: nobody waits for its answer any more")]
+    Cancelled { scanned_bytes: u64 },
+}
+
+/// What one read of the recent lines may cost, and how it is stopped early.
+#[derive(Clone, Debug)]
+pub struct ScanLimits {
+    /// Bytes it may read over all the services' files. Default [`RECENT_SCAN_LIMIT_BYTES`].
+    pub max_bytes: u64,
+    /// Once set, the read stops at its next line with [`LogError::Cancelled`] (the request
+    /// that asked went away).
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits { max_bytes: RECENT_SCAN_LIMIT_BYTES, cancel: Arc::default() }
+    }
+}
+
+/// The lines [`search`] found and what it read for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Found {
+    pub lines: Vec<LogLine>,
+    /// Bytes read from the files.
+    pub scanned_bytes: u64,
+    /// The byte limit was reached before enough lines were found or the files' start was
+    /// reached: older matching lines may exist.
+    pub truncated: bool,
 }
 
 fn check_services(services: &[&str]) -> Result<(), LogError> {

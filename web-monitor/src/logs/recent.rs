@@ -5,13 +5,17 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ds_runtime::logging::log_file_path;
 
-use super::{Filter, Level, LogError, LogLine, check_dir, check_services, last_n, merge, rotated_path};
+use super::{
+    Filter, Found, Level, LogError, LogLine, ScanLimits, check_dir, check_services, last_n, merge, rotated_path,
+};
 
-/// How far back [`recent`] reads in one file before giving up on finding more matching lines:
-/// bounds the time a rare query takes on a large file.
+/// How much [`recent`] reads over all the services' files before giving up on finding more
+/// matching lines: bounds the time a rare query takes on large files. Shared between the
+/// services read (what one leaves unread goes to the next).
 pub const RECENT_SCAN_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Size of one backward read.
@@ -21,6 +25,7 @@ const READ_BLOCK_BYTES: u64 = 64 * 1024;
 /// first, merged by time. Reads each file backwards from its end, and the latest rotated copy
 /// (`<program>.log.1`) when the current file has too few. A service without a log file yet has
 /// no lines; a line still being written (no newline yet) is left for [`follow`](super::follow()).
+/// Reads at most [`RECENT_SCAN_LIMIT_BYTES`]; [`search`] says whether it stopped there.
 ///
 /// Blocking file I/O: call it from `tokio::task::spawn_blocking` in async code.
 pub fn recent(
@@ -30,10 +35,25 @@ pub fn recent(
     level: Option<Level>,
     query: Option<&str>,
 ) -> Result<Vec<LogLine>, LogError> {
+    search(log_dir, services, lines, level, query, &ScanLimits::default()).map(|found| found.lines)
+}
+
+/// [`recent`] within `limits`: reads at most `limits.max_bytes` over all the files and stops
+/// with [`LogError::Cancelled`] soon after `limits.cancel` is set. Says how much it read and
+/// whether it stopped at the byte limit before finding enough lines.
+pub fn search(
+    log_dir: &Path,
+    services: &[&str],
+    lines: usize,
+    level: Option<Level>,
+    query: Option<&str>,
+    limits: &ScanLimits,
+) -> Result<Found, LogError> {
     check_services(services)?;
     check_dir(log_dir)?;
     let filter = Filter::new(level, query);
     let mut per_service = Vec::with_capacity(services.len());
+    let mut scanned = Scanned::new(limits, services.len());
     for service in services {
         let path = log_file_path(log_dir, service);
         let current = match File::open(&path) {
@@ -44,9 +64,33 @@ pub fn recent(
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => return Err(LogError::Read { path, source }),
         };
-        per_service.push(recent_of_service(service, &path, current, lines, &filter)?);
+        per_service.push(recent_of_service(service, &path, current, lines, &filter, &mut scanned)?);
     }
-    Ok(last_n(merge(per_service), lines))
+    Ok(Found { lines: last_n(merge(per_service), lines), scanned_bytes: scanned.bytes, truncated: scanned.truncated })
+}
+
+/// What a search over several services has read so far, and what it may still read.
+pub(super) struct Scanned<'a> {
+    cancel: &'a AtomicBool,
+    /// Bytes not yet given to a service.
+    left: u64,
+    /// Services not yet read.
+    services_left: usize,
+    pub(super) bytes: u64,
+    pub(super) truncated: bool,
+}
+
+impl<'a> Scanned<'a> {
+    pub(super) fn new(limits: &'a ScanLimits, services: usize) -> Self {
+        Scanned { cancel: &limits.cancel, left: limits.max_bytes, services_left: services, bytes: 0, truncated: false }
+    }
+
+    /// The next service's share of what is left.
+    fn share(&mut self) -> u64 {
+        let share = self.left / self.services_left.max(1) as u64;
+        self.services_left = self.services_left.saturating_sub(1);
+        share
+    }
 }
 
 /// The last `lines` matching lines of one service, oldest first: from `current` (the open
@@ -57,11 +101,39 @@ pub(super) fn recent_of_service(
     current: Option<(File, u64)>,
     lines: usize,
     filter: &Filter,
+    scanned: &mut Scanned<'_>,
 ) -> Result<Vec<LogLine>, LogError> {
-    let mut scan = BackwardScan { service, lines, filter, budget: RECENT_SCAN_LIMIT_BYTES, newest_first: Vec::new() };
+    let share = scanned.share();
+    let mut scan = BackwardScan {
+        service,
+        lines,
+        filter,
+        cancel: scanned.cancel,
+        budget: share,
+        truncated: false,
+        read: 0,
+        newest_first: Vec::new(),
+    };
     if lines == 0 {
         return Ok(Vec::new());
     }
+    let result = scan_service(&mut scan, path, current);
+    // Read or not, what this service did not use goes to the next one.
+    let used = share - scan.budget;
+    scanned.left -= used;
+    scanned.bytes += scan.read;
+    scanned.truncated |= scan.truncated;
+    if let Err(LogError::Cancelled { .. }) = result {
+        return Err(LogError::Cancelled { scanned_bytes: scanned.bytes });
+    }
+    result?;
+    let mut lines = scan.newest_first;
+    lines.reverse();
+    Ok(lines)
+}
+
+fn scan_service(scan: &mut BackwardScan<'_>, path: &Path, current: Option<(File, u64)>) -> Result<(), LogError> {
+    let lines = scan.lines;
     if let Some((file, end)) = current {
         scan.scan(path, &file, end, true)?;
     }
@@ -76,9 +148,7 @@ pub(super) fn recent_of_service(
             Err(source) => return Err(LogError::Read { path: rotated, source }),
         }
     }
-    let mut lines = scan.newest_first;
-    lines.reverse();
-    Ok(lines)
+    Ok(())
 }
 
 /// Collects matching lines of one service going backwards, across its files.
@@ -86,8 +156,14 @@ struct BackwardScan<'a> {
     service: &'a str,
     lines: usize,
     filter: &'a Filter,
+    /// Set when the search is no longer wanted.
+    cancel: &'a AtomicBool,
     /// Bytes that may still be read.
     budget: u64,
+    /// The budget ran out before enough lines were found or the files' start was reached.
+    truncated: bool,
+    /// Bytes read (the last block read may pass the budget).
+    read: u64,
     newest_first: Vec<LogLine>,
 }
 
@@ -97,6 +173,11 @@ impl BackwardScan<'_> {
         let mut reader = BackwardLines::new(file, end);
         let mut first = true;
         while self.newest_first.len() < self.lines {
+            if self.cancel.load(Ordering::Relaxed) {
+                self.budget = self.budget.saturating_sub(reader.bytes_read);
+                self.read += reader.bytes_read;
+                return Err(LogError::Cancelled { scanned_bytes: self.read });
+            }
             let Some(bytes) = reader.next_line().map_err(|source| LogError::Read { path: path.to_owned(), source })?
             else {
                 break;
@@ -104,6 +185,7 @@ impl BackwardScan<'_> {
             // The first piece is whatever follows the last newline: a line still being written.
             let unterminated = std::mem::take(&mut first);
             if reader.bytes_read > self.budget {
+                self.truncated = true;
                 break;
             }
             if bytes.is_empty() || (unterminated && skip_unterminated) {
@@ -115,6 +197,7 @@ impl BackwardScan<'_> {
             }
         }
         self.budget = self.budget.saturating_sub(reader.bytes_read);
+        self.read += reader.bytes_read;
         Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! The camera API's reads: the grid (`GET /api/cameras`), one camera, its history, its
-//! state changes, a CSV export, live updates, and StreamPulse's status map for existing
+//! state changes, live updates, and StreamPulse's status map for existing
 //! integrations. URLs are always masked; times are UTC (RFC 3339) with the list's
 //! `timezone` named beside them, so a page shows them in the configured zone.
 //!
@@ -151,13 +151,13 @@ impl Cameras {
         }
     }
 
-    fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), AppError> {
+    pub(super) fn find(&self, id: &str) -> Result<(Camera, Arc<CamerasConfig>), AppError> {
         let list = self.fleet.current();
         let cam = list.streams.iter().find(|c| c.stable_id() == id).cloned().ok_or_else(|| not_found(id))?;
         Ok((cam, list))
     }
 
-    fn store(&self) -> Result<Store, AppError> {
+    pub(super) fn store(&self) -> Result<Store, AppError> {
         self.store.clone().ok_or_else(|| {
             AppError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -171,7 +171,7 @@ fn not_found(id: &str) -> AppError {
     AppError::new(StatusCode::NOT_FOUND, format!("no camera has the id `{id}`; GET /api/cameras lists them"))
 }
 
-fn db_error(e: ds_camera_db::Error) -> AppError {
+pub(super) fn db_error(e: ds_camera_db::Error) -> AppError {
     match e {
         ds_camera_db::Error::UnknownCamera(_) | ds_camera_db::Error::Argument { .. } => {
             AppError::new(StatusCode::BAD_REQUEST, e.to_string())
@@ -186,7 +186,7 @@ fn db_error(e: ds_camera_db::Error) -> AppError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ds_camera_db::Error> + Send + 'static,
 ) -> Result<T, AppError> {
     tokio::task::spawn_blocking(f)
@@ -298,47 +298,6 @@ pub async fn changes(
     })
     .await?;
     Ok(Json(json!(page)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    /// One camera's id; all cameras when absent.
-    pub camera: Option<String>,
-    /// How far back, in hours. Default 24; 1..=17568 (raw heartbeats exist for the retention's
-    /// `raw_days` only).
-    pub hours: Option<u32>,
-}
-
-/// `GET /api/cameras/export.csv`: raw heartbeats as CSV, times in UTC and in the list's zone.
-pub async fn export_csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>) -> Result<Response, AppError> {
-    if let Some(id) = &q.camera {
-        c.find(id)?;
-    }
-    let hours = q.hours.unwrap_or(24);
-    if !(1..=MAX_HOURS).contains(&hours) {
-        return Err(AppError::new(StatusCode::BAD_REQUEST, format!("hours must be 1..={MAX_HOURS}, not {hours}")));
-    }
-    let store = c.store()?;
-    let tz = ds_camera_db::time::time_zone(&c.fleet.current().timezone).map_err(db_error)?;
-    let span = SignedDuration::from_hours(i64::from(hours));
-    let name = format!("cameras-{}.csv", q.camera.as_deref().unwrap_or("all"));
-    let body = blocking(move || {
-        // To just after the newest heartbeat (it is inside the range).
-        let now = store.data_now(Timestamp::now())? + SignedDuration::from_millis(1);
-        let from = now - span;
-        let mut out = Vec::new();
-        store.export_csv(&mut out, q.camera.as_deref(), from, now, &tz).map(|_| out)
-    })
-    .await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-        ],
-        body,
-    )
-        .into_response())
 }
 
 /// `GET /api/streampulse/status`: StreamPulse's `{name: {ts, status, latency, message}}`

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod editor;
+pub mod export;
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub struct Shared {
     /// shows live states, without history.
     pub store: Option<Store>,
     pub summary: api::SummaryCache,
+    /// The places for CSV exports ([`export::MAX_CONCURRENT_EXPORTS`]).
+    pub exports: export::ExportPlaces,
     /// Pictures grabbed on demand, reused for a few seconds.
     pub previews: ds_cameras::preview::PreviewCache,
     /// Each camera's thumbnail from its last decoded heartbeat (none until set).
@@ -47,6 +50,7 @@ impl Cameras {
             live,
             store,
             summary: api::SummaryCache::default(),
+            exports: export::ExportPlaces::default(),
             previews: ds_cameras::preview::PreviewCache::new(Default::default()),
             thumbnails: ds_cameras::Thumbnails::default(),
         }))
@@ -97,7 +101,7 @@ pub fn routes(cameras: Cameras) -> Router {
         .route("/api/cameras", get(api::list).post(editor::create))
         .route("/api/cameras/settings", put(editor::settings))
         .route("/api/cameras/events", get(api::events))
-        .route("/api/cameras/export.csv", get(api::export_csv))
+        .route("/api/cameras/export.csv", get(export::csv))
         .route("/api/cameras/{id}", get(api::one).put(editor::update).delete(editor::delete))
         .route("/api/cameras/{id}/history", get(api::history))
         .route("/api/cameras/{id}/changes", get(api::changes))
