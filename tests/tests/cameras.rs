@@ -167,7 +167,7 @@ impl Web {
         let out = std::process::Command::new(ds_tests::bins::bin("desktop-streamer-web"))
             .arg("--config")
             .arg(&self.config)
-            .args(["new-token", "camera-tests"])
+            .args(["new-token", "camera-tests", "--scope", "admin"])
             .output()
             .unwrap();
         assert!(out.status.success(), "new-token: {}", String::from_utf8_lossy(&out.stderr));

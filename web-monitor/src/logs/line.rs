@@ -207,6 +207,19 @@ impl Filter {
         Filter { level, query }
     }
 
+    /// Whether the raw line (as written to the file) may match, checked before it is parsed:
+    /// a query of printable ASCII without `"` or `\\` appears in the JSON as it is, so a line
+    /// without it (in any case) cannot match, and parsing it is skipped. Any other query, and
+    /// no query, says yes: [`Filter::matches`] decides.
+    pub fn may_match_raw(&self, raw: &[u8]) -> bool {
+        match &self.query {
+            Some(q) if q.bytes().all(|b| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ') => {
+                contains_ignoring_ascii_case(raw, q.as_bytes())
+            }
+            _ => true,
+        }
+    }
+
     /// With a level, lines of unknown level (not JSON) are left out: their severity is unknown.
     pub fn matches(&self, line: &LogLine) -> bool {
         if let Some(min) = self.level
@@ -221,9 +234,30 @@ impl Filter {
     }
 }
 
+/// Whether `needle` (lower-case ASCII) is in `hay`, ignoring ASCII case.
+fn contains_ignoring_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    hay.iter().enumerate().any(|(at, &b)| {
+        (b == lower || b == upper) && hay.get(at + 1..at + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_without_the_query_is_skipped_before_parsing_and_one_with_it_is_not() {
+        let raw = br#"{"level":"INFO","fields":{"message":"Camera Gate is UP","camera":"gate"}}"#;
+        let kept = |q: &str| Filter::new(None, Some(q)).may_match_raw(raw);
+        assert!(kept("camera gate") && kept("UP"));
+        assert!(!kept("yard") && !kept("camera  gate"));
+        // Queries that JSON may write otherwise (quotes, backslashes, non-ASCII) are left to
+        // the parsed line.
+        assert!(kept("\"quoted\"") && kept("gate\"") && kept("caf\u{e9}"));
+        assert!(Filter::new(None, None).may_match_raw(raw));
+    }
 
     #[test]
     fn levels_parse_case_insensitively_and_order_by_severity() {

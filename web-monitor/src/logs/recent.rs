@@ -188,7 +188,7 @@ impl BackwardScan<'_> {
                 self.truncated = true;
                 break;
             }
-            if bytes.is_empty() || (unterminated && skip_unterminated) {
+            if bytes.is_empty() || (unterminated && skip_unterminated) || !self.filter.may_match_raw(&bytes) {
                 continue;
             }
             let line = LogLine::parse(self.service, &String::from_utf8_lossy(&bytes));
