@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use ds_tests::browser::{run_script, set_admin_password};
+use ds_tests::mjpeg::MjpegServer;
 use ds_tests::streamer::{StreamerProcess, wait_for_segments, write_streamer_unit};
 use ds_tests::xorg::{DummyDisplay, SECOND_MONITOR};
 use serde_json::{Value, json};
@@ -27,6 +28,28 @@ fn headless_chromium_plays_the_stream() {
     let result = run_script("play.mjs", &[url.as_str(), "6"], SCRIPT_LIMIT, no_questions).result;
     assert_eq!(result["ok"], true, "the video's time advanced: {result}");
     assert_eq!((result["width"].as_u64(), result["height"].as_u64()), (Some(1280), Some(720)), "{result}");
+}
+
+/// A web page a LAN user opens on another site cannot read the kiosk's screen: Chromium
+/// refuses a page of an origin the streamer's `cors_origins` does not name its playlists and
+/// WHEP, and lets a page of a named origin read them and a segment. The two origins are two
+/// test servers on loopback (their pages only give the scripts an origin).
+#[test]
+fn only_the_origins_the_streamer_names_may_read_the_stream_in_chromium() {
+    let x = DummyDisplay::start().expect("dummy Xorg");
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let (allowed, refused) = (MjpegServer::start(), MjpegServer::start());
+    let origin = |server: &MjpegServer| server.url("").trim_end_matches('/').to_owned();
+    let s = StreamerProcess::start(&x.display(), json!({"cors_origins": [origin(&allowed)]}));
+    s.wait_for("two segments", Duration::from_secs(20), |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
+    let spec = json!({
+        "stream": format!("http://127.0.0.1:{}", s.port),
+        "allowed": origin(&allowed),
+        "refused": origin(&refused),
+    });
+    let run = run_script("cross_origin.mjs", &[spec.to_string()], SCRIPT_LIMIT, no_questions);
+    eprintln!("browser checks ({:.1} s): {:#}", run.elapsed.as_secs_f64(), run.result);
+    run.assert_passed(&["allowed_origin_reads_the_stream", "other_origin_is_refused", "page_errors"], &s.logs());
 }
 
 /// The dashboard of a whole kiosk in a real browser: a real streamer on a real two-monitor
