@@ -164,6 +164,9 @@ async fn every_scenario_reaches_its_state_and_recovers() {
         mean_colour(&thumbnails.get("mjpeg-black").expect("a thumbnail of the black camera").thumbnail.jpeg);
     assert!(r < 24 && g < 24 && b < 24, "black: {r:02x}{g:02x}{b:02x}");
     assert!(thumbnails.get("rtsp-noframes").is_none(), "no video, no thumbnail");
+    // H.265 decodes as H.264 does.
+    let h265 = thumbnails.get("rtsp-h265").expect("a thumbnail of the H.265 camera");
+    assert_eq!((h265.thumbnail.width, h265.thumbnail.height), (320, 240));
 
     // Recovery: an RTSP server that goes away and comes back on the same port.
     wait_for(&board, "rtsp-restartable", State::Up, None, bound(State::Up)).await;

@@ -688,6 +688,9 @@ fn probes_reach_the_truth_through_the_service_and_no_password_leaves_it() {
     assert_eq!((thumb.status, thumb.header("content-type")), (200, Some("image/jpeg")), "{}", thumb.text());
     assert_eq!(jpeg_size(&thumb.body), (320, 240));
     assert!(thumb.header("x-taken-at").is_some());
+    let h265 = web.get("/api/cameras/rtsp-h265/thumbnail.jpg");
+    assert_eq!(h265.status, 200, "an H.265 camera's picture: {}", h265.text());
+    assert_eq!(jpeg_size(&h265.body), (320, 240));
     let none = web.get("/api/cameras/rtsp-digest-wrong/thumbnail.jpg");
     assert_eq!(none.status, 404, "a camera without video has no picture: {}", none.text());
     assert!(none.json()["error"].as_str().unwrap().contains("no picture yet"), "{}", none.text());
