@@ -43,7 +43,7 @@ pub struct Args {
     /// The streamer's own API, asked when the dashboard cannot be reached
     #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_STREAMER_URL)]
     pub streamer_url: String,
-    /// API token for restart and cleanup (create one with `desktop-streamer-web new-token NAME`)
+    /// API token for restart and cleanup (create one with `desktop-streamer-web new-token NAME --scope control`)
     #[arg(long, global = true, env = TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
     /// JSON for scripts instead of text: what the API returned (status, logs, cameras), the
@@ -347,7 +347,7 @@ async fn control(web: &Client, what: &str, path: &str, body: Value) -> anyhow::R
     if web.token().is_none() {
         eprintln!(
             "{what} needs an API token: pass --token or set {TOKEN_ENV} \
-             (create one with `desktop-streamer-web new-token NAME`)"
+             (create one with `desktop-streamer-web new-token NAME --scope control`)"
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -168,6 +168,7 @@ async fn state_changing_requests_need_a_session_or_token_from_the_same_origin() 
     assert!(r.headers().contains_key(WWW_AUTHENTICATE));
     let e = error_of(r).await;
     assert!(e.contains("needs authentication") && e.contains("Authorization: Bearer"), "{e}");
+    assert!(e.contains("new-token LABEL --scope admin"), "the message names the scope the request needs: {e}");
 
     assert_eq!(s.post("/api/thing").header("cookie", &cookie).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(s.post("/api/thing").bearer_auth(&token).send().await.unwrap().status(), StatusCode::NO_CONTENT);
@@ -218,7 +219,8 @@ async fn reads_need_auth_when_public_read_is_off() {
     let token = auth::new_token(&s.auth_file, "nagios", Scope::Read).unwrap();
     let r = s.get("/api/thing").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(error_of(r).await.contains("public_read is off"));
+    let e = error_of(r).await;
+    assert!(e.contains("public_read is off") && e.contains("--scope read"), "{e}");
     assert_eq!(s.get("/api/thing").bearer_auth(&token).send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(s.get("/assets/app.js").send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(s.get("/api/session").send().await.unwrap().status(), StatusCode::OK);

@@ -53,8 +53,13 @@ const WATCH_PREFIX: &str = "/whep/";
 /// has them checked even where reading is public, and a wrong one is refused as anywhere.
 const IDENTIFIED_READ_SUFFIX: &str = "/snapshot.jpg";
 
-const LOGIN_HOW: &str = "log in on the dashboard (POST /api/login with {\"password\": \"...\"}) or send \
-    `Authorization: Bearer <token>` (create a token with `desktop-streamer-web new-token LABEL`)";
+/// How to authenticate a request that needs `scope`.
+fn login_how(scope: Scope) -> String {
+    format!(
+        "log in on the dashboard (POST /api/login with {{\"password\": \"...\"}}) or send `Authorization: Bearer \
+         <token>` (create a token with `desktop-streamer-web new-token LABEL --scope {scope}`)"
+    )
+}
 
 /// The guard: use with `axum::middleware::from_fn_with_state(auth_state, require_auth)`.
 ///
@@ -97,15 +102,22 @@ pub async fn require_auth(State(auth): State<AuthState>, mut req: Request, next:
             next.run(req).await
         }
         Ok(Err(missing)) => {
+            let needed = needed_scope(reads, path);
             let message = match missing {
-                Missing::BadToken => "the API token is not valid (mistyped or revoked): create a new one with \
-                    `desktop-streamer-web new-token LABEL`"
-                    .to_owned(),
-                Missing::ExpiredSession => format!("your session has expired or the service restarted: {LOGIN_HOW}"),
-                Missing::Nothing if reads => {
-                    format!("reading this kiosk's dashboard needs authentication (public_read is off): {LOGIN_HOW}")
+                Missing::BadToken => format!(
+                    "the API token is not valid (mistyped or revoked): create a new one with \
+                     `desktop-streamer-web new-token LABEL --scope {needed}`"
+                ),
+                Missing::ExpiredSession => {
+                    format!("your session has expired or the service restarted: {}", login_how(needed))
                 }
-                Missing::Nothing => format!("this request changes state and needs authentication: {LOGIN_HOW}"),
+                Missing::Nothing if reads => format!(
+                    "reading this kiosk's dashboard needs authentication (public_read is off): {}",
+                    login_how(needed)
+                ),
+                Missing::Nothing => {
+                    format!("this request changes state and needs authentication: {}", login_how(needed))
+                }
             };
             AppError::new(StatusCode::UNAUTHORIZED, message).www_authenticate().into_response()
         }
