@@ -531,14 +531,14 @@ write_credentials() {
     credentials_written=true
 }
 
-step "Dashboard password and API token" "see the message above; 'desktop-streamer-web set-password' sets a password by hand"
+step "Dashboard password and API tokens" "see the message above; 'desktop-streamer-web set-password' sets a password by hand, 'desktop-streamer-web new-token LABEL' makes a token"
 auth_file=$(json_value "$CONF_DIR/web-config.json" auth_file "$STATE_DIR/web-auth.json")
 case "$auth_file" in /*) ;; *) auth_file=$CONF_DIR/$auth_file ;; esac
 password="" token=""
+web_cli=(runuser -u "$SERVICE_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
 if [ -s "$auth_file" ]; then
     say "kept $auth_file (the password set before stays; 'desktop-streamer-web set-password' changes it)"
 else
-    web_cli=(runuser -u "$SERVICE_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
     password=$("${web_cli[@]}" set-password --generate 2>"$work/auth.log") || { cat "$work/auth.log" >&2; fail "set-password failed"; }
     # The password is the only copy now: on disk before anything else can fail.
     write_credentials "Dashboard admin password: $password"
@@ -546,6 +546,29 @@ else
     write_credentials "Dashboard admin password: $password" "API token 'installer':    $token"
     changed "generated the admin password and the API token 'installer' (stored hashed in $auth_file)"
     say "both written to $CREDENTIALS_FILE (root only), shown again at the end"
+fi
+
+# The watchdog asks the dashboard for the cameras' states; with a token of its own that keeps
+# working when the dashboard's public_read is off. A read token: it can change nothing. It
+# needs the password's step before it (the first token makes the credentials file).
+watchdog_token_file=$(json_value "$CONF_DIR/watchdog-config.json" web_token_file "")
+if [ -z "$watchdog_token_file" ]; then
+    say "$CONF_DIR/watchdog-config.json names no web_token_file: the watchdog asks for the cameras without a token (enough while the dashboard's public_read is on)"
+elif [ -s "$watchdog_token_file" ]; then
+    say "kept $watchdog_token_file"
+else
+    # A token 'watchdog' whose file is gone can never be sent again: replaced.
+    if "${web_cli[@]}" revoke-token watchdog >/dev/null 2>&1; then say "revoked the token 'watchdog' whose file was missing"; fi
+    token_tmp=$(mktemp "$watchdog_token_file.XXXXXX")
+    "${web_cli[@]}" new-token watchdog --scope read >"$token_tmp" 2>"$work/auth.log" || {
+        rm -f "$token_tmp"
+        cat "$work/auth.log" >&2
+        fail "new-token watchdog failed"
+    }
+    chgrp "$SERVICE_USER" "$token_tmp"
+    chmod 640 "$token_tmp"
+    mv -fT "$token_tmp" "$watchdog_token_file"
+    changed "created the read token 'watchdog' for the watchdog's camera check in $watchdog_token_file (root and $SERVICE_USER only)"
 fi
 
 step "Installing the systemd units, drop-ins, polkit rule and log rotation" "fix the unit or the drop-in named above ('systemd-analyze verify --man=no $UNIT_DIR/UNIT' shows the problem; an operator's own drop-in is in $UNIT_DIR/UNIT.d/), then run install.sh again"

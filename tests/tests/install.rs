@@ -336,6 +336,25 @@ fn the_secrets_work_and_are_nowhere_else(c: &Container, web_port: u16, password:
     assert_eq!(found.trim(), format!("{CREDENTIALS}\njournal: 0"), "the secrets are elsewhere too:\n{found}");
 }
 
+/// install.sh gave the watchdog a read token of its own in the file its config names, readable
+/// by root and the service's group only: the dashboard takes it for reading and refuses it
+/// for the controls.
+fn the_watchdog_has_a_read_token_of_its_own(c: &Container, web_port: u16) {
+    let file = "/etc/desktop-streamer/watchdog-web-token";
+    assert_eq!(sh(c, &format!("stat -c '%a %U:%G' {file}")).trim(), "640 root:desktop-streamer");
+    let config = sh(c, "cat /etc/desktop-streamer/watchdog-config.json");
+    assert!(config.contains(&format!("\"web_token_file\": \"{file}\"")), "{config}");
+    let bearer = format!("Bearer {}", sh(c, &format!("cat {file}")).trim());
+    let auth = [("Authorization", bearer.as_str())];
+    let cameras = http::request(web_port, "GET", "/api/cameras", &auth, None).expect("the dashboard answers");
+    assert_eq!(cameras.status, 200, "{}", cameras.text());
+    let session = http::request(web_port, "GET", "/api/session", &auth, None).unwrap().json();
+    assert_eq!(session["via"], "token", "the watchdog's token is not accepted: {session}");
+    let restart = http::request(web_port, "POST", "/api/stream/restart", &auth, Some("")).unwrap();
+    assert_eq!(restart.status, 403, "a read token restarted the stream: {}", restart.text());
+    assert!(restart.text().contains("control"), "the refusal names the scope needed: {}", restart.text());
+}
+
 /// Every process in the cgroup of every unit runs as a user other than root (loud when a unit
 /// has no process or its processes cannot be read).
 fn no_process_of_ours_runs_as_root(c: &Container) {
@@ -809,6 +828,7 @@ fn install_demo_runs_everything_rotates_logs_reruns_idempotently_uninstalls_and_
     the_unity_dropin_applies_to_the_streamer(c);
     timed(&mut timings, "secrets: login, token, nowhere else", || {
         the_secrets_work_and_are_nowhere_else(c, web_port, &password, &token);
+        the_watchdog_has_a_read_token_of_its_own(c, web_port);
     });
     timed(&mut timings, "polkit (allowed and refused calls)", || {
         polkit_lets_the_service_user_manage_our_services_only(c, web_port);
