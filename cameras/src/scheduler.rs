@@ -128,6 +128,10 @@ pub struct CameraStatus {
     pub message: Option<String>,
     /// When the current state (and reason) began.
     pub since: Option<jiff::Timestamp>,
+    /// The same moment on the monotonic clock, which ages are measured from (a step of the
+    /// wall clock moves `since`'s age, not this one's).
+    #[serde(skip)]
+    pub since_instant: Option<std::time::Instant>,
     /// Failed probes in a row.
     pub consecutive_failures: u32,
     /// When the newest frame of any heartbeat arrived (kept while the camera is down).
@@ -467,6 +471,7 @@ fn show(board: &StatusBoard, id: &str, spec: &Spec) {
         reason: None,
         message: None,
         since: None,
+        since_instant: None,
         consecutive_failures: 0,
         last_frame_at: None,
         packets_lost: None,
@@ -683,6 +688,7 @@ fn record(board: &StatusBoard, id: &str, observed: &Observed<'_>) -> Vec<Event> 
             message: verdict.message.clone(),
         }));
         status.since = Some(at);
+        status.since_instant = Some(std::time::Instant::now());
     }
     status.state = Some(verdict.state);
     status.reason = verdict.reason;

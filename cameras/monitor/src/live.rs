@@ -34,6 +34,9 @@ pub struct Live {
     /// When each camera's newest frame arrived, on the monotonic clock: the ages `/metrics`
     /// shows, which a step of the wall clock must not change.
     frames: RwLock<HashMap<String, Instant>>,
+    /// When this run began, on both clocks: a remembered state's age is the wall-clock time
+    /// from its start to then, plus the monotonic time since.
+    started: (Instant, Timestamp),
     events: broadcast::Sender<CameraStatus>,
 }
 
@@ -50,6 +53,7 @@ impl Live {
             remembered,
             diverged: RwLock::default(),
             frames: RwLock::default(),
+            started: (Instant::now(), Timestamp::now()),
             events: broadcast::channel(EVENT_BACKLOG).0,
         }
     }
@@ -73,6 +77,23 @@ impl Live {
             s.since = Some(began);
         }
         s
+    }
+
+    /// How long the state of `s` (as [`Live::get`] shows it) has lasted. Within this run on
+    /// the monotonic clock alone, so a step of the wall clock changes no age; for a state
+    /// carried over from before this run, the wall-clock time from its remembered start to
+    /// this run's start (never negative) plus the monotonic time since. `None` before the
+    /// first heartbeat.
+    pub fn state_age(&self, s: &CameraStatus) -> Option<Duration> {
+        let (started, started_wall) = self.started;
+        if let (Some(state), Some(since)) = (s.state, s.since)
+            && let Some((_, began)) = self.continued(&s.camera_id, state)
+            && began == since
+        {
+            let before = Duration::try_from(started_wall.duration_since(began)).unwrap_or_default();
+            return Some(before + started.elapsed());
+        }
+        s.since_instant.map(|i| i.elapsed())
     }
 
     pub fn get(&self, id: &str) -> Option<CameraStatus> {
@@ -144,6 +165,48 @@ mod tests {
         live.announce("gate", State::Up);
         assert_eq!(live.continued("gate", State::Down), None, "video arrived: later failures are new");
         assert_eq!(live.stored_state("gate", State::Pending), State::Pending);
+    }
+
+    #[test]
+    fn a_state_age_runs_on_the_monotonic_clock_and_a_remembered_one_carries_its_time_before() {
+        let board = StatusBoard::default();
+        let an_hour_ago = Timestamp::now() - jiff::SignedDuration::from_secs(3600);
+        let in_a_year = Timestamp::now() + jiff::SignedDuration::from_secs(365 * 86400);
+        let remembered = HashMap::from([
+            ("gate".to_owned(), (State::Down, an_hour_ago)),
+            ("future".to_owned(), (State::Down, in_a_year)),
+        ]);
+        let live = Live::new(board, remembered);
+        let status = |id: &str, state, since, since_instant| CameraStatus {
+            camera_id: id.to_owned(),
+            name: id.to_owned(),
+            url: String::new(),
+            heartbeat_seconds: 10,
+            state: Some(state),
+            reason: None,
+            message: None,
+            since: Some(since),
+            since_instant,
+            consecutive_failures: 1,
+            last_frame_at: None,
+            packets_lost: None,
+            pictures: None,
+            last_heartbeat: None,
+        };
+        // Failing again in this run continues the remembered DOWN: an hour old, not seconds.
+        let gate = live.amend(status("gate", State::Pending, Timestamp::now(), Some(Instant::now())));
+        let age = live.state_age(&gate).unwrap();
+        assert!(age >= Duration::from_secs(3600) && age < Duration::from_secs(3660), "{age:?}");
+        // A remembered start in the future (the clock was stepped back since) is no time at all.
+        let future = live.amend(status("future", State::Down, in_a_year, Some(Instant::now())));
+        assert!(live.state_age(&future).unwrap() < Duration::from_secs(60));
+        // A state that began in this run is aged from its instant, whatever its wall `since` says.
+        let began = Instant::now() - Duration::from_secs(90);
+        let lab = status("lab", State::Up, in_a_year, Some(began));
+        let age = live.state_age(&lab).unwrap();
+        assert!(age >= Duration::from_secs(90) && age < Duration::from_secs(150), "{age:?}");
+        let waiting = CameraStatus { state: None, since: None, since_instant: None, ..lab };
+        assert_eq!(live.state_age(&waiting), None);
     }
 
     #[test]

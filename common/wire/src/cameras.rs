@@ -317,6 +317,11 @@ pub struct Probed {
     pub message: Option<String>,
     /// When the current state (and reason) began (RFC 3339, UTC).
     pub since: Option<jiff::Timestamp>,
+    /// How long the current state has lasted, on the service's monotonic clock (right whatever
+    /// a wall clock did; a state carried over a restart of the service counts its time before
+    /// by the wall clock of then). What ages and grace periods should use, not `since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_age_seconds: Option<f64>,
     /// Failed probes in a row.
     pub consecutive_failures: u32,
     pub last_heartbeat_at: Option<jiff::Timestamp>,

@@ -52,6 +52,7 @@ fn list() -> CameraList {
                     reason: Some(Reason::AuthFailed),
                     message: Some("401 Unauthorized after DESCRIBE".into()),
                     since: Some(t("2026-12-07T02:55:00Z")),
+                    state_age_seconds: Some(300.25),
                     consecutive_failures: 4,
                     last_heartbeat_at: Some(t("2026-12-07T03:00:00Z")),
                     latency_ms: None,

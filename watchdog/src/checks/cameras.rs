@@ -17,9 +17,10 @@
 //! The grace period runs on the monotonic clock, from when the watchdog first saw the camera
 //! DOWN, so a step of the wall clock neither silences nor hastens the alert. A camera that is
 //! already DOWN at that first look (the watchdog just started, or the camera went down between
-//! two looks) is credited with the time since its `since`, bounded to 0 ..= the grace period:
-//! a camera long down alerts at once after a watchdog restart, one with a `since` in the
-//! future (a step) gets the whole grace period.
+//! two looks) is credited with how long its state has lasted, bounded by the grace period: the
+//! dashboard's `state_age_seconds`, on its monotonic clock (from a dashboard too old to send
+//! it, the time since `since` by the wall clock, and none for a `since` in the future). A
+//! camera long down alerts at once after a watchdog restart.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -134,9 +135,12 @@ impl CameraCheck {
         for cam in down {
             let Some(probed) = cam.live.probed() else { continue };
             let seen = *self.first_seen_down.entry(cam.config.id.clone()).or_insert_with(|| {
-                let before = probed
-                    .since
-                    .map_or(Duration::ZERO, |since| Duration::try_from(wall.duration_since(since)).unwrap_or_default())
+                // The dashboard's monotonic age of the state where it gives one; a wall-clock
+                // age from `since` from a dashboard too old to.
+                let age = probed.state_age_seconds.and_then(|s| Duration::try_from_secs_f64(s).ok());
+                let before = age
+                    .or_else(|| probed.since.and_then(|since| Duration::try_from(wall.duration_since(since)).ok()))
+                    .unwrap_or_default()
                     .min(grace);
                 now.checked_sub(before).unwrap_or(now)
             });
@@ -236,6 +240,7 @@ mod tests {
                 reason: Some(Reason::Refused),
                 message: Some("connection refused by 192.0.2.1:554".into()),
                 since: since.map(|s| jiff::Timestamp::from_second(s).unwrap()),
+                state_age_seconds: None,
                 consecutive_failures: 3,
                 last_heartbeat_at: None,
                 latency_ms: None,
@@ -293,6 +298,33 @@ mod tests {
         assert!(f[0].details.contains("black: the picture has been almost uniformly dark"), "{}", f[0].details);
         // Good video again: no finding, so the condition resolves.
         assert!(check.judge(&[cam("lobby", State::Up, None)], grace, Instant::now(), wall).findings.is_empty());
+    }
+
+    /// The dashboard's monotonic state age counts, not a `since` that a stepped wall clock
+    /// (the watchdog's or the dashboard's) has made look older or newer.
+    #[test]
+    fn the_dashboards_state_age_is_credited_rather_than_its_since() {
+        let grace = Duration::from_secs(120);
+        let wall = jiff::Timestamp::from_second(10_000_000).unwrap();
+        let aged = |id: &str, since: i64, age: f64| {
+            let mut c = cam(id, State::Down, Some(since));
+            if let CameraLive::Probed(p) = &mut c.live {
+                p.state_age_seconds = Some(age);
+            }
+            c
+        };
+        let t0 = Instant::now();
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
+        // Down 30 s by the monotonic clock although its `since` says a day (a forward step):
+        // the alert waits the rest of the grace period.
+        let cams = [aged("a", 10_000_000 - 86_400, 30.0)];
+        assert!(check.judge(&cams, grace, t0, wall).findings.is_empty());
+        assert!(check.judge(&cams, grace, t0 + Duration::from_secs(89), wall).findings.is_empty());
+        assert_eq!(check.judge(&cams, grace, t0 + Duration::from_secs(91), wall).findings.len(), 1);
+        // Down an hour although its `since` is in the future (a backward step): at once.
+        let mut check = CameraCheck::new("http://127.0.0.1:8080", None);
+        let cams = [aged("b", 10_000_000 + 86_400, 3600.0)];
+        assert_eq!(check.judge(&cams, grace, t0, wall).findings.len(), 1);
     }
 
     #[test]

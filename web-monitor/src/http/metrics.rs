@@ -156,6 +156,7 @@ mod tests {
                 reason,
                 message: None,
                 since: Some(at),
+                since_instant: None,
                 consecutive_failures: 0,
                 last_frame_at,
                 packets_lost: None,

@@ -16,6 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Json, Response};
 use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
+use ds_camera_monitor::Live;
 use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::{Camera, CamerasConfig};
 use ds_wire::cameras::{
@@ -102,9 +103,14 @@ fn ts(t: Timestamp) -> Value {
     Value::String(t.to_string())
 }
 
+/// Seconds rounded to the millisecond: a reader wants seconds, not float noise.
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// The live part of a camera: state, reason, measurements, and how long ago its newest frame
-/// arrived (`frame_age`, monotonic).
-fn live_json(live: Option<&CameraStatus>, frame_age: Option<Duration>) -> CameraLive {
+/// arrived and its state began (monotonic ages, from `monitor`).
+fn live_json(live: Option<&CameraStatus>, monitor: &Live) -> CameraLive {
     let Some((l, state)) = live.and_then(|l| Some((l, l.state?))) else {
         return CameraLive::Waiting(Waiting { state: (), message: Waiting::MESSAGE.to_owned() });
     };
@@ -114,6 +120,7 @@ fn live_json(live: Option<&CameraStatus>, frame_age: Option<Duration>) -> Camera
         reason: l.reason,
         message: l.message.clone(),
         since: l.since,
+        state_age_seconds: monitor.state_age(l).map(seconds),
         consecutive_failures: l.consecutive_failures,
         last_heartbeat_at: hb.map(|h| h.at),
         latency_ms: hb.and_then(|h| h.latency_ms),
@@ -121,8 +128,7 @@ fn live_json(live: Option<&CameraStatus>, frame_age: Option<Duration>) -> Camera
         width: hb.and_then(|h| h.width),
         height: hb.and_then(|h| h.height),
         last_frame_at: l.last_frame_at,
-        // Rounded to the millisecond: a reader wants seconds, not float noise.
-        last_frame_age_seconds: frame_age.map(|a| (a.as_secs_f64() * 1000.0).round() / 1000.0),
+        last_frame_age_seconds: monitor.last_frame_age(&l.camera_id).map(seconds),
         packets_lost: l.packets_lost,
         pictures: l.pictures,
     })
@@ -144,7 +150,7 @@ impl Cameras {
         let id = camera.stable_id();
         CameraEntry {
             config: self.config_json(camera, list),
-            live: live_json(self.live.get(&id).as_ref(), self.live.last_frame_age(&id)),
+            live: live_json(self.live.get(&id).as_ref(), &self.live),
             thumbnail: self.thumbnail_info(&id),
             uptime: uptime_json(summary.uptime.get(&id)),
             bar: bar_json(summary.bars.get(&id)),
@@ -340,10 +346,9 @@ pub async fn events(State(c): State<Cameras>) -> Sse<impl futures_util::Stream<I
         let c = c.clone();
         async move {
             let live = item.ok()?;
-            let frame_age = c.live.last_frame_age(&live.camera_id);
             // The heartbeat's thumbnail is kept before the heartbeat is announced.
             let event = CameraEvent {
-                live: live_json(Some(&live), frame_age),
+                live: live_json(Some(&live), &c.live),
                 id: live.camera_id.clone(),
                 thumbnail: c.thumbnail_info(&live.camera_id),
             };
