@@ -115,6 +115,13 @@ pub struct StreamerConfig {
     /// (VLC, ffmpeg, mpv) need none, and no other web page a LAN user opens can read the
     /// kiosk's screen.
     pub cors_origins: Vec<String>,
+    /// A file holding a token (at least 16 characters) that reading the stream then needs:
+    /// the playlists, segments, parts and WHEP, as `Authorization: Bearer TOKEN` or as the
+    /// password in the URL (`http://viewer:TOKEN@kiosk:8888/hls/desktop/playlist.m3u8`, for
+    /// VLC, ffmpeg and mpv). Read at each request. The dashboard then needs the same file as
+    /// its `streamer_token_file`. Default none: the stream is open to whoever the host and
+    /// origin checks let in. The health API and `/metrics` stay open either way.
+    pub stream_token_file: Option<PathBuf>,
     pub live_streaming: LiveStreaming,
     pub unity_optimization: UnityOptimization,
     pub real_time: RealTime,
@@ -149,6 +156,7 @@ impl Default for StreamerConfig {
             webrtc_ice_servers: Vec::new(),
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
+            stream_token_file: None,
             live_streaming: LiveStreaming::default(),
             unity_optimization: UnityOptimization::default(),
             real_time: RealTime::default(),
@@ -442,6 +450,9 @@ impl ConfigFile for StreamerConfig {
             }
         }
         v.host_names("allowed_hosts", &self.allowed_hosts);
+        if self.stream_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            v.error("stream_token_file", "must be an absolute file path");
+        }
         for (i, origin) in self.cors_origins.iter().enumerate() {
             if origin != "*" && !crate::web::is_origin(origin) {
                 v.error(

@@ -34,6 +34,9 @@ pub struct WebConfig {
     pub database: PathBuf,
     /// Base URL of the streamer's health API. Default http://127.0.0.1:8888.
     pub streamer_url: String,
+    /// The file holding the token the streamer's `stream_token_file` holds (the same file, or
+    /// a copy this service may read): sent with every stream request passed on. Default none.
+    pub streamer_token_file: Option<PathBuf>,
     /// Whether pages and read-only APIs answer without logging in. State-changing calls
     /// always need a session or an API token. Default true.
     pub public_read: bool,
@@ -97,6 +100,7 @@ impl Default for WebConfig {
             streamer_config: PathBuf::from(DEFAULT_STREAMER_CONFIG),
             database: PathBuf::from(DEFAULT_DATABASE),
             streamer_url: DEFAULT_STREAMER_URL.to_owned(),
+            streamer_token_file: None,
             public_read: true,
             auth_file: PathBuf::from(DEFAULT_AUTH_FILE),
             log_dir: PathBuf::from(DEFAULT_LOG_DIR),
@@ -184,6 +188,9 @@ impl ConfigFile for WebConfig {
                     "must be an IP address such as 127.0.0.1 or ::1 (no host name)",
                 );
             }
+        }
+        if self.streamer_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            v.error("streamer_token_file", "must be an absolute file path");
         }
         match url::Url::parse(&self.streamer_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}

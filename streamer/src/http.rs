@@ -2,8 +2,9 @@
 //! `playlist.m3u8` and its segments from the output directory; the low-latency playlist
 //! `ll.m3u8` and its parts from memory, [`crate::live`]) and WHEP signalling ([`whep`]). It
 //! keeps answering while the pipeline restarts. It answers only to this machine's names and
-//! addresses and those `allowed_hosts` lists ([`ds_http::hosts`]), and lets web pages of other
-//! origins read it only where `cors_origins` names them ([`cors`]).
+//! addresses and those `allowed_hosts` lists ([`ds_http::hosts`]), lets web pages of other
+//! origins read it only where `cors_origins` names them ([`cors`]), and serves the stream only
+//! with its token when `stream_token_file` names one ([`crate::access`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,14 +59,18 @@ impl AppState {
 /// The whole router; tests call it with `oneshot` or serve it on port 0.
 pub fn app(state: AppState) -> Router {
     let hosts = Arc::new(ds_http::hosts::AllowedHosts::new(&state.config().allowed_hosts));
+    // The picture itself: behind `stream_token_file`'s token when one is set.
+    let stream = Router::new()
+        .route("/hls/desktop/{file}", get(hls_file).options(preflight))
+        .merge(whep::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::access::require_token));
     Router::new()
         .route("/api/health", get(health))
         .route("/api/health/detailed", get(detailed))
         .route("/api/status", get(status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/hls/desktop/{file}", get(hls_file).options(preflight))
-        .merge(whep::routes())
+        .merge(stream)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .layer(axum::middleware::from_fn_with_state(hosts, ds_http::hosts::check_host))
@@ -232,7 +237,7 @@ async fn not_found() -> Response {
     )
 }
 
-pub(crate) fn error(code: StatusCode, message: &str) -> Response {
+pub fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 

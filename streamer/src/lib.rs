@@ -1,6 +1,7 @@
 //! desktop-streamer: captures the kiosk's second monitor into a live HLS stream that heals
 //! itself, and serves it with a health API on :8888.
 
+pub mod access;
 pub mod encoder;
 pub mod feed;
 pub mod flow;

@@ -188,3 +188,97 @@ fn a_client_holding_connections_stops_neither_the_stream_nor_the_services() {
          closed to make room; slowest health answer meanwhile {health_full:.1} ms"
     );
 }
+
+/// With `stream_token_file`, the stream is read only with its token: a native player (ffmpeg)
+/// with the token as the URL's password plays both playlists, segments and parts included;
+/// without it, or with another, 401 with a Basic challenge (so VLC asks). The health API and
+/// CORS preflights stay open. A new token in the file applies at once. The dashboard, given the
+/// same file as `streamer_token_file`, passes the stream on; without it, it gets the refusal.
+#[test]
+fn the_stream_behind_a_token_plays_with_it_in_native_players_and_is_refused_without() {
+    use ds_tests::kiosk::WebFiles;
+    use ds_tests::service::ServiceProcess;
+
+    let dir = ds_tests::stream_dir();
+    let token_file = dir.path().join("stream-token");
+    let token = "viewer-token-0123456789abcdef";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let x = DummyDisplay::start().expect("dummy Xorg with two monitors");
+    let _moving = x.animate(SECOND_MONITOR).unwrap();
+    let s = StreamerProcess::start(&x.display(), json!({ "stream_token_file": token_file }));
+    s.wait_for("two segments", WAIT, |h| h["playlist"]["segment_count"].as_u64() >= Some(2));
+
+    let playlist = "/hls/desktop/playlist.m3u8";
+    let get_with = |auth: Option<&str>, path: &str| {
+        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("Authorization", a)]).unwrap_or_default();
+        http::request(s.port, "GET", path, &headers, None).expect("the streamer answers")
+    };
+    let none = get_with(None, playlist);
+    assert_eq!(none.status, 401, "{}", none.text());
+    assert!(none.header("www-authenticate").is_some_and(|c| c.starts_with("Basic realm=")), "{:?}", none.headers);
+    assert!(
+        none.text().contains("reading the stream needs a token") && !none.text().contains(token),
+        "{}",
+        none.text()
+    );
+    let wrong = get_with(Some("Bearer viewer-token-0123456789abcdeX"), playlist);
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("not the stream's token"), "{}", wrong.text());
+    assert_eq!(get_with(Some(&format!("Bearer {token}")), playlist).status, 200);
+    assert_eq!(get_with(None, "/hls/desktop/ll.m3u8").status, 401);
+    assert_eq!(get_with(None, "/api/health").status, 200, "the health API stays open");
+    let preflight = http::request(s.port, "OPTIONS", playlist, &[], None).unwrap();
+    assert_eq!(preflight.status, 204, "a preflight carries no credentials: {}", preflight.text());
+    let whep =
+        http::request(s.port, "POST", "/whep/desktop", &[("Content-Type", "application/sdp")], Some("v=0")).unwrap();
+    assert_eq!(whep.status, 401, "WHEP without the token: {}", whep.text());
+
+    let ffmpeg = |url: &str| {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-rw_timeout", "10000000", "-i", url, "-t", "4", "-f", "null", "-"])
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for path in [playlist, "/hls/desktop/ll.m3u8"] {
+        let (ok, err) = ffmpeg(&format!("http://viewer:{token}@127.0.0.1:{}{path}", s.port));
+        assert!(ok && err.is_empty(), "ffmpeg with the token in the URL read {path}: {err}");
+    }
+    let (ok, err) = ffmpeg(&format!("http://127.0.0.1:{}{playlist}", s.port));
+    assert!(!ok && err.contains("401"), "ffmpeg without the token: {err}");
+
+    // Through the dashboard: with the file it plays, without it the streamer's refusal.
+    let streamer_url = format!("http://127.0.0.1:{}", s.port);
+    let start_web = |name: &str, extra: serde_json::Value| {
+        let files_dir = dir.path().join(name);
+        std::fs::create_dir_all(&files_dir).unwrap();
+        let mut config = json!({ "streamer_url": streamer_url });
+        config.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let files = WebFiles::write(&files_dir, config);
+        let args: Vec<std::ffi::OsString> =
+            vec!["--config".into(), files.config.clone().into(), "--listen".into(), "127.0.0.1:0".into()];
+        let bus = format!("unix:path={}", files_dir.join("no-bus").display());
+        ServiceProcess::start(
+            "desktop-streamer-web",
+            &args,
+            &[("DBUS_SESSION_BUS_ADDRESS", &bus), ("DESKTOP_STREAMER_LOG_DIR", files.logs.to_str().unwrap())],
+        )
+    };
+    let web = start_web("with", json!({ "streamer_token_file": token_file }));
+    let through = web.get(playlist).expect("the dashboard answers");
+    assert_eq!(through.status, 200, "{}", through.text());
+    assert!(through.text().starts_with("#EXTM3U"), "{}", through.text());
+    let without = start_web("without", json!({}));
+    assert_eq!(without.get(playlist).expect("the dashboard answers").status, 401);
+
+    // A new token applies at once; the old one no longer reads.
+    let new = "viewer-token-fedcba9876543210";
+    std::fs::write(&token_file, new).unwrap();
+    assert_eq!(get_with(Some(&format!("Bearer {token}")), playlist).status, 401);
+    assert_eq!(get_with(Some(&format!("Bearer {new}")), playlist).status, 200);
+    // Too short a token reads nothing, and says why without showing it.
+    std::fs::write(&token_file, "short").unwrap();
+    let refused = get_with(Some("Bearer short"), playlist);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.text().contains("token cannot be read") && !refused.text().contains("short"), "{}", refused.text());
+}

@@ -112,7 +112,7 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
     let bound = listener.local_addr().context("cannot read the listening address")?;
     let systemd = systemd_link::SystemdLink::start(systemd_bus(config.bus), shutdown.clone()).await;
-    let streamer = upstream::Streamer::new(&config.streamer_url);
+    let streamer = upstream::Streamer::new(&config.streamer_url, config.streamer_token_file.as_deref());
     let history = history::History::new();
     let machine = ds_runtime::system::SystemMonitor::default();
     tokio::spawn(machine.clone().run(stream_output_dir(&config), shutdown.clone()));

@@ -187,7 +187,7 @@ mod tests {
         }
         let systemd = crate::systemd_link::SystemdLink::down("not in this test");
         let clock = crate::clock_sync::ClockWatch::fixed(ds_wire::system::ClockSync::unknown("not in this test"));
-        let sources = Sources { streamer: Streamer::new(&url), systemd, units: vec![], machine, clock };
+        let sources = Sources { streamer: Streamer::new(&url, None), systemd, units: vec![], machine, clock };
         let history = History::new();
         let cache = StatusCache::start(sources, history.clone(), shutdown.clone()).await;
         // One snapshot for every assertion: under load the sampler may take the next one

@@ -2,6 +2,7 @@
 //! endpoint, over HTTP, so the dashboard works wherever the streamer runs and serves the stream
 //! same-origin for players.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ds_runtime::error_chain;
@@ -17,6 +18,8 @@ pub const BLOCKING_RELOAD_TIMEOUT: Duration = Duration::from_secs(95);
 pub struct Streamer {
     client: reqwest::Client,
     base: String,
+    /// `streamer_token_file`: the token the stream's requests carry, read at each request.
+    token_file: Option<PathBuf>,
 }
 
 /// The streamer's answer to a request passed on (an HLS file, a WHEP exchange).
@@ -34,9 +37,9 @@ pub struct Fetched {
 }
 
 impl Streamer {
-    pub fn new(base: &str) -> Self {
+    pub fn new(base: &str, token_file: Option<&Path>) -> Self {
         let client = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default();
-        Streamer { client, base: base.trim_end_matches('/').to_owned() }
+        Streamer { client, base: base.trim_end_matches('/').to_owned(), token_file: token_file.map(Path::to_owned) }
     }
 
     /// A JSON document from the streamer's API (a `ds_wire::health` type), or why it could not
@@ -78,7 +81,13 @@ impl Streamer {
     }
 
     /// Sends `request` and keeps what the dashboard passes on of the answer.
-    async fn fetch(&self, request: reqwest::RequestBuilder) -> Result<Fetched, String> {
+    async fn fetch(&self, mut request: reqwest::RequestBuilder) -> Result<Fetched, String> {
+        if let Some(file) = &self.token_file {
+            let token = tokio::fs::read_to_string(file).await.map_err(|e| {
+                format!("streamer_token_file {} cannot be read ({e}); it holds the stream's token", file.display())
+            })?;
+            request = request.bearer_auth(token.trim());
+        }
         let r = request
             .send()
             .await

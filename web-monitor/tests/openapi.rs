@@ -201,7 +201,7 @@ async fn serve() -> Served {
     };
     let token = auth::new_token(&config.auth_file, "openapi-test", auth::Scope::Admin).unwrap();
     auth::set_password(&config.auth_file, PASSWORD).unwrap();
-    let streamer = Streamer::new(&nowhere);
+    let streamer = Streamer::new(&nowhere, None);
     let shutdown = Shutdown::new();
     let history = History::new();
     let link = SystemdLink::down("no systemd in this test");
