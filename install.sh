@@ -18,8 +18,8 @@ LOG_DIR=/var/log/desktop-streamer
 CACHE_DIR=/var/cache/desktop-streamer
 UNIT_DIR=/etc/systemd/system
 POLKIT_RULE=/etc/polkit-1/rules.d/50-desktop-streamer.rules
-# The same grant for polkit older than 0.106 (Ubuntu 22.04: 0.105), which reads no JavaScript
-# rules; broader, as a .pkla file cannot name units (see systemd/polkit/50-desktop-streamer.pkla).
+# Where versions with --allow-any-unit put a .pkla grant for polkit older than 0.106; it let the
+# service user manage ANY unit, transient ones (systemd-run, as root) included: removed.
 POLKIT_PKLA=/etc/polkit-1/localauthority/50-local.d/50-desktop-streamer.pkla
 # The generated admin password and API token, root only (0600), written the moment they exist so
 # that no later failure can lose them; the only copy besides their hashes. Kept by --uninstall.
@@ -35,7 +35,13 @@ LOGROTATE_TIMER=desktop-streamer-logrotate.timer
 # Persistent=true keeps the timer's last run here; systemd leaves it behind when the unit goes.
 LOGROTATE_STAMP=/var/lib/systemd/timers/stamp-$LOGROTATE_TIMER
 DEMO_XORG_CONF=/etc/X11/desktop-streamer-demo.conf
+# One system user per service. The streamer's, `desktop-streamer`, has the group the services
+# share (SHARED_GROUP: the logs, the streamer's config, the watchdog's alert history); the
+# dashboard and the watchdog are members of it, and each has a group of its own for its secrets.
 SERVICE_USER=desktop-streamer
+SHARED_GROUP=$SERVICE_USER
+WEB_USER=desktop-streamer-web
+WATCHDOG_USER=desktop-streamer-watchdog
 BINARIES=(desktop-streamer desktop-streamer-watchdog desktop-streamer-web desktop-streamer-monitor)
 UNITS=(desktop-streamer.service desktop-streamer-watchdog.service desktop-streamer-web.service)
 DEMO_UNITS=(desktop-streamer-demo-display.service desktop-streamer-demo-content.service)
@@ -83,31 +89,26 @@ Options:
                     otherwise use the binaries already in target/release.
   --wait SECONDS    how long to wait for the stream to go live after starting (default
                     $DEFAULT_WAIT_SECONDS); 0 skips the wait.
-  --allow-any-unit  only on polkit older than $POLKIT_JS_VERSION (Ubuntu 22.04 and Linux Mint 21
-                    ship 0.105), which cannot limit a grant to our units: let '$SERVICE_USER'
-                    start, stop and restart ANY systemd unit, so that the watchdog's restarts
-                    and the dashboard's service buttons work. Without it nothing is granted
-                    there; systemd still restarts failed and hung services itself. Newer polkit
-                    gets the exact rule for our three units whatever this says.
   --uninstall       stop and remove the services, units, drop-ins, polkit rule, log rotation
                     (its timer and rules) and binaries; keep the configuration
                     ($CONF_DIR), the data ($STATE_DIR),
-                    the logs ($LOG_DIR) and the user '$SERVICE_USER'.
+                    the logs ($LOG_DIR) and the users '$SERVICE_USER', '$WEB_USER'
+                    and '$WATCHDOG_USER'.
                     Debian packages stay.
   --purge           like --uninstall, and also remove the configuration, data, logs, caches
-                    and the service user. Harmless to run again.
+                    and the service users. Harmless to run again.
   -h, --help        show this text.
 
 What it does, in numbered steps: checks the system (Debian 12+, Ubuntu 22.04+ or a derivative of
 them such as Linux Mint 21+ or LMDE 6+; systemd); installs the runtime packages (GStreamer and
 its plugin sets, VA-API when /dev/dri has a GPU); gets the binaries; creates the user
-'$SERVICE_USER' and the directories; writes the example configuration where no file exists
+'$SERVICE_USER' (the streamer), '$WEB_USER' and '$WATCHDOG_USER' and the directories; writes the example configuration where no file exists
 (never overwrites one); generates the dashboard's admin password and an API token (stored
 hashed, and written at once to $CREDENTIALS_FILE, readable by root only,
 so that no later failure loses them; shown again at the end); installs the systemd units with
 drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
-polkit rule (on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's, none, or a broad .pkla
-file with --allow-any-unit) and the
+polkit rule (on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's, none: it cannot be
+limited to our units) and the
 log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts the services and
 the timer; waits until the streamer's health API says the stream is live; prints the
 dashboard, HLS and health URLs.
@@ -148,7 +149,7 @@ fail() {
 }
 trap 'fail "this command failed (exit status $?): $BASH_COMMAND"' ERR
 
-demo=false uninstall=false purge=false allow_any_unit=false
+demo=false uninstall=false purge=false
 display="" bin_dir="" wait_seconds=$DEFAULT_WAIT_SECONDS
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -159,7 +160,9 @@ while [ $# -gt 0 ]; do
         --bin-dir=*) bin_dir=${1#*=} ;;
         --wait) [ $# -ge 2 ] || { echo "install.sh: --wait needs a number of seconds" >&2; exit 2; }; wait_seconds=$2; shift ;;
         --wait=*) wait_seconds=${1#*=} ;;
-        --allow-any-unit) allow_any_unit=true ;;
+        --allow-any-unit)
+            echo "install.sh: --allow-any-unit was removed: on polkit older than $POLKIT_JS_VERSION it let the services start ANY unit, a transient one running as root (systemd-run) included, so a flaw in the dashboard became root. Without it systemd still restarts failed and hung services itself; see the README, 'Service control'" >&2
+            exit 2 ;;
         --uninstall) uninstall=true ;;
         --purge) uninstall=true purge=true ;;
         -h | --help) usage; exit 0 ;;
@@ -279,12 +282,15 @@ if $uninstall; then
             /var/cache/desktop-streamer-demo /var/cache/private/desktop-streamer-demo; do
             if [ -e "$d" ]; then rm -rf "$d"; changed "removed $d"; fi
         done
-        if id "$SERVICE_USER" >/dev/null 2>&1; then
-            userdel "$SERVICE_USER"
-            changed "removed the user $SERVICE_USER"
-        fi
+        # The members of the shared group first: userdel leaves a primary group with members.
+        for u in "$WEB_USER" "$WATCHDOG_USER" "$SERVICE_USER"; do
+            if id "$u" >/dev/null 2>&1; then
+                userdel "$u"
+                changed "removed the user $u"
+            fi
+        done
     else
-        say "kept $CONF_DIR, $STATE_DIR, $LOG_DIR and the user $SERVICE_USER (--purge removes them)"
+        say "kept $CONF_DIR, $STATE_DIR, $LOG_DIR and the users $SERVICE_USER, $WEB_USER, $WATCHDOG_USER (--purge removes them)"
     fi
     say "Debian packages stay installed (remove them with apt if nothing else needs them)"
     if [ "$changes" -eq 0 ]; then
@@ -459,26 +465,44 @@ done
 put_file "$src_dir/README.md" "$DOC_DIR/README.md" 644
 $bins_changed || say "binaries up to date in $BIN_DIR"
 
-step "Creating the service user and directories" "see the message above; useradd and install(1) must work on this system"
-if ! id "$SERVICE_USER" >/dev/null 2>&1; then
-    useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
-        --comment "desktop-streamer services" "$SERVICE_USER"
-    changed "created the system user $SERVICE_USER"
-else
-    say "user $SERVICE_USER exists"
-fi
+step "Creating the service users and directories" "see the message above; useradd and install(1) must work on this system"
+ensure_user() {
+    local user=$1 comment=$2
+    if ! id "$user" >/dev/null 2>&1; then
+        useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin \
+            --comment "$comment" "$user"
+        changed "created the system user $user"
+    else
+        say "user $user exists"
+    fi
+}
+ensure_member() {
+    local user=$1 group=$2
+    if ! id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then
+        usermod -a -G "$group" "$user"
+        changed "added $user to the group $group"
+    fi
+}
+ensure_user "$SERVICE_USER" "desktop-streamer streamer"
+ensure_user "$WEB_USER" "desktop-streamer dashboard"
+ensure_user "$WATCHDOG_USER" "desktop-streamer watchdog"
+ensure_member "$WEB_USER" "$SHARED_GROUP"
+ensure_member "$WATCHDOG_USER" "$SHARED_GROUP"
+# The watchdog's unit runs it with the shared group as its primary one (its alert history is
+# the dashboard's to read); its own group, for its secrets, then comes from being a member.
+ensure_member "$WATCHDOG_USER" "$WATCHDOG_USER"
 # VA-API needs the GPU's render node; the groups exist only where a GPU driver created them.
 for g in render video; do
     [ -d /dev/dri ] || break
-    if getent group "$g" >/dev/null && ! id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx "$g"; then
-        usermod -a -G "$g" "$SERVICE_USER"
-        changed "added $SERVICE_USER to the group $g (GPU access for VA-API)"
-    fi
+    if getent group "$g" >/dev/null; then ensure_member "$SERVICE_USER" "$g"; fi
 done
-# /var/lib/desktop-streamer belongs to the service user before any unit starts, so systemd's
-# StateDirectory= never has to change owners below it. The configuration directory is sticky
-# and group-writable: the dashboard replaces cameras.yaml (which it owns) atomically, and can
-# replace no other file there.
+# Each state directory belongs to its service's user before any unit starts, so systemd's
+# StateDirectory= never has to change owners below it (it would, recursively, for a directory
+# another user owns): /var/lib/desktop-streamer and what is in it to the dashboard, hls/ to the
+# streamer, watchdog/ to the watchdog. The configuration directory is sticky and writable by
+# the dashboard's group alone: it replaces cameras.yaml (which it owns) atomically, and can
+# replace no other file there. The log directory is the services' shared one: each creates its
+# own file there, of the shared group (set-group-ID), readable by the dashboard's log view.
 ensure_dir() {
     local dir=$1 mode=$2 owner=$3
     if [ ! -d "$dir" ] || [ "$(stat -c '%a %U:%G' "$dir")" != "$mode $owner" ]; then
@@ -486,10 +510,42 @@ ensure_dir() {
         changed "directory $dir ($mode $owner)"
     fi
 }
-ensure_dir "$CONF_DIR" 1775 "root:$SERVICE_USER"
-ensure_dir "$STATE_DIR" 755 "$SERVICE_USER:$SERVICE_USER"
-ensure_dir "$LOG_DIR" 750 "$SERVICE_USER:$SERVICE_USER"
+# Gives PATH (and, with -R, what is below it) the OWNER, when something there has another.
+ensure_owner() {
+    local owner=$1 path=$2 recurse=${3:-}
+    [ -e "$path" ] || return 0
+    local depth=(-maxdepth 0)
+    [ "$recurse" = -R ] && depth=()
+    if [ -n "$(find "$path" "${depth[@]}" \( ! -user "${owner%%:*}" -o ! -group "${owner##*:}" \) -print -quit)" ]; then
+        chown -h $recurse "$owner" "$path"
+        changed "owner of $path${recurse:+ and all in it}: $owner"
+    fi
+}
+ensure_dir "$CONF_DIR" 1775 "root:$WEB_USER"
+ensure_dir "$STATE_DIR" 755 "$WEB_USER:$WEB_USER"
+ensure_dir "$LOG_DIR" 2770 "$SERVICE_USER:$SHARED_GROUP"
+# An installation from before one user per service had every file as desktop-streamer's.
+for f in "$STATE_DIR"/*; do
+    case "${f##*/}" in
+        hls | logrotate) ensure_owner "$SERVICE_USER:$SHARED_GROUP" "$f" -R ;;
+        watchdog) ensure_owner "$WATCHDOG_USER:$SHARED_GROUP" "$f" -R ;;
+        '*') ;;
+        *) ensure_owner "$WEB_USER:$WEB_USER" "$f" -R ;;
+    esac
+done
+ensure_owner "$WEB_USER:$SHARED_GROUP" "$LOG_DIR/desktop-streamer-web.log"
+ensure_owner "$WATCHDOG_USER:$SHARED_GROUP" "$LOG_DIR/desktop-streamer-watchdog.log"
 
+# Who owns each configuration file: each service's file is readable by its own group only; the
+# streamer's by the shared group (the dashboard shows it, the watchdog reads nothing secret).
+config_owner() {
+    case "$1" in
+        cameras.yaml) echo "$WEB_USER:$WEB_USER" ;;
+        web-config.json) echo "root:$WEB_USER" ;;
+        watchdog-config.json) echo "root:$WATCHDOG_USER" ;;
+        *) echo "root:$SHARED_GROUP" ;;
+    esac
+}
 step "Writing the configuration (existing files are kept)" "fix the file named above (check-config prints every problem with its line), then run install.sh again"
 for f in "$src_dir"/config/etc/*; do
     name=$(basename "$f")
@@ -497,23 +553,30 @@ for f in "$src_dir"/config/etc/*; do
     if [ -e "$dest" ]; then
         say "kept    $dest"
     else
-        owner=root:$SERVICE_USER
-        [ "$name" = cameras.yaml ] && owner=$SERVICE_USER:$SERVICE_USER
+        owner=$(config_owner "$name")
         install -m 640 -o "${owner%%:*}" -g "${owner##*:}" "$f" "$dest"
         changed "created $dest"
+    fi
+    # Kept files get their service's owner too (an installation from before one user per
+    # service had them all in the shared group, readable by every service), and no more than
+    # 0640: they may hold secrets.
+    ensure_owner "$(config_owner "$name")" "$dest"
+    if [ -n "$(find "$dest" -maxdepth 0 -perm /o=rwx,g=wx)" ]; then
+        chmod o-rwx,g-wx "$dest"
+        changed "mode of $dest: $(stat -c %a "$dest") (no access for other users)"
     fi
 done
 # Checked as the service user: the services must be able to read what they will load.
 check() {
-    local program=$1 file=$2
-    if ! runuser -u "$SERVICE_USER" -- "$BIN_DIR/$program" --config "$file" check-config >"$work/check.log" 2>&1; then
+    local user=$1 program=$2 file=$3
+    if ! runuser -u "$user" -- "$BIN_DIR/$program" --config "$file" check-config >"$work/check.log" 2>&1; then
         sed 's/^/    /' "$work/check.log" >&2
         fail "$file has errors (listed above)"
     fi
 }
-check desktop-streamer "$CONF_DIR/config.json"
-check desktop-streamer-watchdog "$CONF_DIR/watchdog-config.json"
-check desktop-streamer-web "$CONF_DIR/web-config.json"
+check "$SERVICE_USER" desktop-streamer "$CONF_DIR/config.json"
+check "$WATCHDOG_USER" desktop-streamer-watchdog "$CONF_DIR/watchdog-config.json"
+check "$WEB_USER" desktop-streamer-web "$CONF_DIR/web-config.json"
 say "configuration checked"
 
 # Writes LINE... to CREDENTIALS_FILE, readable by root only from its first byte (mktemp creates
@@ -535,7 +598,7 @@ step "Dashboard password and API tokens" "see the message above; 'desktop-stream
 auth_file=$(json_value "$CONF_DIR/web-config.json" auth_file "$STATE_DIR/web-auth.json")
 case "$auth_file" in /*) ;; *) auth_file=$CONF_DIR/$auth_file ;; esac
 password="" token=""
-web_cli=(runuser -u "$SERVICE_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
+web_cli=(runuser -u "$WEB_USER" -- "$BIN_DIR/desktop-streamer-web" --config "$CONF_DIR/web-config.json")
 if [ -s "$auth_file" ]; then
     say "kept $auth_file (the password set before stays; 'desktop-streamer-web set-password' changes it)"
 else
@@ -556,6 +619,7 @@ if [ -z "$watchdog_token_file" ]; then
     say "$CONF_DIR/watchdog-config.json names no web_token_file: the watchdog asks for the cameras without a token (enough while the dashboard's public_read is on)"
 elif [ -s "$watchdog_token_file" ]; then
     say "kept $watchdog_token_file"
+    ensure_owner "root:$WATCHDOG_USER" "$watchdog_token_file"
 else
     # A token 'watchdog' whose file is gone can never be sent again: replaced.
     if "${web_cli[@]}" revoke-token watchdog >/dev/null 2>&1; then say "revoked the token 'watchdog' whose file was missing"; fi
@@ -565,10 +629,10 @@ else
         cat "$work/auth.log" >&2
         fail "new-token watchdog failed"
     }
-    chgrp "$SERVICE_USER" "$token_tmp"
+    chgrp "$WATCHDOG_USER" "$token_tmp"
     chmod 640 "$token_tmp"
     mv -fT "$token_tmp" "$watchdog_token_file"
-    changed "created the read token 'watchdog' for the watchdog's camera check in $watchdog_token_file (root and $SERVICE_USER only)"
+    changed "created the read token 'watchdog' for the watchdog's camera check in $watchdog_token_file (root and the watchdog only)"
 fi
 
 step "Installing the systemd units, drop-ins, polkit rule and log rotation" "fix the unit or the drop-in named above ('systemd-analyze verify --man=no $UNIT_DIR/UNIT' shows the problem; an operator's own drop-in is in $UNIT_DIR/UNIT.d/), then run install.sh again"
@@ -638,18 +702,13 @@ if printf '%s\n%s\n' "$POLKIT_JS_VERSION" "$polkit_version" | sort -V -C; then
     put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
     remove_file "$POLKIT_PKLA"
     say "polkit $polkit_version: JavaScript rule $POLKIT_RULE"
-elif $allow_any_unit; then
-    put_file "$src_dir/systemd/polkit/50-desktop-streamer.pkla" "$POLKIT_PKLA" 644
-    remove_file "$POLKIT_RULE"
-    say "polkit $polkit_version reads no JavaScript rules: $POLKIT_PKLA instead (--allow-any-unit)"
-    say "note: a .pkla file cannot name units, so $SERVICE_USER may start, stop and restart ANY unit (polkit $POLKIT_JS_VERSION or newer limits it to ours)"
 else
     remove_file "$POLKIT_RULE"
     remove_file "$POLKIT_PKLA"
     say "polkit $polkit_version reads no JavaScript rules, and a .pkla file cannot be limited to our units: no grant"
     say "without it the watchdog still alerts and systemd itself restarts failed and hung services (Restart=, WatchdogSec=),"
     say "but the watchdog's own restarts and the dashboard's service buttons are refused (and say so)."
-    say "To allow them, letting $SERVICE_USER start, stop and restart ANY unit: run install.sh again with --allow-any-unit"
+    say "(a .pkla grant would let them start ANY unit, a transient one running as root included: not given)"
 fi
 # Log rotation: the rules, and the hourly timer with its oneshot service (nothing to restart
 # when only the service changed: its next run reads the new file).
@@ -795,5 +854,5 @@ elif [ -e "$CREDENTIALS_FILE" ]; then
 fi
 if [ -n "$password" ] || [ -e "$CREDENTIALS_FILE" ]; then
     echo "  Keep them somewhere safe, then delete that file. Set a new password with"
-    echo "  'sudo -u $SERVICE_USER desktop-streamer-web --config $CONF_DIR/web-config.json set-password'."
+    echo "  'sudo -u $WEB_USER desktop-streamer-web --config $CONF_DIR/web-config.json set-password'."
 fi

@@ -12,16 +12,27 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 /// Atomically replaces `path` with what `write` writes. If `write` fails the old file stays
-/// as it was and the temporary file is removed.
+/// as it was and the temporary file is removed. The new file has the old one's permissions
+/// and owner; a file that did not exist gets what creating it plainly would (0666 less the
+/// umask: a service's `UMask=` decides who else may read it, e.g. the watchdog's alert
+/// history, which the dashboard reads through their shared group), never the temporary
+/// file's own 0600. `write` may set other permissions (a secret's 0600).
 pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut tmp =
-        tempfile::Builder::new().prefix(&format!(".{}.", name.to_string_lossy())).suffix(".tmp").tempfile_in(dir)?;
-    if let Ok(meta) = fs::metadata(path) {
+    let old = fs::metadata(path);
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    if old.is_err() {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    if let Ok(meta) = old {
         tmp.as_file().set_permissions(meta.permissions())?;
         keep_owner(tmp.as_file(), &meta);
     }
@@ -77,6 +88,19 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left behind");
+    }
+
+    /// A new file is as open as a plainly created one (the umask decides), not 0600.
+    #[test]
+    fn a_new_file_gets_the_umasks_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        fs::write(&plain, "x").unwrap();
+        let p = dir.path().join("alert-history.json");
+        write_atomic(&p, b"new").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), mode(&plain));
+        assert_ne!(mode(&p), 0o600, "the test's umask leaves a plain file more open than 0600");
     }
 
     #[test]
