@@ -518,7 +518,11 @@ ensure_owner() {
     [ "$recurse" = -R ] && depth=()
     if [ -n "$(find "$path" "${depth[@]}" \( ! -user "${owner%%:*}" -o ! -group "${owner##*:}" \) -print -quit)" ]; then
         chown -h $recurse "$owner" "$path"
-        changed "owner of $path${recurse:+ and all in it}: $owner"
+        if [ -d "$path" ] && [ -n "$recurse" ]; then
+            changed "owner of $path and all in it: $owner"
+        else
+            changed "owner of $path: $owner"
+        fi
     fi
 }
 ensure_dir "$CONF_DIR" 1775 "root:$WEB_USER"

@@ -729,6 +729,45 @@ fn mint_21_with_polkit_0_105_grants_nothing(c: &Container, install: &[&str], web
     wait_for_dashboard(web_port);
 }
 
+/// An installation of an earlier version (every service as `desktop-streamer`, every file of
+/// its group, the watchdog's configuration readable by all) is moved to one user per service by
+/// the next run: owners and modes as the README gives them, each service reading its own
+/// secrets only, and every service running again with its data (the same admin password).
+fn an_installation_with_one_user_for_all_is_moved_to_one_user_per_service(
+    c: &Container,
+    install: &[&str],
+    web_port: u16,
+    password: &str,
+) {
+    sh(
+        c,
+        "systemctl stop desktop-streamer-watchdog.service desktop-streamer-web.service desktop-streamer.service && \
+         chown -R desktop-streamer:desktop-streamer /var/lib/desktop-streamer /var/log/desktop-streamer && \
+         chmod 750 /var/log/desktop-streamer && cd /etc/desktop-streamer && \
+         chgrp desktop-streamer . config.json web-config.json watchdog-config.json watchdog-web-token && \
+         chown desktop-streamer:desktop-streamer cameras.yaml && chmod 644 watchdog-config.json",
+    );
+    let moved = c.run(install, RERUN_TIMEOUT).unwrap_or_else(|e| panic!("the run over the old layout failed: {e}"));
+    println!("{moved}");
+    for said in [
+        "directory /etc/desktop-streamer (1775 root:desktop-streamer-web)",
+        "owner of /var/lib/desktop-streamer/web-auth.json: desktop-streamer-web:desktop-streamer-web",
+        "owner of /var/lib/desktop-streamer/watchdog and all in it: desktop-streamer-watchdog:desktop-streamer",
+        "owner of /etc/desktop-streamer/watchdog-config.json: root:desktop-streamer-watchdog",
+        "mode of /etc/desktop-streamer/watchdog-config.json: 640",
+    ] {
+        assert!(moved.contains(said), "the run over the old layout did not say `{said}`:\n{moved}");
+    }
+    each_service_reads_its_own_secrets_only(c);
+    for unit in SERVICES {
+        assert_eq!(property(c, unit, "ActiveState"), "active", "{unit} is not running after the move");
+    }
+    wait_for_dashboard(web_port);
+    let login = http::post_json(web_port, "/api/login", &[], &serde_json::json!({ "password": password }).to_string())
+        .expect("the dashboard answers");
+    assert_eq!(login.status, 200, "the admin password no longer logs in after the move: {}", login.text());
+}
+
 /// The timer is enabled and waiting; its service, started now, rotates a log over the size limit
 /// (as the service user, inside its sandbox) and nothing else; Debian's daily logrotate does not
 /// even see these logs, so the two never rotate the same files.
@@ -959,6 +998,10 @@ fn install_demo_runs_everything_rotates_logs_reruns_idempotently_uninstalls_and_
 
     timed(&mut timings, "install.sh as Linux Mint 21 with polkit 0.105", || {
         mint_21_with_polkit_0_105_grants_nothing(c, &install, web_port);
+    });
+
+    timed(&mut timings, "install.sh over an earlier version's one-user layout", || {
+        an_installation_with_one_user_for_all_is_moved_to_one_user_per_service(c, &install, web_port, &password);
     });
 
     let removed =
