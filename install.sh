@@ -21,6 +21,12 @@ POLKIT_RULE=/etc/polkit-1/rules.d/50-desktop-streamer.rules
 # Where versions with --allow-any-unit put a .pkla grant for polkit older than 0.106; it let the
 # service user manage ANY unit, transient ones (systemd-run, as root) included: removed.
 POLKIT_PKLA=/etc/polkit-1/localauthority/50-local.d/50-desktop-streamer.pkla
+# Where polkit is older than 0.106 instead: root's fixed-list helper (systemd/control/), reached
+# by the dashboard and the watchdog over a socket only the group CONTROL_GROUP may use.
+CONTROL_HELPER=$PREFIX/lib/desktop-streamer/control
+CONTROL_SOCKET=desktop-streamer-control.socket
+CONTROL_SERVICE=desktop-streamer-control@.service
+CONTROL_GROUP=desktop-streamer-control
 # The generated admin password and API token, root only (0600), written the moment they exist so
 # that no later failure can lose them; the only copy besides their hashes. Kept by --uninstall.
 CREDENTIALS_FILE=$CONF_DIR/installer-credentials
@@ -107,8 +113,8 @@ its plugin sets, VA-API when /dev/dri has a GPU); gets the binaries; creates the
 hashed, and written at once to $CREDENTIALS_FILE, readable by root only,
 so that no later failure loses them; shown again at the end); installs the systemd units with
 drop-ins from the config's unity_optimization (CPUQuota, MemoryMax, Nice, IO scheduling), the
-polkit rule (on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's, none: it cannot be
-limited to our units) and the
+polkit rule (on polkit older than $POLKIT_JS_VERSION, such as Ubuntu 22.04's, which cannot limit
+a grant to our units, a root helper that does exactly our starts, stops and restarts) and the
 log rotation (desktop-streamer-logrotate.timer, hourly); enables and starts the services and
 the timer; waits until the streamer's health API says the stream is live; prints the
 dashboard, HLS and health URLs.
@@ -238,6 +244,19 @@ json_value() {
     printf '%s' "${value:-$default}"
 }
 
+# Takes root's control helper away (polkit 0.106 or newer needs none; --uninstall).
+remove_control_helper() {
+    if [ -e "$UNIT_DIR/$CONTROL_SOCKET" ] && have_systemd; then
+        systemctl disable --now --quiet "$CONTROL_SOCKET" 2>/dev/null || true
+    fi
+    remove_file "$UNIT_DIR/$CONTROL_SOCKET"
+    remove_file "$UNIT_DIR/$CONTROL_SERVICE"
+    remove_file "$CONTROL_HELPER"
+    rmdir "${CONTROL_HELPER%/*}" 2>/dev/null || true
+    # Left by a socket unit stopped before it removed its file itself (RemoveOnStop=).
+    remove_file /run/desktop-streamer-control.sock
+}
+
 # ---------------------------------------------------------------------------------------------
 # --uninstall / --purge
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +266,7 @@ if $uninstall; then
         # The watchdog first (it would restart what stops), all in one transaction.
         present=()
         for u in desktop-streamer-watchdog.service desktop-streamer-web.service desktop-streamer.service "${DEMO_UNITS[@]}" \
-            "$LOGROTATE_TIMER" "$LOGROTATE_SERVICE"; do
+            "$LOGROTATE_TIMER" "$LOGROTATE_SERVICE" "$CONTROL_SOCKET"; do
             if [ -e "$UNIT_DIR/$u" ] || systemctl is-active --quiet "$u"; then present+=("$u"); fi
         done
         if [ ${#present[@]} -gt 0 ]; then
@@ -264,6 +283,7 @@ if $uninstall; then
     done
     remove_file "$POLKIT_RULE"
     remove_file "$POLKIT_PKLA"
+    remove_control_helper
     remove_file "$LOGROTATE_CONF"
     rmdir "$SHARE_DIR" 2>/dev/null || true
     remove_file "$OLD_LOGROTATE_CONF"
@@ -289,6 +309,10 @@ if $uninstall; then
                 changed "removed the user $u"
             fi
         done
+        if getent group "$CONTROL_GROUP" >/dev/null; then
+            groupdel "$CONTROL_GROUP"
+            changed "removed the group $CONTROL_GROUP"
+        fi
     else
         say "kept $CONF_DIR, $STATE_DIR, $LOG_DIR and the users $SERVICE_USER, $WEB_USER, $WATCHDOG_USER (--purge removes them)"
     fi
@@ -476,11 +500,15 @@ ensure_user() {
         say "user $user exists"
     fi
 }
+# Adds USER to GROUP; member_added says whether this run added any (a running service gets a
+# new group only when it starts again).
+member_added=false
 ensure_member() {
     local user=$1 group=$2
     if ! id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then
         usermod -a -G "$group" "$user"
         changed "added $user to the group $group"
+        member_added=true
     fi
 }
 ensure_user "$SERVICE_USER" "desktop-streamer streamer"
@@ -705,14 +733,34 @@ polkit_version=$(pkaction --version 2>/dev/null | awk '{print $NF}') || true
 if printf '%s\n%s\n' "$POLKIT_JS_VERSION" "$polkit_version" | sort -V -C; then
     put_file "$src_dir/systemd/polkit/50-desktop-streamer.rules" "$POLKIT_RULE" 644
     remove_file "$POLKIT_PKLA"
+    remove_control_helper
     say "polkit $polkit_version: JavaScript rule $POLKIT_RULE"
+    control_helper=false
 else
     remove_file "$POLKIT_RULE"
     remove_file "$POLKIT_PKLA"
-    say "polkit $polkit_version reads no JavaScript rules, and a .pkla file cannot be limited to our units: no grant"
-    say "without it the watchdog still alerts and systemd itself restarts failed and hung services (Restart=, WatchdogSec=),"
-    say "but the watchdog's own restarts and the dashboard's service buttons are refused (and say so)."
-    say "(a .pkla grant would let them start ANY unit, a transient one running as root included: not given)"
+    # A .pkla grant cannot name units: it would let the services start ANY unit, a transient one
+    # running as root included. Root's helper does exactly our start, stop, restart and signals.
+    if ! getent group "$CONTROL_GROUP" >/dev/null; then
+        groupadd --system "$CONTROL_GROUP"
+        changed "created the group $CONTROL_GROUP"
+    fi
+    member_added=false
+    ensure_member "$WEB_USER" "$CONTROL_GROUP"
+    ensure_member "$WATCHDOG_USER" "$CONTROL_GROUP"
+    if $member_added; then
+        restart[desktop-streamer-web.service]="it may now use the control helper"
+        restart[desktop-streamer-watchdog.service]="it may now use the control helper"
+    fi
+    put_file "$src_dir/systemd/control/desktop-streamer-control" "$CONTROL_HELPER" 755
+    for u in "$CONTROL_SOCKET" "$CONTROL_SERVICE"; do
+        put_file "$src_dir/systemd/control/$u" "$UNIT_DIR/$u" 644
+        if $installed; then restart[$CONTROL_SOCKET]=1; fi
+    done
+    say "polkit $polkit_version reads no JavaScript rules, and a .pkla file cannot be limited to our units: no polkit grant;"
+    say "instead the dashboard and the watchdog ask root's helper $CONTROL_HELPER (socket $CONTROL_SOCKET),"
+    say "which starts, stops and restarts the three desktop-streamer units and signals the streamer, and nothing else"
+    control_helper=true
 fi
 # Log rotation: the rules, and the hourly timer with its oneshot service (nothing to restart
 # when only the service changed: its next run reads the new file).
@@ -729,14 +777,14 @@ fi
 # before the reload, or a drop-in an operator changed since).
 reload=false
 if [ ${#restart[@]} -gt 0 ]; then reload=true; fi
-for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
+for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER" "$CONTROL_SOCKET"; do
     [ -e "$UNIT_DIR/$u" ] || continue
     if [ "$(systemctl show -p NeedDaemonReload --value "$u")" = yes ]; then reload=true; fi
 done
 if $reload; then
     # Checked before systemd loads them, so a rejected unit (with an operator's drop-in too) never
     # replaces a running one.
-    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER"; do
+    for u in "${UNITS[@]}" "${DEMO_UNITS[@]}" "$LOGROTATE_SERVICE" "$LOGROTATE_TIMER" "$CONTROL_SOCKET"; do
         [ -e "$UNIT_DIR/$u" ] || continue
         # --man=no: a Documentation=man: page missing on a minimal system is no unit problem.
         systemd-analyze verify --man=no "$UNIT_DIR/$u" >"$work/verify.log" 2>&1 || { sed 's/^/    /' "$work/verify.log" >&2; fail "systemd rejects $u (why is above)"; }
@@ -753,6 +801,7 @@ if $demo || [ -e "$UNIT_DIR/${DEMO_UNITS[0]}" ]; then all_units+=("${DEMO_UNITS[
 # The timer is started like a service (active = waiting for its next run); its oneshot service
 # is not: it is inactive between runs.
 all_units+=("${UNITS[@]}" "$LOGROTATE_TIMER")
+if $control_helper; then all_units+=("$CONTROL_SOCKET"); fi
 for u in "${all_units[@]}"; do
     if ! systemctl is-enabled --quiet "$u"; then
         systemctl enable --quiet "$u"
@@ -766,7 +815,11 @@ for u in "${all_units[@]}"; do
         changed "started $u"
     elif [ -n "${restart[$u]:-}" ]; then
         systemctl restart --no-block "$u"
-        changed "restarted $u (its unit or binary changed)"
+        if [ "${restart[$u]}" = 1 ]; then
+            changed "restarted $u (its unit or binary changed)"
+        else
+            changed "restarted $u (${restart[$u]})"
+        fi
     else
         say "$u is running"
     fi

@@ -71,7 +71,8 @@ const INSTALLED_PATHS: &str = "/etc/systemd/system/desktop-streamer* /etc/system
     /usr/local/bin/desktop-streamer* /usr/local/share/desktop-streamer /usr/local/share/doc/desktop-streamer \
     /etc/logrotate.d/desktop-streamer /etc/polkit-1/rules.d/50-desktop-streamer.rules \
     /etc/polkit-1/localauthority/50-local.d/50-desktop-streamer.pkla \
-    /etc/X11/desktop-streamer-demo.conf /var/lib/systemd/timers/stamp-desktop-streamer*";
+    /etc/X11/desktop-streamer-demo.conf /var/lib/systemd/timers/stamp-desktop-streamer* \
+    /usr/local/lib/desktop-streamer /run/desktop-streamer-control.sock";
 /// What --purge removes besides the user: configuration, data, logs, caches (the demo content
 /// unit's cache is a DynamicUser one, kept under /var/cache/private/).
 const PURGED_PATHS: &str = "/etc/desktop-streamer /var/lib/desktop-streamer /var/log/desktop-streamer \
@@ -675,15 +676,19 @@ fn units_state_script(units: &[&str]) -> String {
 }
 
 /// Linux Mint 21 with polkit 0.105 (os-release and `pkaction --version` faked, polkit's .pkla
-/// backend really installed): a .pkla file cannot be limited to our units, so by default
-/// nothing is granted (the JavaScript rule goes, it says why) and the dashboard user's restart is
-/// refused; a .pkla grant an earlier version installed (--allow-any-unit, now removed) is taken
-/// away; no run restarts a unit.
-fn mint_21_with_polkit_0_105_grants_nothing(c: &Container, install: &[&str], web_port: u16) {
+/// backend really installed): a .pkla file cannot be limited to our units, so polkit grants
+/// nothing (the JavaScript rule goes, it says why) and the dashboard user's own D-Bus call is
+/// refused; instead root's fixed-list helper is installed, and the dashboard's service control
+/// and "restart pipeline" work through it (the streamer is really restarted and signalled). A
+/// .pkla grant an earlier version installed (--allow-any-unit, now removed) is taken away. Only the
+/// first run restarts units: the dashboard and the watchdog, to join the helper's group.
+fn mint_21_with_polkit_0_105_uses_roots_fixed_list_helper(c: &Container, install: &[&str], web_port: u16, token: &str) {
     sh(c, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends polkitd-pkla >/dev/null 2>&1");
     let units = units_state_script(&UNITS);
     let web = "desktop-streamer-web.service";
-    let run = |extra: &[&str]| {
+    // The first run adds the dashboard's and the watchdog's users to the helper's group: they
+    // are restarted to have it. Any other run restarts nothing.
+    let run = |extra: &[&str], first: bool| {
         let mut args = install.to_vec();
         args.extend(["--wait", "0"]);
         args.extend(extra);
@@ -693,19 +698,28 @@ fn mint_21_with_polkit_0_105_grants_nothing(c: &Container, install: &[&str], web
         println!("{output}");
         assert_eq!(mint.code, Some(0), "install.sh refused Linux Mint 21.3:\n{output}");
         assert!(output.contains("Linux Mint 21.3 (based on Ubuntu 22.04), systemd"), "{output}");
-        assert!(!output.contains("restarted "), "{output}");
-        assert_eq!(sh(c, &units), before, "the polkit change restarted a unit");
+        if first {
+            for unit in ["desktop-streamer-web.service", "desktop-streamer-watchdog.service"] {
+                let said = format!("restarted {unit} (it may now use the control helper)");
+                assert!(output.contains(&said), "{output}");
+            }
+            assert_eq!(output.matches("restarted ").count(), 2, "{output}");
+            wait_for_dashboard(web_port);
+        } else {
+            assert!(!output.contains("restarted "), "{output}");
+            assert_eq!(sh(c, &units), before, "the polkit change restarted a unit");
+        }
         let rule = exec(c, &["test", "-e", POLKIT_RULE], RERUN_TIMEOUT);
         assert_eq!(rule.code, Some(1), "{POLKIT_RULE} is still there on polkit 0.105");
         output
     };
 
-    let refused = run(&[]);
+    let refused = run(&[], true);
     for said in [
         &format!("removed {POLKIT_RULE}"),
-        "a .pkla file cannot be limited to our units: no grant",
-        "systemd itself restarts failed and hung services",
-        "a transient one running as root included: not given",
+        "a .pkla file cannot be limited to our units: no polkit grant",
+        "installed /usr/local/lib/desktop-streamer/control",
+        "started desktop-streamer-control.socket",
     ] {
         assert!(refused.contains(said), "the Mint run did not say `{said}`:\n{refused}");
     }
@@ -713,6 +727,21 @@ fn mint_21_with_polkit_0_105_grants_nothing(c: &Container, install: &[&str], web
     let invocation = property(c, web, "InvocationID");
     assert_denied(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard (no grant)");
     assert_eq!(property(c, web, "InvocationID"), invocation, "the refused restart happened");
+    let socket = sh(c, "stat -c '%a %U:%G' /run/desktop-streamer-control.sock");
+    assert_eq!(socket.trim(), "660 root:desktop-streamer-control", "the helper's socket");
+
+    // Through the helper: the dashboard restarts the streamer and signals it.
+    let streamer = "desktop-streamer.service";
+    let before = property(c, streamer, "InvocationID");
+    let bearer = format!("Bearer {token}");
+    let body = serde_json::json!({ "unit": streamer }).to_string();
+    let restart = http::post_json(web_port, "/api/service/restart", &[("Authorization", &bearer)], &body).unwrap();
+    assert_eq!(restart.status, 200, "the dashboard's restart through the helper: {}", restart.text());
+    assert_ne!(property_after_job(c, streamer, "InvocationID", |id| id != before), before, "not restarted");
+    let pipeline = http::post_json(web_port, "/api/stream/restart", &[("Authorization", &bearer)], "{}").unwrap();
+    assert_eq!(pipeline.status, 202, "the pipeline restart (SIGUSR1) through the helper: {}", pipeline.text());
+    let journal = sh(c, "journalctl --no-pager -o cat -u 'desktop-streamer-control@*' | tail -n 20");
+    println!("the helper's journal:\n{journal}");
 
     // The broad grant an earlier version's --allow-any-unit installed is taken away.
     sh(
@@ -721,7 +750,7 @@ fn mint_21_with_polkit_0_105_grants_nothing(c: &Container, install: &[&str], web
             "mkdir -p $(dirname {POLKIT_PKLA}) && printf '[old]\\nIdentity=unix-user:desktop-streamer\\nAction=org.freedesktop.systemd1.manage-units\\nResultAny=yes\\n' > {POLKIT_PKLA}"
         ),
     );
-    let cleaned = run(&[]);
+    let cleaned = run(&[], false);
     assert!(cleaned.contains(&format!("removed {POLKIT_PKLA}")), "{cleaned}");
     assert_eq!(exec(c, &["test", "-e", POLKIT_PKLA], RERUN_TIMEOUT).code, Some(1), "{POLKIT_PKLA} is still there");
     assert_denied(&as_service_user(c, "RestartUnit", &["ss", web, "replace"]), "restart the dashboard (.pkla gone)");
@@ -755,6 +784,9 @@ fn an_installation_with_one_user_for_all_is_moved_to_one_user_per_service(
         "owner of /var/lib/desktop-streamer/watchdog and all in it: desktop-streamer-watchdog:desktop-streamer",
         "owner of /etc/desktop-streamer/watchdog-config.json: root:desktop-streamer-watchdog",
         "mode of /etc/desktop-streamer/watchdog-config.json: 640",
+        // polkit 0.106 again (after the Mint runs): the exact rule, and root's helper goes.
+        "removed /usr/local/lib/desktop-streamer/control",
+        "removed /etc/systemd/system/desktop-streamer-control.socket",
     ] {
         assert!(moved.contains(said), "the run over the old layout did not say `{said}`:\n{moved}");
     }
@@ -997,7 +1029,7 @@ fn install_demo_runs_everything_rotates_logs_reruns_idempotently_uninstalls_and_
     println!("unchanged by the second run:\n{state}");
 
     timed(&mut timings, "install.sh as Linux Mint 21 with polkit 0.105", || {
-        mint_21_with_polkit_0_105_grants_nothing(c, &install, web_port);
+        mint_21_with_polkit_0_105_uses_roots_fixed_list_helper(c, &install, web_port, &token);
     });
 
     timed(&mut timings, "install.sh over an earlier version's one-user layout", || {

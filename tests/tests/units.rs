@@ -20,9 +20,11 @@ const TARGETS: &[(&str, f64)] = &[
     ("demo/desktop-streamer-demo-display.service", 1.5),
     ("demo/desktop-streamer-demo-content.service", 1.5),
     ("desktop-streamer-logrotate.service", 1.5),
+    // Root's fixed-list helper where polkit is older than 0.106: root, so all the more confined.
+    ("control/desktop-streamer-control@.service", 1.5),
 ];
 /// Units `systemd-analyze security` does not rate (it rates services only); verified only.
-const VERIFIED_ONLY: &[&str] = &["desktop-streamer-logrotate.timer"];
+const VERIFIED_ONLY: &[&str] = &["desktop-streamer-logrotate.timer", "control/desktop-streamer-control.socket"];
 /// The longest spread a timer of the kiosk may add to its hourly run.
 const MAX_RANDOMIZED_DELAY_SECONDS: u64 = 15 * 60;
 
@@ -87,6 +89,9 @@ fn systemd_analyze_verify_accepts_every_unit() {
         // Installed paths point at this build's binaries; the demo units run Debian's Xorg and
         // gst-launch-1.0, the log rotation Debian's logrotate, which tests/deps.sh installs.
         let text = text.replace("/usr/local/bin/", &format!("{}/", bin_dir.display()));
+        // Root's helper is a script of this repository, installed beside the binaries' prefix.
+        let helper = workspace_root().join("systemd/control/desktop-streamer-control");
+        let text = text.replace("/usr/local/lib/desktop-streamer/control", &helper.display().to_string());
         std::fs::write(dir.path().join(Path::new(unit).file_name().unwrap()), text).unwrap();
     }
     for unit in &units {

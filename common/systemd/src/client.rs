@@ -103,7 +103,56 @@ impl Systemd {
     /// without an HTTP endpoint of its own that anyone could call.
     pub async fn signal(&self, unit: &str, signal: i32) -> Result<(), SystemdError> {
         self.proxies(unit, Action::Signal, CacheProperties::No).await?;
-        self.manager.kill_unit(unit, "main", signal).await.map_err(|e| self.error(unit, Action::Signal, e))
+        match self.manager.kill_unit(unit, "main", signal).await.map_err(|e| self.error(unit, Action::Signal, e)) {
+            Err(refused @ SystemdError::AccessDenied { .. }) => self.by_helper_signal(unit, signal, refused).await,
+            other => other,
+        }
+    }
+
+    /// What polkit refused, asked of the control helper when it is installed
+    /// ([`crate::control`]); `refused` itself when it is not. The helper's own refusal or
+    /// failure is named with the unit and the action.
+    pub(crate) async fn by_helper(
+        &self,
+        unit: &str,
+        action: Action,
+        refused: SystemdError,
+    ) -> Result<crate::control::Answer, SystemdError> {
+        let Some(socket) = crate::control::available() else { return Err(refused) };
+        let verb = match action {
+            Action::Start => "start",
+            Action::Stop => "stop",
+            Action::Restart => "restart",
+            _ => return Err(refused),
+        };
+        self.helper(socket, verb, unit, action).await
+    }
+
+    async fn by_helper_signal(&self, unit: &str, signal: i32, refused: SystemdError) -> Result<(), SystemdError> {
+        let Some(socket) = crate::control::available() else { return Err(refused) };
+        let verb = match signal {
+            10 => "usr1",
+            12 => "usr2",
+            _ => return Err(refused),
+        };
+        self.helper(socket, verb, unit, Action::Signal).await.map(|_| ())
+    }
+
+    async fn helper(
+        &self,
+        socket: &std::path::Path,
+        verb: &str,
+        unit: &str,
+        action: Action,
+    ) -> Result<crate::control::Answer, SystemdError> {
+        let answer = crate::control::ask(socket, verb, unit).await;
+        tracing::debug!(unit, %action, ?answer, "asked the control helper (polkit refused)");
+        answer.map_err(|why| SystemdError::Helper {
+            unit: unit.to_owned(),
+            action,
+            socket: socket.display().to_string(),
+            why,
+        })
     }
 
     pub(crate) async fn proxies(

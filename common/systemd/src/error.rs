@@ -53,6 +53,11 @@ pub enum SystemdError {
          synchronisation is unknown (Debian ships it in the `systemd` package)"
     )]
     NoTimedated { bus: String, message: String },
+    #[error(
+        "polkit does not allow this program to {action} {unit}, and the control helper at {socket} \
+         refused or failed: {why}"
+    )]
+    Helper { unit: String, action: Action, socket: String, why: String },
     #[error("lost systemd on the {bus}: {reason}")]
     Lost { bus: String, reason: String },
 }

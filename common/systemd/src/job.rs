@@ -5,6 +5,7 @@ use zbus::proxy::CacheProperties;
 use zbus::zvariant::OwnedObjectPath;
 
 use crate::client::Systemd;
+use crate::control;
 use crate::error::SystemdError;
 use crate::proxies::{JobRemovedStream, hex};
 use crate::unit::{Action, UnitState};
@@ -33,12 +34,25 @@ impl Systemd {
         let before = hex(&proxies.unit.invocation_id().await.map_err(|e| self.error(unit, action, e))?);
         // Listen before asking, so a job that ends at once is not missed.
         let removed = self.manager.receive_job_removed().await.map_err(|e| self.error(unit, action, e))?;
-        let job = match action {
+        let asked = match action {
             Action::Start => self.manager.start_unit(unit, JOB_MODE).await,
             Action::Stop => self.manager.stop_unit(unit, JOB_MODE).await,
             _ => self.manager.restart_unit(unit, JOB_MODE).await,
-        }
-        .map_err(|e| self.error(unit, action, e))?;
+        };
+        let job = match asked.map_err(|e| self.error(unit, action, e)) {
+            Ok(job) => job,
+            // polkit said no: where it cannot be told our units alone, root's fixed-list helper.
+            Err(refused @ SystemdError::AccessDenied { .. }) => match self.by_helper(unit, action, refused).await? {
+                control::Answer::Job(job) => job,
+                control::Answer::Sent => {
+                    return Err(SystemdError::Lost {
+                        bus: self.bus.clone(),
+                        reason: format!("the control helper answered a {action} of {unit} without a job"),
+                    });
+                }
+            },
+            Err(e) => return Err(e),
+        };
         tracing::debug!(unit, job = %job.as_str(), %action, "systemd job queued");
         Ok(Job { systemd: self.clone(), unit: unit.to_owned(), action, path: job, invocation_before: before, removed })
     }

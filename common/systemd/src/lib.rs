@@ -18,6 +18,7 @@
 //!   checks for exactly that and reports [`SystemdError::StartLimitHit`].
 
 mod client;
+pub mod control;
 mod error;
 mod job;
 mod proxies;
