@@ -499,16 +499,18 @@ struct CameraWatch {
 
 impl CameraWatch {
     fn start(dir: &std::path::Path, camera: &MjpegServer, settings: &str) -> CameraWatch {
-        CameraWatch::start_with(dir, camera, settings, None)
+        CameraWatch::start_with(dir, camera, settings, None, None)
     }
 
     /// With `token_file`: the dashboard's `public_read` is off and the watchdog sends the token
-    /// that file holds (`web_token_file`).
+    /// that file holds (`web_token_file`). With `tls`: the dashboard serves HTTPS with its
+    /// certificate and the watchdog trusts its CA (`web_ca_file`).
     fn start_with(
         dir: &std::path::Path,
         camera: &MjpegServer,
         settings: &str,
         token_file: Option<&std::path::Path>,
+        tls: Option<&TlsFiles>,
     ) -> CameraWatch {
         let cameras_yaml = format!(
             "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\n{settings}streams:\n\
@@ -522,7 +524,8 @@ impl CameraWatch {
             &web_config,
             json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
                 "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
-                "bus": "session", "streamer_url": "http://127.0.0.1:9", "public_read": token_file.is_none()})
+                "bus": "session", "streamer_url": "http://127.0.0.1:9", "public_read": token_file.is_none(),
+                "tls_cert_file": tls.map(|t| &t.cert), "tls_key_file": tls.map(|t| &t.key)})
             .to_string(),
         )
         .unwrap();
@@ -538,10 +541,11 @@ impl CameraWatch {
             &config,
             // No cooldown: a camera goes down twice within a minute.
             json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
-                "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
+                "auto_recovery": {"resource_monitoring": false},
+                "web_url": format!("{}://127.0.0.1:{}", if tls.is_some() { "https" } else { "http" }, web.port),
                 "state_dir": dir.join("state"),
                 "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"},
-                "web_token_file": token_file})
+                "web_token_file": token_file, "web_ca_file": tls.map(|t| &t.ca)})
             .to_string(),
         )
         .unwrap();
@@ -796,6 +800,22 @@ fn alerts_held_while_the_webhook_is_down_survive_a_backward_step_of_a_day_and_a_
     held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("-1d", "−1 d", -86_400.0);
 }
 
+/// A dashboard that serves HTTPS with a certificate of a private CA: the watchdog reads its
+/// camera list at an `https://` `web_url` trusting that CA (`web_ca_file`), and alerts the
+/// camera that never answers.
+#[test]
+fn the_camera_check_reads_an_https_dashboard_trusting_the_ca_in_web_ca_file() {
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsFiles::create(dir.path());
+    let watch = CameraWatch::start_with(dir.path(), &camera, "", None, Some(&tls));
+    let gone = watch.alerts_about("Gone", 1, Duration::from_secs(30));
+    assert_eq!(gone[0]["severity"], "warning", "{gone:?}");
+    let refused = watch.hooks.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains("refuses"));
+    assert!(!refused, "no refusal alert: {:?}", watch.hooks.requests());
+    watch.stop();
+}
+
 /// With the dashboard's `public_read` off, a watchdog that has no valid token gets no camera
 /// list: that is a warning of its own (no camera alert could come while it lasts), saying how
 /// to fix it; a token written to `web_token_file` brings the camera alerts back and resolves it.
@@ -804,7 +824,7 @@ fn a_dashboard_that_refuses_the_watchdog_is_alerted_and_a_token_brings_the_camer
     let camera = MjpegServer::start();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("watchdog-token");
-    let watch = CameraWatch::start_with(dir.path(), &camera, "", Some(&token_file));
+    let watch = CameraWatch::start_with(dir.path(), &camera, "", Some(&token_file), None);
     const REFUSED: &str = "camera alerts are off: the dashboard refuses the watchdog";
     let refused = watch.alerts_titled(REFUSED, 1, Duration::from_secs(30));
     let details = refused[0]["details"].as_str().unwrap_or_default();
