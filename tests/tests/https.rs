@@ -147,6 +147,18 @@ fn the_dashboard_serves_https_with_hsts_and_secure_cookies_and_bounds_unfinished
     );
     drop(held);
 
+    // /metrics counts them: the plain-HTTP request, the client that did not trust the
+    // certificate (its handshake failed), the unfinished handshakes.
+    let metrics = runtime.block_on(async { client.get(format!("{base}/metrics")).send().await?.text().await }).unwrap();
+    let refused = |reason: &str| -> u64 {
+        let series = format!("desktop_streamer_web_https_connections_refused_total{{reason=\"{reason}\"}} ");
+        let line = metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("{series} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(refused("plain_http"), 1, "{metrics}");
+    assert!(refused("handshake_failed") >= 1, "{metrics}");
+    assert!(refused("handshake_timeout") >= 2, "{metrics}");
+
     // The CLI reaches the dashboard over HTTPS when told which CA to trust, and says why not
     // when it is not.
     let monitor = |extra: &[&str]| {

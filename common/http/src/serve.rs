@@ -95,6 +95,23 @@ pub struct Served {
     refused_full: AtomicU64,
     refused_client: AtomicU64,
     evicted: AtomicU64,
+    /// Set by [`serve_over`] with [`Transport::Https`]: the TLS counts below are reported.
+    https: std::sync::atomic::AtomicBool,
+    tls_plain_http: AtomicU64,
+    tls_failed: AtomicU64,
+    tls_timed_out: AtomicU64,
+}
+
+/// Why a connection to an HTTPS port ended before its first request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsRefusal {
+    /// It spoke plain HTTP (answered 400).
+    PlainHttp,
+    /// The handshake failed (an untrusted certificate on the client's side, no common
+    /// version or cipher, not TLS at all).
+    Failed,
+    /// The handshake did not finish within the header-read timeout.
+    TimedOut,
 }
 
 impl Served {
@@ -138,6 +155,35 @@ impl Served {
         )
         .sample(&[("reason", "all_places_taken")], full)
         .sample(&[("reason", "client_places_taken")], client);
+        if self.https.load(Ordering::Relaxed) {
+            let (plain, failed, timed_out) = self.tls_refused();
+            w.family(
+                &format!("{prefix}_https_connections_refused_total"),
+                Kind::Counter,
+                "HTTPS connections that ended before a request: plain HTTP sent to the port (plain_http, answered \
+                 400), a failed handshake (handshake_failed), a handshake not finished within the header-read \
+                 timeout (handshake_timeout)",
+            )
+            .sample(&[("reason", "plain_http")], plain)
+            .sample(&[("reason", "handshake_failed")], failed)
+            .sample(&[("reason", "handshake_timeout")], timed_out);
+        }
+    }
+
+    /// Connections to an HTTPS port that ended before a request so far: (spoke plain HTTP,
+    /// handshake failed, handshake timed out).
+    pub fn tls_refused(&self) -> (u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (get(&self.tls_plain_http), get(&self.tls_failed), get(&self.tls_timed_out))
+    }
+
+    fn note_tls(&self, refusal: TlsRefusal) {
+        let counter = match refusal {
+            TlsRefusal::PlainHttp => &self.tls_plain_http,
+            TlsRefusal::Failed => &self.tls_failed,
+            TlsRefusal::TimedOut => &self.tls_timed_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Connections closed unread so far: (all places taken, the client's places taken).
@@ -317,7 +363,10 @@ pub async fn serve_over(
     let builder = Arc::new(builder);
     let acceptor = match transport {
         Transport::Http => None,
-        Transport::Https(config) => Some(tokio_rustls::TlsAcceptor::from(config)),
+        Transport::Https(config) => {
+            served.https.store(true, Ordering::Relaxed);
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
     };
     let mut refusals = RefusalLog { last: None, since: (0, 0) };
     let waiting = Arc::new(Waiting::default());
@@ -390,6 +439,7 @@ pub async fn serve_over(
         };
         let waiting = Arc::clone(&waiting);
         let acceptor = acceptor.clone();
+        let counts = Arc::clone(&served);
         connections.spawn(async move {
             match acceptor {
                 None => connection.run(stream).await,
@@ -398,9 +448,12 @@ pub async fn serve_over(
                     let handshake = tokio::time::timeout(connection.idle, accept_tls(stream, &acceptor, peer));
                     tokio::select! {
                         done = handshake => match done {
-                            Ok(Some(tls)) => connection.run(tls).await,
-                            Ok(None) => {}
-                            Err(_) => tracing::debug!(client = %peer, "TLS handshake not finished within the header-read timeout: closed"),
+                            Ok(Ok(tls)) => connection.run(tls).await,
+                            Ok(Err(refusal)) => counts.note_tls(refusal),
+                            Err(_) => {
+                                counts.note_tls(TlsRefusal::TimedOut);
+                                tracing::debug!(client = %peer, "TLS handshake not finished within the header-read timeout: closed");
+                            }
                         },
                         () = evicted.cancelled() => {}
                         () = closing.cancelled() => {}
@@ -466,34 +519,31 @@ where
     }
 }
 
-/// The TLS handshake of a connection to an HTTPS port; `None` when it failed or the client
-/// spoke plain HTTP (answered with [`PLAIN_HTTP_ANSWER`]) or something else.
+/// The TLS handshake of a connection to an HTTPS port; why there is none when the client
+/// spoke plain HTTP (answered with [`PLAIN_HTTP_ANSWER`]), closed first, or failed it.
 async fn accept_tls(
     stream: TcpStream,
     acceptor: &tokio_rustls::TlsAcceptor,
     peer: SocketAddr,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, TlsRefusal> {
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {
         Ok(1) => {}
-        _ => return None,
+        _ => return Err(TlsRefusal::Failed),
     }
     if first[0] != TLS_HANDSHAKE_RECORD {
         if first[0].is_ascii_uppercase() {
             tracing::debug!(client = %peer, "plain HTTP on the HTTPS port: told to use https://");
             answer_plain_http(stream).await;
-        } else {
-            tracing::debug!(client = %peer, "neither TLS nor HTTP on the HTTPS port: closed");
+            return Err(TlsRefusal::PlainHttp);
         }
-        return None;
+        tracing::debug!(client = %peer, "neither TLS nor HTTP on the HTTPS port: closed");
+        return Err(TlsRefusal::Failed);
     }
-    match acceptor.accept(stream).await {
-        Ok(tls) => Some(tls),
-        Err(e) => {
-            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
-            None
-        }
-    }
+    acceptor.accept(stream).await.map_err(|e| {
+        tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+        TlsRefusal::Failed
+    })
 }
 
 /// Reads a plain-HTTP request's head (so that closing does not reset the connection before

@@ -218,11 +218,19 @@ async fn https_marks_its_requests_adds_hsts_and_tells_plain_http_clients_to_use_
     let plain = get_from(1, https.addr, "/tls").await;
     assert!(plain.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{plain:?}");
     assert!(plain.ends_with("\r\n\r\nThis port speaks HTTPS: open it with https:// in the address.\n"), "{plain:?}");
+    assert_eq!(https.served.tls_refused(), (1, 0, 0), "counted as plain HTTP");
+    let mut metrics = ds_runtime::prometheus::Writer::default();
+    https.served.write_metrics(&mut metrics, "t");
+    let text = metrics.finish();
+    assert!(text.contains("t_https_connections_refused_total{reason=\"plain_http\"} 1\n"), "{text}");
     // Plain HTTP on a plain port: no mark, no HSTS.
     let http = start(Limits::default()).await;
     let answer = get_from(1, http.addr, "/tls").await;
     assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("over TLS: false"), "{answer:?}");
     assert!(!answer.contains("strict-transport-security"), "{answer:?}");
+    let mut metrics = ds_runtime::prometheus::Writer::default();
+    http.served.write_metrics(&mut metrics, "t");
+    assert!(!metrics.finish().contains("https"), "a plain server reports no HTTPS counts");
 }
 
 #[tokio::test]
@@ -259,6 +267,7 @@ async fn unfinished_handshakes_hold_their_places_are_evicted_first_and_closed_at
     assert!(took >= HEADER_TIMEOUT - Duration::from_millis(50), "closed after {took:?}, before the timeout");
     assert_eq!((a.as_str(), b.as_str()), ("", ""));
     wait_for(|| server.served.open() == 0, "every connection closed").await;
+    assert_eq!(server.served.tls_refused(), (0, 0, 2), "counted as timed out");
 }
 
 /// Polls `done` every 10 ms until it holds; panics past [`BOUND`].
