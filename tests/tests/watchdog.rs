@@ -504,7 +504,7 @@ impl CameraWatch {
 
     /// With `token_file`: the dashboard's `public_read` is off and the watchdog sends the token
     /// that file holds (`web_token_file`). With `tls`: the dashboard serves HTTPS with its
-    /// certificate and the watchdog trusts its CA (`web_ca_file`).
+    /// certificate, and the watchdog still has the `http://` `web_url` the installer writes.
     fn start_with(
         dir: &std::path::Path,
         camera: &MjpegServer,
@@ -541,11 +541,10 @@ impl CameraWatch {
             &config,
             // No cooldown: a camera goes down twice within a minute.
             json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 3, "alert_cooldown": 0,
-                "auto_recovery": {"resource_monitoring": false},
-                "web_url": format!("{}://127.0.0.1:{}", if tls.is_some() { "https" } else { "http" }, web.port),
+                "auto_recovery": {"resource_monitoring": false}, "web_url": format!("http://127.0.0.1:{}", web.port),
                 "state_dir": dir.join("state"),
                 "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"},
-                "web_token_file": token_file, "web_ca_file": tls.map(|t| &t.ca)})
+                "web_token_file": token_file})
             .to_string(),
         )
         .unwrap();
@@ -800,19 +799,31 @@ fn alerts_held_while_the_webhook_is_down_survive_a_backward_step_of_a_day_and_a_
     held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("-1d", "−1 d", -86_400.0);
 }
 
-/// A dashboard that serves HTTPS with a certificate of a private CA: the watchdog reads its
-/// camera list at an `https://` `web_url` trusting that CA (`web_ca_file`), and alerts the
-/// camera that never answers.
+/// A dashboard that serves HTTPS with a certificate of a private CA while the watchdog still
+/// asks `http://`: that is a warning saying what to set (no camera alert could come while it
+/// lasts). With `web_url` https and `web_ca_file` its CA, after SIGHUP (which restarts the
+/// watchdog's checks with the new file), the watchdog reads the camera list over HTTPS: the
+/// camera that never answers is alerted, and the refusal is not raised again.
 #[test]
-fn the_camera_check_reads_an_https_dashboard_trusting_the_ca_in_web_ca_file() {
+fn a_dashboard_on_https_asked_over_http_is_alerted_and_web_ca_file_brings_the_camera_alerts_back() {
     let camera = MjpegServer::start();
     let dir = tempfile::tempdir().unwrap();
     let tls = TlsFiles::create(dir.path());
     let watch = CameraWatch::start_with(dir.path(), &camera, "", None, Some(&tls));
+    const REFUSED: &str = "camera alerts are off: the dashboard refuses the watchdog";
+    let refused = watch.alerts_titled(REFUSED, 1, Duration::from_secs(30));
+    let details = refused[0]["details"].as_str().unwrap_or_default();
+    assert!(details.contains("speaks HTTPS") && details.contains("web_ca_file"), "{refused:?}");
+    // The operator's fix.
+    let config = dir.path().join("watchdog-config.json");
+    let mut settings: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    settings["web_url"] = json!(format!("https://127.0.0.1:{}", watch.web.port));
+    settings["web_ca_file"] = json!(tls.ca);
+    std::fs::write(&config, settings.to_string()).unwrap();
+    signal_pid(watch.watchdog.child.id(), "HUP");
     let gone = watch.alerts_about("Gone", 1, Duration::from_secs(30));
     assert_eq!(gone[0]["severity"], "warning", "{gone:?}");
-    let refused = watch.hooks.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains("refuses"));
-    assert!(!refused, "no refusal alert: {:?}", watch.hooks.requests());
+    assert_eq!(watch.alerts_titled(REFUSED, 1, Duration::ZERO).len(), 1, "refused again after the fix");
     watch.stop();
 }
 

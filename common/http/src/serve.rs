@@ -320,8 +320,9 @@ pub enum Transport {
 }
 
 /// What a client that sends plain HTTP to an HTTPS port is answered (then the connection
-/// closes): a browser shows it, so the person who typed `http://` learns what to type.
-const PLAIN_HTTP_ANSWER: &str = "This port speaks HTTPS: open it with https:// in the address.\n";
+/// closes): a browser shows it, so the person who typed `http://` learns what to type; the
+/// watchdog recognises it.
+const PLAIN_HTTP_ANSWER: &str = ds_wire::PLAIN_HTTP_ON_HTTPS_PORT;
 /// The most of a plain-HTTP request's head that is read before [`PLAIN_HTTP_ANSWER`].
 const PLAIN_HTTP_HEAD_LIMIT: usize = 16 * 1024;
 /// The first byte of every TLS connection: a handshake record.

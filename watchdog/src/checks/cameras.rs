@@ -138,6 +138,15 @@ impl CameraCheck {
             return Err(Fetch::Refused(format!("GET {} answered {status}: {how}", self.url)));
         }
         if !status.is_success() {
+            if status == reqwest::StatusCode::BAD_REQUEST
+                && response.text().await.is_ok_and(|t| t == ds_wire::PLAIN_HTTP_ON_HTTPS_PORT)
+            {
+                return Err(Fetch::Refused(format!(
+                    "GET {} answered that the dashboard speaks HTTPS: set web_url to https://… and web_ca_file to \
+                     the CA certificate of its tls_cert_file (or to that file when it is self-signed)",
+                    self.url
+                )));
+            }
             return Err(Fetch::Unavailable(format!("HTTP {status}")));
         }
         let list: CameraList = response
