@@ -19,6 +19,8 @@ pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 pub enum ApiError {
     #[error("{url} is not a usable URL: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("{} cannot be used as a CA certificate for the dashboard: {reason}", file.display())]
+    BadCa { file: std::path::PathBuf, reason: String },
     #[error("{url} cannot be reached: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered {status}: {message}")]
@@ -38,10 +40,26 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Result<Client, ApiError> {
+    /// A client of `base`; for an `https://` base, the certificates in `ca_file` (PEM) are
+    /// trusted besides the system's (a kiosk's private CA or self-signed certificate).
+    pub fn new(base: &str, token: Option<String>, ca_file: Option<&std::path::Path>) -> Result<Client, ApiError> {
         let bad = |e: reqwest::Error| ApiError::BadUrl { url: base.to_owned(), reason: error_chain(&e) };
-        let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().map_err(bad)?;
+        let roots = match ca_file {
+            None => Vec::new(),
+            Some(file) => {
+                let bad_ca = |reason: String| ApiError::BadCa { file: file.to_owned(), reason };
+                let pem = std::fs::read(file).map_err(|e| bad_ca(e.to_string()))?;
+                let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad_ca(error_chain(&e)))?;
+                if roots.is_empty() {
+                    return Err(bad_ca("it holds no PEM certificate".to_owned()));
+                }
+                roots
+            }
+        };
+        let http =
+            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).tls_certs_merge(roots.clone()).build().map_err(bad)?;
         let streaming = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .connect_timeout(REQUEST_TIMEOUT)
             .read_timeout(STREAM_IDLE_TIMEOUT)
             .build()

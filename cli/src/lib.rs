@@ -40,6 +40,10 @@ pub struct Args {
     /// The dashboard's URL [default: from `listen` in the web config]
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
+    /// A CA certificate (PEM) trusted for an https:// dashboard besides the system's
+    /// [default: the web config's `tls_cert_file` when --url is not given]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The streamer's own API, asked when the dashboard cannot be reached
     #[arg(long, global = true, value_name = "URL", default_value = DEFAULT_STREAMER_URL)]
     pub streamer_url: String,
@@ -129,14 +133,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let web = match web_url(&args) {
-        Ok(url) => Client::new(&url, args.token.clone()),
+        Ok(Dashboard { url, ca_file }) => Client::new(&url, args.token.clone(), ca_file.as_deref()),
         Err(e) if check_limits.is_some() => {
             println!("{}", Verdict::unknown(format!("{e:#}")));
             return Ok(Level::Unknown.exit_code());
         }
         Err(e) => return Err(e),
     };
-    let streamer = Client::new(&args.streamer_url, None);
+    let streamer = Client::new(&args.streamer_url, None, None);
     let (web, streamer) = match (web, streamer) {
         (Ok(w), Ok(s)) => (w, s),
         (Err(e), _) | (_, Err(e)) => {
@@ -166,17 +170,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 const DEFAULT_LIMITS: Thresholds = Thresholds { warning: 10.0, critical: 30.0 };
 
-/// `--url`, or `http://` plus the web config's `listen`, with a wildcard address replaced by
-/// loopback (the CLI runs on the kiosk itself).
-fn web_url(args: &Args) -> anyhow::Result<String> {
+/// Where the dashboard is and which CA file to trust for it.
+struct Dashboard {
+    url: String,
+    ca_file: Option<std::path::PathBuf>,
+}
+
+/// `--url` and `--ca-file`, or the web config's `listen` with a wildcard address replaced by
+/// loopback (the CLI runs on the kiosk itself): `https://` trusting its `tls_cert_file` (unless
+/// `--ca-file` names another) when the config has one, else `http://`.
+fn web_url(args: &Args) -> anyhow::Result<Dashboard> {
     if let Some(url) = &args.url {
-        return Ok(url.clone());
+        return Ok(Dashboard { url: url.clone(), ca_file: args.ca_file.clone() });
     }
     let path = args.config.path_for::<WebConfig>();
-    let web = load_or_default::<WebConfig>(&args.config)
+    let mut web = load_or_default::<WebConfig>(&args.config)
         .with_context(|| format!("cannot find the dashboard's address in {} (or pass --url)", path.display()))?
         .config;
-    Ok(listen_url(web.listen))
+    web.resolve_paths(&path);
+    let url = listen_url(web.listen);
+    Ok(match web.tls_files() {
+        Some((cert, _)) => Dashboard {
+            url: url.replacen("http://", "https://", 1),
+            ca_file: Some(args.ca_file.clone().unwrap_or_else(|| cert.to_owned())),
+        },
+        None => Dashboard { url, ca_file: args.ca_file.clone() },
+    })
 }
 
 fn listen_url(listen: SocketAddr) -> String {

@@ -54,6 +54,10 @@ pub struct WatchdogConfig {
     /// watchdog`), sent with the camera check: needed when the dashboard's `public_read` is
     /// off. Read at each check. Default none.
     pub web_token_file: Option<PathBuf>,
+    /// A CA certificate (PEM, one or more) trusted for an `https://` `web_url` besides the
+    /// system's: the private CA that signed the dashboard's `tls_cert_file`, or that file
+    /// itself when it is self-signed. Default none.
+    pub web_ca_file: Option<PathBuf>,
     /// Link put in alerts. Default none (then `web_url`).
     pub dashboard_url: Option<String>,
     pub stream: StreamChecks,
@@ -151,6 +155,7 @@ impl Default for WatchdogConfig {
             streamer_url: DEFAULT_STREAMER_URL.to_owned(),
             web_url: DEFAULT_WEB_URL.to_owned(),
             web_token_file: None,
+            web_ca_file: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             alert_max_age_hours: 24,
             dashboard_url: None,
@@ -401,6 +406,9 @@ impl ConfigFile for WatchdogConfig {
         }
         if self.web_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
             v.error("web_token_file", "must be an absolute file path");
+        }
+        if self.web_ca_file.as_ref().is_some_and(|p| !p.is_absolute()) {
+            v.error("web_ca_file", "must be an absolute file path");
         }
         if let Some(p) = &e.password_file
             && !p.is_absolute()

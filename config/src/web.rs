@@ -71,6 +71,13 @@ pub struct WebConfig {
     /// rebind its own name to the kiosk and read the dashboard through a visitor's browser.
     /// Default none.
     pub allowed_hosts: Vec<String>,
+    /// HTTPS: the certificate chain the dashboard serves (PEM, the server's certificate first,
+    /// then any intermediates). Set together with `tls_key_file`; with neither the dashboard
+    /// speaks plain HTTP. Read at start and on SIGHUP. Relative paths as above. Default none.
+    pub tls_cert_file: Option<PathBuf>,
+    /// HTTPS: the private key of `tls_cert_file` (PEM: PKCS#8, RSA or EC, unencrypted).
+    /// Default none.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// `camera_history`: retention of the heartbeat database.
@@ -113,6 +120,8 @@ impl Default for WebConfig {
             trusted_origins: Vec::new(),
             allowed_hosts: Vec::new(),
             trusted_proxies: Vec::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -133,6 +142,16 @@ impl WebConfig {
                 *p = base.join(&*p);
             }
         }
+        for p in [&mut self.tls_cert_file, &mut self.tls_key_file].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// The certificate and key files when HTTPS is configured (both keys set).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert_file.as_deref()?, self.tls_key_file.as_deref()?))
     }
 
     /// The problems of the camera list this file names (its `cameras_file`, relative to
@@ -192,6 +211,30 @@ impl ConfigFile for WebConfig {
         if self.streamer_token_file.as_ref().is_some_and(|p| !p.is_absolute()) {
             v.error("streamer_token_file", "must be an absolute file path");
         }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) | (None, Some(_)) => {
+                let (set, unset) = if self.tls_cert_file.is_some() {
+                    ("tls_cert_file", "tls_key_file")
+                } else {
+                    ("tls_key_file", "tls_cert_file")
+                };
+                v.error(
+                    set,
+                    format!(
+                        "tls_cert_file and tls_key_file go together: set {unset} too (HTTPS), or remove {set} \
+                         (plain HTTP)"
+                    ),
+                );
+            }
+            (Some(cert), Some(key)) => {
+                for (path, p) in [("tls_cert_file", cert), ("tls_key_file", key)] {
+                    if p.as_os_str().is_empty() {
+                        v.error(path, "must be a file path");
+                    }
+                }
+            }
+            (None, None) => {}
+        }
         match url::Url::parse(&self.streamer_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => v.error("streamer_url", "must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8888"),
@@ -222,6 +265,22 @@ mod tests {
         crate::load::load_str::<WebConfig>(Path::new("web-config.json"), text)
             .map(|l| l.config)
             .map_err(|p| p.errors().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn tls_files_go_together_and_a_lone_one_names_both() {
+        let ok = load(r#"{"tls_cert_file": "kiosk.pem", "tls_key_file": "kiosk.key"}"#).unwrap();
+        assert_eq!(ok.tls_files(), Some((Path::new("kiosk.pem"), Path::new("kiosk.key"))));
+        assert_eq!(load("{}").unwrap().tls_files(), None);
+        for (text, set) in [
+            (r#"{"tls_cert_file": "kiosk.pem"}"#, "tls_cert_file"),
+            (r#"{"tls_key_file": "kiosk.key"}"#, "tls_key_file"),
+        ] {
+            let errors = load(text).unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(errors[0].contains(set), "{errors:#?}");
+            assert!(errors[0].contains("tls_cert_file and tls_key_file go together"), "{errors:#?}");
+        }
     }
 
     #[test]

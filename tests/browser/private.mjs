@@ -3,7 +3,8 @@
 // arrives without a reload (the machine's figures, measured by the web service itself). The
 // cameras page likewise asks for a login, not "cannot be reached", and shows its list after
 // one made in its own header. The logs panel gives the server's reason why the logs cannot be
-// read.
+// read. Over https:// (the dashboard's own certificate, which this browser is told to accept
+// with --ignore-certificate-errors) the session cookie the login set is Secure.
 //
 // Usage: node private.mjs BASE_URL PASSWORD
 // Prints one JSON line {"ok": bool, "checks": {...}}; exit 0 when every check passed.
@@ -16,7 +17,8 @@ if (!base || !password) {
   process.exit(2);
 }
 const TIMEOUT = 20000;
-const browser = await launch({ viewport: { width: 1280, height: 900 } });
+const https = base.startsWith('https:');
+const browser = await launch({ viewport: { width: 1280, height: 900 } }, https ? ['--ignore-certificate-errors'] : []);
 const text = (page, selector) => page.locator(selector).first().textContent();
 const cpu = '[data-figure="cpu_percent"] .figure-value';
 
@@ -58,6 +60,16 @@ try {
       && /%/.test(document.querySelector(sel).textContent), cpu, { timeout: TIMEOUT });
     return { cpu: await text(page, cpu), who: await text(page, '#who') };
   });
+  if (https) {
+    await check('session_cookie_is_secure', async () => {
+      const cookies = await browser.context.cookies();
+      const session = cookies.find((c) => c.name === 'ds_session');
+      if (!session || !session.secure || !session.httpOnly) {
+        throw new Error(`not a Secure HttpOnly session cookie: ${JSON.stringify(cookies.map((c) => ({ ...c, value: '…' })))}`);
+      }
+      return { secure: session.secure, sameSite: session.sameSite };
+    });
+  }
   await check('logs_say_why', async () => {
     // This kiosk's log directory does not exist: the logs panel says so (the server's 503),
     // not a complaint about the page's own request.

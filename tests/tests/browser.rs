@@ -124,7 +124,20 @@ fn the_dashboard_plays_controls_and_updates_live_in_chromium() {
 /// its list after one. The logs panel says why there are no logs (the log directory is missing).
 #[test]
 fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
+    private_dashboard_in_chromium(false);
+}
+
+/// The same over the dashboard's own HTTPS (a certificate of a private CA; Chromium started
+/// with --ignore-certificate-errors): the page, its live feed and the login work, and the
+/// session cookie is Secure.
+#[test]
+fn a_private_dashboard_over_https_logs_in_with_a_secure_cookie_in_chromium() {
+    private_dashboard_in_chromium(true);
+}
+
+fn private_dashboard_in_chromium(https: bool) {
     let dir = tempfile::tempdir().unwrap();
+    let tls = https.then(|| ds_tests::smtp::TlsFiles::create(dir.path()));
     let config = dir.path().join("web-config.json");
     // No streamer and no systemd: the machine's figures, measured by the web service itself,
     // are what arrives.
@@ -135,7 +148,8 @@ fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
         json!({"public_read": false, "cameras_file": dir.path().join("cameras.yaml"),
             "database": dir.path().join("cameras.db"), "auth_file": dir.path().join("web-auth.json"),
             "log_dir": dir.path().join("logs"), "watchdog_state_dir": dir.path().join("watchdog"),
-            "streamer_url": format!("http://127.0.0.1:{nothing_listens}"), "bus": "session"})
+            "streamer_url": format!("http://127.0.0.1:{nothing_listens}"), "bus": "session",
+            "tls_cert_file": tls.as_ref().map(|t| &t.cert), "tls_key_file": tls.as_ref().map(|t| &t.key)})
         .to_string(),
     )
     .unwrap();
@@ -146,10 +160,18 @@ fn a_private_dashboard_asks_for_a_login_then_shows_itself_in_chromium() {
         &["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()],
         &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")],
     );
-    assert_eq!(web.get("/api/status").unwrap().status, 401, "reading needs a login");
-    let base = format!("http://127.0.0.1:{}", web.port);
+    // Over plain HTTP the API says a login is needed; the HTTPS port tells plain HTTP to use https.
+    let plain = web.get("/api/status").unwrap();
+    assert_eq!(plain.status, if https { 400 } else { 401 }, "{}", plain.text());
+    let base = format!("{}://127.0.0.1:{}", if https { "https" } else { "http" }, web.port);
     let run = run_script("private.mjs", &[base.as_str(), password], SCRIPT_LIMIT, no_questions);
     assert_eq!(run.result["ok"], true, "{:#}\n{}", run.result, run.stderr);
+    assert_eq!(
+        run.result["checks"]["session_cookie_is_secure"]["ok"].as_bool(),
+        https.then_some(true),
+        "{:#}",
+        run.result
+    );
     // The log directory in the config was never created: the page shows the server's reason.
     let said = run.result["checks"]["logs_say_why"]["said"].as_str().unwrap_or_default();
     assert!(said.contains(&format!("log directory {} does not exist", dir.path().join("logs").display())), "{said}");

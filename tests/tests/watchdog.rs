@@ -499,16 +499,18 @@ struct CameraWatch {
 
 impl CameraWatch {
     fn start(dir: &std::path::Path, camera: &MjpegServer, settings: &str) -> CameraWatch {
-        CameraWatch::start_with(dir, camera, settings, None)
+        CameraWatch::start_with(dir, camera, settings, None, None)
     }
 
     /// With `token_file`: the dashboard's `public_read` is off and the watchdog sends the token
-    /// that file holds (`web_token_file`).
+    /// that file holds (`web_token_file`). With `tls`: the dashboard serves HTTPS with its
+    /// certificate, and the watchdog still has the `http://` `web_url` the installer writes.
     fn start_with(
         dir: &std::path::Path,
         camera: &MjpegServer,
         settings: &str,
         token_file: Option<&std::path::Path>,
+        tls: Option<&TlsFiles>,
     ) -> CameraWatch {
         let cameras_yaml = format!(
             "heartbeat_seconds: 5\ntimeout_seconds: 2\nretries: 1\n{settings}streams:\n\
@@ -522,7 +524,8 @@ impl CameraWatch {
             &web_config,
             json!({"listen": "127.0.0.1:0", "cameras_file": "cameras.yaml", "database": "cameras.db",
                 "auth_file": "web-auth.json", "log_dir": "logs", "watchdog_state_dir": "state",
-                "bus": "session", "streamer_url": "http://127.0.0.1:9", "public_read": token_file.is_none()})
+                "bus": "session", "streamer_url": "http://127.0.0.1:9", "public_read": token_file.is_none(),
+                "tls_cert_file": tls.map(|t| &t.cert), "tls_key_file": tls.map(|t| &t.key)})
             .to_string(),
         )
         .unwrap();
@@ -796,6 +799,34 @@ fn alerts_held_while_the_webhook_is_down_survive_a_backward_step_of_a_day_and_a_
     held_alerts_survive_a_step_of_the_wall_clock_and_a_restart("-1d", "−1 d", -86_400.0);
 }
 
+/// A dashboard that serves HTTPS with a certificate of a private CA while the watchdog still
+/// asks `http://`: that is a warning saying what to set (no camera alert could come while it
+/// lasts). With `web_url` https and `web_ca_file` its CA, after SIGHUP (which restarts the
+/// watchdog's checks with the new file), the watchdog reads the camera list over HTTPS: the
+/// camera that never answers is alerted, and the refusal is not raised again.
+#[test]
+fn a_dashboard_on_https_asked_over_http_is_alerted_and_web_ca_file_brings_the_camera_alerts_back() {
+    let camera = MjpegServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = TlsFiles::create(dir.path());
+    let watch = CameraWatch::start_with(dir.path(), &camera, "", None, Some(&tls));
+    const REFUSED: &str = "camera alerts are off: the dashboard refuses the watchdog";
+    let refused = watch.alerts_titled(REFUSED, 1, Duration::from_secs(30));
+    let details = refused[0]["details"].as_str().unwrap_or_default();
+    assert!(details.contains("speaks HTTPS") && details.contains("web_ca_file"), "{refused:?}");
+    // The operator's fix.
+    let config = dir.path().join("watchdog-config.json");
+    let mut settings: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    settings["web_url"] = json!(format!("https://127.0.0.1:{}", watch.web.port));
+    settings["web_ca_file"] = json!(tls.ca);
+    std::fs::write(&config, settings.to_string()).unwrap();
+    signal_pid(watch.watchdog.child.id(), "HUP");
+    let gone = watch.alerts_about("Gone", 1, Duration::from_secs(30));
+    assert_eq!(gone[0]["severity"], "warning", "{gone:?}");
+    assert_eq!(watch.alerts_titled(REFUSED, 1, Duration::ZERO).len(), 1, "refused again after the fix");
+    watch.stop();
+}
+
 /// With the dashboard's `public_read` off, a watchdog that has no valid token gets no camera
 /// list: that is a warning of its own (no camera alert could come while it lasts), saying how
 /// to fix it; a token written to `web_token_file` brings the camera alerts back and resolves it.
@@ -804,7 +835,7 @@ fn a_dashboard_that_refuses_the_watchdog_is_alerted_and_a_token_brings_the_camer
     let camera = MjpegServer::start();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("watchdog-token");
-    let watch = CameraWatch::start_with(dir.path(), &camera, "", Some(&token_file));
+    let watch = CameraWatch::start_with(dir.path(), &camera, "", Some(&token_file), None);
     const REFUSED: &str = "camera alerts are off: the dashboard refuses the watchdog";
     let refused = watch.alerts_titled(REFUSED, 1, Duration::from_secs(30));
     let details = refused[0]["details"].as_str().unwrap_or_default();

@@ -184,7 +184,8 @@ impl Daemon {
             services: ServiceCheck::default(),
             stream: StreamCheck::new(&config.streamer_url),
             resources: ResourceCheck::default(),
-            cameras: CameraCheck::new(&config.web_url, config.web_token_file.as_deref()),
+            cameras: CameraCheck::new(&config.web_url, config.web_token_file.as_deref())
+                .with_ca_file(config.web_ca_file.as_deref()),
             steps: StepWatch::default(),
             channel_ids,
             outbox,

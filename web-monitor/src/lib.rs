@@ -106,7 +106,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::new();
-    let _signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
+    // Before anything is started: a certificate that cannot be used stops the start, naming
+    // the file and what is wrong.
+    let certificate = settings::certificate(&config)?;
+    let signals = ds_runtime::spawn_signal_handler(shutdown.clone()).context("cannot install signal handlers")?;
+    tokio::spawn(reload_on_sighup(signals, certificate.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (set `listen` or --listen to a free address)", config.listen))?;
@@ -138,11 +142,16 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
         served: std::sync::Arc::clone(&served),
         logs: http::LogPlaces::default(),
     };
-    tracing::info!(listen = %bound, "desktop-streamer-web started");
+    let (transport, scheme) = match &certificate {
+        Some(certificate) => (ds_http::serve::Transport::Https(ds_http::tls::server_config(certificate)), "https"),
+        None => (ds_http::serve::Transport::Http, "http"),
+    };
+    tracing::info!(listen = %bound, scheme, "desktop-streamer-web started");
     let auth = auth::AuthState::new(auth::AuthSettings::from_config(&state.config).public_paths(http::PUBLIC_PATHS));
     let app = http::app(state, auth);
     let drain = shutdown.clone();
-    let server = ds_http::serve::serve(listener, app, ds_http::serve::Limits::default(), served, async move {
+    let limits = ds_http::serve::Limits::default();
+    let server = ds_http::serve::serve_over(listener, transport, app, limits, served, async move {
         drain.wait().await;
     });
     // Open pages hold endless event streams (status, logs): after SIGTERM they get
@@ -156,6 +165,25 @@ async fn serve(config: WebConfig) -> anyhow::Result<ExitCode> {
     // Heartbeats still queued for the database are committed before the exit.
     monitor.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP: the certificate and key files are read again (a renewed certificate is served
+/// without a restart; one that cannot be used is logged and the one in use stays). The rest
+/// of the configuration is read at start only.
+async fn reload_on_sighup(
+    mut signals: tokio::sync::mpsc::UnboundedReceiver<ds_runtime::SignalEvent>,
+    certificate: Option<ds_http::tls::Certificate>,
+) {
+    while let Some(event) = signals.recv().await {
+        let (ds_runtime::SignalEvent::Reload, Some(certificate)) = (event, &certificate) else { continue };
+        match certificate.reload() {
+            Ok(()) => tracing::info!(
+                cert_file = %certificate.cert_file().display(),
+                "SIGHUP: certificate and key read again; new connections get them"
+            ),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: the certificate in use stays"),
+        }
+    }
 }
 
 /// Where the streamer writes its stream (its config's `output_dir`), whose filesystem's use

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use ds_config::WebConfig;
+use ds_config::{Diagnostic, Severity, WebConfig};
+use ds_http::tls::Certificate;
 use ds_runtime::{ConfigArgs, check_config, load_or_default};
 
 /// The web config, loaded and checked.
@@ -27,8 +28,38 @@ pub fn load(args: &ConfigArgs) -> anyhow::Result<Settings> {
     Ok(Settings { web })
 }
 
-/// `check-config`: the web config, then the camera list it names.
+/// The certificate the config names for HTTPS (`tls_cert_file`, `tls_key_file`), read and
+/// checked; `None` when HTTPS is off.
+pub fn certificate(web: &WebConfig) -> anyhow::Result<Option<Certificate>> {
+    let Some((cert, key)) = web.tls_files() else { return Ok(None) };
+    Certificate::load(cert, key)
+        .map(Some)
+        .context("cannot serve HTTPS with tls_cert_file and tls_key_file (fix them, or remove both for plain HTTP)")
+}
+
+/// `check-config`: the web config, the certificate and key it names, then the camera list.
 pub fn check(args: &ConfigArgs) -> ExitCode {
     let path = args.path_for::<WebConfig>();
-    check_config::<WebConfig>(&path, |web| web.camera_list_problems(&path))
+    check_config::<WebConfig>(&path, |web| {
+        let mut problems = certificate_problem(web, &path).into_iter().collect::<Vec<_>>();
+        problems.extend(web.camera_list_problems(&path));
+        problems
+    })
+}
+
+/// What is wrong with the certificate and key files `web` names (relative to `config_file`'s
+/// directory), as a problem of the config's `tls_cert_file` or `tls_key_file` key.
+fn certificate_problem(web: &WebConfig, config_file: &std::path::Path) -> Option<Diagnostic> {
+    let mut web = web.clone();
+    web.resolve_paths(config_file);
+    let (cert, key) = web.tls_files()?;
+    let e = Certificate::load(cert, key).err()?;
+    Some(Diagnostic {
+        severity: Severity::Error,
+        file: config_file.to_owned(),
+        location: None,
+        path: if e.is_about_key() { "tls_key_file" } else { "tls_cert_file" }.to_owned(),
+        value: None,
+        message: e.to_string(),
+    })
 }

@@ -16,13 +16,15 @@
 //! events, a segment) that is when it starts, not when it ends.
 //!
 //! [`serve::serve`] serves a router within [`serve::Limits`] (header-read timeout, connection
-//! caps) against clients that hold connections open; [`hosts::check_host`] answers only
-//! requests for this machine's names and addresses (DNS rebinding).
+//! caps) against clients that hold connections open, over plain HTTP or HTTPS ([`tls`]: a
+//! certificate from files, HSTS); [`hosts::check_host`] answers only requests for this
+//! machine's names and addresses (DNS rebinding).
 //!
 //! Not in ds-runtime: the CLI depends on that crate and must not build axum.
 
 pub mod hosts;
 pub mod serve;
+pub mod tls;
 
 use std::time::{Duration, Instant};
 

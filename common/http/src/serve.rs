@@ -17,6 +17,12 @@
 //! - **A cap per client address** ([`Limits::max_per_client`]): one address cannot take every
 //!   place, so the other clients (the page, the watchdog, a player) keep theirs.
 //!
+//! - **HTTPS** ([`serve_over`] with [`Transport::Https`]): the TLS handshake is part of the
+//!   connection inside these bounds: it holds its places from accept, must finish within the
+//!   header-read timeout, and a connection still in it is evictable like one that has not sent
+//!   a request. Plain HTTP sent to the port is answered `400` ("this port speaks HTTPS"), not
+//!   served.
+//!
 //! Refused and evicted connections are counted ([`Served::refused`], [`Served::evicted`]) and logged at most once per
 //! [`REFUSAL_LOG_INTERVAL`] with the counts since the last line, so a flood does not flood the
 //! log. Each request carries the client's address as `ConnectInfo<SocketAddr>`, as
@@ -26,7 +32,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,7 +44,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -88,6 +95,23 @@ pub struct Served {
     refused_full: AtomicU64,
     refused_client: AtomicU64,
     evicted: AtomicU64,
+    /// Set by [`serve_over`] with [`Transport::Https`]: the TLS counts below are reported.
+    https: std::sync::atomic::AtomicBool,
+    tls_plain_http: AtomicU64,
+    tls_failed: AtomicU64,
+    tls_timed_out: AtomicU64,
+}
+
+/// Why a connection to an HTTPS port ended before its first request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TlsRefusal {
+    /// It spoke plain HTTP (answered 400).
+    PlainHttp,
+    /// The handshake failed (an untrusted certificate on the client's side, no common
+    /// version or cipher, not TLS at all).
+    Failed,
+    /// The handshake did not finish within the header-read timeout.
+    TimedOut,
 }
 
 impl Served {
@@ -131,6 +155,35 @@ impl Served {
         )
         .sample(&[("reason", "all_places_taken")], full)
         .sample(&[("reason", "client_places_taken")], client);
+        if self.https.load(Ordering::Relaxed) {
+            let (plain, failed, timed_out) = self.tls_refused();
+            w.family(
+                &format!("{prefix}_https_connections_refused_total"),
+                Kind::Counter,
+                "HTTPS connections that ended before a request: plain HTTP sent to the port (plain_http, answered \
+                 400), a failed handshake (handshake_failed), a handshake not finished within the header-read \
+                 timeout (handshake_timeout)",
+            )
+            .sample(&[("reason", "plain_http")], plain)
+            .sample(&[("reason", "handshake_failed")], failed)
+            .sample(&[("reason", "handshake_timeout")], timed_out);
+        }
+    }
+
+    /// Connections to an HTTPS port that ended before a request so far: (spoke plain HTTP,
+    /// handshake failed, handshake timed out).
+    pub fn tls_refused(&self) -> (u64, u64, u64) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (get(&self.tls_plain_http), get(&self.tls_failed), get(&self.tls_timed_out))
+    }
+
+    fn note_tls(&self, refusal: TlsRefusal) {
+        let counter = match refusal {
+            TlsRefusal::PlainHttp => &self.tls_plain_http,
+            TlsRefusal::Failed => &self.tls_failed,
+            TlsRefusal::TimedOut => &self.tls_timed_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Connections closed unread so far: (all places taken, the client's places taken).
@@ -257,10 +310,46 @@ impl LastRequest {
     }
 }
 
+/// How a listener's connections speak: plain HTTP, or HTTPS with a server certificate
+/// ([`crate::tls`]).
+#[derive(Clone, Debug, Default)]
+pub enum Transport {
+    #[default]
+    Http,
+    Https(Arc<rustls::ServerConfig>),
+}
+
+/// What a client that sends plain HTTP to an HTTPS port is answered (then the connection
+/// closes): a browser shows it, so the person who typed `http://` learns what to type; the
+/// watchdog recognises it.
+const PLAIN_HTTP_ANSWER: &str = ds_wire::PLAIN_HTTP_ON_HTTPS_PORT;
+/// The most of a plain-HTTP request's head that is read before [`PLAIN_HTTP_ANSWER`].
+const PLAIN_HTTP_HEAD_LIMIT: usize = 16 * 1024;
+/// The first byte of every TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then lets the open
 /// connections finish the request they serve. `served` counts what happened.
 pub async fn serve(
     listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    served: Arc<Served>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_over(listener, Transport::Http, app, limits, served, shutdown).await;
+}
+
+/// [`serve`] over `transport`. With [`Transport::Https`] each connection's TLS handshake
+/// happens inside the same bounds as a request's head: it holds one of the places (and of its
+/// client's) from the start, it must finish within [`Limits::header_read_timeout`] (then the
+/// request's head has that long again), and a connection still in its handshake is among the
+/// oldest evicted when every place is taken. A client that sends plain HTTP gets a
+/// `400 Bad Request` saying that the port speaks HTTPS, and the connection closes. Each request
+/// over TLS carries [`crate::tls::OverTls`] in its extensions.
+pub async fn serve_over(
+    listener: TcpListener,
+    transport: Transport,
     app: Router,
     limits: Limits,
     served: Arc<Served>,
@@ -273,6 +362,13 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
+    let acceptor = match transport {
+        Transport::Http => None,
+        Transport::Https(config) => {
+            served.https.store(true, Ordering::Relaxed);
+            Some(tokio_rustls::TlsAcceptor::from(config))
+        }
+    };
     let mut refusals = RefusalLog { last: None, since: (0, 0) };
     let waiting = Arc::new(Waiting::default());
     let mut sequence = 0u64;
@@ -323,42 +419,49 @@ pub async fn serve(
         let (id, evicted) = (sequence, CancellationToken::new());
         waiting.lock().insert(id, evicted.clone());
         let asked = Arc::clone(&waiting);
+        let over_tls = acceptor.is_some();
         let service = app.clone().map_request(move |mut request: Request<Incoming>| {
             touched.touch();
             asked.lock().remove(&id);
             request.extensions_mut().insert(ConnectInfo(peer));
+            if over_tls {
+                request.extensions_mut().insert(crate::tls::OverTls);
+            }
             request
         });
-        let (builder, closing, idle) = (Arc::clone(&builder), closing.clone(), limits.header_read_timeout);
+        let connection = Connection {
+            builder: Arc::clone(&builder),
+            service: TowerToHyperService::new(service),
+            evicted,
+            closing: closing.clone(),
+            last_request,
+            idle: limits.header_read_timeout,
+            peer,
+        };
         let waiting = Arc::clone(&waiting);
+        let acceptor = acceptor.clone();
+        let counts = Arc::clone(&served);
         connections.spawn(async move {
-            // Boxed, so that it can be dropped (its socket closed) before its place is given back.
-            let mut connection = Box::pin(
-                builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service)),
-            );
-            let mut asked_to_close = false;
-            let ended = loop {
-                tokio::select! {
-                    ended = connection.as_mut() => break ended,
-                    // Its place went to a newer connection before it sent a request.
-                    () = evicted.cancelled() => break Ok(()),
-                    () = closing.cancelled(), if !asked_to_close => {
-                        connection.as_mut().graceful_shutdown();
-                        asked_to_close = true;
-                    }
-                    () = tokio::time::sleep_until((last_request.at() + idle).into()), if !asked_to_close => {
-                        if last_request.at().elapsed() >= idle {
-                            connection.as_mut().graceful_shutdown();
-                            asked_to_close = true;
-                        }
+            match acceptor {
+                None => connection.run(stream).await,
+                Some(acceptor) => {
+                    let (evicted, closing) = (connection.evicted.clone(), connection.closing.clone());
+                    let handshake = tokio::time::timeout(connection.idle, accept_tls(stream, &acceptor, peer));
+                    tokio::select! {
+                        done = handshake => match done {
+                            Ok(Ok(tls)) => connection.run(tls).await,
+                            Ok(Err(refusal)) => counts.note_tls(refusal),
+                            Err(_) => {
+                                counts.note_tls(TlsRefusal::TimedOut);
+                                tracing::debug!(client = %peer, "TLS handshake not finished within the header-read timeout: closed");
+                            }
+                        },
+                        () = evicted.cancelled() => {}
+                        () = closing.cancelled() => {}
                     }
                 }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(client = %peer, error = %e, "connection ended with an error");
             }
             waiting.lock().remove(&id);
-            drop(connection);
             drop(held);
         });
     }
@@ -366,4 +469,101 @@ pub async fn serve(
     closing.cancel();
     connections.close();
     connections.wait().await;
+}
+
+/// One accepted connection, ready to serve HTTP over whatever stream its transport gives.
+struct Connection<S> {
+    builder: Arc<Builder<TokioExecutor>>,
+    service: TowerToHyperService<S>,
+    /// Cancelled when its place goes to a newer connection before it sent a request.
+    evicted: CancellationToken,
+    closing: CancellationToken,
+    last_request: Arc<LastRequest>,
+    idle: Duration,
+    peer: SocketAddr,
+}
+
+impl<S> Connection<S>
+where
+    S: tower::Service<Request<Incoming>, Response = axum::response::Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    /// Serves HTTP on `io` until the client closes, the connection idles out, is evicted, or
+    /// the server shuts down; the socket is closed when this returns.
+    async fn run<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, io: I) {
+        let Connection { builder, service, evicted, closing, last_request, idle, peer } = self;
+        let mut connection = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+        let mut asked_to_close = false;
+        let ended = loop {
+            tokio::select! {
+                ended = connection.as_mut() => break ended,
+                // Its place went to a newer connection before it sent a request.
+                () = evicted.cancelled() => break Ok(()),
+                () = closing.cancelled(), if !asked_to_close => {
+                    connection.as_mut().graceful_shutdown();
+                    asked_to_close = true;
+                }
+                () = tokio::time::sleep_until((last_request.at() + idle).into()), if !asked_to_close => {
+                    if last_request.at().elapsed() >= idle {
+                        connection.as_mut().graceful_shutdown();
+                        asked_to_close = true;
+                    }
+                }
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(client = %peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// The TLS handshake of a connection to an HTTPS port; why there is none when the client
+/// spoke plain HTTP (answered with [`PLAIN_HTTP_ANSWER`]), closed first, or failed it.
+async fn accept_tls(
+    stream: TcpStream,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    peer: SocketAddr,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, TlsRefusal> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) => {}
+        _ => return Err(TlsRefusal::Failed),
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        if first[0].is_ascii_uppercase() {
+            tracing::debug!(client = %peer, "plain HTTP on the HTTPS port: told to use https://");
+            answer_plain_http(stream).await;
+            return Err(TlsRefusal::PlainHttp);
+        }
+        tracing::debug!(client = %peer, "neither TLS nor HTTP on the HTTPS port: closed");
+        return Err(TlsRefusal::Failed);
+    }
+    acceptor.accept(stream).await.map_err(|e| {
+        tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+        TlsRefusal::Failed
+    })
+}
+
+/// Reads a plain-HTTP request's head (so that closing does not reset the connection before
+/// the client reads the answer), then answers `400` with [`PLAIN_HTTP_ANSWER`].
+async fn answer_plain_http(mut stream: TcpStream) {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while head.len() < PLAIN_HTTP_HEAD_LIMIT && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: \
+         close\r\n\r\n{PLAIN_HTTP_ANSWER}",
+        PLAIN_HTTP_ANSWER.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
 }

@@ -9,3 +9,8 @@ pub mod cameras;
 pub mod health;
 pub mod status;
 pub mod system;
+
+/// What an HTTPS port of the services answers (`400 Bad Request`, this body, then it closes)
+/// to a request in plain HTTP: a reader that gets it knows its `http://` URL must be
+/// `https://`.
+pub const PLAIN_HTTP_ON_HTTPS_PORT: &str = "This port speaks HTTPS: open it with https:// in the address.\n";

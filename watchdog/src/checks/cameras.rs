@@ -40,6 +40,8 @@ pub struct CameraCheck {
     url: String,
     /// The file holding the dashboard API token to send (`web_token_file`).
     token_file: Option<std::path::PathBuf>,
+    /// Why `web_ca_file` cannot be used, when it cannot: each check is refused with it.
+    ca_problem: Option<String>,
     /// When each camera's grace period started (monotonic): when the watchdog first saw it
     /// down, less the time its `since` tells, bounded by the grace period.
     first_seen_down: HashMap<String, Instant>,
@@ -52,8 +54,37 @@ impl CameraCheck {
             client,
             url: format!("{}/api/cameras", web_url.trim_end_matches('/')),
             token_file: token_file.map(std::path::Path::to_owned),
+            ca_problem: None,
             first_seen_down: HashMap::new(),
         }
+    }
+
+    /// Trusts the certificates in `ca_file` (PEM; `web_ca_file`) for an `https://` `web_url`
+    /// besides the system's. A file that cannot be used makes every check a refusal naming it.
+    #[must_use]
+    pub fn with_ca_file(mut self, ca_file: Option<&std::path::Path>) -> Self {
+        let Some(file) = ca_file else { return self };
+        let roots = std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error_chain(&e)))
+            .and_then(|roots| if roots.is_empty() { Err("it holds no PEM certificate".to_owned()) } else { Ok(roots) });
+        match roots.and_then(|roots| {
+            reqwest::Client::builder()
+                .timeout(CAMERAS_TIMEOUT)
+                .tls_certs_merge(roots)
+                .build()
+                .map_err(|e| error_chain(&e))
+        }) {
+            Ok(client) => self.client = client,
+            Err(e) => {
+                self.ca_problem = Some(format!(
+                    "web_ca_file {} cannot be used ({e}); it holds the CA certificate the watchdog trusts for the \
+                     dashboard's https:// web_url",
+                    file.display()
+                ));
+            }
+        }
+        self
     }
 
     /// What one look at the web monitor's camera list found.
@@ -77,6 +108,9 @@ impl CameraCheck {
     }
 
     async fn fetch(&self) -> Result<Vec<CameraEntry>, Fetch> {
+        if let Some(problem) = &self.ca_problem {
+            return Err(Fetch::Refused(problem.clone()));
+        }
         let mut request = self.client.get(&self.url);
         if let Some(file) = &self.token_file {
             match std::fs::read_to_string(file) {
@@ -104,6 +138,15 @@ impl CameraCheck {
             return Err(Fetch::Refused(format!("GET {} answered {status}: {how}", self.url)));
         }
         if !status.is_success() {
+            if status == reqwest::StatusCode::BAD_REQUEST
+                && response.text().await.is_ok_and(|t| t == ds_wire::PLAIN_HTTP_ON_HTTPS_PORT)
+            {
+                return Err(Fetch::Refused(format!(
+                    "GET {} answered that the dashboard speaks HTTPS: set web_url to https://… and web_ca_file to \
+                     the CA certificate of its tls_cert_file (or to that file when it is self-signed)",
+                    self.url
+                )));
+            }
             return Err(Fetch::Unavailable(format!("HTTP {status}")));
         }
         let list: CameraList = response

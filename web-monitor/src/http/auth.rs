@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
@@ -13,6 +12,8 @@ use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
+use ds_http::tls::OverTls;
 use serde::{Deserialize, Serialize};
 
 use super::AppError;
@@ -57,6 +58,7 @@ const NO_STORE: (axum::http::HeaderName, &str) = (CACHE_CONTROL, "no-store");
 pub(super) async fn login(
     State(auth): State<AuthState>,
     client: ClientIp,
+    over_tls: Option<Extension<OverTls>>,
     headers: HeaderMap,
     uri: Uri,
     body: Result<Json<LoginRequest>, JsonRejection>,
@@ -120,17 +122,22 @@ pub(super) async fn login(
     auth.limiter().succeeded(ip);
     let id = auth.sessions().create(Instant::now()).map_err(|e| AppError::internal(&e))?;
     tracing::info!(client = %ip, "admin logged in");
-    let secure = if is_https(&headers, &uri) { "; Secure" } else { "" };
+    let secure = if is_https(over_tls.is_some(), &headers, &uri) { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{secure}");
     Ok(([(SET_COOKIE, cookie)], [NO_STORE], Json(SessionInfo { logged_in: true, via: Some(Via::Session) }))
         .into_response())
 }
 
-pub(super) async fn logout(State(auth): State<AuthState>, headers: HeaderMap, uri: Uri) -> Response {
+pub(super) async fn logout(
+    State(auth): State<AuthState>,
+    over_tls: Option<Extension<OverTls>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if let Some(id) = cookie_value(&headers, SESSION_COOKIE) {
         auth.sessions().remove(id);
     }
-    let secure = if is_https(&headers, &uri) { "; Secure" } else { "" };
+    let secure = if is_https(over_tls.is_some(), &headers, &uri) { "; Secure" } else { "" };
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
     ([(SET_COOKIE, cookie)], [NO_STORE], Json(SessionInfo { logged_in: false, via: None })).into_response()
 }

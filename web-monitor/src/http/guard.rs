@@ -232,10 +232,12 @@ pub(super) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// Whether the client reached us over HTTPS (directly or through a proxy that says so).
-pub(super) fn is_https(headers: &HeaderMap, uri: &Uri) -> bool {
+/// Whether the client reached us over HTTPS: over the dashboard's own TLS (`over_tls`, from
+/// [`ds_http::tls::OverTls`]) or through a proxy that says so.
+pub(super) fn is_https(over_tls: bool, headers: &HeaderMap, uri: &Uri) -> bool {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    uri.scheme_str() == Some("https")
+    over_tls
+        || uri.scheme_str() == Some("https")
         || header("x-forwarded-proto")
             .and_then(|v| v.split(',').next())
             .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
@@ -294,8 +296,9 @@ mod tests {
         let h = headers(&[("cookie", "a=1; ds_session=abc"), ("authorization", "bearer  dst_x ")]);
         assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(bearer_token(&h), Some("dst_x"));
-        assert!(!is_https(&h, &Uri::from_static("/")));
-        assert!(is_https(&headers(&[("x-forwarded-proto", "https")]), &Uri::from_static("/")));
-        assert!(is_https(&headers(&[("forwarded", "for=1.2.3.4;proto=https")]), &Uri::from_static("/")));
+        assert!(!is_https(false, &h, &Uri::from_static("/")));
+        assert!(is_https(true, &h, &Uri::from_static("/")));
+        assert!(is_https(false, &headers(&[("x-forwarded-proto", "https")]), &Uri::from_static("/")));
+        assert!(is_https(false, &headers(&[("forwarded", "for=1.2.3.4;proto=https")]), &Uri::from_static("/")));
     }
 }

@@ -44,7 +44,8 @@ pub const PUBLIC_PATHS: [&str; 4] = ["/", "/cameras", "/login", "/assets/"];
 /// login attempts are limited per client. State-changing calls need a session or an API token
 /// and the same origin (see [`guard`]). Each request is logged with its method, path, status
 /// and latency ([`ds_http::trace_requests`]: debug when fast and fine, so the page's polling
-/// does not flood the log).
+/// does not flood the log). Answers to requests over the dashboard's own TLS carry
+/// `Strict-Transport-Security` ([`ds_http::tls::strict_transport_security`]).
 pub fn app(state: AppState, auth: AuthState) -> Router {
     let hosts = std::sync::Arc::new(ds_http::hosts::AllowedHosts::new(&state.config.allowed_hosts));
     Router::new()
@@ -73,6 +74,8 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .layer(DefaultBodyLimit::max(crate::auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, require_auth))
         .layer(axum::middleware::from_fn_with_state(hosts, ds_http::hosts::check_host))
+        // Every answer over the dashboard's own TLS, refusals included.
+        .layer(axum::middleware::from_fn(ds_http::tls::strict_transport_security))
         // Outermost, so the guard's refusals are logged too.
         .layer(axum::middleware::from_fn(ds_http::trace_requests))
 }
