@@ -1459,19 +1459,21 @@ fn the_clock_synchronisation_comes_from_timedated_and_marks_the_heartbeats() {
 /// Sends `GET path` with `headers` and closes the connection without waiting for the answer,
 /// as a client that gives up does.
 fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
-    drop(pending_get(port, path, headers));
+    drop(pending_get(STORM_CLIENT, port, path, headers));
 }
 
 /// Where the storm's requests come from: a client of its own, so that the service's cap on
 /// connections per client (which the storm may reach while the service is still closing the
 /// connections it cancelled) is the storm's and not the test's own requests' (from 127.0.0.1).
 const STORM_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 9);
+/// Another client of the storm: each client may have one grab running at a time.
+const OTHER_STORM_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 10);
 
-/// Sends `GET path` with `headers` from [`STORM_CLIENT`]; the connection, for the caller to
-/// drop (cancel) when it likes.
-fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
+/// Sends `GET path` with `headers` from `from`; the connection, for the caller to drop
+/// (cancel) when it likes.
+fn pending_get(from: std::net::Ipv4Addr, port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
     use std::io::Write as _;
-    let mut stream = ds_tests::flood::connect_from(STORM_CLIENT, port).expect("connect to the service");
+    let mut stream = ds_tests::flood::connect_from(from, port).expect("connect to the service");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -1483,9 +1485,10 @@ fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::Tcp
 
 /// `snapshot.jpg` under a storm of requests that their clients cancel. Anonymous requests are
 /// answered from the heartbeats' thumbnails and never reach a camera. Authenticated ones grab
-/// from the camera, one grab per camera whoever asks, at most two at once over all cameras
-/// (a third camera is told to come back), and a grab runs to its end when its request goes
-/// away, so the requests after it join it rather than open another session. Afterwards no
+/// from the camera, one grab per camera whoever asks, one per client, at most two at once over
+/// all cameras (a third camera is told to come back, and so is a client that has a grab
+/// running), and a grab runs to its end when its request goes away, holding its client's place,
+/// so the requests after it join it rather than open another session. Afterwards no
 /// session to any camera is left open and the service has no more threads than before.
 #[test]
 fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_nothing_behind() {
@@ -1542,10 +1545,10 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     // the grab reached the camera (a request cancelled sooner may never reach the handler).
     // The two grabs take both places; the storm of cancelled requests after them joins them,
     // one session each however many ask; a third camera is refused with when to come back.
-    let started: Vec<_> = [("silent-a", &silent_a), ("silent-b", &silent_b)]
+    let started: Vec<_> = [("silent-a", &silent_a, STORM_CLIENT), ("silent-b", &silent_b, OTHER_STORM_CLIENT)]
         .into_iter()
-        .map(|(id, camera)| {
-            let request = pending_get(web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &auth);
+        .map(|(id, camera, from)| {
+            let request = pending_get(from, web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &auth);
             wait_until(&format!("the grab at {id}"), Duration::from_secs(10), || match camera.accepted() {
                 1 => Ok(()),
                 n => Err(format!("{n} sessions")),
@@ -1560,6 +1563,24 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     }
     assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
     let grabs_before = grabs();
+    // The storm's client has its grab running (its request long gone): another camera is
+    // refused to it, whether or not a place is free.
+    let sim_1_for_the_storm_client = || {
+        http::request_from(
+            STORM_CLIENT,
+            web.port(),
+            "GET",
+            "/api/cameras/sim-1/snapshot.jpg",
+            &auth,
+            None,
+            http::Read::ToEnd,
+        )
+        .expect("an answer")
+    };
+    let own = sim_1_for_the_storm_client();
+    assert_eq!((own.status, own.header("retry-after")), (429, Some("2")), "{}", own.text());
+    let message = own.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("the most one client may at once") && message.contains("thumbnail.jpg"), "{message}");
     let busy = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
     assert_eq!((busy.status, busy.header("retry-after")), (503, Some("2")), "{}", busy.text());
     let message = busy.json()["error"].as_str().unwrap_or_default().to_owned();
@@ -1576,7 +1597,7 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
     assert_eq!(grabs(), grabs_before, "the refused request reached its camera");
     // The places are free again.
-    let later = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
+    let later = sim_1_for_the_storm_client();
     assert_eq!((later.status, later.header("x-picture-source")), (200, Some("grab")), "{}", later.text());
     assert_eq!(grabs(), grabs_before + 1);
 
