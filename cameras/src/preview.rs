@@ -111,6 +111,12 @@ pub enum PreviewError {
         "as many pictures as may be grabbed at once ({limit}) are being grabbed from cameras; try again in a few seconds"
     )]
     Busy { limit: usize },
+    /// The requester holds as many grabs as it may already ([`PreviewCache::get_claiming`]).
+    #[error(
+        "your address is grabbing {limit} picture from the cameras already, the most one client may at once; try \
+         again when it is done"
+    )]
+    ClientBusy { limit: usize },
     #[error("no picture from {url}: {detail}")]
     Other { url: String, detail: String },
 }
@@ -434,6 +440,21 @@ impl PreviewCache {
     /// other setting is not reused. [`PreviewError::Busy`] when a new grab is needed and
     /// `max_grabs` are running.
     pub async fn get(&self, camera_id: &str, url: &str, verify_tls: bool) -> Result<Arc<Preview>, PreviewError> {
+        self.get_claiming(camera_id, url, verify_tls, || Ok(())).await
+    }
+
+    /// [`PreviewCache::get`] for a requester with a share of its own: `claim` is called only
+    /// when a new grab must start, before one of the `max_grabs` is taken, and what it gives
+    /// is held by the grab until the grab ends (so the requester's share stays taken while its
+    /// grab runs, even after its request went away); its error is the answer. A request that
+    /// joins a running grab or a cached picture claims nothing.
+    pub async fn get_claiming<P: Send + 'static>(
+        &self,
+        camera_id: &str,
+        url: &str,
+        verify_tls: bool,
+        claim: impl FnOnce() -> Result<P, PreviewError>,
+    ) -> Result<Arc<Preview>, PreviewError> {
         let grab = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             // Drop slots whose time is over, so removed cameras do not stay in memory.
@@ -441,10 +462,11 @@ impl PreviewCache {
             match slots.get(camera_id).filter(|slot| slot.url == url && slot.verify_tls == verify_tls) {
                 Some(slot) => slot.grab.clone(),
                 None => {
+                    let share = claim()?;
                     let permit = Arc::clone(&self.grabs)
                         .try_acquire_owned()
                         .map_err(|_| PreviewError::Busy { limit: self.options.max_grabs })?;
-                    let grab = self.start(url, verify_tls, permit);
+                    let grab = self.start(url, verify_tls, (permit, share));
                     slots.insert(camera_id.to_owned(), Slot { url: url.to_owned(), verify_tls, grab: grab.clone() });
                     grab
                 }
@@ -453,13 +475,14 @@ impl PreviewCache {
         grab.await.1
     }
 
-    /// Spawns a grab holding `permit` until it ends.
-    fn start(&self, url: &str, verify_tls: bool, permit: OwnedSemaphorePermit) -> Grab {
+    /// Spawns a grab holding `places` (its place among `max_grabs`, and the requester's) until
+    /// it ends.
+    fn start<P: Send + 'static>(&self, url: &str, verify_tls: bool, places: (OwnedSemaphorePermit, P)) -> Grab {
         let options = PreviewOptions { verify_tls, ..self.options.clone() };
         let (url, masked) = (url.to_owned(), mask_url_credentials(url));
         let task = tokio::spawn(async move {
             let result = grab(&url, &options).await.map(Arc::new);
-            drop(permit);
+            drop(places);
             result
         });
         async move {

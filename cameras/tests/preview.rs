@@ -178,3 +178,49 @@ async fn a_cancelled_request_leaves_its_grab_running_and_grabs_are_bounded() {
     cache.get("yard", &url, true).await.expect("a grab once the place is free");
     assert_eq!(grabs(), 2);
 }
+
+/// A requester's own share ([`PreviewCache::get_claiming`]): claimed only when a new grab
+/// starts, held by that grab to its end even when the request went away (so a client cannot
+/// start grab after grab by cancelling its requests), and its refusal is the answer; a request
+/// that joins a running grab claims nothing.
+#[tokio::test]
+async fn a_requesters_share_is_claimed_for_a_new_grab_only_and_held_until_the_grab_ends() {
+    use ds_tests::tcp_peer::{Behaviour, TcpPeer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// One of the requester's places; given back when dropped.
+    struct Share(Arc<AtomicUsize>);
+    impl Drop for Share {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let held = Arc::new(AtomicUsize::new(0));
+    let claim = || {
+        if held.fetch_add(1, Ordering::SeqCst) >= 1 {
+            held.fetch_sub(1, Ordering::SeqCst);
+            return Err(PreviewError::ClientBusy { limit: 1 });
+        }
+        Ok(Share(Arc::clone(&held)))
+    };
+    let server = MjpegServer::start();
+    let silent = TcpPeer::start(Behaviour::Silent);
+    let cache = PreviewCache::new(PreviewOptions { max_grabs: 2, ..options(None, SHORT) });
+    let (url, hanging) = (server.url("snapshot.jpg"), silent.url("rtsp", "stream"));
+
+    // A grab from a camera that never answers, its request gone at once: the share stays taken.
+    let cancelled = tokio::time::timeout(Duration::ZERO, cache.get_claiming("mute", &hanging, true, claim)).await;
+    assert!(cancelled.is_err());
+    assert_eq!(held.load(Ordering::SeqCst), 1);
+    // The same requester may not start another grab, though a place is free for others.
+    let e = cache.get_claiming("yard", &url, true, claim).await.unwrap_err();
+    assert!(matches!(e, PreviewError::ClientBusy { limit: 1 }), "{e:?}");
+    assert!(e.to_string().contains("the most one client may at once"), "{e}");
+    cache.get("gate", &url, true).await.expect("another requester's grab");
+    // Joining the running grab claims nothing; when it ends, the share is given back.
+    let e = cache.get_claiming("mute", &hanging, true, claim).await.unwrap_err();
+    assert!(matches!(e, PreviewError::Timeout { .. }), "{e:?}");
+    assert_eq!(held.load(Ordering::SeqCst), 0, "the ended grab gave its share back");
+    cache.get_claiming("yard", &url, true, claim).await.expect("a new grab once the share is free");
+    assert_eq!(held.load(Ordering::SeqCst), 0);
+}

@@ -19,6 +19,7 @@ use ds_tests::bins::run_monitor as monitor;
 use ds_tests::http::{self, Response};
 use ds_tests::mjpeg::{self, MjpegServer, Mode};
 use ds_tests::procfs;
+use ds_tests::receiver::Receiver;
 use ds_tests::rtsp::{self, RtspServer};
 use ds_tests::rtsp_sim::{Clip, ClipSpec, SimServer, StartAt};
 use ds_tests::service::ServiceProcess;
@@ -1459,19 +1460,21 @@ fn the_clock_synchronisation_comes_from_timedated_and_marks_the_heartbeats() {
 /// Sends `GET path` with `headers` and closes the connection without waiting for the answer,
 /// as a client that gives up does.
 fn cancelled_get(port: u16, path: &str, headers: &[(&str, &str)]) {
-    drop(pending_get(port, path, headers));
+    drop(pending_get(STORM_CLIENT, port, path, headers));
 }
 
 /// Where the storm's requests come from: a client of its own, so that the service's cap on
 /// connections per client (which the storm may reach while the service is still closing the
 /// connections it cancelled) is the storm's and not the test's own requests' (from 127.0.0.1).
 const STORM_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 9);
+/// Another client of the storm: each client may have one grab running at a time.
+const OTHER_STORM_CLIENT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 10);
 
-/// Sends `GET path` with `headers` from [`STORM_CLIENT`]; the connection, for the caller to
-/// drop (cancel) when it likes.
-fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
+/// Sends `GET path` with `headers` from `from`; the connection, for the caller to drop
+/// (cancel) when it likes.
+fn pending_get(from: std::net::Ipv4Addr, port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::TcpStream {
     use std::io::Write as _;
-    let mut stream = ds_tests::flood::connect_from(STORM_CLIENT, port).expect("connect to the service");
+    let mut stream = ds_tests::flood::connect_from(from, port).expect("connect to the service");
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -1483,9 +1486,10 @@ fn pending_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::net::Tcp
 
 /// `snapshot.jpg` under a storm of requests that their clients cancel. Anonymous requests are
 /// answered from the heartbeats' thumbnails and never reach a camera. Authenticated ones grab
-/// from the camera, one grab per camera whoever asks, at most two at once over all cameras
-/// (a third camera is told to come back), and a grab runs to its end when its request goes
-/// away, so the requests after it join it rather than open another session. Afterwards no
+/// from the camera, one grab per camera whoever asks, one per client, at most two at once over
+/// all cameras (a third camera is told to come back, and so is a client that has a grab
+/// running), and a grab runs to its end when its request goes away, holding its client's place,
+/// so the requests after it join it rather than open another session. Afterwards no
 /// session to any camera is left open and the service has no more threads than before.
 #[test]
 fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_nothing_behind() {
@@ -1542,10 +1546,10 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     // the grab reached the camera (a request cancelled sooner may never reach the handler).
     // The two grabs take both places; the storm of cancelled requests after them joins them,
     // one session each however many ask; a third camera is refused with when to come back.
-    let started: Vec<_> = [("silent-a", &silent_a), ("silent-b", &silent_b)]
+    let started: Vec<_> = [("silent-a", &silent_a, STORM_CLIENT), ("silent-b", &silent_b, OTHER_STORM_CLIENT)]
         .into_iter()
-        .map(|(id, camera)| {
-            let request = pending_get(web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &auth);
+        .map(|(id, camera, from)| {
+            let request = pending_get(from, web.port(), &format!("/api/cameras/{id}/snapshot.jpg"), &auth);
             wait_until(&format!("the grab at {id}"), Duration::from_secs(10), || match camera.accepted() {
                 1 => Ok(()),
                 n => Err(format!("{n} sessions")),
@@ -1560,6 +1564,24 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     }
     assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
     let grabs_before = grabs();
+    // The storm's client has its grab running (its request long gone): another camera is
+    // refused to it, whether or not a place is free.
+    let sim_1_for_the_storm_client = || {
+        http::request_from(
+            STORM_CLIENT,
+            web.port(),
+            "GET",
+            "/api/cameras/sim-1/snapshot.jpg",
+            &auth,
+            None,
+            http::Read::ToEnd,
+        )
+        .expect("an answer")
+    };
+    let own = sim_1_for_the_storm_client();
+    assert_eq!((own.status, own.header("retry-after")), (429, Some("2")), "{}", own.text());
+    let message = own.json()["error"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("the most one client may at once") && message.contains("thumbnail.jpg"), "{message}");
     let busy = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
     assert_eq!((busy.status, busy.header("retry-after")), (503, Some("2")), "{}", busy.text());
     let message = busy.json()["error"].as_str().unwrap_or_default().to_owned();
@@ -1576,7 +1598,7 @@ fn a_storm_of_cancelled_snapshot_requests_opens_one_grab_per_camera_and_leaves_n
     assert_eq!((silent_a.accepted(), silent_b.accepted()), (1, 1), "cancelled requests started grabs again");
     assert_eq!(grabs(), grabs_before, "the refused request reached its camera");
     // The places are free again.
-    let later = web.send("GET", "/api/cameras/sim-1/snapshot.jpg", &auth, None);
+    let later = sim_1_for_the_storm_client();
     assert_eq!((later.status, later.header("x-picture-source")), (200, Some("grab")), "{}", later.text());
     assert_eq!(grabs(), grabs_before + 1);
 
@@ -1620,7 +1642,15 @@ fn secret_shapes() -> Vec<(&'static str, String, Vec<&'static str>)> {
 
 #[test]
 fn every_secret_bearing_url_shape_stays_out_of_every_answer_and_log_and_a_broken_url_does_not_stop_the_service() {
-    let shapes = secret_shapes();
+    // And a camera that answers (404), so the messages of a probe and of a grab that reached
+    // it (souphttpsrc names the URL it asked in its error) are checked too.
+    let answering = MjpegServer::start();
+    let mut shapes = secret_shapes();
+    shapes.push((
+        "answering",
+        answering.url("missing").replace("http://", "http://admin:An-pa55@") + "?pwd=An-qp55&channel=2",
+        vec!["An-pa55", "An-qp55"],
+    ));
     let secrets: Vec<&str> = shapes.iter().flat_map(|(_, _, s)| s.iter().copied()).collect();
     let cameras: Vec<(&str, &str, &str)> = shapes.iter().map(|(name, url, _)| (*name, url.as_str(), "")).collect();
     let header = format!(
@@ -1630,7 +1660,7 @@ fn every_secret_bearing_url_shape_stays_out_of_every_answer_and_log_and_a_broken
     );
     // Debug: the probes' own messages are logged too.
     let web = Web::start(&yaml_list(&header, &cameras), "debug");
-    let watched = ["userinfo", "snap-pwd", "query-names", "both"];
+    let watched = ["userinfo", "snap-pwd", "query-names", "both", "answering"];
 
     // The service runs, watches the cameras whose URLs parse, and names the others' problem.
     for id in watched {
@@ -1659,6 +1689,7 @@ fn every_secret_bearing_url_shape_stays_out_of_every_answer_and_log_and_a_broken
                 "http://127.0.0.1:{REFUSED_PORT}/img.jpg?Password=***&API_KEY=***&access_token=***&sig=***&channel=1"
             ),
             format!("http://admin:***@127.0.0.1:{REFUSED_PORT}/mjpg?auth=***"),
+            answering.url("missing").replace("http://", "http://admin:***@") + "?pwd=***&channel=2",
         ]
     );
 
@@ -1696,6 +1727,85 @@ fn every_secret_bearing_url_shape_stays_out_of_every_answer_and_log_and_a_broken
     answers.push(("desktop-streamer-web check-config".to_owned(), check_text));
     let pulse: Value = serde_json::from_str(&answers[1].1).unwrap();
     assert_eq!(pulse.as_object().unwrap().len(), watched.len(), "{pulse:#}");
+    // A picture grabbed now (authenticated) fails with a message naming the camera's URL; an
+    // anonymous one has no heartbeat picture to show. A broken URL's camera is not there.
+    let token = web.token();
+    let bearer = format!("Bearer {token}");
+    for id in watched.iter().chain(&["hash", "slash", "question"]) {
+        let path = format!("/api/cameras/{id}/snapshot.jpg");
+        let grabbed = web.send("GET", &path, &[("Authorization", &bearer)], None);
+        let expected = if watched.contains(id) { [502, 504] } else { [404, 404] };
+        assert!(expected.contains(&grabbed.status), "{path}: {} {}", grabbed.status, grabbed.text());
+        let names_url = grabbed.text().contains("***");
+        assert_eq!(names_url, watched.contains(id), "the grab's error names the URL, masked: {}", grabbed.text());
+        answers.push((format!("{path} (grabbed)"), grabbed.text()));
+        answers.push((format!("{path} (anonymous)"), web.get(&path).text()));
+    }
+    // The real watchdog reads the cameras with the same token and alerts each camera down to a
+    // webhook, with the dashboard's message: its alert bodies and the alert history the
+    // dashboard shows (`/api/alerts`). Its log file is where the dashboard reads the logs.
+    let hooks = Receiver::start(&[200]);
+    let token_file = web._dir.path().join("watchdog-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let watchdog_config = web._dir.path().join("watchdog-config.json");
+    std::fs::write(
+        &watchdog_config,
+        json!({"bus": "session", "units": [], "check_interval": 1, "camera_grace_seconds": 1, "alert_cooldown": 0,
+            "max_alerts": 100, "auto_recovery": {"resource_monitoring": false}, "web_url": web.url(),
+            "streamer_url": format!("http://127.0.0.1:{REFUSED_PORT}"), "web_token_file": token_file,
+            "state_dir": web._dir.path().join("watchdog"),
+            "webhook_alerts": {"enabled": true, "url": hooks.url("/hook"), "format": "json"}})
+        .to_string(),
+    )
+    .unwrap();
+    let nowhere = format!("unix:path={}", web._dir.path().join("no-bus").display());
+    let logs = web.logs.to_str().unwrap().to_owned();
+    let watchdog = ServiceProcess::start(
+        "desktop-streamer-watchdog",
+        &["--config".into(), watchdog_config.into()],
+        &[("DBUS_SESSION_BUS_ADDRESS", &nowhere), ("DESKTOP_STREAMER_LOG_DIR", &logs), ("RUST_LOG", "debug")],
+    );
+    let listed = web.cameras();
+    let alerts = wait_until("an alert for each camera down", within(RETRIES + 1) + SLACK * 4, || {
+        let bodies: Vec<Value> = hooks.requests().iter().map(|r| r.json()).collect();
+        let down = bodies.iter().filter(|a| a["title"].as_str().is_some_and(|t| t.ends_with(" down"))).count();
+        if down >= watched.len() { Ok(bodies) } else { Err(format!("{down} camera alerts: {bodies:#?}")) }
+    });
+    for cam in &listed {
+        let name = cam["name"].as_str().unwrap();
+        let message =
+            cam["message"].as_str().filter(|m| !m.is_empty()).unwrap_or_else(|| panic!("no message: {cam:#}"));
+        let alert = alerts
+            .iter()
+            .find(|a| a["title"] == format!("camera {name} down"))
+            .unwrap_or_else(|| panic!("no alert for {name}: {alerts:#?}"));
+        assert!(alert["details"].as_str().unwrap().contains(message), "the camera's message {message:?}: {alert:#}");
+    }
+    for request in hooks.requests() {
+        answers.push(("a watchdog alert's body".to_owned(), String::from_utf8_lossy(&request.body).into_owned()));
+    }
+    let history = wait_until("the alerts in the dashboard's history", SLACK * 2, || {
+        let history = web.json("/api/alerts");
+        let titles = history["entries"].as_array().map_or(0, |e| {
+            e.iter().filter(|e| e["alert"]["title"].as_str().is_some_and(|t| t.ends_with(" down"))).count()
+        });
+        if titles >= watched.len() { Ok(history) } else { Err(history.to_string()) }
+    });
+    answers.push(("GET /api/alerts".to_owned(), history.to_string()));
+    drop(watchdog);
+    // The logs over HTTP: the last lines, a search for a camera, and the live stream's start.
+    let recent = web.json("/api/logs?lines=5000");
+    assert!(recent["lines"].as_array().is_some_and(|l| l.len() > 100), "{recent:#}");
+    answers.push(("GET /api/logs".to_owned(), recent.to_string()));
+    for q in ["userinfo", "snap", "127.0.0.1", "streams"] {
+        let found = web.json(&format!("/api/logs?lines=5000&q={q}"));
+        assert!(found["lines"].as_array().is_some_and(|l| !l.is_empty()), "q={q}: {found:#}");
+        answers.push((format!("GET /api/logs?q={q}"), found.to_string()));
+    }
+    answers.push((
+        "GET /api/logs/stream".to_owned(),
+        read_events(web.port(), "/api/logs/stream?lines=5000", 100, HEARTBEAT * 2),
+    ));
     for (place, text) in &answers {
         assert_no_secret(place, text, &secrets);
     }

@@ -29,6 +29,11 @@ const HEARTBEAT_S: i64 = 5;
 const MAX_EXPORTS: usize = 2;
 const MAX_SEARCHES: usize = 2;
 const MAX_STREAMS: usize = 8;
+/// What one client may hold of each (`MAX_EXPORTS_PER_CLIENT`, `MAX_SEARCHES_PER_CLIENT`,
+/// `MAX_LOG_STREAMS_PER_CLIENT`).
+const EXPORTS_PER_CLIENT: usize = 1;
+const SEARCHES_PER_CLIENT: usize = 1;
+const STREAMS_PER_CLIENT: usize = 2;
 /// What one log search may read (`RECENT_SCAN_LIMIT_BYTES`), and one block of it.
 const SCAN_LIMIT: u64 = 64 * 1024 * 1024;
 const SCAN_BLOCK: u64 = 64 * 1024;
@@ -63,9 +68,14 @@ impl Dashboard {
 
     /// Starts the service with the debug lines of the exports and log searches.
     fn start(&mut self) -> &ServiceProcess {
+        self.start_with(json!({}))
+    }
+
+    /// [`Dashboard::start`] with `extra` keys in the configuration.
+    fn start_with(&mut self, extra: serde_json::Value) -> &ServiceProcess {
         let d = self.dir.path();
         let config = d.join("web-config.json");
-        let value = json!({
+        let mut value = json!({
             "bus": "session",
             "streamer_url": "http://127.0.0.1:1",
             "auth_file": d.join("web-auth.json"),
@@ -74,6 +84,9 @@ impl Dashboard {
             "log_dir": self.logs(),
             "watchdog_state_dir": d.join("watchdog"),
         });
+        if let (Some(value), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+            value.extend(extra);
+        }
         std::fs::write(&config, value.to_string()).unwrap();
         let args: Vec<OsString> = vec!["--config".into(), config.into(), "--listen".into(), "127.0.0.1:0".into()];
         let no_bus = format!("unix:path={}", d.join("no-bus").display());
@@ -91,8 +104,9 @@ impl Dashboard {
     }
 }
 
-/// Writes the history through the real store and its writer, ending a minute ago.
-fn write_history(database: &Path) {
+/// Writes the history through the real store and its writer, ending a minute ago:
+/// `heartbeats` of each of [`CAMERAS`].
+fn write_history(database: &Path, heartbeats: usize) {
     use ds_camera_db::{Batching, CameraInfo, Options, Store};
     let store = Store::open(database, Options::default()).unwrap();
     let now = jiff::Timestamp::now();
@@ -104,12 +118,12 @@ fn write_history(database: &Path) {
         })
         .collect();
     store.sync_cameras(&cameras, now).unwrap();
-    let first = now - jiff::SignedDuration::from_secs(60 + HEARTBEAT_S * HEARTBEATS_PER_CAMERA as i64);
+    let first = now - jiff::SignedDuration::from_secs(60 + HEARTBEAT_S * heartbeats as i64);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let batching = Batching { max_records: 5000, queue: CAMERAS * HEARTBEATS_PER_CAMERA, ..Batching::default() };
+        let batching = Batching { max_records: 5000, queue: CAMERAS * heartbeats, ..Batching::default() };
         let writer = store.writer(batching).unwrap();
-        for n in 0..HEARTBEATS_PER_CAMERA {
+        for n in 0..heartbeats {
             let at = first + jiff::SignedDuration::from_secs(HEARTBEAT_S * n as i64);
             for cam in &cameras {
                 writer
@@ -136,13 +150,25 @@ fn write_history(database: &Path) {
 
 /// Sends `GET path` on a new connection from `from` (a slow reader's when `receive_buffer`).
 fn send_get(port: u16, from: Ipv4Addr, path: &str, receive_buffer: Option<usize>) -> TcpStream {
+    send_get_with(port, from, path, receive_buffer, &[])
+}
+
+/// [`send_get`] with more request headers.
+fn send_get_with(
+    port: u16,
+    from: Ipv4Addr,
+    path: &str,
+    receive_buffer: Option<usize>,
+    headers: &[(&str, &str)],
+) -> TcpStream {
     let mut stream = match receive_buffer {
         Some(bytes) => connect_slow_reader(from, port, bytes),
         None => connect_from(from, port),
     }
     .expect("connect to the service");
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").expect("send the request");
+    let more: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{more}\r\n").expect("send the request");
     stream
 }
 
@@ -162,11 +188,27 @@ fn read_head(stream: &mut TcpStream) -> (u16, String) {
     (status, head)
 }
 
+/// Sends `GET path` from `from` (with `headers`) and reads its short answer: (status, head as
+/// text, body).
+fn refusal(port: u16, from: Ipv4Addr, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let answer = http::read_answer(&mut send_get_with(port, from, path, None, headers)).expect("an answer");
+    let head: String = answer.headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+    (answer.status, head, answer.text())
+}
+
 /// How many lines of the service's log contain `text`, and the last of them.
 fn logged(service: &ServiceProcess, text: &str) -> (usize, String) {
     let logs = service.logs();
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains(text)).collect();
     (lines.len(), lines.last().map(|l| (*l).to_owned()).unwrap_or_default())
+}
+
+/// Waits (at most `limit`) until more than `seen` lines of the service's log contain `text`.
+fn wait_logged_more(service: &ServiceProcess, text: &str, seen: usize, limit: Duration) {
+    wait_until(&format!("another {text:?} in the log"), limit, || match logged(service, text).0 {
+        n if n > seen => Ok(()),
+        n => Err(format!("{n} of them")),
+    });
 }
 
 /// The value of `field=` in a log line.
@@ -185,7 +227,7 @@ fn field(line: &str, name: &str) -> u64 {
 fn a_stalled_csv_export_holds_neither_the_database_nor_memory_and_stops_when_its_client_goes_or_stalls() {
     let mut dashboard = Dashboard::prepare();
     let started = Instant::now();
-    write_history(&dashboard.database());
+    write_history(&dashboard.database(), HEARTBEATS_PER_CAMERA);
     let wrote = started.elapsed();
     let service = dashboard.start();
     let (port, pid) = (service.port, service.pid());
@@ -378,11 +420,13 @@ fn log_searches_and_streams_stay_within_their_bounds() {
     let after = http::get(port, "/api/logs?lines=1").expect("an answer");
     assert_eq!(after.status, 200, "the places are free again: {}", after.text());
 
-    // Streams: eight from one client; the ninth is refused; one goes, another may come.
+    // Streams: eight from four clients (each may hold two); the ninth, from a fifth client, is
+    // refused; one goes, another may come.
     let stream_path = "/api/logs/stream?lines=5";
     let mut streams: Vec<TcpStream> = (0..MAX_STREAMS)
-        .map(|_| {
-            let mut s = send_get(port, Ipv4Addr::new(127, 0, 0, 7), stream_path, None);
+        .map(|n| {
+            let client = Ipv4Addr::new(127, 0, 0, 20 + (n / STREAMS_PER_CLIENT) as u8);
+            let mut s = send_get(port, client, stream_path, None);
             let (status, head) = read_head(&mut s);
             assert_eq!(status, 200, "{head}");
             s
@@ -403,4 +447,83 @@ fn log_searches_and_streams_stay_within_their_bounds() {
         "a search alone read {scanned} bytes in {:.2} s; a cancelled one stopped after {read} bytes",
         search_took.as_secs_f64()
     );
+}
+
+/// Each heavy read has a share per client below its cap over all clients: a client that holds
+/// its share is refused more (429, `Retry-After`, a message naming its address and the limit)
+/// while another client still gets a place, and a client behind a trusted reverse proxy is
+/// counted by the address the proxy forwarded for, as the login limit counts it. Log streams:
+/// two per client; log searches and CSV exports: one.
+#[test]
+fn one_client_gets_its_share_of_each_heavy_read_and_another_client_still_gets_a_place() {
+    let mut dashboard = Dashboard::prepare();
+    // Enough history that an export nobody reads stays unfinished; logs that a search reads
+    // for seconds.
+    write_history(&dashboard.database(), 20_000);
+    write_logs(&dashboard.logs(), 32 * 1024 * 1024);
+    let proxy = Ipv4Addr::new(127, 0, 0, 19);
+    let service = dashboard.start_with(json!({"trusted_proxies": [proxy.to_string()]}));
+    let port = service.port;
+    let (one, other) = (Ipv4Addr::new(127, 0, 0, 17), Ipv4Addr::new(127, 0, 0, 18));
+    // `GET path` from `from` (through the proxy for `behind`) is refused as `from`'s share
+    // (or `behind`'s) taken, the message saying `what`.
+    let refused = |from: Ipv4Addr, behind: Option<&str>, path: &str, what: &str| {
+        let forwarded: Vec<(&str, &str)> = behind.iter().map(|b| ("X-Forwarded-For", *b)).collect();
+        let (status, head, body) = refusal(port, from, path, &forwarded);
+        assert_eq!(status, 429, "{what}: {head}{body}");
+        assert!(head.to_ascii_lowercase().contains("retry-after:"), "{what}: {head}");
+        let client = behind.map_or_else(|| from.to_string(), str::to_owned);
+        assert!(body.contains(&format!("your address ({client})")) && body.contains(what), "{body}");
+    };
+    let from_other =
+        |path: &str| http::request_from(other, port, "GET", path, &[], None, http::Read::ToEnd).expect("an answer");
+
+    // Log streams: one client holds two and is refused a third; another client gets one.
+    let stream_path = "/api/logs/stream?lines=5";
+    let open_stream = |from: Ipv4Addr, headers: &[(&str, &str)]| {
+        let mut s = send_get_with(port, from, stream_path, None, headers);
+        let (status, head) = read_head(&mut s);
+        assert_eq!(status, 200, "a stream from {from} {headers:?}: {head}");
+        s
+    };
+    let held: Vec<TcpStream> = (0..STREAMS_PER_CLIENT).map(|_| open_stream(one, &[])).collect();
+    refused(one, None, stream_path, &format!("holds {STREAMS_PER_CLIENT} log streams open already"));
+    let others = open_stream(other, &[]);
+    // Behind the proxy: each forwarded client has its own share; the proxy's own address, as
+    // any other, has not every client's.
+    let behind = |client: &'static str| [("X-Forwarded-For", client)];
+    let first: Vec<TcpStream> = (0..STREAMS_PER_CLIENT).map(|_| open_stream(proxy, &behind("192.0.2.1"))).collect();
+    refused(proxy, Some("192.0.2.1"), stream_path, "log streams open already");
+    let second = open_stream(proxy, &behind("192.0.2.2"));
+    drop((held, others, first, second));
+
+    // Log searches: one client runs one and is refused a second; another client's runs.
+    let search = "/api/logs?q=no-such-text-anywhere";
+    let started = logged(service, "log search started").0;
+    let running = send_get(port, one, search, None);
+    wait_logged_more(service, "log search started", started, WAIT);
+    refused(one, None, search, &format!("runs {SEARCHES_PER_CLIENT} log search already"));
+    // The other client's is admitted while the first one's runs (which, dropped then, is
+    // cancelled: it was still running), and answers.
+    let mut theirs = send_get(port, other, search, None);
+    wait_logged_more(service, "log search started", started + 1, WAIT);
+    let cancelled = logged(service, "log search stopped: the request went away").0;
+    drop(running);
+    wait_logged_more(service, "log search stopped: the request went away", cancelled, PROMPT * 5);
+    let theirs = http::read_answer(&mut theirs).expect("an answer");
+    assert_eq!(theirs.status, 200, "the other client's search: {}", theirs.text());
+
+    // CSV exports: one client's export stalls and it is refused a second; another client's
+    // is read to its end.
+    let export = "/api/cameras/export.csv?hours=8760";
+    let mut stalled = send_get(port, one, export, Some(4096));
+    let (status, head) = read_head(&mut stalled);
+    assert_eq!(status, 200, "{head}");
+    refused(one, None, export, &format!("runs {EXPORTS_PER_CLIENT} CSV export already"));
+    let full = from_other(export);
+    assert_eq!(full.status, 200, "the other client's export: {}", full.text());
+    assert_eq!(full.text().lines().count(), 1 + CAMERAS * 20_000, "every row");
+    // The stalled export is still running: its client's share is still taken.
+    refused(one, None, export, "CSV export already");
+    drop(stalled);
 }

@@ -18,11 +18,13 @@
 //! [`serve::serve`] serves a router within [`serve::Limits`] (header-read timeout, connection
 //! caps) against clients that hold connections open, over plain HTTP or HTTPS ([`tls`]: a
 //! certificate from files, HSTS); [`hosts::check_host`] answers only requests for this
-//! machine's names and addresses (DNS rebinding).
+//! machine's names and addresses (DNS rebinding); [`places::Places`] bound the expensive work
+//! clients may hold at once, over all clients and per client.
 //!
 //! Not in ds-runtime: the CLI depends on that crate and must not build axum.
 
 pub mod hosts;
+pub mod places;
 pub mod serve;
 pub mod tls;
 

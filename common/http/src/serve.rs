@@ -30,9 +30,9 @@
 //! connections finish the request they are serving and close, and [`serve`] returns when all
 //! are closed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -192,40 +192,6 @@ impl Served {
     }
 }
 
-/// Open connections per client address.
-#[derive(Debug, Default)]
-struct Clients(Mutex<HashMap<IpAddr, usize>>);
-
-/// One of a client's places; given back when dropped.
-struct ClientPlace {
-    clients: Arc<Clients>,
-    ip: IpAddr,
-}
-
-impl Clients {
-    fn claim(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientPlace> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let open = map.entry(ip).or_insert(0);
-        if *open >= max {
-            return None;
-        }
-        *open += 1;
-        Some(ClientPlace { clients: Arc::clone(self), ip })
-    }
-}
-
-impl Drop for ClientPlace {
-    fn drop(&mut self) {
-        let mut map = self.clients.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(open) = map.get_mut(&self.ip) {
-            *open -= 1;
-            if *open == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// The open connections that have not sent a request yet, oldest first (by accept order), each
 /// with the token that closes it.
 #[derive(Debug, Default)]
@@ -249,7 +215,7 @@ const EVICTION_WAIT: Duration = Duration::from_millis(500);
 /// What a connection holds while it is open.
 struct Held {
     _place: OwnedSemaphorePermit,
-    _client: ClientPlace,
+    _client: crate::places::ClientPlace,
     served: Arc<Served>,
 }
 
@@ -356,7 +322,7 @@ pub async fn serve_over(
     shutdown: impl Future<Output = ()>,
 ) {
     let places = Arc::new(Semaphore::new(limits.max_connections));
-    let clients = Arc::new(Clients::default());
+    let clients = Arc::new(crate::places::ClientPlaces::default());
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
     let mut builder = Builder::new(TokioExecutor::new());

@@ -15,6 +15,7 @@ use axum::Json;
 use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ds_http::places::Full;
 use serde::Serialize;
 
 /// An error answer; build it with the status and a message saying what was wrong.
@@ -41,6 +42,17 @@ impl AppError {
     pub fn retry_after(mut self, wait: Duration) -> Self {
         self.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         self
+    }
+
+    /// An expensive read refused for want of a place ([`Full`]): 503 when every place is taken
+    /// (the service is busy), 429 when the client holds its share already (it asks too much);
+    /// either with `Retry-After: wait`.
+    pub fn no_place(full: Full, message: impl Into<String>, wait: Duration) -> Self {
+        let status = match full {
+            Full::All => StatusCode::SERVICE_UNAVAILABLE,
+            Full::Client => StatusCode::TOO_MANY_REQUESTS,
+        };
+        AppError::new(status, message).retry_after(wait)
     }
 
     /// Adds `WWW-Authenticate: Bearer realm="desktop-streamer"` (a 401's challenge).

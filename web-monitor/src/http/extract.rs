@@ -1,14 +1,19 @@
 //! The dashboard's extractors: a JSON body and a query string whose rejections explain
-//! themselves as [`AppError`]s, and the client's address.
+//! themselves as [`AppError`]s, and the client's address: the peer's ([`ClientIp`]) and the
+//! client's behind trusted reverse proxies ([`Client`], which the per-client bounds on
+//! expensive reads count by).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
 use serde::de::DeserializeOwned;
 
 use super::AppError;
@@ -148,6 +153,37 @@ impl ClientIp {
         }
         peer
     }
+}
+
+/// The client a request comes from, as the login limit counts it: the peer's address, or behind
+/// one of the `trusted_proxies` the address the proxies forwarded for ([`ClientIp::behind`]).
+/// [`identify_client`] puts it into each request; a router without that layer gives the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Client(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Infallible> {
+        if let Some(client) = parts.extensions.get::<Client>() {
+            return Ok(*client);
+        }
+        let ClientIp(peer) = ClientIp::from_request_parts(parts, state).await?;
+        Ok(Client(peer))
+    }
+}
+
+/// The middleware that names each request's [`Client`], behind the trusted proxies `proxies`:
+/// `axum::middleware::from_fn_with_state(proxies, identify_client)`.
+pub async fn identify_client(
+    State(proxies): State<Arc<[IpAddr]>>,
+    peer: ClientIp,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let client = Client(peer.behind(req.headers(), &proxies));
+    req.extensions_mut().insert(client);
+    next.run(req).await
 }
 
 #[cfg(test)]

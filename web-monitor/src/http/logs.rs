@@ -3,10 +3,13 @@
 //!
 //! A search for a rare text reads far back, so what a client may make the service read is
 //! bounded: at most [`MAX_CONCURRENT_SEARCHES`] reads of recent lines run at once over all
-//! clients (more get 503 with `Retry-After`), each reads at most
+//! clients (more get 503 with `Retry-After`) and [`MAX_SEARCHES_PER_CLIENT`] per client (more
+//! get 429 with `Retry-After`, so one client cannot take every place), each reads at most
 //! [`logs::RECENT_SCAN_LIMIT_BYTES`] (the answer's `scanned_bytes` and `truncated` say how far
 //! it got), and a read stops as soon as its request goes away. At most [`MAX_LOG_STREAMS`]
-//! streams are open at once.
+//! streams are open at once, [`MAX_LOG_STREAMS_PER_CLIENT`] per client. A client is counted by
+//! its address as the login limit counts it ([`Client`]: behind a trusted proxy, the address
+//! the proxy forwarded for).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,12 +21,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use ds_http::places::{Full, Place, Places};
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{AppError, AppState, JsonQuery};
+use super::{AppError, AppState, Client, JsonQuery};
 use crate::logs::{self, Level, LogError, ScanLimits};
 
 /// Most lines one request may ask for.
@@ -33,51 +36,61 @@ pub const DEFAULT_LINES: usize = 200;
 /// Reads of recent lines (`/api/logs`, and the start of `/api/logs/stream`) that may run at
 /// once over all clients.
 pub const MAX_CONCURRENT_SEARCHES: usize = 2;
+/// Reads of recent lines one client may run at once.
+pub const MAX_SEARCHES_PER_CLIENT: usize = 1;
 /// `/api/logs/stream` clients that may be connected at once.
 pub const MAX_LOG_STREAMS: usize = 8;
+/// Log streams one client may hold open at once (a dashboard page holds one).
+pub const MAX_LOG_STREAMS_PER_CLIENT: usize = 2;
 /// The `Retry-After` of a refused search or stream.
 pub const LOGS_RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// The places for log reads and streams, shared by all clients.
+/// The places for log reads and streams, over all clients and per client.
 #[derive(Clone, Debug)]
 pub struct LogPlaces {
-    searches: Arc<Semaphore>,
-    streams: Arc<Semaphore>,
+    searches: Arc<Places>,
+    streams: Arc<Places>,
 }
 
 impl Default for LogPlaces {
     fn default() -> Self {
         LogPlaces {
-            searches: Arc::new(Semaphore::new(MAX_CONCURRENT_SEARCHES)),
-            streams: Arc::new(Semaphore::new(MAX_LOG_STREAMS)),
+            searches: Arc::new(Places::new(MAX_CONCURRENT_SEARCHES, MAX_SEARCHES_PER_CLIENT)),
+            streams: Arc::new(Places::new(MAX_LOG_STREAMS, MAX_LOG_STREAMS_PER_CLIENT)),
         }
     }
 }
 
 impl LogPlaces {
-    fn search(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        Arc::clone(&self.searches).try_acquire_owned().map_err(|_| {
-            AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
+    fn search(&self, Client(ip): Client) -> Result<Place, AppError> {
+        self.searches.claim(ip).map_err(|full| {
+            let message = match full {
+                Full::All => format!(
                     "{MAX_CONCURRENT_SEARCHES} log searches are running, the most that may run at once; try again \
                      in a few seconds"
                 ),
-            )
-            .retry_after(LOGS_RETRY_AFTER)
+                Full::Client => format!(
+                    "your address ({ip}) runs {MAX_SEARCHES_PER_CLIENT} log search already, the most one client may \
+                     run at once; try again when it has finished"
+                ),
+            };
+            AppError::no_place(full, message, LOGS_RETRY_AFTER)
         })
     }
 
-    fn stream(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        Arc::clone(&self.streams).try_acquire_owned().map_err(|_| {
-            AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
+    fn stream(&self, Client(ip): Client) -> Result<Place, AppError> {
+        self.streams.claim(ip).map_err(|full| {
+            let message = match full {
+                Full::All => format!(
                     "{MAX_LOG_STREAMS} log streams are open, the most allowed at once; close one (a dashboard \
                      showing the logs) or try again later"
                 ),
-            )
-            .retry_after(LOGS_RETRY_AFTER)
+                Full::Client => format!(
+                    "your address ({ip}) holds {MAX_LOG_STREAMS_PER_CLIENT} log streams open already, the most one \
+                     client may; close one (a dashboard page showing the logs) or try again later"
+                ),
+            };
+            AppError::no_place(full, message, LOGS_RETRY_AFTER)
         })
     }
 }
@@ -145,12 +158,12 @@ fn log_error(e: &LogError) -> Response {
 }
 
 /// `GET /api/logs`: the last lines, with how much was read for them.
-pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
+pub async fn recent(State(s): State<AppState>, client: Client, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
-    let place = match s.logs.search() {
+    let place = match s.logs.search(client) {
         Ok(place) => place,
         Err(e) => return e.into_response(),
     };
@@ -181,15 +194,16 @@ pub async fn recent(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>
 }
 
 /// `GET /api/logs/stream`: the last lines, then each new one, as server-sent `log` events.
-pub async fn stream(State(s): State<AppState>, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
+pub async fn stream(State(s): State<AppState>, client: Client, JsonQuery(q): JsonQuery<LogQuery>) -> Response {
     let p = match parse(q) {
         Ok(p) => p,
         Err(why) => return AppError::new(StatusCode::BAD_REQUEST, why).into_response(),
     };
-    let (stream_place, search_place) = match s.logs.stream().and_then(|stream| Ok((stream, s.logs.search()?))) {
-        Ok(places) => places,
-        Err(e) => return e.into_response(),
-    };
+    let (stream_place, search_place) =
+        match s.logs.stream(client).and_then(|stream| Ok((stream, s.logs.search(client)?))) {
+            Ok(places) => places,
+            Err(e) => return e.into_response(),
+        };
     let limits = ScanLimits::default();
     let _cancel = CancelOnDrop(Arc::clone(&limits.cancel));
     let started =

@@ -30,7 +30,7 @@ use axum::routing::{delete, get, post};
 pub use auth::routes as auth_routes;
 pub use control::STREAMER_UNIT;
 pub use error::AppError;
-pub use extract::{ClientIp, JsonBody, JsonQuery, json_rejection};
+pub use extract::{Client, ClientIp, JsonBody, JsonQuery, identify_client, json_rejection};
 pub use guard::{Authenticated, check_origin, require_auth};
 pub use logs::{DEFAULT_LINES, LogPlaces, MAX_CONCURRENT_SEARCHES, MAX_LINES, MAX_LOG_STREAMS};
 pub use state::AppState;
@@ -41,13 +41,14 @@ use crate::auth::AuthState;
 pub const PUBLIC_PATHS: [&str; 4] = ["/", "/cameras", "/login", "/assets/"];
 
 /// The whole router; serve it with `into_make_service_with_connect_info::<SocketAddr>()` so
-/// login attempts are limited per client. State-changing calls need a session or an API token
+/// login attempts and expensive reads are limited per client ([`Client`]). State-changing calls need a session or an API token
 /// and the same origin (see [`guard`]). Each request is logged with its method, path, status
 /// and latency ([`ds_http::trace_requests`]: debug when fast and fine, so the page's polling
 /// does not flood the log). Answers to requests over the dashboard's own TLS carry
 /// `Strict-Transport-Security` ([`ds_http::tls::strict_transport_security`]).
 pub fn app(state: AppState, auth: AuthState) -> Router {
     let hosts = std::sync::Arc::new(ds_http::hosts::AllowedHosts::new(&state.config.allowed_hosts));
+    let proxies: std::sync::Arc<[std::net::IpAddr]> = auth.settings().trusted_proxies.clone().into();
     Router::new()
         .route("/api/service/{action}", post(control::service))
         .route("/api/stream/restart", post(control::stream_restart))
@@ -73,6 +74,7 @@ pub fn app(state: AppState, auth: AuthState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::auth::JSON_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(auth, require_auth))
+        .layer(axum::middleware::from_fn_with_state(proxies, identify_client))
         .layer(axum::middleware::from_fn_with_state(hosts, ds_http::hosts::check_host))
         // Every answer over the dashboard's own TLS, refusals included.
         .layer(axum::middleware::from_fn(ds_http::tls::strict_transport_security))

@@ -19,6 +19,7 @@ use ds_camera_db::{Bucket, STANDARD_WINDOWS, Store, Uptime};
 use ds_camera_monitor::Live;
 use ds_cameras::{CameraStatus, State as CamState};
 use ds_config::{Camera, CamerasConfig};
+use ds_http::places::Full;
 use ds_wire::cameras::{
     BarBucket, CameraDetail, CameraEntry, CameraEvent, CameraList, CameraLive, Probed, StreamPulseEntry,
     StreamPulseState, StreamPulseStatus, UptimeSummary, Waiting,
@@ -410,15 +411,23 @@ fn picture_response(jpeg: Vec<u8>, taken_at: Timestamp, source: PictureSource) -
         .into_response()
 }
 
+/// Pictures one client may be grabbing from the cameras at once (over all clients, the
+/// preview cache's `max_grabs`).
+pub const MAX_GRABS_PER_CLIENT: usize = 1;
+/// The `Retry-After` of a refused grab.
+pub const GRAB_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// `GET /api/cameras/{id}/snapshot.jpg`: the camera's picture. Anonymous readers (with
 /// `public_read`) get its last heartbeat's thumbnail, which costs the camera nothing; an
 /// authenticated request gets a full-size picture grabbed from the camera now (or a few
-/// seconds ago: grabs are cached, shared by concurrent requests, limited to one per camera
-/// and a few overall, and run to their end even when the request goes away).
+/// seconds ago: grabs are cached, shared by concurrent requests, limited to one per camera,
+/// [`MAX_GRABS_PER_CLIENT`] per client and a few overall, and run to their end even when the
+/// request goes away, holding their places till then).
 /// `X-Picture-Source` says which (`heartbeat` or `grab`).
 pub async fn snapshot(
     State(c): State<Cameras>,
     Path(id): Path<String>,
+    crate::http::Client(ip): crate::http::Client,
     who: Option<axum::Extension<crate::http::Authenticated>>,
 ) -> Result<Response, AppError> {
     let (cam, list) = c.find(&id)?;
@@ -434,7 +443,13 @@ pub async fn snapshot(
             )),
         };
     }
-    match c.previews.get(&id, &cam.url, list.probe_settings(&cam).verify_tls).await {
+    let verify_tls = list.probe_settings(&cam).verify_tls;
+    let share = || {
+        c.grabbers
+            .claim(ip, MAX_GRABS_PER_CLIENT)
+            .ok_or(ds_cameras::preview::PreviewError::ClientBusy { limit: MAX_GRABS_PER_CLIENT })
+    };
+    match c.previews.get_claiming(&id, &cam.url, verify_tls, share).await {
         Ok(p) => Ok(picture_response(p.jpeg.clone(), p.taken_at, PictureSource::Grab)),
         Err(e) => {
             use ds_cameras::preview::PreviewError as P;
@@ -442,11 +457,10 @@ pub async fn snapshot(
                 P::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
                 P::Auth { .. } | P::NotFound { .. } | P::Tls { .. } | P::Other { .. } => StatusCode::BAD_GATEWAY,
                 P::BadUrl { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-                P::Busy { .. } => {
+                P::Busy { .. } | P::ClientBusy { .. } => {
+                    let full = if matches!(e, P::Busy { .. }) { Full::All } else { Full::Client };
                     let message = format!("{e} (the last heartbeat's picture is at /api/cameras/{id}/thumbnail.jpg)");
-                    return Err(
-                        AppError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(Duration::from_secs(2))
-                    );
+                    return Err(AppError::no_place(full, message, GRAB_RETRY_AFTER));
                 }
             };
             // The message names the URL with its password masked.

@@ -8,9 +8,10 @@
 //! and a stalled reader holds a few chunks, never the connection. When the client goes away
 //! (the body is dropped) the producer stops before its next batch. A client that takes no
 //! chunk for [`EXPORT_STALL_TIMEOUT`] loses its export, and at most
-//! [`MAX_CONCURRENT_EXPORTS`] run at once (more get 503 with `Retry-After`).
+//! [`MAX_CONCURRENT_EXPORTS`] run at once (more get 503 with `Retry-After`), at most
+//! [`MAX_EXPORTS_PER_CLIENT`] for one client (more get 429 with `Retry-After`), so one client
+//! cannot hold every place.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -18,17 +19,20 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ds_camera_db::{CsvExport, EXPORT_BATCH_ROWS, Store};
+use ds_http::places::{Full, Place, Places};
 use futures_util::StreamExt as _;
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::Cameras;
 use super::api::{MAX_HOURS, blocking, db_error};
-use crate::http::{AppError, JsonQuery};
+use crate::http::{AppError, Client, JsonQuery};
 
 /// Exports that may run at once, over all clients.
 pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// Exports one client may run at once.
+pub const MAX_EXPORTS_PER_CLIENT: usize = 1;
 /// Chunks (of [`EXPORT_BATCH_ROWS`] rows each) produced ahead of the client.
 pub const EXPORT_CHANNEL_CHUNKS: usize = 2;
 /// A client that takes no chunk for this long loses its export (its place is given back).
@@ -36,27 +40,30 @@ pub const EXPORT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `Retry-After` of a refused export.
 pub const EXPORT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The places for exports (see [`MAX_CONCURRENT_EXPORTS`]).
+/// The places for exports ([`MAX_CONCURRENT_EXPORTS`], [`MAX_EXPORTS_PER_CLIENT`]).
 #[derive(Debug)]
-pub struct ExportPlaces(Arc<Semaphore>);
+pub struct ExportPlaces(Places);
 
 impl Default for ExportPlaces {
     fn default() -> Self {
-        ExportPlaces(Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)))
+        ExportPlaces(Places::new(MAX_CONCURRENT_EXPORTS, MAX_EXPORTS_PER_CLIENT))
     }
 }
 
 impl ExportPlaces {
-    fn claim(&self) -> Result<OwnedSemaphorePermit, AppError> {
-        Arc::clone(&self.0).try_acquire_owned().map_err(|_| {
-            AppError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
+    fn claim(&self, Client(ip): Client) -> Result<Place, AppError> {
+        self.0.claim(ip).map_err(|full| {
+            let message = match full {
+                Full::All => format!(
                     "{MAX_CONCURRENT_EXPORTS} CSV exports are running, the most that may run at once; try again \
                      when one has finished"
                 ),
-            )
-            .retry_after(EXPORT_RETRY_AFTER)
+                Full::Client => format!(
+                    "your address ({ip}) runs {MAX_EXPORTS_PER_CLIENT} CSV export already, the most one client may \
+                     run at once; try again when it has finished"
+                ),
+            };
+            AppError::no_place(full, message, EXPORT_RETRY_AFTER)
         })
     }
 }
@@ -72,7 +79,11 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/cameras/export.csv`: raw heartbeats as CSV, times in UTC and in the list's zone.
-pub async fn csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>) -> Result<Response, AppError> {
+pub async fn csv(
+    State(c): State<Cameras>,
+    client: Client,
+    JsonQuery(q): JsonQuery<ExportQuery>,
+) -> Result<Response, AppError> {
     if let Some(id) = &q.camera {
         c.find(id)?;
     }
@@ -82,7 +93,7 @@ pub async fn csv(State(c): State<Cameras>, JsonQuery(q): JsonQuery<ExportQuery>)
     }
     let store = c.store()?;
     let tz = ds_camera_db::time::time_zone(&c.fleet.current().timezone).map_err(db_error)?;
-    let place = c.exports.claim()?;
+    let place = c.exports.claim(client)?;
     let span = SignedDuration::from_hours(i64::from(hours));
     let name = format!("cameras-{}.csv", q.camera.as_deref().unwrap_or("all"));
     let export = {
@@ -132,7 +143,7 @@ async fn produce(
     mut export: CsvExport,
     chunks: mpsc::Sender<Bytes>,
     complete: oneshot::Sender<()>,
-    place: OwnedSemaphorePermit,
+    place: Place,
 ) {
     let mut rows = 0;
     let ended = loop {

@@ -28,6 +28,8 @@ pub struct Shared {
     pub exports: export::ExportPlaces,
     /// Pictures grabbed on demand, reused for a few seconds.
     pub previews: ds_cameras::preview::PreviewCache,
+    /// The grabs each client has running ([`api::MAX_GRABS_PER_CLIENT`]).
+    pub grabbers: Arc<ds_http::places::ClientPlaces>,
     /// Each camera's thumbnail from its last decoded heartbeat (none until set).
     pub thumbnails: ds_cameras::Thumbnails,
 }
@@ -52,6 +54,7 @@ impl Cameras {
             summary: api::SummaryCache::default(),
             exports: export::ExportPlaces::default(),
             previews: ds_cameras::preview::PreviewCache::new(Default::default()),
+            grabbers: Arc::default(),
             thumbnails: ds_cameras::Thumbnails::default(),
         }))
     }
