@@ -174,6 +174,21 @@ pub fn slack_escape(text: &str) -> String {
     out
 }
 
+/// Text as Discord shows it literally in an embed's description and fields: its Markdown
+/// characters escaped with a backslash. A camera's text such as `[click](http://evil.example)`
+/// would otherwise be a disguised link there, `**x**` bold, `||x||` hidden. (Mentions in an embed never notify; the message
+/// also allows none.)
+pub fn discord_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '[' | ']' | '(' | ')' | '<' | '>' | '#') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn slack(alert: &Alert) -> Value {
     let esc = slack_escape;
     let mut fields = vec![
@@ -200,17 +215,21 @@ fn slack(alert: &Alert) -> Value {
 }
 
 fn discord(alert: &Alert) -> Value {
+    // Escaped first, then cut to Discord's limits (a cut may end in a lone backslash, which
+    // Discord shows as it is).
+    let esc = discord_escape;
     let mut fields = vec![
         json!({"name": "Severity", "value": alert.severity.as_str(), "inline": true}),
-        json!({"name": "Host", "value": truncate(&alert.host, DISCORD_FIELD_MAX), "inline": true}),
+        json!({"name": "Host", "value": truncate(&esc(&alert.host), DISCORD_FIELD_MAX), "inline": true}),
         json!({"name": "Since", "value": alert.since.to_string(), "inline": true}),
     ];
     if let Some(action) = &alert.action {
-        fields.push(json!({"name": "Action", "value": truncate(action, DISCORD_FIELD_MAX), "inline": false}));
+        fields.push(json!({"name": "Action", "value": truncate(&esc(action), DISCORD_FIELD_MAX), "inline": false}));
     }
     let mut embed = json!({
+        // A title shows no links; escaping it would show the backslashes of our own brackets.
         "title": truncate(&alert.subject(), DISCORD_TITLE_MAX),
-        "description": truncate(&alert.details, DISCORD_DESCRIPTION_MAX),
+        "description": truncate(&esc(&alert.details), DISCORD_DESCRIPTION_MAX),
         "color": discord_color(alert.severity),
         "timestamp": alert.raised_at.to_string(),
         "fields": fields,
@@ -220,7 +239,7 @@ fn discord(alert: &Alert) -> Value {
     if let Some(url) = alert.dashboard_url.as_ref().filter(|u| u.starts_with("http://") || u.starts_with("https://")) {
         embed["url"] = json!(url);
     }
-    json!({"username": "desktop-streamer", "embeds": [embed]})
+    json!({"username": "desktop-streamer", "embeds": [embed], "allowed_mentions": {"parse": []}})
 }
 
 /// The alert's own fields (as stored in the outbox) plus its `subject` and `text`.
@@ -287,6 +306,21 @@ mod tests {
     fn truncation_respects_characters() {
         assert_eq!(truncate("ééé", 2), "éé");
         assert_eq!(truncate("ab", 5), "ab");
+    }
+
+    #[test]
+    fn discord_shows_camera_text_as_text() {
+        let mut alert = crate::alert::sample("cam");
+        alert.details = "unexpected Content-Type [click here](http://evil.example) ||hidden|| @everyone".to_owned();
+        alert.action = Some("restart `x`".to_owned());
+        let v = payload(WebhookFormat::Discord, &alert);
+        let embed = &v["embeds"][0];
+        assert_eq!(
+            embed["description"],
+            "unexpected Content-Type \\[click here\\]\\(http://evil.example\\) \\|\\|hidden\\|\\| @everyone"
+        );
+        assert_eq!(embed["fields"][3]["value"], "restart \\`x\\`");
+        assert_eq!(v["allowed_mentions"], json!({"parse": []}), "no mention may notify");
     }
 
     #[test]
