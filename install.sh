@@ -167,7 +167,7 @@ while [ $# -gt 0 ]; do
         --wait) [ $# -ge 2 ] || { echo "install.sh: --wait needs a number of seconds" >&2; exit 2; }; wait_seconds=$2; shift ;;
         --wait=*) wait_seconds=${1#*=} ;;
         --allow-any-unit)
-            echo "install.sh: --allow-any-unit was removed: on polkit older than $POLKIT_JS_VERSION it let the services start ANY unit, a transient one running as root (systemd-run) included, so a flaw in the dashboard became root. Without it systemd still restarts failed and hung services itself; see the README, 'Service control'" >&2
+            echo "install.sh: --allow-any-unit was removed: on polkit older than $POLKIT_JS_VERSION it let the services start ANY unit, a transient one running as root (systemd-run) included, so a flaw in the dashboard became root. On such a polkit install.sh now installs a small root helper that starts, stops and restarts only the three desktop-streamer units; run it without the option (README, 'Service control')" >&2
             exit 2 ;;
         --uninstall) uninstall=true ;;
         --purge) uninstall=true purge=true ;;
