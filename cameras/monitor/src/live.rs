@@ -23,20 +23,32 @@ use tokio::sync::broadcast;
 /// How many heartbeats a slow page may fall behind before it misses some.
 const EVENT_BACKLOG: usize = 1024;
 
+/// A camera's state as the store remembered it when this run began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    pub state: State,
+    /// When the state began (what the page shows).
+    pub since: Timestamp,
+    /// How long it had lasted by the newest stored heartbeat: the span between two stored
+    /// timestamps of the earlier run, so no reading of the clock now (which NTP may still be
+    /// about to step) enters an age. The time the service was down is not counted.
+    pub lasted: Duration,
+}
+
 #[derive(Debug)]
 pub struct Live {
     board: StatusBoard,
-    /// Each camera's state and its start, as the store remembered them when this run began.
-    remembered: HashMap<String, (State, Timestamp)>,
+    /// Each camera's state as the store remembered it when this run began.
+    remembered: HashMap<String, Remembered>,
     /// Cameras with a heartbeat in this run that did not continue the remembered state: the
     /// board's state and `since` are theirs from then on.
     diverged: RwLock<HashSet<String>>,
     /// When each camera's newest frame arrived, on the monotonic clock: the ages `/metrics`
     /// shows, which a step of the wall clock must not change.
     frames: RwLock<HashMap<String, Instant>>,
-    /// When this run began, on both clocks: a remembered state's age is the wall-clock time
-    /// from its start to then, plus the monotonic time since.
-    started: (Instant, Timestamp),
+    /// When this run began: a remembered state's age is what it had lasted then, plus the
+    /// time since.
+    started: Instant,
     events: broadcast::Sender<CameraStatus>,
 }
 
@@ -47,13 +59,13 @@ fn continues(was: State, now: State) -> bool {
 }
 
 impl Live {
-    pub fn new(board: StatusBoard, remembered: HashMap<String, (State, Timestamp)>) -> Live {
+    pub fn new(board: StatusBoard, remembered: HashMap<String, Remembered>) -> Live {
         Live {
             board,
             remembered,
             diverged: RwLock::default(),
             frames: RwLock::default(),
-            started: (Instant::now(), Timestamp::now()),
+            started: Instant::now(),
             events: broadcast::channel(EVENT_BACKLOG).0,
         }
     }
@@ -61,7 +73,7 @@ impl Live {
     /// The remembered state of `id` and its start, when every heartbeat of this run so far,
     /// and one in `state`, continue it.
     fn continued(&self, id: &str, state: State) -> Option<(State, Timestamp)> {
-        let &(was, began) = self.remembered.get(id)?;
+        let &Remembered { state: was, since: began, .. } = self.remembered.get(id)?;
         let diverged = self.diverged.read().unwrap_or_else(|p| p.into_inner()).contains(id);
         (continues(was, state) && !diverged).then_some((was, began))
     }
@@ -79,19 +91,18 @@ impl Live {
         s
     }
 
-    /// How long the state of `s` (as [`Live::get`] shows it) has lasted. Within this run on
-    /// the monotonic clock alone, so a step of the wall clock changes no age; for a state
-    /// carried over from before this run, the wall-clock time from its remembered start to
-    /// this run's start (never negative) plus the monotonic time since. `None` before the
-    /// first heartbeat.
+    /// How long the state of `s` (as [`Live::get`] shows it) has lasted, on the monotonic
+    /// clock alone, so a step of the wall clock changes no age: from its instant within this
+    /// run; for a state carried over from before this run, what it had lasted by the earlier
+    /// run's newest heartbeat ([`Remembered::lasted`]) plus the time since this run began.
+    /// `None` before the first heartbeat.
     pub fn state_age(&self, s: &CameraStatus) -> Option<Duration> {
-        let (started, started_wall) = self.started;
         if let (Some(state), Some(since)) = (s.state, s.since)
             && let Some((_, began)) = self.continued(&s.camera_id, state)
             && began == since
         {
-            let before = Duration::try_from(started_wall.duration_since(began)).unwrap_or_default();
-            return Some(before + started.elapsed());
+            let lasted = self.remembered.get(&s.camera_id).map_or(Duration::ZERO, |r| r.lasted);
+            return Some(lasted + self.started.elapsed());
         }
         s.since_instant.map(|i| i.elapsed())
     }
@@ -117,8 +128,8 @@ impl Live {
     /// A heartbeat of `id` in `state` arrived: note whether it continues the remembered
     /// state, tell the pages.
     pub fn announce(&self, id: &str, state: State) {
-        if let Some(&(was, _)) = self.remembered.get(id)
-            && !continues(was, state)
+        if let Some(r) = self.remembered.get(id)
+            && !continues(r.state, state)
         {
             self.diverged.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned());
         }
@@ -153,8 +164,8 @@ mod tests {
     #[test]
     fn failures_after_a_remembered_down_continue_it_until_video_arrives() {
         let began: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
-        let remembered =
-            HashMap::from([("gate".to_owned(), (State::Down, began)), ("lab".to_owned(), (State::Up, began))]);
+        let was = |state| Remembered { state, since: began, lasted: Duration::from_secs(60) };
+        let remembered = HashMap::from([("gate".to_owned(), was(State::Down)), ("lab".to_owned(), was(State::Up))]);
         let live = Live::new(StatusBoard::default(), remembered);
         assert_eq!(live.stored_state("gate", State::Pending), State::Down);
         assert_eq!(live.continued("gate", State::Down), Some((State::Down, began)));
@@ -168,13 +179,15 @@ mod tests {
     }
 
     #[test]
-    fn a_state_age_runs_on_the_monotonic_clock_and_a_remembered_one_carries_its_time_before() {
+    fn a_state_age_runs_on_the_monotonic_clock_and_a_remembered_one_carries_what_it_had_lasted() {
         let board = StatusBoard::default();
-        let an_hour_ago = Timestamp::now() - jiff::SignedDuration::from_secs(3600);
-        let in_a_year = Timestamp::now() + jiff::SignedDuration::from_secs(365 * 86400);
+        // Wall timestamps the history holds; no age below is taken from them.
+        let began: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let in_a_year: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let hour = Duration::from_secs(3600);
         let remembered = HashMap::from([
-            ("gate".to_owned(), (State::Down, an_hour_ago)),
-            ("future".to_owned(), (State::Down, in_a_year)),
+            ("gate".to_owned(), Remembered { state: State::Down, since: began, lasted: hour }),
+            ("future".to_owned(), Remembered { state: State::Down, since: in_a_year, lasted: Duration::ZERO }),
         ]);
         let live = Live::new(board, remembered);
         let status = |id: &str, state, since, since_instant| CameraStatus {
@@ -194,15 +207,15 @@ mod tests {
             last_heartbeat: None,
         };
         // Failing again in this run continues the remembered DOWN: an hour old, not seconds.
-        let gate = live.amend(status("gate", State::Pending, Timestamp::now(), Some(Instant::now())));
+        let gate = live.amend(status("gate", State::Pending, in_a_year, Some(Instant::now())));
         let age = live.state_age(&gate).unwrap();
         assert!(age >= Duration::from_secs(3600) && age < Duration::from_secs(3660), "{age:?}");
-        // A remembered start in the future (the clock was stepped back since) is no time at all.
+        // A state with nothing stored after its start counts from this run's start only.
         let future = live.amend(status("future", State::Down, in_a_year, Some(Instant::now())));
         assert!(live.state_age(&future).unwrap() < Duration::from_secs(60));
         // A state that began in this run is aged from its instant, whatever its wall `since` says.
-        let began = Instant::now() - Duration::from_secs(90);
-        let lab = status("lab", State::Up, in_a_year, Some(began));
+        let at = Instant::now() - Duration::from_secs(90);
+        let lab = status("lab", State::Up, in_a_year, Some(at));
         let age = live.state_age(&lab).unwrap();
         assert!(age >= Duration::from_secs(90) && age < Duration::from_secs(150), "{age:?}");
         let waiting = CameraStatus { state: None, since: None, since_instant: None, ..lab };

@@ -13,7 +13,7 @@ use std::time::Duration;
 use std::collections::HashMap;
 
 use ds_camera_db::{Batching, CameraInfo, Options, Retention, Store, Writer};
-use ds_cameras::{Beat, Event, NetworkProber, Scheduler, SchedulerOptions, State, Thumbnails};
+use ds_cameras::{Beat, Event, NetworkProber, Scheduler, SchedulerOptions, Thumbnails};
 use ds_config::{CamerasConfig, WebConfig};
 use ds_wire::system::ClockSync;
 use jiff::Timestamp;
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::live::Remembered;
 use crate::{Fleet, Live};
 
 /// Heartbeats that may wait for the database writer before the prober slows down.
@@ -63,12 +64,13 @@ fn infos(list: &CamerasConfig) -> Vec<CameraInfo> {
         .collect()
 }
 
-/// Each camera's state and when it began, as the database remembers them. The state is the
-/// newest stored one (the stored timeline never goes backwards, so it is the last one
-/// recorded whatever the clock did); a start ahead of the wall clock `clock` (history stored
-/// ahead of a clock that stepped back) is taken as `clock`: the page shows no start in the
-/// future.
-fn remembered(store: &Store, clock: Timestamp) -> Result<HashMap<String, (State, Timestamp)>, ds_camera_db::Error> {
+/// Each camera's state, when it began and how long it had lasted by its newest heartbeat, as
+/// the database remembers them. The state is the newest stored one (the stored timeline never
+/// goes backwards, so it is the last one recorded whatever the clock did). How long it lasted
+/// is the span between the two stored times, never an age against the clock now. A start
+/// ahead of the wall clock `clock` (history stored ahead of a clock that stepped back) is shown
+/// as `clock`: the page shows no start in the future.
+fn remembered(store: &Store, clock: Timestamp) -> Result<HashMap<String, Remembered>, ds_camera_db::Error> {
     let mut out = HashMap::new();
     for latest in store.latest_all()? {
         let since = store
@@ -77,7 +79,8 @@ fn remembered(store: &Store, clock: Timestamp) -> Result<HashMap<String, (State,
             .first()
             .filter(|c| c.to == latest.state)
             .map_or(latest.at, |c| c.at);
-        out.insert(latest.camera_id, (latest.state, since.min(clock)));
+        let lasted = Duration::try_from(latest.at.duration_since(since)).unwrap_or_default();
+        out.insert(latest.camera_id, Remembered { state: latest.state, since: since.min(clock), lasted });
     }
     Ok(out)
 }

@@ -119,13 +119,10 @@ impl Systemd {
         refused: SystemdError,
     ) -> Result<crate::control::Answer, SystemdError> {
         let Some(socket) = crate::control::available() else { return Err(refused) };
-        let verb = match action {
-            Action::Start => "start",
-            Action::Stop => "stop",
-            Action::Restart => "restart",
-            _ => return Err(refused),
-        };
-        self.helper(socket, verb, unit, action).await
+        if !matches!(action, Action::Start | Action::Stop | Action::Restart) {
+            return Err(refused);
+        }
+        self.helper(socket, action.verb(), unit, action).await
     }
 
     async fn by_helper_signal(&self, unit: &str, signal: i32, refused: SystemdError) -> Result<(), SystemdError> {

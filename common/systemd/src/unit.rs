@@ -175,7 +175,8 @@ pub enum Action {
 }
 
 impl Action {
-    fn verb(self) -> &'static str {
+    /// The verb as polkit's rule and the control helper name it.
+    pub(crate) fn verb(self) -> &'static str {
         match self {
             Action::Read => "read",
             Action::Watch => "watch",
