@@ -318,8 +318,9 @@ pub struct Probed {
     /// When the current state (and reason) began (RFC 3339, UTC).
     pub since: Option<jiff::Timestamp>,
     /// How long the current state has lasted, on the service's monotonic clock (right whatever
-    /// a wall clock did; a state carried over a restart of the service counts its time before
-    /// by the wall clock of then). What ages and grace periods should use, not `since`.
+    /// a wall clock did; a state carried over a restart of the service counts what it had
+    /// lasted by the earlier run's newest stored heartbeat, not the time the service was down).
+    /// What ages and grace periods should use, not `since`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_age_seconds: Option<f64>,
     /// Failed probes in a row.
